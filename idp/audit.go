@@ -1,0 +1,85 @@
+package idp
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/openidp/idp/storage"
+)
+
+// Audit event types. Each names what happened; Result says whether it succeeded.
+const (
+	EventLoginPassword     = "login.password"
+	EventLoginSSO          = "login.sso"
+	EventLogout            = "logout"
+	EventConsentGrant      = "consent.grant"
+	EventConsentDeny       = "consent.deny"
+	EventTokenIssue        = "token.issue"
+	EventTokenRefresh      = "token.refresh"
+	EventRefreshReuse      = "token.refresh.reuse"
+	EventTokenRevoke       = "token.revoke"
+	EventCodeReuse         = "token.code.invalid"
+	EventClientAuth        = "client.auth"
+	EventAdminUserCreate   = "admin.user.create"
+	EventAdminUserUpdate   = "admin.user.update"
+	EventAdminUserDisable  = "admin.user.disable"
+	EventAdminClientCreate = "admin.client.create"
+	EventAdminClientUpdate = "admin.client.update"
+	EventAdminClientDelete = "admin.client.delete"
+	EventAdminKeyRotate    = "admin.keys.rotate"
+)
+
+// Audit results.
+const (
+	ResultSuccess = "success"
+	ResultFailure = "failure"
+)
+
+// Auditor records audit events. A failure to write one is logged, never fatal to the
+// request that caused it (the request's own outcome is already decided).
+type Auditor struct {
+	Store  storage.AuditStore
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Record appends e, filling Time and the request's IP and user agent from ctx when empty.
+func (a *Auditor) Record(ctx context.Context, e storage.AuditEvent) {
+	if e.Time.IsZero() {
+		if a.Now != nil {
+			e.Time = a.Now()
+		} else {
+			e.Time = time.Now()
+		}
+	}
+	if ri := requestInfoFrom(ctx); ri != nil {
+		if e.IP == "" {
+			e.IP = ri.IP
+		}
+		if e.UserAgent == "" {
+			e.UserAgent = ri.UserAgent
+		}
+	}
+	if err := a.Store.AppendAudit(ctx, &e); err != nil && a.Logger != nil {
+		a.Logger.ErrorContext(ctx, "audit write failed", "type", e.Type, "err", err)
+	}
+}
+
+// requestInfo is what middleware learns about the HTTP request, carried in the context.
+type requestInfo struct {
+	ID        string
+	IP        string
+	UserAgent string
+}
+
+type requestInfoKey struct{}
+
+func withRequestInfo(ctx context.Context, ri *requestInfo) context.Context {
+	return context.WithValue(ctx, requestInfoKey{}, ri)
+}
+
+func requestInfoFrom(ctx context.Context) *requestInfo {
+	ri, _ := ctx.Value(requestInfoKey{}).(*requestInfo)
+	return ri
+}

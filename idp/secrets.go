@@ -1,0 +1,47 @@
+package idp
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+)
+
+// randomToken returns n random bytes, base64url without padding.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand never fails on supported platforms
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// NewID returns a random 128-bit identifier (base64url, 22 characters, never contains ':').
+func NewID() string { return randomToken(16) }
+
+// NewClientSecret returns a fresh 256-bit client secret and its SHA-256 digest, which is
+// what gets stored. A fast digest is the right hash for a high-entropy secret.
+func NewClientSecret() (secret string, hash []byte) {
+	secret = randomToken(32)
+	return secret, HashClientSecret(secret)
+}
+
+// HashClientSecret returns the SHA-256 digest of a client secret.
+func HashClientSecret(secret string) []byte {
+	sum := sha256.Sum256([]byte(secret))
+	return sum[:]
+}
+
+// clientSecretMatches compares a presented secret with a stored digest in constant time.
+func clientSecretMatches(secret string, hash []byte) bool {
+	if len(hash) == 0 {
+		return false
+	}
+	return subtle.ConstantTimeCompare(HashClientSecret(secret), hash) == 1
+}
+
+// tokenHash is the hex SHA-256 under which bearer secrets (refresh tokens, session
+// cookies, codes) are stored.
+func tokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,60 @@
+package seal
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestSealOpenRoundTripAndRotation(t *testing.T) {
+	oldKey, newKey := NewKey(), NewKey()
+	old, err := New(oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := old.Seal([]byte("signing key"), []byte("key-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, []byte("signing key")) {
+		t.Fatal("plaintext visible in sealed output")
+	}
+	rotated, err := New(newKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := rotated.Open(sealed, []byte("key-1"))
+	if err != nil || string(got) != "signing key" {
+		t.Fatalf("Open after rotation = %q, %v", got, err)
+	}
+	if _, err := rotated.Open(sealed, []byte("key-2")); err == nil {
+		t.Fatal("Open with wrong aad succeeded")
+	}
+	onlyNew, _ := New(newKey)
+	if _, err := onlyNew.Open(sealed, []byte("key-1")); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("Open with unknown key: err = %v, want ErrUnknownKey", err)
+	}
+	if rotated.DeriveKey("a") == rotated.DeriveKey("b") {
+		t.Fatal("derived keys for different purposes are equal")
+	}
+}
+
+func TestParseKey(t *testing.T) {
+	tests := []struct {
+		name, in string
+		ok       bool
+	}{
+		{"std 32 bytes", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", true},
+		{"raw url", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", true},
+		{"too short", "AAECAw==", false},
+		{"not base64", "!!!", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseKey(tt.in)
+			if (err == nil) != tt.ok {
+				t.Fatalf("ParseKey(%q) err = %v, want ok=%v", tt.in, err, tt.ok)
+			}
+		})
+	}
+}

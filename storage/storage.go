@@ -1,0 +1,349 @@
+// Package storage defines the persistence interface of the identity provider and the
+// records it stores. It knows nothing of OAuth or OIDC: the idp package maps protocol
+// objects onto these records. Backends live in storage/sqlite and storage/postgres and
+// must pass the shared suite in storage/conformance.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors every backend returns (wrapped or not); check them with errors.Is.
+var (
+	// ErrNotFound means the record does not exist (or a single-use secret was already
+	// consumed or has expired, for the Consume* methods).
+	ErrNotFound = errors.New("storage: not found")
+	// ErrAlreadyExists means a unique key (id, email, ...) is taken.
+	ErrAlreadyExists = errors.New("storage: already exists")
+	// ErrConflict means a conditional update lost: the row was changed by someone else
+	// first (a refresh token already rotated, a code already redeemed).
+	ErrConflict = errors.New("storage: conflict")
+)
+
+// Storage is everything the provider persists. All methods are safe for concurrent use
+// by many goroutines and by several processes sharing one database.
+type Storage interface {
+	UserStore
+	ClientStore
+	AuthRequestStore
+	SessionStore
+	ConsentStore
+	TokenStore
+	KeyStore
+	AuditStore
+	RateLimitStore
+
+	// Migrate applies the embedded migrations not yet applied and returns how many it
+	// applied. Safe to run from several processes at once.
+	Migrate(ctx context.Context) (applied int, err error)
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	// DeleteExpired removes auth requests, sessions, tokens, rate-limit windows and
+	// signing keys whose expiry is before now. It returns how many rows went.
+	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
+	// Close releases the database handle.
+	Close() error
+}
+
+// User is a person who can sign in.
+type User struct {
+	ID           string
+	Email        string // unique, stored lower-cased
+	Name         string
+	PasswordHash string // argon2id PHC string; never the password
+	Disabled     bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// UserStore persists users.
+type UserStore interface {
+	// CreateUser inserts u; ErrAlreadyExists when the id or e-mail is taken.
+	CreateUser(ctx context.Context, u *User) error
+	// GetUser returns the user with that id, or ErrNotFound.
+	GetUser(ctx context.Context, id string) (*User, error)
+	// GetUserByEmail looks the user up by e-mail (case-insensitive), or ErrNotFound.
+	GetUserByEmail(ctx context.Context, email string) (*User, error)
+	// ListUsers returns all users ordered by creation time.
+	ListUsers(ctx context.Context) ([]User, error)
+	// UpdateUser replaces name, e-mail, password hash, disabled flag and UpdatedAt of the
+	// user with u.ID; ErrNotFound when missing, ErrAlreadyExists when the e-mail is taken.
+	UpdateUser(ctx context.Context, u *User) error
+}
+
+// Client is a relying party registered with the provider.
+type Client struct {
+	ID                     string
+	Name                   string
+	SecretHash             []byte // SHA-256 of the secret; empty for public clients
+	Public                 bool   // public client: no secret, PKCE S256 mandatory
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	GrantTypes             []string // authorization_code, refresh_token, client_credentials
+	Scopes                 []string // scopes the client may request
+	SkipConsent            bool     // first-party client: no consent page
+	AccessTokenFormat      string   // "jwt" (default) or "opaque"
+	IDTokenSigningAlg      string   // "ES256" (default) or "RS256"
+	AccessTokenLifetime    time.Duration
+	IDTokenLifetime        time.Duration
+	RefreshTokenLifetime   time.Duration
+	CreatedAt              time.Time
+}
+
+// ClientStore persists clients.
+type ClientStore interface {
+	// CreateClient inserts c; ErrAlreadyExists when the id is taken.
+	CreateClient(ctx context.Context, c *Client) error
+	// GetClient returns the client with that id, or ErrNotFound.
+	GetClient(ctx context.Context, id string) (*Client, error)
+	// ListClients returns all clients ordered by creation time.
+	ListClients(ctx context.Context) ([]Client, error)
+	// UpdateClient replaces every field but ID and CreatedAt; ErrNotFound when missing.
+	UpdateClient(ctx context.Context, c *Client) error
+	// DeleteClient removes the client; ErrNotFound when missing.
+	DeleteClient(ctx context.Context, id string) error
+}
+
+// AuthRequest is one /authorize request, from its creation until its code is redeemed.
+// The login flow fills the Login part step by step; Login.Done turns true only when
+// every step the request needs is complete.
+type AuthRequest struct {
+	ID                  string
+	ClientID            string
+	RedirectURI         string
+	State               string
+	Nonce               string
+	Scopes              []string
+	ResponseType        string
+	ResponseMode        string
+	Prompt              []string
+	MaxAge              *int64 // seconds; nil when the request had none
+	ACRValues           []string
+	LoginHint           string
+	UILocales           []string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	HintUserID          string // sub of a valid id_token_hint
+	CreatedAt           time.Time
+	ExpiresAt           time.Time
+
+	Login AuthLogin
+
+	CodeHash      string // hex SHA-256 of the issued code; empty until a code is issued
+	CodeExpiresAt time.Time
+}
+
+// AuthLogin is what the login flow has established for an AuthRequest.
+type AuthLogin struct {
+	UserID    string
+	SessionID string
+	AuthTime  time.Time
+	AMR       []string
+	ACR       string
+	Done      bool
+}
+
+// AuthRequestStore persists authorization requests and their codes.
+type AuthRequestStore interface {
+	// CreateAuthRequest inserts r.
+	CreateAuthRequest(ctx context.Context, r *AuthRequest) error
+	// GetAuthRequest returns the request with that id, or ErrNotFound. Expiry is the
+	// caller's to check.
+	GetAuthRequest(ctx context.Context, id string) (*AuthRequest, error)
+	// SetAuthRequestLogin replaces the Login part of request id; ErrNotFound when missing.
+	SetAuthRequestLogin(ctx context.Context, id string, l AuthLogin) error
+	// SaveAuthCode records the hash of a code issued for request id; a later call
+	// replaces the earlier code. ErrNotFound when the request is missing.
+	SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt time.Time) error
+	// ConsumeAuthCode atomically redeems a code: it returns the request whose code hash
+	// matches, is unexpired at now and was not redeemed before, and marks it redeemed so
+	// that no other caller (in any process) gets it. ErrNotFound otherwise.
+	ConsumeAuthCode(ctx context.Context, codeHash string, now time.Time) (*AuthRequest, error)
+	// DeleteAuthRequest removes request id; deleting a missing request is not an error.
+	DeleteAuthRequest(ctx context.Context, id string) error
+}
+
+// Session is an SSO session: a browser that has signed a person in.
+type Session struct {
+	ID         string // public id, the "sid" claim
+	TokenHash  string // hex SHA-256 of the cookie value; the value itself is never stored
+	UserID     string
+	AuthTime   time.Time // when the password was last verified
+	AMR        []string
+	ACR        string
+	IP         string
+	UserAgent  string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ExpiresAt  time.Time // absolute expiry
+}
+
+// SessionStore persists SSO sessions.
+type SessionStore interface {
+	// CreateSession inserts s.
+	CreateSession(ctx context.Context, s *Session) error
+	// GetSessionByTokenHash returns the session whose cookie hashes to tokenHash, or
+	// ErrNotFound. Expiry is the caller's to check.
+	GetSessionByTokenHash(ctx context.Context, tokenHash string) (*Session, error)
+	// GetSession returns the session with that id, or ErrNotFound.
+	GetSession(ctx context.Context, id string) (*Session, error)
+	// UpdateSessionAuth records a new authentication in session id.
+	UpdateSessionAuth(ctx context.Context, id string, authTime time.Time, amr []string, acr string) error
+	// TouchSession sets LastSeenAt of session id.
+	TouchSession(ctx context.Context, id string, at time.Time) error
+	// ListUserSessions returns the sessions of a user, newest first.
+	ListUserSessions(ctx context.Context, userID string) ([]Session, error)
+	// DeleteSession removes session id; deleting a missing session is not an error.
+	DeleteSession(ctx context.Context, id string) error
+	// DeleteUserSessions removes every session of a user and returns how many went.
+	DeleteUserSessions(ctx context.Context, userID string) (int64, error)
+}
+
+// Consent is the scopes a person has granted a client.
+type Consent struct {
+	UserID    string
+	ClientID  string
+	Scopes    []string
+	GrantedAt time.Time
+}
+
+// ConsentStore persists consent grants.
+type ConsentStore interface {
+	// GetConsent returns the grant of user to client, or ErrNotFound.
+	GetConsent(ctx context.Context, userID, clientID string) (*Consent, error)
+	// SaveConsent inserts or replaces the grant for (UserID, ClientID).
+	SaveConsent(ctx context.Context, c *Consent) error
+	// DeleteConsent removes a grant; a missing grant is not an error.
+	DeleteConsent(ctx context.Context, userID, clientID string) error
+}
+
+// AccessToken is the server-side record of an issued access token (the jti of a JWT
+// access token, or the id inside an opaque one). Revoking deletes the record.
+type AccessToken struct {
+	ID        string
+	ClientID  string
+	UserID    string // empty for client_credentials
+	Audience  []string
+	Scopes    []string
+	AuthTime  time.Time
+	AMR       []string
+	ACR       string
+	SessionID string
+	FamilyID  string // refresh-token family it was issued with; empty if none
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// RefreshToken is one member of a refresh-token family. Each redemption rotates it: the
+// presented token is marked RotatedAt and a new member is issued. Presenting a rotated
+// token again is reuse, and revokes the whole family.
+type RefreshToken struct {
+	ID        string
+	TokenHash string // hex SHA-256 of the token value
+	FamilyID  string
+	ClientID  string
+	UserID    string
+	Audience  []string
+	Scopes    []string
+	AuthTime  time.Time
+	AMR       []string
+	ACR       string
+	SessionID string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RotatedAt time.Time // zero while current
+	RevokedAt time.Time // zero unless revoked
+}
+
+// TokenStore persists access and refresh tokens.
+type TokenStore interface {
+	// CreateAccessToken inserts at.
+	CreateAccessToken(ctx context.Context, at *AccessToken) error
+	// GetAccessToken returns the access token with that id, or ErrNotFound (also once
+	// revoked). Expiry is the caller's to check.
+	GetAccessToken(ctx context.Context, id string) (*AccessToken, error)
+	// DeleteAccessToken revokes an access token; a missing one is not an error.
+	DeleteAccessToken(ctx context.Context, id string) error
+	// CreateRefreshToken inserts the first member of a new family together with the
+	// access token issued beside it, in one transaction.
+	CreateRefreshToken(ctx context.Context, rt *RefreshToken, at *AccessToken) error
+	// RotateRefreshToken atomically marks refresh token oldID rotated at now — only if it
+	// is neither rotated nor revoked — and inserts next and its access token, in one
+	// transaction. If oldID was already rotated or revoked it changes nothing and
+	// returns ErrConflict; ErrNotFound when oldID does not exist.
+	RotateRefreshToken(ctx context.Context, oldID string, now time.Time, next *RefreshToken, at *AccessToken) error
+	// GetRefreshToken returns the refresh token with that id, or ErrNotFound.
+	GetRefreshToken(ctx context.Context, id string) (*RefreshToken, error)
+	// GetRefreshTokenByHash returns the refresh token whose value hashes to tokenHash,
+	// rotated and revoked ones included, or ErrNotFound.
+	GetRefreshTokenByHash(ctx context.Context, tokenHash string) (*RefreshToken, error)
+	// RevokeRefreshFamily marks every member of the family revoked at now and deletes the
+	// access tokens issued with the family. Returns how many refresh tokens changed.
+	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int64, error)
+	// RevokeUserTokens revokes every refresh family and deletes every access token of a user.
+	RevokeUserTokens(ctx context.Context, userID string, now time.Time) error
+}
+
+// SigningKey is a token-signing key pair. The private key is sealed (encrypted) by the
+// caller before it reaches storage.
+type SigningKey struct {
+	ID            string
+	Algorithm     string // ES256, RS256
+	PrivateSealed []byte // encrypted private key
+	PublicJWK     []byte // public key as JWK JSON
+	CreatedAt     time.Time
+	RetiredAt     time.Time // zero while it signs; set when a newer key takes over
+	ExpiresAt     time.Time // zero while it signs; after it, the key leaves the JWKS
+}
+
+// KeyStore persists signing keys.
+type KeyStore interface {
+	// ListSigningKeys returns every stored key, newest first.
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// AddSigningKey inserts k and, in the same transaction, retires (RetiredAt = k.CreatedAt,
+	// ExpiresAt = retiredExpiry) every other not-yet-retired key with k's algorithm.
+	AddSigningKey(ctx context.Context, k *SigningKey, retiredExpiry time.Time) error
+}
+
+// AuditEvent is one entry of the audit trail.
+type AuditEvent struct {
+	ID        int64 // assigned by storage, increasing
+	Time      time.Time
+	Type      string // e.g. login.password, token.issue, token.refresh.reuse
+	UserID    string
+	ClientID  string
+	IP        string
+	UserAgent string
+	Result    string // success | failure
+	Reason    string
+}
+
+// AuditFilter selects audit events; zero fields do not filter.
+type AuditFilter struct {
+	UserID   string
+	ClientID string
+	Type     string
+	Since    time.Time
+	Limit    int // 0 means no limit
+}
+
+// AuditStore persists the audit trail. Events are append-only.
+type AuditStore interface {
+	// AppendAudit inserts e and sets e.ID.
+	AppendAudit(ctx context.Context, e *AuditEvent) error
+	// ListAudit returns matching events, oldest first (the newest Limit when Limit > 0).
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+}
+
+// RateLimitStore keeps fixed-window counters shared by every process.
+type RateLimitStore interface {
+	// HitRateLimit adds one to the counter of key for the window that contains now (a
+	// window starts at the first hit and lasts window) and returns the new count.
+	HitRateLimit(ctx context.Context, key string, window time.Duration, now time.Time) (int, error)
+	// RateLimitCount returns the counter of key if its window is still open at now, else 0.
+	RateLimitCount(ctx context.Context, key string, window time.Duration, now time.Time) (int, error)
+	// ResetRateLimit deletes the counter of key.
+	ResetRateLimit(ctx context.Context, key string) error
+}
