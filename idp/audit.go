@@ -68,9 +68,10 @@ func (a *Auditor) Record(ctx context.Context, e storage.AuditEvent) {
 
 // requestInfo is what middleware learns about the HTTP request, carried in the context.
 type requestInfo struct {
-	ID        string
-	IP        string
-	UserAgent string
+	ID               string
+	IP               string
+	UserAgent        string
+	SessionTokenHash string // hash of the SSO session cookie, if the request carried one
 }
 
 type requestInfoKey struct{}

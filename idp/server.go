@@ -3,12 +3,21 @@ package idp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
+
+	"github.com/rs/cors"
+	"github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/text/language"
 
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/seal"
+	"github.com/openidp/idp/web"
 )
 
 // Config configures a Server. Zero durations take the documented defaults.
@@ -32,6 +41,16 @@ type Config struct {
 	AuthRequestLifetime time.Duration // time to finish a login, default 30m
 	CodeLifetime        time.Duration // authorization code lifetime, default 60s
 	KeyRetention        time.Duration // how long a rotated-out key stays in the JWKS, default 24h
+
+	// LoginLimits bounds failed password attempts; zero fields take the defaults.
+	LoginLimits LoginLimits
+}
+
+// LoginLimits bounds failed password attempts within Window, per account and per IP.
+type LoginLimits struct {
+	PerAccount int           // default 5
+	PerIP      int           // default 50
+	Window     time.Duration // default 15m
 }
 
 // DemoClient is the client the demo relying party signs in with.
@@ -41,20 +60,273 @@ type DemoClient struct {
 	RedirectURI  string // must be <issuer>/demo/callback
 }
 
+// ACR values. Levels above password arrive with the second factors.
+const (
+	ACRPassword = "urn:openidp:acr:pwd"
+)
+
 // Server is the identity provider's HTTP handler.
 type Server struct {
-	cfg     Config
-	store   storage.Storage
-	handler http.Handler
+	cfg      Config
+	store    storage.Storage
+	logger   *slog.Logger
+	now      func() time.Time
+	keys     *Keys
+	audit    *Auditor
+	pages    *web.Renderer
+	provider *op.Provider
+	ops      *opStorage
+	csrfKey  [32]byte
+	secure   bool // cookies get the Secure attribute (https issuer)
+	handler  http.Handler
+	demo     *demoRP
+}
+
+func withDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
 }
 
 // New builds the provider: it makes sure signing keys exist and assembles the routes.
 func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error) {
-	return nil, errors.New("not implemented yet")
+	if cfg.Sealer == nil {
+		return nil, errors.New("config: Sealer (encryption key) is required")
+	}
+	iss, err := url.Parse(cfg.Issuer)
+	if err != nil || iss.Host == "" || (iss.Scheme != "https" && iss.Scheme != "http") {
+		return nil, fmt.Errorf("config: issuer %q must be an absolute http(s) URL", cfg.Issuer)
+	}
+	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
+	insecure := iss.Scheme == "http"
+	if insecure && !cfg.DevMode && !isLoopback(iss.Hostname()) {
+		return nil, fmt.Errorf("config: issuer %q must use https (http only for localhost or with --dev)", cfg.Issuer)
+	}
+	if iss.Path != "" && iss.Path != "/" {
+		return nil, fmt.Errorf("config: issuer %q must not have a path", cfg.Issuer)
+	}
+	withDefault(&cfg.SessionLifetime, 24*time.Hour)
+	withDefault(&cfg.SessionIdle, 2*time.Hour)
+	withDefault(&cfg.AuthRequestLifetime, 30*time.Minute)
+	withDefault(&cfg.CodeLifetime, time.Minute)
+	withDefault(&cfg.KeyRetention, 24*time.Hour)
+	withDefault(&cfg.LoginLimits.Window, 15*time.Minute)
+	if cfg.LoginLimits.PerAccount <= 0 {
+		cfg.LoginLimits.PerAccount = 5
+	}
+	if cfg.LoginLimits.PerIP <= 0 {
+		cfg.LoginLimits.PerIP = 50
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	pages, err := web.New()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, store: store, logger: cfg.Logger, now: cfg.Now, pages: pages,
+		csrfKey: cfg.Sealer.DeriveKey("csrf"), secure: !insecure,
+	}
+	s.keys = &Keys{Store: store, Sealer: cfg.Sealer, Retention: cfg.KeyRetention, Now: cfg.Now}
+	s.audit = &Auditor{Store: store, Logger: cfg.Logger, Now: cfg.Now}
+	if err := s.keys.Ensure(ctx); err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	s.ops = &opStorage{
+		store: store, keys: s.keys, audit: s.audit, logger: cfg.Logger, issuer: cfg.Issuer, now: cfg.Now,
+		authReqTTL: cfg.AuthRequestLifetime, codeTTL: cfg.CodeLifetime, logoutKey: s.csrfKey,
+	}
+	opConfig := &op.Config{
+		CryptoKey:                cfg.Sealer.DeriveKey("oidc-crypto"),
+		DefaultLogoutRedirectURI: cfg.Issuer + "/logged-out",
+		CodeMethodS256:           true,
+		AuthMethodPost:           true,
+		GrantTypeRefreshToken:    true,
+		SupportedUILocales:       []language.Tag{language.English},
+	}
+	opts := []op.Option{
+		op.WithHttpInterceptors(s.opInterceptor),
+		// Token, userinfo, JWKS and discovery are called with bearer tokens or client
+		// credentials, never cookies: any origin may call them, without credentials.
+		op.WithCORSOptions(&cors.Options{
+			AllowedOrigins: []string{"*"},
+			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+			AllowedHeaders: []string{"Authorization", "Content-Type"},
+		}),
+	}
+	if insecure {
+		opts = append(opts, op.WithAllowInsecure())
+	}
+	s.provider, err = op.NewProvider(opConfig, s.ops, op.StaticIssuer(cfg.Issuer), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("oidc provider: %w", err)
+	}
+	if cfg.Demo != nil {
+		s.demo, err = newDemoRP(s, *cfg.Demo)
+		if err != nil {
+			return nil, fmt.Errorf("demo: %w", err)
+		}
+	}
+	s.handler = s.routes()
+	return s, nil
 }
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Keys returns the signing-key manager.
+func (s *Server) Keys() *Keys { return s.keys }
+
+// Auditor returns the audit recorder.
+func (s *Server) Auditor() *Auditor { return s.audit }
 
 // ServeHTTP serves every route of the provider.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /login", s.handleLogin)
+	mux.HandleFunc("POST /login", s.handleLoginPost)
+	mux.HandleFunc("POST /consent", s.handleConsentPost)
+	mux.HandleFunc("GET /logout", s.handleLogoutPage)
+	mux.HandleFunc("POST /logout", s.handleLogoutPost)
+	mux.HandleFunc("GET /logged-out", s.handleLoggedOut)
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /static/", web.Static())
+	if s.demo != nil {
+		mux.HandleFunc("GET /{$}", s.demo.home)
+		mux.HandleFunc("GET /demo/login", s.demo.login)
+		mux.HandleFunc("GET /demo/callback", s.demo.callback)
+	} else {
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/.well-known/openid-configuration", http.StatusFound)
+		})
+	}
+	mux.Handle("/", s.provider)
+	return s.withRequestContext(mux)
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.logger.WarnContext(ctx, "readiness check failed", "err", err)
+		http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// statusRecorder remembers the status code for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// withRequestContext gives every request an id, puts the caller's IP, user agent and
+// session-cookie hash in the context, logs the request, and sets baseline headers.
+func (s *Server) withRequestContext(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ri := &requestInfo{ID: randomToken(9), IP: clientIP(r), UserAgent: r.UserAgent()}
+		if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+			ri.SessionTokenHash = tokenHash(c.Value)
+		}
+		ctx := withRequestInfo(r.Context(), ri)
+		w.Header().Set("X-Request-Id", ri.ID)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r.WithContext(ctx))
+		// Only the path is logged: query strings can carry codes and tokens.
+		s.logger.LogAttrs(ctx, slog.LevelInfo, "http request",
+			slog.String("request_id", ri.ID), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status), slog.String("ip", ri.IP), slog.Duration("duration", time.Since(start)))
+	})
+}
+
+// opInterceptor wraps op's routes: responses carrying tokens are never cached, the
+// per-request scratch space is added, and /authorize/callback is only honoured in the
+// browser that completed the login.
+func (s *Server) opInterceptor(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+		ctx := context.WithValue(r.Context(), reqStateKey{}, &reqState{})
+		r = r.WithContext(ctx)
+		if strings.HasSuffix(r.URL.Path, "/authorize/callback") && !s.callbackBound(r) {
+			s.renderError(w, r, http.StatusForbidden, "Sign-in not completed",
+				"This sign-in was not completed in this browser. Go back to the application and start again.")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// callbackBound reports whether the auth request in ?id= was completed by the session
+// whose cookie this browser holds.
+func (s *Server) callbackBound(r *http.Request) bool {
+	ar, err := s.store.GetAuthRequest(r.Context(), r.URL.Query().Get("id"))
+	if err != nil || !ar.Login.Done {
+		return false
+	}
+	sess := s.currentSession(r)
+	return sess != nil && sess.ID == ar.Login.SessionID
+}
+
+// clientIP is the TCP peer address. Behind a reverse proxy every request appears to come
+// from the proxy; per-IP limits then apply to the proxy (documented).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
+	if err := s.pages.Render(w, status, web.PageError, web.ErrorPage{Title: title, Message: msg}); err != nil {
+		s.logger.ErrorContext(r.Context(), "render error page", "err", err)
+	}
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
+	if err := s.pages.Render(w, status, page, data); err != nil {
+		s.logger.ErrorContext(r.Context(), "render page", "page", page, "err", err)
+	}
+}
+
 // RunCleanup deletes expired rows every interval until ctx ends.
-func (s *Server) RunCleanup(ctx context.Context, interval time.Duration) {}
+func (s *Server) RunCleanup(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := s.store.DeleteExpired(ctx, s.now())
+			if err != nil {
+				s.logger.WarnContext(ctx, "cleanup failed", "err", err)
+			} else if n > 0 {
+				s.logger.DebugContext(ctx, "cleanup", "deleted", n)
+			}
+		}
+	}
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/storage"
+)
+
+// clientJSON is a client as printed by `clients list --json`: never its secret or hash.
+type clientJSON struct {
+	ID                          string    `json:"id"`
+	Name                        string    `json:"name"`
+	Public                      bool      `json:"public"`
+	RedirectURIs                []string  `json:"redirect_uris"`
+	PostLogoutRedirectURIs      []string  `json:"post_logout_redirect_uris"`
+	GrantTypes                  []string  `json:"grant_types"`
+	Scopes                      []string  `json:"scopes"`
+	SkipConsent                 bool      `json:"skip_consent"`
+	AccessTokenFormat           string    `json:"access_token_format"`
+	IDTokenSigningAlg           string    `json:"id_token_signing_alg"`
+	AccessTokenLifetimeSeconds  int64     `json:"access_token_lifetime_seconds"`
+	IDTokenLifetimeSeconds      int64     `json:"id_token_lifetime_seconds"`
+	RefreshTokenLifetimeSeconds int64     `json:"refresh_token_lifetime_seconds"`
+	CreatedAt                   time.Time `json:"created_at"`
+}
+
+func toClientJSON(c *storage.Client) clientJSON {
+	nonNil := func(s []string) []string {
+		if s == nil {
+			return []string{}
+		}
+		return s
+	}
+	return clientJSON{
+		ID:                          c.ID,
+		Name:                        c.Name,
+		Public:                      c.Public,
+		RedirectURIs:                nonNil(c.RedirectURIs),
+		PostLogoutRedirectURIs:      nonNil(c.PostLogoutRedirectURIs),
+		GrantTypes:                  nonNil(c.GrantTypes),
+		Scopes:                      nonNil(c.Scopes),
+		SkipConsent:                 c.SkipConsent,
+		AccessTokenFormat:           c.AccessTokenFormat,
+		IDTokenSigningAlg:           c.IDTokenSigningAlg,
+		AccessTokenLifetimeSeconds:  int64(c.AccessTokenLifetime / time.Second),
+		IDTokenLifetimeSeconds:      int64(c.IDTokenLifetime / time.Second),
+		RefreshTokenLifetimeSeconds: int64(c.RefreshTokenLifetime / time.Second),
+		CreatedAt:                   c.CreatedAt.UTC(),
+	}
+}
+
+func newClientsCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "clients",
+		Short: "Manage clients (relying parties)",
+		Long:  "Register and list the applications that sign people in through the provider.",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRunE,
+	}
+	cmd.AddCommand(newClientsCreateCmd(a), newClientsListCmd(a))
+	return cmd
+}
+
+func newClientsCreateCmd(a *app) *cobra.Command {
+	var (
+		in     idp.NewClient
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "create --name NAME --redirect-uri URI [flags]",
+		Short: "Register a client",
+		Long: `Register a client (relying party) and print its client id and, for a confidential
+client, its client secret. The secret is shown only this once: only its hash is stored.
+
+Redirect URIs must be absolute https URLs without a fragment; http is accepted only for
+localhost, 127.0.0.1 and [::1]. A client whose only grant is client_credentials needs
+no redirect URI. A public client (--public: browser or native app, no secret, PKCE
+required) cannot use client_credentials.`,
+		Example: `  idp clients create --name "My app" --redirect-uri https://app.example.com/callback
+  idp clients create --name "CLI" --public --redirect-uri http://127.0.0.1:8400/callback
+  idp clients create --name "Batch job" --grants client_credentials --scopes api:read --json`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if strings.TrimSpace(in.Name) == "" {
+				return usageErrorf("--name is required")
+			}
+			ctx := cmd.Context()
+			store, err := a.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			c, secret, err := a.newAdmin(store, nil).CreateClient(ctx, cliActor, in)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, struct {
+					ClientID     string `json:"client_id"`
+					ClientSecret string `json:"client_secret,omitempty"`
+				}{c.ID, secret})
+			}
+			fmt.Fprintf(a.stdout, "Created client %q.\n", c.Name)
+			fmt.Fprintf(a.stdout, "  Client ID:     %s\n", c.ID)
+			if c.Public {
+				fmt.Fprintf(a.stdout, "  Public client: no secret; it must use PKCE (S256).\n")
+				return nil
+			}
+			fmt.Fprintf(a.stdout, "  Client secret: %s\n", secret)
+			_, err = fmt.Fprintf(a.stdout, "Store the client secret now: it will not be shown again.\n")
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&in.Name, "name", "", "display name shown on the consent page (required)")
+	f.StringSliceVar(&in.RedirectURIs, "redirect-uri", nil, "allowed redirect URI (repeatable or comma-separated)")
+	f.StringSliceVar(&in.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "allowed post-logout redirect URI (repeatable or comma-separated)")
+	f.BoolVar(&in.Public, "public", false, "public client: no secret, PKCE required")
+	f.BoolVar(&in.SkipConsent, "skip-consent", false, "first-party client: never show the consent page")
+	f.StringSliceVar(&in.GrantTypes, "grants", slices.Clone(idp.DefaultClientGrants),
+		"grant types: authorization_code, refresh_token, client_credentials")
+	f.StringSliceVar(&in.Scopes, "scopes", slices.Clone(idp.DefaultClientScopes),
+		"scopes the client may request: openid, profile, email, phone, address, offline_access, account or custom [a-z0-9:._-]+")
+	f.StringVar(&in.AccessTokenFormat, "access-token-format", idp.AccessTokenJWT, "access token format: jwt or opaque")
+	f.StringVar(&in.IDTokenSigningAlg, "signing-alg", idp.AlgES256, "ID token signing algorithm: ES256 or RS256")
+	f.DurationVar(&in.AccessTokenLifetime, "access-token-lifetime", idp.DefaultAccessTokenLifetime, "access token lifetime")
+	f.DurationVar(&in.IDTokenLifetime, "id-token-lifetime", idp.DefaultIDTokenLifetime, "ID token lifetime")
+	f.DurationVar(&in.RefreshTokenLifetime, "refresh-token-lifetime", idp.DefaultRefreshTokenLifetime, "refresh token lifetime")
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+func newClientsListCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List clients",
+		Long:  "List every registered client, oldest first. Secrets are never shown.",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			store, err := a.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			clients, err := store.ListClients(ctx)
+			if err != nil {
+				return fmt.Errorf("list clients: %w", err)
+			}
+			if asJSON {
+				out := make([]clientJSON, 0, len(clients))
+				for i := range clients {
+					out = append(out, toClientJSON(&clients[i]))
+				}
+				return writeJSON(a.stdout, out)
+			}
+			tw := newTable(a.stdout)
+			fmt.Fprintln(tw, "ID\tNAME\tTYPE\tGRANTS\tREDIRECT URIS\tCREATED")
+			for _, c := range clients {
+				kind := "confidential"
+				if c.Public {
+					kind = "public"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, kind,
+					strings.Join(c.GrantTypes, ","), strings.Join(c.RedirectURIs, " "),
+					c.CreatedAt.UTC().Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}

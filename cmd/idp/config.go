@@ -1,0 +1,396 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/backends"
+	"github.com/openidp/idp/storage/seal"
+)
+
+// installDefaultLogger makes the command's logger the process-wide slog default too, for
+// libraries that log through it (zitadel/oidc). main sets it; tests leave it off so that
+// they never change process-wide state.
+var installDefaultLogger bool
+
+// cliActor is the actor recorded in audit events of changes made with this command.
+const cliActor = "cli"
+
+// Environment variables read by every command.
+const (
+	envEncryptionKey     = "IDP_ENCRYPTION_KEY"
+	envEncryptionKeysOld = "IDP_ENCRYPTION_KEYS_OLD"
+)
+
+// devKeyFile is the name, inside the data directory, of the development encryption key.
+const devKeyFile = "encryption.key"
+
+// envFlags lists the flags that fall back to an environment variable when not given on
+// the command line (the flag wins). A command without the flag ignores the variable.
+var envFlags = []struct{ flag, env string }{
+	{"database", "IDP_DATABASE"},
+	{"data-dir", "IDP_DATA_DIR"},
+	{"log-level", "IDP_LOG_LEVEL"},
+	{"log-format", "IDP_LOG_FORMAT"},
+	{"dev", "IDP_DEV"},
+	{"addr", "IDP_ADDR"},
+	{"issuer", "IDP_ISSUER"},
+	{"session-lifetime", "IDP_SESSION_LIFETIME"},
+	{"session-idle", "IDP_SESSION_IDLE"},
+	{"key-retention", "IDP_KEY_RETENTION"},
+}
+
+// app is the state shared by every command: the injected streams and the global settings.
+type app struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+
+	database  string
+	dataDir   string
+	logLevel  string
+	logFormat string
+
+	logger *slog.Logger
+}
+
+// usageError is an error in how the command was invoked; it is printed with the usage.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// usageArgs makes an argument validator's errors usage errors.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+// groupRunE is the RunE of a command that only groups subcommands: it prints the help,
+// or fails with a usage error on an unknown subcommand.
+func groupRunE(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("unknown command %q for %q", args[0], cmd.CommandPath())
+	}
+	return cmd.Help()
+}
+
+// run executes the command line args and returns the process exit code: 0 on success,
+// 2 on a usage error (printed with the usage), 1 on any other error.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdin, stdout, stderr)
+	root.SetArgs(args)
+	root.SetContext(ctx)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "Error: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "\n%s", cmd.UsageString())
+		return 2
+	}
+	return 1
+}
+
+// newRootCmd builds the command tree, reading from stdin and writing to stdout/stderr.
+func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "idp",
+		Short: "OpenID Connect identity provider",
+		Long: `idp is an OpenID Connect identity provider.
+
+Start it for development with "idp serve --dev": it creates a SQLite database and a
+development encryption key in ./idp-data and prints demo credentials.
+
+Settings common to every command come from flags or, when a flag is not given, from
+IDP_* environment variables. The encryption key that protects signing keys at rest is
+read only from the environment: IDP_ENCRYPTION_KEY (base64 of 32 bytes, generate one
+with "openssl rand -base64 32"); older keys still needed to decrypt go in
+IDP_ENCRYPTION_KEYS_OLD, comma-separated.`,
+		Args:              cobra.ArbitraryArgs,
+		RunE:              groupRunE,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.setup(cmd) },
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.database, "database", "",
+		"database: sqlite:PATH or a postgres:// URL (env IDP_DATABASE; default sqlite:<data-dir>/idp.db)")
+	pf.StringVar(&a.dataDir, "data-dir", "./idp-data",
+		"directory for the default SQLite database and development files (env IDP_DATA_DIR)")
+	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error (env IDP_LOG_LEVEL)")
+	pf.StringVar(&a.logFormat, "log-format", "text", "log format: text or json (env IDP_LOG_FORMAT)")
+
+	root.AddCommand(
+		newServeCmd(a),
+		newMigrateCmd(a),
+		newUsersCmd(a),
+		newClientsCmd(a),
+		newKeysCmd(a),
+		newAuditCmd(a),
+	)
+	return root
+}
+
+// setup applies environment fallbacks to flags not given and builds the logger.
+func (a *app) setup(cmd *cobra.Command) error {
+	fs := cmd.Flags()
+	for _, ef := range envFlags {
+		f := fs.Lookup(ef.flag)
+		if f == nil || f.Changed {
+			continue
+		}
+		v, ok := os.LookupEnv(ef.env)
+		if !ok || v == "" {
+			continue
+		}
+		if err := fs.Set(ef.flag, v); err != nil {
+			return fmt.Errorf("environment variable %s: %w", ef.env, err)
+		}
+	}
+
+	var level slog.Level
+	switch strings.ToLower(a.logLevel) {
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return usageErrorf("invalid log level %q: use debug, info, warn or error", a.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(a.logFormat) {
+	case "text":
+		a.logger = slog.New(slog.NewTextHandler(a.stderr, opts))
+	case "json":
+		a.logger = slog.New(slog.NewJSONHandler(a.stderr, opts))
+	default:
+		return usageErrorf("invalid log format %q: use text or json", a.logFormat)
+	}
+	if installDefaultLogger {
+		slog.SetDefault(a.logger)
+	}
+	return nil
+}
+
+// dsn returns the database to open, creating the data directory for the default one.
+func (a *app) dsn() (string, error) {
+	if a.database != "" {
+		return a.database, nil
+	}
+	if err := os.MkdirAll(a.dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("create data directory: %w", err)
+	}
+	return "sqlite:" + filepath.Join(a.dataDir, "idp.db"), nil
+}
+
+// openStore opens the database and, when migrate is set, applies pending migrations.
+func (a *app) openStore(ctx context.Context, migrate bool) (storage.Storage, error) {
+	dsn, err := a.dsn()
+	if err != nil {
+		return nil, err
+	}
+	store, err := backends.Open(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", maskDSN(dsn), err)
+	}
+	if migrate {
+		n, err := store.Migrate(ctx)
+		if err != nil {
+			_ = store.Close()
+			return nil, fmt.Errorf("migrate database: %w", err)
+		}
+		if n > 0 {
+			a.logger.InfoContext(ctx, "database migrated", "applied", n)
+		}
+	}
+	return store, nil
+}
+
+// maskDSN hides the password of a postgres URL (in the user info or a password
+// parameter) so the result can be printed and logged.
+func maskDSN(dsn string) string {
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "postgres://(unparsable URL hidden)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+// newAdmin returns the operator actions over store, auditing through it.
+func (a *app) newAdmin(store storage.Storage, keys *idp.Keys) *idp.Admin {
+	return &idp.Admin{
+		Store: store,
+		Audit: &idp.Auditor{Store: store, Logger: a.logger},
+		Keys:  keys,
+	}
+}
+
+// errNoEncryptionKey explains how to provide the encryption key.
+var errNoEncryptionKey = errors.New(`IDP_ENCRYPTION_KEY is not set.
+The encryption key protects signing keys at rest. Generate one with
+
+    openssl rand -base64 32
+
+and export it as IDP_ENCRYPTION_KEY (keep it secret and back it up: without it the
+stored signing keys cannot be decrypted). For local development only, run
+"idp serve --dev", which creates a development key in the data directory`)
+
+// sealer builds the Sealer from IDP_ENCRYPTION_KEY (and IDP_ENCRYPTION_KEYS_OLD). Without
+// the variable it falls back to the development key file in the data directory: created
+// when dev is set, used when it already exists, and an error otherwise.
+func (a *app) sealer(dev bool) (*seal.Sealer, error) {
+	var key []byte
+	if v := strings.TrimSpace(os.Getenv(envEncryptionKey)); v != "" {
+		k, err := seal.ParseKey(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", envEncryptionKey, err)
+		}
+		key = k
+	} else {
+		path := filepath.Join(a.dataDir, devKeyFile)
+		if !dev {
+			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+				return nil, errNoEncryptionKey
+			} else if err != nil {
+				return nil, fmt.Errorf("development encryption key: %w", err)
+			}
+		}
+		k, created, err := loadOrCreateDevKey(path)
+		if err != nil {
+			return nil, err
+		}
+		key = k
+		a.warnDevKey(path, created)
+	}
+	var older [][]byte
+	for i, s := range strings.Split(os.Getenv(envEncryptionKeysOld), ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		k, err := seal.ParseKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s entry %d: %w", envEncryptionKeysOld, i+1, err)
+		}
+		older = append(older, k)
+	}
+	s, err := seal.New(key, older...)
+	if err != nil {
+		return nil, fmt.Errorf("encryption key: %w", err)
+	}
+	return s, nil
+}
+
+// loadOrCreateDevKey reads the development key at path, creating it (0600) if missing.
+func loadOrCreateDevKey(path string) (key []byte, created bool, err error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, false, fmt.Errorf("create data directory: %w", err)
+		}
+		key = seal.NewKey()
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) { // another process created it first
+			return loadOrCreateDevKey(path)
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("create development encryption key: %w", err)
+		}
+		_, werr := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return nil, false, fmt.Errorf("write development encryption key: %w", werr)
+		}
+		return key, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read development encryption key: %w", err)
+	}
+	key, err = seal.ParseKey(string(data))
+	if err != nil {
+		return nil, false, fmt.Errorf("development encryption key %s: %w", path, err)
+	}
+	return key, false, nil
+}
+
+// warnDevKey prints the loud development-key warning on stderr.
+func (a *app) warnDevKey(path string, created bool) {
+	verb := "Using"
+	if created {
+		verb = "Created"
+	}
+	bar := strings.Repeat("!", 78)
+	fmt.Fprintf(a.stderr, `%[1]s
+!!  WARNING: DEVELOPMENT ENCRYPTION KEY - FOR DEVELOPMENT ONLY
+!!  %[2]s %[3]s because IDP_ENCRYPTION_KEY is not set.
+!!  Never run production like this: generate a key with
+!!      openssl rand -base64 32
+!!  and set it in IDP_ENCRYPTION_KEY.
+%[1]s
+`, bar, verb, path)
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	return nil
+}
+
+// newTable returns a writer that aligns tab-separated columns; Flush it when done.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+// addJSONFlag adds the --json flag to cmd.
+func addJSONFlag(cmd *cobra.Command, dst *bool) {
+	cmd.Flags().BoolVar(dst, "json", false, "print JSON instead of text")
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openidp/idp/idp"
+)
+
+func newKeysCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "keys",
+		Short: "Manage token-signing keys",
+		Long:  "Manage the keys that sign ID tokens and JWT access tokens.",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRunE,
+	}
+	cmd.AddCommand(newKeysRotateCmd(a))
+	return cmd
+}
+
+func newKeysRotateCmd(a *app) *cobra.Command {
+	var (
+		retention time.Duration
+		asJSON    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "rotate",
+		Short: "Rotate the signing keys",
+		Long: `Create a new signing key for every supported algorithm (ES256, RS256) and print
+their key ids. Running servers sign with the new keys at once; the keys they replace stay
+in the published key set for --key-retention, so tokens they signed still verify.
+
+The signing keys are encrypted at rest with IDP_ENCRYPTION_KEY.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			sealer, err := a.sealer(false)
+			if err != nil {
+				return err
+			}
+			store, err := a.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			keys := &idp.Keys{Store: store, Sealer: sealer, Retention: retention}
+			ids, err := a.newAdmin(store, keys).RotateKeys(ctx, cliActor)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, struct {
+					KeyIDs []string `json:"key_ids"`
+				}{ids})
+			}
+			_, err = fmt.Fprintf(a.stdout, "New signing keys: %s\nThe keys they replace stay published for %s.\n",
+				strings.Join(ids, ", "), retention)
+			return err
+		},
+	}
+	cmd.Flags().DurationVar(&retention, "key-retention", 24*time.Hour,
+		"how long replaced keys stay published; at least the longest token lifetime (env IDP_KEY_RETENTION)")
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/storage"
+)
+
+// demoFileName is the file, inside the data directory, that keeps the dev-mode demo seed.
+const demoFileName = "demo.json"
+
+// shutdownTimeout bounds how long in-flight requests may take to finish on shutdown.
+const shutdownTimeout = 15 * time.Second
+
+type serveOptions struct {
+	dev             bool
+	addr            string
+	issuer          string
+	sessionLifetime time.Duration
+	sessionIdle     time.Duration
+	keyRetention    time.Duration
+}
+
+func newServeCmd(a *app) *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the identity provider",
+		Long: `Run the identity provider's HTTP server.
+
+serve opens the database, applies pending migrations, makes sure signing keys exist and
+serves the OpenID Connect endpoints until it receives SIGINT or SIGTERM, then finishes
+in-flight requests (for at most 15s) and exits.
+
+With --dev (development only), a missing IDP_ENCRYPTION_KEY is replaced by a key file in
+the data directory, http issuers are accepted on any host, and an empty database is
+seeded with a demo user and a demo client, whose credentials are printed at start-up.`,
+		Example: `  idp serve --dev
+  IDP_ENCRYPTION_KEY=... idp serve --issuer https://id.example.com --database postgres://idp@db/idp`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("issuer") && cmd.Flags().Changed("addr") {
+				o.issuer = issuerForAddr(o.addr, o.issuer)
+			}
+			return a.serve(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.dev, "dev", false, "development mode: dev encryption key, demo user and client (env IDP_DEV)")
+	f.StringVar(&o.addr, "addr", ":8080", "address to listen on (env IDP_ADDR)")
+	f.StringVar(&o.issuer, "issuer", "http://localhost:8080",
+		"public base URL of the provider (env IDP_ISSUER; when only --addr is given, http://localhost:<its port>)")
+	f.DurationVar(&o.sessionLifetime, "session-lifetime", 24*time.Hour, "absolute lifetime of a sign-in session (env IDP_SESSION_LIFETIME)")
+	f.DurationVar(&o.sessionIdle, "session-idle", 2*time.Hour, "a session unused this long ends (env IDP_SESSION_IDLE)")
+	f.DurationVar(&o.keyRetention, "key-retention", 24*time.Hour,
+		"how long a rotated-out signing key stays published; at least the longest token lifetime (env IDP_KEY_RETENTION)")
+	return cmd
+}
+
+// issuerForAddr returns the localhost issuer for the port of addr, or def when addr has
+// no usable port.
+func issuerForAddr(addr, def string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" || port == "0" {
+		return def
+	}
+	return "http://localhost:" + port
+}
+
+func (a *app) serve(ctx context.Context, o serveOptions) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	sealer, err := a.sealer(o.dev)
+	if err != nil {
+		return err
+	}
+	dsn, err := a.dsn()
+	if err != nil {
+		return err
+	}
+	store, err := a.openStore(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			a.logger.Error("close database", "err", err)
+		}
+	}()
+	applied, err := store.Migrate(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate database: %w", err)
+	}
+	a.logger.InfoContext(ctx, "database migrated", "applied", applied)
+
+	var demo *idp.DemoSeed
+	if o.dev {
+		demo, err = a.devDemo(ctx, store, o.issuer)
+		if err != nil {
+			return err
+		}
+	}
+
+	cfg := idp.Config{
+		Issuer:          o.issuer,
+		Sealer:          sealer,
+		Logger:          a.logger,
+		DevMode:         o.dev,
+		SessionLifetime: o.sessionLifetime,
+		SessionIdle:     o.sessionIdle,
+		KeyRetention:    o.keyRetention,
+	}
+	if demo != nil {
+		cfg.Demo = &demo.Client
+	}
+	srv, err := idp.New(ctx, store, cfg)
+	if err != nil {
+		return fmt.Errorf("start provider: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.addr, err)
+	}
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
+	}
+
+	cleanupCtx, stopCleanup := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.RunCleanup(cleanupCtx, time.Minute) })
+	defer func() { stopCleanup(); wg.Wait() }() // before the store closes
+
+	a.printBanner(o, dsn, ln.Addr().String(), demo)
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	a.logger.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "issuer", o.issuer)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	stop() // a second signal now kills the process
+	a.logger.Info("shutting down", "timeout", shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	a.logger.Info("stopped")
+	return nil
+}
+
+// printBanner prints where the provider runs and, in dev mode, how to try it.
+func (a *app) printBanner(o serveOptions, dsn, addr string, demo *idp.DemoSeed) {
+	issuer := strings.TrimRight(o.issuer, "/")
+	w := a.stdout
+	fmt.Fprintf(w, "OpenIDP identity provider is running\n")
+	fmt.Fprintf(w, "  Issuer:     %s\n", issuer)
+	fmt.Fprintf(w, "  Discovery:  %s/.well-known/openid-configuration\n", issuer)
+	fmt.Fprintf(w, "  Database:   %s\n", maskDSN(dsn))
+	fmt.Fprintf(w, "  Listening:  %s\n", addr)
+	if !o.dev {
+		return
+	}
+	fmt.Fprintf(w, "\nDevelopment mode: do not use in production.\n")
+	if demo == nil {
+		fmt.Fprintf(w, "  No demo: the database already had users or clients when the demo would have been created.\n")
+		return
+	}
+	fmt.Fprintf(w, "  Demo user:      %s\n", demo.Email)
+	fmt.Fprintf(w, "  Demo password:  %s\n", demo.Password)
+	fmt.Fprintf(w, "  Demo client ID: %s\n", demo.Client.ClientID)
+	fmt.Fprintf(w, "\n  Open %s/ and click Sign in.\n", issuer)
+}
+
+// demoFile is the dev-mode demo seed as kept in <data-dir>/demo.json.
+//
+// This file exists only in dev mode. It holds the demo user's password and the demo
+// client's secret in plain text (mode 0600) so that later dev starts on the same, no
+// longer empty, database print the same credentials and serve the same demo client.
+type demoFile struct {
+	Issuer       string `json:"issuer"`
+	Email        string `json:"email"`
+	Password     string `json:"password"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	RedirectURI  string `json:"redirect_uri"`
+}
+
+// devDemo seeds the demo on an empty database and saves it to demo.json, or reloads the
+// seed saved by an earlier dev start. It returns nil when no usable demo exists.
+func (a *app) devDemo(ctx context.Context, store storage.Storage, issuer string) (*idp.DemoSeed, error) {
+	path := filepath.Join(a.dataDir, demoFileName)
+	users, err := store.ListUsers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	clients, err := store.ListClients(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	if len(users) == 0 && len(clients) == 0 {
+		seed, err := a.newAdmin(store, nil).SeedDemo(ctx, issuer)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeDemoFile(path, issuer, seed); err != nil {
+			return nil, err
+		}
+		a.logger.InfoContext(ctx, "seeded demo user and client", "email", seed.Email, "client_id", seed.Client.ClientID)
+		return seed, nil
+	}
+
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		a.logger.InfoContext(ctx, "no demo: the database is not empty and has no saved demo", "file", path)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read demo seed: %w", err)
+	}
+	var df demoFile
+	if err := json.Unmarshal(data, &df); err != nil {
+		return nil, fmt.Errorf("read demo seed %s: %w", path, err)
+	}
+	c, err := store.GetClient(ctx, df.ClientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		a.logger.WarnContext(ctx, "no demo: the saved demo client is not in this database", "file", path)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load demo client: %w", err)
+	}
+	if want := strings.TrimRight(issuer, "/") + "/demo/callback"; !slices.Contains(c.RedirectURIs, want) {
+		a.logger.WarnContext(ctx, "no demo: the saved demo client was created for another issuer",
+			"file", path, "issuer", df.Issuer)
+		return nil, nil
+	}
+	return &idp.DemoSeed{
+		Email:    df.Email,
+		Password: df.Password,
+		Client:   idp.DemoClient{ClientID: df.ClientID, ClientSecret: df.ClientSecret, RedirectURI: df.RedirectURI},
+	}, nil
+}
+
+// writeDemoFile saves seed to path with mode 0600, replacing any earlier file.
+func writeDemoFile(path, issuer string, seed *idp.DemoSeed) error {
+	data, err := json.MarshalIndent(demoFile{
+		Issuer:       issuer,
+		Email:        seed.Email,
+		Password:     seed.Password,
+		ClientID:     seed.Client.ClientID,
+		ClientSecret: seed.Client.ClientSecret,
+		RedirectURI:  seed.Client.RedirectURI,
+	}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode demo seed: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".demo-*.json") // created 0600
+	if err != nil {
+		return fmt.Errorf("save demo seed: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op once renamed
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("save demo seed: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save demo seed: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("save demo seed: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,339 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/openidp/idp/consent"
+	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/web"
+)
+
+// The login flow is a sequence of steps evaluated afresh on every visit to
+// GET /login?id=<auth request>: each step either is satisfied or takes over the page.
+// Today the steps are: password (or an SSO session that satisfies the request), then
+// consent. Second factors slot in between them; no step trusts the browser's idea of
+// where it is, only what the auth request and the session record say.
+
+// loginState is what a step looks at.
+type loginState struct {
+	ar     *storage.AuthRequest
+	client *storage.Client
+	sess   *storage.Session // valid SSO session of this browser, or nil
+	user   *storage.User    // the session's user, when sess != nil
+}
+
+const (
+	msgBadCredentials = "Incorrect email or password."
+	msgTooMany        = "Too many failed sign-in attempts. Wait 15 minutes and try again."
+)
+
+func (s *Server) errExpired(w http.ResponseWriter, r *http.Request) {
+	s.renderError(w, r, http.StatusBadRequest, "Sign-in expired",
+		"This sign-in link is no longer valid. Go back to the application and start again.")
+}
+
+// loadLogin loads the auth request named by the form or query and the browser's session.
+func (s *Server) loadLogin(r *http.Request, id string) (*loginState, error) {
+	ar, err := s.store.GetAuthRequest(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	if s.now().After(ar.ExpiresAt) || ar.Login.Done {
+		return nil, errors.New("auth request expired or finished")
+	}
+	c, err := s.store.GetClient(r.Context(), ar.ClientID)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	st := &loginState{ar: ar, client: c}
+	if sess := s.currentSession(r); sess != nil {
+		if u, err := s.store.GetUser(r.Context(), sess.UserID); err == nil && !u.Disabled {
+			st.sess, st.user = sess, u
+		}
+	}
+	return st, nil
+}
+
+// passwordSatisfied reports whether the browser's session may stand in for the password
+// step of this request (OIDC Core 3.1.2.1: prompt=login and max_age force a new login,
+// an id_token_hint for another user does too).
+func (s *Server) passwordSatisfied(st *loginState) bool {
+	if st.sess == nil {
+		return false
+	}
+	ar := st.ar
+	// Entered during this very request: satisfies prompt=login and any max_age.
+	if ar.Login.SessionID == st.sess.ID && !ar.Login.AuthTime.Before(ar.CreatedAt.Truncate(time.Second)) {
+		return true
+	}
+	if slices.Contains(ar.Prompt, oidc.PromptLogin) {
+		return false
+	}
+	if ar.MaxAge != nil && s.now().Sub(st.sess.AuthTime) > time.Duration(*ar.MaxAge)*time.Second {
+		return false
+	}
+	if ar.HintUserID != "" && ar.HintUserID != st.sess.UserID {
+		return false
+	}
+	return true
+}
+
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	st, err := s.loadLogin(r, r.URL.Query().Get("id"))
+	if err != nil {
+		s.errExpired(w, r)
+		return
+	}
+	s.advance(w, r, st)
+}
+
+// advance runs the steps in order and lets the first unsatisfied one render.
+func (s *Server) advance(w http.ResponseWriter, r *http.Request, st *loginState) {
+	ctx := r.Context()
+	prompt := st.ar.Prompt
+	none := slices.Contains(prompt, oidc.PromptNone)
+
+	// Step 1: password, or an SSO session that may stand in for it.
+	if !s.passwordSatisfied(st) {
+		if none {
+			s.failRequest(w, r, st.ar, oidc.ErrLoginRequired().WithDescription("no session satisfies this request"))
+			return
+		}
+		s.showLogin(w, r, st, st.ar.LoginHint, "", http.StatusOK)
+		return
+	}
+	if st.ar.Login.SessionID != st.sess.ID {
+		st.ar.Login = storage.AuthLogin{UserID: st.sess.UserID, SessionID: st.sess.ID, AuthTime: st.sess.AuthTime, AMR: st.sess.AMR, ACR: st.sess.ACR}
+		if err := s.store.SetAuthRequestLogin(ctx, st.ar.ID, st.ar.Login); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+		_ = s.store.TouchSession(ctx, st.sess.ID, s.now())
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginSSO, UserID: st.sess.UserID, ClientID: st.ar.ClientID, Result: ResultSuccess, Reason: "existing session"})
+	}
+
+	// (Second-factor steps will go here.)
+
+	// Step 2: consent.
+	grant, err := s.store.GetConsent(ctx, st.sess.UserID, st.ar.ClientID)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.internalError(w, r, err)
+		return
+	}
+	if consent.Required(consent.Request{Scopes: st.ar.Scopes, Prompt: prompt, SkipConsent: st.client.SkipConsent, Grant: grant}) {
+		if none {
+			s.failRequest(w, r, st.ar, &oidc.Error{ErrorType: "consent_required", Description: "consent has not been given"})
+			return
+		}
+		s.showConsent(w, r, st)
+		return
+	}
+	s.finish(w, r, st)
+}
+
+// finish marks the auth request done and hands the browser back to op, which issues the code.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, st *loginState) {
+	st.ar.Login.Done = true
+	if err := s.store.SetAuthRequestLogin(r.Context(), st.ar.ID, st.ar.Login); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, s.cfg.Issuer+"/authorize/callback?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
+}
+
+// failRequest sends an OAuth error back to the relying party's redirect URI.
+func (s *Server) failRequest(w http.ResponseWriter, r *http.Request, ar *storage.AuthRequest, e *oidc.Error) {
+	_ = s.store.DeleteAuthRequest(r.Context(), ar.ID)
+	op.AuthRequestError(w, r, authRequest{ar}, e, s.provider)
+}
+
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	s.logger.ErrorContext(r.Context(), "login flow", "err", err)
+	s.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a moment.")
+}
+
+func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, st *loginState, email, msg string, status int) {
+	s.render(w, r, status, web.PageLogin, web.LoginPage{
+		AuthRequestID: st.ar.ID, CSRF: s.csrfToken(w, r), ClientName: st.client.Name, Email: email, Error: msg,
+	})
+}
+
+func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, st *loginState) {
+	scopes := make([]web.Scope, 0, len(st.ar.Scopes))
+	for _, sc := range st.ar.Scopes {
+		scopes = append(scopes, web.Scope{Name: sc, Description: consent.Describe(sc)})
+	}
+	s.render(w, r, http.StatusOK, web.PageConsent, web.ConsentPage{
+		AuthRequestID: st.ar.ID, CSRF: s.csrfToken(w, r), ClientName: st.client.Name, UserEmail: st.user.Email, Scopes: scopes,
+	})
+}
+
+func (s *Server) rejectCSRF(w http.ResponseWriter, r *http.Request) {
+	s.logger.WarnContext(r.Context(), "csrf check failed", "path", r.URL.Path)
+	s.renderError(w, r, http.StatusForbidden, "Form expired",
+		"This form could not be verified (missing or invalid security token). Go back, reload the page and try again.")
+}
+
+// handleLoginPost checks the password.
+func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		return
+	}
+	if !s.checkCSRF(r) {
+		s.rejectCSRF(w, r)
+		return
+	}
+	ctx := r.Context()
+	st, err := s.loadLogin(r, r.PostFormValue("id"))
+	if err != nil {
+		s.errExpired(w, r)
+		return
+	}
+	email := strings.ToLower(strings.TrimSpace(r.PostFormValue("email")))
+	password := r.PostFormValue("password")
+	ip := ""
+	if ri := requestInfoFrom(ctx); ri != nil {
+		ip = ri.IP
+	}
+	acctKey, ipKey := "login:acct:"+email, "login:ip:"+ip
+	lim := s.cfg.LoginLimits
+	now := s.now()
+	nAcct, err1 := s.store.RateLimitCount(ctx, acctKey, lim.Window, now)
+	nIP, err2 := s.store.RateLimitCount(ctx, ipKey, lim.Window, now)
+	if err := errors.Join(err1, err2); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	if nAcct >= lim.PerAccount || nIP >= lim.PerIP {
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, ClientID: st.ar.ClientID, Result: ResultFailure,
+			Reason: "rate limited (" + rateLimitReason(nAcct >= lim.PerAccount) + ")", UserID: s.userIDFor(ctx, email)})
+		s.showLogin(w, r, st, email, msgTooMany, http.StatusTooManyRequests)
+		return
+	}
+
+	u, err := s.store.GetUserByEmail(ctx, email)
+	var hash string
+	if err == nil {
+		hash = u.PasswordHash
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		s.internalError(w, r, err)
+		return
+	}
+	ok, rehash := VerifyPassword(password, hash)
+	if !ok || u.Disabled {
+		reason := "wrong password"
+		switch {
+		case u == nil:
+			reason = "unknown account"
+		case ok && u.Disabled:
+			reason = "account disabled"
+		}
+		_, err1 := s.store.HitRateLimit(ctx, acctKey, lim.Window, now)
+		_, err2 := s.store.HitRateLimit(ctx, ipKey, lim.Window, now)
+		if err := errors.Join(err1, err2); err != nil {
+			s.logger.ErrorContext(ctx, "rate limit write failed", "err", err)
+		}
+		ev := storage.AuditEvent{Type: EventLoginPassword, ClientID: st.ar.ClientID, Result: ResultFailure, Reason: reason}
+		if u != nil {
+			ev.UserID = u.ID
+		}
+		s.audit.Record(ctx, ev)
+		s.showLogin(w, r, st, email, msgBadCredentials, http.StatusUnauthorized)
+		return
+	}
+	_ = s.store.ResetRateLimit(ctx, acctKey)
+	if rehash {
+		if h, err := HashPassword(password); err == nil {
+			u.PasswordHash, u.UpdatedAt = h, now
+			if err := s.store.UpdateUser(ctx, u); err != nil {
+				s.logger.WarnContext(ctx, "password rehash not saved", "err", err)
+			}
+		}
+	}
+	amr := []string{"pwd"}
+	sess, err := s.startSession(w, r, u.ID, amr, ACRPassword)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	st.ar.Login = storage.AuthLogin{UserID: u.ID, SessionID: sess.ID, AuthTime: sess.AuthTime, AMR: amr, ACR: ACRPassword}
+	if err := s.store.SetAuthRequestLogin(ctx, st.ar.ID, st.ar.Login); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, UserID: u.ID, ClientID: st.ar.ClientID, Result: ResultSuccess})
+	http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
+}
+
+func rateLimitReason(account bool) string {
+	if account {
+		return "account"
+	}
+	return "ip"
+}
+
+// userIDFor returns the id of the account with that e-mail, or "" (for audit only).
+func (s *Server) userIDFor(ctx context.Context, email string) string {
+	if u, err := s.store.GetUserByEmail(ctx, email); err == nil {
+		return u.ID
+	}
+	return ""
+}
+
+// handleConsentPost records the person's answer on the consent page.
+func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		return
+	}
+	if !s.checkCSRF(r) {
+		s.rejectCSRF(w, r)
+		return
+	}
+	ctx := r.Context()
+	st, err := s.loadLogin(r, r.PostFormValue("id"))
+	if err != nil {
+		s.errExpired(w, r)
+		return
+	}
+	// The answer counts only from the browser whose session is attached to the request.
+	if st.sess == nil || st.ar.Login.SessionID != st.sess.ID || !s.passwordSatisfied(st) {
+		s.advance(w, r, st)
+		return
+	}
+	switch r.PostFormValue("action") {
+	case "allow":
+		grant, err := s.store.GetConsent(ctx, st.sess.UserID, st.ar.ClientID)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.internalError(w, r, err)
+			return
+		}
+		c := &storage.Consent{UserID: st.sess.UserID, ClientID: st.ar.ClientID, Scopes: consent.Merge(grant, st.ar.Scopes), GrantedAt: s.now()}
+		if err := s.store.SaveConsent(ctx, c); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventConsentGrant, UserID: c.UserID, ClientID: c.ClientID, Result: ResultSuccess,
+			Reason: "scopes " + strings.Join(st.ar.Scopes, " ")})
+		s.finish(w, r, st)
+	case "deny":
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventConsentDeny, UserID: st.sess.UserID, ClientID: st.ar.ClientID, Result: ResultFailure,
+			Reason: "person denied consent"})
+		s.failRequest(w, r, st.ar, oidc.ErrAccessDenied().WithDescription("the person denied the request"))
+	default:
+		s.renderError(w, r, http.StatusBadRequest, "Bad request", "Choose Allow or Deny.")
+	}
+}

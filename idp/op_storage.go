@@ -1,0 +1,588 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/openidp/idp/storage"
+)
+
+// opStorage implements op.Storage (and the optional interfaces we use) on top of
+// storage.Storage. It holds no state of its own: every decision reads the database, so
+// any number of processes can serve the same clients.
+type opStorage struct {
+	store      storage.Storage
+	keys       *Keys
+	audit      *Auditor
+	logger     *slog.Logger
+	issuer     string
+	now        func() time.Time
+	authReqTTL time.Duration
+	codeTTL    time.Duration
+	logoutKey  [32]byte // signs logout confirmation redirects
+}
+
+var (
+	_ op.Storage                        = (*opStorage)(nil)
+	_ op.ClientCredentialsStorage       = (*opStorage)(nil)
+	_ op.CanSetUserinfoFromRequest      = (*opStorage)(nil)
+	_ op.CanGetPrivateClaimsFromRequest = (*opStorage)(nil)
+	_ op.CanTerminateSessionFromRequest = (*opStorage)(nil)
+)
+
+// --- auth requests and codes ---
+
+func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, hintUserID string) (op.AuthRequest, error) {
+	c, err := s.store.GetClient(ctx, req.ClientID)
+	if err != nil {
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client").WithParent(err)
+	}
+	if req.ResponseType != oidc.ResponseTypeCode {
+		return nil, &oidc.Error{ErrorType: "unsupported_response_type", Description: "only response_type=code is supported"}
+	}
+	if !slices.Contains(c.GrantTypes, string(oidc.GrantTypeCode)) {
+		return nil, oidc.ErrUnauthorizedClient().WithDescription("client may not use the authorization_code grant")
+	}
+	for _, sc := range req.Scopes {
+		if !slices.Contains(c.Scopes, sc) {
+			return nil, oidc.ErrInvalidScope().WithDescription("scope %q is not allowed for this client", sc)
+		}
+	}
+	switch {
+	case req.CodeChallenge == "" && c.Public:
+		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE with code_challenge_method=S256 is required for public clients")
+	case req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256:
+		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
+	}
+	now := s.now()
+	ar := &storage.AuthRequest{
+		ID:                  NewID(),
+		ClientID:            req.ClientID,
+		RedirectURI:         req.RedirectURI,
+		State:               req.State,
+		Nonce:               req.Nonce,
+		Scopes:              req.Scopes,
+		ResponseType:        string(req.ResponseType),
+		ResponseMode:        string(req.ResponseMode),
+		Prompt:              req.Prompt,
+		ACRValues:           req.ACRValues,
+		LoginHint:           req.LoginHint,
+		CodeChallenge:       req.CodeChallenge,
+		CodeChallengeMethod: string(req.CodeChallengeMethod),
+		HintUserID:          hintUserID,
+		CreatedAt:           now,
+		ExpiresAt:           now.Add(s.authReqTTL),
+	}
+	if req.MaxAge != nil {
+		v := int64(*req.MaxAge)
+		ar.MaxAge = &v
+	}
+	for _, l := range req.UILocales {
+		ar.UILocales = append(ar.UILocales, l.String())
+	}
+	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
+		return nil, fmt.Errorf("create auth request: %w", err)
+	}
+	return authRequest{ar}, nil
+}
+
+func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
+	ar, err := s.store.GetAuthRequest(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("auth request: %w", err)
+	}
+	if s.now().After(ar.ExpiresAt) {
+		return nil, errors.New("auth request expired")
+	}
+	return authRequest{ar}, nil
+}
+
+// AuthRequestByCode redeems the code: the conditional update in storage guarantees that
+// of any number of concurrent redemptions (in any process) exactly one succeeds.
+func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	ar, err := s.store.ConsumeAuthCode(ctx, tokenHash(code), s.now())
+	if err != nil {
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventCodeReuse, Result: ResultFailure, Reason: "code unknown, expired or already redeemed"})
+		return nil, fmt.Errorf("redeem code: %w", err)
+	}
+	if !ar.Login.Done {
+		return nil, errors.New("auth request not completed")
+	}
+	return authRequest{ar}, nil
+}
+
+func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
+	return s.store.SaveAuthCode(ctx, id, tokenHash(code), s.now().Add(s.codeTTL))
+}
+
+func (s *opStorage) DeleteAuthRequest(ctx context.Context, id string) error {
+	return s.store.DeleteAuthRequest(ctx, id)
+}
+
+// --- tokens ---
+
+// tokenGrant is what every token record needs to know about the grant it comes from.
+type tokenGrant struct {
+	clientID, userID, sessionID string
+	audience, scopes, amr       []string
+	authTime                    time.Time
+	acr                         string
+}
+
+func (s *opStorage) grantOf(ctx context.Context, req op.TokenRequest) (tokenGrant, error) {
+	switch r := req.(type) {
+	case authRequest:
+		return tokenGrant{clientID: r.r.ClientID, userID: r.r.Login.UserID, sessionID: r.r.Login.SessionID,
+			audience: r.GetAudience(), scopes: r.r.Scopes, amr: r.r.Login.AMR, authTime: r.r.Login.AuthTime, acr: r.r.Login.ACR}, nil
+	case *refreshRequest:
+		return tokenGrant{clientID: r.rt.ClientID, userID: r.rt.UserID, sessionID: r.rt.SessionID,
+			audience: r.rt.Audience, scopes: r.scopes, amr: r.rt.AMR, authTime: r.rt.AuthTime, acr: r.rt.ACR}, nil
+	case *clientCredentialsRequest:
+		return tokenGrant{clientID: r.clientID, audience: r.GetAudience(), scopes: r.scopes}, nil
+	default:
+		return tokenGrant{}, fmt.Errorf("unexpected token request type %T", req)
+	}
+}
+
+func (s *opStorage) loadClient(ctx context.Context, id string) (*client, error) {
+	c, err := s.store.GetClient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &client{c: c, issuer: s.issuer}, nil
+}
+
+func (s *opStorage) newAccessToken(g tokenGrant, c *client, familyID string) *storage.AccessToken {
+	now := s.now()
+	return &storage.AccessToken{
+		ID: NewID(), ClientID: g.clientID, UserID: g.userID, Audience: g.audience, Scopes: g.scopes,
+		AuthTime: g.authTime, AMR: g.amr, ACR: g.acr, SessionID: g.sessionID, FamilyID: familyID,
+		CreatedAt: now, ExpiresAt: now.Add(c.accessTokenLifetime()),
+	}
+}
+
+func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	g, err := s.grantOf(ctx, req)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	c, err := s.loadClient(ctx, g.clientID)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("load client: %w", err)
+	}
+	at := s.newAccessToken(g, c, "")
+	if err := s.store.CreateAccessToken(ctx, at); err != nil {
+		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
+	}
+	s.audit.Record(ctx, storage.AuditEvent{Type: EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: ResultSuccess,
+		Reason: "access token, scopes " + strings.Join(g.scopes, " ")})
+	return at.ID, at.ExpiresAt, nil
+}
+
+func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
+	g, err := s.grantOf(ctx, req)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	c, err := s.loadClient(ctx, g.clientID)
+	if err != nil {
+		return "", "", time.Time{}, fmt.Errorf("load client: %w", err)
+	}
+	now := s.now()
+	value := "rt_" + randomToken(32)
+	next := &storage.RefreshToken{
+		ID: NewID(), TokenHash: tokenHash(value), ClientID: g.clientID, UserID: g.userID,
+		Audience: g.audience, Scopes: g.scopes, AuthTime: g.authTime, AMR: g.amr, ACR: g.acr,
+		SessionID: g.sessionID, CreatedAt: now, ExpiresAt: now.Add(c.refreshTokenLifetime()),
+	}
+	rr, isRefresh := req.(*refreshRequest)
+	if current == "" || !isRefresh {
+		next.FamilyID = NewID()
+		at := s.newAccessToken(g, c, next.FamilyID)
+		if err := s.store.CreateRefreshToken(ctx, next, at); err != nil {
+			return "", "", time.Time{}, fmt.Errorf("store refresh token: %w", err)
+		}
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: ResultSuccess,
+			Reason: "access and refresh token, scopes " + strings.Join(g.scopes, " ")})
+		return at.ID, value, at.ExpiresAt, nil
+	}
+	next.FamilyID = rr.rt.FamilyID
+	at := s.newAccessToken(g, c, next.FamilyID)
+	err = s.store.RotateRefreshToken(ctx, rr.rt.ID, now, next, at)
+	if errors.Is(err, storage.ErrConflict) {
+		// Lost the race against another redemption of the same token: that is reuse.
+		s.revokeFamilyForReuse(ctx, rr.rt)
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
+	}
+	if err != nil {
+		return "", "", time.Time{}, fmt.Errorf("rotate refresh token: %w", err)
+	}
+	s.audit.Record(ctx, storage.AuditEvent{Type: EventTokenRefresh, UserID: g.userID, ClientID: g.clientID, Result: ResultSuccess,
+		Reason: "refresh token rotated"})
+	return at.ID, value, at.ExpiresAt, nil
+}
+
+func (s *opStorage) revokeFamilyForReuse(ctx context.Context, rt *storage.RefreshToken) {
+	n, err := s.store.RevokeRefreshFamily(ctx, rt.FamilyID, s.now())
+	if err != nil {
+		s.logger.ErrorContext(ctx, "revoke refresh family", "err", err)
+	}
+	s.audit.Record(ctx, storage.AuditEvent{Type: EventRefreshReuse, UserID: rt.UserID, ClientID: rt.ClientID, Result: ResultFailure,
+		Reason: fmt.Sprintf("replayed refresh token; family revoked (%d tokens)", n)})
+}
+
+func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
+	rt, err := s.store.GetRefreshTokenByHash(ctx, tokenHash(token))
+	if err != nil {
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	}
+	switch {
+	case !rt.RevokedAt.IsZero():
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventTokenRefresh, UserID: rt.UserID, ClientID: rt.ClientID, Result: ResultFailure, Reason: "refresh token revoked"})
+		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token revoked")
+	case !rt.RotatedAt.IsZero():
+		s.revokeFamilyForReuse(ctx, rt)
+		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
+	case s.now().After(rt.ExpiresAt):
+		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token expired")
+	}
+	u, err := s.store.GetUser(ctx, rt.UserID)
+	if err != nil || u.Disabled {
+		return nil, oidc.ErrInvalidGrant().WithDescription("user not active")
+	}
+	return &refreshRequest{rt: rt, scopes: rt.Scopes}, nil
+}
+
+func (s *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
+	rt, err := s.store.GetRefreshTokenByHash(ctx, tokenHash(token))
+	if err != nil || rt.ClientID != clientID {
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	return rt.UserID, rt.ID, nil
+}
+
+// RevokeToken revokes a refresh token (its whole family, with the access tokens issued
+// from it) or an access token. Tokens of other clients and unknown tokens are ignored,
+// as RFC 7009 asks.
+func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *oidc.Error {
+	if rt, err := s.store.GetRefreshToken(ctx, tokenOrID); err == nil {
+		if rt.ClientID != clientID {
+			return nil
+		}
+		if _, err := s.store.RevokeRefreshFamily(ctx, rt.FamilyID, s.now()); err != nil {
+			return oidc.ErrServerError().WithParent(err)
+		}
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventTokenRevoke, UserID: rt.UserID, ClientID: clientID, Result: ResultSuccess, Reason: "refresh token family revoked"})
+		return nil
+	}
+	if at, err := s.store.GetAccessToken(ctx, tokenOrID); err == nil {
+		if at.ClientID != clientID {
+			return nil
+		}
+		if err := s.store.DeleteAccessToken(ctx, at.ID); err != nil {
+			return oidc.ErrServerError().WithParent(err)
+		}
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventTokenRevoke, UserID: at.UserID, ClientID: clientID, Result: ResultSuccess, Reason: "access token revoked"})
+	}
+	return nil
+}
+
+// --- sessions ---
+
+// TerminateSession is used only when TerminateSessionFromRequest is not; kept for the
+// interface.
+func (s *opStorage) TerminateSession(ctx context.Context, userID, clientID string) error {
+	return nil
+}
+
+// TerminateSessionFromRequest ends the browser's SSO session when the logout request
+// proves who asked (a valid id_token_hint for the session's user); otherwise it sends
+// the browser to a confirmation page, so that a cross-site GET cannot log anyone out.
+func (s *opStorage) TerminateSessionFromRequest(ctx context.Context, req *op.EndSessionRequest) (string, error) {
+	ri := requestInfoFrom(ctx)
+	var sess *storage.Session
+	if ri != nil && ri.SessionTokenHash != "" {
+		sess, _ = s.store.GetSessionByTokenHash(ctx, ri.SessionTokenHash)
+	}
+	redirect := req.RedirectURI
+	if sess == nil {
+		return redirect, nil
+	}
+	if req.IDTokenHintClaims == nil || req.IDTokenHintClaims.Subject != sess.UserID {
+		return s.issuer + "/logout?" + logoutQuery(s.logoutKey, req.RedirectURI, req.ClientID), nil
+	}
+	if err := s.store.DeleteSession(ctx, sess.ID); err != nil {
+		return "", fmt.Errorf("end session: %w", err)
+	}
+	s.audit.Record(ctx, storage.AuditEvent{Type: EventLogout, UserID: sess.UserID, ClientID: req.ClientID, Result: ResultSuccess, Reason: "rp-initiated logout"})
+	return redirect, nil
+}
+
+// --- keys ---
+
+// signingKey implements op.SigningKey.
+type signingKey struct{ k *loadedKey }
+
+func (k signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return k.k.alg }
+func (k signingKey) Key() any                                    { return k.k.private }
+func (k signingKey) ID() string                                  { return k.k.id }
+
+// publicKey implements op.Key with the public half only.
+type publicKey struct{ k loadedKey }
+
+func (k publicKey) ID() string                         { return k.k.id }
+func (k publicKey) Algorithm() jose.SignatureAlgorithm { return k.k.alg }
+func (k publicKey) Use() string                        { return "sig" }
+func (k publicKey) Key() any                           { return k.k.public }
+
+// SigningKey returns the active key of the algorithm the requesting client asked for
+// (ES256 unless the client is registered for RS256).
+func (s *opStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
+	alg := AlgES256
+	if st := reqStateFrom(ctx); st != nil && st.signingAlg != "" {
+		alg = st.signingAlg
+	}
+	k, err := s.keys.active(ctx, alg)
+	if err != nil {
+		return nil, err
+	}
+	return signingKey{k}, nil
+}
+
+func (s *opStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
+	out := make([]jose.SignatureAlgorithm, 0, len(SupportedSigningAlgs))
+	for _, a := range SupportedSigningAlgs {
+		out = append(out, jose.SignatureAlgorithm(a))
+	}
+	return out, nil
+}
+
+// KeySet returns the public keys of every published key, active and retired-but-kept.
+func (s *opStorage) KeySet(ctx context.Context) ([]op.Key, error) {
+	keys, err := s.keys.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]op.Key, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, publicKey{k})
+	}
+	return out, nil
+}
+
+// --- clients ---
+
+func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	c, err := s.loadClient(ctx, id)
+	if err != nil {
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client").WithParent(err)
+	}
+	if st := reqStateFrom(ctx); st != nil {
+		st.signingAlg = c.c.IDTokenSigningAlg
+	}
+	return c, nil
+}
+
+func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+	c, err := s.store.GetClient(ctx, id)
+	if err != nil || c.Public || !clientSecretMatches(secret, c.SecretHash) {
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventClientAuth, ClientID: id, Result: ResultFailure, Reason: "invalid client credentials"})
+		return oidc.ErrInvalidClient().WithDescription("invalid client credentials")
+	}
+	return nil
+}
+
+func (s *opStorage) ClientCredentials(ctx context.Context, id, secret string) (op.Client, error) {
+	if err := s.AuthorizeClientIDSecret(ctx, id, secret); err != nil {
+		return nil, err
+	}
+	c, err := s.loadClient(ctx, id)
+	if err != nil {
+		return nil, oidc.ErrInvalidClient().WithParent(err)
+	}
+	if !c.hasGrant(string(oidc.GrantTypeClientCredentials)) {
+		return nil, oidc.ErrUnauthorizedClient().WithDescription("client may not use client_credentials")
+	}
+	if st := reqStateFrom(ctx); st != nil {
+		st.signingAlg = c.c.IDTokenSigningAlg
+	}
+	return c, nil
+}
+
+func (s *opStorage) ClientCredentialsTokenRequest(ctx context.Context, clientID string, scopes []string) (op.TokenRequest, error) {
+	c, err := s.store.GetClient(ctx, clientID)
+	if err != nil {
+		return nil, oidc.ErrInvalidClient().WithParent(err)
+	}
+	for _, sc := range scopes {
+		if sc == oidc.ScopeOpenID || sc == oidc.ScopeOfflineAccess || !slices.Contains(c.Scopes, sc) {
+			return nil, oidc.ErrInvalidScope().WithDescription("scope %q is not allowed for client_credentials", sc)
+		}
+	}
+	return &clientCredentialsRequest{clientID: clientID, scopes: scopes}, nil
+}
+
+// --- claims ---
+
+func (s *opStorage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
+	return nil // deprecated hook; SetUserinfoFromRequest does the work
+}
+
+// setUserClaims fills userinfo for a user according to scopes; sub is always set.
+func (s *opStorage) setUserClaims(ctx context.Context, ui *oidc.UserInfo, userID string, scopes []string) error {
+	ui.Subject = userID
+	u, err := s.store.GetUser(ctx, userID)
+	if err != nil {
+		return fmt.Errorf("load user: %w", err)
+	}
+	if u.Disabled {
+		return errors.New("user disabled")
+	}
+	for _, sc := range scopes {
+		switch sc {
+		case oidc.ScopeProfile:
+			ui.Name = u.Name
+			ui.PreferredUsername = u.Email
+			ui.UpdatedAt = oidc.FromTime(u.UpdatedAt)
+		case oidc.ScopeEmail:
+			ui.Email = u.Email
+			// Addresses are entered by an operator; self-service verification comes with the
+			// e-mail factor.
+			ui.EmailVerified = oidc.Bool(false)
+		}
+	}
+	return nil
+}
+
+func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, ui *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
+	if err := s.setUserClaims(ctx, ui, req.GetSubject(), scopes); err != nil {
+		return err
+	}
+	// op copies acr only from an AuthRequest; refreshed ID tokens get it (and sid) here.
+	switch r := req.(type) {
+	case *refreshRequest:
+		if r.rt.ACR != "" {
+			ui.AppendClaims("acr", r.rt.ACR)
+		}
+		if r.rt.SessionID != "" {
+			ui.AppendClaims("sid", r.rt.SessionID)
+		}
+	case authRequest:
+		if r.r.Login.SessionID != "" {
+			ui.AppendClaims("sid", r.r.Login.SessionID)
+		}
+	}
+	return nil
+}
+
+// validAccessToken returns the stored record of an unexpired, unrevoked access token.
+func (s *opStorage) validAccessToken(ctx context.Context, id string) (*storage.AccessToken, error) {
+	at, err := s.store.GetAccessToken(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("access token: %w", err)
+	}
+	if s.now().After(at.ExpiresAt) {
+		return nil, errors.New("access token expired")
+	}
+	return at, nil
+}
+
+func (s *opStorage) SetUserinfoFromToken(ctx context.Context, ui *oidc.UserInfo, tokenID, subject, _ string) error {
+	at, err := s.validAccessToken(ctx, tokenID)
+	if err != nil {
+		return err
+	}
+	if at.UserID == "" || at.UserID != subject {
+		return errors.New("token has no user")
+	}
+	return s.setUserClaims(ctx, ui, at.UserID, at.Scopes)
+}
+
+// SetIntrospectionFromToken answers active only to the client the token was issued to or
+// a client named in its audience.
+func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
+	at, err := s.validAccessToken(ctx, tokenID)
+	if err != nil {
+		return err
+	}
+	if at.ClientID != clientID && !slices.Contains(at.Audience, clientID) {
+		return errors.New("token not issued to the introspecting client")
+	}
+	resp.Scope = at.Scopes
+	resp.ClientID = at.ClientID
+	resp.TokenType = oidc.BearerToken
+	resp.Expiration = oidc.FromTime(at.ExpiresAt)
+	resp.IssuedAt = oidc.FromTime(at.CreatedAt)
+	resp.NotBefore = oidc.FromTime(at.CreatedAt)
+	resp.Subject = subject
+	resp.Audience = at.Audience
+	resp.Issuer = s.issuer
+	resp.JWTID = at.ID
+	if at.UserID != "" {
+		resp.AuthTime = oidc.FromTime(at.AuthTime)
+		resp.AuthenticationMethodsReferences = at.AMR
+		var ui oidc.UserInfo
+		if err := s.setUserClaims(ctx, &ui, at.UserID, at.Scopes); err != nil {
+			return err
+		}
+		resp.SetUserInfo(&ui)
+		if at.ACR != "" {
+			resp.Claims = map[string]any{"acr": at.ACR}
+		}
+	}
+	return nil
+}
+
+func (s *opStorage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
+	return nil, nil
+}
+
+// GetPrivateClaimsFromRequest adds scope, and for user tokens amr/acr/auth_time/sid, to
+// JWT access tokens so resource servers can decide offline.
+func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
+	g, err := s.grantOf(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	claims := map[string]any{"scope": strings.Join(g.scopes, " ")}
+	if g.userID != "" {
+		claims["amr"] = g.amr
+		claims["auth_time"] = g.authTime.Unix()
+		if g.acr != "" {
+			claims["acr"] = g.acr
+		}
+		if g.sessionID != "" {
+			claims["sid"] = g.sessionID
+		}
+	}
+	return claims, nil
+}
+
+func (s *opStorage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
+	return nil, errors.New("private_key_jwt and JWT-bearer grants are not supported")
+}
+
+func (s *opStorage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
+	return nil, errors.New("JWT-bearer grant is not supported")
+}
+
+func (s *opStorage) Health(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// reqState is per-request scratch space shared between op's calls into storage.
+type reqState struct{ signingAlg string }
+
+type reqStateKey struct{}
+
+func reqStateFrom(ctx context.Context) *reqState {
+	st, _ := ctx.Value(reqStateKey{}).(*reqState)
+	return st
+}

@@ -1,0 +1,1202 @@
+package conformance
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openidp/idp/storage"
+)
+
+// RunTests runs the conformance suite against the backend made by newStore. newStore
+// must return a fresh, empty, already migrated store for every call and register its
+// Close with t.Cleanup. Every subtest gets its own store.
+//
+// Times in the suite are truncated to microseconds, so a backend that keeps microsecond
+// precision (PostgreSQL) passes. Nil and empty slices are treated as equal.
+func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
+	t.Helper()
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s storage.Storage)
+	}{
+		{"Users", testUsers},
+		{"Clients", testClients},
+		{"AuthRequests", testAuthRequests},
+		{"AuthCodes", testAuthCodes},
+		{"AuthCodeConcurrentConsume", testAuthCodeConcurrentConsume},
+		{"Sessions", testSessions},
+		{"Consents", testConsents},
+		{"AccessTokens", testAccessTokens},
+		{"RefreshTokens", testRefreshTokens},
+		{"RefreshConcurrentRotate", testRefreshConcurrentRotate},
+		{"RevokeRefreshFamily", testRevokeRefreshFamily},
+		{"RevokeUserTokens", testRevokeUserTokens},
+		{"SigningKeys", testSigningKeys},
+		{"Audit", testAudit},
+		{"RateLimits", testRateLimits},
+		{"DeleteExpired", testDeleteExpired},
+		{"MigrateAndPing", testMigrateAndPing},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(t, newStore(t))
+		})
+	}
+}
+
+// concurrency is how many goroutines race for one single-use secret.
+const concurrency = 20
+
+// clock returns the current time as the suite uses it: UTC, microsecond precision.
+func clock() time.Time {
+	return time.Now().Truncate(time.Microsecond).UTC()
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// must fails the test now when err is not nil.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+}
+
+// wantErr fails the test when err is not (wrapping) want.
+func wantErr(t *testing.T, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("error = %v, want %v", err, want)
+	}
+}
+
+// equal reports a difference between got and want, compared after normalize.
+func equal(t *testing.T, what string, got, want any) {
+	t.Helper()
+	g, w := normalize(reflect.ValueOf(got)), normalize(reflect.ValueOf(want))
+	if !reflect.DeepEqual(g.Interface(), w.Interface()) {
+		t.Errorf("%s:\n got  %s\n want %s", what, show(g), show(w))
+	}
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// normalize returns a copy of v in which times are UTC without monotonic reading (the
+// zero time stays zero) and empty slices are nil, so that backends may differ there.
+func normalize(v reflect.Value) reflect.Value {
+	if !v.IsValid() {
+		return v
+	}
+	if v.Type() == timeType {
+		tm := v.Interface().(time.Time)
+		if tm.IsZero() {
+			return reflect.ValueOf(time.Time{})
+		}
+		return reflect.ValueOf(tm.Round(0).UTC())
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return v
+		}
+		p := reflect.New(v.Type().Elem())
+		p.Elem().Set(normalize(v.Elem()))
+		return p
+	case reflect.Struct:
+		c := reflect.New(v.Type()).Elem()
+		c.Set(v)
+		for i := range c.NumField() {
+			if f := c.Field(i); f.CanSet() {
+				f.Set(normalize(f))
+			}
+		}
+		return c
+	case reflect.Slice:
+		if v.Len() == 0 {
+			return reflect.Zero(v.Type())
+		}
+		c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		for i := range v.Len() {
+			c.Index(i).Set(normalize(v.Index(i)))
+		}
+		return c
+	}
+	return v
+}
+
+// show formats a normalized value for a failure message, following pointers.
+func show(v reflect.Value) string {
+	if !v.IsValid() {
+		return "<nil>"
+	}
+	if v.Type() == timeType {
+		return v.Interface().(time.Time).Format(time.RFC3339Nano)
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return "nil"
+		}
+		return "&" + show(v.Elem())
+	case reflect.Struct:
+		s := v.Type().Name() + "{"
+		for i := range v.NumField() {
+			if i > 0 {
+				s += " "
+			}
+			s += v.Type().Field(i).Name + ":" + show(v.Field(i))
+		}
+		return s + "}"
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return fmt.Sprintf("%x", v.Bytes())
+		}
+		s := "["
+		for i := range v.Len() {
+			if i > 0 {
+				s += " "
+			}
+			s += show(v.Index(i))
+		}
+		return s + "]"
+	}
+	return fmt.Sprintf("%#v", v.Interface())
+}
+
+// errCase is one call expected to fail with a sentinel error.
+type errCase struct {
+	name string
+	call func() error
+	want error
+}
+
+// runErrCases runs each case as a subtest.
+func runErrCases(t *testing.T, cases []errCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			wantErr(t, tc.call(), tc.want)
+		})
+	}
+}
+
+// Fixtures. Every field is set so that a column the backend forgets shows up.
+
+func newClient(id string, created time.Time) *storage.Client {
+	return &storage.Client{
+		ID:                     id,
+		Name:                   "Client " + id,
+		SecretHash:             []byte{0x9f, 0x86, 0xd0, 0x81, 0x88, 0x4c, 0x7d, 0x65, 0x00, 0xff},
+		RedirectURIs:           []string{"https://" + id + ".example/cb", "http://127.0.0.1/cb"},
+		PostLogoutRedirectURIs: []string{"https://" + id + ".example/bye"},
+		GrantTypes:             []string{"authorization_code", "refresh_token"},
+		Scopes:                 []string{"openid", "profile", "email", "offline_access"},
+		SkipConsent:            true,
+		AccessTokenFormat:      "jwt",
+		IDTokenSigningAlg:      "ES256",
+		AccessTokenLifetime:    5 * time.Minute,
+		IDTokenLifetime:        time.Hour + 123*time.Nanosecond,
+		RefreshTokenLifetime:   30 * 24 * time.Hour,
+		CreatedAt:              created,
+	}
+}
+
+func newAuthRequest(id string, now time.Time) *storage.AuthRequest {
+	return &storage.AuthRequest{
+		ID:                  id,
+		ClientID:            "client-1",
+		RedirectURI:         "https://client-1.example/cb",
+		State:               "state-" + id,
+		Nonce:               "nonce-" + id,
+		Scopes:              []string{"openid", "email"},
+		ResponseType:        "code",
+		ResponseMode:        "query",
+		Prompt:              []string{"login", "consent"},
+		MaxAge:              ptr(int64(300)),
+		ACRValues:           []string{"urn:acr:mfa"},
+		LoginHint:           "alice@example.com",
+		UILocales:           []string{"de-CH", "en"},
+		CodeChallenge:       "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		CodeChallengeMethod: "S256",
+		HintUserID:          "user-1",
+		CreatedAt:           now,
+		ExpiresAt:           now.Add(10 * time.Minute),
+		Login: storage.AuthLogin{
+			UserID:    "user-1",
+			SessionID: "session-1",
+			AuthTime:  now.Add(-time.Minute),
+			AMR:       []string{"pwd", "otp"},
+			ACR:       "urn:acr:mfa",
+			Done:      true,
+		},
+	}
+}
+
+func newSession(id, userID string, created time.Time) *storage.Session {
+	return &storage.Session{
+		ID:         id,
+		TokenHash:  "hash-" + id,
+		UserID:     userID,
+		AuthTime:   created,
+		AMR:        []string{"pwd"},
+		ACR:        "urn:acr:password",
+		IP:         "2001:db8::1",
+		UserAgent:  "Mozilla/5.0 (test)",
+		CreatedAt:  created,
+		LastSeenAt: created,
+		ExpiresAt:  created.Add(24 * time.Hour),
+	}
+}
+
+func newAccessToken(id, userID, familyID string, now time.Time) *storage.AccessToken {
+	return &storage.AccessToken{
+		ID:        id,
+		ClientID:  "client-1",
+		UserID:    userID,
+		Audience:  []string{"client-1", "https://api.example"},
+		Scopes:    []string{"openid", "offline_access"},
+		AuthTime:  now.Add(-time.Minute),
+		AMR:       []string{"pwd"},
+		ACR:       "urn:acr:password",
+		SessionID: "session-1",
+		FamilyID:  familyID,
+		CreatedAt: now,
+		ExpiresAt: now.Add(5 * time.Minute),
+	}
+}
+
+func newRefreshToken(id, userID, familyID string, now time.Time) *storage.RefreshToken {
+	return &storage.RefreshToken{
+		ID:        id,
+		TokenHash: "hash-" + id,
+		FamilyID:  familyID,
+		ClientID:  "client-1",
+		UserID:    userID,
+		Audience:  []string{"client-1"},
+		Scopes:    []string{"openid", "offline_access"},
+		AuthTime:  now.Add(-time.Minute),
+		AMR:       []string{"pwd"},
+		ACR:       "urn:acr:password",
+		SessionID: "session-1",
+		CreatedAt: now,
+		ExpiresAt: now.Add(30 * 24 * time.Hour),
+	}
+}
+
+func testUsers(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	alice := &storage.User{
+		ID: "user-alice", Email: "Alice@Example.COM", Name: "Alice",
+		PasswordHash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdHNhbHQ$aGFzaGhhc2g",
+		CreatedAt:    now, UpdatedAt: now,
+	}
+	bob := &storage.User{ID: "user-bob", Email: "bob@example.com", Name: "Bob", CreatedAt: now.Add(time.Second), UpdatedAt: now}
+	// Carol is inserted last but created first: listing follows CreatedAt.
+	carol := &storage.User{ID: "user-carol", Email: "carol@example.com", Disabled: true, CreatedAt: now.Add(-time.Hour)}
+	for _, u := range []*storage.User{alice, bob, carol} {
+		must(t, s.CreateUser(ctx, u))
+	}
+
+	wantAlice := *alice
+	wantAlice.Email = "alice@example.com" // stored lower-cased
+	got, err := s.GetUser(ctx, alice.ID)
+	must(t, err)
+	equal(t, "GetUser", got, &wantAlice)
+	for _, email := range []string{"alice@example.com", "ALICE@EXAMPLE.COM", "Alice@Example.COM"} {
+		got, err := s.GetUserByEmail(ctx, email)
+		must(t, err)
+		equal(t, "GetUserByEmail("+email+")", got, &wantAlice)
+	}
+
+	runErrCases(t, []errCase{
+		{"CreateUser duplicate id", func() error {
+			return s.CreateUser(ctx, &storage.User{ID: alice.ID, Email: "new@example.com", CreatedAt: now})
+		}, storage.ErrAlreadyExists},
+		{"CreateUser duplicate email in other case", func() error {
+			return s.CreateUser(ctx, &storage.User{ID: "user-new", Email: "ALICE@example.com", CreatedAt: now})
+		}, storage.ErrAlreadyExists},
+		{"GetUser missing", func() error {
+			_, err := s.GetUser(ctx, "user-missing")
+			return err
+		}, storage.ErrNotFound},
+		{"GetUserByEmail missing", func() error {
+			_, err := s.GetUserByEmail(ctx, "missing@example.com")
+			return err
+		}, storage.ErrNotFound},
+		{"UpdateUser missing", func() error {
+			return s.UpdateUser(ctx, &storage.User{ID: "user-missing", Email: "missing@example.com"})
+		}, storage.ErrNotFound},
+		{"UpdateUser to taken email", func() error {
+			u := *bob
+			u.Email = "ALICE@example.com"
+			return s.UpdateUser(ctx, &u)
+		}, storage.ErrAlreadyExists},
+	})
+
+	upd := storage.User{
+		ID: alice.ID, Email: "Alice.B@Example.org", Name: "Alice B", PasswordHash: "$argon2id$new",
+		Disabled: true, UpdatedAt: now.Add(time.Hour), CreatedAt: now.Add(2 * time.Hour),
+	}
+	must(t, s.UpdateUser(ctx, &upd))
+	wantAlice = upd
+	wantAlice.Email = "alice.b@example.org"
+	wantAlice.CreatedAt = alice.CreatedAt // UpdateUser leaves CreatedAt alone
+	got, err = s.GetUserByEmail(ctx, "alice.b@EXAMPLE.org")
+	must(t, err)
+	equal(t, "user after UpdateUser", got, &wantAlice)
+	_, err = s.GetUserByEmail(ctx, "alice@example.com")
+	wantErr(t, err, storage.ErrNotFound)
+
+	list, err := s.ListUsers(ctx)
+	must(t, err)
+	equal(t, "ListUsers", list, []storage.User{*carol, wantAlice, *bob})
+}
+
+func testClients(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	conf := newClient("client-conf", now)
+	public := &storage.Client{
+		ID: "client-public", Name: "SPA", Public: true,
+		RedirectURIs: []string{"https://spa.example/cb"}, GrantTypes: []string{"authorization_code"},
+		Scopes: []string{"openid"}, AccessTokenFormat: "opaque", IDTokenSigningAlg: "RS256",
+		CreatedAt: now.Add(-time.Minute),
+	}
+	must(t, s.CreateClient(ctx, conf))
+	must(t, s.CreateClient(ctx, public))
+
+	for _, want := range []*storage.Client{conf, public} {
+		got, err := s.GetClient(ctx, want.ID)
+		must(t, err)
+		equal(t, "GetClient("+want.ID+")", got, want)
+	}
+	list, err := s.ListClients(ctx)
+	must(t, err)
+	equal(t, "ListClients", list, []storage.Client{*public, *conf})
+
+	runErrCases(t, []errCase{
+		{"CreateClient duplicate id", func() error {
+			return s.CreateClient(ctx, newClient(conf.ID, now))
+		}, storage.ErrAlreadyExists},
+		{"GetClient missing", func() error {
+			_, err := s.GetClient(ctx, "client-missing")
+			return err
+		}, storage.ErrNotFound},
+		{"UpdateClient missing", func() error {
+			return s.UpdateClient(ctx, newClient("client-missing", now))
+		}, storage.ErrNotFound},
+		{"DeleteClient missing", func() error {
+			return s.DeleteClient(ctx, "client-missing")
+		}, storage.ErrNotFound},
+	})
+
+	upd := &storage.Client{
+		ID: conf.ID, Name: "Renamed", SecretHash: []byte{1, 2, 3}, Public: false,
+		RedirectURIs: []string{"https://new.example/cb"}, PostLogoutRedirectURIs: nil,
+		GrantTypes: []string{"client_credentials"}, Scopes: []string{"api:read"},
+		SkipConsent: false, AccessTokenFormat: "opaque", IDTokenSigningAlg: "RS256",
+		AccessTokenLifetime: time.Minute, IDTokenLifetime: 2 * time.Minute,
+		RefreshTokenLifetime: 3 * time.Minute, CreatedAt: now.Add(time.Hour),
+	}
+	must(t, s.UpdateClient(ctx, upd))
+	want := *upd
+	want.CreatedAt = conf.CreatedAt // UpdateClient leaves CreatedAt alone
+	got, err := s.GetClient(ctx, conf.ID)
+	must(t, err)
+	equal(t, "client after UpdateClient", got, &want)
+
+	must(t, s.DeleteClient(ctx, public.ID))
+	_, err = s.GetClient(ctx, public.ID)
+	wantErr(t, err, storage.ErrNotFound)
+	list, err = s.ListClients(ctx)
+	must(t, err)
+	equal(t, "ListClients after delete", list, []storage.Client{want})
+}
+
+func testAuthRequests(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	full := newAuthRequest("ar-full", now)
+	bare := &storage.AuthRequest{ID: "ar-bare", ClientID: "client-1", RedirectURI: "https://c/cb",
+		Scopes: []string{"openid"}, ResponseType: "code", CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	zeroAge := newAuthRequest("ar-zero-age", now)
+	zeroAge.MaxAge = ptr(int64(0))
+	zeroAge.Login = storage.AuthLogin{}
+	for _, r := range []*storage.AuthRequest{full, bare, zeroAge} {
+		must(t, s.CreateAuthRequest(ctx, r))
+		got, err := s.GetAuthRequest(ctx, r.ID)
+		must(t, err)
+		equal(t, "GetAuthRequest("+r.ID+")", got, r)
+	}
+	got, err := s.GetAuthRequest(ctx, bare.ID)
+	must(t, err)
+	if got.MaxAge != nil {
+		t.Errorf("MaxAge = %d, want nil", *got.MaxAge)
+	}
+	got, err = s.GetAuthRequest(ctx, zeroAge.ID)
+	must(t, err)
+	if got.MaxAge == nil || *got.MaxAge != 0 {
+		t.Errorf("MaxAge = %v, want pointer to 0", got.MaxAge)
+	}
+
+	runErrCases(t, []errCase{
+		{"CreateAuthRequest duplicate id", func() error {
+			return s.CreateAuthRequest(ctx, newAuthRequest(full.ID, now))
+		}, storage.ErrAlreadyExists},
+		{"GetAuthRequest missing", func() error {
+			_, err := s.GetAuthRequest(ctx, "ar-missing")
+			return err
+		}, storage.ErrNotFound},
+		{"SetAuthRequestLogin missing", func() error {
+			return s.SetAuthRequestLogin(ctx, "ar-missing", storage.AuthLogin{UserID: "u"})
+		}, storage.ErrNotFound},
+		{"SaveAuthCode missing", func() error {
+			return s.SaveAuthCode(ctx, "ar-missing", "code-hash", now.Add(time.Minute))
+		}, storage.ErrNotFound},
+	})
+
+	login := storage.AuthLogin{UserID: "user-2", SessionID: "session-2", AuthTime: now,
+		AMR: []string{"pwd", "webauthn"}, ACR: "urn:acr:phr", Done: true}
+	must(t, s.SetAuthRequestLogin(ctx, bare.ID, login))
+	want := *bare
+	want.Login = login
+	got, err = s.GetAuthRequest(ctx, bare.ID)
+	must(t, err)
+	equal(t, "request after SetAuthRequestLogin", got, &want)
+
+	// Replacing the Login part may also clear it.
+	must(t, s.SetAuthRequestLogin(ctx, full.ID, storage.AuthLogin{}))
+	wantFull := *full
+	wantFull.Login = storage.AuthLogin{}
+	got, err = s.GetAuthRequest(ctx, full.ID)
+	must(t, err)
+	equal(t, "request after clearing Login", got, &wantFull)
+
+	codeExp := now.Add(time.Minute)
+	must(t, s.SaveAuthCode(ctx, bare.ID, "code-hash-1", codeExp))
+	want.CodeHash, want.CodeExpiresAt = "code-hash-1", codeExp
+	got, err = s.GetAuthRequest(ctx, bare.ID)
+	must(t, err)
+	equal(t, "request after SaveAuthCode", got, &want)
+
+	must(t, s.DeleteAuthRequest(ctx, zeroAge.ID))
+	_, err = s.GetAuthRequest(ctx, zeroAge.ID)
+	wantErr(t, err, storage.ErrNotFound)
+	must(t, s.DeleteAuthRequest(ctx, zeroAge.ID)) // missing is not an error
+}
+
+func testAuthCodes(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	exp := now.Add(time.Minute)
+	r := newAuthRequest("ar-code", now)
+	must(t, s.CreateAuthRequest(ctx, r))
+	must(t, s.CreateAuthRequest(ctx, newAuthRequest("ar-without-code", now)))
+	must(t, s.SaveAuthCode(ctx, r.ID, "code-hash-1", exp))
+	must(t, s.SaveAuthCode(ctx, r.ID, "code-hash-2", exp)) // replaces code-hash-1
+	want := *r
+	want.CodeHash, want.CodeExpiresAt = "code-hash-2", exp
+
+	// The steps run in order against one store.
+	steps := []struct {
+		name    string
+		hash    string
+		at      time.Time
+		wantErr error
+	}{
+		{"replaced code", "code-hash-1", now, storage.ErrNotFound},
+		{"unknown code", "code-hash-unknown", now, storage.ErrNotFound},
+		{"empty hash matches no request without code", "", now, storage.ErrNotFound},
+		{"expired code", "code-hash-2", exp.Add(time.Second), storage.ErrNotFound},
+		{"valid code", "code-hash-2", exp.Add(-time.Second), nil},
+		{"second redemption", "code-hash-2", now, storage.ErrNotFound},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			got, err := s.ConsumeAuthCode(ctx, st.hash, st.at)
+			if st.wantErr != nil {
+				wantErr(t, err, st.wantErr)
+				return
+			}
+			must(t, err)
+			equal(t, "ConsumeAuthCode", got, &want)
+		})
+	}
+
+	// A new code for the same request is redeemable once more.
+	must(t, s.SaveAuthCode(ctx, r.ID, "code-hash-3", exp))
+	_, err := s.ConsumeAuthCode(ctx, "code-hash-3", now)
+	must(t, err)
+	_, err = s.ConsumeAuthCode(ctx, "code-hash-3", now)
+	wantErr(t, err, storage.ErrNotFound)
+}
+
+func testAuthCodeConcurrentConsume(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	r := newAuthRequest("ar-race", now)
+	must(t, s.CreateAuthRequest(ctx, r))
+	must(t, s.SaveAuthCode(ctx, r.ID, "code-hash-race", now.Add(time.Minute)))
+
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		wins  int
+		start = make(chan struct{})
+	)
+	for range concurrency {
+		wg.Go(func() {
+			<-start
+			got, err := s.ConsumeAuthCode(ctx, "code-hash-race", now)
+			switch {
+			case err == nil:
+				if got.ID != r.ID {
+					t.Errorf("ConsumeAuthCode returned request %q, want %q", got.ID, r.ID)
+				}
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			case !errors.Is(err, storage.ErrNotFound):
+				t.Errorf("ConsumeAuthCode: %v, want nil or ErrNotFound", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d of %d concurrent ConsumeAuthCode calls won, want exactly 1", wins, concurrency)
+	}
+}
+
+func testSessions(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	s1 := newSession("sess-1", "user-a", now.Add(-3*time.Hour))
+	s2 := newSession("sess-2", "user-a", now.Add(-2*time.Hour))
+	s3 := newSession("sess-3", "user-a", now.Add(-time.Hour))
+	other := newSession("sess-other", "user-b", now)
+	for _, ss := range []*storage.Session{s1, s3, s2, other} {
+		must(t, s.CreateSession(ctx, ss))
+	}
+	got, err := s.GetSession(ctx, s1.ID)
+	must(t, err)
+	equal(t, "GetSession", got, s1)
+	got, err = s.GetSessionByTokenHash(ctx, s1.TokenHash)
+	must(t, err)
+	equal(t, "GetSessionByTokenHash", got, s1)
+
+	runErrCases(t, []errCase{
+		{"CreateSession duplicate id", func() error {
+			ss := newSession(s1.ID, "user-a", now)
+			ss.TokenHash = "hash-unused"
+			return s.CreateSession(ctx, ss)
+		}, storage.ErrAlreadyExists},
+		{"CreateSession duplicate token hash", func() error {
+			ss := newSession("sess-new", "user-a", now)
+			ss.TokenHash = s1.TokenHash
+			return s.CreateSession(ctx, ss)
+		}, storage.ErrAlreadyExists},
+		{"GetSession missing", func() error {
+			_, err := s.GetSession(ctx, "sess-missing")
+			return err
+		}, storage.ErrNotFound},
+		{"GetSessionByTokenHash missing", func() error {
+			_, err := s.GetSessionByTokenHash(ctx, "hash-missing")
+			return err
+		}, storage.ErrNotFound},
+	})
+
+	seen := now.Add(5 * time.Minute)
+	must(t, s.TouchSession(ctx, s1.ID, seen))
+	authTime := now.Add(10 * time.Minute)
+	must(t, s.UpdateSessionAuth(ctx, s1.ID, authTime, []string{"pwd", "otp"}, "urn:acr:mfa"))
+	want := *s1
+	want.LastSeenAt, want.AuthTime, want.AMR, want.ACR = seen, authTime, []string{"pwd", "otp"}, "urn:acr:mfa"
+	got, err = s.GetSession(ctx, s1.ID)
+	must(t, err)
+	equal(t, "session after TouchSession and UpdateSessionAuth", got, &want)
+
+	list, err := s.ListUserSessions(ctx, "user-a")
+	must(t, err)
+	equal(t, "ListUserSessions newest first", list, []storage.Session{*s3, *s2, want})
+	list, err = s.ListUserSessions(ctx, "user-nobody")
+	must(t, err)
+	if len(list) != 0 {
+		t.Errorf("ListUserSessions of unknown user = %d sessions, want 0", len(list))
+	}
+
+	must(t, s.DeleteSession(ctx, s2.ID))
+	_, err = s.GetSession(ctx, s2.ID)
+	wantErr(t, err, storage.ErrNotFound)
+	must(t, s.DeleteSession(ctx, s2.ID)) // missing is not an error
+
+	n, err := s.DeleteUserSessions(ctx, "user-a")
+	must(t, err)
+	if n != 2 {
+		t.Errorf("DeleteUserSessions = %d, want 2", n)
+	}
+	for _, id := range []string{s1.ID, s3.ID} {
+		_, err = s.GetSession(ctx, id)
+		wantErr(t, err, storage.ErrNotFound)
+	}
+	got, err = s.GetSession(ctx, other.ID)
+	must(t, err)
+	equal(t, "other user's session", got, other)
+	n, err = s.DeleteUserSessions(ctx, "user-a")
+	must(t, err)
+	if n != 0 {
+		t.Errorf("second DeleteUserSessions = %d, want 0", n)
+	}
+}
+
+func testConsents(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	_, err := s.GetConsent(ctx, "user-a", "client-1")
+	wantErr(t, err, storage.ErrNotFound)
+
+	c := &storage.Consent{UserID: "user-a", ClientID: "client-1", Scopes: []string{"openid", "email"}, GrantedAt: now}
+	other := &storage.Consent{UserID: "user-a", ClientID: "client-2", Scopes: []string{"openid"}, GrantedAt: now}
+	must(t, s.SaveConsent(ctx, c))
+	must(t, s.SaveConsent(ctx, other))
+	got, err := s.GetConsent(ctx, c.UserID, c.ClientID)
+	must(t, err)
+	equal(t, "GetConsent", got, c)
+
+	upd := &storage.Consent{UserID: "user-a", ClientID: "client-1", Scopes: []string{"openid", "email", "profile"}, GrantedAt: now.Add(time.Hour)}
+	must(t, s.SaveConsent(ctx, upd))
+	got, err = s.GetConsent(ctx, c.UserID, c.ClientID)
+	must(t, err)
+	equal(t, "GetConsent after second SaveConsent", got, upd)
+
+	must(t, s.DeleteConsent(ctx, c.UserID, c.ClientID))
+	_, err = s.GetConsent(ctx, c.UserID, c.ClientID)
+	wantErr(t, err, storage.ErrNotFound)
+	must(t, s.DeleteConsent(ctx, c.UserID, c.ClientID)) // missing is not an error
+	got, err = s.GetConsent(ctx, other.UserID, other.ClientID)
+	must(t, err)
+	equal(t, "other consent", got, other)
+}
+
+func testAccessTokens(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	user := newAccessToken("at-user", "user-a", "", now)
+	cc := &storage.AccessToken{ID: "at-cc", ClientID: "client-svc", Audience: []string{"https://api.example"},
+		Scopes: []string{"api:read"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	for _, at := range []*storage.AccessToken{user, cc} {
+		must(t, s.CreateAccessToken(ctx, at))
+		got, err := s.GetAccessToken(ctx, at.ID)
+		must(t, err)
+		equal(t, "GetAccessToken("+at.ID+")", got, at)
+	}
+	runErrCases(t, []errCase{
+		{"CreateAccessToken duplicate id", func() error {
+			return s.CreateAccessToken(ctx, newAccessToken(user.ID, "user-b", "", now))
+		}, storage.ErrAlreadyExists},
+		{"GetAccessToken missing", func() error {
+			_, err := s.GetAccessToken(ctx, "at-missing")
+			return err
+		}, storage.ErrNotFound},
+	})
+	must(t, s.DeleteAccessToken(ctx, user.ID))
+	_, err := s.GetAccessToken(ctx, user.ID)
+	wantErr(t, err, storage.ErrNotFound)
+	must(t, s.DeleteAccessToken(ctx, user.ID)) // missing is not an error
+	_, err = s.GetAccessToken(ctx, cc.ID)
+	must(t, err)
+}
+
+func testRefreshTokens(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	rt1 := newRefreshToken("rt-1", "user-a", "fam-1", now)
+	at1 := newAccessToken("at-1", "user-a", "fam-1", now)
+	must(t, s.CreateRefreshToken(ctx, rt1, at1))
+	got, err := s.GetRefreshToken(ctx, rt1.ID)
+	must(t, err)
+	equal(t, "GetRefreshToken", got, rt1)
+	got, err = s.GetRefreshTokenByHash(ctx, rt1.TokenHash)
+	must(t, err)
+	equal(t, "GetRefreshTokenByHash", got, rt1)
+	gotAT, err := s.GetAccessToken(ctx, at1.ID)
+	must(t, err)
+	equal(t, "access token of CreateRefreshToken", gotAT, at1)
+
+	rotatedAt := now.Add(time.Minute)
+	rt2 := newRefreshToken("rt-2", "user-a", "fam-1", rotatedAt)
+	at2 := newAccessToken("at-2", "user-a", "fam-1", rotatedAt)
+	must(t, s.RotateRefreshToken(ctx, rt1.ID, rotatedAt, rt2, at2))
+	wantRT1 := *rt1
+	wantRT1.RotatedAt = rotatedAt
+	got, err = s.GetRefreshTokenByHash(ctx, rt1.TokenHash) // rotated ones are still found
+	must(t, err)
+	equal(t, "old token after rotation", got, &wantRT1)
+	got, err = s.GetRefreshToken(ctx, rt2.ID)
+	must(t, err)
+	equal(t, "next token", got, rt2)
+	gotAT, err = s.GetAccessToken(ctx, at2.ID)
+	must(t, err)
+	equal(t, "access token of rotation", gotAT, at2)
+
+	// A revoked family for the "revoked" case.
+	rtRevoked := newRefreshToken("rt-revoked", "user-a", "fam-revoked", now)
+	must(t, s.CreateRefreshToken(ctx, rtRevoked, newAccessToken("at-revoked", "user-a", "fam-revoked", now)))
+	_, err = s.RevokeRefreshFamily(ctx, "fam-revoked", now)
+	must(t, err)
+
+	// failedNext returns a next token and access token that a failing call must not
+	// insert.
+	failedNext := func(id string) (*storage.RefreshToken, *storage.AccessToken) {
+		return newRefreshToken("rt-"+id, "user-a", "fam-1", now), newAccessToken("at-"+id, "user-a", "fam-1", now)
+	}
+	cases := []struct {
+		name    string
+		oldID   string
+		wantErr error
+	}{
+		{"second rotation of the same token", rt1.ID, storage.ErrConflict},
+		{"revoked token", rtRevoked.ID, storage.ErrConflict},
+		{"unknown token", "rt-missing", storage.ErrNotFound},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			next, at := failedNext(fmt.Sprintf("failed-%d", i))
+			wantErr(t, s.RotateRefreshToken(ctx, tc.oldID, now.Add(time.Hour), next, at), tc.wantErr)
+			_, err := s.GetRefreshToken(ctx, next.ID)
+			wantErr(t, err, storage.ErrNotFound)
+			_, err = s.GetAccessToken(ctx, at.ID)
+			wantErr(t, err, storage.ErrNotFound)
+		})
+	}
+	got, err = s.GetRefreshToken(ctx, rt1.ID)
+	must(t, err)
+	equal(t, "old token after failed rotations", got, &wantRT1)
+
+	runErrCases(t, []errCase{
+		{"CreateRefreshToken duplicate id", func() error {
+			rt := newRefreshToken(rt1.ID, "user-a", "fam-dup", now)
+			rt.TokenHash = "hash-unused"
+			return s.CreateRefreshToken(ctx, rt, newAccessToken("at-dup-id", "user-a", "fam-dup", now))
+		}, storage.ErrAlreadyExists},
+		{"CreateRefreshToken duplicate hash", func() error {
+			rt := newRefreshToken("rt-dup-hash", "user-a", "fam-dup", now)
+			rt.TokenHash = rt1.TokenHash
+			return s.CreateRefreshToken(ctx, rt, newAccessToken("at-dup-hash", "user-a", "fam-dup", now))
+		}, storage.ErrAlreadyExists},
+		{"access token of failed CreateRefreshToken not inserted", func() error {
+			_, err := s.GetAccessToken(ctx, "at-dup-id")
+			return err
+		}, storage.ErrNotFound},
+		{"GetRefreshToken missing", func() error {
+			_, err := s.GetRefreshToken(ctx, "rt-missing")
+			return err
+		}, storage.ErrNotFound},
+		{"GetRefreshTokenByHash missing", func() error {
+			_, err := s.GetRefreshTokenByHash(ctx, "hash-missing")
+			return err
+		}, storage.ErrNotFound},
+	})
+}
+
+func testRefreshConcurrentRotate(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	old := newRefreshToken("rt-race", "user-a", "fam-race", now)
+	must(t, s.CreateRefreshToken(ctx, old, newAccessToken("at-race", "user-a", "fam-race", now)))
+
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		winner = -1
+		wins   int
+		start  = make(chan struct{})
+	)
+	for i := range concurrency {
+		wg.Go(func() {
+			next := newRefreshToken(fmt.Sprintf("rt-race-%d", i), "user-a", "fam-race", now)
+			at := newAccessToken(fmt.Sprintf("at-race-%d", i), "user-a", "fam-race", now)
+			<-start
+			err := s.RotateRefreshToken(ctx, old.ID, now, next, at)
+			switch {
+			case err == nil:
+				mu.Lock()
+				wins++
+				winner = i
+				mu.Unlock()
+			case !errors.Is(err, storage.ErrConflict):
+				t.Errorf("RotateRefreshToken: %v, want nil or ErrConflict", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d of %d concurrent rotations won, want exactly 1", wins, concurrency)
+	}
+	for i := range concurrency {
+		_, rtErr := s.GetRefreshToken(ctx, fmt.Sprintf("rt-race-%d", i))
+		_, atErr := s.GetAccessToken(ctx, fmt.Sprintf("at-race-%d", i))
+		if i == winner {
+			must(t, rtErr)
+			must(t, atErr)
+			continue
+		}
+		wantErr(t, rtErr, storage.ErrNotFound)
+		wantErr(t, atErr, storage.ErrNotFound)
+	}
+}
+
+func testRevokeRefreshFamily(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	// Family fam-1: rt-1 -> rt-2 -> rt-3, each with its access token.
+	must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-1", "user-a", "fam-1", now), newAccessToken("at-1", "user-a", "fam-1", now)))
+	for i, at := range []time.Time{now.Add(time.Minute), now.Add(2 * time.Minute)} {
+		old, id := fmt.Sprintf("rt-%d", i+1), fmt.Sprintf("%d", i+2)
+		must(t, s.RotateRefreshToken(ctx, old, at, newRefreshToken("rt-"+id, "user-a", "fam-1", at), newAccessToken("at-"+id, "user-a", "fam-1", at)))
+	}
+	// Untouched: another family of the same user, and an access token without family.
+	otherRT := newRefreshToken("rt-other", "user-a", "fam-2", now)
+	otherAT := newAccessToken("at-other", "user-a", "fam-2", now)
+	plainAT := newAccessToken("at-plain", "user-a", "", now)
+	must(t, s.CreateRefreshToken(ctx, otherRT, otherAT))
+	must(t, s.CreateAccessToken(ctx, plainAT))
+
+	before := map[string]*storage.RefreshToken{}
+	for _, id := range []string{"rt-1", "rt-2", "rt-3"} {
+		rt, err := s.GetRefreshToken(ctx, id)
+		must(t, err)
+		before[id] = rt
+	}
+	revokedAt := now.Add(time.Hour)
+	n, err := s.RevokeRefreshFamily(ctx, "fam-1", revokedAt)
+	must(t, err)
+	if n != 3 {
+		t.Errorf("RevokeRefreshFamily = %d, want 3", n)
+	}
+	for id, b := range before {
+		want := *b
+		want.RevokedAt = revokedAt // RotatedAt stays as it was
+		got, err := s.GetRefreshToken(ctx, id)
+		must(t, err)
+		equal(t, "revoked "+id, got, &want)
+	}
+	for _, id := range []string{"at-1", "at-2", "at-3"} {
+		_, err := s.GetAccessToken(ctx, id)
+		wantErr(t, err, storage.ErrNotFound)
+	}
+	got, err := s.GetRefreshToken(ctx, otherRT.ID)
+	must(t, err)
+	equal(t, "other family", got, otherRT)
+	for _, at := range []*storage.AccessToken{otherAT, plainAT} {
+		got, err := s.GetAccessToken(ctx, at.ID)
+		must(t, err)
+		equal(t, "untouched access token "+at.ID, got, at)
+	}
+
+	// Revoking again changes nothing, not even the revocation time.
+	n, err = s.RevokeRefreshFamily(ctx, "fam-1", revokedAt.Add(time.Hour))
+	must(t, err)
+	if n != 0 {
+		t.Errorf("second RevokeRefreshFamily = %d, want 0", n)
+	}
+	got, err = s.GetRefreshToken(ctx, "rt-3")
+	must(t, err)
+	if !got.RevokedAt.Equal(revokedAt) {
+		t.Errorf("RevokedAt after second revocation = %v, want %v", got.RevokedAt, revokedAt)
+	}
+	n, err = s.RevokeRefreshFamily(ctx, "fam-missing", now)
+	must(t, err)
+	if n != 0 {
+		t.Errorf("RevokeRefreshFamily of unknown family = %d, want 0", n)
+	}
+}
+
+func testRevokeUserTokens(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	// user-a: two families (one rotated once) and an access token without family.
+	must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-a1", "user-a", "fam-a1", now), newAccessToken("at-a1", "user-a", "fam-a1", now)))
+	must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-a2", "user-a", "fam-a2", now), newAccessToken("at-a2", "user-a", "fam-a2", now)))
+	must(t, s.RotateRefreshToken(ctx, "rt-a2", now.Add(time.Minute), newRefreshToken("rt-a2b", "user-a", "fam-a2", now), newAccessToken("at-a2b", "user-a", "fam-a2", now)))
+	must(t, s.CreateAccessToken(ctx, newAccessToken("at-a-plain", "user-a", "", now)))
+	// user-b and a client_credentials token stay.
+	rtB := newRefreshToken("rt-b", "user-b", "fam-b", now)
+	atB := newAccessToken("at-b", "user-b", "fam-b", now)
+	must(t, s.CreateRefreshToken(ctx, rtB, atB))
+	atCC := &storage.AccessToken{ID: "at-cc", ClientID: "client-svc", Scopes: []string{"api"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	must(t, s.CreateAccessToken(ctx, atCC))
+
+	revokedAt := now.Add(time.Hour)
+	must(t, s.RevokeUserTokens(ctx, "user-a", revokedAt))
+	for _, id := range []string{"rt-a1", "rt-a2", "rt-a2b"} {
+		got, err := s.GetRefreshToken(ctx, id)
+		must(t, err)
+		if !got.RevokedAt.Equal(revokedAt) {
+			t.Errorf("%s RevokedAt = %v, want %v", id, got.RevokedAt, revokedAt)
+		}
+	}
+	for _, id := range []string{"at-a1", "at-a2", "at-a2b", "at-a-plain"} {
+		_, err := s.GetAccessToken(ctx, id)
+		wantErr(t, err, storage.ErrNotFound)
+	}
+	got, err := s.GetRefreshToken(ctx, rtB.ID)
+	must(t, err)
+	equal(t, "other user's refresh token", got, rtB)
+	for _, at := range []*storage.AccessToken{atB, atCC} {
+		got, err := s.GetAccessToken(ctx, at.ID)
+		must(t, err)
+		equal(t, "untouched access token "+at.ID, got, at)
+	}
+}
+
+func testSigningKeys(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	key := func(id, alg string, created time.Time) *storage.SigningKey {
+		return &storage.SigningKey{
+			ID: id, Algorithm: alg, CreatedAt: created,
+			PrivateSealed: []byte("sealed\x00\xff" + id),
+			PublicJWK:     []byte(`{"kty":"EC","kid":"` + id + `"}`),
+		}
+	}
+	es1 := key("es-1", "ES256", now.Add(-2*time.Hour))
+	rs1 := key("rs-1", "RS256", now.Add(-time.Hour))
+	es2 := key("es-2", "ES256", now)
+	es3 := key("es-3", "ES256", now.Add(time.Hour))
+
+	must(t, s.AddSigningKey(ctx, es1, now.Add(time.Hour)))
+	must(t, s.AddSigningKey(ctx, rs1, now.Add(time.Hour))) // other algorithm: es-1 stays active
+	list, err := s.ListSigningKeys(ctx)
+	must(t, err)
+	equal(t, "keys before rotation", list, []storage.SigningKey{*rs1, *es1})
+
+	exp2 := now.Add(24 * time.Hour)
+	must(t, s.AddSigningKey(ctx, es2, exp2))
+	wantES1 := *es1
+	wantES1.RetiredAt, wantES1.ExpiresAt = es2.CreatedAt, exp2
+	list, err = s.ListSigningKeys(ctx)
+	must(t, err)
+	equal(t, "keys after adding es-2", list, []storage.SigningKey{*es2, *rs1, wantES1})
+
+	// Only not-yet-retired keys are retired: es-1 keeps its times.
+	exp3 := now.Add(48 * time.Hour)
+	must(t, s.AddSigningKey(ctx, es3, exp3))
+	wantES2 := *es2
+	wantES2.RetiredAt, wantES2.ExpiresAt = es3.CreatedAt, exp3
+	list, err = s.ListSigningKeys(ctx)
+	must(t, err)
+	want := []storage.SigningKey{*es3, wantES2, *rs1, wantES1}
+	equal(t, "keys after adding es-3", list, want)
+
+	// A failed insert retires nothing.
+	wantErr(t, s.AddSigningKey(ctx, key(es1.ID, "ES256", now.Add(2*time.Hour)), exp3), storage.ErrAlreadyExists)
+	list, err = s.ListSigningKeys(ctx)
+	must(t, err)
+	equal(t, "keys after failed AddSigningKey", list, want)
+}
+
+func testAudit(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	events := []*storage.AuditEvent{
+		{Type: "login.password", UserID: "user-a", IP: "192.0.2.1", UserAgent: "ua", Result: "success"},
+		{Type: "token.issue", UserID: "user-a", ClientID: "client-1", Result: "success"},
+		{Type: "token.issue", UserID: "user-b", ClientID: "client-1", Result: "success"},
+		{Type: "login.password", UserID: "user-b", IP: "198.51.100.7", Result: "failure", Reason: "bad password"},
+		{Type: "token.refresh.reuse", UserID: "user-a", ClientID: "client-2", Result: "failure", Reason: "reuse"},
+	}
+	var lastID int64
+	for i, e := range events {
+		e.Time = now.Add(time.Duration(i) * time.Second)
+		must(t, s.AppendAudit(ctx, e))
+		if e.ID <= lastID {
+			t.Fatalf("event %d got ID %d, want > %d", i, e.ID, lastID)
+		}
+		lastID = e.ID
+	}
+	pick := func(idx ...int) []storage.AuditEvent {
+		var out []storage.AuditEvent
+		for _, i := range idx {
+			out = append(out, *events[i])
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		filter storage.AuditFilter
+		want   []storage.AuditEvent
+	}{
+		{"all", storage.AuditFilter{}, pick(0, 1, 2, 3, 4)},
+		{"by user", storage.AuditFilter{UserID: "user-a"}, pick(0, 1, 4)},
+		{"by client", storage.AuditFilter{ClientID: "client-1"}, pick(1, 2)},
+		{"by type", storage.AuditFilter{Type: "login.password"}, pick(0, 3)},
+		{"since", storage.AuditFilter{Since: events[2].Time.Add(-time.Second / 2)}, pick(2, 3, 4)},
+		{"limit keeps the newest", storage.AuditFilter{Limit: 2}, pick(3, 4)},
+		{"limit above count", storage.AuditFilter{Limit: 10}, pick(0, 1, 2, 3, 4)},
+		{"user and limit", storage.AuditFilter{UserID: "user-a", Limit: 2}, pick(1, 4)},
+		{"user and type", storage.AuditFilter{UserID: "user-a", Type: "token.issue"}, pick(1)},
+		{"no match", storage.AuditFilter{ClientID: "client-none"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.ListAudit(ctx, tc.filter)
+			must(t, err)
+			equal(t, "ListAudit", got, tc.want)
+		})
+	}
+}
+
+func testRateLimits(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	const window = time.Minute
+	// The steps run in order against one store; at is an offset from now.
+	steps := []struct {
+		name string
+		op   string // hit, count or reset
+		key  string
+		at   time.Duration
+		want int
+	}{
+		{"first hit", "hit", "login:alice", 0, 1},
+		{"second hit", "hit", "login:alice", 10 * time.Second, 2},
+		{"third hit", "hit", "login:alice", 20 * time.Second, 3},
+		{"count does not increment", "count", "login:alice", 30 * time.Second, 3},
+		{"count again", "count", "login:alice", 30 * time.Second, 3},
+		{"other key is separate", "count", "login:bob", 30 * time.Second, 0},
+		{"other key hit", "hit", "login:bob", 30 * time.Second, 1},
+		{"count after window", "count", "login:alice", window + time.Second, 0},
+		{"hit after window starts anew", "hit", "login:alice", window + time.Second, 1},
+		{"hit in new window", "hit", "login:alice", window + 10*time.Second, 2},
+		{"count in new window", "count", "login:alice", 2 * window, 2},
+		{"reset", "reset", "login:alice", 0, 0},
+		{"count after reset", "count", "login:alice", 2 * window, 0},
+		{"hit after reset", "hit", "login:alice", 2 * window, 1},
+		{"other key unaffected", "count", "login:bob", 40 * time.Second, 1},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			var (
+				got int
+				err error
+			)
+			at := now.Add(st.at)
+			switch st.op {
+			case "hit":
+				got, err = s.HitRateLimit(ctx, st.key, window, at)
+			case "count":
+				got, err = s.RateLimitCount(ctx, st.key, window, at)
+			case "reset":
+				err = s.ResetRateLimit(ctx, st.key)
+			}
+			must(t, err)
+			if got != st.want {
+				t.Errorf("%s %s at +%v = %d, want %d", st.op, st.key, st.at, got, st.want)
+			}
+		})
+	}
+}
+
+func testDeleteExpired(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	past, future := now.Add(-time.Minute), now.Add(time.Hour)
+
+	arOld, arLive := newAuthRequest("ar-old", now.Add(-time.Hour)), newAuthRequest("ar-live", now)
+	arOld.ExpiresAt, arLive.ExpiresAt = past, future
+	sOld, sLive := newSession("sess-old", "user-a", now.Add(-48*time.Hour)), newSession("sess-live", "user-a", now)
+	sOld.ExpiresAt = past
+	atOld, atLive := newAccessToken("at-old", "user-a", "", now), newAccessToken("at-live", "user-a", "", now)
+	atOld.ExpiresAt, atLive.ExpiresAt = past, future
+	rtOld, rtLive := newRefreshToken("rt-old", "user-a", "fam-old", now), newRefreshToken("rt-live", "user-a", "fam-live", now)
+	rtOld.ExpiresAt, rtLive.ExpiresAt = past, future
+	atRtOld, atRtLive := newAccessToken("at-rt-old", "user-a", "fam-old", now), newAccessToken("at-rt-live", "user-a", "fam-live", now)
+	atRtOld.ExpiresAt, atRtLive.ExpiresAt = past, future
+
+	must(t, s.CreateAuthRequest(ctx, arOld))
+	must(t, s.CreateAuthRequest(ctx, arLive))
+	must(t, s.CreateSession(ctx, sOld))
+	must(t, s.CreateSession(ctx, sLive))
+	must(t, s.CreateAccessToken(ctx, atOld))
+	must(t, s.CreateAccessToken(ctx, atLive))
+	must(t, s.CreateRefreshToken(ctx, rtOld, atRtOld))
+	must(t, s.CreateRefreshToken(ctx, rtLive, atRtLive))
+	// A one-minute window opened two days ago, and one opened just now.
+	_, err := s.HitRateLimit(ctx, "rl-old", time.Minute, now.Add(-48*time.Hour))
+	must(t, err)
+	_, err = s.HitRateLimit(ctx, "rl-live", time.Minute, now.Add(-10*time.Second))
+	must(t, err)
+	// es-old retired with an expiry in the past; es-mid retired, not yet expired;
+	// es-new and rs-1 are signing (no expiry).
+	mk := func(id, alg string, created time.Time) *storage.SigningKey {
+		return &storage.SigningKey{ID: id, Algorithm: alg, PrivateSealed: []byte("p" + id), PublicJWK: []byte("{}"), CreatedAt: created}
+	}
+	must(t, s.AddSigningKey(ctx, mk("es-old", "ES256", now.Add(-72*time.Hour)), time.Time{}))
+	must(t, s.AddSigningKey(ctx, mk("rs-1", "RS256", now.Add(-72*time.Hour)), time.Time{}))
+	must(t, s.AddSigningKey(ctx, mk("es-mid", "ES256", now.Add(-48*time.Hour)), now.Add(-24*time.Hour)))
+	must(t, s.AddSigningKey(ctx, mk("es-new", "ES256", now.Add(-time.Hour)), now.Add(24*time.Hour)))
+
+	n, err := s.DeleteExpired(ctx, now)
+	must(t, err)
+	// ar-old, sess-old, at-old, at-rt-old, rt-old, rl-old, es-old.
+	if n != 7 {
+		t.Errorf("DeleteExpired = %d, want 7", n)
+	}
+
+	gone := []errCase{
+		{"auth request", func() error { _, err := s.GetAuthRequest(ctx, arOld.ID); return err }, storage.ErrNotFound},
+		{"session", func() error { _, err := s.GetSession(ctx, sOld.ID); return err }, storage.ErrNotFound},
+		{"access token", func() error { _, err := s.GetAccessToken(ctx, atOld.ID); return err }, storage.ErrNotFound},
+		{"refresh token", func() error { _, err := s.GetRefreshToken(ctx, rtOld.ID); return err }, storage.ErrNotFound},
+		{"access token of refresh token", func() error { _, err := s.GetAccessToken(ctx, atRtOld.ID); return err }, storage.ErrNotFound},
+	}
+	t.Run("expired rows gone", func(t *testing.T) { runErrCases(t, gone) })
+
+	t.Run("live rows kept", func(t *testing.T) {
+		_, err := s.GetAuthRequest(ctx, arLive.ID)
+		must(t, err)
+		_, err = s.GetSession(ctx, sLive.ID)
+		must(t, err)
+		for _, id := range []string{atLive.ID, atRtLive.ID} {
+			_, err = s.GetAccessToken(ctx, id)
+			must(t, err)
+		}
+		_, err = s.GetRefreshToken(ctx, rtLive.ID)
+		must(t, err)
+		c, err := s.RateLimitCount(ctx, "rl-live", time.Minute, now)
+		must(t, err)
+		if c != 1 {
+			t.Errorf("rl-live count = %d, want 1", c)
+		}
+		keys, err := s.ListSigningKeys(ctx)
+		must(t, err)
+		var ids []string
+		for _, k := range keys {
+			ids = append(ids, k.ID)
+		}
+		equal(t, "signing keys left", ids, []string{"es-new", "es-mid", "rs-1"})
+	})
+
+	n, err = s.DeleteExpired(ctx, now)
+	must(t, err)
+	if n != 0 {
+		t.Errorf("second DeleteExpired = %d, want 0", n)
+	}
+}
+
+func testMigrateAndPing(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	must(t, s.Ping(ctx))
+	n, err := s.Migrate(ctx)
+	must(t, err)
+	if n != 0 {
+		t.Errorf("Migrate on a migrated store applied %d, want 0", n)
+	}
+}

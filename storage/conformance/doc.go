@@ -1,0 +1,3 @@
+// Package conformance is the protocol-free test suite every storage.Storage backend must
+// pass.
+package conformance

@@ -1,0 +1,107 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/openidp/idp/storage"
+)
+
+const authRequestCols = `id, client_id, redirect_uri, state, nonce, scopes, response_type,
+	response_mode, prompt, max_age, acr_values, login_hint, ui_locales, code_challenge,
+	code_challenge_method, hint_user_id, created_at, expires_at,
+	login_user_id, login_session_id, login_auth_time, login_amr, login_acr, login_done,
+	code_hash, code_expires_at`
+
+func scanAuthRequest(row scanner) (*storage.AuthRequest, error) {
+	var r storage.AuthRequest
+	err := row.Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.State, &r.Nonce, &r.Scopes, &r.ResponseType,
+		&r.ResponseMode, &r.Prompt, &r.MaxAge, &r.ACRValues, &r.LoginHint, &r.UILocales, &r.CodeChallenge,
+		&r.CodeChallengeMethod, &r.HintUserID, scanTS(&r.CreatedAt), scanTS(&r.ExpiresAt),
+		&r.Login.UserID, &r.Login.SessionID, scanTS(&r.Login.AuthTime), &r.Login.AMR, &r.Login.ACR, &r.Login.Done,
+		&r.CodeHash, scanTS(&r.CodeExpiresAt))
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// CreateAuthRequest inserts r; ErrAlreadyExists when the id (or a non-empty code hash)
+// is taken.
+func (s *Store) CreateAuthRequest(ctx context.Context, r *storage.AuthRequest) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO auth_requests (`+authRequestCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+			$19, $20, $21, $22, $23, $24, $25, $26)`,
+		r.ID, r.ClientID, r.RedirectURI, r.State, r.Nonce, r.Scopes, r.ResponseType,
+		r.ResponseMode, r.Prompt, r.MaxAge, r.ACRValues, r.LoginHint, r.UILocales, r.CodeChallenge,
+		r.CodeChallengeMethod, r.HintUserID, ts(r.CreatedAt), ts(r.ExpiresAt),
+		r.Login.UserID, r.Login.SessionID, ts(r.Login.AuthTime), r.Login.AMR, r.Login.ACR, r.Login.Done,
+		r.CodeHash, ts(r.CodeExpiresAt))
+	return wrapErr("create auth request", err)
+}
+
+// GetAuthRequest returns the request with that id, or ErrNotFound.
+func (s *Store) GetAuthRequest(ctx context.Context, id string) (*storage.AuthRequest, error) {
+	r, err := scanAuthRequest(s.pool.QueryRow(ctx,
+		`SELECT `+authRequestCols+` FROM auth_requests WHERE id = $1`, id))
+	if err != nil {
+		return nil, wrapErr("get auth request", err)
+	}
+	return r, nil
+}
+
+// SetAuthRequestLogin replaces the Login part of request id; ErrNotFound when missing.
+func (s *Store) SetAuthRequestLogin(ctx context.Context, id string, l storage.AuthLogin) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE auth_requests SET
+		login_user_id = $2, login_session_id = $3, login_auth_time = $4, login_amr = $5,
+		login_acr = $6, login_done = $7
+		WHERE id = $1`,
+		id, l.UserID, l.SessionID, ts(l.AuthTime), l.AMR, l.ACR, l.Done)
+	if err != nil {
+		return wrapErr("set auth request login", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return notFound("set auth request login")
+	}
+	return nil
+}
+
+// SaveAuthCode records the hash of a code issued for request id, replacing an earlier
+// code (redeemed or not); ErrNotFound when the request is missing.
+func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt time.Time) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE auth_requests
+		SET code_hash = $2, code_expires_at = $3, code_redeemed = false
+		WHERE id = $1`,
+		id, codeHash, ts(expiresAt))
+	if err != nil {
+		return wrapErr("save auth code", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return notFound("save auth code")
+	}
+	return nil
+}
+
+// ConsumeAuthCode redeems a code with one conditional UPDATE: only the caller whose
+// update flips code_redeemed gets the request; everyone else, and any caller with an
+// unknown or expired code, gets ErrNotFound.
+func (s *Store) ConsumeAuthCode(ctx context.Context, codeHash string, now time.Time) (*storage.AuthRequest, error) {
+	if codeHash == "" {
+		return nil, notFound("consume auth code")
+	}
+	r, err := scanAuthRequest(s.pool.QueryRow(ctx, `UPDATE auth_requests
+		SET code_redeemed = true
+		WHERE code_hash = $1 AND NOT code_redeemed AND code_expires_at > $2
+		RETURNING `+authRequestCols,
+		codeHash, ts(now)))
+	if err != nil {
+		return nil, wrapErr("consume auth code", err)
+	}
+	return r, nil
+}
+
+// DeleteAuthRequest removes request id; a missing request is not an error.
+func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM auth_requests WHERE id = $1`, id)
+	return wrapErr("delete auth request", err)
+}

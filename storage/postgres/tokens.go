@@ -1,0 +1,187 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/openidp/idp/storage"
+)
+
+// execer is a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+const accessTokenCols = `id, client_id, user_id, audience, scopes, auth_time, amr, acr,
+	session_id, family_id, created_at, expires_at`
+
+const refreshTokenCols = `id, token_hash, family_id, client_id, user_id, audience, scopes,
+	auth_time, amr, acr, session_id, created_at, expires_at, rotated_at, revoked_at`
+
+func insertAccessToken(ctx context.Context, db execer, at *storage.AccessToken) error {
+	_, err := db.Exec(ctx, `INSERT INTO access_tokens (`+accessTokenCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		at.ID, at.ClientID, at.UserID, at.Audience, at.Scopes, ts(at.AuthTime), at.AMR, at.ACR,
+		at.SessionID, at.FamilyID, ts(at.CreatedAt), ts(at.ExpiresAt))
+	return wrapErr("create access token", err)
+}
+
+func insertRefreshToken(ctx context.Context, db execer, rt *storage.RefreshToken) error {
+	_, err := db.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshTokenCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		rt.ID, rt.TokenHash, rt.FamilyID, rt.ClientID, rt.UserID, rt.Audience, rt.Scopes,
+		ts(rt.AuthTime), rt.AMR, rt.ACR, rt.SessionID, ts(rt.CreatedAt), ts(rt.ExpiresAt),
+		ts(rt.RotatedAt), ts(rt.RevokedAt))
+	return wrapErr("create refresh token", err)
+}
+
+func scanRefreshToken(row scanner) (*storage.RefreshToken, error) {
+	var rt storage.RefreshToken
+	err := row.Scan(&rt.ID, &rt.TokenHash, &rt.FamilyID, &rt.ClientID, &rt.UserID, &rt.Audience, &rt.Scopes,
+		scanTS(&rt.AuthTime), &rt.AMR, &rt.ACR, &rt.SessionID, scanTS(&rt.CreatedAt), scanTS(&rt.ExpiresAt),
+		scanTS(&rt.RotatedAt), scanTS(&rt.RevokedAt))
+	if err != nil {
+		return nil, err
+	}
+	return &rt, nil
+}
+
+// CreateAccessToken inserts at; ErrAlreadyExists when its id is taken.
+func (s *Store) CreateAccessToken(ctx context.Context, at *storage.AccessToken) error {
+	return insertAccessToken(ctx, s.pool, at)
+}
+
+// GetAccessToken returns the access token with that id, or ErrNotFound.
+func (s *Store) GetAccessToken(ctx context.Context, id string) (*storage.AccessToken, error) {
+	var at storage.AccessToken
+	err := s.pool.QueryRow(ctx, `SELECT `+accessTokenCols+` FROM access_tokens WHERE id = $1`, id).
+		Scan(&at.ID, &at.ClientID, &at.UserID, &at.Audience, &at.Scopes, scanTS(&at.AuthTime), &at.AMR, &at.ACR,
+			&at.SessionID, &at.FamilyID, scanTS(&at.CreatedAt), scanTS(&at.ExpiresAt))
+	if err != nil {
+		return nil, wrapErr("get access token", err)
+	}
+	return &at, nil
+}
+
+// DeleteAccessToken revokes an access token; a missing one is not an error.
+func (s *Store) DeleteAccessToken(ctx context.Context, id string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM access_tokens WHERE id = $1`, id)
+	return wrapErr("delete access token", err)
+}
+
+// CreateRefreshToken inserts rt and, when at is not nil, the access token issued beside
+// it, in one transaction.
+func (s *Store) CreateRefreshToken(ctx context.Context, rt *storage.RefreshToken, at *storage.AccessToken) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := insertRefreshToken(ctx, tx, rt); err != nil {
+			return err
+		}
+		if at != nil {
+			return insertAccessToken(ctx, tx, at)
+		}
+		return nil
+	})
+}
+
+// RotateRefreshToken marks oldID rotated with a conditional UPDATE (only a current,
+// unrevoked token matches) and inserts next and at, all in one transaction. Exactly one
+// of several concurrent callers wins; the others get ErrConflict. ErrNotFound when oldID
+// does not exist.
+func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.Time, next *storage.RefreshToken, at *storage.AccessToken) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET rotated_at = $2
+			WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL`, oldID, ts(now))
+		if err != nil {
+			return wrapErr("rotate refresh token", err)
+		}
+		if tag.RowsAffected() == 0 {
+			var exists bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $1)`, oldID).
+				Scan(&exists); err != nil {
+				return wrapErr("rotate refresh token", err)
+			}
+			if !exists {
+				return notFound("rotate refresh token")
+			}
+			return fmt.Errorf("postgres: rotate refresh token: %w", storage.ErrConflict)
+		}
+		if err := insertRefreshToken(ctx, tx, next); err != nil {
+			return err
+		}
+		if at != nil {
+			return insertAccessToken(ctx, tx, at)
+		}
+		return nil
+	})
+}
+
+// GetRefreshToken returns the refresh token with that id, or ErrNotFound.
+func (s *Store) GetRefreshToken(ctx context.Context, id string) (*storage.RefreshToken, error) {
+	rt, err := scanRefreshToken(s.pool.QueryRow(ctx,
+		`SELECT `+refreshTokenCols+` FROM refresh_tokens WHERE id = $1`, id))
+	if err != nil {
+		return nil, wrapErr("get refresh token", err)
+	}
+	return rt, nil
+}
+
+// GetRefreshTokenByHash returns the refresh token whose value hashes to tokenHash,
+// rotated and revoked ones included, or ErrNotFound.
+func (s *Store) GetRefreshTokenByHash(ctx context.Context, tokenHash string) (*storage.RefreshToken, error) {
+	rt, err := scanRefreshToken(s.pool.QueryRow(ctx,
+		`SELECT `+refreshTokenCols+` FROM refresh_tokens WHERE token_hash = $1`, tokenHash))
+	if err != nil {
+		return nil, wrapErr("get refresh token by hash", err)
+	}
+	return rt, nil
+}
+
+// RevokeRefreshFamily sets RevokedAt on every not-yet-revoked member of the family and
+// deletes the access tokens issued with it, in one transaction. It returns how many
+// refresh tokens it revoked.
+func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $2
+			WHERE family_id = $1 AND revoked_at IS NULL`, familyID, ts(now))
+		if err != nil {
+			return wrapErr("revoke refresh family", err)
+		}
+		n = tag.RowsAffected()
+		if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE family_id = $1`, familyID); err != nil {
+			return wrapErr("revoke refresh family: delete access tokens", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// RevokeUserTokens revokes every refresh family of a user and deletes every access
+// token of the user or of those families, in one transaction.
+func (s *Store) RevokeUserTokens(ctx context.Context, userID string, now time.Time) error {
+	if userID == "" {
+		// "" is the user of every client_credentials token: never revoke them all.
+		return errors.New("postgres: revoke user tokens: empty user id")
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $2
+			WHERE revoked_at IS NULL AND family_id IN (
+				SELECT family_id FROM refresh_tokens WHERE user_id = $1)`, userID, ts(now)); err != nil {
+			return wrapErr("revoke user tokens", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM access_tokens
+			WHERE user_id = $1 OR family_id IN (
+				SELECT family_id FROM refresh_tokens WHERE user_id = $1)`, userID); err != nil {
+			return wrapErr("revoke user tokens: delete access tokens", err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,102 @@
+package sqlite
+
+import (
+	"context"
+	"time"
+
+	"github.com/openidp/idp/storage"
+)
+
+const authRequestCols = `id, client_id, redirect_uri, state, nonce, scopes, response_type,
+	response_mode, prompt, max_age, acr_values, login_hint, ui_locales, code_challenge,
+	code_challenge_method, hint_user_id, created_at, expires_at, login_user_id,
+	login_session_id, login_auth_time, login_amr, login_acr, login_done, code_hash,
+	code_expires_at`
+
+func scanAuthRequest(sc scanner) (*storage.AuthRequest, error) {
+	var r storage.AuthRequest
+	err := sc.Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.State, &r.Nonce, listCol{&r.Scopes},
+		&r.ResponseType, &r.ResponseMode, listCol{&r.Prompt}, &r.MaxAge, listCol{&r.ACRValues},
+		&r.LoginHint, listCol{&r.UILocales}, &r.CodeChallenge, &r.CodeChallengeMethod,
+		&r.HintUserID, timeCol{&r.CreatedAt}, timeCol{&r.ExpiresAt}, &r.Login.UserID,
+		&r.Login.SessionID, timeCol{&r.Login.AuthTime}, listCol{&r.Login.AMR}, &r.Login.ACR,
+		&r.Login.Done, &r.CodeHash, timeCol{&r.CodeExpiresAt})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// CreateAuthRequest inserts r; ErrAlreadyExists when the id (or code hash) is taken.
+func (s *Store) CreateAuthRequest(ctx context.Context, r *storage.AuthRequest) error {
+	var maxAge any
+	if r.MaxAge != nil {
+		maxAge = *r.MaxAge
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO auth_requests (`+authRequestCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.ClientID, r.RedirectURI, r.State, r.Nonce, list(r.Scopes), r.ResponseType,
+		r.ResponseMode, list(r.Prompt), maxAge, list(r.ACRValues), r.LoginHint,
+		list(r.UILocales), r.CodeChallenge, r.CodeChallengeMethod, r.HintUserID,
+		ts(r.CreatedAt), ts(r.ExpiresAt), r.Login.UserID, r.Login.SessionID,
+		ts(r.Login.AuthTime), list(r.Login.AMR), r.Login.ACR, r.Login.Done, r.CodeHash,
+		ts(r.CodeExpiresAt))
+	return wrap("create auth request", err)
+}
+
+// GetAuthRequest returns the request with that id, or ErrNotFound.
+func (s *Store) GetAuthRequest(ctx context.Context, id string) (*storage.AuthRequest, error) {
+	r, err := scanAuthRequest(s.db.QueryRowContext(ctx,
+		`SELECT `+authRequestCols+` FROM auth_requests WHERE id = ?`, id))
+	if err != nil {
+		return nil, wrap("get auth request", err)
+	}
+	return r, nil
+}
+
+// SetAuthRequestLogin replaces the Login part of request id; ErrNotFound when missing.
+func (s *Store) SetAuthRequestLogin(ctx context.Context, id string, l storage.AuthLogin) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET login_user_id = ?,
+		login_session_id = ?, login_auth_time = ?, login_amr = ?, login_acr = ?, login_done = ?
+		WHERE id = ?`,
+		l.UserID, l.SessionID, ts(l.AuthTime), list(l.AMR), l.ACR, l.Done, id)
+	if err != nil {
+		return wrap("set auth request login", err)
+	}
+	return wrap("set auth request login", mustAffect(res))
+}
+
+// SaveAuthCode records the hash of a code issued for request id, replacing an earlier
+// code (and its redeemed flag: the new code is redeemable once). ErrNotFound when the
+// request is missing.
+func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE auth_requests
+		SET code_hash = ?, code_expires_at = ?, code_redeemed = 0 WHERE id = ?`,
+		codeHash, ts(expiresAt), id)
+	if err != nil {
+		return wrap("save auth code", err)
+	}
+	return wrap("save auth code", mustAffect(res))
+}
+
+// ConsumeAuthCode atomically redeems a code with a single conditional UPDATE: it
+// returns the request whose code hash matches, is unexpired at now and was not redeemed
+// before, and marks it redeemed. ErrNotFound otherwise.
+func (s *Store) ConsumeAuthCode(ctx context.Context, codeHash string, now time.Time) (*storage.AuthRequest, error) {
+	if codeHash == "" {
+		return nil, wrap("consume auth code", storage.ErrNotFound)
+	}
+	r, err := scanAuthRequest(s.db.QueryRowContext(ctx, `UPDATE auth_requests SET code_redeemed = 1
+		WHERE code_hash = ? AND code_redeemed = 0 AND code_expires_at > ?
+		RETURNING `+authRequestCols, codeHash, now.UnixNano()))
+	if err != nil {
+		return nil, wrap("consume auth code", err)
+	}
+	return r, nil
+}
+
+// DeleteAuthRequest removes request id; deleting a missing request is not an error.
+func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = ?`, id)
+	return wrap("delete auth request", err)
+}

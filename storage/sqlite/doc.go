@@ -1,0 +1,3 @@
+// Package sqlite implements storage.Storage on a single SQLite database file, using the
+// pure-Go modernc.org/sqlite driver.
+package sqlite

@@ -1,0 +1,215 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/openidp/idp/migrations"
+	"github.com/openidp/idp/storage"
+)
+
+// maxOpenConns bounds the connection pool. In WAL mode readers run in parallel while
+// writers serialize on the database lock; busy_timeout makes a writer wait for it.
+const maxOpenConns = 8
+
+// busyTimeout is how long a statement waits for the write lock before SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
+// Store is a storage.Storage backed by one SQLite database file. It is safe for
+// concurrent use by many goroutines and by several processes sharing the file.
+type Store struct {
+	db *sql.DB
+}
+
+var _ storage.Storage = (*Store)(nil)
+
+// Open opens (creating if needed) the SQLite database at path, creating its parent
+// directory if missing. It does not migrate: call Migrate before first use. path must
+// name a file; ":memory:" is not supported because every pooled connection would see
+// its own database.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("open sqlite: empty path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("open sqlite: create directory: %w", err)
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	// Write transactions take the write lock up front, so a transaction never has to
+	// upgrade a read snapshot (which fails with SQLITE_BUSY instead of waiting).
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(maxOpenConns)
+	db.SetMaxIdleConns(maxOpenConns)
+	s := &Store{db: db}
+	if err := s.Ping(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	return s, nil
+}
+
+// Close releases the database handle.
+func (s *Store) Close() error {
+	return s.db.Close()
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
+}
+
+// Migrate applies the embedded SQLite migrations not yet applied and returns how many
+// it applied. The whole run happens in one BEGIN IMMEDIATE transaction, so a second
+// process migrating at the same time waits for the first and then finds nothing to do.
+func (s *Store) Migrate(ctx context.Context) (applied int, err error) {
+	ms, err := migrations.Load("sqlite")
+	if err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+
+	// database/sql cannot begin an IMMEDIATE transaction on its own terms, so the
+	// transaction is driven by statements on this one connection.
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return 0, fmt.Errorf("migrate: begin: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			// The context may be the reason we are here; roll back regardless.
+			if _, rbErr := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rbErr != nil {
+				// A broken connection must not return to the pool mid-transaction.
+				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+		}
+	}()
+
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER NOT NULL PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at INTEGER NOT NULL
+	)`); err != nil {
+		return 0, fmt.Errorf("migrate: create schema_migrations: %w", err)
+	}
+	done := map[int]bool{}
+	rows, err := conn.QueryContext(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return 0, fmt.Errorf("migrate: read applied versions: %w", err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("migrate: read applied versions: %w", err)
+		}
+		done[v] = true
+	}
+	if err := rows.Close(); err != nil {
+		return 0, fmt.Errorf("migrate: read applied versions: %w", err)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("migrate: read applied versions: %w", err)
+	}
+
+	for _, m := range ms {
+		if done[m.Version] {
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, m.SQL); err != nil {
+			return 0, fmt.Errorf("migrate: apply %s: %w", m.Name, err)
+		}
+		if _, err := conn.ExecContext(ctx,
+			"INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+			m.Version, m.Name, time.Now().UnixNano()); err != nil {
+			return 0, fmt.Errorf("migrate: record %s: %w", m.Name, err)
+		}
+		applied++
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return 0, fmt.Errorf("migrate: commit: %w", err)
+	}
+	committed = true
+	return applied, nil
+}
+
+// inTx runs fn in a write transaction (BEGIN IMMEDIATE, see Open), committing when fn
+// returns nil and rolling back otherwise.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// isUnique reports whether err is a violated UNIQUE or PRIMARY KEY constraint.
+func isUnique(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return true
+	}
+	return false
+}
+
+// wrap annotates err with op, mapping unique-constraint violations onto
+// storage.ErrAlreadyExists and sql.ErrNoRows onto storage.ErrNotFound.
+func wrap(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", op, storage.ErrNotFound)
+	case isUnique(err):
+		return fmt.Errorf("%s: %w (%v)", op, storage.ErrAlreadyExists, err)
+	default:
+		return fmt.Errorf("%s: %w", op, err)
+	}
+}
+
+// mustAffect returns storage.ErrNotFound when res changed no row.
+func mustAffect(res sql.Result) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}

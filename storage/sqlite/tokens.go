@@ -1,0 +1,202 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/openidp/idp/storage"
+)
+
+const accessTokenCols = `id, client_id, user_id, audience, scopes, auth_time, amr, acr,
+	session_id, family_id, created_at, expires_at`
+
+const refreshTokenCols = `id, token_hash, family_id, client_id, user_id, audience, scopes,
+	auth_time, amr, acr, session_id, created_at, expires_at, rotated_at, revoked_at`
+
+// execer is the ExecContext method shared by *sql.DB and *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func insertAccessToken(ctx context.Context, e execer, at *storage.AccessToken) error {
+	_, err := e.ExecContext(ctx, `INSERT INTO access_tokens (`+accessTokenCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		at.ID, at.ClientID, at.UserID, list(at.Audience), list(at.Scopes), ts(at.AuthTime),
+		list(at.AMR), at.ACR, at.SessionID, at.FamilyID, ts(at.CreatedAt), ts(at.ExpiresAt))
+	return err
+}
+
+func insertRefreshToken(ctx context.Context, e execer, rt *storage.RefreshToken) error {
+	_, err := e.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshTokenCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		rt.ID, rt.TokenHash, rt.FamilyID, rt.ClientID, rt.UserID, list(rt.Audience),
+		list(rt.Scopes), ts(rt.AuthTime), list(rt.AMR), rt.ACR, rt.SessionID,
+		ts(rt.CreatedAt), ts(rt.ExpiresAt), ts(rt.RotatedAt), ts(rt.RevokedAt))
+	return err
+}
+
+func scanAccessToken(sc scanner) (*storage.AccessToken, error) {
+	var at storage.AccessToken
+	err := sc.Scan(&at.ID, &at.ClientID, &at.UserID, listCol{&at.Audience}, listCol{&at.Scopes},
+		timeCol{&at.AuthTime}, listCol{&at.AMR}, &at.ACR, &at.SessionID, &at.FamilyID,
+		timeCol{&at.CreatedAt}, timeCol{&at.ExpiresAt})
+	if err != nil {
+		return nil, err
+	}
+	return &at, nil
+}
+
+func scanRefreshToken(sc scanner) (*storage.RefreshToken, error) {
+	var rt storage.RefreshToken
+	err := sc.Scan(&rt.ID, &rt.TokenHash, &rt.FamilyID, &rt.ClientID, &rt.UserID,
+		listCol{&rt.Audience}, listCol{&rt.Scopes}, timeCol{&rt.AuthTime}, listCol{&rt.AMR},
+		&rt.ACR, &rt.SessionID, timeCol{&rt.CreatedAt}, timeCol{&rt.ExpiresAt},
+		timeCol{&rt.RotatedAt}, timeCol{&rt.RevokedAt})
+	if err != nil {
+		return nil, err
+	}
+	return &rt, nil
+}
+
+// CreateAccessToken inserts at; ErrAlreadyExists when the id is taken.
+func (s *Store) CreateAccessToken(ctx context.Context, at *storage.AccessToken) error {
+	return wrap("create access token", insertAccessToken(ctx, s.db, at))
+}
+
+// GetAccessToken returns the access token with that id, or ErrNotFound (also once
+// revoked).
+func (s *Store) GetAccessToken(ctx context.Context, id string) (*storage.AccessToken, error) {
+	at, err := scanAccessToken(s.db.QueryRowContext(ctx,
+		`SELECT `+accessTokenCols+` FROM access_tokens WHERE id = ?`, id))
+	if err != nil {
+		return nil, wrap("get access token", err)
+	}
+	return at, nil
+}
+
+// DeleteAccessToken revokes an access token; a missing one is not an error.
+func (s *Store) DeleteAccessToken(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM access_tokens WHERE id = ?`, id)
+	return wrap("delete access token", err)
+}
+
+// CreateRefreshToken inserts the first member of a new family together with the access
+// token issued beside it (skipped when at is nil), in one transaction.
+func (s *Store) CreateRefreshToken(ctx context.Context, rt *storage.RefreshToken, at *storage.AccessToken) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := insertRefreshToken(ctx, tx, rt); err != nil {
+			return err
+		}
+		if at != nil {
+			return insertAccessToken(ctx, tx, at)
+		}
+		return nil
+	})
+	return wrap("create refresh token", err)
+}
+
+// RotateRefreshToken atomically marks refresh token oldID rotated at now — only if it
+// is neither rotated nor revoked — and inserts next and its access token (skipped when
+// at is nil), in one transaction. ErrConflict when oldID was already rotated or revoked,
+// ErrNotFound when it does not exist; either way nothing changes.
+func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.Time, next *storage.RefreshToken, at *storage.AccessToken) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET rotated_at = ?
+			WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL`, ts(now), oldID)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			var exists bool
+			if err := tx.QueryRowContext(ctx,
+				`SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ?)`, oldID).Scan(&exists); err != nil {
+				return err
+			}
+			if exists {
+				return storage.ErrConflict
+			}
+			return storage.ErrNotFound
+		}
+		if err := insertRefreshToken(ctx, tx, next); err != nil {
+			return err
+		}
+		if at != nil {
+			return insertAccessToken(ctx, tx, at)
+		}
+		return nil
+	})
+	return wrap("rotate refresh token", err)
+}
+
+// GetRefreshToken returns the refresh token with that id, or ErrNotFound.
+func (s *Store) GetRefreshToken(ctx context.Context, id string) (*storage.RefreshToken, error) {
+	rt, err := scanRefreshToken(s.db.QueryRowContext(ctx,
+		`SELECT `+refreshTokenCols+` FROM refresh_tokens WHERE id = ?`, id))
+	if err != nil {
+		return nil, wrap("get refresh token", err)
+	}
+	return rt, nil
+}
+
+// GetRefreshTokenByHash returns the refresh token whose value hashes to tokenHash,
+// rotated and revoked ones included, or ErrNotFound.
+func (s *Store) GetRefreshTokenByHash(ctx context.Context, tokenHash string) (*storage.RefreshToken, error) {
+	rt, err := scanRefreshToken(s.db.QueryRowContext(ctx,
+		`SELECT `+refreshTokenCols+` FROM refresh_tokens WHERE token_hash = ?`, tokenHash))
+	if err != nil {
+		return nil, wrap("get refresh token by hash", err)
+	}
+	return rt, nil
+}
+
+// RevokeRefreshFamily marks every unrevoked member of the family revoked at now and
+// deletes the access tokens issued with the family, in one transaction. It returns how
+// many refresh tokens changed. An empty familyID matches nothing.
+func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int64, error) {
+	if familyID == "" {
+		return 0, nil
+	}
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = ?
+			WHERE family_id = ? AND revoked_at IS NULL`, ts(now), familyID)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE family_id = ?`, familyID)
+		return err
+	})
+	if err != nil {
+		return 0, wrap("revoke refresh family", err)
+	}
+	return n, nil
+}
+
+// RevokeUserTokens revokes every refresh family and deletes every access token of a
+// user, in one transaction. An empty userID (client_credentials tokens) matches nothing.
+func (s *Store) RevokeUserTokens(ctx context.Context, userID string, now time.Time) error {
+	if userID == "" {
+		return nil
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		const families = `SELECT family_id FROM refresh_tokens WHERE user_id = ?`
+		if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = ?
+			WHERE revoked_at IS NULL AND (user_id = ? OR family_id IN (`+families+`))`,
+			ts(now), userID, userID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM access_tokens
+			WHERE user_id = ? OR (family_id <> '' AND family_id IN (`+families+`))`,
+			userID, userID)
+		return err
+	})
+	return wrap("revoke user tokens", err)
+}

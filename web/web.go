@@ -1,0 +1,132 @@
+// Package web renders the provider's server-side pages from templates and serves their
+// static assets, all embedded in the binary. Templates are parsed once at start-up; a
+// missing or broken template fails start-up.
+package web
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Page names.
+const (
+	PageLogin     = "login.html"
+	PageConsent   = "consent.html"
+	PageError     = "error.html"
+	PageLogout    = "logout.html"
+	PageLoggedOut = "logged_out.html"
+	PageDemo      = "demo.html"
+)
+
+var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo}
+
+// Renderer renders pages.
+type Renderer struct {
+	t map[string]*template.Template
+}
+
+// New parses every page with the shared layout.
+func New() (*Renderer, error) {
+	r := &Renderer{t: map[string]*template.Template{}}
+	for _, p := range pages {
+		t, err := template.New("layout.html").ParseFS(templateFS, "templates/layout.html", "templates/"+p)
+		if err != nil {
+			return nil, fmt.Errorf("parse template %s: %w", p, err)
+		}
+		r.t[p] = t
+	}
+	return r, nil
+}
+
+// Render writes page name with data and the given status. Rendering into a buffer first
+// means a template error never sends half a page.
+func (r *Renderer) Render(w http.ResponseWriter, status int, name string, data any) error {
+	t, ok := r.t[name]
+	if !ok {
+		return fmt.Errorf("unknown page %q", name)
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return fmt.Errorf("render %s: %w", name, err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// Static serves the embedded assets; mount it at /static/.
+func Static() http.Handler {
+	sub, _ := fs.Sub(staticFS, "static")
+	return http.StripPrefix("/static/", http.FileServerFS(sub))
+}
+
+// LoginPage is the data of the password form.
+type LoginPage struct {
+	AuthRequestID string
+	CSRF          string
+	ClientName    string
+	Email         string
+	Error         string
+}
+
+// Scope describes one requested scope on the consent page.
+type Scope struct {
+	Name        string
+	Description string
+}
+
+// ConsentPage is the data of the consent form.
+type ConsentPage struct {
+	AuthRequestID string
+	CSRF          string
+	ClientName    string
+	UserEmail     string
+	Scopes        []Scope
+}
+
+// ErrorPage explains a problem to the person.
+type ErrorPage struct {
+	Title   string
+	Message string
+}
+
+// LogoutPage asks the person to confirm signing out.
+type LogoutPage struct {
+	CSRF        string
+	RedirectURI string
+	Sig         string // signature of RedirectURI, checked on POST
+	ClientID    string
+	UserEmail   string
+}
+
+// Claim is one ID-token claim shown by the demo.
+type Claim struct {
+	Name  string
+	Value string
+}
+
+// DemoPage is the built-in demo relying party.
+type DemoPage struct {
+	Issuer    string
+	SignedIn  bool
+	Claims    []Claim
+	Error     string
+	LogoutURL string
+}

@@ -1,0 +1,43 @@
+package web
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestEveryPageRenders(t *testing.T) {
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		page string
+		data any
+		want string
+	}{
+		{PageLogin, LoginPage{AuthRequestID: "ar1", CSRF: "tok", Error: "Incorrect email or password."}, `name="csrf" value="tok"`},
+		{PageConsent, ConsentPage{ClientName: "<App>", Scopes: []Scope{{Name: "email", Description: "your email"}}}, "&lt;App&gt;"},
+		{PageError, ErrorPage{Title: "Expired", Message: "start again"}, "start again"},
+		{PageLogout, LogoutPage{CSRF: "c"}, `action="/logout"`},
+		{PageLoggedOut, nil, "signed out"},
+		{PageDemo, DemoPage{SignedIn: true, Claims: []Claim{{"amr", `["pwd"]`}}}, "amr"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.page, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			if err := r.Render(rec, 200, tt.page, tt.data); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(rec.Body.String(), tt.want) {
+				t.Fatalf("page %s lacks %q:\n%s", tt.page, tt.want, rec.Body.String())
+			}
+			if rec.Header().Get("Cache-Control") != "no-store" || rec.Header().Get("X-Frame-Options") != "DENY" {
+				t.Fatalf("missing security headers: %v", rec.Header())
+			}
+		})
+	}
+	if err := r.Render(httptest.NewRecorder(), 200, "nope.html", nil); err == nil {
+		t.Fatal("unknown page rendered")
+	}
+}
