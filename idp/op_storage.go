@@ -409,9 +409,7 @@ func (s *opStorage) ClientCredentials(ctx context.Context, id, secret string) (o
 	if err != nil {
 		return nil, oidc.ErrInvalidClient().WithParent(err)
 	}
-	if !c.hasGrant(string(oidc.GrantTypeClientCredentials)) {
-		return nil, oidc.ErrUnauthorizedClient().WithDescription("client may not use client_credentials")
-	}
+	// op itself answers unauthorized_client when the client lacks the grant.
 	if st := reqStateFrom(ctx); st != nil {
 		st.signingAlg = c.c.IDTokenSigningAlg
 	}

@@ -1,0 +1,116 @@
+package idp_test
+
+import (
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/openidp/idp/idp"
+)
+
+// TestPromptAndMaxAge checks OIDC Core 3.1.2.1 prompt and max_age handling against an
+// existing SSO session.
+func TestPromptAndMaxAge(t *testing.T) {
+	e := newEnv(t, openSQLite(t))
+	e.createUser("alice@example.com", password)
+	e.createUser("bob@example.com", password)
+	app := e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}})
+	b := e.newBrowser()
+	first := loginCode(t, e, b, app, nil) // password + consent, session established
+	firstClaims := verifyWithJWKS(t, e, first.IDToken, app.ID)
+	firstAuth := int64(firstClaims["auth_time"].(float64))
+
+	start := func(extra url.Values) page {
+		t.Helper()
+		_, ch := pkce()
+		q := url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}
+		for k, v := range extra {
+			q[k] = v
+		}
+		return b.get(e.authURL(app, q))
+	}
+
+	tests := []struct {
+		name        string
+		advance     time.Duration
+		params      url.Values
+		wantLogin   bool
+		wantConsent bool
+	}{
+		{"session and consent: straight back", 0, nil, false, false},
+		{"prompt=none with session and consent", 0, url.Values{"prompt": {"none"}}, false, false},
+		{"prompt=login forces the password", 0, url.Values{"prompt": {"login"}}, true, false},
+		{"prompt=consent forces consent", 0, url.Values{"prompt": {"consent"}}, false, true},
+		{"max_age not exceeded", 0, url.Values{"max_age": {"3600"}}, false, false},
+		{"max_age exceeded forces the password", 10 * time.Minute, url.Values{"max_age": {"300"}}, true, false},
+		{"max_age=0 forces the password", 0, url.Values{"max_age": {"0"}}, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.clock.Advance(tt.advance)
+			p := start(tt.params)
+			if p.isLogin() != tt.wantLogin {
+				t.Fatalf("login form shown = %v, want %v", p.isLogin(), tt.wantLogin)
+			}
+			if p.isLogin() {
+				p = b.login(p, "alice@example.com", password)
+			}
+			if p.isConsent() != tt.wantConsent {
+				t.Fatalf("consent shown = %v, want %v", p.isConsent(), tt.wantConsent)
+			}
+			if p.isConsent() {
+				p = b.consent(p, "allow")
+			}
+			if code := p.redirectParams(t).Get("code"); code == "" {
+				t.Fatalf("no code: %s", p.location)
+			}
+		})
+	}
+
+	t.Run("prompt=none with max_age exceeded gives login_required", func(t *testing.T) {
+		e.clock.Advance(10 * time.Minute)
+		p := start(url.Values{"prompt": {"none"}, "max_age": {"60"}})
+		if got := p.redirectParams(t).Get("error"); got != "login_required" {
+			t.Fatalf("error = %q", got)
+		}
+	})
+
+	t.Run("prompt=none without consent gives consent_required", func(t *testing.T) {
+		other := e.createClient(idp.NewClient{Name: "Other", RedirectURIs: []string{"https://other.example.com/cb"}})
+		_, ch := pkce()
+		p := b.get(e.authURL(other, url.Values{"prompt": {"none"}, "code_challenge": {ch}, "code_challenge_method": {"S256"}}))
+		if got := p.redirectParams(t).Get("error"); got != "consent_required" {
+			t.Fatalf("error = %q", got)
+		}
+	})
+
+	t.Run("re-authentication moves auth_time forward", func(t *testing.T) {
+		tr := loginCode(t, e, b, app, url.Values{"prompt": {"login"}})
+		c := verifyWithJWKS(t, e, tr.IDToken, app.ID)
+		if got := int64(c["auth_time"].(float64)); got <= firstAuth {
+			t.Fatalf("auth_time %d not after first login %d", got, firstAuth)
+		}
+	})
+
+	t.Run("id_token_hint for another user forces the password", func(t *testing.T) {
+		other := e.newBrowser()
+		bobTokens := func() tokenResponse {
+			v, ch := pkce()
+			p := other.get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
+			p = other.login(p, "bob@example.com", password)
+			p = other.consent(p, "allow")
+			return e.tokenRequest(app, url.Values{"grant_type": {"authorization_code"}, "code": {p.redirectParams(t).Get("code")},
+				"redirect_uri": {app.RedirectURI}, "code_verifier": {v}})
+		}()
+		if bobTokens.IDToken == "" {
+			t.Fatalf("bob login failed: %+v", bobTokens)
+		}
+		// Alice's browser, hinting at bob.
+		if p := start(url.Values{"id_token_hint": {bobTokens.IDToken}}); !p.isLogin() {
+			t.Fatalf("hint for another user did not ask for the password (status %d)", p.status)
+		}
+		if p := start(url.Values{"id_token_hint": {bobTokens.IDToken}, "prompt": {"none"}}); p.redirectParams(t).Get("error") != "login_required" {
+			t.Fatalf("prompt=none with foreign hint: %s", p.location)
+		}
+	})
+}
