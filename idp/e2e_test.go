@@ -63,10 +63,10 @@ func runRelyingPartyFlow(t *testing.T, e *env) {
 	if !strings.Contains(authURL, "code_challenge_method=S256") {
 		t.Fatalf("client library did not ask for S256: %s", authURL)
 	}
-	p := b.get(authURL)
-	p = b.login(p, "Alice@Example.com", password)
-	p = b.consent(p, "allow")
-	q := p.redirectParams(t)
+	p := b.Get(authURL)
+	p = b.Login(p, "Alice@Example.com", password)
+	p = b.Consent(p, "allow")
+	q := p.RedirectParams(t)
 	if q.Get("state") != "state-1" || q.Get("code") == "" {
 		t.Fatalf("callback params = %v", q)
 	}
@@ -142,8 +142,8 @@ func runRelyingPartyFlow(t *testing.T, e *env) {
 	}
 
 	// SSO: the second client signs the same browser in without a password (first-party: no consent).
-	p = b.get(e.authURL(app2, url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
-	q2 := p.redirectParams(t)
+	p = b.Get(e.authURL(app2, url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
+	q2 := p.RedirectParams(t)
 	if q2.Get("code") == "" {
 		t.Fatalf("SSO did not return a code: %v", q2)
 	}
@@ -206,16 +206,16 @@ func runRelyingPartyFlow(t *testing.T, e *env) {
 	}
 
 	// RP-initiated logout with id_token_hint ends the session; prompt=none then fails.
-	p = b.get(disco.EndSessionEndpoint + "?" + url.Values{"id_token_hint": {tokens.IDToken}, "client_id": {app.ID},
+	p = b.Get(disco.EndSessionEndpoint + "?" + url.Values{"id_token_hint": {tokens.IDToken}, "client_id": {app.ID},
 		"post_logout_redirect_uri": {"https://app1.example.com/bye"}, "state": {"bye-state"}}.Encode())
-	if !strings.HasPrefix(p.location, "https://app1.example.com/bye") || !strings.Contains(p.location, "state=bye-state") {
-		t.Fatalf("logout redirect = %q (status %d)", p.location, p.status)
+	if !strings.HasPrefix(p.Location, "https://app1.example.com/bye") || !strings.Contains(p.Location, "state=bye-state") {
+		t.Fatalf("logout redirect = %q (status %d)", p.Location, p.Status)
 	}
 	if sessions, _ := e.store.ListUserSessions(ctx, user.ID); len(sessions) != 0 {
 		t.Fatalf("session survived logout: %d left", len(sessions))
 	}
-	p = b.get(e.authURL(app2, url.Values{"prompt": {"none"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
-	if got := p.redirectParams(t).Get("error"); got != "login_required" {
+	p = b.Get(e.authURL(app2, url.Values{"prompt": {"none"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
+	if got := p.RedirectParams(t).Get("error"); got != "login_required" {
 		t.Fatalf("prompt=none after logout: error=%q", got)
 	}
 	if e.auditCount(idp.EventLogout, idp.ResultSuccess) == 0 {
@@ -225,23 +225,23 @@ func runRelyingPartyFlow(t *testing.T, e *env) {
 
 // loginCode runs a complete code flow for c in browser b (which may already have a
 // session) and returns the token response.
-func loginCode(t *testing.T, e *env, b *browser, c testClient, extra url.Values) tokenResponse {
+func loginCode(t testing.TB, e *env, b *browser, c testClient, extra url.Values) tokenResponse {
 	t.Helper()
 	verifier, challenge := pkce()
 	q := url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
 	for k, v := range extra {
 		q[k] = v
 	}
-	p := b.get(e.authURL(c, q))
-	if p.isLogin() {
-		p = b.login(p, "alice@example.com", password)
+	p := b.Get(e.authURL(c, q))
+	if p.IsLogin() {
+		p = b.Login(p, "alice@example.com", password)
 	}
-	if p.isConsent() {
-		p = b.consent(p, "allow")
+	if p.IsConsent() {
+		p = b.Consent(p, "allow")
 	}
-	code := p.redirectParams(t).Get("code")
+	code := p.RedirectParams(t).Get("code")
 	if code == "" {
-		t.Fatalf("no code: %s", p.location)
+		t.Fatalf("no code: %s", p.Location)
 	}
 	tr := e.tokenRequest(c, url.Values{"grant_type": {"authorization_code"}, "code": {code},
 		"redirect_uri": {c.RedirectURI}, "code_verifier": {verifier}})
@@ -249,21 +249,6 @@ func loginCode(t *testing.T, e *env, b *browser, c testClient, extra url.Values)
 		t.Fatalf("code exchange: %+v", tr)
 	}
 	return tr
-}
-
-func getJSON(t testing.TB, u string, v any) {
-	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", u, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // verifyWithJWKS checks a JWT's signature against the published JWKS (and its audience

@@ -2,26 +2,17 @@ package idp_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
-	"html"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/idptest"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/postgres"
 	"github.com/openidp/idp/storage/postgres/pgtest"
@@ -130,10 +121,19 @@ func (e *env) createUser(email, password string) *storage.User {
 	return u
 }
 
-// testClient is a registered client as the relying party knows it.
-type testClient struct {
-	ID, Secret, RedirectURI string
-}
+// Aliases for the shared HTTP test helpers.
+type (
+	testClient    = idptest.Client
+	tokenResponse = idptest.TokenResponse
+	browser       = idptest.Browser
+	page          = idptest.Page
+)
+
+var (
+	pkce       = idptest.PKCE
+	randString = idptest.RandString
+	getJSON    = idptest.GetJSON
+)
 
 func (e *env) createClient(in idp.NewClient) testClient {
 	e.t.Helper()
@@ -169,174 +169,15 @@ func (e *env) auditCount(typ, result string) int {
 	return n
 }
 
-// browser is a cookie-keeping HTTP client that stops at redirects leaving the provider.
-type browser struct {
-	t      testing.TB
-	c      *http.Client
-	issuer string
-}
+func (e *env) newBrowser() *browser { return idptest.NewBrowser(e.t, e.issuer) }
 
-func (e *env) newBrowser() *browser {
-	jar, _ := cookiejar.New(nil)
-	b := &browser{t: e.t, issuer: e.issuer}
-	b.c = &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if !strings.HasPrefix(req.URL.String(), e.issuer) {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
-	return b
-}
-
-// page is a response as the browser saw it.
-type page struct {
-	status   int
-	url      *url.URL // final URL inside the provider
-	location string   // redirect target outside the provider, if any
-	body     string
-}
-
-func (b *browser) do(req *http.Request) page {
-	b.t.Helper()
-	resp, err := b.c.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return page{status: resp.StatusCode, url: resp.Request.URL, location: resp.Header.Get("Location"), body: string(body)}
-}
-
-func (b *browser) get(u string) page {
-	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	return b.do(req)
-}
-
-func (b *browser) post(u string, form url.Values) page {
-	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
-}
-
-var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
-
-// hidden returns the hidden form fields of a page.
-func (p page) hidden() url.Values {
-	v := url.Values{}
-	for _, m := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
-		v.Set(m[1], html.UnescapeString(m[2]))
-	}
-	return v
-}
-
-func (p page) isLogin() bool   { return strings.Contains(p.body, `action="/login"`) }
-func (p page) isConsent() bool { return strings.Contains(p.body, `action="/consent"`) }
-
-// redirectParams returns the query of the redirect to the relying party.
-func (p page) redirectParams(t testing.TB) url.Values {
-	t.Helper()
-	if p.location == "" {
-		t.Fatalf("expected a redirect to the relying party, got status %d at %s:\n%.600s", p.status, p.url, p.body)
-	}
-	u, err := url.Parse(p.location)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Query()
-}
-
-// login submits the password form on p.
-func (b *browser) login(p page, email, password string) page {
-	b.t.Helper()
-	if !p.isLogin() {
-		b.t.Fatalf("expected the login form, got status %d:\n%.600s", p.status, p.body)
-	}
-	f := p.hidden()
-	f.Set("email", email)
-	f.Set("password", password)
-	return b.post(b.issuer+"/login", f)
-}
-
-// consent answers the consent page on p.
-func (b *browser) consent(p page, action string) page {
-	b.t.Helper()
-	if !p.isConsent() {
-		b.t.Fatalf("expected the consent page, got status %d:\n%.600s", p.status, p.body)
-	}
-	f := p.hidden()
-	f.Set("action", action)
-	return b.post(b.issuer+"/consent", f)
-}
-
-// pkce returns a fresh S256 verifier and challenge.
-func pkce() (verifier, challenge string) {
-	verifier = randString()
-	sum := sha256.Sum256([]byte(verifier))
-	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-func randString() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// authURL builds an authorization request.
+// authURL builds an authorization request for c.
 func (e *env) authURL(c testClient, extra url.Values) string {
-	q := url.Values{
-		"client_id":     {c.ID},
-		"redirect_uri":  {c.RedirectURI},
-		"response_type": {"code"},
-		"scope":         {"openid profile email offline_access"},
-		"state":         {"st-" + randString()},
-		"nonce":         {"n-" + randString()},
-	}
-	for k, v := range extra {
-		q[k] = v
-	}
-	return e.issuer + "/authorize?" + q.Encode()
+	return idptest.AuthURL(e.issuer, c, extra)
 }
 
-// tokenResponse is the token endpoint's JSON.
-type tokenResponse struct {
-	AccessToken  string `json:"access_token"`
-	IDToken      string `json:"id_token"`
-	RefreshToken string `json:"refresh_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int    `json:"expires_in"`
-	Error        string `json:"error"`
-	ErrorDesc    string `json:"error_description"`
-	status       int
-}
-
-// tokenRequest posts form to the token endpoint, authenticating with basic auth when
-// c.Secret is set.
+// tokenRequest posts form to the token endpoint as client c.
 func (e *env) tokenRequest(c testClient, form url.Values) tokenResponse {
 	e.t.Helper()
-	return e.postToken(e.issuer+"/oauth/token", c, form)
-}
-
-func (e *env) postToken(endpoint string, c testClient, form url.Values) tokenResponse {
-	e.t.Helper()
-	if c.Secret == "" {
-		form.Set("client_id", c.ID)
-	}
-	req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if c.Secret != "" {
-		req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tr tokenResponse
-	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil && !errors.Is(err, io.EOF) {
-		e.t.Fatalf("token response: %v", err)
-	}
-	tr.status = resp.StatusCode
-	return tr
+	return idptest.PostToken(e.t, e.issuer+"/oauth/token", c, form)
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -36,6 +37,11 @@ type Keys struct {
 	// still be verified: at least the longest ID/access-token lifetime.
 	Retention time.Duration
 	Now       func() time.Time
+
+	// parsed caches unsealed private keys by key id. Key material never changes for an
+	// id, so the cache cannot go stale; which keys are published or active is still
+	// read from the database on every call, so a rotation by any process is seen at once.
+	parsed sync.Map // string -> crypto.Signer
 }
 
 // loadedKey is a usable signing key.
@@ -147,17 +153,9 @@ func (k *Keys) load(ctx context.Context) ([]loadedKey, error) {
 		if !sk.ExpiresAt.IsZero() && !sk.RetiredAt.IsZero() && now.After(sk.ExpiresAt) {
 			continue
 		}
-		der, err := k.Sealer.Open(sk.PrivateSealed, []byte("signing-key:"+sk.ID))
+		signer, err := k.unseal(&sk)
 		if err != nil {
-			return nil, fmt.Errorf("open signing key %s: %w", sk.ID, err)
-		}
-		parsed, err := x509.ParsePKCS8PrivateKey(der)
-		if err != nil {
-			return nil, fmt.Errorf("parse signing key %s: %w", sk.ID, err)
-		}
-		signer, ok := parsed.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("signing key %s is not a signer", sk.ID)
+			return nil, err
 		}
 		out = append(out, loadedKey{
 			id: sk.ID, alg: jose.SignatureAlgorithm(sk.Algorithm), private: signer,
@@ -165,6 +163,27 @@ func (k *Keys) load(ctx context.Context) ([]loadedKey, error) {
 		})
 	}
 	return out, nil
+}
+
+// unseal returns the private key of sk, from the cache when it was opened before.
+func (k *Keys) unseal(sk *storage.SigningKey) (crypto.Signer, error) {
+	if v, ok := k.parsed.Load(sk.ID); ok {
+		return v.(crypto.Signer), nil
+	}
+	der, err := k.Sealer.Open(sk.PrivateSealed, []byte("signing-key:"+sk.ID))
+	if err != nil {
+		return nil, fmt.Errorf("open signing key %s: %w", sk.ID, err)
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse signing key %s: %w", sk.ID, err)
+	}
+	signer, ok := parsed.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("signing key %s is not a signer", sk.ID)
+	}
+	k.parsed.Store(sk.ID, signer)
+	return signer, nil
 }
 
 // active returns the newest active key for alg.

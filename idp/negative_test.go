@@ -48,14 +48,14 @@ func runNegative(t *testing.T, e *env) {
 	codeFor := func(t *testing.T, c testClient) (code, verifier string) {
 		t.Helper()
 		v, ch := pkce()
-		p := b.get(e.authURL(c, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
-		if p.isLogin() {
-			p = b.login(p, user.Email, password)
+		p := b.Get(e.authURL(c, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
+		if p.IsLogin() {
+			p = b.Login(p, user.Email, password)
 		}
-		if p.isConsent() {
-			p = b.consent(p, "allow")
+		if p.IsConsent() {
+			p = b.Consent(p, "allow")
 		}
-		return p.redirectParams(t).Get("code"), v
+		return p.RedirectParams(t).Get("code"), v
 	}
 	exchange := func(c testClient, code, verifier string) tokenResponse {
 		f := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {c.RedirectURI}}
@@ -119,8 +119,8 @@ func runNegative(t *testing.T, e *env) {
 			issuedBefore := e.auditCount(idp.EventTokenIssue, "")
 			tr := tc.run(t)
 			issuedDuring := e.auditCount(idp.EventTokenIssue, "") - issuedBefore
-			if tr.Error != tc.wantError || tr.status != tc.wantStatus {
-				t.Fatalf("got error %q (%s) status %d, want %q status %d", tr.Error, tr.ErrorDesc, tr.status, tc.wantError, tc.wantStatus)
+			if tr.Error != tc.wantError || tr.Status != tc.wantStatus {
+				t.Fatalf("got error %q (%s) status %d, want %q status %d", tr.Error, tr.ErrorDesc, tr.Status, tc.wantError, tc.wantStatus)
 			}
 			if tr.AccessToken != "" || tr.IDToken != "" {
 				t.Fatal("tokens issued despite the error")
@@ -152,13 +152,13 @@ func runNegative(t *testing.T, e *env) {
 	for _, tc := range authCases {
 		t.Run("authorize/"+tc.name, func(t *testing.T) {
 			before := snapshot(t, e, user.ID, tc.c.ID)
-			p := tc.b.get(e.authURL(tc.c, tc.params))
-			q := p.redirectParams(t)
+			p := tc.b.Get(e.authURL(tc.c, tc.params))
+			q := p.RedirectParams(t)
 			if q.Get("error") != tc.wantError || q.Get("state") == "" || q.Get("code") != "" {
 				t.Fatalf("redirect params = %v, want error=%s with state", q, tc.wantError)
 			}
-			if !strings.HasPrefix(p.location, tc.c.RedirectURI) {
-				t.Fatalf("error sent to %q", p.location)
+			if !strings.HasPrefix(p.Location, tc.c.RedirectURI) {
+				t.Fatalf("error sent to %q", p.Location)
 			}
 			if after := snapshot(t, e, user.ID, tc.c.ID); after != before {
 				t.Fatalf("state changed: %+v -> %+v", before, after)
@@ -167,16 +167,16 @@ func runNegative(t *testing.T, e *env) {
 	}
 
 	t.Run("authorize/wrong redirect URI is never redirected to", func(t *testing.T) {
-		p := fresh.get(e.authURL(testClient{ID: app.ID, RedirectURI: "https://evil.example.com/cb"}, nil))
-		if p.location != "" || p.status != http.StatusBadRequest {
-			t.Fatalf("status %d, location %q", p.status, p.location)
+		p := fresh.Get(e.authURL(testClient{ID: app.ID, RedirectURI: "https://evil.example.com/cb"}, nil))
+		if p.Location != "" || p.Status != http.StatusBadRequest {
+			t.Fatalf("status %d, location %q", p.Status, p.Location)
 		}
-		if !strings.Contains(p.body, "redirect_uri") {
-			t.Fatalf("error does not name redirect_uri: %s", p.body)
+		if !strings.Contains(p.Body, "redirect_uri") {
+			t.Fatalf("error does not name redirect_uri: %s", p.Body)
 		}
-		p = fresh.get(e.authURL(testClient{ID: app.ID, RedirectURI: app.RedirectURI + "/"}, nil))
-		if p.location != "" || p.status != http.StatusBadRequest {
-			t.Fatalf("trailing-slash variant accepted: status %d, location %q", p.status, p.location)
+		p = fresh.Get(e.authURL(testClient{ID: app.ID, RedirectURI: app.RedirectURI + "/"}, nil))
+		if p.Location != "" || p.Status != http.StatusBadRequest {
+			t.Fatalf("trailing-slash variant accepted: status %d, location %q", p.Status, p.Location)
 		}
 	})
 
@@ -184,12 +184,12 @@ func runNegative(t *testing.T, e *env) {
 		before := snapshot(t, e, user.ID, app.ID)
 		br := e.newBrowser()
 		_, ch := pkce()
-		p := br.get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
-		bad := br.login(p, user.Email, "wrong password!")
-		unknown := br.login(br.get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}})), "nobody@example.com", "wrong password!")
+		p := br.Get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
+		bad := br.Login(p, user.Email, "wrong password!")
+		unknown := br.Login(br.Get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}})), "nobody@example.com", "wrong password!")
 		for _, got := range []page{bad, unknown} {
-			if got.status != http.StatusUnauthorized || !strings.Contains(got.body, "Incorrect email or password.") || !got.isLogin() {
-				t.Fatalf("status %d body %.300s", got.status, got.body)
+			if got.Status != http.StatusUnauthorized || !strings.Contains(got.Body, "Incorrect email or password.") || !got.IsLogin() {
+				t.Fatalf("status %d body %.300s", got.Status, got.Body)
 			}
 		}
 		if after := snapshot(t, e, user.ID, app.ID); after != before {
@@ -204,15 +204,15 @@ func runNegative(t *testing.T, e *env) {
 		before := snapshot(t, e, user.ID, app.ID)
 		br := e.newBrowser()
 		_, ch := pkce()
-		p := br.get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
+		p := br.Get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
 		for _, csrf := range []string{"", "forged"} {
-			f := p.hidden()
+			f := p.Hidden()
 			f.Set("csrf", csrf)
 			f.Set("email", user.Email)
 			f.Set("password", password)
-			got := br.post(e.issuer+"/login", f)
-			if got.status != http.StatusForbidden || !strings.Contains(got.body, "security token") {
-				t.Fatalf("csrf=%q: status %d", csrf, got.status)
+			got := br.Post(e.issuer+"/login", f)
+			if got.Status != http.StatusForbidden || !strings.Contains(got.Body, "security token") {
+				t.Fatalf("csrf=%q: status %d", csrf, got.Status)
 			}
 		}
 		if after := snapshot(t, e, user.ID, app.ID); after != before {
@@ -223,9 +223,9 @@ func runNegative(t *testing.T, e *env) {
 	t.Run("consent/deny returns access_denied and stores nothing", func(t *testing.T) {
 		other := e.createClient(idp.NewClient{Name: "Other", RedirectURIs: []string{"https://other.example.com/cb"}})
 		_, ch := pkce()
-		p := b.get(e.authURL(other, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
-		p = b.consent(p, "deny")
-		if q := p.redirectParams(t); q.Get("error") != "access_denied" {
+		p := b.Get(e.authURL(other, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
+		p = b.Consent(p, "deny")
+		if q := p.RedirectParams(t); q.Get("error") != "access_denied" {
 			t.Fatalf("deny: %v", q)
 		}
 		if _, err := e.store.GetConsent(context.Background(), user.ID, other.ID); err == nil {
@@ -240,9 +240,9 @@ func runNegative(t *testing.T, e *env) {
 		}
 		br := e.newBrowser()
 		_, ch := pkce()
-		p := br.login(br.get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}})), mallory.Email, password)
-		if p.status != http.StatusUnauthorized || !strings.Contains(p.body, "Incorrect email or password.") {
-			t.Fatalf("disabled account: status %d", p.status)
+		p := br.Login(br.Get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}})), mallory.Email, password)
+		if p.Status != http.StatusUnauthorized || !strings.Contains(p.Body, "Incorrect email or password.") {
+			t.Fatalf("disabled account: status %d", p.Status)
 		}
 	})
 
@@ -250,24 +250,24 @@ func runNegative(t *testing.T, e *env) {
 		bob := e.createUser("bob@example.com", password)
 		br := e.newBrowser()
 		_, ch := pkce()
-		start := br.get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
+		start := br.Get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
 		for i := 0; i < 5; i++ {
-			if p := br.login(start, bob.Email, "not the password"); p.status != http.StatusUnauthorized {
-				t.Fatalf("attempt %d: status %d", i+1, p.status)
+			if p := br.Login(start, bob.Email, "not the password"); p.Status != http.StatusUnauthorized {
+				t.Fatalf("attempt %d: status %d", i+1, p.Status)
 			}
 		}
-		p := br.login(start, bob.Email, password)
-		if p.status != http.StatusTooManyRequests || !strings.Contains(p.body, "Too many failed sign-in attempts") {
-			t.Fatalf("6th attempt: status %d %.300s", p.status, p.body)
+		p := br.Login(start, bob.Email, password)
+		if p.Status != http.StatusTooManyRequests || !strings.Contains(p.Body, "Too many failed sign-in attempts") {
+			t.Fatalf("6th attempt: status %d %.300s", p.Status, p.Body)
 		}
 		if sess, _ := e.store.ListUserSessions(context.Background(), bob.ID); len(sess) != 0 {
 			t.Fatal("session created while rate limited")
 		}
 		// After the window the right password works again.
 		e.clock.Advance(16 * time.Minute)
-		p = br.login(br.get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}})), bob.Email, password)
-		if !p.isConsent() {
-			t.Fatalf("after the window: status %d %.300s", p.status, p.body)
+		p = br.Login(br.Get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}})), bob.Email, password)
+		if !p.IsConsent() {
+			t.Fatalf("after the window: status %d %.300s", p.Status, p.Body)
 		}
 		evs, _ := e.store.ListAudit(context.Background(), storage.AuditFilter{UserID: bob.ID, Type: idp.EventLoginPassword})
 		var limited bool
@@ -282,16 +282,16 @@ func runNegative(t *testing.T, e *env) {
 	t.Run("callback/completed request cannot be redeemed from another browser", func(t *testing.T) {
 		br := e.newBrowser()
 		_, ch := pkce()
-		p := br.get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
-		id := p.hidden().Get("id")
-		p = br.login(p, user.Email, password)
-		if !p.isConsent() && p.location == "" {
-			t.Fatalf("unexpected page %d", p.status)
+		p := br.Get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
+		id := p.Hidden().Get("id")
+		p = br.Login(p, user.Email, password)
+		if !p.IsConsent() && p.Location == "" {
+			t.Fatalf("unexpected page %d", p.Status)
 		}
 		attacker := e.newBrowser()
-		got := attacker.get(e.issuer + "/authorize/callback?id=" + url.QueryEscape(id))
-		if got.location != "" || got.status != http.StatusForbidden {
-			t.Fatalf("foreign browser got status %d location %q", got.status, got.location)
+		got := attacker.Get(e.issuer + "/authorize/callback?id=" + url.QueryEscape(id))
+		if got.Location != "" || got.Status != http.StatusForbidden {
+			t.Fatalf("foreign browser got status %d location %q", got.Status, got.Location)
 		}
 	})
 }

@@ -27,7 +27,7 @@ func TestPromptAndMaxAge(t *testing.T) {
 		for k, v := range extra {
 			q[k] = v
 		}
-		return b.get(e.authURL(app, q))
+		return b.Get(e.authURL(app, q))
 	}
 
 	tests := []struct {
@@ -49,20 +49,20 @@ func TestPromptAndMaxAge(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e.clock.Advance(tt.advance)
 			p := start(tt.params)
-			if p.isLogin() != tt.wantLogin {
-				t.Fatalf("login form shown = %v, want %v", p.isLogin(), tt.wantLogin)
+			if p.IsLogin() != tt.wantLogin {
+				t.Fatalf("login form shown = %v, want %v", p.IsLogin(), tt.wantLogin)
 			}
-			if p.isLogin() {
-				p = b.login(p, "alice@example.com", password)
+			if p.IsLogin() {
+				p = b.Login(p, "alice@example.com", password)
 			}
-			if p.isConsent() != tt.wantConsent {
-				t.Fatalf("consent shown = %v, want %v", p.isConsent(), tt.wantConsent)
+			if p.IsConsent() != tt.wantConsent {
+				t.Fatalf("consent shown = %v, want %v", p.IsConsent(), tt.wantConsent)
 			}
-			if p.isConsent() {
-				p = b.consent(p, "allow")
+			if p.IsConsent() {
+				p = b.Consent(p, "allow")
 			}
-			if code := p.redirectParams(t).Get("code"); code == "" {
-				t.Fatalf("no code: %s", p.location)
+			if code := p.RedirectParams(t).Get("code"); code == "" {
+				t.Fatalf("no code: %s", p.Location)
 			}
 		})
 	}
@@ -70,7 +70,7 @@ func TestPromptAndMaxAge(t *testing.T) {
 	t.Run("prompt=none with max_age exceeded gives login_required", func(t *testing.T) {
 		e.clock.Advance(10 * time.Minute)
 		p := start(url.Values{"prompt": {"none"}, "max_age": {"60"}})
-		if got := p.redirectParams(t).Get("error"); got != "login_required" {
+		if got := p.RedirectParams(t).Get("error"); got != "login_required" {
 			t.Fatalf("error = %q", got)
 		}
 	})
@@ -78,8 +78,8 @@ func TestPromptAndMaxAge(t *testing.T) {
 	t.Run("prompt=none without consent gives consent_required", func(t *testing.T) {
 		other := e.createClient(idp.NewClient{Name: "Other", RedirectURIs: []string{"https://other.example.com/cb"}})
 		_, ch := pkce()
-		p := b.get(e.authURL(other, url.Values{"prompt": {"none"}, "code_challenge": {ch}, "code_challenge_method": {"S256"}}))
-		if got := p.redirectParams(t).Get("error"); got != "consent_required" {
+		p := b.Get(e.authURL(other, url.Values{"prompt": {"none"}, "code_challenge": {ch}, "code_challenge_method": {"S256"}}))
+		if got := p.RedirectParams(t).Get("error"); got != "consent_required" {
 			t.Fatalf("error = %q", got)
 		}
 	})
@@ -96,21 +96,21 @@ func TestPromptAndMaxAge(t *testing.T) {
 		other := e.newBrowser()
 		bobTokens := func() tokenResponse {
 			v, ch := pkce()
-			p := other.get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
-			p = other.login(p, "bob@example.com", password)
-			p = other.consent(p, "allow")
-			return e.tokenRequest(app, url.Values{"grant_type": {"authorization_code"}, "code": {p.redirectParams(t).Get("code")},
+			p := other.Get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
+			p = other.Login(p, "bob@example.com", password)
+			p = other.Consent(p, "allow")
+			return e.tokenRequest(app, url.Values{"grant_type": {"authorization_code"}, "code": {p.RedirectParams(t).Get("code")},
 				"redirect_uri": {app.RedirectURI}, "code_verifier": {v}})
 		}()
 		if bobTokens.IDToken == "" {
 			t.Fatalf("bob login failed: %+v", bobTokens)
 		}
 		// Alice's browser, hinting at bob.
-		if p := start(url.Values{"id_token_hint": {bobTokens.IDToken}}); !p.isLogin() {
-			t.Fatalf("hint for another user did not ask for the password (status %d)", p.status)
+		if p := start(url.Values{"id_token_hint": {bobTokens.IDToken}}); !p.IsLogin() {
+			t.Fatalf("hint for another user did not ask for the password (status %d)", p.Status)
 		}
-		if p := start(url.Values{"id_token_hint": {bobTokens.IDToken}, "prompt": {"none"}}); p.redirectParams(t).Get("error") != "login_required" {
-			t.Fatalf("prompt=none with foreign hint: %s", p.location)
+		if p := start(url.Values{"id_token_hint": {bobTokens.IDToken}, "prompt": {"none"}}); p.RedirectParams(t).Get("error") != "login_required" {
+			t.Fatalf("prompt=none with foreign hint: %s", p.Location)
 		}
 	})
 }

@@ -195,7 +195,7 @@ func (a *app) printBanner(o serveOptions, dsn, addr string, demo *idp.DemoSeed) 
 	}
 	fmt.Fprintf(w, "\nDevelopment mode: do not use in production.\n")
 	if demo == nil {
-		fmt.Fprintf(w, "  No demo: the database already had users or clients when the demo would have been created.\n")
+		fmt.Fprintf(w, "  No demo client this time: the log above says why.\n")
 		return
 	}
 	fmt.Fprintf(w, "  Demo user:      %s\n", demo.Email)

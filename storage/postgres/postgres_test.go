@@ -11,6 +11,7 @@ import (
 
 	"github.com/openidp/idp/migrations"
 	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/conformance"
 	"github.com/openidp/idp/storage/postgres"
 	"github.com/openidp/idp/storage/postgres/pgtest"
 )
@@ -34,6 +35,11 @@ func newStore(t *testing.T) *postgres.Store {
 		t.Fatalf("Migrate: %v", err)
 	}
 	return s
+}
+
+// TestConformance runs the shared storage suite, each case on a fresh database.
+func TestConformance(t *testing.T) {
+	conformance.RunTests(t, func(t *testing.T) storage.Storage { return newStore(t) })
 }
 
 func TestMigrate(t *testing.T) {

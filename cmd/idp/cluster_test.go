@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/openidp/idp/idp/idptest"
+	"github.com/openidp/idp/storage/postgres/pgtest"
+	"github.com/openidp/idp/storage/seal"
+)
+
+// buildBinary compiles the idp command once for tests that need real processes.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "idp")
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goTool); err != nil {
+		goTool = "go"
+	}
+	out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// proc is a running `idp serve` process.
+type proc struct {
+	cmd    *exec.Cmd
+	addr   string
+	stderr *syncBuffer
+}
+
+// TestClusterOnPostgres runs two `idp serve` processes on one PostgreSQL database behind
+// one issuer URL: a login on one is finished on the other, refresh-token reuse is
+// detected across them, and a key rotation made by a third process is seen by both.
+func TestClusterOnPostgres(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	bin := buildBinary(t)
+	env := append(os.Environ(),
+		"IDP_DATABASE="+dsn,
+		"IDP_ENCRYPTION_KEY="+base64.StdEncoding.EncodeToString(seal.NewKey()),
+		"IDP_DATA_DIR="+t.TempDir(),
+		"IDP_LOG_LEVEL=warn",
+	)
+	runCLI := func(stdin string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		cmd.Stdin = strings.NewReader(stdin)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("idp %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		}
+		return stdout.String()
+	}
+	runCLI("", "migrate")
+	runCLI("correct horse battery", "users", "create", "--email", "alice@example.com", "--password-stdin")
+	var created struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal([]byte(runCLI("", "clients", "create", "--json", "--name", "App",
+		"--redirect-uri", "https://app.example.com/cb", "--skip-consent")), &created); err != nil {
+		t.Fatal(err)
+	}
+	client := idptest.Client{ID: created.ClientID, Secret: created.ClientSecret, RedirectURI: "https://app.example.com/cb"}
+
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	issuer := "http://" + addrA // the "load balancer" address both processes answer for
+	start := func(addr string) *proc {
+		t.Helper()
+		p := &proc{addr: addr, stderr: &syncBuffer{}}
+		p.cmd = exec.Command(bin, "serve", "--addr", addr, "--issuer", issuer)
+		p.cmd.Env = env
+		p.cmd.Stderr = p.stderr
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
+		waitReady(t, addr, p.stderr)
+		return p
+	}
+	a, b := start(addrA), start(addrB)
+
+	// Log in on A; redeem the code on B.
+	br := idptest.NewBrowser(t, issuer)
+	verifier, challenge := idptest.PKCE()
+	pg := br.Get(idptest.AuthURL(issuer, client, url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
+	pg = br.Login(pg, "alice@example.com", "correct horse battery")
+	code := pg.RedirectParams(t).Get("code")
+	tokenB := "http://" + b.addr + "/oauth/token"
+	tr := idptest.PostToken(t, tokenB, client, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {client.RedirectURI}, "code_verifier": {verifier}})
+	if tr.IDToken == "" || tr.RefreshToken == "" {
+		t.Fatalf("code exchange on B: %+v", tr)
+	}
+	// The same code is refused on A: single use holds across processes.
+	if again := idptest.PostToken(t, issuer+"/oauth/token", client, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {client.RedirectURI}, "code_verifier": {verifier}}); again.Error != "invalid_grant" {
+		t.Fatalf("code reused on A: %+v", again)
+	}
+	// Refresh on B, replay the old token on A: reuse detected, family revoked.
+	rotated := idptest.PostToken(t, tokenB, client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}})
+	if rotated.RefreshToken == "" {
+		t.Fatalf("refresh on B: %+v", rotated)
+	}
+	if replay := idptest.PostToken(t, issuer+"/oauth/token", client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}}); replay.Error != "invalid_grant" {
+		t.Fatalf("replay on A: %+v", replay)
+	}
+	if after := idptest.PostToken(t, tokenB, client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rotated.RefreshToken}}); after.Error != "invalid_grant" {
+		t.Fatalf("family survived reuse: %+v", after)
+	}
+	// SSO: the session made on A is honoured by B.
+	pg = br.Get(strings.Replace(idptest.AuthURL(issuer, client, url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}}), addrA, addrB, 1))
+	if pg.IsLogin() || pg.RedirectParams(t).Get("code") == "" {
+		t.Fatalf("SSO through B did not return a code without a password (status %d)", pg.Status)
+	}
+
+	// Rotate keys with a third process; both servers publish the new keys at once and
+	// B signs with the new one.
+	var rotatedKeys struct {
+		KeyIDs []string `json:"key_ids"`
+	}
+	if err := json.Unmarshal([]byte(runCLI("", "keys", "rotate", "--json")), &rotatedKeys); err != nil || len(rotatedKeys.KeyIDs) != 2 {
+		t.Fatalf("keys rotate: %v %v", rotatedKeys, err)
+	}
+	for _, p := range []*proc{a, b} {
+		var set jose.JSONWebKeySet
+		idptest.GetJSON(t, "http://"+p.addr+"/keys", &set)
+		for _, id := range rotatedKeys.KeyIDs {
+			if len(set.Key(id)) == 0 {
+				t.Fatalf("process at %s does not publish rotated key %s", p.addr, id)
+			}
+		}
+		if len(set.Keys) != 4 {
+			t.Fatalf("process at %s publishes %d keys, want 4 (2 new + 2 retained)", p.addr, len(set.Keys))
+		}
+	}
+	svcOut := runCLI("", "clients", "create", "--json", "--name", "Svc", "--grants", "client_credentials", "--scopes", "api")
+	var svc struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal([]byte(svcOut), &svc); err != nil {
+		t.Fatal(err)
+	}
+	cc := idptest.PostToken(t, tokenB, idptest.Client{ID: svc.ClientID, Secret: svc.ClientSecret}, url.Values{"grant_type": {"client_credentials"}, "scope": {"api"}})
+	parsed, err := jwt.ParseSigned(cc.AccessToken, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatalf("client_credentials on B: %+v (%v)", cc, err)
+	}
+	if kid := parsed.Headers[0].KeyID; !slices.Contains(rotatedKeys.KeyIDs, kid) {
+		t.Fatalf("B signed with %s, not a rotated key %v", kid, rotatedKeys.KeyIDs)
+	}
+
+	// Graceful shutdown on SIGTERM: both exit 0.
+	for _, p := range []*proc{a, b} {
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- p.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("process at %s after SIGTERM: %v\n%s", p.addr, err, p.stderr.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("process at %s did not stop after SIGTERM", p.addr)
+		}
+	}
+}
+
+// waitReady polls /readyz at addr until the process answers.
+func waitReady(t *testing.T, addr string, stderr *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s not ready; stderr:\n%s", addr, stderr.String())
+}
