@@ -2,16 +2,22 @@ package idp_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/alexedwards/argon2id"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/idptest"
+	"github.com/openidp/idp/storage/seal"
 )
 
 func jwtHeader(t *testing.T, token string) jose.Header {
@@ -148,44 +154,76 @@ func TestOperationalEndpointsAndHeaders(t *testing.T) {
 	}
 }
 
-func TestCookiesAreHardened(t *testing.T) {
+func TestPasswordRehashedWhenParametersChange(t *testing.T) {
 	e := newEnv(t, openSQLite(t))
-	e.createUser("alice@example.com", password)
-	app := e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}})
-	b := e.newBrowser()
+	u := e.createUser("alice@example.com", password)
+	weak, err := argon2id.CreateHash(password, &argon2id.Params{Memory: 8 * 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.PasswordHash = weak
+	if err := e.store.UpdateUser(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	app := e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
+	loginCode(t, e, e.newBrowser(), app, nil)
+	got, err := e.store.GetUser(context.Background(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.PasswordHash == weak || !strings.HasPrefix(got.PasswordHash, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Fatalf("hash not upgraded: %s", got.PasswordHash[:30])
+	}
+	if ok, rehash := idp.VerifyPassword(password, got.PasswordHash); !ok || rehash {
+		t.Fatalf("upgraded hash: ok=%v rehash=%v", ok, rehash)
+	}
+}
+
+func TestSecureCookiesUnderHTTPS(t *testing.T) {
+	st := openSQLite(t)
+	ts := httptest.NewUnstartedServer(nil)
+	issuer := "https://" + ts.Listener.Addr().String()
+	sealer, _ := seal.New(seal.NewKey())
+	srv, err := idp.New(context.Background(), st, idp.Config{Issuer: issuer, Sealer: sealer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = srv
+	ts.StartTLS()
+	defer ts.Close()
+	admin := &idp.Admin{Store: st, Audit: srv.Auditor()}
+	if _, err := admin.CreateUser(context.Background(), "test", idp.NewUser{Email: "alice@example.com", Password: password}); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := admin.CreateClient(context.Background(), "test", idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := idptest.NewBrowser(t, issuer)
+	b.Client.Transport = ts.Client().Transport
 	_, ch := pkce()
-	p := b.Get(e.authURL(app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
+	p := b.Get(idptest.AuthURL(issuer, testClient{ID: c.ID, RedirectURI: c.RedirectURIs[0]}, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
 	f := p.Hidden()
 	f.Set("email", "alice@example.com")
 	f.Set("password", password)
-	req, _ := http.NewRequest(http.MethodPost, e.issuer+"/login", strings.NewReader(f.Encode()))
+	req, _ := http.NewRequest(http.MethodPost, issuer+"/login", strings.NewReader(f.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := b.Client.Transport.RoundTrip(withCookies(t, b, req))
+	for _, ck := range b.Client.Jar.Cookies(req.URL) {
+		req.AddCookie(ck)
+	}
+	resp, err := ts.Client().Transport.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	var found bool
-	for _, c := range resp.Cookies() {
-		if c.Name == "idp_session" {
-			found = true
-			if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" {
-				t.Fatalf("session cookie not hardened: %+v", c)
-			}
+	names := map[string]bool{}
+	for _, ck := range resp.Cookies() {
+		names[ck.Name] = true
+		if !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode {
+			t.Fatalf("cookie %s not Secure/HttpOnly/SameSite=Lax: %+v", ck.Name, ck)
 		}
 	}
-	if !found {
-		t.Fatalf("no session cookie set (status %d)", resp.StatusCode)
+	if !names["idp_session"] {
+		t.Fatalf("no session cookie (status %d)", resp.StatusCode)
 	}
-}
-
-func withCookies(t *testing.T, b *browser, req *http.Request) *http.Request {
-	t.Helper()
-	for _, c := range b.Client.Jar.Cookies(req.URL) {
-		req.AddCookie(c)
-	}
-	if b.Client.Transport == nil {
-		b.Client.Transport = http.DefaultTransport
-	}
-	return req
 }

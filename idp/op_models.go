@@ -1,7 +1,6 @@
 package idp
 
 import (
-	"slices"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -65,9 +64,8 @@ func (c *clientCredentialsRequest) GetScopes() []string   { return c.scopes }
 
 // client adapts a stored Client to op.Client.
 type client struct {
-	c       *storage.Client
-	issuer  string
-	devMode bool
+	c      *storage.Client
+	issuer string
 }
 
 var _ op.Client = (*client)(nil)
@@ -150,5 +148,3 @@ func (c *client) refreshTokenLifetime() time.Duration {
 	}
 	return 720 * time.Hour
 }
-
-func (c *client) hasGrant(g string) bool { return slices.Contains(c.c.GrantTypes, g) }
