@@ -52,7 +52,8 @@ func runRelyingPartyFlow(t *testing.T, e *env) {
 	getJSON(t, e.issuer+"/.well-known/openid-configuration", &disco)
 	if disco.Issuer != e.issuer || !slices.Contains(disco.CodeChallengeMethodsSupported, oidc.CodeChallengeMethodS256) ||
 		!slices.Contains(disco.GrantTypesSupported, oidc.GrantTypeClientCredentials) || !slices.Contains(disco.GrantTypesSupported, oidc.GrantTypeRefreshToken) ||
-		disco.EndSessionEndpoint == "" || disco.RevocationEndpoint == "" || disco.IntrospectionEndpoint == "" {
+		disco.EndSessionEndpoint == "" || disco.RevocationEndpoint == "" || disco.IntrospectionEndpoint == "" ||
+		!slices.Equal(disco.ACRValuesSupported, idp.ACRValuesSupported) || !slices.Contains(disco.ClaimsSupported, "sid") {
 		t.Fatalf("discovery document incomplete: %+v", disco)
 	}
 

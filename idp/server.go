@@ -201,6 +201,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /logout", s.handleLogoutPost)
 	mux.HandleFunc("GET /logged-out", s.handleLoggedOut)
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /.well-known/openid-configuration", op.NewIssuerInterceptor(s.provider.IssuerFromRequest).HandlerFunc(s.handleDiscovery))
 	mux.Handle("GET /static/", web.Static())
 	if s.demo != nil {
 		mux.HandleFunc("GET /{$}", s.demo.home)
@@ -213,6 +214,19 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.Handle("/", s.provider)
 	return s.withRequestContext(mux)
+}
+
+// ACRValuesSupported lists the acr values the provider can reach, lowest first.
+var ACRValuesSupported = []string{ACRPassword}
+
+// handleDiscovery serves op's discovery document with what op leaves out:
+// acr_values_supported and the sid claim.
+func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
+	doc := op.CreateDiscoveryConfig(r.Context(), s.provider, s.ops)
+	doc.ACRValuesSupported = ACRValuesSupported
+	doc.ClaimsSupported = append(doc.ClaimsSupported, "sid", "acr", "amr", "auth_time")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	op.Discover(w, doc)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
