@@ -184,23 +184,34 @@ func (s *Server) rejectCSRF(w http.ResponseWriter, r *http.Request) {
 		"This form could not be verified (missing or invalid security token). Go back, reload the page and try again.")
 }
 
-// handleLoginPost checks the password.
-func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
+// postedLogin reads a login-flow form: it bounds and parses the body, checks the CSRF
+// token and loads the auth request the form names. When it returns false it has already
+// answered the browser.
+func (s *Server) postedLogin(w http.ResponseWriter, r *http.Request) (*loginState, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		s.renderError(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
-		return
+		return nil, false
 	}
 	if !s.checkCSRF(r) {
 		s.rejectCSRF(w, r)
-		return
+		return nil, false
 	}
-	ctx := r.Context()
 	st, err := s.loadLogin(r, r.PostFormValue("id"))
 	if err != nil {
 		s.errExpired(w, r)
+		return nil, false
+	}
+	return st, true
+}
+
+// handleLoginPost checks the password.
+func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.postedLogin(w, r)
+	if !ok {
 		return
 	}
+	ctx := r.Context()
 	email := strings.ToLower(strings.TrimSpace(r.PostFormValue("email")))
 	password := r.PostFormValue("password")
 	ip := ""
@@ -294,21 +305,11 @@ func (s *Server) userIDFor(ctx context.Context, email string) string {
 
 // handleConsentPost records the person's answer on the consent page.
 func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
-		s.renderError(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
-		return
-	}
-	if !s.checkCSRF(r) {
-		s.rejectCSRF(w, r)
+	st, ok := s.postedLogin(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
-	st, err := s.loadLogin(r, r.PostFormValue("id"))
-	if err != nil {
-		s.errExpired(w, r)
-		return
-	}
 	// The answer counts only from the browser whose session is attached to the request.
 	if st.sess == nil || st.ar.Login.SessionID != st.sess.ID || !s.passwordSatisfied(st) {
 		s.advance(w, r, st)
