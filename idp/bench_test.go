@@ -27,6 +27,21 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 				}
 			})
 
+			// Concurrent callers, as a fleet of services would hit it; report req/s.
+			b.Run("client_credentials_parallel", func(b *testing.B) {
+				b.SetParallelism(4)
+				b.RunParallel(func(pb *testing.PB) {
+					form := url.Values{"grant_type": {"client_credentials"}, "scope": {"api"}}
+					for pb.Next() {
+						if tr := e.tokenRequest(svc, form); tr.AccessToken == "" {
+							b.Errorf("client_credentials: %+v", tr)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+			})
+
 			b.Run("refresh", func(b *testing.B) {
 				rt := loginCode(b, e, br, app, nil).RefreshToken
 				for b.Loop() {

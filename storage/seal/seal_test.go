@@ -58,3 +58,34 @@ func TestParseKey(t *testing.T) {
 		})
 	}
 }
+
+// FuzzOpen feeds arbitrary ciphertexts to Open: it must never panic and never accept
+// anything Seal did not produce.
+func FuzzOpen(f *testing.F) {
+	s, err := New(NewKey())
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, _ := s.Seal([]byte("x"), nil)
+	f.Add(good)
+	f.Add([]byte("abc.def"))
+	f.Add([]byte("."))
+	f.Add([]byte(s.CurrentKeyID() + ".AAAA"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		pt, err := s.Open(in, nil)
+		if err == nil && !bytes.Equal(in, good) && string(pt) != "x" {
+			t.Fatalf("Open accepted forged input %q", in)
+		}
+	})
+}
+
+// FuzzParseKey: any accepted key is exactly KeySize bytes.
+func FuzzParseKey(f *testing.F) {
+	f.Add("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, in string) {
+		if k, err := ParseKey(in); err == nil && len(k) != KeySize {
+			t.Fatalf("ParseKey(%q) returned %d bytes", in, len(k))
+		}
+	})
+}
