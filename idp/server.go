@@ -269,9 +269,8 @@ func (s *Server) withRequestContext(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r.WithContext(ctx))
 		// Only the path is logged: query strings can carry codes and tokens.
-		s.logger.LogAttrs(ctx, slog.LevelInfo, "http request",
-			slog.String("request_id", ri.ID), slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", rec.status), slog.String("ip", ri.IP), slog.Duration("duration", time.Since(start)))
+		s.logger.LogAttrs(ctx, slog.LevelInfo, "http request", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)))
 	})
 }
 

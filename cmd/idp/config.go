@@ -197,9 +197,9 @@ func (a *app) setup(cmd *cobra.Command) error {
 	opts := &slog.HandlerOptions{Level: level}
 	switch strings.ToLower(a.logFormat) {
 	case "text":
-		a.logger = slog.New(slog.NewTextHandler(a.stderr, opts))
+		a.logger = slog.New(idp.LogHandler(slog.NewTextHandler(a.stderr, opts)))
 	case "json":
-		a.logger = slog.New(slog.NewJSONHandler(a.stderr, opts))
+		a.logger = slog.New(idp.LogHandler(slog.NewJSONHandler(a.stderr, opts)))
 	default:
 		return usageErrorf("invalid log format %q: use text or json", a.logFormat)
 	}
