@@ -20,8 +20,8 @@ import (
 
 // The login flow is a sequence of steps evaluated afresh on every visit to
 // GET /login?id=<auth request>: each step either is satisfied or takes over the page.
-// Today the steps are: password (or an SSO session that satisfies the request), then
-// consent. Second factors slot in between them; no step trusts the browser's idea of
+// The steps are: password (or an SSO session that satisfies the request), a second
+// factor when the person has one, then consent; no step trusts the browser's idea of
 // where it is, only what the auth request and the session record say.
 
 // loginState is what a step looks at.
@@ -122,7 +122,10 @@ func (s *Server) advance(w http.ResponseWriter, r *http.Request, st *loginState)
 		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginSSO, UserID: st.sess.UserID, ClientID: st.ar.ClientID, Result: ResultSuccess, Reason: "existing session"})
 	}
 
-	// (Second-factor steps will go here.)
+	// Step 2: a second factor, when the person has one and the session lacks it.
+	if s.mfaStep(w, r, st) {
+		return
+	}
 
 	// Step 2: consent.
 	grant, err := s.store.GetConsent(ctx, st.sess.UserID, st.ar.ClientID)
@@ -143,6 +146,12 @@ func (s *Server) advance(w http.ResponseWriter, r *http.Request, st *loginState)
 
 // finish marks the auth request done and hands the browser back to op, which issues the code.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, st *loginState) {
+	if st.ar.ClientID == AccountClientID {
+		// The account page needs the session, not a code.
+		_ = s.store.DeleteAuthRequest(r.Context(), st.ar.ID)
+		http.Redirect(w, r, st.ar.RedirectURI, http.StatusSeeOther)
+		return
+	}
 	st.ar.Login.Done = true
 	if err := s.store.SetAuthRequestLogin(r.Context(), st.ar.ID, st.ar.Login); err != nil {
 		s.internalError(w, r, err)
@@ -310,8 +319,13 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	// The answer counts only from the browser whose session is attached to the request.
+	// The answer counts only from the browser whose session is attached to the request,
+	// and only once every earlier step is satisfied.
 	if st.sess == nil || st.ar.Login.SessionID != st.sess.ID || !s.passwordSatisfied(st) {
+		s.advance(w, r, st)
+		return
+	}
+	if done, _, err := s.mfaSatisfied(r, st); err != nil || !done {
 		s.advance(w, r, st)
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
+	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/seal"
 	"github.com/openidp/idp/web"
@@ -44,6 +45,9 @@ type Config struct {
 
 	// LoginLimits bounds failed password attempts; zero fields take the defaults.
 	LoginLimits LoginLimits
+
+	// MFA configures the second factors.
+	MFA MFAConfig
 }
 
 // LoginLimits bounds failed password attempts within Window, per account and per IP.
@@ -80,6 +84,9 @@ type Server struct {
 	secure   bool // cookies get the Secure attribute (https issuer)
 	handler  http.Handler
 	demo     *demoRP
+	factors  *mfa.Registry
+	guard    *mfa.Guard
+	mfaEnv   *mfa.Env
 }
 
 func withDefault(d *time.Duration, v time.Duration) {
@@ -127,21 +134,32 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{
-		cfg: cfg, store: store, logger: cfg.Logger, now: cfg.Now, pages: pages,
-		csrfKey: cfg.Sealer.DeriveKey("csrf"), secure: !insecure,
-	}
+	s := &Server{cfg: cfg, store: store, logger: cfg.Logger, now: cfg.Now, pages: pages, secure: !insecure}
 	s.keys = &Keys{Store: store, Sealer: cfg.Sealer, Retention: cfg.KeyRetention, Now: cfg.Now}
 	s.audit = &Auditor{Store: store, Logger: cfg.Logger, Now: cfg.Now}
 	if err := s.keys.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	// Symmetric keys live sealed in the database: every process shares them, and an
+	// encryption-key rotation re-seals them without changing them.
+	var oidcKey, mfaHashKey [32]byte
+	for name, dst := range map[string]*[32]byte{"csrf": &s.csrfKey, "oidc-crypto": &oidcKey, "mfa-hash": &mfaHashKey} {
+		if *dst, err = serverKey(ctx, store, cfg.Sealer, name); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.setupMFA(ctx, mfaHashKey); err != nil {
+		return nil, err
+	}
+	if err := s.ensureAccountClient(ctx); err != nil {
+		return nil, fmt.Errorf("account client: %w", err)
 	}
 	s.ops = &opStorage{
 		store: store, keys: s.keys, audit: s.audit, logger: cfg.Logger, issuer: cfg.Issuer, now: cfg.Now,
 		authReqTTL: cfg.AuthRequestLifetime, codeTTL: cfg.CodeLifetime, logoutKey: s.csrfKey,
 	}
 	opConfig := &op.Config{
-		CryptoKey:                cfg.Sealer.DeriveKey("oidc-crypto"),
+		CryptoKey:                oidcKey,
 		DefaultLogoutRedirectURI: cfg.Issuer + "/logged-out",
 		CodeMethodS256:           true,
 		AuthMethodPost:           true,
@@ -196,7 +214,20 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login", s.handleLogin)
 	mux.HandleFunc("POST /login", s.handleLoginPost)
+	mux.HandleFunc("POST /login/mfa", s.handleMFAVerify)
+	mux.HandleFunc("POST /login/mfa/send", s.handleMFASend)
 	mux.HandleFunc("POST /consent", s.handleConsentPost)
+	mux.HandleFunc("GET /api/v1/me/mfa", s.handleAPIStatus)
+	mux.HandleFunc("POST /api/v1/me/mfa/backup-codes", s.handleAPIBackupCodes)
+	mux.HandleFunc("POST /api/v1/me/mfa/{kind}", s.handleAPIEnroll)
+	mux.HandleFunc("POST /api/v1/me/mfa/{kind}/verify", s.handleAPIConfirm)
+	mux.HandleFunc("POST /api/v1/me/mfa/{id}/challenge", s.handleAPIChallenge)
+	mux.HandleFunc("DELETE /api/v1/me/mfa/{id}", s.handleAPIRemove)
+	mux.HandleFunc("GET /account/security", s.handleAccount)
+	mux.HandleFunc("POST /account/security/enroll", s.handleAccountEnroll)
+	mux.HandleFunc("POST /account/security/confirm", s.handleAccountConfirm)
+	mux.HandleFunc("POST /account/security/remove", s.handleAccountRemove)
+	mux.HandleFunc("POST /account/security/backup-codes", s.handleAccountBackup)
 	mux.HandleFunc("GET /logout", s.handleLogoutPage)
 	mux.HandleFunc("POST /logout", s.handleLogoutPost)
 	mux.HandleFunc("GET /logged-out", s.handleLoggedOut)
@@ -217,7 +248,7 @@ func (s *Server) routes() http.Handler {
 }
 
 // ACRValuesSupported lists the acr values the provider can reach, lowest first.
-var ACRValuesSupported = []string{ACRPassword}
+var ACRValuesSupported = []string{ACRPassword, ACRMFA, ACRPhishingResistant}
 
 // handleDiscovery serves op's discovery document with what op leaves out:
 // acr_values_supported and the sid claim.

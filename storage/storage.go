@@ -34,6 +34,8 @@ type Storage interface {
 	KeyStore
 	AuditStore
 	RateLimitStore
+	MFAStore
+	SecretStore
 
 	// Migrate applies the embedded migrations not yet applied and returns how many it
 	// applied. Safe to run from several processes at once.
@@ -302,6 +304,9 @@ type SigningKey struct {
 type KeyStore interface {
 	// ListSigningKeys returns every stored key, newest first.
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// UpdateSigningKeySealed replaces the sealed private key of key id (re-encryption
+	// under a new encryption key); ErrNotFound when missing.
+	UpdateSigningKeySealed(ctx context.Context, id string, sealed []byte) error
 	// AddSigningKey inserts k and, in the same transaction, retires (RetiredAt = k.CreatedAt,
 	// ExpiresAt = retiredExpiry) every other not-yet-retired key with k's algorithm.
 	AddSigningKey(ctx context.Context, k *SigningKey, retiredExpiry time.Time) error
@@ -346,4 +351,104 @@ type RateLimitStore interface {
 	RateLimitCount(ctx context.Context, key string, window time.Duration, now time.Time) (int, error)
 	// ResetRateLimit deletes the counter of key.
 	ResetRateLimit(ctx context.Context, key string) error
+}
+
+// Factor is a second factor a person has enrolled (or is enrolling). Backup codes are a
+// Factor of kind "backup" whose codes live in BackupCode rows.
+type Factor struct {
+	ID        string
+	UserID    string
+	Kind      string // totp, backup, email, sms, webauthn
+	Name      string // the person's label, e.g. "YubiKey 5" or "Work phone"
+	Target    string // e-mail address or E.164 phone number for email/sms
+	Secret    []byte // sealed: the TOTP seed; WebAuthn: the credential record (JSON)
+	Confirmed bool   // enrolment finished (code typed, address verified, key registered)
+	// LastStep is the last TOTP time step accepted (replay protection); 0 if none.
+	LastStep   int64
+	CreatedAt  time.Time
+	LastUsedAt time.Time // zero if never used to sign in
+}
+
+// Challenge is a pending check: an e-mail or SMS code that was sent, or a WebAuthn
+// ceremony's session data. It is single-use and allows a bounded number of attempts.
+type Challenge struct {
+	ID         string
+	UserID     string
+	FactorID   string
+	Kind       string
+	CodeHash   string // keyed hash of the code sent (email/sms); empty otherwise
+	Data       []byte // kind-specific state, e.g. WebAuthn session data (JSON)
+	Attempts   int
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	ConsumedAt time.Time // zero until used
+}
+
+// MFAStore persists second factors, backup codes, challenges and failure counters.
+type MFAStore interface {
+	// CreateFactor inserts f; ErrAlreadyExists when the id is taken.
+	CreateFactor(ctx context.Context, f *Factor) error
+	// GetFactor returns the factor with that id, or ErrNotFound.
+	GetFactor(ctx context.Context, id string) (*Factor, error)
+	// ListFactors returns the factors of a user (confirmed or not), most recently used
+	// first (never-used ones after, newest first).
+	ListFactors(ctx context.Context, userID string) ([]Factor, error)
+	// ListAllFactors returns every factor of every user (for re-encryption).
+	ListAllFactors(ctx context.Context) ([]Factor, error)
+	// UpdateFactor replaces Name, Target, Secret, Confirmed and LastUsedAt of f.ID;
+	// ErrNotFound when missing. It never changes LastStep (see AdvanceTOTPStep).
+	UpdateFactor(ctx context.Context, f *Factor) error
+	// DeleteFactor removes factor id of user userID (and, for kind backup, its codes);
+	// ErrNotFound when no such factor belongs to that user.
+	DeleteFactor(ctx context.Context, userID, id string) error
+	// DeleteUserFactors removes every factor and backup code of a user; returns how many
+	// factors went.
+	DeleteUserFactors(ctx context.Context, userID string) (int64, error)
+	// AdvanceTOTPStep atomically records step as the last accepted time step of factor
+	// id, only if step is greater than the one stored. ErrConflict when it is not (a
+	// replayed or older code), ErrNotFound when the factor does not exist.
+	AdvanceTOTPStep(ctx context.Context, id string, step int64, usedAt time.Time) error
+
+	// ReplaceBackupCodes deletes every backup code of the user and inserts hashes, in
+	// one transaction.
+	ReplaceBackupCodes(ctx context.Context, userID string, hashes []string, now time.Time) error
+	// ConsumeBackupCode atomically marks the user's unused code with that hash used;
+	// ErrNotFound when there is none (wrong or already used).
+	ConsumeBackupCode(ctx context.Context, userID, hash string, now time.Time) error
+	// CountBackupCodes returns how many unused backup codes the user has.
+	CountBackupCodes(ctx context.Context, userID string) (int, error)
+
+	// CreateChallenge inserts c.
+	CreateChallenge(ctx context.Context, c *Challenge) error
+	// AttemptChallenge atomically counts one attempt at challenge id and returns it
+	// (with Attempts including this one), only while it is unconsumed, unexpired at now
+	// and has had fewer than maxAttempts attempts; ErrNotFound otherwise.
+	AttemptChallenge(ctx context.Context, id string, now time.Time, maxAttempts int) (*Challenge, error)
+	// ConsumeChallenge atomically marks challenge id consumed; ErrNotFound when it is
+	// missing or was consumed already.
+	ConsumeChallenge(ctx context.Context, id string, now time.Time) error
+
+	// IncrementFailures adds one to the consecutive-failure counter of key and returns
+	// the new count.
+	IncrementFailures(ctx context.Context, key string, now time.Time) (int, error)
+	// GetFailures returns the counter of key and until when it is locked (zero values
+	// when there is no counter).
+	GetFailures(ctx context.Context, key string) (failures int, lockedUntil time.Time, err error)
+	// SetLockedUntil records until when key is locked; ErrNotFound without a counter.
+	SetLockedUntil(ctx context.Context, key string, until time.Time) error
+	// ResetFailures deletes the counter of key.
+	ResetFailures(ctx context.Context, key string) error
+}
+
+// SecretStore keeps named server secrets (sealed random keys, e.g. the key that hashes
+// backup codes), so that every process uses the same ones and re-encryption under a new
+// encryption key does not change them.
+type SecretStore interface {
+	// GetOrCreateSecret returns the sealed secret called name; if there is none it stores
+	// sealed and returns it. Concurrent callers all get the same value.
+	GetOrCreateSecret(ctx context.Context, name string, sealed []byte) ([]byte, error)
+	// ListSecrets returns every sealed secret by name (for re-encryption).
+	ListSecrets(ctx context.Context) (map[string][]byte, error)
+	// UpdateSecret replaces the sealed value of name; ErrNotFound when missing.
+	UpdateSecret(ctx context.Context, name string, sealed []byte) error
 }

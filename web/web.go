@@ -26,9 +26,14 @@ const (
 	PageLogout    = "logout.html"
 	PageLoggedOut = "logged_out.html"
 	PageDemo      = "demo.html"
+	PageMFA       = "mfa.html"
+	PageAccount   = "account.html"
+	PageEnroll    = "enroll.html"
+	// PageBackupCodes shows new backup codes once.
+	PageBackupCodes = "backup_codes.html"
 )
 
-var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo}
+var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo, PageMFA, PageAccount, PageEnroll, PageBackupCodes}
 
 // Renderer renders pages.
 type Renderer struct {
@@ -64,7 +69,7 @@ func (r *Renderer) Render(w http.ResponseWriter, status int, name string, data a
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'")
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)
 	_, err := w.Write(buf.Bytes())
@@ -129,4 +134,68 @@ type DemoPage struct {
 	Claims    []Claim
 	Error     string
 	LogoutURL string
+}
+
+// FactorChoice links to another sign-in method on the second-factor page.
+type FactorChoice struct {
+	Label string
+	URL   string
+}
+
+// MFAPage is the second-factor challenge during sign-in.
+type MFAPage struct {
+	AuthRequestID   string
+	CSRF            string
+	ClientName      string
+	FactorID        string
+	Kind            string // totp, backup, email, sms, webauthn
+	Label           string
+	SentTo          string // masked e-mail address or phone number
+	NeedSend        bool   // e-mail/SMS: no code sent yet
+	ChallengeID     string
+	WebAuthnOptions string // JSON request options for webauthn.js
+	Others          []FactorChoice
+	Error           string
+}
+
+// FactorView is one enrolled factor on the account page.
+type FactorView struct {
+	ID       string
+	Label    string
+	Target   string // masked
+	Added    string
+	LastUsed string
+}
+
+// AccountPage is the person's security settings.
+type AccountPage struct {
+	CSRF            string
+	Email           string
+	Factors         []FactorView
+	HasBackup       bool
+	BackupFactorID  string
+	BackupRemaining int
+	Kinds           []string // factor kinds that can be added
+	Message         string
+	Error           string
+}
+
+// EnrollPage guides the person through adding a factor.
+type EnrollPage struct {
+	CSRF            string
+	FactorID        string
+	Kind            string
+	Label           string
+	Secret          string // TOTP key for manual entry
+	URI             string // otpauth:// URI
+	QRDataURI       string // the QR code as a data: URI
+	ChallengeID     string
+	SentTo          string
+	WebAuthnOptions string
+	Error           string
+}
+
+// BackupCodesPage shows freshly generated backup codes, once.
+type BackupCodesPage struct {
+	Codes []string
 }

@@ -18,7 +18,7 @@ func newKeysCmd(a *app) *cobra.Command {
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	cmd.AddCommand(newKeysRotateCmd(a))
+	cmd.AddCommand(newKeysRotateCmd(a), newKeysRotateEncryptionCmd(a))
 	return cmd
 }
 
@@ -64,6 +64,47 @@ The signing keys are encrypted at rest with IDP_ENCRYPTION_KEY.`,
 	}
 	cmd.Flags().DurationVar(&retention, "key-retention", 24*time.Hour,
 		"how long replaced keys stay published; at least the longest token lifetime (env IDP_KEY_RETENTION)")
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+func newKeysRotateEncryptionCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "rotate-encryption",
+		Short: "Re-encrypt every secret at rest under the current encryption key",
+		Long: `Re-encrypt the signing keys, second-factor secrets (TOTP seeds, WebAuthn credentials)
+and server secrets under IDP_ENCRYPTION_KEY, opening them with the keys in
+IDP_ENCRYPTION_KEYS_OLD.
+
+To rotate the encryption key: set the new key in IDP_ENCRYPTION_KEY and the old one in
+IDP_ENCRYPTION_KEYS_OLD on every process, restart them, run this command once, then
+remove the old key from IDP_ENCRYPTION_KEYS_OLD and restart again. The command is
+idempotent: run it again if it was interrupted.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			sealer, err := a.sealer(false)
+			if err != nil {
+				return err
+			}
+			store, err := a.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			res, err := a.newAdmin(store, nil).Reencrypt(ctx, cliActor, sealer)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, res)
+			}
+			_, err = fmt.Fprintf(a.stdout, "Re-encrypted under key %s: %d signing keys, %d factor secrets, %d server secrets (%d already current).\n",
+				sealer.CurrentKeyID(), res.SigningKeys, res.Factors, res.ServerSecrets, res.Unchanged)
+			return err
+		},
+	}
 	addJSONFlag(cmd, &asJSON)
 	return cmd
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +42,20 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"RateLimits", testRateLimits},
 		{"DeleteExpired", testDeleteExpired},
 		{"MigrateAndPing", testMigrateAndPing},
+		{"Factors", testFactors},
+		{"ListFactorsOrder", testListFactorsOrder},
+		{"DeleteFactor", testDeleteFactor},
+		{"AdvanceTOTPStep", testAdvanceTOTPStep},
+		{"AdvanceTOTPStepConcurrent", testAdvanceTOTPStepConcurrent},
+		{"BackupCodes", testBackupCodes},
+		{"BackupCodeConcurrentConsume", testBackupCodeConcurrentConsume},
+		{"Challenges", testChallenges},
+		{"ChallengeConcurrentAttempts", testChallengeConcurrentAttempts},
+		{"FailureCounters", testFailureCounters},
+		{"Secrets", testSecrets},
+		{"SecretConcurrentCreate", testSecretConcurrentCreate},
+		{"UpdateSigningKeySealed", testUpdateSigningKeySealed},
+		{"DeleteExpiredMFA", testDeleteExpiredMFA},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1198,5 +1214,677 @@ func testMigrateAndPing(t *testing.T, s storage.Storage) {
 	must(t, err)
 	if n != 0 {
 		t.Errorf("Migrate on a migrated store applied %d, want 0", n)
+	}
+}
+
+// race runs fn(0) … fn(n-1) in n goroutines released at once and returns how many
+// returned nil. An error other than loser fails the test.
+func race(t *testing.T, n int, loser error, fn func(i int) error) int {
+	t.Helper()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		wins  int
+		start = make(chan struct{})
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			err := fn(i)
+			switch {
+			case err == nil:
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			case !errors.Is(err, loser):
+				t.Errorf("call %d: %v, want nil or %v", i, err, loser)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return wins
+}
+
+func newFactor(id, userID, kind string, created time.Time) *storage.Factor {
+	return &storage.Factor{
+		ID:        id,
+		UserID:    userID,
+		Kind:      kind,
+		Name:      "Factor " + id,
+		Target:    "+41790000000",
+		Secret:    []byte("sealed\x00\xff" + id),
+		Confirmed: true,
+		LastStep:  56_000_000,
+		CreatedAt: created,
+	}
+}
+
+// wantBackupCodes fails the test unless userID has want unused backup codes.
+func wantBackupCodes(t *testing.T, s storage.Storage, userID string, want int) {
+	t.Helper()
+	n, err := s.CountBackupCodes(t.Context(), userID)
+	must(t, err)
+	if n != want {
+		t.Errorf("CountBackupCodes(%s) = %d, want %d", userID, n, want)
+	}
+}
+
+func testFactors(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	full := newFactor("factor-full", "user-a", "totp", now.Add(-time.Hour))
+	full.LastUsedAt = now.Add(-time.Minute)
+	// Enrolling: not confirmed, never used, no target, no secret yet.
+	fresh := &storage.Factor{ID: "factor-fresh", UserID: "user-a", Kind: "webauthn", Name: "YubiKey 5", CreatedAt: now}
+	other := newFactor("factor-other", "user-b", "sms", now)
+	for _, f := range []*storage.Factor{full, fresh, other} {
+		must(t, s.CreateFactor(ctx, f))
+		got, err := s.GetFactor(ctx, f.ID)
+		must(t, err)
+		equal(t, "GetFactor("+f.ID+")", got, f)
+	}
+	got, err := s.GetFactor(ctx, fresh.ID)
+	must(t, err)
+	if !got.LastUsedAt.IsZero() {
+		t.Errorf("LastUsedAt of a never-used factor = %v, want the zero time", got.LastUsedAt)
+	}
+
+	runErrCases(t, []errCase{
+		{"CreateFactor duplicate id", func() error {
+			return s.CreateFactor(ctx, newFactor(full.ID, "user-c", "totp", now))
+		}, storage.ErrAlreadyExists},
+		{"GetFactor missing", func() error {
+			_, err := s.GetFactor(ctx, "factor-missing")
+			return err
+		}, storage.ErrNotFound},
+		{"UpdateFactor missing", func() error {
+			return s.UpdateFactor(ctx, newFactor("factor-missing", "user-a", "totp", now))
+		}, storage.ErrNotFound},
+	})
+
+	// The stored step moves ahead of full.LastStep; UpdateFactor must not move it back.
+	step := full.LastStep + 7
+	must(t, s.AdvanceTOTPStep(ctx, full.ID, step, now))
+	upd := &storage.Factor{
+		ID: full.ID, UserID: "user-z", Kind: "email", Name: "Renamed", Target: "alice@example.com",
+		Secret: []byte{0x00, 0x01, 0xfe, 0xff}, Confirmed: false, LastStep: 1,
+		CreatedAt: now.Add(time.Hour), LastUsedAt: now.Add(time.Second),
+	}
+	must(t, s.UpdateFactor(ctx, upd))
+	want := *full
+	want.Name, want.Target, want.Secret, want.Confirmed, want.LastUsedAt = upd.Name, upd.Target, upd.Secret, upd.Confirmed, upd.LastUsedAt
+	want.LastStep = step // id, user, kind and creation time stay too
+	got, err = s.GetFactor(ctx, full.ID)
+	must(t, err)
+	equal(t, "factor after UpdateFactor", got, &want)
+
+	// Finishing an enrolment; a zero LastUsedAt is stored as given.
+	confirmed := *fresh
+	confirmed.Secret, confirmed.Confirmed = []byte(`{"id":"cred"}`), true
+	must(t, s.UpdateFactor(ctx, &confirmed))
+	got, err = s.GetFactor(ctx, fresh.ID)
+	must(t, err)
+	equal(t, "factor after confirmation", got, &confirmed)
+
+	all, err := s.ListAllFactors(ctx)
+	must(t, err)
+	slices.SortFunc(all, func(a, b storage.Factor) int { return strings.Compare(a.ID, b.ID) })
+	equal(t, "ListAllFactors (sorted by id)", all, []storage.Factor{confirmed, want, *other})
+}
+
+func testListFactorsOrder(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	usedLongAgo := newFactor("f-used-long-ago", "user-a", "totp", now.Add(-5*time.Hour))
+	usedLongAgo.LastUsedAt = now.Add(-time.Hour)
+	usedRecently := newFactor("f-used-recently", "user-a", "webauthn", now.Add(-4*time.Hour))
+	usedRecently.LastUsedAt = now.Add(-10 * time.Minute)
+	unusedOld := newFactor("f-unused-old", "user-a", "email", now.Add(-3*time.Hour))
+	unusedNew := newFactor("f-unused-new", "user-a", "sms", now.Add(-time.Hour))
+	unusedNew.Confirmed = false // unconfirmed factors are listed too
+	other := newFactor("f-other", "user-b", "totp", now)
+	other.LastUsedAt = now
+	for _, f := range []*storage.Factor{unusedOld, usedLongAgo, other, unusedNew, usedRecently} {
+		must(t, s.CreateFactor(ctx, f))
+	}
+	list, err := s.ListFactors(ctx, "user-a")
+	must(t, err)
+	equal(t, "ListFactors", list, []storage.Factor{*usedRecently, *usedLongAgo, *unusedNew, *unusedOld})
+
+	// Using a factor moves it to the front.
+	must(t, s.AdvanceTOTPStep(ctx, unusedOld.ID, unusedOld.LastStep+1, now))
+	list, err = s.ListFactors(ctx, "user-a")
+	must(t, err)
+	var ids []string
+	for _, f := range list {
+		ids = append(ids, f.ID)
+	}
+	equal(t, "ListFactors after use", ids, []string{unusedOld.ID, usedRecently.ID, usedLongAgo.ID, unusedNew.ID})
+
+	list, err = s.ListFactors(ctx, "user-nobody")
+	must(t, err)
+	if len(list) != 0 {
+		t.Errorf("ListFactors of unknown user = %d factors, want 0", len(list))
+	}
+}
+
+func testDeleteFactor(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	totpA := newFactor("totp-a", "user-a", "totp", now)
+	backupA := newFactor("backup-a", "user-a", "backup", now)
+	totpB := newFactor("totp-b", "user-b", "totp", now)
+	for _, f := range []*storage.Factor{totpA, backupA, totpB} {
+		must(t, s.CreateFactor(ctx, f))
+	}
+	must(t, s.ReplaceBackupCodes(ctx, "user-a", []string{"h1", "h2", "h3"}, now))
+	must(t, s.ReplaceBackupCodes(ctx, "user-b", []string{"h1"}, now))
+
+	runErrCases(t, []errCase{
+		{"another user's factor", func() error { return s.DeleteFactor(ctx, "user-b", totpA.ID) }, storage.ErrNotFound},
+		{"another user's backup factor", func() error { return s.DeleteFactor(ctx, "user-b", backupA.ID) }, storage.ErrNotFound},
+		{"missing factor", func() error { return s.DeleteFactor(ctx, "user-a", "factor-missing") }, storage.ErrNotFound},
+	})
+	t.Run("failed deletes deleted nothing", func(t *testing.T) {
+		for _, f := range []*storage.Factor{totpA, backupA} {
+			got, err := s.GetFactor(ctx, f.ID)
+			must(t, err)
+			equal(t, "factor after failed DeleteFactor", got, f)
+		}
+		wantBackupCodes(t, s, "user-a", 3)
+		wantBackupCodes(t, s, "user-b", 1)
+	})
+
+	// A non-backup factor goes alone.
+	must(t, s.DeleteFactor(ctx, "user-a", totpA.ID))
+	_, err := s.GetFactor(ctx, totpA.ID)
+	wantErr(t, err, storage.ErrNotFound)
+	wantBackupCodes(t, s, "user-a", 3)
+	wantErr(t, s.DeleteFactor(ctx, "user-a", totpA.ID), storage.ErrNotFound)
+
+	// The backup factor takes its user's codes with it, and only that user's.
+	must(t, s.DeleteFactor(ctx, "user-a", backupA.ID))
+	_, err = s.GetFactor(ctx, backupA.ID)
+	wantErr(t, err, storage.ErrNotFound)
+	wantBackupCodes(t, s, "user-a", 0)
+	wantErr(t, s.ConsumeBackupCode(ctx, "user-a", "h1", now), storage.ErrNotFound)
+	wantBackupCodes(t, s, "user-b", 1)
+
+	// DeleteUserFactors removes every factor and backup code of one user.
+	for _, f := range []*storage.Factor{newFactor("c-1", "user-c", "totp", now), newFactor("c-2", "user-c", "backup", now)} {
+		must(t, s.CreateFactor(ctx, f))
+	}
+	must(t, s.ReplaceBackupCodes(ctx, "user-c", []string{"h1", "h2"}, now))
+	n, err := s.DeleteUserFactors(ctx, "user-c")
+	must(t, err)
+	if n != 2 {
+		t.Errorf("DeleteUserFactors = %d, want 2", n)
+	}
+	list, err := s.ListFactors(ctx, "user-c")
+	must(t, err)
+	if len(list) != 0 {
+		t.Errorf("ListFactors after DeleteUserFactors = %d factors, want 0", len(list))
+	}
+	wantBackupCodes(t, s, "user-c", 0)
+	got, err := s.GetFactor(ctx, totpB.ID)
+	must(t, err)
+	equal(t, "other user's factor", got, totpB)
+	wantBackupCodes(t, s, "user-b", 1)
+	n, err = s.DeleteUserFactors(ctx, "user-c")
+	must(t, err)
+	if n != 0 {
+		t.Errorf("second DeleteUserFactors = %d, want 0", n)
+	}
+}
+
+func testAdvanceTOTPStep(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	f := newFactor("totp-1", "user-a", "totp", now.Add(-time.Hour))
+	f.LastStep = 100
+	must(t, s.CreateFactor(ctx, f))
+	want := *f
+	// The steps run in order against one store.
+	steps := []struct {
+		name    string
+		id      string
+		step    int64
+		wantErr error
+	}{
+		{"greater step", f.ID, 101, nil},
+		{"equal step (replay)", f.ID, 101, storage.ErrConflict},
+		{"lower step", f.ID, 50, storage.ErrConflict},
+		{"much greater step", f.ID, 1000, nil},
+		{"step just below", f.ID, 999, storage.ErrConflict},
+		{"missing factor", "totp-missing", 5000, storage.ErrNotFound},
+	}
+	for i, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			usedAt := now.Add(time.Duration(i+1) * time.Second)
+			err := s.AdvanceTOTPStep(ctx, st.id, st.step, usedAt)
+			if st.wantErr != nil {
+				wantErr(t, err, st.wantErr)
+			} else {
+				must(t, err)
+				want.LastStep, want.LastUsedAt = st.step, usedAt
+			}
+			got, err := s.GetFactor(ctx, f.ID)
+			must(t, err)
+			equal(t, "factor", got, &want)
+		})
+	}
+}
+
+func testAdvanceTOTPStepConcurrent(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	f := newFactor("totp-race", "user-a", "totp", now)
+	must(t, s.CreateFactor(ctx, f))
+	step := f.LastStep + 1
+	wins := race(t, concurrency, storage.ErrConflict, func(int) error {
+		return s.AdvanceTOTPStep(ctx, f.ID, step, now)
+	})
+	if wins != 1 {
+		t.Fatalf("%d of %d concurrent AdvanceTOTPStep calls with one step won, want exactly 1", wins, concurrency)
+	}
+	got, err := s.GetFactor(ctx, f.ID)
+	must(t, err)
+	if got.LastStep != step {
+		t.Errorf("LastStep = %d, want %d", got.LastStep, step)
+	}
+}
+
+func testBackupCodes(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	wantBackupCodes(t, s, "user-a", 0)
+	must(t, s.ReplaceBackupCodes(ctx, "user-a", []string{"a1", "a2", "a3", "a4", "shared"}, now))
+	must(t, s.ReplaceBackupCodes(ctx, "user-b", []string{"b1", "shared"}, now))
+	wantBackupCodes(t, s, "user-a", 5)
+
+	// The steps run in order against one store.
+	steps := []struct {
+		name     string
+		user     string
+		hash     string
+		wantErr  error
+		wantLeft int // unused codes of user afterwards
+	}{
+		{"first use", "user-a", "a1", nil, 4},
+		{"second use", "user-a", "a1", storage.ErrNotFound, 4},
+		{"wrong code", "user-a", "nope", storage.ErrNotFound, 4},
+		{"another user's code", "user-a", "b1", storage.ErrNotFound, 4},
+		{"same hash, other user", "user-b", "shared", nil, 1},
+		{"same hash, first user", "user-a", "shared", nil, 3},
+		{"same hash, first user again", "user-a", "shared", storage.ErrNotFound, 3},
+	}
+	for i, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			err := s.ConsumeBackupCode(ctx, st.user, st.hash, now.Add(time.Duration(i)*time.Second))
+			if st.wantErr != nil {
+				wantErr(t, err, st.wantErr)
+			} else {
+				must(t, err)
+			}
+			wantBackupCodes(t, s, st.user, st.wantLeft)
+		})
+	}
+
+	// A new set invalidates every old code, used or not.
+	must(t, s.ReplaceBackupCodes(ctx, "user-a", []string{"n1", "n2", "a1"}, now.Add(time.Hour)))
+	wantBackupCodes(t, s, "user-a", 3)
+	wantErr(t, s.ConsumeBackupCode(ctx, "user-a", "a2", now), storage.ErrNotFound)
+	must(t, s.ConsumeBackupCode(ctx, "user-a", "a1", now)) // re-issued: usable again
+	must(t, s.ConsumeBackupCode(ctx, "user-a", "n1", now))
+	wantBackupCodes(t, s, "user-a", 1)
+	wantBackupCodes(t, s, "user-b", 1)
+
+	must(t, s.ReplaceBackupCodes(ctx, "user-a", nil, now))
+	wantBackupCodes(t, s, "user-a", 0)
+	wantErr(t, s.ConsumeBackupCode(ctx, "user-a", "n2", now), storage.ErrNotFound)
+}
+
+func testBackupCodeConcurrentConsume(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	must(t, s.ReplaceBackupCodes(ctx, "user-a", []string{"race", "other"}, now))
+	wins := race(t, concurrency, storage.ErrNotFound, func(int) error {
+		return s.ConsumeBackupCode(ctx, "user-a", "race", now)
+	})
+	if wins != 1 {
+		t.Fatalf("%d of %d concurrent ConsumeBackupCode calls won, want exactly 1", wins, concurrency)
+	}
+	wantBackupCodes(t, s, "user-a", 1)
+}
+
+func newChallenge(id string, now time.Time) *storage.Challenge {
+	return &storage.Challenge{
+		ID:        id,
+		UserID:    "user-a",
+		FactorID:  "factor-email",
+		Kind:      "email",
+		CodeHash:  "5b1c0e0d4f0e0b6a9c1d" + id,
+		Data:      []byte("{\"n\":\"\x00\xff\"}"),
+		CreatedAt: now,
+		ExpiresAt: now.Add(5 * time.Minute),
+	}
+}
+
+func testChallenges(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	const maxAttempts = 3
+	c := newChallenge("ch-1", now)
+	must(t, s.CreateChallenge(ctx, c))
+	// A WebAuthn ceremony: no code, no data round-trips as empty.
+	wa := &storage.Challenge{ID: "ch-webauthn", UserID: "user-a", Kind: "webauthn", CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	must(t, s.CreateChallenge(ctx, wa))
+
+	want := *c
+	for i := 1; i <= maxAttempts; i++ {
+		got, err := s.AttemptChallenge(ctx, c.ID, now.Add(time.Duration(i)*time.Second), maxAttempts)
+		must(t, err)
+		want.Attempts = i
+		equal(t, fmt.Sprintf("attempt %d", i), got, &want)
+	}
+	got, err := s.AttemptChallenge(ctx, wa.ID, now, maxAttempts)
+	must(t, err)
+	wantWA := *wa
+	wantWA.Attempts = 1
+	equal(t, "attempt at webauthn challenge", got, &wantWA)
+
+	expiring := newChallenge("ch-expiring", now)
+	expiring.ExpiresAt = now.Add(time.Minute)
+	consumed := newChallenge("ch-consumed", now)
+	must(t, s.CreateChallenge(ctx, expiring))
+	must(t, s.CreateChallenge(ctx, consumed))
+	_, err = s.AttemptChallenge(ctx, consumed.ID, now, maxAttempts)
+	must(t, err)
+	must(t, s.ConsumeChallenge(ctx, consumed.ID, now.Add(time.Second)))
+
+	runErrCases(t, []errCase{
+		{"attempt past maxAttempts", func() error {
+			_, err := s.AttemptChallenge(ctx, c.ID, now, maxAttempts)
+			return err
+		}, storage.ErrNotFound},
+		{"attempt after expiry", func() error {
+			_, err := s.AttemptChallenge(ctx, expiring.ID, expiring.ExpiresAt.Add(time.Second), maxAttempts)
+			return err
+		}, storage.ErrNotFound},
+		{"attempt after consumption", func() error {
+			_, err := s.AttemptChallenge(ctx, consumed.ID, now, maxAttempts)
+			return err
+		}, storage.ErrNotFound},
+		{"second consumption", func() error {
+			return s.ConsumeChallenge(ctx, consumed.ID, now.Add(2*time.Second))
+		}, storage.ErrNotFound},
+		{"attempt missing", func() error {
+			_, err := s.AttemptChallenge(ctx, "ch-missing", now, maxAttempts)
+			return err
+		}, storage.ErrNotFound},
+		{"consume missing", func() error {
+			return s.ConsumeChallenge(ctx, "ch-missing", now)
+		}, storage.ErrNotFound},
+		{"CreateChallenge duplicate id", func() error {
+			return s.CreateChallenge(ctx, newChallenge(c.ID, now))
+		}, storage.ErrAlreadyExists},
+	})
+
+	// Failed attempts are not counted: the expired attempt left the counter alone.
+	got, err = s.AttemptChallenge(ctx, expiring.ID, now, maxAttempts)
+	must(t, err)
+	if got.Attempts != 1 {
+		t.Errorf("Attempts after a refused and an accepted attempt = %d, want 1", got.Attempts)
+	}
+	// A larger limit lets the exhausted challenge go on counting from where it was.
+	got, err = s.AttemptChallenge(ctx, c.ID, now, maxAttempts+1)
+	must(t, err)
+	if got.Attempts != maxAttempts+1 {
+		t.Errorf("Attempts = %d, want %d", got.Attempts, maxAttempts+1)
+	}
+	must(t, s.ConsumeChallenge(ctx, c.ID, now))
+	wantErr(t, s.ConsumeChallenge(ctx, c.ID, now), storage.ErrNotFound)
+}
+
+func testChallengeConcurrentAttempts(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	const maxAttempts = 5
+	c := newChallenge("ch-race", now)
+	must(t, s.CreateChallenge(ctx, c))
+	var (
+		mu   sync.Mutex
+		seen = map[int]bool{}
+	)
+	wins := race(t, concurrency, storage.ErrNotFound, func(int) error {
+		got, err := s.AttemptChallenge(ctx, c.ID, now, maxAttempts)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if seen[got.Attempts] {
+			t.Errorf("two attempts were both counted as number %d", got.Attempts)
+		}
+		seen[got.Attempts] = true
+		return nil
+	})
+	if wins != maxAttempts {
+		t.Fatalf("%d of %d concurrent attempts were accepted, want exactly %d", wins, concurrency, maxAttempts)
+	}
+	wins = race(t, concurrency, storage.ErrNotFound, func(int) error {
+		return s.ConsumeChallenge(ctx, c.ID, now)
+	})
+	if wins != 1 {
+		t.Fatalf("%d of %d concurrent ConsumeChallenge calls won, want exactly 1", wins, concurrency)
+	}
+}
+
+func testFailureCounters(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	until := now.Add(15 * time.Minute)
+	// The steps run in order against one store.
+	steps := []struct {
+		name      string
+		op        string // inc, get, lock, unlock or reset
+		key       string
+		want      int       // failures returned by inc or get
+		wantUntil time.Time // lockedUntil returned by get
+		wantErr   error
+	}{
+		{"missing counter", "get", "acct:alice", 0, time.Time{}, nil},
+		{"first failure", "inc", "acct:alice", 1, time.Time{}, nil},
+		{"second failure", "inc", "acct:alice", 2, time.Time{}, nil},
+		{"other key", "inc", "acct:bob", 1, time.Time{}, nil},
+		{"get", "get", "acct:alice", 2, time.Time{}, nil},
+		{"lock", "lock", "acct:alice", 0, time.Time{}, nil},
+		{"get locked", "get", "acct:alice", 2, until, nil},
+		{"failure while locked", "inc", "acct:alice", 3, time.Time{}, nil},
+		{"increment keeps the lock", "get", "acct:alice", 3, until, nil},
+		{"unlock", "unlock", "acct:alice", 0, time.Time{}, nil},
+		{"get unlocked", "get", "acct:alice", 3, time.Time{}, nil},
+		{"lock missing counter", "lock", "acct:nobody", 0, time.Time{}, storage.ErrNotFound},
+		{"lock did not create a counter", "get", "acct:nobody", 0, time.Time{}, nil},
+		{"lock again", "lock", "acct:alice", 0, time.Time{}, nil},
+		{"reset", "reset", "acct:alice", 0, time.Time{}, nil},
+		{"get after reset", "get", "acct:alice", 0, time.Time{}, nil},
+		{"reset missing counter", "reset", "acct:nobody", 0, time.Time{}, nil},
+		{"failure after reset starts at 1, unlocked", "inc", "acct:alice", 1, time.Time{}, nil},
+		{"get after reset and failure", "get", "acct:alice", 1, time.Time{}, nil},
+		{"other key unaffected", "get", "acct:bob", 1, time.Time{}, nil},
+	}
+	for i, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			var (
+				got      int
+				gotUntil time.Time
+				err      error
+			)
+			switch st.op {
+			case "inc":
+				got, err = s.IncrementFailures(ctx, st.key, now.Add(time.Duration(i)*time.Second))
+			case "get":
+				got, gotUntil, err = s.GetFailures(ctx, st.key)
+			case "lock":
+				err = s.SetLockedUntil(ctx, st.key, until)
+			case "unlock":
+				err = s.SetLockedUntil(ctx, st.key, time.Time{})
+			case "reset":
+				err = s.ResetFailures(ctx, st.key)
+			}
+			if st.wantErr != nil {
+				wantErr(t, err, st.wantErr)
+				return
+			}
+			must(t, err)
+			if got != st.want {
+				t.Errorf("%s %s = %d, want %d", st.op, st.key, got, st.want)
+			}
+			equal(t, st.op+" "+st.key+" lockedUntil", gotUntil, st.wantUntil)
+		})
+	}
+}
+
+func testSecrets(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	v1, v2 := []byte("sealed-1\x00\xff"), []byte("sealed-2")
+	got, err := s.GetOrCreateSecret(ctx, "backup-code-key", v1)
+	must(t, err)
+	equal(t, "first GetOrCreateSecret", got, v1)
+	got, err = s.GetOrCreateSecret(ctx, "backup-code-key", v2)
+	must(t, err)
+	equal(t, "second GetOrCreateSecret returns the stored value", got, v1)
+	other := []byte("sealed-other")
+	got, err = s.GetOrCreateSecret(ctx, "cookie-key", other)
+	must(t, err)
+	equal(t, "GetOrCreateSecret of another name", got, other)
+
+	all, err := s.ListSecrets(ctx)
+	must(t, err)
+	equal(t, "ListSecrets", all, map[string][]byte{"backup-code-key": v1, "cookie-key": other})
+
+	v3 := []byte("resealed\x00")
+	must(t, s.UpdateSecret(ctx, "backup-code-key", v3))
+	got, err = s.GetOrCreateSecret(ctx, "backup-code-key", v2)
+	must(t, err)
+	equal(t, "GetOrCreateSecret after UpdateSecret", got, v3)
+	wantErr(t, s.UpdateSecret(ctx, "missing", v3), storage.ErrNotFound)
+	all, err = s.ListSecrets(ctx)
+	must(t, err)
+	equal(t, "ListSecrets after UpdateSecret", all, map[string][]byte{"backup-code-key": v3, "cookie-key": other})
+}
+
+func testSecretConcurrentCreate(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	const callers = 10
+	got := make([][]byte, callers)
+	wins := race(t, callers, nil, func(i int) error {
+		v, err := s.GetOrCreateSecret(ctx, "race", []byte(fmt.Sprintf("value-%d", i)))
+		got[i] = v
+		return err
+	})
+	if wins != callers {
+		t.Fatalf("%d of %d concurrent GetOrCreateSecret calls succeeded", wins, callers)
+	}
+	first := got[0]
+	if !strings.HasPrefix(string(first), "value-") {
+		t.Fatalf("GetOrCreateSecret returned %q, want one of the values offered", first)
+	}
+	for i, v := range got {
+		equal(t, fmt.Sprintf("value of caller %d", i), v, first)
+	}
+	all, err := s.ListSecrets(ctx)
+	must(t, err)
+	equal(t, "ListSecrets", all, map[string][]byte{"race": first})
+}
+
+func testUpdateSigningKeySealed(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	es := &storage.SigningKey{ID: "es-1", Algorithm: "ES256", PrivateSealed: []byte("old\x00"), PublicJWK: []byte(`{"kid":"es-1"}`), CreatedAt: now}
+	rs := &storage.SigningKey{ID: "rs-1", Algorithm: "RS256", PrivateSealed: []byte("rs"), PublicJWK: []byte(`{"kid":"rs-1"}`), CreatedAt: now.Add(-time.Hour)}
+	must(t, s.AddSigningKey(ctx, rs, time.Time{}))
+	must(t, s.AddSigningKey(ctx, es, time.Time{}))
+
+	must(t, s.UpdateSigningKeySealed(ctx, es.ID, []byte("new\xff")))
+	want := *es
+	want.PrivateSealed = []byte("new\xff")
+	list, err := s.ListSigningKeys(ctx)
+	must(t, err)
+	equal(t, "keys after UpdateSigningKeySealed", list, []storage.SigningKey{want, *rs})
+
+	wantErr(t, s.UpdateSigningKeySealed(ctx, "missing", []byte("x")), storage.ErrNotFound)
+}
+
+func testDeleteExpiredMFA(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	past, future := now.Add(-time.Minute), now.Add(time.Hour)
+	mk := func(id string, expires time.Time, consume bool) *storage.Challenge {
+		c := newChallenge(id, now.Add(-time.Hour))
+		c.ExpiresAt = expires
+		must(t, s.CreateChallenge(ctx, c))
+		if consume {
+			must(t, s.ConsumeChallenge(ctx, id, now.Add(-30*time.Minute)))
+		}
+		return c
+	}
+	expired := mk("ch-expired", past, false)
+	expiredConsumed := mk("ch-expired-consumed", past, true)
+	live := mk("ch-live", future, false)
+	liveConsumed := mk("ch-live-consumed", future, true)
+
+	// Nothing else of the MFA store expires, whatever its times say.
+	f := newFactor("totp-old", "user-a", "totp", now.Add(-72*time.Hour))
+	f.LastUsedAt = now.Add(-48 * time.Hour)
+	must(t, s.CreateFactor(ctx, f))
+	must(t, s.ReplaceBackupCodes(ctx, "user-a", []string{"h1", "h2"}, now.Add(-72*time.Hour)))
+	_, err := s.IncrementFailures(ctx, "acct:alice", now.Add(-72*time.Hour))
+	must(t, err)
+	must(t, s.SetLockedUntil(ctx, "acct:alice", now.Add(-48*time.Hour)))
+	_, err = s.GetOrCreateSecret(ctx, "backup-code-key", []byte("sealed"))
+	must(t, err)
+
+	n, err := s.DeleteExpired(ctx, now)
+	must(t, err)
+	if n != 2 {
+		t.Errorf("DeleteExpired = %d, want 2 (the expired challenges)", n)
+	}
+
+	// An id can be reused only once its challenge is gone.
+	t.Run("expired challenges gone", func(t *testing.T) {
+		for _, c := range []*storage.Challenge{expired, expiredConsumed} {
+			must(t, s.CreateChallenge(ctx, newChallenge(c.ID, now)))
+		}
+	})
+	t.Run("live challenges kept", func(t *testing.T) {
+		got, err := s.AttemptChallenge(ctx, live.ID, now, 5)
+		must(t, err)
+		want := *live
+		want.Attempts = 1
+		equal(t, "live challenge", got, &want)
+		wantErr(t, s.CreateChallenge(ctx, newChallenge(liveConsumed.ID, now)), storage.ErrAlreadyExists)
+	})
+	t.Run("factors, codes, counters and secrets kept", func(t *testing.T) {
+		got, err := s.GetFactor(ctx, f.ID)
+		must(t, err)
+		equal(t, "factor", got, f)
+		wantBackupCodes(t, s, "user-a", 2)
+		failures, lockedUntil, err := s.GetFailures(ctx, "acct:alice")
+		must(t, err)
+		if failures != 1 || !lockedUntil.Equal(now.Add(-48*time.Hour)) {
+			t.Errorf("GetFailures = %d, %v; want 1, %v", failures, lockedUntil, now.Add(-48*time.Hour))
+		}
+		all, err := s.ListSecrets(ctx)
+		must(t, err)
+		equal(t, "secrets", all, map[string][]byte{"backup-code-key": []byte("sealed")})
+	})
+
+	n, err = s.DeleteExpired(ctx, now.Add(-2*time.Hour))
+	must(t, err)
+	if n != 0 {
+		t.Errorf("DeleteExpired before every expiry = %d, want 0", n)
 	}
 }

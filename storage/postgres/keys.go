@@ -47,3 +47,16 @@ func (s *Store) AddSigningKey(ctx context.Context, k *storage.SigningKey, retire
 		return wrapErr("add signing key", err)
 	})
 }
+
+// UpdateSigningKeySealed replaces the sealed private key of key id (re-encryption under
+// a new encryption key); ErrNotFound when missing.
+func (s *Store) UpdateSigningKeySealed(ctx context.Context, id string, sealed []byte) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE signing_keys SET private_sealed = $2 WHERE id = $1`, id, sealed)
+	if err != nil {
+		return wrapErr("update signing key sealed", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return notFound("update signing key sealed")
+	}
+	return nil
+}

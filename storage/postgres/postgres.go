@@ -115,8 +115,9 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 }
 
 // DeleteExpired removes auth requests, sessions, access and refresh tokens that expired
-// before now, rate-limit counters whose window closed by now, and retired signing keys
-// past their expiry. It returns the number of rows removed.
+// before now, rate-limit counters whose window closed by now, retired signing keys past
+// their expiry and MFA challenges that expired before now. It returns the number of rows
+// removed. Failure counters and server secrets never expire.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	stmts := []struct{ what, sql string }{
 		{"auth requests", `DELETE FROM auth_requests WHERE expires_at < $1`},
@@ -126,6 +127,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		{"rate limits", `DELETE FROM rate_limits
 			WHERE window_start + (window_ns / 1000) * interval '1 microsecond' <= $1`},
 		{"signing keys", `DELETE FROM signing_keys WHERE expires_at < $1`},
+		{"challenges", `DELETE FROM challenges WHERE expires_at < $1`},
 	}
 	var total int64
 	for _, st := range stmts {

@@ -17,10 +17,12 @@ var expiryDeletes = []struct{ what, query string }{
 	{"refresh tokens", `DELETE FROM refresh_tokens WHERE expires_at < ?1`},
 	{"rate limits", `DELETE FROM rate_limits WHERE expires_at < ?1`},
 	{"signing keys", `DELETE FROM signing_keys WHERE expires_at < ?1`},
+	{"challenges", `DELETE FROM challenges WHERE expires_at < ?1`},
 }
 
-// DeleteExpired removes auth requests, sessions, tokens, rate-limit windows and signing
-// keys whose expiry is before now, in one transaction, and returns how many rows went.
+// DeleteExpired removes auth requests, sessions, tokens, rate-limit windows, signing keys
+// and MFA challenges whose expiry is before now, in one transaction, and returns how
+// many rows went. Failure counters and server secrets never expire.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {

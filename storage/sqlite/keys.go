@@ -49,3 +49,14 @@ func (s *Store) AddSigningKey(ctx context.Context, k *storage.SigningKey, retire
 	})
 	return wrap("add signing key", err)
 }
+
+// UpdateSigningKeySealed replaces the sealed private key of key id (re-encryption under
+// a new encryption key); ErrNotFound when missing.
+func (s *Store) UpdateSigningKeySealed(ctx context.Context, id string, sealed []byte) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE signing_keys SET private_sealed = ? WHERE id = ?`,
+		blob(sealed), id)
+	if err != nil {
+		return wrap("update signing key sealed", err)
+	}
+	return wrap("update signing key sealed", mustAffect(res))
+}
