@@ -82,6 +82,7 @@ type env struct {
 	issuer string
 	clock  *clock
 	admin  *idp.Admin
+	sealer *seal.Sealer
 }
 
 func newEnv(tb testing.TB, st storage.Storage, mutate ...func(*idp.Config)) *env {
@@ -107,7 +108,7 @@ func newEnv(tb testing.TB, st storage.Storage, mutate ...func(*idp.Config)) *env
 	ts.Config.Handler = srv
 	ts.Start()
 	tb.Cleanup(ts.Close)
-	e := &env{t: tb, store: st, server: srv, issuer: issuer, clock: clk}
+	e := &env{t: tb, store: st, server: srv, issuer: issuer, clock: clk, sealer: cfg.Sealer}
 	e.admin = &idp.Admin{Store: st, Audit: srv.Auditor(), Keys: srv.Keys(), Now: clk.Now}
 	return e
 }

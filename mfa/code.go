@@ -24,14 +24,6 @@ const (
 // codeHashPurpose separates the keyed hashes of sent codes from other uses of HashKey.
 const codeHashPurpose = "code"
 
-// checkFactor's refusal, like the other factors': the generic ErrInvalidCode.
-func (c *codeFactor) errNoSuchFactor(confirmed bool) error {
-	if confirmed {
-		return fmt.Errorf("%w: not a confirmed %s factor of this user", ErrInvalidCode, c.kind)
-	}
-	return fmt.Errorf("%w: not a %s factor of this user", ErrInvalidCode, c.kind)
-}
-
 // codeDelivery carries one code to a destination. It calls failed once for every
 // failed delivery attempt (a provider that retries may fail several times before it
 // succeeds or gives up) and returns the final error, if any. Implementations must not
@@ -56,13 +48,14 @@ func (c *codeFactor) logger() *slog.Logger {
 }
 
 // checkFactor refuses f unless it is a factor of c's kind belonging to u and, when
-// confirmed is set, one whose enrolment was finished.
+// confirmed is set, one whose enrolment was finished. Like the other factors, it
+// refuses with the generic ErrInvalidCode.
 func (c *codeFactor) checkFactor(u *storage.User, f *storage.Factor, confirmed bool) error {
 	if u == nil || f == nil || f.UserID != u.ID || f.Kind != string(c.kind) || f.Target == "" {
-		return c.errNoSuchFactor(false)
+		return fmt.Errorf("%w: not a %s factor of this user", ErrInvalidCode, c.kind)
 	}
 	if confirmed && !f.Confirmed {
-		return c.errNoSuchFactor(true)
+		return fmt.Errorf("%w: %s factor %s is not confirmed", ErrInvalidCode, c.kind, f.ID)
 	}
 	return nil
 }

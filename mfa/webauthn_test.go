@@ -63,6 +63,7 @@ func newCeremonyServer(t *testing.T) *ceremonyServer {
 	s := &ceremonyServer{results: make(chan ceremonyResult, 1)}
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", web.Static())
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /ceremony", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		data := struct {
@@ -167,7 +168,8 @@ func TestWebAuthnBrowser(t *testing.T) {
 	}
 
 	// A security key (device-bound), a passkey (backup eligible, i.e. syncable) and a
-	// key that cannot verify the user (no PIN).
+	// plain key that can neither verify the user nor keep discoverable credentials
+	// (Chromium will not make a discoverable credential on a key without PIN or UV).
 	keys := []struct {
 		name          string
 		auth          idptest.VirtualAuthenticator
@@ -177,7 +179,7 @@ func TestWebAuthnBrowser(t *testing.T) {
 	}{
 		{name: "YubiKey", auth: idptest.VirtualAuthenticator{Transport: "usb"}, wantAMR: []string{AMRHardware, AMRUser}},
 		{name: "Laptop passkey", auth: idptest.VirtualAuthenticator{Transport: "internal", BackupEligible: true, BackupState: true}, wantAMR: []string{AMRSoftware, AMRUser}},
-		{name: "Old key", auth: idptest.VirtualAuthenticator{Transport: "usb", NoUserVerification: true}, wantAMR: []string{AMRHardware}},
+		{name: "Old key", auth: idptest.VirtualAuthenticator{Transport: "usb", NoUserVerification: true, NoResidentKey: true}, wantAMR: []string{AMRHardware}},
 	}
 	for i := range keys {
 		keys[i].authenticator = idptest.AddVirtualAuthenticator(t, browser, keys[i].auth)
@@ -351,4 +353,102 @@ func TestWebAuthnBrowser(t *testing.T) {
 				cred.Authenticator.SignCount, f.LastUsedAt, after.LastUsedAt)
 		}
 	})
+}
+
+// TestWebAuthnRefusals checks the refusals that need no browser.
+func TestWebAuthnRefusals(t *testing.T) {
+	if _, err := NewWebAuthn(&Env{}, WebAuthnConfig{RPOrigins: []string{"https://a.example"}}); !errors.Is(err, ErrNotConfigured) {
+		t.Errorf("no RP ID: %v, want ErrNotConfigured", err)
+	}
+	if _, err := NewWebAuthn(&Env{}, WebAuthnConfig{RPID: "a.example"}); !errors.Is(err, ErrNotConfigured) {
+		t.Errorf("no origins: %v, want ErrNotConfigured", err)
+	}
+
+	env := newTestEnv(t)
+	ctx := context.Background()
+	wa, err := NewWebAuthn(env, WebAuthnConfig{RPID: "login.example", RPOrigins: []string{"https://login.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users []*storage.User
+	for _, id := range []string{"u1", "u2"} {
+		u := &storage.User{ID: id, Email: id + "@example.com", CreatedAt: env.now(), UpdatedAt: env.now()}
+		if err := env.Store.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	u, mallory := users[0], users[1]
+	enroll := func() *Enrollment {
+		t.Helper()
+		enr, err := wa.Enroll(ctx, u, EnrollRequest{Name: "  Key  "})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return enr
+	}
+
+	enr := enroll()
+	if enr.Factor.Name != "Key" {
+		t.Errorf("name %q, want trimmed", enr.Factor.Name)
+	}
+	var creation struct {
+		RP                     struct{ ID string }
+		User                   struct{ ID, Name, DisplayName string }
+		Challenge, Attestation string
+		AuthenticatorSelection struct{ ResidentKey, UserVerification string }
+	}
+	if err := json.Unmarshal(enr.Options, &creation); err != nil {
+		t.Fatal(err)
+	}
+	if creation.RP.ID != "login.example" || creation.User.Name != u.Email || creation.User.DisplayName != u.Email ||
+		creation.Challenge == "" || creation.Attestation != "none" ||
+		creation.AuthenticatorSelection.ResidentKey != "preferred" || creation.AuthenticatorSelection.UserVerification != "preferred" {
+		t.Errorf("creation options: %s", enr.Options)
+	}
+
+	// A malformed attestation counts as an attempt; the fourth finds the ceremony gone.
+	for i := range 3 {
+		if err := wa.Confirm(ctx, u, enr.Factor, enr.ChallengeID, `{"id":"x"}`); !errors.Is(err, ErrInvalidCode) {
+			t.Errorf("malformed attestation %d: %v, want ErrInvalidCode", i, err)
+		}
+	}
+	if err := wa.Confirm(ctx, u, enr.Factor, enr.ChallengeID, `{}`); !errors.Is(err, ErrExpired) {
+		t.Errorf("fourth attempt: %v, want ErrExpired", err)
+	}
+
+	stale := enroll()
+	advanceTestNow(t, env, webauthnTTL+time.Second)
+	enr = enroll()
+	other := enroll()
+	totp := &storage.Factor{ID: "totp1", UserID: u.ID, Kind: string(KindTOTP)}
+	tests := []struct {
+		name string
+		user *storage.User
+		f    *storage.Factor
+		ch   string
+		want error
+	}{
+		{"unknown challenge", u, enr.Factor, "nope", ErrExpired},
+		{"expired challenge", u, stale.Factor, stale.ChallengeID, ErrExpired},
+		{"another user's factor", mallory, enr.Factor, enr.ChallengeID, ErrInvalidCode},
+		{"not a webauthn factor", u, totp, enr.ChallengeID, ErrInvalidCode},
+		{"challenge of another factor", u, other.Factor, enr.ChallengeID, ErrInvalidCode},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := wa.Confirm(ctx, tt.user, tt.f, tt.ch, `{}`); !errors.Is(err, tt.want) {
+				t.Errorf("Confirm: %v, want %v", err, tt.want)
+			}
+		})
+	}
+
+	// No confirmed credential yet: nothing to sign in with.
+	if _, err := wa.Challenge(ctx, u, enr.Factor); !errors.Is(err, ErrInvalidCode) {
+		t.Errorf("challenge without credentials: %v, want ErrInvalidCode", err)
+	}
+	// A challenge belongs to its user.
+	if _, err := wa.Verify(ctx, mallory, &storage.Factor{ID: "f", UserID: mallory.ID, Kind: string(KindWebAuthn)}, enr.ChallengeID, `{}`); !errors.Is(err, ErrInvalidCode) {
+		t.Errorf("verify another user's challenge: %v, want ErrInvalidCode", err)
+	}
 }

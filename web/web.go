@@ -187,8 +187,8 @@ type EnrollPage struct {
 	Kind            string
 	Label           string
 	Secret          string // TOTP key for manual entry
-	URI             string // otpauth:// URI
-	QRDataURI       string // the QR code as a data: URI
+	URI             template.URL // otpauth:// URI, built by the provider
+	QRDataURI       template.URL // the QR code as a data:image/png URI, built by the provider
 	ChallengeID     string
 	SentTo          string
 	WebAuthnOptions string

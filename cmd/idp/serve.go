@@ -72,6 +72,7 @@ seeded with a demo user and a demo client, whose credentials are printed at star
 	f.DurationVar(&o.sessionIdle, "session-idle", 2*time.Hour, "a session unused this long ends (env IDP_SESSION_IDLE)")
 	f.DurationVar(&o.keyRetention, "key-retention", 24*time.Hour,
 		"how long a rotated-out signing key stays published; at least the longest token lifetime (env IDP_KEY_RETENTION)")
+	cmd.Long += mfaEnvHelp()
 	return cmd
 }
 
@@ -120,7 +121,12 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		}
 	}
 
+	mfaCfg, err := mfaConfigFromEnv(a.logger, o.dev)
+	if err != nil {
+		return err
+	}
 	cfg := idp.Config{
+		MFA:             mfaCfg,
 		Issuer:          o.issuer,
 		Sealer:          sealer,
 		Logger:          a.logger,

@@ -1,0 +1,278 @@
+package idp
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/openidp/idp/mfa"
+	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/web"
+)
+
+// The account page (/account/security) lets a signed-in person manage their second
+// factors. It signs people in through the ordinary login steps, as the built-in
+// first-party client AccountClientID, so it gets exactly the same password, second-factor
+// and lockout rules as every application.
+
+// AccountClientID is the built-in client of the account page.
+const AccountClientID = "openidp-account"
+
+// defaultFreshFor is how recent a sign-in must be for removing a factor or regenerating
+// backup codes.
+const defaultFreshFor = 10 * time.Minute
+
+// ensureAccountClient registers the built-in account client on first start.
+func (s *Server) ensureAccountClient(ctx context.Context) error {
+	_, err := s.store.GetClient(ctx, AccountClientID)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	err = s.store.CreateClient(ctx, &storage.Client{
+		ID: AccountClientID, Name: "Account security", Public: true, SkipConsent: true,
+		RedirectURIs: []string{s.cfg.Issuer + "/account/security"}, Scopes: []string{"openid"},
+		CreatedAt: s.now(),
+	})
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		return nil // another process won the race
+	}
+	return err
+}
+
+// accountLogin starts a sign-in for the account page; forceFresh demands the password
+// and second factor again (for sensitive changes).
+func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request, forceFresh bool) {
+	now := s.now()
+	ar := &storage.AuthRequest{
+		ID: NewID(), ClientID: AccountClientID, RedirectURI: s.cfg.Issuer + "/account/security",
+		Scopes: []string{"openid"}, ResponseType: "code", CreatedAt: now, ExpiresAt: now.Add(s.cfg.AuthRequestLifetime),
+	}
+	if forceFresh {
+		zero := int64(0)
+		ar.MaxAge = &zero
+	}
+	if err := s.store.CreateAuthRequest(r.Context(), ar); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/login?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)
+}
+
+// accountUser returns the signed-in person for the account page, or starts a sign-in
+// and returns nil. The session must carry a second factor if the person has one.
+func (s *Server) accountUser(w http.ResponseWriter, r *http.Request) (*storage.Session, *storage.User) {
+	sess := s.currentSession(r)
+	if sess == nil {
+		s.accountLogin(w, r, false)
+		return nil, nil
+	}
+	u, err := s.store.GetUser(r.Context(), sess.UserID)
+	if err != nil || u.Disabled {
+		s.accountLogin(w, r, false)
+		return nil, nil
+	}
+	if !slices.Contains(sess.AMR, mfa.AMRMFA) {
+		if fs, err := s.secondFactors(r.Context(), u.ID); err != nil || len(fs) > 0 {
+			s.accountLogin(w, r, false)
+			return nil, nil
+		}
+	}
+	_ = s.store.TouchSession(r.Context(), sess.ID, s.now())
+	return sess, u
+}
+
+// fresh reports whether the session's last sign-in is recent enough for sensitive changes.
+func (s *Server) fresh(sess *storage.Session) bool {
+	return s.now().Sub(sess.AuthTime) <= s.cfg.MFA.FreshFor
+}
+
+func (s *Server) accountPage(ctx context.Context, u *storage.User, msg, errMsg string) (web.AccountPage, error) {
+	page := web.AccountPage{Email: u.Email, Message: msg, Error: errMsg}
+	all, err := s.store.ListFactors(ctx, u.ID)
+	if err != nil {
+		return page, err
+	}
+	for i := range all {
+		f := &all[i]
+		if !f.Confirmed {
+			continue
+		}
+		if f.Kind == string(mfa.KindBackup) {
+			page.HasBackup = true
+			continue
+		}
+		v := web.FactorView{ID: f.ID, Label: factorLabel(f), Target: maskTarget(f.Target), Added: f.CreatedAt.UTC().Format("2006-01-02")}
+		if !f.LastUsedAt.IsZero() {
+			v.LastUsed = f.LastUsedAt.UTC().Format("2006-01-02 15:04 MST")
+		}
+		page.Factors = append(page.Factors, v)
+	}
+	if page.HasBackup {
+		page.BackupRemaining, err = s.store.CountBackupCodes(ctx, u.ID)
+		if err != nil {
+			return page, err
+		}
+		for i := range all {
+			if all[i].Kind == string(mfa.KindBackup) {
+				page.BackupFactorID = all[i].ID
+			}
+		}
+	}
+	for _, k := range s.factors.Kinds() {
+		if k != mfa.KindBackup {
+			page.Kinds = append(page.Kinds, string(k))
+		}
+	}
+	return page, nil
+}
+
+func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, u *storage.User, status int, msg, errMsg string) {
+	page, err := s.accountPage(r.Context(), u, msg, errMsg)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	page.CSRF = s.csrfToken(w, r)
+	s.render(w, r, status, web.PageAccount, page)
+}
+
+func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
+	_, u := s.accountUser(w, r)
+	if u == nil {
+		return
+	}
+	s.renderAccount(w, r, u, http.StatusOK, r.URL.Query().Get("msg"), "")
+}
+
+// accountForm reads an account-page POST: body bounds, CSRF, signed-in person.
+func (s *Server) accountForm(w http.ResponseWriter, r *http.Request) (*storage.Session, *storage.User, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil || !s.checkCSRF(r) {
+		s.rejectCSRF(w, r)
+		return nil, nil, false
+	}
+	sess, u := s.accountUser(w, r)
+	return sess, u, u != nil
+}
+
+// handleAccountEnroll starts enrolling a factor and shows what the person needs next.
+func (s *Server) handleAccountEnroll(w http.ResponseWriter, r *http.Request) {
+	_, u, ok := s.accountForm(w, r)
+	if !ok {
+		return
+	}
+	kind := mfa.Kind(r.PostFormValue("kind"))
+	if kind == mfa.KindBackup {
+		s.renderAccount(w, r, u, http.StatusBadRequest, "", "Use “Generate new backup codes”.")
+		return
+	}
+	enr, err := s.startEnroll(r.Context(), u, kind, mfa.EnrollRequest{
+		Name: r.PostFormValue("name"), Phone: r.PostFormValue("phone"), Email: r.PostFormValue("email"),
+	})
+	if err != nil {
+		s.renderAccount(w, r, u, http.StatusBadRequest, "", mfaMessage(err))
+		return
+	}
+	s.renderEnroll(w, r, enr.Factor, enr, "", http.StatusOK)
+}
+
+func (s *Server) renderEnroll(w http.ResponseWriter, r *http.Request, f *storage.Factor, enr *mfa.Enrollment, errMsg string, status int) {
+	page := web.EnrollPage{CSRF: s.csrfToken(w, r), FactorID: f.ID, Kind: f.Kind, Label: factorLabel(f), Error: errMsg}
+	if enr != nil {
+		// Both URLs are built here from our own values, never from input: safe to mark trusted.
+		page.Secret, page.URI, page.ChallengeID, page.SentTo = enr.Secret, template.URL(enr.URI), enr.ChallengeID, enr.SentTo
+		page.WebAuthnOptions = string(enr.Options)
+		if len(enr.QRPNG) > 0 {
+			page.QRDataURI = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(enr.QRPNG))
+		}
+	}
+	s.render(w, r, status, web.PageEnroll, page)
+}
+
+// handleAccountConfirm finishes enrolment with the code or WebAuthn response.
+func (s *Server) handleAccountConfirm(w http.ResponseWriter, r *http.Request) {
+	sess, u, ok := s.accountForm(w, r)
+	if !ok {
+		return
+	}
+	id := r.PostFormValue("factor")
+	response := r.PostFormValue("code")
+	if r.PostFormValue("response") != "" {
+		response = r.PostFormValue("response")
+	}
+	err := s.confirmEnroll(r.Context(), u, id, r.PostFormValue("challenge"), response)
+	if err == nil {
+		// Enrolling proved possession of the factor: the session now has two kinds.
+		if f, ferr := s.store.GetFactor(r.Context(), id); ferr == nil {
+			amr := combineAMR(sess.AMR, enrolAMR(f.Kind))
+			if uerr := s.store.UpdateSessionAuth(r.Context(), sess.ID, sess.AuthTime, amr, acrFor(amr)); uerr != nil {
+				s.logger.WarnContext(r.Context(), "session not upgraded after enrolment", "err", uerr)
+			}
+		}
+		http.Redirect(w, r, "/account/security?msg="+url.QueryEscape("Sign-in method added."), http.StatusSeeOther)
+		return
+	}
+	f, ferr := s.store.GetFactor(r.Context(), id)
+	if ferr != nil || f.UserID != u.ID || f.Confirmed || f.Kind == string(mfa.KindWebAuthn) {
+		s.renderAccount(w, r, u, http.StatusBadRequest, "", mfaMessage(err))
+		return
+	}
+	// Keep the TOTP QR code on screen: re-derive nothing secret, just let them retype.
+	s.renderEnroll(w, r, f, &mfa.Enrollment{ChallengeID: r.PostFormValue("challenge")}, mfaMessage(err), http.StatusUnauthorized)
+}
+
+// handleAccountRemove removes a factor; it needs a fresh sign-in.
+func (s *Server) handleAccountRemove(w http.ResponseWriter, r *http.Request) {
+	sess, u, ok := s.accountForm(w, r)
+	if !ok {
+		return
+	}
+	if !s.fresh(sess) {
+		s.accountLogin(w, r, true)
+		return
+	}
+	if err := s.removeFactor(r.Context(), u, r.PostFormValue("factor")); err != nil {
+		s.renderAccount(w, r, u, http.StatusBadRequest, "", "That sign-in method was not found.")
+		return
+	}
+	http.Redirect(w, r, "/account/security?msg="+url.QueryEscape("Sign-in method removed."), http.StatusSeeOther)
+}
+
+// handleAccountBackup generates new backup codes (invalidating the old ones) and shows
+// them once; it needs a fresh sign-in.
+func (s *Server) handleAccountBackup(w http.ResponseWriter, r *http.Request) {
+	sess, u, ok := s.accountForm(w, r)
+	if !ok {
+		return
+	}
+	if !s.fresh(sess) {
+		s.accountLogin(w, r, true)
+		return
+	}
+	enr, err := s.startEnroll(r.Context(), u, mfa.KindBackup, mfa.EnrollRequest{})
+	if err != nil {
+		s.renderAccount(w, r, u, http.StatusInternalServerError, "", mfaMessage(err))
+		return
+	}
+	s.render(w, r, http.StatusOK, web.PageBackupCodes, web.BackupCodesPage{Codes: enr.Codes})
+}
+
+// enrolAMR is what confirming enrolment of a factor kind proved.
+func enrolAMR(kind string) []string {
+	switch mfa.Kind(kind) {
+	case mfa.KindSMS:
+		return []string{mfa.AMRSMS}
+	case mfa.KindWebAuthn:
+		return []string{mfa.AMRHardware}
+	default:
+		return []string{mfa.AMROTP}
+	}
+}

@@ -1,0 +1,22 @@
+package idp
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestLogHandlerAddsRequestContext(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(LogHandler(slog.NewTextHandler(&buf, nil))).With("component", "test")
+	ctx := withRequestInfo(context.Background(), &requestInfo{ID: "req-1", IP: "192.0.2.7"})
+	log.InfoContext(ctx, "hello")
+	log.Info("no request")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "request_id=req-1") || !strings.Contains(lines[0], "ip=192.0.2.7") ||
+		!strings.Contains(lines[0], "component=test") || strings.Contains(lines[1], "request_id") {
+		t.Fatalf("log output:\n%s", buf.String())
+	}
+}

@@ -1,0 +1,60 @@
+package idp
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+
+	"github.com/openidp/idp/mfa"
+	"github.com/openidp/idp/storage"
+)
+
+// setupMFA builds the factor registry from the configuration.
+func (s *Server) setupMFA(ctx context.Context, hashKey [32]byte) error {
+	cfg := &s.cfg.MFA
+	if cfg.FreshFor <= 0 {
+		cfg.FreshFor = defaultFreshFor
+	}
+	s.mfaEnv = &mfa.Env{
+		Store: s.store, Sealer: s.cfg.Sealer, HashKey: hashKey, Now: s.now, Logger: s.logger,
+		Issuer: s.cfg.Issuer,
+		Audit:  func(ctx context.Context, e storage.AuditEvent) { s.audit.Record(ctx, e) },
+	}
+	g := cfg.Guard
+	g.Store, g.Now = s.store, s.now
+	s.guard = &g
+	wa := cfg.WebAuthn
+	if wa.RPID == "" {
+		u, _ := url.Parse(s.cfg.Issuer)
+		wa.RPID = u.Hostname()
+	}
+	if len(wa.RPOrigins) == 0 {
+		wa.RPOrigins = []string{s.cfg.Issuer}
+	}
+	if wa.RPDisplayName == "" {
+		wa.RPDisplayName = "openidp"
+	}
+	var factors []mfa.Factor
+	if net.ParseIP(wa.RPID) != nil {
+		// Browsers refuse WebAuthn for IP addresses: a relying-party ID must be a domain.
+		s.logger.Warn("WebAuthn disabled: the issuer host is an IP address; use a domain name (e.g. localhost) or set IDP_WEBAUTHN_RP_ID", "rp_id", wa.RPID)
+	} else {
+		webauthn, err := mfa.NewWebAuthn(s.mfaEnv, wa)
+		if err != nil {
+			return fmt.Errorf("webauthn: %w", err)
+		}
+		factors = append(factors, webauthn)
+	}
+	factors = append(factors, &mfa.TOTP{Env: s.mfaEnv})
+	if cfg.SMSSender != nil {
+		factors = append(factors, &mfa.SMS{Env: s.mfaEnv, Sender: cfg.SMSSender, Phones: cfg.Phones})
+	}
+	if cfg.EmailSender != nil {
+		factors = append(factors, &mfa.Email{Env: s.mfaEnv, Sender: cfg.EmailSender})
+	}
+	factors = append(factors, &mfa.Backup{Env: s.mfaEnv})
+	s.factors = mfa.NewRegistry(factors...)
+	_ = ctx
+	return nil
+}
