@@ -186,7 +186,7 @@ type EnrollPage struct {
 	FactorID        string
 	Kind            string
 	Label           string
-	Secret          string // TOTP key for manual entry
+	Secret          string       // TOTP key for manual entry
 	URI             template.URL // otpauth:// URI, built by the provider
 	QRDataURI       template.URL // the QR code as a data:image/png URI, built by the provider
 	ChallengeID     string
