@@ -83,13 +83,15 @@ type env struct {
 	clock  *clock
 	admin  *idp.Admin
 	sealer *seal.Sealer
+	rawKey []byte // the encryption key behind sealer, unless a mutator replaced the sealer
 }
 
 func newEnv(tb testing.TB, st storage.Storage, mutate ...func(*idp.Config)) *env {
 	tb.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String()
-	sealer, err := seal.New(seal.NewKey())
+	rawKey := seal.NewKey()
+	sealer, err := seal.New(rawKey)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -108,7 +110,7 @@ func newEnv(tb testing.TB, st storage.Storage, mutate ...func(*idp.Config)) *env
 	ts.Config.Handler = srv
 	ts.Start()
 	tb.Cleanup(ts.Close)
-	e := &env{t: tb, store: st, server: srv, issuer: issuer, clock: clk, sealer: cfg.Sealer}
+	e := &env{t: tb, store: st, server: srv, issuer: issuer, clock: clk, sealer: cfg.Sealer, rawKey: rawKey}
 	e.admin = &idp.Admin{Store: st, Audit: srv.Auditor(), Keys: srv.Keys(), Now: clk.Now}
 	return e
 }
