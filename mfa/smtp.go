@@ -129,7 +129,7 @@ func (s *SMTPSender) options() []mail.Option {
 	}
 	switch s.cfg.TLS {
 	case SMTPTLS:
-		opts = append(opts, mail.WithSSL(), mail.WithTLSPolicy(mail.NoTLS))
+		opts = append(opts, mail.WithSSL())
 	case SMTPNoTLS:
 		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))
 	default:
