@@ -224,3 +224,39 @@ func TestEncryptionKeyRotation(t *testing.T) {
 		t.Fatal("re-encryption not audited")
 	}
 }
+
+// TestAccountSensitiveChangesNeedFreshSignIn: removing a factor on the account page
+// after the session's last sign-in grew old sends the person through the password and
+// second factor again before anything is removed.
+func TestAccountSensitiveChangesNeedFreshSignIn(t *testing.T) {
+	m := newMFAEnv(t, openSQLite(t))
+	email := "fresh@example.com"
+	m.createUser(email, password)
+	b := m.newBrowser()
+	key := enrolTOTP(t, m.env, b, accountPage(t, m.env, b, email, nil))
+	factors, err := m.store.ListFactors(context.Background(), m.userID(email))
+	if err != nil || len(factors) != 1 {
+		t.Fatalf("factors: %v %v", factors, err)
+	}
+	m.clock.Advance(11 * time.Minute)
+	p := accountPage(t, m.env, b, email, nil)
+	p = b.Post(m.issuer+"/account/security/remove", url.Values{"csrf": {p.Hidden().Get("csrf")}, "factor": {factors[0].ID}})
+	if !p.IsLogin() {
+		t.Fatalf("stale session removed a factor without signing in again (status %d)", p.Status)
+	}
+	if _, err := m.store.GetFactor(context.Background(), factors[0].ID); err != nil {
+		t.Fatal("factor removed before the fresh sign-in")
+	}
+	p = b.Login(p, email, password)
+	if !isMFA(p) {
+		t.Fatalf("fresh sign-in skipped the second factor (status %d)", p.Status)
+	}
+	p = answerMFA(b, m.env, p, rfc6238(key, m.clock.Now(), 6))
+	if !strings.Contains(p.Body, "Account security") {
+		t.Fatalf("not back on the account page (status %d)", p.Status)
+	}
+	p = b.Post(m.issuer+"/account/security/remove", url.Values{"csrf": {p.Hidden().Get("csrf")}, "factor": {factors[0].ID}})
+	if !strings.Contains(p.Body, "Sign-in method removed") {
+		t.Fatalf("removal after fresh sign-in failed (status %d):\n%.500s", p.Status, p.Body)
+	}
+}

@@ -26,6 +26,7 @@
   // publicKeyOptions turns the server's JSON into what the browser API takes.
   function publicKeyOptions(json, mode) {
     var o = JSON.parse(json);
+    if (typeof o === "string") o = JSON.parse(o); // html/template writes a Go string in a JSON <script> as a JSON string
     o = o.publicKey || o;
     o.challenge = toBuffer(o.challenge);
     if (mode === "create") {
