@@ -134,6 +134,18 @@ func (s *Server) startEnroll(ctx context.Context, u *storage.User, kind mfa.Kind
 	if err != nil {
 		return nil, err
 	}
+	// An unfinished enrolment of the same kind is abandoned: remove it.
+	existing, err := s.store.ListFactors(ctx, u.ID)
+	if err != nil {
+		return nil, fmt.Errorf("list factors: %w", err)
+	}
+	for _, f := range existing {
+		if f.Kind == string(kind) && !f.Confirmed {
+			if err := s.store.DeleteFactor(ctx, u.ID, f.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return nil, fmt.Errorf("remove abandoned enrolment: %w", err)
+			}
+		}
+	}
 	enr, err := impl.Enroll(ctx, u, req)
 	if err != nil {
 		s.audit.Record(ctx, storage.AuditEvent{Type: EventMFAEnrollStart, UserID: u.ID, Result: ResultFailure, Reason: kindReason(string(kind), errReason(err))})
