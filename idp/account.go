@@ -189,7 +189,7 @@ func (s *Server) renderEnroll(w http.ResponseWriter, r *http.Request, f *storage
 	if enr != nil {
 		// Both URLs are built here from our own values, never from input: safe to mark trusted.
 		page.Secret, page.URI, page.ChallengeID, page.SentTo = enr.Secret, template.URL(enr.URI), enr.ChallengeID, enr.SentTo
-		page.WebAuthnOptions = string(enr.Options)
+		page.WebAuthnOptions = template.JS(enr.Options)
 		if len(enr.QRPNG) > 0 {
 			page.QRDataURI = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(enr.QRPNG))
 		}

@@ -2,6 +2,7 @@ package idp
 
 import (
 	"context"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -75,7 +76,7 @@ func (s *Server) mfaStep(w http.ResponseWriter, r *http.Request, st *loginState)
 		if err != nil {
 			page.Error = mfaMessage(err)
 		} else {
-			page.ChallengeID, page.WebAuthnOptions = c.ID, string(c.Options)
+			page.ChallengeID, page.WebAuthnOptions = c.ID, template.JS(c.Options)
 		}
 	}
 	s.showMFA(w, r, st, factors, chosen, page, http.StatusOK)
@@ -209,7 +210,7 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 		}
 		if chosen.Kind == string(mfa.KindWebAuthn) {
 			if _, c, cerr := s.challenge(ctx, st.user, chosen.ID); cerr == nil {
-				page.ChallengeID, page.WebAuthnOptions = c.ID, string(c.Options)
+				page.ChallengeID, page.WebAuthnOptions = c.ID, template.JS(c.Options)
 			}
 		}
 		s.showMFA(w, r, st, factors, chosen, page, http.StatusUnauthorized)

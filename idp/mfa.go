@@ -173,6 +173,7 @@ func (s *Server) confirmEnroll(ctx context.Context, u *storage.User, id, challen
 		return err
 	}
 	if err := impl.Confirm(ctx, u, f, challengeID, response); err != nil {
+		s.logger.InfoContext(ctx, "mfa enrolment failed", "user", u.ID, "kind", f.Kind, "err", err)
 		s.audit.Record(ctx, storage.AuditEvent{Type: EventMFAEnroll, UserID: u.ID, Result: ResultFailure, Reason: kindReason(f.Kind, errReason(err))})
 		return s.failGuard(ctx, u, f.Kind, err)
 	}
@@ -212,6 +213,9 @@ func (s *Server) verify(ctx context.Context, u *storage.User, id, challengeID, r
 	}
 	amr, err := impl.Verify(ctx, u, f, challengeID, response)
 	if err != nil {
+		// Full detail for operators (e.g. a WebAuthn origin mismatch); factor errors never
+		// carry the code or secret.
+		s.logger.InfoContext(ctx, "mfa verification failed", "user", u.ID, "kind", f.Kind, "err", err)
 		s.audit.Record(ctx, storage.AuditEvent{Type: EventMFAVerify, UserID: u.ID, Result: ResultFailure, Reason: kindReason(f.Kind, errReason(err))})
 		return nil, f, s.failGuard(ctx, u, f.Kind, err)
 	}

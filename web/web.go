@@ -153,7 +153,7 @@ type MFAPage struct {
 	SentTo          string // masked e-mail address or phone number
 	NeedSend        bool   // e-mail/SMS: no code sent yet
 	ChallengeID     string
-	WebAuthnOptions string // JSON request options for webauthn.js
+	WebAuthnOptions template.JS // JSON request options for webauthn.js (from json.Marshal, which escapes <, > and &)
 	Others          []FactorChoice
 	Error           string
 }
@@ -191,7 +191,7 @@ type EnrollPage struct {
 	QRDataURI       template.URL // the QR code as a data:image/png URI, built by the provider
 	ChallengeID     string
 	SentTo          string
-	WebAuthnOptions string
+	WebAuthnOptions template.JS // JSON creation options (from json.Marshal, which escapes <, > and &)
 	Error           string
 }
 
