@@ -96,6 +96,9 @@ func (s *Server) fresh(sess *storage.Session) bool {
 
 func (s *Server) accountPage(ctx context.Context, u *storage.User, msg, errMsg string) (web.AccountPage, error) {
 	page := web.AccountPage{Email: u.Email, Message: msg, Error: errMsg}
+	if err := s.accountSessions(ctx, u.ID, &page); err != nil {
+		return page, err
+	}
 	all, err := s.store.ListFactors(ctx, u.ID)
 	if err != nil {
 		return page, err
@@ -141,6 +144,10 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, u *storag
 		return
 	}
 	page.CSRF = s.csrfToken(w, r)
+	if ar, c := s.continueLogin(r); ar != nil {
+		page.ContinueURL, page.ContinueClient = "/login?id="+url.QueryEscape(ar.ID), c.Name
+	}
+	page.RequiredBy = r.URL.Query().Get("required")
 	s.render(w, r, status, web.PageAccount, page)
 }
 
@@ -212,8 +219,11 @@ func (s *Server) handleAccountConfirm(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		// Enrolling proved possession of the factor: the session now has two kinds.
 		if f, ferr := s.store.GetFactor(r.Context(), id); ferr == nil {
-			amr := combineAMR(sess.AMR, enrolAMR(f.Kind))
-			if uerr := s.store.UpdateSessionAuth(r.Context(), sess.ID, sess.AuthTime, amr, acrFor(amr)); uerr != nil {
+			now := s.now()
+			auth := storage.SessionAuth{AuthTime: now, PasswordAt: passwordTime(sess), MFAAt: now,
+				Factors: appendUnique(sess.Factors, f.Kind), AMR: combineAMR(sess.AMR, enrolAMR(f.Kind))}
+			auth.ACR = acrFor(auth.AMR)
+			if uerr := s.store.UpdateSessionAuth(r.Context(), sess.ID, auth); uerr != nil {
 				s.logger.WarnContext(r.Context(), "session not upgraded after enrolment", "err", uerr)
 			}
 		}
@@ -225,7 +235,8 @@ func (s *Server) handleAccountConfirm(w http.ResponseWriter, r *http.Request) {
 		s.renderAccount(w, r, u, http.StatusBadRequest, "", mfaMessage(err))
 		return
 	}
-	// Keep the TOTP QR code on screen: re-derive nothing secret, just let them retype.
+	// Let them retype the code. The TOTP key is not shown again (it is sealed); to see
+	// the QR code once more they start the enrolment over.
 	s.renderEnroll(w, r, f, &mfa.Enrollment{ChallengeID: r.PostFormValue("challenge")}, mfaMessage(err), http.StatusUnauthorized)
 }
 

@@ -58,6 +58,12 @@ type Admin struct {
 	Audit *Auditor
 	Keys  *Keys            // needed only by RotateKeys
 	Now   func() time.Time // time.Now when nil
+	// Issuer is the provider's public base URL, from which ResetMFA builds recovery links
+	// (ResetOptions.Issuer overrides it).
+	Issuer string
+	// EndSessions ends every SSO session of a user and returns how many ended. A server
+	// that sends back-channel logout sets it; when nil the sessions are deleted from Store.
+	EndSessions func(ctx context.Context, userID, reason string) (int, error)
 }
 
 // NewUser is the input of Admin.CreateUser.
@@ -74,6 +80,9 @@ type NewClient struct {
 	AccessTokenFormat, IDTokenSigningAlg string
 	AccessTokenLifetime, IDTokenLifetime time.Duration
 	RefreshTokenLifetime                 time.Duration
+	// BackchannelLogoutURI receives OIDC Back-Channel Logout tokens: https, or http on a
+	// loopback host. Empty for none.
+	BackchannelLogoutURI string
 }
 
 // DemoSeed is what Admin.SeedDemo created: the demo user's credentials and the demo
@@ -287,6 +296,13 @@ func buildClient(in NewClient, allowHTTP bool) (*storage.Client, error) {
 		return nil, err
 	}
 	c.PostLogoutRedirectURIs = postLogout
+
+	if u := strings.TrimSpace(in.BackchannelLogoutURI); u != "" {
+		if err := validateRedirectURI(u, "back-channel logout URI", allowHTTP); err != nil {
+			return nil, err
+		}
+		c.BackchannelLogoutURI = u
+	}
 
 	scopes, err := normalizeList(in.Scopes, DefaultClientScopes, "scope", func(s string) error {
 		if !scopePattern.MatchString(s) {

@@ -29,6 +29,22 @@ type apiError struct {
 	Description string `json:"error_description,omitempty"`
 }
 
+// apiCORS lets browser applications on any origin call the JSON APIs: they authenticate
+// with bearer tokens, never cookies, so no credentials are allowed.
+func apiCORS(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+		if r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
@@ -145,7 +161,7 @@ func apiMFAError(w http.ResponseWriter, err error) {
 	case errors.Is(err, storage.ErrConflict):
 		writeAPIError(w, http.StatusConflict, "conflict", "the factor is already enrolled")
 	case guessFailure(err) || errors.Is(err, mfa.ErrSignCount):
-		writeAPIError(w, http.StatusUnauthorized, "invalid_code", mfaMessage(err))
+		writeAPIError(w, http.StatusBadRequest, "invalid_code", mfaMessage(err))
 	default:
 		writeAPIError(w, http.StatusInternalServerError, "server_error", "something went wrong")
 	}

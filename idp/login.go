@@ -79,7 +79,7 @@ func (s *Server) passwordSatisfied(st *loginState) bool {
 	if slices.Contains(ar.Prompt, oidc.PromptLogin) {
 		return false
 	}
-	if ar.MaxAge != nil && s.now().Sub(st.sess.AuthTime) > time.Duration(*ar.MaxAge)*time.Second {
+	if ar.MaxAge != nil && s.now().Sub(passwordTime(st.sess)) > time.Duration(*ar.MaxAge)*time.Second {
 		return false
 	}
 	if ar.HintUserID != "" && ar.HintUserID != st.sess.UserID {
@@ -122,9 +122,18 @@ func (s *Server) advance(w http.ResponseWriter, r *http.Request, st *loginState)
 		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginSSO, UserID: st.sess.UserID, ClientID: st.ar.ClientID, Result: ResultSuccess, Reason: "existing session"})
 	}
 
-	// Step 2: a second factor, when the person has one and the session lacks it.
+	// Step 2: a second factor, when the policy or request needs one the session lacks.
 	if s.mfaStep(w, r, st) {
 		return
+	}
+	// The session is the record of what was proven (a factor may have been added on the
+	// account page meanwhile): the login reports exactly that.
+	if !slices.Equal(st.ar.Login.AMR, st.sess.AMR) || st.ar.Login.ACR != st.sess.ACR || !st.ar.Login.AuthTime.Equal(st.sess.AuthTime) {
+		st.ar.Login.AMR, st.ar.Login.ACR, st.ar.Login.AuthTime = st.sess.AMR, st.sess.ACR, st.sess.AuthTime
+		if err := s.store.SetAuthRequestLogin(ctx, st.ar.ID, st.ar.Login); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
 	}
 
 	// Step 2: consent.
@@ -157,6 +166,10 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, st *loginState) 
 		s.internalError(w, r, err)
 		return
 	}
+	if err := s.store.AddSessionClient(r.Context(), st.ar.Login.SessionID, st.ar.ClientID); err != nil {
+		s.logger.WarnContext(r.Context(), "record session client", "err", err)
+	}
+	s.clearCookie(w, continueCookie)
 	http.Redirect(w, r, s.cfg.Issuer+"/authorize/callback?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
 }
 
@@ -325,7 +338,7 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 		s.advance(w, r, st)
 		return
 	}
-	if done, _, err := s.mfaSatisfied(r, st); err != nil || !done {
+	if ms, err := s.mfaCheck(r, st); err != nil || !ms.met {
 		s.advance(w, r, st)
 		return
 	}
@@ -351,4 +364,12 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.renderError(w, r, http.StatusBadRequest, "Bad request", "Choose Allow or Deny.")
 	}
+}
+
+// passwordTime is when the session's password was last checked.
+func passwordTime(sess *storage.Session) time.Time {
+	if !sess.PasswordAt.IsZero() {
+		return sess.PasswordAt
+	}
+	return sess.AuthTime
 }

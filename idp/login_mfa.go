@@ -2,6 +2,7 @@ package idp
 
 import (
 	"context"
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -9,63 +10,111 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
+	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/web"
 )
 
-// The second-factor step: after the password (or an SSO session with the password only),
-// a person with enrolled factors proves one of them. The most recently used factor is
-// offered first; the others are one click away.
+// The second-factor step. What a login must prove comes from the client's policy, the
+// account type's policy and the request (consent.Evaluate). A session that already
+// holds a recent enough check with a factor that counts is enough ("step-up" asks only
+// for what is missing); a remembered device may stand in where the policy allows; a
+// person who must use a second factor but has none enrols first (after an optional
+// grace period). Otherwise the person proves one factor: the most recently used is
+// offered first, the others one click away.
 
-// mfaSatisfied reports whether the session already carries a second factor, or the
-// person has none enrolled.
-func (s *Server) mfaSatisfied(r *http.Request, st *loginState) (bool, []storage.Factor, error) {
-	if slices.Contains(st.sess.AMR, mfa.AMRMFA) {
-		return true, nil, nil
-	}
-	factors, err := s.secondFactors(r.Context(), st.sess.UserID)
-	if err != nil {
-		return false, nil, err
-	}
-	return len(factors) == 0, factors, nil
+// mfaState is the second-factor situation of one login.
+type mfaState struct {
+	req       consent.Requirement
+	factors   []storage.Factor // usable for this request, most recently used first
+	met       bool             // nothing (more) to do
+	viaDevice bool             // met thanks to a remembered device
+	enrol     bool             // required, but the person has no usable factor
 }
 
-// secondFactors returns the factors that make a second step necessary: the confirmed
-// ones, unless all of them are backup codes (which are a way back in after losing
-// another factor, not a factor to enrol on their own).
-func (s *Server) secondFactors(ctx context.Context, userID string) ([]storage.Factor, error) {
-	factors, err := s.confirmedFactors(ctx, userID)
+// errFactorUnavailable: the person has second factors, but none this server offers now.
+var errFactorUnavailable = errors.New("the person's second factors are not available")
+
+// mfaCheck works out the second-factor situation of the login in st.
+func (s *Server) mfaCheck(r *http.Request, st *loginState) (*mfaState, error) {
+	ctx := r.Context()
+	req, err := s.requirement(ctx, st.client, st.user, st.ar)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range factors {
-		if f.Kind != string(mfa.KindBackup) {
-			return factors, nil
+	ms := &mfaState{req: req}
+	if req.Mode == consent.ModeOff && len(req.Kinds) == 0 {
+		ms.met = true
+		return ms, nil
+	}
+	confirmed, err := s.confirmedFactors(ctx, st.user.ID)
+	if err != nil {
+		return nil, err
+	}
+	ms.factors = usableFactors(confirmed, req)
+	if len(ms.factors) == 0 && req.Mode != consent.ModeOff {
+		// Fail closed when the person's factors exist but their kinds are switched off.
+		raw, err := s.store.ListFactors(ctx, st.user.ID)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(raw, func(f storage.Factor) bool {
+			return f.Confirmed && f.Kind != string(mfa.KindBackup) && !slices.ContainsFunc(confirmed, func(c storage.Factor) bool { return c.ID == f.ID })
+		}) && len(usableFactors(confirmed, consent.Requirement{})) == 0 {
+			return nil, errFactorUnavailable
 		}
 	}
-	return nil, nil
+	needed := req.Mode == consent.ModeRequired || (req.Mode == consent.ModeOptional && len(ms.factors) > 0)
+	switch {
+	case !needed:
+		ms.met = true
+	case s.sessionMeets(st.sess, st.ar, req):
+		ms.met = true
+	case req.DeviceCanSkip && s.trustedDevice(r, st.user.ID) != nil:
+		ms.met, ms.viaDevice = true, true
+	case len(ms.factors) == 0:
+		ms.enrol = true
+	}
+	return ms, nil
 }
 
-// mfaStep renders the second-factor page when one is needed and reports whether it did.
+// mfaStep handles the second-factor step and reports whether it answered the request
+// (false: the step is satisfied, go on).
 func (s *Server) mfaStep(w http.ResponseWriter, r *http.Request, st *loginState) bool {
-	ok, factors, err := s.mfaSatisfied(r, st)
-	if err != nil {
+	ms, err := s.mfaCheck(r, st)
+	switch {
+	case errors.Is(err, consent.ErrUnsatisfiable):
+		s.audit.Record(r.Context(), storage.AuditEvent{Type: EventLoginPolicy, UserID: st.user.ID, ClientID: st.ar.ClientID, Result: ResultFailure, Reason: err.Error()})
+		s.failRequest(w, r, st.ar, &oidc.Error{ErrorType: "unmet_authentication_requirements", Description: err.Error()})
+		return true
+	case errors.Is(err, errFactorUnavailable):
+		s.renderError(w, r, http.StatusServiceUnavailable, "Sign-in method unavailable",
+			"Your second sign-in method is not available on this server right now. Contact your administrator.")
+		return true
+	case err != nil:
 		s.internalError(w, r, err)
 		return true
 	}
-	if ok {
+	if ms.met {
+		if ms.viaDevice {
+			s.audit.Record(r.Context(), storage.AuditEvent{Type: EventLoginDevice, UserID: st.user.ID, ClientID: st.ar.ClientID, Result: ResultSuccess,
+				Reason: "remembered device stood in for the second factor"})
+		}
 		return false
 	}
 	if slices.Contains(st.ar.Prompt, oidc.PromptNone) {
 		s.failRequest(w, r, st.ar, oidc.ErrInteractionRequired().WithDescription("a second factor is required"))
 		return true
 	}
-	chosen := &factors[0]
+	if ms.enrol {
+		return s.enrolStep(w, r, st, ms)
+	}
+	chosen := &ms.factors[0]
 	if id := r.URL.Query().Get("factor"); id != "" {
-		for i := range factors {
-			if factors[i].ID == id {
-				chosen = &factors[i]
+		for i := range ms.factors {
+			if ms.factors[i].ID == id {
+				chosen = &ms.factors[i]
 			}
 		}
 	}
@@ -79,8 +128,18 @@ func (s *Server) mfaStep(w http.ResponseWriter, r *http.Request, st *loginState)
 			page.ChallengeID, page.WebAuthnOptions = c.ID, template.JS(c.Options)
 		}
 	}
-	s.showMFA(w, r, st, factors, chosen, page, http.StatusOK)
+	s.showMFA(w, r, st, ms, chosen, page, http.StatusOK)
 	return true
+}
+
+// secondFactors returns the factors that make a second step necessary on the account
+// page: the confirmed ones, unless all of them are backup codes.
+func (s *Server) secondFactors(ctx context.Context, userID string) ([]storage.Factor, error) {
+	factors, err := s.confirmedFactors(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	return usableFactors(factors, consent.Requirement{}), nil
 }
 
 // factorLabel is how a factor is named to its owner: the kind, plus the person's own
@@ -103,7 +162,9 @@ func factorLabel(f *storage.Factor) string {
 }
 
 // showMFA renders the challenge page for chosen, with links to the other factors.
-func (s *Server) showMFA(w http.ResponseWriter, r *http.Request, st *loginState, factors []storage.Factor, chosen *storage.Factor, page web.MFAPage, status int) {
+func (s *Server) showMFA(w http.ResponseWriter, r *http.Request, st *loginState, ms *mfaState, chosen *storage.Factor, page web.MFAPage, status int) {
+	factors := ms.factors
+	page.CanRemember = ms.req.DeviceCanSkip
 	page.AuthRequestID = st.ar.ID
 	page.CSRF = s.csrfToken(w, r)
 	page.ClientName = st.client.Name
@@ -144,8 +205,9 @@ func maskTarget(t string) string {
 	return "•••"
 }
 
-// mfaForm loads what every second-factor POST needs: the flow, its factors, the chosen one.
-func (s *Server) mfaForm(w http.ResponseWriter, r *http.Request) (*loginState, []storage.Factor, *storage.Factor, bool) {
+// mfaForm loads what every second-factor POST needs: the flow, its requirement, the
+// chosen factor (which must count for this request).
+func (s *Server) mfaForm(w http.ResponseWriter, r *http.Request) (*loginState, *mfaState, *storage.Factor, bool) {
 	st, ok := s.postedLogin(w, r)
 	if !ok {
 		return nil, nil, nil, false
@@ -154,19 +216,15 @@ func (s *Server) mfaForm(w http.ResponseWriter, r *http.Request) (*loginState, [
 		s.advance(w, r, st)
 		return nil, nil, nil, false
 	}
-	done, factors, err := s.mfaSatisfied(r, st)
-	if err != nil {
-		s.internalError(w, r, err)
-		return nil, nil, nil, false
-	}
-	if done {
+	ms, err := s.mfaCheck(r, st)
+	if err != nil || ms.met || ms.enrol {
 		s.advance(w, r, st)
 		return nil, nil, nil, false
 	}
 	id := r.PostFormValue("factor")
-	for i := range factors {
-		if factors[i].ID == id {
-			return st, factors, &factors[i], true
+	for i := range ms.factors {
+		if ms.factors[i].ID == id {
+			return st, ms, &ms.factors[i], true
 		}
 	}
 	s.renderError(w, r, http.StatusBadRequest, "Bad request", "Choose one of your sign-in methods.")
@@ -175,24 +233,24 @@ func (s *Server) mfaForm(w http.ResponseWriter, r *http.Request) (*loginState, [
 
 // handleMFASend sends an e-mail or SMS code for the chosen factor.
 func (s *Server) handleMFASend(w http.ResponseWriter, r *http.Request) {
-	st, factors, chosen, ok := s.mfaForm(w, r)
+	st, ms, chosen, ok := s.mfaForm(w, r)
 	if !ok {
 		return
 	}
 	page := web.MFAPage{}
 	if _, c, err := s.challenge(r.Context(), st.user, chosen.ID); err != nil {
 		page.Error = mfaMessage(err)
-		s.showMFA(w, r, st, factors, chosen, page, http.StatusTooManyRequests)
+		s.showMFA(w, r, st, ms, chosen, page, http.StatusTooManyRequests)
 		return
 	} else {
 		page.ChallengeID, page.SentTo = c.ID, c.SentTo
 	}
-	s.showMFA(w, r, st, factors, chosen, page, http.StatusOK)
+	s.showMFA(w, r, st, ms, chosen, page, http.StatusOK)
 }
 
 // handleMFAVerify checks the second factor and, on success, records it in the session.
 func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
-	st, factors, chosen, ok := s.mfaForm(w, r)
+	st, ms, chosen, ok := s.mfaForm(w, r)
 	if !ok {
 		return
 	}
@@ -205,28 +263,43 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 	amr, _, err := s.verify(ctx, st.user, chosen.ID, challengeID, response)
 	if err != nil {
 		page := web.MFAPage{Error: mfaMessage(err)}
-		if chosen.Kind == string(mfa.KindEmail) || chosen.Kind == string(mfa.KindSMS) {
-			page.ChallengeID = challengeID // up to three tries per code
+		if (chosen.Kind == string(mfa.KindEmail) || chosen.Kind == string(mfa.KindSMS)) && !errors.Is(err, mfa.ErrExpired) {
+			page.ChallengeID = challengeID // up to three tries per code; a used-up code offers "Send code" again
 		}
 		if chosen.Kind == string(mfa.KindWebAuthn) {
 			if _, c, cerr := s.challenge(ctx, st.user, chosen.ID); cerr == nil {
 				page.ChallengeID, page.WebAuthnOptions = c.ID, template.JS(c.Options)
 			}
 		}
-		s.showMFA(w, r, st, factors, chosen, page, http.StatusUnauthorized)
+		s.showMFA(w, r, st, ms, chosen, page, http.StatusUnauthorized)
 		return
 	}
-	all := combineAMR(st.sess.AMR, amr)
-	acr := acrFor(all)
 	now := s.now()
-	if err := s.store.UpdateSessionAuth(ctx, st.sess.ID, now, all, acr); err != nil {
+	auth := storage.SessionAuth{
+		AuthTime: now, PasswordAt: st.sess.PasswordAt, MFAAt: now,
+		Factors: appendUnique(st.sess.Factors, chosen.Kind), AMR: combineAMR(st.sess.AMR, amr),
+	}
+	auth.ACR = acrFor(auth.AMR)
+	if err := s.store.UpdateSessionAuth(ctx, st.sess.ID, auth); err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	st.ar.Login.AMR, st.ar.Login.ACR, st.ar.Login.AuthTime = all, acr, now
+	if ms.req.DeviceCanSkip && r.PostFormValue("remember") == "1" {
+		if err := s.rememberDevice(w, r, st.user.ID, ms.req.RememberDevice); err != nil {
+			s.logger.WarnContext(ctx, "remember device", "err", err)
+		}
+	}
+	st.ar.Login.AMR, st.ar.Login.ACR, st.ar.Login.AuthTime = auth.AMR, auth.ACR, now
 	if err := s.store.SetAuthRequestLogin(ctx, st.ar.ID, st.ar.Login); err != nil {
 		s.internalError(w, r, err)
 		return
 	}
 	http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
+}
+
+func appendUnique(list []string, v string) []string {
+	if slices.Contains(list, v) {
+		return list
+	}
+	return append(slices.Clone(list), v)
 }

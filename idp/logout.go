@@ -36,7 +36,7 @@ func (s *Server) handleLogoutPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sess := s.currentSession(r); sess != nil {
-		if err := s.store.DeleteSession(r.Context(), sess.ID); err != nil {
+		if err := s.endSession(r.Context(), sess, "logout"); err != nil {
 			s.internalError(w, r, err)
 			return
 		}

@@ -20,6 +20,14 @@ const (
 	EventMFALockout     = "mfa.lockout"
 	EventMFARemove      = "mfa.remove"
 	EventMFARegenerate  = "mfa.backup.regenerate"
+	// EventMFAGrace: a login let through without a required factor, within the grace period.
+	EventMFAGrace = "mfa.grace"
+	// EventMFAEnrolRequired: a login sent to enrol a factor its policy requires.
+	EventMFAEnrolRequired = "mfa.enrol.required"
+	// EventLoginPolicy: a login refused because its requirements cannot be met.
+	EventLoginPolicy = "login.policy"
+	// EventLoginDevice: a remembered device stood in for the second factor.
+	EventLoginDevice = "login.device"
 )
 
 // ACR values: what a login proved. Documented in docs/integration-guide.md.
@@ -42,6 +50,16 @@ type MFAConfig struct {
 	// FreshFor is how recent a sign-in must be to remove a factor or regenerate backup
 	// codes on the account page; default 10m.
 	FreshFor time.Duration
+	// Grace lets a person whom policy requires to use a second factor, and who has none,
+	// sign in without one for a while; zero fields mean no grace (enrol at once).
+	Grace GracePeriod
+}
+
+// GracePeriod bounds the logins allowed before forced enrolment. When both limits are
+// set, the grace ends when either runs out.
+type GracePeriod struct {
+	Logins int           // logins let through
+	Period time.Duration // time since the first such login
 }
 
 // combineAMR merges AMR values, adds "mfa" when two or more kinds of factor were used,

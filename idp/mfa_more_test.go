@@ -134,7 +134,7 @@ func TestSelfServiceAPI(t *testing.T) {
 	}
 	key := totpKey(t, out["secret"].(string))
 	totpID := out["factor_id"].(string)
-	if st, out = apiCall(t, m.env, token, "POST", "/api/v1/me/mfa/totp/verify", map[string]any{"code": "000000"}); st != http.StatusUnauthorized || out["error"] != "invalid_code" {
+	if st, out = apiCall(t, m.env, token, "POST", "/api/v1/me/mfa/totp/verify", map[string]any{"code": "000000"}); st != http.StatusBadRequest || out["error"] != "invalid_code" {
 		t.Fatalf("wrong code: %d %v", st, out)
 	}
 	if st, out = apiCall(t, m.env, token, "POST", "/api/v1/me/mfa/totp/verify", map[string]any{"code": rfc6238(key, m.clock.Now(), 6)}); st != http.StatusOK {

@@ -29,6 +29,9 @@ type opStorage struct {
 	authReqTTL time.Duration
 	codeTTL    time.Duration
 	logoutKey  [32]byte // signs logout confirmation redirects
+	// endSession is Server.endSession: it deletes the session, audits it and sends
+	// back-channel logout.
+	endSession func(ctx context.Context, sess *storage.Session, reason string) error
 }
 
 var (
@@ -63,6 +66,16 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	case req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256:
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
 	}
+	acrValues := slices.Clone(req.ACRValues)
+	if st := reqStateFrom(ctx); st != nil && st.claims != "" {
+		essential, err := essentialACR(st.claims)
+		if err != nil {
+			return nil, oidc.ErrInvalidRequest().WithDescription("%s", err.Error())
+		}
+		for _, v := range essential {
+			acrValues = append(acrValues, essentialPrefix+v)
+		}
+	}
 	now := s.now()
 	ar := &storage.AuthRequest{
 		ID:                  NewID(),
@@ -74,7 +87,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		ResponseType:        string(req.ResponseType),
 		ResponseMode:        string(req.ResponseMode),
 		Prompt:              req.Prompt,
-		ACRValues:           req.ACRValues,
+		ACRValues:           acrValues,
 		LoginHint:           req.LoginHint,
 		CodeChallenge:       req.CodeChallenge,
 		CodeChallengeMethod: string(req.CodeChallengeMethod),
@@ -320,7 +333,15 @@ func (s *opStorage) TerminateSessionFromRequest(ctx context.Context, req *op.End
 	if req.IDTokenHintClaims == nil || req.IDTokenHintClaims.Subject != sess.UserID {
 		return s.issuer + "/logout?" + logoutQuery(s.logoutKey, req.RedirectURI, req.ClientID), nil
 	}
-	if err := s.store.DeleteSession(ctx, sess.ID); err != nil {
+	end := s.endSession
+	if end == nil {
+		// Not wired in New: still end the session, without back-channel logout.
+		s.logger.ErrorContext(ctx, "opStorage.endSession is not set; back-channel logout skipped")
+		end = func(ctx context.Context, sess *storage.Session, _ string) error {
+			return s.store.DeleteSession(ctx, sess.ID)
+		}
+	}
+	if err := end(ctx, sess, "rp-initiated logout"); err != nil {
 		return "", fmt.Errorf("end session: %w", err)
 	}
 	s.audit.Record(ctx, storage.AuditEvent{Type: EventLogout, UserID: sess.UserID, ClientID: req.ClientID, Result: ResultSuccess, Reason: "rp-initiated logout"})
@@ -576,7 +597,10 @@ func (s *opStorage) ValidateJWTProfileScopes(context.Context, string, []string) 
 func (s *opStorage) Health(ctx context.Context) error { return s.store.Ping(ctx) }
 
 // reqState is per-request scratch space shared between op's calls into storage.
-type reqState struct{ signingAlg string }
+type reqState struct {
+	signingAlg string
+	claims     string // the claims parameter of an authorization request
+}
 
 type reqStateKey struct{}
 

@@ -24,8 +24,13 @@ type ReencryptResult struct {
 // old keys to open them. It is idempotent: values already under the current key are
 // left alone, so an interrupted run can simply be repeated. Afterwards the old keys can
 // be dropped from IDP_ENCRYPTION_KEYS_OLD.
-func (a *Admin) Reencrypt(ctx context.Context, actor string, sealer *seal.Sealer) (ReencryptResult, error) {
-	var res ReencryptResult
+func (a *Admin) Reencrypt(ctx context.Context, actor string, sealer *seal.Sealer) (res ReencryptResult, err error) {
+	defer func() {
+		if err != nil {
+			a.record(ctx, actor, storage.AuditEvent{Type: EventAdminReencrypt, Result: ResultFailure},
+				fmt.Sprintf("key=%s signing_keys=%d factors=%d server_secrets=%d; stopped: %v", sealer.CurrentKeyID(), res.SigningKeys, res.Factors, res.ServerSecrets, err))
+		}
+	}()
 	reseal := func(sealed []byte, aad string) ([]byte, bool, error) {
 		if len(sealed) == 0 || string(sealed[:min(len(sealed), len(sealer.CurrentKeyID())+1)]) == sealer.CurrentKeyID()+"." {
 			return nil, false, nil
@@ -61,6 +66,9 @@ func (a *Admin) Reencrypt(ctx context.Context, actor string, sealer *seal.Sealer
 	}
 	for i := range factors {
 		f := &factors[i]
+		if len(f.Secret) == 0 {
+			continue // e-mail, SMS and backup factors keep no secret
+		}
 		out, changed, err := reseal(f.Secret, "factor:"+f.ID)
 		if err != nil {
 			return res, fmt.Errorf("factor %s: %w", f.ID, err)
@@ -69,8 +77,13 @@ func (a *Admin) Reencrypt(ctx context.Context, actor string, sealer *seal.Sealer
 			res.Unchanged++
 			continue
 		}
-		f.Secret = out
-		if err := a.Store.UpdateFactor(ctx, f); err != nil {
+		// Re-read just before writing so a factor confirmed or used meanwhile keeps that.
+		fresh, err := a.Store.GetFactor(ctx, f.ID)
+		if err != nil {
+			return res, fmt.Errorf("factor %s: %w", f.ID, err)
+		}
+		fresh.Secret = out
+		if err := a.Store.UpdateFactor(ctx, fresh); err != nil {
 			return res, fmt.Errorf("store factor %s: %w", f.ID, err)
 		}
 		res.Factors++

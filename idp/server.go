@@ -48,6 +48,10 @@ type Config struct {
 
 	// MFA configures the second factors.
 	MFA MFAConfig
+
+	// MaxSessions is the most SSO sessions a person may have at once; the oldest ends
+	// when a new one would exceed it. Default 5.
+	MaxSessions int
 }
 
 // LoginLimits bounds failed password attempts within Window, per account and per IP.
@@ -87,6 +91,8 @@ type Server struct {
 	factors  *mfa.Registry
 	guard    *mfa.Guard
 	mfaEnv   *mfa.Env
+
+	backchannel *BackchannelLogout
 }
 
 func withDefault(d *time.Duration, v time.Duration) {
@@ -154,9 +160,11 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	if err := s.ensureAccountClient(ctx); err != nil {
 		return nil, fmt.Errorf("account client: %w", err)
 	}
+	s.setupSessions()
 	s.ops = &opStorage{
 		store: store, keys: s.keys, audit: s.audit, logger: cfg.Logger, issuer: cfg.Issuer, now: cfg.Now,
 		authReqTTL: cfg.AuthRequestLifetime, codeTTL: cfg.CodeLifetime, logoutKey: s.csrfKey,
+		endSession: s.endSession,
 	}
 	opConfig := &op.Config{
 		CryptoKey:                oidcKey,
@@ -165,6 +173,9 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 		AuthMethodPost:           true,
 		GrantTypeRefreshToken:    true,
 		SupportedUILocales:       []language.Tag{language.English},
+		// Sessions are announced to relying parties through back-channel logout tokens.
+		BackChannelLogoutSupported:        true,
+		BackChannelLogoutSessionSupported: true,
 	}
 	opts := []op.Option{
 		op.WithHttpInterceptors(s.opInterceptor),
@@ -223,6 +234,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /api/v1/me/mfa/{kind}/verify", s.handleAPIConfirm)
 	mux.HandleFunc("POST /api/v1/me/mfa/{id}/challenge", s.handleAPIChallenge)
 	mux.HandleFunc("DELETE /api/v1/me/mfa/{id}", s.handleAPIRemove)
+	s.sessionRoutes(mux)
 	mux.HandleFunc("GET /account/security", s.handleAccount)
 	mux.HandleFunc("POST /account/security/enroll", s.handleAccountEnroll)
 	mux.HandleFunc("POST /account/security/confirm", s.handleAccountConfirm)
@@ -312,7 +324,12 @@ func (s *Server) opInterceptor(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Pragma", "no-cache")
-		ctx := context.WithValue(r.Context(), reqStateKey{}, &reqState{})
+		st := &reqState{}
+		if strings.HasSuffix(r.URL.Path, "/authorize") {
+			// op does not parse the claims parameter; keep it for CreateAuthRequest.
+			st.claims = r.FormValue("claims")
+		}
+		ctx := context.WithValue(r.Context(), reqStateKey{}, st)
 		r = r.WithContext(ctx)
 		if strings.HasSuffix(r.URL.Path, "/authorize/callback") && !s.callbackBound(r) {
 			s.renderError(w, r, http.StatusForbidden, "Sign-in not completed",

@@ -1,11 +1,14 @@
 package idp
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/openidp/idp/storage"
@@ -49,35 +52,99 @@ func (s *Server) currentSession(r *http.Request) *storage.Session {
 	if err != nil {
 		return nil
 	}
-	now := s.now()
-	if now.After(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) > s.cfg.SessionIdle {
+	if !s.sessionLive(sess, s.now()) {
 		return nil
 	}
 	return sess
 }
 
+// defaultMaxSessions is how many SSO sessions a person may have at once when
+// Config.MaxSessions is not set.
+const defaultMaxSessions = 5
+
+// sessionLive reports whether sess is still usable at now: before its absolute expiry and
+// used within the idle timeout.
+func (s *Server) sessionLive(sess *storage.Session, now time.Time) bool {
+	return !now.After(sess.ExpiresAt) && now.Sub(sess.LastSeenAt) <= s.cfg.SessionIdle
+}
+
 // startSession creates a new SSO session for user after a password check, replacing any
-// session the browser had (no session fixation), and sets its cookie.
+// session the browser had (no session fixation: the cookie value is always new), and
+// sets its cookie. When the same person signs in again in this browser (prompt=login,
+// max_age, a fresh sign-in for the account page) the session keeps its id, the sid that
+// apps hold, so that a later logout still reaches them; a different person's session
+// ends. If the person then has more sessions than allowed, the oldest end.
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request, userID string, amr []string, acr string) (*storage.Session, error) {
+	ctx := r.Context()
+	id := NewID()
+	var clients []string
 	if old := s.currentSession(r); old != nil {
-		_ = s.store.DeleteSession(r.Context(), old.ID)
+		if old.UserID == userID {
+			var err error
+			if clients, err = s.store.ListSessionClients(ctx, old.ID); err != nil {
+				return nil, fmt.Errorf("session clients: %w", err)
+			}
+			if err := s.store.DeleteSession(ctx, old.ID); err != nil {
+				return nil, fmt.Errorf("replace session: %w", err)
+			}
+			id = old.ID
+		} else if err := s.endSession(ctx, old, "another account signed in"); err != nil {
+			return nil, err
+		}
 	}
 	now := s.now()
 	value := randomToken(32)
-	ri := requestInfoFrom(r.Context())
+	ri := requestInfoFrom(ctx)
 	sess := &storage.Session{
-		ID: NewID(), TokenHash: tokenHash(value), UserID: userID, AuthTime: now, AMR: amr, ACR: acr,
+		ID: id, TokenHash: tokenHash(value), UserID: userID, AuthTime: now, PasswordAt: now, AMR: amr, ACR: acr,
 		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionLifetime),
 	}
 	if ri != nil {
 		sess.IP, sess.UserAgent = ri.IP, ri.UserAgent
 		ri.SessionTokenHash = sess.TokenHash
 	}
-	if err := s.store.CreateSession(r.Context(), sess); err != nil {
+	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return nil, err
 	}
+	for _, c := range clients {
+		if err := s.store.AddSessionClient(ctx, sess.ID, c); err != nil {
+			s.logger.WarnContext(ctx, "session client not kept after sign-in", "client_id", c, "err", err)
+		}
+	}
 	s.setCookie(w, sessionCookie, value, sess.ExpiresAt)
+	s.enforceSessionLimit(ctx, sess)
 	return sess, nil
+}
+
+// enforceSessionLimit ends the person's oldest live sessions beyond Config.MaxSessions,
+// never the one just started. Failures are logged: the sign-in itself succeeded.
+func (s *Server) enforceSessionLimit(ctx context.Context, current *storage.Session) {
+	limit := s.cfg.MaxSessions
+	if limit <= 0 {
+		limit = defaultMaxSessions
+	}
+	all, err := s.store.ListUserSessions(ctx, current.UserID)
+	if err != nil {
+		s.logger.ErrorContext(ctx, "session limit: list sessions", "err", err)
+		return
+	}
+	now := s.now()
+	var live []storage.Session
+	for _, sess := range all {
+		if sess.ID != current.ID && s.sessionLive(&sess, now) {
+			live = append(live, sess)
+		}
+	}
+	if len(live) < limit {
+		return
+	}
+	// Keep the newest limit-1 beside the new session; end the rest.
+	slices.SortStableFunc(live, func(a, b storage.Session) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	for i := limit - 1; i < len(live); i++ {
+		if err := s.endSession(ctx, &live[i], "session limit"); err != nil {
+			s.logger.ErrorContext(ctx, "session limit: end session", "err", err)
+		}
+	}
 }
 
 // mac returns base64url(HMAC-SHA256(key, purpose|value)).

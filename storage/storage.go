@@ -36,6 +36,8 @@ type Storage interface {
 	RateLimitStore
 	MFAStore
 	SecretStore
+	PolicyStore
+	DeviceStore
 
 	// Migrate applies the embedded migrations not yet applied and returns how many it
 	// applied. Safe to run from several processes at once.
@@ -56,8 +58,16 @@ type User struct {
 	Name         string
 	PasswordHash string // argon2id PHC string; never the password
 	Disabled     bool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Type is the kind of account (e.g. admin, staff, customer); its policy combines
+	// with the client's. Empty means the default type.
+	Type   string
+	Groups []string
+	// MFAGraceStarted is when the person was first told to enrol a required factor;
+	// MFAGraceLogins counts the logins let through since. Zero when no grace is running.
+	MFAGraceStarted time.Time
+	MFAGraceLogins  int
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // UserStore persists users.
@@ -70,8 +80,9 @@ type UserStore interface {
 	GetUserByEmail(ctx context.Context, email string) (*User, error)
 	// ListUsers returns all users ordered by creation time.
 	ListUsers(ctx context.Context) ([]User, error)
-	// UpdateUser replaces name, e-mail, password hash, disabled flag and UpdatedAt of the
-	// user with u.ID; ErrNotFound when missing, ErrAlreadyExists when the e-mail is taken.
+	// UpdateUser replaces name, e-mail, password hash, disabled flag, type, groups, MFA
+	// grace fields and UpdatedAt of the user with u.ID; ErrNotFound when missing,
+	// ErrAlreadyExists when the e-mail is taken.
 	UpdateUser(ctx context.Context, u *User) error
 }
 
@@ -91,7 +102,28 @@ type Client struct {
 	AccessTokenLifetime    time.Duration
 	IDTokenLifetime        time.Duration
 	RefreshTokenLifetime   time.Duration
-	CreatedAt              time.Time
+	// Policy says what a login to this client must prove.
+	Policy MFAPolicy
+	// BackchannelLogoutURI receives OIDC Back-Channel Logout tokens; empty for none.
+	BackchannelLogoutURI string
+	CreatedAt            time.Time
+}
+
+// MFAPolicy is what a login must prove, set per client and per account type. The zero
+// value is "MFA optional, any factor, no re-check, no remembered devices".
+type MFAPolicy struct {
+	// MFA is "off" (never ask for a second factor), "optional" (ask when the person has
+	// one; the default when empty) or "required".
+	MFA string `json:"mfa,omitempty"`
+	// Factors lists the factor kinds that count (totp, sms, email, backup, webauthn);
+	// empty means all.
+	Factors []string `json:"factors,omitempty"`
+	// PhishingResistant: only WebAuthn satisfies the second factor.
+	PhishingResistant bool `json:"phishing_resistant,omitempty"`
+	// MaxAge is the longest time since the last second-factor check; 0 means no limit.
+	MaxAge time.Duration `json:"max_age,omitempty"`
+	// RememberDevice allows "remember this device" for that long; 0 forbids it.
+	RememberDevice time.Duration `json:"remember_device,omitempty"`
 }
 
 // ClientStore persists clients.
@@ -172,7 +204,10 @@ type Session struct {
 	ID         string // public id, the "sid" claim
 	TokenHash  string // hex SHA-256 of the cookie value; the value itself is never stored
 	UserID     string
-	AuthTime   time.Time // when the password was last verified
+	AuthTime   time.Time // the latest authentication (password or second factor)
+	PasswordAt time.Time // when the password was last verified
+	MFAAt      time.Time // when a second factor was last verified; zero if never
+	Factors    []string  // factor kinds verified in this session (totp, webauthn, ...)
 	AMR        []string
 	ACR        string
 	IP         string
@@ -180,6 +215,16 @@ type Session struct {
 	CreatedAt  time.Time
 	LastSeenAt time.Time
 	ExpiresAt  time.Time // absolute expiry
+}
+
+// SessionAuth is what an authentication changes in a session.
+type SessionAuth struct {
+	AuthTime   time.Time
+	PasswordAt time.Time
+	MFAAt      time.Time
+	Factors    []string
+	AMR        []string
+	ACR        string
 }
 
 // SessionStore persists SSO sessions.
@@ -191,8 +236,14 @@ type SessionStore interface {
 	GetSessionByTokenHash(ctx context.Context, tokenHash string) (*Session, error)
 	// GetSession returns the session with that id, or ErrNotFound.
 	GetSession(ctx context.Context, id string) (*Session, error)
-	// UpdateSessionAuth records a new authentication in session id.
-	UpdateSessionAuth(ctx context.Context, id string, authTime time.Time, amr []string, acr string) error
+	// UpdateSessionAuth records a new authentication in session id (AuthTime, PasswordAt,
+	// MFAAt, Factors, AMR and ACR of a); ErrNotFound when missing.
+	UpdateSessionAuth(ctx context.Context, id string, a SessionAuth) error
+	// AddSessionClient records that session id signed the person in to clientID (for
+	// back-channel logout); adding the same pair twice is not an error.
+	AddSessionClient(ctx context.Context, id, clientID string) error
+	// ListSessionClients returns the clients session id signed in to.
+	ListSessionClients(ctx context.Context, id string) ([]string, error)
 	// TouchSession sets LastSeenAt of session id.
 	TouchSession(ctx context.Context, id string, at time.Time) error
 	// ListUserSessions returns the sessions of a user, newest first.
@@ -323,6 +374,10 @@ type AuditEvent struct {
 	UserAgent string
 	Result    string // success | failure
 	Reason    string
+	// PrevHash and Hash chain the events (set by storage): Hash = ChainHash(PrevHash, e),
+	// PrevHash = the Hash of the event before. Editing or deleting a row breaks the chain.
+	PrevHash string
+	Hash     string
 }
 
 // AuditFilter selects audit events; zero fields do not filter.
@@ -336,8 +391,12 @@ type AuditFilter struct {
 
 // AuditStore persists the audit trail. Events are append-only.
 type AuditStore interface {
-	// AppendAudit inserts e and sets e.ID.
+	// AppendAudit inserts e, setting e.ID, e.PrevHash (the Hash of the newest event, or
+	// "" for the first) and e.Hash = ChainHash(e.PrevHash, e). Appends are serialised
+	// across processes, so the chain never forks.
 	AppendAudit(ctx context.Context, e *AuditEvent) error
+	// DeleteAuditBefore removes events older than t (retention) and returns how many.
+	DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error)
 	// ListAudit returns matching events, oldest first (the newest Limit when Limit > 0).
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 }
@@ -451,4 +510,47 @@ type SecretStore interface {
 	ListSecrets(ctx context.Context) (map[string][]byte, error)
 	// UpdateSecret replaces the sealed value of name; ErrNotFound when missing.
 	UpdateSecret(ctx context.Context, name string, sealed []byte) error
+}
+
+// PolicyStore persists per-account-type MFA policies.
+type PolicyStore interface {
+	// SetTypePolicy inserts or replaces the policy of accountType.
+	SetTypePolicy(ctx context.Context, accountType string, p MFAPolicy) error
+	// GetTypePolicy returns the policy of accountType, or ErrNotFound.
+	GetTypePolicy(ctx context.Context, accountType string) (*MFAPolicy, error)
+	// ListTypePolicies returns every account-type policy by type.
+	ListTypePolicies(ctx context.Context) (map[string]MFAPolicy, error)
+	// DeleteTypePolicy removes the policy of accountType; a missing one is not an error.
+	DeleteTypePolicy(ctx context.Context, accountType string) error
+}
+
+// Device is a browser a person asked to remember: its cookie skips the second factor
+// (where the client's policy allows) for that person only, until it expires or is revoked.
+type Device struct {
+	ID         string
+	UserID     string
+	TokenHash  string // hex SHA-256 of the cookie value
+	Name       string // from the user agent, e.g. "Chrome on Linux"
+	IP         string // where it was remembered
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+	ExpiresAt  time.Time
+}
+
+// DeviceStore persists trusted devices.
+type DeviceStore interface {
+	// CreateDevice inserts d.
+	CreateDevice(ctx context.Context, d *Device) error
+	// GetDeviceByTokenHash returns the device whose cookie hashes to tokenHash, or
+	// ErrNotFound. Expiry is the caller's to check.
+	GetDeviceByTokenHash(ctx context.Context, tokenHash string) (*Device, error)
+	// TouchDevice sets LastUsedAt of device id.
+	TouchDevice(ctx context.Context, id string, at time.Time) error
+	// ListUserDevices returns a user's devices, newest first.
+	ListUserDevices(ctx context.Context, userID string) ([]Device, error)
+	// DeleteDevice removes device id of user userID; ErrNotFound when no such device
+	// belongs to that user.
+	DeleteDevice(ctx context.Context, userID, id string) error
+	// DeleteUserDevices removes every device of a user and returns how many went.
+	DeleteUserDevices(ctx context.Context, userID string) (int64, error)
 }

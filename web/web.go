@@ -31,9 +31,11 @@ const (
 	PageEnroll    = "enroll.html"
 	// PageBackupCodes shows new backup codes once.
 	PageBackupCodes = "backup_codes.html"
+	// PageRecovery is the form behind an administrator's one-time recovery link.
+	PageRecovery = "recovery.html"
 )
 
-var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo, PageMFA, PageAccount, PageEnroll, PageBackupCodes}
+var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo, PageMFA, PageAccount, PageEnroll, PageBackupCodes, PageRecovery}
 
 // Renderer renders pages.
 type Renderer struct {
@@ -155,6 +157,7 @@ type MFAPage struct {
 	ChallengeID     string
 	WebAuthnOptions template.JS // JSON request options for webauthn.js (from json.Marshal, which escapes <, > and &)
 	Others          []FactorChoice
+	CanRemember     bool // offer "remember this device"
 	Error           string
 }
 
@@ -178,6 +181,35 @@ type AccountPage struct {
 	Kinds           []string // factor kinds that can be added
 	Message         string
 	Error           string
+	// A sign-in waiting for the person to enrol a second factor (forced enrolment).
+	RequiredBy     string // the application that requires it
+	ContinueURL    string
+	ContinueClient string
+	// Where the person is signed in, and which browsers skip the second factor.
+	Sessions []SessionView // live SSO sessions, newest first
+	Devices  []DeviceView  // unexpired remembered devices, newest first
+}
+
+// SessionView is one signed-in browser on the account page.
+type SessionView struct {
+	ID        string
+	Device    string // guessed from the user agent, e.g. "Firefox on Linux"
+	UserAgent string
+	IP        string
+	Created   string
+	LastUsed  string
+	Factors   string // how it signed in, e.g. "Password, One-time code"
+	Current   bool   // the browser showing the page
+}
+
+// DeviceView is one remembered device on the account page.
+type DeviceView struct {
+	ID       string
+	Name     string
+	IP       string
+	Created  string
+	LastUsed string
+	Expires  string
 }
 
 // EnrollPage guides the person through adding a factor.
@@ -198,4 +230,12 @@ type EnrollPage struct {
 // BackupCodesPage shows freshly generated backup codes, once.
 type BackupCodesPage struct {
 	Codes []string
+}
+
+// RecoveryPage asks for the password behind a one-time recovery link.
+type RecoveryPage struct {
+	CSRF  string
+	ID    string // the link's challenge id
+	Token string // the link's secret, posted back with the form
+	Error string
 }

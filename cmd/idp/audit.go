@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/storage"
 )
 
@@ -21,17 +25,23 @@ type auditEventJSON struct {
 	IP        string    `json:"ip,omitempty"`
 	UserAgent string    `json:"user_agent,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
+	PrevHash  string    `json:"prev_hash,omitempty"`
+	Hash      string    `json:"hash,omitempty"`
 }
 
 func newAuditCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
-		Short: "Read the audit trail",
-		Long:  "Read the audit trail: sign-ins, token issuance and every administrative change.",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRunE,
+		Short: "Read, verify, export and prune the audit trail",
+		Long: `Read the audit trail: sign-ins, token issuance and every administrative change.
+
+Every event is hash-chained to the one before it, so editing, deleting or inserting a
+row is detected by "idp audit verify". "idp audit export" writes the events as JSON Lines
+for a SIEM, and "idp audit prune" applies a retention period.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRunE,
 	}
-	cmd.AddCommand(newAuditListCmd(a))
+	cmd.AddCommand(newAuditListCmd(a), newAuditVerifyCmd(a), newAuditExportCmd(a), newAuditPruneCmd(a))
 	return cmd
 }
 
@@ -89,6 +99,7 @@ ago (90m, 24h).`,
 					out = append(out, auditEventJSON{
 						ID: e.ID, Time: e.Time.UTC(), Type: e.Type, Result: e.Result, UserID: e.UserID,
 						ClientID: e.ClientID, IP: e.IP, UserAgent: e.UserAgent, Reason: e.Reason,
+						PrevHash: e.PrevHash, Hash: e.Hash,
 					})
 				}
 				return writeJSON(a.stdout, out)
@@ -124,12 +135,18 @@ ago (90m, 24h).`,
 
 // parseSince parses an RFC 3339 time or a duration meaning that long before now.
 func parseSince(s string, now time.Time) (time.Time, error) {
+	return parseTimeFlag("--since", s, now)
+}
+
+// parseTimeFlag parses the value of flag: an RFC 3339 time or a duration meaning that
+// long before now.
+func parseTimeFlag(flag, s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
-		return time.Time{}, fmt.Errorf("invalid --since %q: use an RFC 3339 time (2025-01-31T12:00:00Z) or a duration ago (24h)", s)
+		return time.Time{}, fmt.Errorf("invalid %s %q: use an RFC 3339 time (2025-01-31T12:00:00Z) or a duration ago (24h)", flag, s)
 	}
 	return now.Add(-d), nil
 }
@@ -140,4 +157,226 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+func newAuditVerifyCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the audit trail's hash chain",
+		Long: `Recompute the hash chain of the audit trail, oldest event first, and report whether it
+is intact.
+
+Every event stores the hash of the event before it and its own hash over its fields. An
+edited row no longer matches its hash; a deleted or inserted row breaks the link to its
+neighbour. Events removed by "idp audit prune" are expected: the chain is checked from
+the oldest retained event, whose predecessor's hash the prune recorded in an
+audit.retention event. Events written before the chain existed (before the upgrade that
+added it) carry no hash and are counted but not checked.
+
+Exits 0 and prints "audit chain intact: N events" when every event verifies; exits 1
+naming the first broken event otherwise. Keep the printed head hash (or an export) outside
+the database: the chain cannot detect someone who rewrites it entirely.`,
+		Example: `  idp audit verify
+  idp audit verify --json`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			store, err := a.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			res, err := idp.VerifyAuditChain(ctx, store)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := writeJSON(a.stdout, res); err != nil {
+					return err
+				}
+			} else if res.Intact {
+				w := a.stdout
+				fmt.Fprintf(w, "audit chain intact: %d events\n", res.Checked)
+				if res.Checked > 0 {
+					fmt.Fprintf(w, "  events %d to %d, head hash %s\n", res.FirstID, res.LastID, res.Head)
+				}
+				if res.Anchor != "" {
+					fmt.Fprintf(w, "  starts after an event removed by retention, hash %s\n", res.Anchor)
+				}
+				if res.Unchained > 0 {
+					fmt.Fprintf(w, "  %d older events predate the hash chain and were not checked\n", res.Unchained)
+				}
+			}
+			if !res.Intact {
+				return fmt.Errorf("audit chain broken at event %d (%d events before it verified): %s",
+					res.BrokenID, res.Checked, res.Reason)
+			}
+			if !res.AnchorRecorded {
+				fmt.Fprintf(a.stderr, "Warning: the chain starts after hash %s, which no audit.retention event records: "+
+					"events before event %d were removed without \"idp audit prune\"\n", res.Anchor, res.FirstID)
+			}
+			return nil
+		},
+	}
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+// auditLineJSON is one line of `audit export`: every field, always present, so that a
+// SIEM can index the events and recompute their hashes.
+type auditLineJSON struct {
+	ID        int64  `json:"id"`
+	Time      string `json:"time"` // RFC 3339 with nanoseconds, UTC
+	Type      string `json:"type"`
+	UserID    string `json:"user_id"`
+	ClientID  string `json:"client_id"`
+	IP        string `json:"ip"`
+	UserAgent string `json:"user_agent"`
+	Result    string `json:"result"`
+	Reason    string `json:"reason"`
+	PrevHash  string `json:"prev_hash"`
+	Hash      string `json:"hash"`
+}
+
+func newAuditExportCmd(a *app) *cobra.Command {
+	var since, until, output string
+	cmd := &cobra.Command{
+		Use:   "export --since T [--until T] [--output FILE]",
+		Short: "Export audit events as JSON Lines (for a SIEM)",
+		Long: `Write the audit events at or after --since (and before --until, if given) as JSON Lines:
+one JSON object per line, in chain order, with the keys id, time (RFC 3339, UTC, with
+nanoseconds), type, user_id, client_id, ip, user_agent, result, reason, prev_hash and
+hash. Every key is always present.
+
+--since and --until take an RFC 3339 time (2025-01-31T12:00:00Z) or a duration meaning
+that long ago (24h). Consecutive exports with --until of one equal to --since of the next
+neither miss nor repeat an event. The lines go to standard output, or to --output FILE
+(created with mode 0600, replaced if it exists).`,
+		Example: `  idp audit export --since 24h > audit.jsonl
+  idp audit export --since 2025-01-01T00:00:00Z --until 2025-02-01T00:00:00Z --output january.jsonl`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if since == "" {
+				return usageErrorf("--since is required (use e.g. --since 24h, or --since 1970-01-01T00:00:00Z for everything)")
+			}
+			now := time.Now()
+			from, err := parseTimeFlag("--since", since, now)
+			if err != nil {
+				return usageError{err}
+			}
+			var to time.Time
+			if until != "" {
+				if to, err = parseTimeFlag("--until", until, now); err != nil {
+					return usageError{err}
+				}
+				if !to.After(from) {
+					return usageErrorf("--until must be after --since")
+				}
+			}
+			ctx := cmd.Context()
+			store, err := a.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			events, err := store.ListAudit(ctx, storage.AuditFilter{Since: from})
+			if err != nil {
+				return fmt.Errorf("list audit events: %w", err)
+			}
+			w := a.stdout
+			var f *os.File
+			if output != "" {
+				f, err = os.OpenFile(output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+				if err != nil {
+					return fmt.Errorf("export audit events: %w", err)
+				}
+				defer f.Close()
+				w = f
+			}
+			bw := bufio.NewWriter(w)
+			enc := json.NewEncoder(bw)
+			enc.SetEscapeHTML(false)
+			n := 0
+			for _, e := range events {
+				if !to.IsZero() && !e.Time.Before(to) {
+					continue
+				}
+				if err := enc.Encode(auditLineJSON{
+					ID: e.ID, Time: e.Time.UTC().Format(time.RFC3339Nano), Type: e.Type, UserID: e.UserID,
+					ClientID: e.ClientID, IP: e.IP, UserAgent: e.UserAgent, Result: e.Result, Reason: e.Reason,
+					PrevHash: e.PrevHash, Hash: e.Hash,
+				}); err != nil {
+					return fmt.Errorf("export audit events: %w", err)
+				}
+				n++
+			}
+			if err := bw.Flush(); err != nil {
+				return fmt.Errorf("export audit events: %w", err)
+			}
+			if f != nil {
+				if err := f.Close(); err != nil {
+					return fmt.Errorf("export audit events: %w", err)
+				}
+				fmt.Fprintf(a.stdout, "Exported %d audit events to %s.\n", n, output)
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&since, "since", "", "export events at or after this time (RFC 3339) or this long ago (e.g. 24h) (required)")
+	fl.StringVar(&until, "until", "", "export only events before this time (RFC 3339) or this long ago")
+	fl.StringVarP(&output, "output", "o", "", "write to this file instead of standard output")
+	return cmd
+}
+
+func newAuditPruneCmd(a *app) *cobra.Command {
+	var (
+		olderThan time.Duration
+		asJSON    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "prune --older-than DURATION",
+		Short: "Delete audit events older than the retention period",
+		Long: `Apply the audit retention period: delete the events older than --older-than (8760h is
+one year), then record an audit.retention event with how many were removed and the hash
+of the newest removed event. That hash is where "idp audit verify" finds the retained
+chain starting, so the removal stays verifiable.
+
+Export the events first ("idp audit export") if they must be kept elsewhere.`,
+		Example: `  idp audit export --since 1970-01-01T00:00:00Z --until 8760h --output archive.jsonl
+  idp audit prune --older-than 8760h`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("older-than") {
+				return usageErrorf("--older-than is required, e.g. --older-than 8760h for one year")
+			}
+			if olderThan <= 0 {
+				return usageErrorf("--older-than must be positive")
+			}
+			ctx := cmd.Context()
+			store, err := a.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			now := time.Now()
+			res, err := idp.PruneAudit(ctx, store, cliActor, now.Add(-olderThan), now)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, res)
+			}
+			fmt.Fprintf(a.stdout, "Removed %d audit events older than %s.\n", res.Removed, res.Before.Format(time.RFC3339))
+			if res.NewestRemovedHash != "" {
+				fmt.Fprintf(a.stdout, "The retained chain starts after hash %s (recorded in audit event %d).\n",
+					res.NewestRemovedHash, res.EventID)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "delete events older than this (e.g. 8760h for one year) (required)")
+	addJSONFlag(cmd, &asJSON)
+	return cmd
 }

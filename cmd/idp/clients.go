@@ -14,20 +14,22 @@ import (
 
 // clientJSON is a client as printed by `clients list --json`: never its secret or hash.
 type clientJSON struct {
-	ID                          string    `json:"id"`
-	Name                        string    `json:"name"`
-	Public                      bool      `json:"public"`
-	RedirectURIs                []string  `json:"redirect_uris"`
-	PostLogoutRedirectURIs      []string  `json:"post_logout_redirect_uris"`
-	GrantTypes                  []string  `json:"grant_types"`
-	Scopes                      []string  `json:"scopes"`
-	SkipConsent                 bool      `json:"skip_consent"`
-	AccessTokenFormat           string    `json:"access_token_format"`
-	IDTokenSigningAlg           string    `json:"id_token_signing_alg"`
-	AccessTokenLifetimeSeconds  int64     `json:"access_token_lifetime_seconds"`
-	IDTokenLifetimeSeconds      int64     `json:"id_token_lifetime_seconds"`
-	RefreshTokenLifetimeSeconds int64     `json:"refresh_token_lifetime_seconds"`
-	CreatedAt                   time.Time `json:"created_at"`
+	ID                          string     `json:"id"`
+	Name                        string     `json:"name"`
+	Public                      bool       `json:"public"`
+	RedirectURIs                []string   `json:"redirect_uris"`
+	PostLogoutRedirectURIs      []string   `json:"post_logout_redirect_uris"`
+	GrantTypes                  []string   `json:"grant_types"`
+	Scopes                      []string   `json:"scopes"`
+	SkipConsent                 bool       `json:"skip_consent"`
+	AccessTokenFormat           string     `json:"access_token_format"`
+	IDTokenSigningAlg           string     `json:"id_token_signing_alg"`
+	AccessTokenLifetimeSeconds  int64      `json:"access_token_lifetime_seconds"`
+	IDTokenLifetimeSeconds      int64      `json:"id_token_lifetime_seconds"`
+	RefreshTokenLifetimeSeconds int64      `json:"refresh_token_lifetime_seconds"`
+	BackchannelLogoutURI        string     `json:"backchannel_logout_uri,omitempty"`
+	Policy                      policyJSON `json:"policy"`
+	CreatedAt                   time.Time  `json:"created_at"`
 }
 
 func toClientJSON(c *storage.Client) clientJSON {
@@ -51,6 +53,8 @@ func toClientJSON(c *storage.Client) clientJSON {
 		AccessTokenLifetimeSeconds:  int64(c.AccessTokenLifetime / time.Second),
 		IDTokenLifetimeSeconds:      int64(c.IDTokenLifetime / time.Second),
 		RefreshTokenLifetimeSeconds: int64(c.RefreshTokenLifetime / time.Second),
+		BackchannelLogoutURI:        c.BackchannelLogoutURI,
+		Policy:                      toPolicyJSON(c.Policy),
 		CreatedAt:                   c.CreatedAt.UTC(),
 	}
 }
@@ -59,11 +63,11 @@ func newClientsCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "clients",
 		Short: "Manage clients (relying parties)",
-		Long:  "Register and list the applications that sign people in through the provider.",
+		Long:  "Register and list the applications that sign people in through the provider, and set their MFA policies.",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	cmd.AddCommand(newClientsCreateCmd(a), newClientsListCmd(a))
+	cmd.AddCommand(newClientsCreateCmd(a), newClientsListCmd(a), newClientsPolicyCmd(a))
 	return cmd
 }
 
@@ -81,7 +85,11 @@ client, its client secret. The secret is shown only this once: only its hash is 
 Redirect URIs must be absolute https URLs without a fragment; http is accepted only for
 localhost, 127.0.0.1 and [::1]. A client whose only grant is client_credentials needs
 no redirect URI. A public client (--public: browser or native app, no secret, PKCE
-required) cannot use client_credentials.`,
+required) cannot use client_credentials.
+
+--backchannel-logout-uri registers the URL that receives OIDC Back-Channel Logout tokens
+when a session the client signed in through ends (https, or http on a loopback host).
+Set the client's MFA policy afterwards with "idp clients policy set".`,
 		Example: `  idp clients create --name "My app" --redirect-uri https://app.example.com/callback
   idp clients create --name "CLI" --public --redirect-uri http://127.0.0.1:8400/callback
   idp clients create --name "Batch job" --grants client_credentials --scopes api:read --json`,
@@ -127,6 +135,7 @@ required) cannot use client_credentials.`,
 		"grant types: authorization_code, refresh_token, client_credentials")
 	f.StringSliceVar(&in.Scopes, "scopes", slices.Clone(idp.DefaultClientScopes),
 		"scopes the client may request: openid, profile, email, phone, address, offline_access, account or custom [a-z0-9:._-]+")
+	f.StringVar(&in.BackchannelLogoutURI, "backchannel-logout-uri", "", "URL that receives back-channel logout tokens (https, or http on loopback)")
 	f.StringVar(&in.AccessTokenFormat, "access-token-format", idp.AccessTokenJWT, "access token format: jwt or opaque")
 	f.StringVar(&in.IDTokenSigningAlg, "signing-alg", idp.AlgES256, "ID token signing algorithm: ES256 or RS256")
 	f.DurationVar(&in.AccessTokenLifetime, "access-token-lifetime", idp.DefaultAccessTokenLifetime, "access token lifetime")

@@ -160,6 +160,7 @@ IDP_ENCRYPTION_KEYS_OLD, comma-separated.`,
 		newClientsCmd(a),
 		newKeysCmd(a),
 		newAuditCmd(a),
+		newPolicyCmd(a),
 	)
 	return root
 }

@@ -26,7 +26,7 @@ var mfaEnv = []struct{ name, help string }{
 	{"IDP_TWILIO_AUTH_TOKEN", "Twilio auth token"},
 	{"IDP_TWILIO_FROM", "Twilio sending number (E.164) or sender id"},
 	{"IDP_TWILIO_BASE_URL", "Twilio-compatible API base URL (default https://api.twilio.com)"},
-	{"IDP_SMS_WEBHOOK_URL", "webhook URL receiving {\"to\",\"body\"} as JSON"},
+	{"IDP_SMS_WEBHOOK_URL", "webhook URL receiving {\"to\",\"body\",\"timestamp\"} as JSON"},
 	{"IDP_SMS_WEBHOOK_SECRET", "HMAC-SHA256 key for the webhook's X-Signature header"},
 	{"IDP_SMS_DEFAULT_REGION", "region for numbers typed without +country code, e.g. GB"},
 	{"IDP_SMS_ALLOWED_COUNTRIES", "comma-separated calling codes accepted, e.g. 44,49,1 (default: all)"},
@@ -107,11 +107,14 @@ func mfaConfigFromEnv(logger *slog.Logger, dev bool) (idp.MFAConfig, error) {
 			AuthToken: get("IDP_TWILIO_AUTH_TOKEN"), From: get("IDP_TWILIO_FROM"),
 		})
 	case "webhook":
-		if get("IDP_SMS_WEBHOOK_URL") == "" {
-			return cfg, fmt.Errorf("IDP_SMS_PROVIDER=webhook needs IDP_SMS_WEBHOOK_URL")
+		if get("IDP_SMS_WEBHOOK_URL") == "" || get("IDP_SMS_WEBHOOK_SECRET") == "" {
+			return cfg, fmt.Errorf("IDP_SMS_PROVIDER=webhook needs IDP_SMS_WEBHOOK_URL and IDP_SMS_WEBHOOK_SECRET")
 		}
 		sms = mfa.NewWebhookSender(mfa.WebhookConfig{URL: get("IDP_SMS_WEBHOOK_URL"), Secret: get("IDP_SMS_WEBHOOK_SECRET")})
 	case "log":
+		if !dev {
+			logger.Warn("IDP_SMS_PROVIDER=log writes text messages, codes included, to the log instead of sending them: development only")
+		}
 		sms = mfa.LogSender{Logger: logger}
 	default:
 		return cfg, fmt.Errorf("IDP_SMS_PROVIDER %q: use twilio, webhook or log", provider)

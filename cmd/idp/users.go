@@ -21,42 +21,51 @@ type userJSON struct {
 	ID        string    `json:"id"`
 	Email     string    `json:"email"`
 	Name      string    `json:"name"`
+	Type      string    `json:"type,omitempty"`
+	Groups    []string  `json:"groups,omitempty"`
 	Disabled  bool      `json:"disabled"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
 func toUserJSON(u *storage.User) userJSON {
-	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Disabled: u.Disabled, CreatedAt: u.CreatedAt.UTC()}
+	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, Type: u.Type, Groups: u.Groups, Disabled: u.Disabled, CreatedAt: u.CreatedAt.UTC()}
 }
 
 func newUsersCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "users",
 		Short: "Manage users",
-		Long:  "Create, list and disable the people who can sign in.",
+		Long:  "Create, list and disable the people who can sign in, set their account type and groups, and reset their second factors.",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	cmd.AddCommand(newUsersCreateCmd(a), newUsersListCmd(a), newUsersDisableCmd(a))
+	cmd.AddCommand(newUsersCreateCmd(a), newUsersListCmd(a), newUsersDisableCmd(a),
+		newUsersSetTypeCmd(a), newUsersSetGroupsCmd(a), newUsersMFACmd(a))
 	return cmd
 }
 
 func newUsersCreateCmd(a *app) *cobra.Command {
 	var (
 		email, name   string
+		accountType   string
+		groups        []string
 		passwordStdin bool
 		asJSON        bool
 	)
 	cmd := &cobra.Command{
-		Use:   "create --email EMAIL [--name NAME] --password-stdin",
+		Use:   "create --email EMAIL [--name NAME] [--type TYPE] [--groups G1,G2] --password-stdin",
 		Short: "Create a user",
 		Long: `Create a user who signs in with an e-mail address and a password.
 
 The password is read from standard input (one trailing newline is removed), never from
 a flag, so that it does not end up in the shell history or the process list.
---password-stdin is required to say so explicitly.`,
-		Example: `  printf '%s\n' "$PASSWORD" | idp users create --email ada@example.com --name "Ada Lovelace" --password-stdin`,
-		Args:    usageArgs(cobra.NoArgs),
+--password-stdin is required to say so explicitly.
+
+--type sets the account type, whose MFA policy combines with each client's (see
+"idp policy"); --groups the groups the user belongs to.`,
+		Example: `  printf '%s\n' "$PASSWORD" | idp users create --email ada@example.com --name "Ada Lovelace" --password-stdin
+  printf '%s\n' "$PASSWORD" | idp users create --email bob@example.com --type staff --groups ops,oncall --password-stdin`,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !passwordStdin {
 				return usageErrorf("--password-stdin is required: pipe the password on standard input (passwords are never accepted as flags)")
@@ -74,7 +83,7 @@ a flag, so that it does not end up in the shell history or the process list.
 				return err
 			}
 			defer store.Close()
-			u, err := a.newAdmin(store, nil).CreateUser(ctx, cliActor, idp.NewUser{Email: email, Name: name, Password: password})
+			u, err := a.newAdmin(store, nil).CreateUserOfType(ctx, cliActor, idp.NewUser{Email: email, Name: name, Password: password}, accountType, groups)
 			if err != nil {
 				return err
 			}
@@ -88,6 +97,8 @@ a flag, so that it does not end up in the shell history or the process list.
 	f := cmd.Flags()
 	f.StringVar(&email, "email", "", "e-mail address the user signs in with (required)")
 	f.StringVar(&name, "name", "", "display name")
+	f.StringVar(&accountType, "type", "", "account type, e.g. staff or customer (default: the default type)")
+	f.StringSliceVar(&groups, "groups", nil, "groups the user belongs to (comma-separated)")
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input (required)")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
@@ -139,9 +150,10 @@ func newUsersListCmd(a *app) *cobra.Command {
 				return writeJSON(a.stdout, out)
 			}
 			tw := newTable(a.stdout)
-			fmt.Fprintln(tw, "ID\tEMAIL\tNAME\tDISABLED\tCREATED")
+			fmt.Fprintln(tw, "ID\tEMAIL\tNAME\tTYPE\tGROUPS\tDISABLED\tCREATED")
 			for _, u := range users {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\n", u.ID, u.Email, u.Name, u.Disabled, u.CreatedAt.UTC().Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%t\t%s\n", u.ID, u.Email, u.Name, dash(u.Type), dash(strings.Join(u.Groups, ",")),
+					u.Disabled, u.CreatedAt.UTC().Format(time.RFC3339))
 			}
 			return tw.Flush()
 		},
@@ -182,6 +194,176 @@ they have is ended and every token issued to them is revoked.`,
 			return err
 		},
 	}
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+func newUsersSetTypeCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "set-type USER TYPE",
+		Short: "Set a user's account type",
+		Long: `Set the account type of a user, given by id or e-mail. The type's MFA policy (see
+"idp policy list") combines with each client's at the next login. An empty TYPE ('')
+puts the user back in the default type.`,
+		Example: "  idp users set-type ada@example.com staff",
+		Args:    usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			store, err := a.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			u, err := a.newAdmin(store, nil).SetUserType(ctx, cliActor, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, toUserJSON(u))
+			}
+			_, err = fmt.Fprintf(a.stdout, "User %s now has account type %s.\n", u.Email, orDefaultType(u.Type))
+			return err
+		},
+	}
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+// orDefaultType names the default account type for people.
+func orDefaultType(t string) string {
+	if t == "" {
+		return "(default)"
+	}
+	return t
+}
+
+func newUsersSetGroupsCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "set-groups USER GROUP[,GROUP...]",
+		Short: "Replace a user's groups",
+		Long: `Replace the groups of a user, given by id or e-mail, with the comma-separated list.
+An empty list ('') removes the user from every group.`,
+		Example: "  idp users set-groups ada@example.com ops,oncall",
+		Args:    usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			store, err := a.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			u, err := a.newAdmin(store, nil).SetUserGroups(ctx, cliActor, args[0], splitList(args[1]))
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, toUserJSON(u))
+			}
+			_, err = fmt.Fprintf(a.stdout, "User %s is now in groups: %s.\n", u.Email, orDash(strings.Join(u.Groups, ", "), "none"))
+			return err
+		},
+	}
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+func newUsersMFACmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mfa",
+		Short: "Manage a user's second factors",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRunE,
+	}
+	cmd.AddCommand(newUsersMFAResetCmd(a))
+	return cmd
+}
+
+// mfaResetJSON is what `users mfa reset --json` prints.
+type mfaResetJSON struct {
+	UserID                string     `json:"user_id"`
+	Email                 string     `json:"email"`
+	FactorsRemoved        int64      `json:"factors_removed"`
+	SessionsEnded         int        `json:"sessions_ended"`
+	DevicesRemoved        int64      `json:"devices_removed"`
+	TokensRevoked         bool       `json:"tokens_revoked"`
+	RecoveryLink          string     `json:"recovery_link,omitempty"`
+	RecoveryLinkExpiresAt *time.Time `json:"recovery_link_expires_at,omitempty"`
+}
+
+func newUsersMFAResetCmd(a *app) *cobra.Command {
+	var (
+		reason, issuer            string
+		keepFactors, recoveryLink bool
+		asJSON                    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "reset USER --reason REASON [--keep-factors] [--recovery-link]",
+		Short: "Reset the second factors of a user who lost theirs",
+		Long: `Reset the second factors of a user, given by id or e-mail: remove every factor and
+backup code (unless --keep-factors), end every session, forget every remembered device,
+revoke every token and lift an MFA lockout. --reason is mandatory and goes into the
+audit trail.
+
+--recovery-link also prints a one-time link, valid 24 hours, that signs the person in
+with their password so they can enrol a new factor. Hand it to them over a channel you
+trust; it is printed only this once and never stored or logged. The link is built on
+--issuer (env IDP_ISSUER), the provider's public URL.
+
+Sessions are deleted from the database directly: relying parties are not sent
+back-channel logout tokens (the admin API's reset sends them).`,
+		Example: `  idp users mfa reset ada@example.com --reason "lost phone, ticket 4711"
+  idp users mfa reset ada@example.com --reason "ticket 4711" --recovery-link --issuer https://id.example.com`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return usageErrorf("--reason is required: say why, for the audit trail")
+			}
+			if recoveryLink && strings.TrimSpace(issuer) == "" {
+				return usageErrorf("--issuer (or IDP_ISSUER) is required with --recovery-link: the link points at the provider")
+			}
+			ctx := cmd.Context()
+			store, err := a.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			res, err := a.newAdmin(store, nil).ResetMFA(ctx, cliActor, args[0], reason,
+				idp.ResetOptions{RemoveFactors: !keepFactors, RecoveryLink: recoveryLink, Issuer: issuer})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				out := mfaResetJSON{
+					UserID: res.UserID, Email: res.Email, FactorsRemoved: res.FactorsRemoved, SessionsEnded: res.SessionsEnded,
+					DevicesRemoved: res.DevicesRemoved, TokensRevoked: true, RecoveryLink: res.RecoveryLink,
+				}
+				if res.RecoveryLink != "" {
+					t := res.RecoveryExpiresAt.UTC()
+					out.RecoveryLinkExpiresAt = &t
+				}
+				return writeJSON(a.stdout, out)
+			}
+			w := a.stdout
+			fmt.Fprintf(w, "Reset MFA of %s (id %s):\n", res.Email, res.UserID)
+			fmt.Fprintf(w, "  factors removed:   %d\n", res.FactorsRemoved)
+			fmt.Fprintf(w, "  sessions ended:    %d\n", res.SessionsEnded)
+			fmt.Fprintf(w, "  devices forgotten: %d\n", res.DevicesRemoved)
+			fmt.Fprintf(w, "  tokens revoked:    yes\n")
+			if res.RecoveryLink == "" {
+				return nil
+			}
+			fmt.Fprintf(w, "\nRecovery link (one use, valid until %s):\n\n  %s\n\n", res.RecoveryExpiresAt.UTC().Format(time.RFC3339), res.RecoveryLink)
+			_, err = fmt.Fprintln(w, "Give it to the person now: it will not be shown again.")
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&reason, "reason", "", "why the reset is done, for the audit trail (required)")
+	f.BoolVar(&keepFactors, "keep-factors", false, "keep the enrolled factors (only end sessions, forget devices, revoke tokens)")
+	f.BoolVar(&recoveryLink, "recovery-link", false, "print a one-time recovery link valid 24 hours")
+	f.StringVar(&issuer, "issuer", "", "public URL of the provider, for the recovery link (env IDP_ISSUER)")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
 }

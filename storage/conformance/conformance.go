@@ -39,6 +39,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"RevokeUserTokens", testRevokeUserTokens},
 		{"SigningKeys", testSigningKeys},
 		{"Audit", testAudit},
+		{"AuditChain", testAuditChain},
 		{"RateLimits", testRateLimits},
 		{"DeleteExpired", testDeleteExpired},
 		{"MigrateAndPing", testMigrateAndPing},
@@ -56,6 +57,11 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"SecretConcurrentCreate", testSecretConcurrentCreate},
 		{"UpdateSigningKeySealed", testUpdateSigningKeySealed},
 		{"DeleteExpiredMFA", testDeleteExpiredMFA},
+		{"SessionClients", testSessionClients},
+		{"TypePolicies", testTypePolicies},
+		{"MFAPolicyRoundTrip", testMFAPolicyRoundTrip},
+		{"Devices", testDevices},
+		{"DeleteExpiredDevices", testDeleteExpiredDevices},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -217,7 +223,20 @@ func newClient(id string, created time.Time) *storage.Client {
 		AccessTokenLifetime:    5 * time.Minute,
 		IDTokenLifetime:        time.Hour + 123*time.Nanosecond,
 		RefreshTokenLifetime:   30 * 24 * time.Hour,
+		Policy:                 fullPolicy(),
+		BackchannelLogoutURI:   "https://" + id + ".example/backchannel",
 		CreatedAt:              created,
+	}
+}
+
+// fullPolicy is an MFA policy with every field set.
+func fullPolicy() storage.MFAPolicy {
+	return storage.MFAPolicy{
+		MFA:               "required",
+		Factors:           []string{"webauthn", "totp"},
+		PhishingResistant: true,
+		MaxAge:            12*time.Hour + 345*time.Nanosecond,
+		RememberDevice:    30 * 24 * time.Hour,
 	}
 }
 
@@ -258,6 +277,9 @@ func newSession(id, userID string, created time.Time) *storage.Session {
 		TokenHash:  "hash-" + id,
 		UserID:     userID,
 		AuthTime:   created,
+		PasswordAt: created.Add(-2 * time.Minute),
+		MFAAt:      created.Add(-time.Minute),
+		Factors:    []string{"totp"},
 		AMR:        []string{"pwd"},
 		ACR:        "urn:acr:password",
 		IP:         "2001:db8::1",
@@ -309,7 +331,9 @@ func testUsers(t *testing.T, s storage.Storage) {
 	alice := &storage.User{
 		ID: "user-alice", Email: "Alice@Example.COM", Name: "Alice",
 		PasswordHash: "$argon2id$v=19$m=65536,t=1,p=4$c2FsdHNhbHQ$aGFzaGhhc2g",
-		CreatedAt:    now, UpdatedAt: now,
+		Type:         "staff", Groups: []string{"engineering", "on-call"},
+		MFAGraceStarted: now.Add(-time.Hour), MFAGraceLogins: 2,
+		CreatedAt: now, UpdatedAt: now,
 	}
 	bob := &storage.User{ID: "user-bob", Email: "bob@example.com", Name: "Bob", CreatedAt: now.Add(time.Second), UpdatedAt: now}
 	// Carol is inserted last but created first: listing follows CreatedAt.
@@ -354,9 +378,11 @@ func testUsers(t *testing.T, s storage.Storage) {
 		}, storage.ErrAlreadyExists},
 	})
 
+	// The update changes every field, and ends Alice's grace (zero time, zero logins).
 	upd := storage.User{
 		ID: alice.ID, Email: "Alice.B@Example.org", Name: "Alice B", PasswordHash: "$argon2id$new",
-		Disabled: true, UpdatedAt: now.Add(time.Hour), CreatedAt: now.Add(2 * time.Hour),
+		Disabled: true, Type: "admin", Groups: []string{"admins"},
+		UpdatedAt: now.Add(time.Hour), CreatedAt: now.Add(2 * time.Hour),
 	}
 	must(t, s.UpdateUser(ctx, &upd))
 	wantAlice = upd
@@ -368,9 +394,19 @@ func testUsers(t *testing.T, s storage.Storage) {
 	_, err = s.GetUserByEmail(ctx, "alice@example.com")
 	wantErr(t, err, storage.ErrNotFound)
 
+	// Bob had no type, groups or grace: the update sets them.
+	wantBob := *bob
+	wantBob.Type, wantBob.Groups = "customer", []string{"beta"}
+	wantBob.MFAGraceStarted, wantBob.MFAGraceLogins = now.Add(-time.Minute), 1
+	wantBob.UpdatedAt = now.Add(time.Minute)
+	must(t, s.UpdateUser(ctx, &wantBob))
+	got, err = s.GetUser(ctx, bob.ID)
+	must(t, err)
+	equal(t, "bob after UpdateUser", got, &wantBob)
+
 	list, err := s.ListUsers(ctx)
 	must(t, err)
-	equal(t, "ListUsers", list, []storage.User{*carol, wantAlice, *bob})
+	equal(t, "ListUsers", list, []storage.User{*carol, wantAlice, wantBob})
 }
 
 func testClients(t *testing.T, s storage.Storage) {
@@ -390,6 +426,12 @@ func testClients(t *testing.T, s storage.Storage) {
 		got, err := s.GetClient(ctx, want.ID)
 		must(t, err)
 		equal(t, "GetClient("+want.ID+")", got, want)
+	}
+	// A client created without a policy reads back with exactly the zero policy.
+	got, err := s.GetClient(ctx, public.ID)
+	must(t, err)
+	if !reflect.DeepEqual(got.Policy, storage.MFAPolicy{}) {
+		t.Errorf("policy of a client created without one = %#v, want the zero value", got.Policy)
 	}
 	list, err := s.ListClients(ctx)
 	must(t, err)
@@ -417,12 +459,14 @@ func testClients(t *testing.T, s storage.Storage) {
 		GrantTypes: []string{"client_credentials"}, Scopes: []string{"api:read"},
 		SkipConsent: false, AccessTokenFormat: "opaque", IDTokenSigningAlg: "RS256",
 		AccessTokenLifetime: time.Minute, IDTokenLifetime: 2 * time.Minute,
-		RefreshTokenLifetime: 3 * time.Minute, CreatedAt: now.Add(time.Hour),
+		RefreshTokenLifetime: 3 * time.Minute,
+		Policy:               storage.MFAPolicy{MFA: "off", RememberDevice: time.Hour},
+		BackchannelLogoutURI: "https://new.example/bc", CreatedAt: now.Add(time.Hour),
 	}
 	must(t, s.UpdateClient(ctx, upd))
 	want := *upd
 	want.CreatedAt = conf.CreatedAt // UpdateClient leaves CreatedAt alone
-	got, err := s.GetClient(ctx, conf.ID)
+	got, err = s.GetClient(ctx, conf.ID)
 	must(t, err)
 	equal(t, "client after UpdateClient", got, &want)
 
@@ -625,21 +669,40 @@ func testSessions(t *testing.T, s storage.Storage) {
 			_, err := s.GetSessionByTokenHash(ctx, "hash-missing")
 			return err
 		}, storage.ErrNotFound},
+		{"UpdateSessionAuth missing", func() error {
+			return s.UpdateSessionAuth(ctx, "sess-missing", storage.SessionAuth{AuthTime: now})
+		}, storage.ErrNotFound},
 	})
 
 	seen := now.Add(5 * time.Minute)
 	must(t, s.TouchSession(ctx, s1.ID, seen))
 	authTime := now.Add(10 * time.Minute)
-	must(t, s.UpdateSessionAuth(ctx, s1.ID, authTime, []string{"pwd", "otp"}, "urn:acr:mfa"))
+	auth := storage.SessionAuth{
+		AuthTime: authTime, PasswordAt: now.Add(-time.Minute), MFAAt: authTime,
+		Factors: []string{"totp", "webauthn"}, AMR: []string{"pwd", "otp"}, ACR: "urn:acr:mfa",
+	}
+	must(t, s.UpdateSessionAuth(ctx, s1.ID, auth))
 	want := *s1
-	want.LastSeenAt, want.AuthTime, want.AMR, want.ACR = seen, authTime, []string{"pwd", "otp"}, "urn:acr:mfa"
+	want.LastSeenAt, want.AuthTime, want.PasswordAt, want.MFAAt = seen, auth.AuthTime, auth.PasswordAt, auth.MFAAt
+	want.AMR, want.ACR, want.Factors = auth.AMR, auth.ACR, auth.Factors
 	got, err = s.GetSession(ctx, s1.ID)
 	must(t, err)
 	equal(t, "session after TouchSession and UpdateSessionAuth", got, &want)
 
+	// A password-only authentication with MFAAt zero clears the stored MFA time.
+	pwdOnly := storage.SessionAuth{AuthTime: now.Add(20 * time.Minute), PasswordAt: now.Add(20 * time.Minute),
+		AMR: []string{"pwd"}, ACR: "urn:acr:password"}
+	must(t, s.UpdateSessionAuth(ctx, s2.ID, pwdOnly))
+	want2 := *s2
+	want2.AuthTime, want2.PasswordAt, want2.MFAAt = pwdOnly.AuthTime, pwdOnly.PasswordAt, time.Time{}
+	want2.AMR, want2.ACR, want2.Factors = pwdOnly.AMR, pwdOnly.ACR, nil
+	got, err = s.GetSession(ctx, s2.ID)
+	must(t, err)
+	equal(t, "session after password-only UpdateSessionAuth", got, &want2)
+
 	list, err := s.ListUserSessions(ctx, "user-a")
 	must(t, err)
-	equal(t, "ListUserSessions newest first", list, []storage.Session{*s3, *s2, want})
+	equal(t, "ListUserSessions newest first", list, []storage.Session{*s3, want2, want})
 	list, err = s.ListUserSessions(ctx, "user-nobody")
 	must(t, err)
 	if len(list) != 0 {
@@ -1886,5 +1949,303 @@ func testDeleteExpiredMFA(t *testing.T, s storage.Storage) {
 	must(t, err)
 	if n != 0 {
 		t.Errorf("DeleteExpired before every expiry = %d, want 0", n)
+	}
+}
+
+// wantSessionClients fails the test unless session id has exactly the clients want (in
+// any order).
+func wantSessionClients(t *testing.T, s storage.Storage, id string, want ...string) {
+	t.Helper()
+	got, err := s.ListSessionClients(t.Context(), id)
+	must(t, err)
+	got = slices.Clone(got)
+	slices.Sort(got)
+	want = slices.Clone(want)
+	slices.Sort(want)
+	equal(t, "ListSessionClients("+id+")", got, want)
+}
+
+func testSessionClients(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	s1 := newSession("sess-1", "user-a", now.Add(-2*time.Hour))
+	s2 := newSession("sess-2", "user-a", now.Add(-time.Hour))
+	other := newSession("sess-other", "user-b", now)
+	for _, ss := range []*storage.Session{s1, s2, other} {
+		must(t, s.CreateSession(ctx, ss))
+	}
+
+	wantSessionClients(t, s, s1.ID)
+	must(t, s.AddSessionClient(ctx, s1.ID, "client-b"))
+	must(t, s.AddSessionClient(ctx, s1.ID, "client-a"))
+	must(t, s.AddSessionClient(ctx, s1.ID, "client-b")) // the same pair again is not an error
+	must(t, s.AddSessionClient(ctx, s2.ID, "client-a"))
+	must(t, s.AddSessionClient(ctx, other.ID, "client-c"))
+	wantSessionClients(t, s, s1.ID, "client-a", "client-b")
+	wantSessionClients(t, s, s2.ID, "client-a")
+	wantSessionClients(t, s, other.ID, "client-c")
+	wantSessionClients(t, s, "sess-missing")
+
+	// The contract leaves the error for a missing session open; either way nothing may
+	// be recorded for it.
+	t.Run("missing session", func(t *testing.T) {
+		if err := s.AddSessionClient(ctx, "sess-missing", "client-a"); err != nil {
+			wantErr(t, err, storage.ErrNotFound)
+		}
+		must(t, s.CreateSession(ctx, newSession("sess-missing", "user-c", now)))
+		wantSessionClients(t, s, "sess-missing")
+	})
+
+	// A session's clients go with it: a new session under the same id starts with none.
+	recreate := func(ss *storage.Session) {
+		t.Helper()
+		must(t, s.CreateSession(ctx, ss))
+		wantSessionClients(t, s, ss.ID)
+	}
+	t.Run("DeleteSession", func(t *testing.T) {
+		must(t, s.DeleteSession(ctx, s1.ID))
+		wantSessionClients(t, s, s1.ID)
+		wantSessionClients(t, s, s2.ID, "client-a")
+		recreate(s1)
+	})
+	t.Run("DeleteUserSessions", func(t *testing.T) {
+		must(t, s.AddSessionClient(ctx, s1.ID, "client-d"))
+		n, err := s.DeleteUserSessions(ctx, "user-a")
+		must(t, err)
+		if n != 2 {
+			t.Errorf("DeleteUserSessions = %d, want 2 (session clients are not counted)", n)
+		}
+		wantSessionClients(t, s, s1.ID)
+		wantSessionClients(t, s, s2.ID)
+		wantSessionClients(t, s, other.ID, "client-c")
+		recreate(s1)
+		recreate(s2)
+	})
+	t.Run("DeleteExpired", func(t *testing.T) {
+		old := newSession("sess-old", "user-b", now.Add(-48*time.Hour))
+		old.ExpiresAt = now.Add(-time.Minute)
+		must(t, s.CreateSession(ctx, old))
+		must(t, s.AddSessionClient(ctx, old.ID, "client-a"))
+		must(t, s.AddSessionClient(ctx, old.ID, "client-c"))
+		n, err := s.DeleteExpired(ctx, now)
+		must(t, err)
+		if n != 1 {
+			t.Errorf("DeleteExpired = %d, want 1 (the session; its clients are not counted)", n)
+		}
+		wantSessionClients(t, s, old.ID)
+		wantSessionClients(t, s, other.ID, "client-c")
+		old.ExpiresAt = now.Add(time.Hour)
+		recreate(old)
+	})
+}
+
+func testTypePolicies(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	all, err := s.ListTypePolicies(ctx)
+	must(t, err)
+	if len(all) != 0 {
+		t.Errorf("ListTypePolicies of an empty store = %v, want none", all)
+	}
+	_, err = s.GetTypePolicy(ctx, "staff")
+	wantErr(t, err, storage.ErrNotFound)
+
+	staff := fullPolicy()
+	customer := storage.MFAPolicy{MFA: "optional", RememberDevice: 7 * 24 * time.Hour}
+	must(t, s.SetTypePolicy(ctx, "staff", staff))
+	must(t, s.SetTypePolicy(ctx, "customer", customer))
+	// The empty type is the default type, and may have a policy like any other.
+	must(t, s.SetTypePolicy(ctx, "", storage.MFAPolicy{}))
+	for typ, want := range map[string]storage.MFAPolicy{"staff": staff, "customer": customer, "": {}} {
+		got, err := s.GetTypePolicy(ctx, typ)
+		must(t, err)
+		equal(t, "GetTypePolicy("+typ+")", got, &want)
+	}
+
+	// Setting again replaces the whole policy.
+	admin := storage.MFAPolicy{MFA: "required", PhishingResistant: true, MaxAge: time.Hour}
+	must(t, s.SetTypePolicy(ctx, "staff", admin))
+	got, err := s.GetTypePolicy(ctx, "staff")
+	must(t, err)
+	equal(t, "GetTypePolicy after replace", got, &admin)
+
+	all, err = s.ListTypePolicies(ctx)
+	must(t, err)
+	equal(t, "ListTypePolicies", all, map[string]storage.MFAPolicy{"staff": admin, "customer": customer, "": {}})
+
+	must(t, s.DeleteTypePolicy(ctx, "staff"))
+	_, err = s.GetTypePolicy(ctx, "staff")
+	wantErr(t, err, storage.ErrNotFound)
+	must(t, s.DeleteTypePolicy(ctx, "staff")) // missing is not an error
+	must(t, s.DeleteTypePolicy(ctx, ""))
+	all, err = s.ListTypePolicies(ctx)
+	must(t, err)
+	equal(t, "ListTypePolicies after delete", all, map[string]storage.MFAPolicy{"customer": customer})
+}
+
+// testMFAPolicyRoundTrip stores policies through both stores that hold one and checks
+// that each reads back exactly, durations to the nanosecond.
+func testMFAPolicyRoundTrip(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	policies := []struct {
+		name string
+		p    storage.MFAPolicy
+	}{
+		{"zero", storage.MFAPolicy{}},
+		{"full", fullPolicy()},
+		{"mfa only", storage.MFAPolicy{MFA: "off"}},
+		{"one factor", storage.MFAPolicy{Factors: []string{"sms"}}},
+		{"phishing resistant only", storage.MFAPolicy{PhishingResistant: true}},
+		{"odd nanoseconds", storage.MFAPolicy{MaxAge: time.Nanosecond, RememberDevice: 90*24*time.Hour + 999_999_999}},
+		{"largest durations", storage.MFAPolicy{MaxAge: 1<<63 - 1, RememberDevice: 1<<53 + 1}},
+		{"negative duration", storage.MFAPolicy{MaxAge: -time.Second}},
+	}
+	c := newClient("client-rt", now)
+	c.Policy = storage.MFAPolicy{}
+	must(t, s.CreateClient(ctx, c))
+	for i, tc := range policies {
+		t.Run(tc.name, func(t *testing.T) {
+			// CreateClient with the policy, UpdateClient onto it, and a type policy.
+			created := newClient(fmt.Sprintf("client-%d", i), now)
+			created.Policy = tc.p
+			must(t, s.CreateClient(ctx, created))
+			c.Policy = tc.p
+			must(t, s.UpdateClient(ctx, c))
+			must(t, s.SetTypePolicy(ctx, "type-rt", tc.p))
+
+			for _, id := range []string{created.ID, c.ID} {
+				got, err := s.GetClient(ctx, id)
+				must(t, err)
+				equal(t, "policy of "+id, got.Policy, tc.p)
+				if tc.p.MaxAge != got.Policy.MaxAge || tc.p.RememberDevice != got.Policy.RememberDevice {
+					t.Errorf("durations of %s = %d, %d; want %d, %d", id, got.Policy.MaxAge,
+						got.Policy.RememberDevice, tc.p.MaxAge, tc.p.RememberDevice)
+				}
+			}
+			got, err := s.GetTypePolicy(ctx, "type-rt")
+			must(t, err)
+			equal(t, "type policy", got, &tc.p)
+		})
+	}
+}
+
+func newDevice(id, userID string, created time.Time) *storage.Device {
+	return &storage.Device{
+		ID:         id,
+		UserID:     userID,
+		TokenHash:  "hash-" + id,
+		Name:       "Firefox on Linux",
+		IP:         "2001:db8::7",
+		CreatedAt:  created,
+		LastUsedAt: created.Add(time.Minute),
+		ExpiresAt:  created.Add(30 * 24 * time.Hour),
+	}
+}
+
+func testDevices(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	d1 := newDevice("dev-1", "user-a", now.Add(-3*time.Hour))
+	d2 := newDevice("dev-2", "user-a", now.Add(-2*time.Hour))
+	d3 := newDevice("dev-3", "user-a", now.Add(-time.Hour))
+	other := newDevice("dev-other", "user-b", now)
+	for _, d := range []*storage.Device{d2, d3, d1, other} {
+		must(t, s.CreateDevice(ctx, d))
+	}
+	got, err := s.GetDeviceByTokenHash(ctx, d1.TokenHash)
+	must(t, err)
+	equal(t, "GetDeviceByTokenHash", got, d1)
+
+	runErrCases(t, []errCase{
+		{"CreateDevice duplicate id", func() error {
+			d := newDevice(d1.ID, "user-a", now)
+			d.TokenHash = "hash-unused"
+			return s.CreateDevice(ctx, d)
+		}, storage.ErrAlreadyExists},
+		{"CreateDevice duplicate token hash", func() error {
+			d := newDevice("dev-new", "user-a", now)
+			d.TokenHash = d1.TokenHash
+			return s.CreateDevice(ctx, d)
+		}, storage.ErrAlreadyExists},
+		{"GetDeviceByTokenHash missing", func() error {
+			_, err := s.GetDeviceByTokenHash(ctx, "hash-missing")
+			return err
+		}, storage.ErrNotFound},
+		{"DeleteDevice of another user", func() error { return s.DeleteDevice(ctx, "user-b", d1.ID) }, storage.ErrNotFound},
+		{"DeleteDevice missing", func() error { return s.DeleteDevice(ctx, "user-a", "dev-missing") }, storage.ErrNotFound},
+	})
+	t.Run("failed deletes deleted nothing", func(t *testing.T) {
+		got, err := s.GetDeviceByTokenHash(ctx, d1.TokenHash)
+		must(t, err)
+		equal(t, "device after failed DeleteDevice", got, d1)
+	})
+
+	used := now.Add(5 * time.Minute)
+	must(t, s.TouchDevice(ctx, d1.ID, used))
+	want1 := *d1
+	want1.LastUsedAt = used
+	got, err = s.GetDeviceByTokenHash(ctx, d1.TokenHash)
+	must(t, err)
+	equal(t, "device after TouchDevice", got, &want1)
+
+	list, err := s.ListUserDevices(ctx, "user-a")
+	must(t, err)
+	equal(t, "ListUserDevices newest first", list, []storage.Device{*d3, *d2, want1})
+	list, err = s.ListUserDevices(ctx, "user-nobody")
+	must(t, err)
+	if len(list) != 0 {
+		t.Errorf("ListUserDevices of unknown user = %d devices, want 0", len(list))
+	}
+
+	must(t, s.DeleteDevice(ctx, "user-a", d2.ID))
+	_, err = s.GetDeviceByTokenHash(ctx, d2.TokenHash)
+	wantErr(t, err, storage.ErrNotFound)
+	wantErr(t, s.DeleteDevice(ctx, "user-a", d2.ID), storage.ErrNotFound)
+
+	n, err := s.DeleteUserDevices(ctx, "user-a")
+	must(t, err)
+	if n != 2 {
+		t.Errorf("DeleteUserDevices = %d, want 2", n)
+	}
+	list, err = s.ListUserDevices(ctx, "user-a")
+	must(t, err)
+	if len(list) != 0 {
+		t.Errorf("ListUserDevices after DeleteUserDevices = %d devices, want 0", len(list))
+	}
+	got, err = s.GetDeviceByTokenHash(ctx, other.TokenHash)
+	must(t, err)
+	equal(t, "other user's device", got, other)
+	n, err = s.DeleteUserDevices(ctx, "user-a")
+	must(t, err)
+	if n != 0 {
+		t.Errorf("second DeleteUserDevices = %d, want 0", n)
+	}
+}
+
+func testDeleteExpiredDevices(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	old := newDevice("dev-old", "user-a", now.Add(-31*24*time.Hour))
+	old.ExpiresAt = now.Add(-time.Minute)
+	live := newDevice("dev-live", "user-a", now.Add(-time.Hour))
+	for _, d := range []*storage.Device{old, live} {
+		must(t, s.CreateDevice(ctx, d))
+	}
+
+	n, err := s.DeleteExpired(ctx, now)
+	must(t, err)
+	if n != 1 {
+		t.Errorf("DeleteExpired = %d, want 1 (the expired device)", n)
+	}
+	_, err = s.GetDeviceByTokenHash(ctx, old.TokenHash)
+	wantErr(t, err, storage.ErrNotFound)
+	list, err := s.ListUserDevices(ctx, "user-a")
+	must(t, err)
+	equal(t, "devices left", list, []storage.Device{*live})
+
+	n, err = s.DeleteExpired(ctx, now)
+	must(t, err)
+	if n != 0 {
+		t.Errorf("second DeleteExpired = %d, want 0", n)
 	}
 }

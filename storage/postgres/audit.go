@@ -2,26 +2,83 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openidp/idp/storage"
 )
 
-// AppendAudit inserts e and sets e.ID to the id the database assigned.
+// auditLockKey is the transaction-scoped advisory lock that serialises audit appends
+// (and retention deletes) across every process sharing the database. It spells
+// "idp-audt" in ASCII.
+const auditLockKey int64 = 0x6964702d61756474
+
+// AppendAudit inserts e as the newest link of the audit hash chain and sets e.ID,
+// e.PrevHash and e.Hash. The transaction takes the advisory lock auditLockKey before it
+// reads the newest hash, so appends from every process are serialised and the chain
+// never forks. The time is stored with microsecond precision, which is what the hash
+// covers; a zero e.Time is set to now first, as in every backend.
 func (s *Store) AppendAudit(ctx context.Context, e *storage.AuditEvent) error {
-	err := s.pool.QueryRow(ctx, `INSERT INTO audit_events
-		(time, type, user_id, client_id, ip, user_agent, result, reason)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-		ts(e.Time), e.Type, e.UserID, e.ClientID, e.IP, e.UserAgent, e.Result, e.Reason).Scan(&e.ID)
-	return wrapErr("append audit", err)
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	var (
+		id         int64
+		prev, hash string
+	)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, auditLockKey); err != nil {
+			return err
+		}
+		prev = ""
+		err := tx.QueryRow(ctx, `SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&prev)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		hash = storage.ChainHash(prev, e)
+		return tx.QueryRow(ctx, `INSERT INTO audit_events
+			(time, type, user_id, client_id, ip, user_agent, result, reason, prev_hash, hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+			ts(e.Time.Truncate(time.Microsecond)), e.Type, e.UserID, e.ClientID, e.IP, e.UserAgent,
+			e.Result, e.Reason, prev, hash).Scan(&id)
+	})
+	if err != nil {
+		return wrapErr("append audit", err)
+	}
+	e.ID, e.PrevHash, e.Hash = id, prev, hash
+	return nil
 }
 
-// ListAudit returns the events matching f, oldest first; with f.Limit > 0, the newest
-// f.Limit of them (still oldest first).
+// DeleteAuditBefore removes the events older than t (retention) and returns how many
+// went. It removes a prefix of the chain: every event up to the first one (by id) at or
+// after t, so the retained events stay one unbroken chain even if clocks of several
+// processes disagreed (an older-stamped event appended after a newer one is kept). It
+// holds the append lock, so no append interleaves with it.
+func (s *Store) DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, auditLockKey); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM audit_events WHERE id < COALESCE(
+			(SELECT min(id) FROM audit_events WHERE time >= $1),
+			(SELECT max(id) FROM audit_events) + 1)`, ts(t))
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, wrapErr("delete audit", err)
+	}
+	return n, nil
+}
+
+// ListAudit returns the events matching f in chain (id) order, oldest first; with
+// f.Limit > 0, the newest f.Limit of them (still oldest first).
 func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
 	var where []string
 	var args []any
@@ -41,7 +98,8 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	if !f.Since.IsZero() {
 		add("time >= ?", ts(f.Since))
 	}
-	q := `SELECT id, time, type, user_id, client_id, ip, user_agent, result, reason FROM audit_events`
+	q := `SELECT id, time, type, user_id, client_id, ip, user_agent, result, reason, prev_hash, hash
+		FROM audit_events`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -55,7 +113,7 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.AuditEvent, error) {
 		var e storage.AuditEvent
 		err := r.Scan(&e.ID, scanTS(&e.Time), &e.Type, &e.UserID, &e.ClientID, &e.IP, &e.UserAgent,
-			&e.Result, &e.Reason)
+			&e.Result, &e.Reason, &e.PrevHash, &e.Hash)
 		return e, err
 	})
 	if err != nil {

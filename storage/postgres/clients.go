@@ -11,14 +11,15 @@ import (
 
 const clientCols = `id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris,
 	grant_types, scopes, skip_consent, access_token_format, id_token_signing_alg,
-	access_token_lifetime, id_token_lifetime, refresh_token_lifetime, created_at`
+	access_token_lifetime, id_token_lifetime, refresh_token_lifetime, policy,
+	backchannel_logout_uri, created_at`
 
 func scanClient(row scanner) (storage.Client, error) {
 	var c storage.Client
 	var atl, itl, rtl int64
 	err := row.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public, &c.RedirectURIs, &c.PostLogoutRedirectURIs,
 		&c.GrantTypes, &c.Scopes, &c.SkipConsent, &c.AccessTokenFormat, &c.IDTokenSigningAlg,
-		&atl, &itl, &rtl, scanTS(&c.CreatedAt))
+		&atl, &itl, &rtl, scanPolicy(&c.Policy), &c.BackchannelLogoutURI, scanTS(&c.CreatedAt))
 	c.AccessTokenLifetime = time.Duration(atl)
 	c.IDTokenLifetime = time.Duration(itl)
 	c.RefreshTokenLifetime = time.Duration(rtl)
@@ -27,12 +28,16 @@ func scanClient(row scanner) (storage.Client, error) {
 
 // CreateClient inserts c; ErrAlreadyExists when the id is taken.
 func (s *Store) CreateClient(ctx context.Context, c *storage.Client) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO clients (`+clientCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+	pol, err := policyArg(c.Policy)
+	if err != nil {
+		return wrapErr("create client", err)
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO clients (`+clientCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		c.ID, c.Name, c.SecretHash, c.Public, c.RedirectURIs, c.PostLogoutRedirectURIs,
 		c.GrantTypes, c.Scopes, c.SkipConsent, c.AccessTokenFormat, c.IDTokenSigningAlg,
 		int64(c.AccessTokenLifetime), int64(c.IDTokenLifetime), int64(c.RefreshTokenLifetime),
-		ts(c.CreatedAt))
+		pol, c.BackchannelLogoutURI, ts(c.CreatedAt))
 	return wrapErr("create client", err)
 }
 
@@ -58,15 +63,20 @@ func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
 // UpdateClient replaces every field of client c.ID but its id and creation time;
 // ErrNotFound when missing.
 func (s *Store) UpdateClient(ctx context.Context, c *storage.Client) error {
+	pol, err := policyArg(c.Policy)
+	if err != nil {
+		return wrapErr("update client", err)
+	}
 	tag, err := s.pool.Exec(ctx, `UPDATE clients SET
 		name = $2, secret_hash = $3, public = $4, redirect_uris = $5, post_logout_redirect_uris = $6,
 		grant_types = $7, scopes = $8, skip_consent = $9, access_token_format = $10,
 		id_token_signing_alg = $11, access_token_lifetime = $12, id_token_lifetime = $13,
-		refresh_token_lifetime = $14
+		refresh_token_lifetime = $14, policy = $15, backchannel_logout_uri = $16
 		WHERE id = $1`,
 		c.ID, c.Name, c.SecretHash, c.Public, c.RedirectURIs, c.PostLogoutRedirectURIs,
 		c.GrantTypes, c.Scopes, c.SkipConsent, c.AccessTokenFormat, c.IDTokenSigningAlg,
-		int64(c.AccessTokenLifetime), int64(c.IDTokenLifetime), int64(c.RefreshTokenLifetime))
+		int64(c.AccessTokenLifetime), int64(c.IDTokenLifetime), int64(c.RefreshTokenLifetime),
+		pol, c.BackchannelLogoutURI)
 	if err != nil {
 		return wrapErr("update client", err)
 	}

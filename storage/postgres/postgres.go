@@ -116,8 +116,9 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 
 // DeleteExpired removes auth requests, sessions, access and refresh tokens that expired
 // before now, rate-limit counters whose window closed by now, retired signing keys past
-// their expiry and MFA challenges that expired before now. It returns the number of rows
-// removed. Failure counters and server secrets never expire.
+// their expiry, MFA challenges and remembered devices that expired before now, and the
+// session clients of sessions that no longer exist. It returns the number of rows
+// removed, session clients not counted. Failure counters and server secrets never expire.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	stmts := []struct{ what, sql string }{
 		{"auth requests", `DELETE FROM auth_requests WHERE expires_at < $1`},
@@ -128,6 +129,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 			WHERE window_start + (window_ns / 1000) * interval '1 microsecond' <= $1`},
 		{"signing keys", `DELETE FROM signing_keys WHERE expires_at < $1`},
 		{"challenges", `DELETE FROM challenges WHERE expires_at < $1`},
+		{"devices", `DELETE FROM devices WHERE expires_at < $1`},
 	}
 	var total int64
 	for _, st := range stmts {
@@ -136,6 +138,12 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 			return total, fmt.Errorf("postgres: delete expired %s: %w", st.what, err)
 		}
 		total += tag.RowsAffected()
+	}
+	// Runs after the sessions went (each statement above commits on its own), so it also
+	// catches a pair that a concurrent AddSessionClient added to an expiring session.
+	if _, err := s.pool.Exec(ctx, `DELETE FROM session_clients sc
+		WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = sc.session_id)`); err != nil {
+		return total, fmt.Errorf("postgres: delete expired session clients: %w", err)
 	}
 	return total, nil
 }

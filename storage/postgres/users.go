@@ -9,20 +9,23 @@ import (
 	"github.com/openidp/idp/storage"
 )
 
-const userCols = `id, email, name, password_hash, disabled, created_at, updated_at`
+const userCols = `id, email, name, password_hash, disabled, type, groups, mfa_grace_started,
+	mfa_grace_logins, created_at, updated_at`
 
 func scanUser(row scanner) (storage.User, error) {
 	var u storage.User
-	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.Disabled,
-		scanTS(&u.CreatedAt), scanTS(&u.UpdatedAt))
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.Disabled, &u.Type, &u.Groups,
+		scanTS(&u.MFAGraceStarted), &u.MFAGraceLogins, scanTS(&u.CreatedAt), scanTS(&u.UpdatedAt))
 	return u, err
 }
 
 // CreateUser inserts u with its e-mail lower-cased; ErrAlreadyExists when the id or
 // e-mail is taken.
 func (s *Store) CreateUser(ctx context.Context, u *storage.User) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		u.ID, strings.ToLower(u.Email), u.Name, u.PasswordHash, u.Disabled, ts(u.CreatedAt), ts(u.UpdatedAt))
+	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		u.ID, strings.ToLower(u.Email), u.Name, u.PasswordHash, u.Disabled, u.Type, u.Groups,
+		ts(u.MFAGraceStarted), u.MFAGraceLogins, ts(u.CreatedAt), ts(u.UpdatedAt))
 	return wrapErr("create user", err)
 }
 
@@ -56,13 +59,16 @@ func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 	return users, nil
 }
 
-// UpdateUser replaces name, e-mail, password hash, disabled flag and UpdatedAt of user
-// u.ID; ErrNotFound when missing, ErrAlreadyExists when the e-mail is taken.
+// UpdateUser replaces name, e-mail, password hash, disabled flag, type, groups, MFA
+// grace fields and UpdatedAt of user u.ID; ErrNotFound when missing, ErrAlreadyExists
+// when the e-mail is taken.
 func (s *Store) UpdateUser(ctx context.Context, u *storage.User) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE users
-		SET name = $2, email = $3, password_hash = $4, disabled = $5, updated_at = $6
+		SET name = $2, email = $3, password_hash = $4, disabled = $5, type = $6, groups = $7,
+			mfa_grace_started = $8, mfa_grace_logins = $9, updated_at = $10
 		WHERE id = $1`,
-		u.ID, u.Name, strings.ToLower(u.Email), u.PasswordHash, u.Disabled, ts(u.UpdatedAt))
+		u.ID, u.Name, strings.ToLower(u.Email), u.PasswordHash, u.Disabled, u.Type, u.Groups,
+		ts(u.MFAGraceStarted), u.MFAGraceLogins, ts(u.UpdatedAt))
 	if err != nil {
 		return wrapErr("update user", err)
 	}

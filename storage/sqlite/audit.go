@@ -2,28 +2,72 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/openidp/idp/storage"
 )
 
-// AppendAudit inserts e and sets e.ID.
+// AppendAudit inserts e as the newest link of the audit hash chain and sets e.ID,
+// e.PrevHash and e.Hash. A zero e.Time is set to now first (the column cannot hold the
+// zero time, and the hash must cover the time that is stored).
+//
+// Reading the newest hash and inserting happen in one write transaction (BEGIN
+// IMMEDIATE, see Open), which holds the database write lock: appends from every
+// goroutine and every process sharing the file are serialised, so the chain never forks.
 func (s *Store) AppendAudit(ctx context.Context, e *storage.AuditEvent) error {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
 	var id int64
-	err := s.db.QueryRowContext(ctx, `INSERT INTO audit_events (occurred_at, type, user_id,
-		client_id, ip, user_agent, result, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		e.Time.UnixNano(), e.Type, e.UserID, e.ClientID, e.IP, e.UserAgent, e.Result, e.Reason).
-		Scan(&id)
+	var prev, hash string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		prev = ""
+		err := tx.QueryRowContext(ctx, `SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&prev)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		hash = storage.ChainHash(prev, e)
+		return tx.QueryRowContext(ctx, `INSERT INTO audit_events (occurred_at, type, user_id,
+			client_id, ip, user_agent, result, reason, prev_hash, hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			e.Time.UnixNano(), e.Type, e.UserID, e.ClientID, e.IP, e.UserAgent, e.Result, e.Reason,
+			prev, hash).Scan(&id)
+	})
 	if err != nil {
 		return wrap("append audit", err)
 	}
-	e.ID = id
+	e.ID, e.PrevHash, e.Hash = id, prev, hash
 	return nil
 }
 
-// ListAudit returns matching events ordered by time (then id), oldest first; when
-// f.Limit > 0, the newest f.Limit of them, still oldest first.
+// DeleteAuditBefore removes the events older than t (retention) and returns how many
+// went. It removes a prefix of the chain: every event up to the first one (by id) at or
+// after t, so the retained events stay one unbroken chain even if clocks of several
+// processes disagreed (an older-stamped event appended after a newer one is kept).
+func (s *Store) DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM audit_events WHERE id < COALESCE(
+			(SELECT MIN(id) FROM audit_events WHERE occurred_at >= ?1),
+			(SELECT MAX(id) FROM audit_events) + 1)`, t.UnixNano())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, wrap("delete audit", err)
+	}
+	return n, nil
+}
+
+// ListAudit returns matching events in chain (id) order, oldest first; when f.Limit > 0,
+// the newest f.Limit of them, still oldest first.
 func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
 	var (
 		where []string
@@ -41,17 +85,17 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	if !f.Since.IsZero() {
 		where, args = append(where, "occurred_at >= ?"), append(args, f.Since.UnixNano())
 	}
-	q := `SELECT id, occurred_at, type, user_id, client_id, ip, user_agent, result, reason
-		FROM audit_events`
+	q := `SELECT id, occurred_at, type, user_id, client_id, ip, user_agent, result, reason,
+		prev_hash, hash FROM audit_events`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	newestFirst := f.Limit > 0
 	if newestFirst {
-		q += " ORDER BY occurred_at DESC, id DESC LIMIT ?"
+		q += " ORDER BY id DESC LIMIT ?"
 		args = append(args, f.Limit)
 	} else {
-		q += " ORDER BY occurred_at, id"
+		q += " ORDER BY id"
 	}
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -62,7 +106,7 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	for rows.Next() {
 		var e storage.AuditEvent
 		if err := rows.Scan(&e.ID, timeCol{&e.Time}, &e.Type, &e.UserID, &e.ClientID, &e.IP,
-			&e.UserAgent, &e.Result, &e.Reason); err != nil {
+			&e.UserAgent, &e.Result, &e.Reason, &e.PrevHash, &e.Hash); err != nil {
 			return nil, wrap("list audit", err)
 		}
 		out = append(out, e)

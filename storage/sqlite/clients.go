@@ -9,7 +9,8 @@ import (
 
 const clientCols = `id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris,
 	grant_types, scopes, skip_consent, access_token_format, id_token_signing_alg,
-	access_token_lifetime, id_token_lifetime, refresh_token_lifetime, created_at`
+	access_token_lifetime, id_token_lifetime, refresh_token_lifetime, policy,
+	backchannel_logout_uri, created_at`
 
 func scanClient(sc scanner) (*storage.Client, error) {
 	var (
@@ -19,7 +20,8 @@ func scanClient(sc scanner) (*storage.Client, error) {
 	err := sc.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public,
 		listCol{&c.RedirectURIs}, listCol{&c.PostLogoutRedirectURIs}, listCol{&c.GrantTypes},
 		listCol{&c.Scopes}, &c.SkipConsent, &c.AccessTokenFormat, &c.IDTokenSigningAlg,
-		&atLife, &idLife, &rLife, timeCol{&c.CreatedAt})
+		&atLife, &idLife, &rLife, policyCol{&c.Policy}, &c.BackchannelLogoutURI,
+		timeCol{&c.CreatedAt})
 	if err != nil {
 		return nil, err
 	}
@@ -31,12 +33,17 @@ func scanClient(sc scanner) (*storage.Client, error) {
 
 // CreateClient inserts c; ErrAlreadyExists when the id is taken.
 func (s *Store) CreateClient(ctx context.Context, c *storage.Client) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO clients (`+clientCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	pol, err := policy(c.Policy)
+	if err != nil {
+		return wrap("create client", err)
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO clients (`+clientCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, blob(c.SecretHash), c.Public, list(c.RedirectURIs),
 		list(c.PostLogoutRedirectURIs), list(c.GrantTypes), list(c.Scopes), c.SkipConsent,
 		c.AccessTokenFormat, c.IDTokenSigningAlg, int64(c.AccessTokenLifetime),
-		int64(c.IDTokenLifetime), int64(c.RefreshTokenLifetime), ts(c.CreatedAt))
+		int64(c.IDTokenLifetime), int64(c.RefreshTokenLifetime), pol, c.BackchannelLogoutURI,
+		ts(c.CreatedAt))
 	return wrap("create client", err)
 }
 
@@ -72,16 +79,20 @@ func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
 
 // UpdateClient replaces every field but ID and CreatedAt; ErrNotFound when missing.
 func (s *Store) UpdateClient(ctx context.Context, c *storage.Client) error {
+	pol, err := policy(c.Policy)
+	if err != nil {
+		return wrap("update client", err)
+	}
 	res, err := s.db.ExecContext(ctx, `UPDATE clients SET
 		name = ?, secret_hash = ?, public = ?, redirect_uris = ?, post_logout_redirect_uris = ?,
 		grant_types = ?, scopes = ?, skip_consent = ?, access_token_format = ?,
 		id_token_signing_alg = ?, access_token_lifetime = ?, id_token_lifetime = ?,
-		refresh_token_lifetime = ?
+		refresh_token_lifetime = ?, policy = ?, backchannel_logout_uri = ?
 		WHERE id = ?`,
 		c.Name, blob(c.SecretHash), c.Public, list(c.RedirectURIs), list(c.PostLogoutRedirectURIs),
 		list(c.GrantTypes), list(c.Scopes), c.SkipConsent, c.AccessTokenFormat,
 		c.IDTokenSigningAlg, int64(c.AccessTokenLifetime), int64(c.IDTokenLifetime),
-		int64(c.RefreshTokenLifetime), c.ID)
+		int64(c.RefreshTokenLifetime), pol, c.BackchannelLogoutURI, c.ID)
 	if err != nil {
 		return wrap("update client", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/openidp/idp/storage"
 )
 
 // ts encodes t for an INTEGER time column: unix nanoseconds, or NULL for the zero time.
@@ -82,4 +84,39 @@ func blob(b []byte) any {
 // scanner is the Scan method shared by *sql.Row and *sql.Rows.
 type scanner interface {
 	Scan(dest ...any) error
+}
+
+// policy encodes an MFA policy as a JSON object; the zero policy encodes as {}.
+func policy(p storage.MFAPolicy) (string, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", fmt.Errorf("encode policy: %w", err)
+	}
+	return string(b), nil
+}
+
+// policyCol scans a JSON policy column into a storage.MFAPolicy; NULL or an empty
+// string gives the zero policy.
+type policyCol struct{ p *storage.MFAPolicy }
+
+// Scan implements sql.Scanner.
+func (c policyCol) Scan(src any) error {
+	var b []byte
+	switch v := src.(type) {
+	case nil:
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	default:
+		return fmt.Errorf("scan policy: unexpected %T", src)
+	}
+	*c.p = storage.MFAPolicy{}
+	if len(b) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(b, c.p); err != nil {
+		return fmt.Errorf("scan policy: %w", err)
+	}
+	return nil
 }

@@ -7,22 +7,30 @@ import (
 )
 
 // expiryDeletes are the statements of DeleteExpired; each takes now (unix nanoseconds)
-// as its only parameter. Rows whose expiry is NULL (the zero time) never expire.
-var expiryDeletes = []struct{ what, query string }{
+// as its only parameter. Rows whose expiry is NULL (the zero time) never expire. The
+// rows of a dependent statement go with their parent and are not counted.
+var expiryDeletes = []struct {
+	what, query string
+	dependent   bool
+}{
 	// A request whose code outlives it is kept until the code expires too.
 	{"auth requests", `DELETE FROM auth_requests WHERE expires_at < ?1
-		AND (code_expires_at IS NULL OR code_expires_at < ?1)`},
-	{"sessions", `DELETE FROM sessions WHERE expires_at < ?1`},
-	{"access tokens", `DELETE FROM access_tokens WHERE expires_at < ?1`},
-	{"refresh tokens", `DELETE FROM refresh_tokens WHERE expires_at < ?1`},
-	{"rate limits", `DELETE FROM rate_limits WHERE expires_at < ?1`},
-	{"signing keys", `DELETE FROM signing_keys WHERE expires_at < ?1`},
-	{"challenges", `DELETE FROM challenges WHERE expires_at < ?1`},
+		AND (code_expires_at IS NULL OR code_expires_at < ?1)`, false},
+	{"session clients", `DELETE FROM session_clients
+		WHERE session_id IN (SELECT id FROM sessions WHERE expires_at < ?1)`, true},
+	{"sessions", `DELETE FROM sessions WHERE expires_at < ?1`, false},
+	{"access tokens", `DELETE FROM access_tokens WHERE expires_at < ?1`, false},
+	{"refresh tokens", `DELETE FROM refresh_tokens WHERE expires_at < ?1`, false},
+	{"rate limits", `DELETE FROM rate_limits WHERE expires_at < ?1`, false},
+	{"signing keys", `DELETE FROM signing_keys WHERE expires_at < ?1`, false},
+	{"challenges", `DELETE FROM challenges WHERE expires_at < ?1`, false},
+	{"devices", `DELETE FROM devices WHERE expires_at < ?1`, false},
 }
 
-// DeleteExpired removes auth requests, sessions, tokens, rate-limit windows, signing keys
-// and MFA challenges whose expiry is before now, in one transaction, and returns how
-// many rows went. Failure counters and server secrets never expire.
+// DeleteExpired removes auth requests, sessions (with their session clients), tokens,
+// rate-limit windows, signing keys, MFA challenges and remembered devices whose expiry
+// is before now, in one transaction, and returns how many rows went (session clients
+// not counted). Failure counters and server secrets never expire.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -35,7 +43,9 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 			if err != nil {
 				return wrap(d.what, err)
 			}
-			total += n
+			if !d.dependent {
+				total += n
+			}
 		}
 		return nil
 	})

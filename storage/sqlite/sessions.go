@@ -2,18 +2,19 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/openidp/idp/storage"
 )
 
-const sessionCols = `id, token_hash, user_id, auth_time, amr, acr, ip, user_agent, created_at,
-	last_seen_at, expires_at`
+const sessionCols = `id, token_hash, user_id, auth_time, password_at, mfa_at, factors, amr, acr, ip,
+	user_agent, created_at, last_seen_at, expires_at`
 
 func scanSession(sc scanner) (*storage.Session, error) {
 	var ss storage.Session
-	err := sc.Scan(&ss.ID, &ss.TokenHash, &ss.UserID, timeCol{&ss.AuthTime}, listCol{&ss.AMR},
-		&ss.ACR, &ss.IP, &ss.UserAgent, timeCol{&ss.CreatedAt}, timeCol{&ss.LastSeenAt},
+	err := sc.Scan(&ss.ID, &ss.TokenHash, &ss.UserID, timeCol{&ss.AuthTime},
+		timeCol{&ss.PasswordAt}, timeCol{&ss.MFAAt}, listCol{&ss.Factors}, listCol{&ss.AMR}, &ss.ACR, &ss.IP, &ss.UserAgent, timeCol{&ss.CreatedAt}, timeCol{&ss.LastSeenAt},
 		timeCol{&ss.ExpiresAt})
 	if err != nil {
 		return nil, err
@@ -24,9 +25,10 @@ func scanSession(sc scanner) (*storage.Session, error) {
 // CreateSession inserts ss; ErrAlreadyExists when the id or token hash is taken.
 func (s *Store) CreateSession(ctx context.Context, ss *storage.Session) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (`+sessionCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		ss.ID, ss.TokenHash, ss.UserID, ts(ss.AuthTime), list(ss.AMR), ss.ACR, ss.IP,
-		ss.UserAgent, ts(ss.CreatedAt), ts(ss.LastSeenAt), ts(ss.ExpiresAt))
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		ss.ID, ss.TokenHash, ss.UserID, ts(ss.AuthTime), ts(ss.PasswordAt), ts(ss.MFAAt),
+		list(ss.Factors), list(ss.AMR), ss.ACR, ss.IP, ss.UserAgent, ts(ss.CreatedAt), ts(ss.LastSeenAt),
+		ts(ss.ExpiresAt))
 	return wrap("create session", err)
 }
 
@@ -51,15 +53,54 @@ func (s *Store) GetSession(ctx context.Context, id string) (*storage.Session, er
 	return ss, nil
 }
 
-// UpdateSessionAuth records a new authentication in session id; ErrNotFound when
-// missing.
-func (s *Store) UpdateSessionAuth(ctx context.Context, id string, authTime time.Time, amr []string, acr string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET auth_time = ?, amr = ?, acr = ? WHERE id = ?`,
-		ts(authTime), list(amr), acr, id)
+// UpdateSessionAuth records a new authentication in session id (AuthTime, PasswordAt,
+// MFAAt, AMR and ACR of a); ErrNotFound when missing.
+func (s *Store) UpdateSessionAuth(ctx context.Context, id string, a storage.SessionAuth) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE sessions
+		SET auth_time = ?, password_at = ?, mfa_at = ?, factors = ?, amr = ?, acr = ? WHERE id = ?`,
+		ts(a.AuthTime), ts(a.PasswordAt), ts(a.MFAAt), list(a.Factors), list(a.AMR), a.ACR, id)
 	if err != nil {
 		return wrap("update session auth", err)
 	}
 	return wrap("update session auth", mustAffect(res))
+}
+
+// AddSessionClient records that session id signed the person in to clientID; adding
+// the same pair twice is not an error. ErrNotFound when the session does not exist
+// (nothing is recorded then, so no row outlives its session).
+func (s *Store) AddSessionClient(ctx context.Context, id, clientID string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM sessions WHERE id = ?`, id).Scan(&one); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO session_clients (session_id, client_id)
+			VALUES (?, ?) ON CONFLICT (session_id, client_id) DO NOTHING`, id, clientID)
+		return err
+	})
+	return wrap("add session client", err)
+}
+
+// ListSessionClients returns the clients session id signed in to, ordered by id.
+func (s *Store) ListSessionClients(ctx context.Context, id string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT client_id FROM session_clients
+		WHERE session_id = ? ORDER BY client_id`, id)
+	if err != nil {
+		return nil, wrap("list session clients", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, wrap("list session clients", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list session clients", err)
+	}
+	return out, nil
 }
 
 // TouchSession sets LastSeenAt of session id; ErrNotFound when missing.
@@ -93,19 +134,35 @@ func (s *Store) ListUserSessions(ctx context.Context, userID string) ([]storage.
 	return out, nil
 }
 
-// DeleteSession removes session id; deleting a missing session is not an error.
+// DeleteSession removes session id and its session clients, in one transaction;
+// deleting a missing session is not an error.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, id)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM session_clients WHERE session_id = ?`, id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, id)
+		return err
+	})
 	return wrap("delete session", err)
 }
 
-// DeleteUserSessions removes every session of a user and returns how many went.
+// DeleteUserSessions removes every session of a user and their session clients, in one
+// transaction, and returns how many sessions went.
 func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
-	if err != nil {
-		return 0, wrap("delete user sessions", err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM session_clients
+			WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?)`, userID); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, userID)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return 0, wrap("delete user sessions", err)
 	}

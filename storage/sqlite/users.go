@@ -7,11 +7,13 @@ import (
 	"github.com/openidp/idp/storage"
 )
 
-const userCols = `id, email, name, password_hash, disabled, created_at, updated_at`
+const userCols = `id, email, name, password_hash, disabled, type, groups, mfa_grace_started,
+	mfa_grace_logins, created_at, updated_at`
 
 func scanUser(sc scanner) (*storage.User, error) {
 	var u storage.User
-	err := sc.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.Disabled,
+	err := sc.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.Disabled, &u.Type,
+		listCol{&u.Groups}, timeCol{&u.MFAGraceStarted}, &u.MFAGraceLogins,
 		timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt})
 	if err != nil {
 		return nil, err
@@ -22,8 +24,10 @@ func scanUser(sc scanner) (*storage.User, error) {
 // CreateUser inserts u with its e-mail lower-cased; ErrAlreadyExists when the id or
 // e-mail is taken.
 func (s *Store) CreateUser(ctx context.Context, u *storage.User) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, strings.ToLower(u.Email), u.Name, u.PasswordHash, u.Disabled, ts(u.CreatedAt), ts(u.UpdatedAt))
+	_, err := s.db.ExecContext(ctx, `INSERT INTO users (`+userCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, strings.ToLower(u.Email), u.Name, u.PasswordHash, u.Disabled, u.Type, list(u.Groups),
+		ts(u.MFAGraceStarted), u.MFAGraceLogins, ts(u.CreatedAt), ts(u.UpdatedAt))
 	return wrap("create user", err)
 }
 
@@ -67,13 +71,16 @@ func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 	return out, nil
 }
 
-// UpdateUser replaces name, e-mail, password hash, disabled flag and UpdatedAt of the
-// user with u.ID; ErrNotFound when missing, ErrAlreadyExists when the e-mail is taken.
+// UpdateUser replaces name, e-mail, password hash, disabled flag, type, groups, MFA
+// grace fields and UpdatedAt of the user with u.ID; ErrNotFound when missing,
+// ErrAlreadyExists when the e-mail is taken.
 func (s *Store) UpdateUser(ctx context.Context, u *storage.User) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE users
-		SET email = ?, name = ?, password_hash = ?, disabled = ?, updated_at = ?
+		SET email = ?, name = ?, password_hash = ?, disabled = ?, type = ?, groups = ?,
+			mfa_grace_started = ?, mfa_grace_logins = ?, updated_at = ?
 		WHERE id = ?`,
-		strings.ToLower(u.Email), u.Name, u.PasswordHash, u.Disabled, ts(u.UpdatedAt), u.ID)
+		strings.ToLower(u.Email), u.Name, u.PasswordHash, u.Disabled, u.Type, list(u.Groups),
+		ts(u.MFAGraceStarted), u.MFAGraceLogins, ts(u.UpdatedAt), u.ID)
 	if err != nil {
 		return wrap("update user", err)
 	}

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/storage"
+)
+
+// MFA policies: per client (`idp clients policy ...`) and per account type
+// (`idp policy ...`). At login the two combine, the stricter rule winning item by item;
+// `idp policy explain` shows the result for one person and client.
+
+// policyJSON is an MFA policy as printed by --json: durations in whole seconds, as in the
+// admin API.
+type policyJSON struct {
+	MFA                   string   `json:"mfa"`
+	Factors               []string `json:"factors"`
+	PhishingResistant     bool     `json:"phishing_resistant"`
+	MaxAgeSeconds         int64    `json:"max_age_seconds"`
+	RememberDeviceSeconds int64    `json:"remember_device_seconds"`
+}
+
+func toPolicyJSON(p storage.MFAPolicy) policyJSON {
+	m := p.MFA
+	if m == "" {
+		m = "optional"
+	}
+	factors := p.Factors
+	if factors == nil {
+		factors = []string{}
+	}
+	return policyJSON{
+		MFA: m, Factors: factors, PhishingResistant: p.PhishingResistant,
+		MaxAgeSeconds: int64(p.MaxAge / time.Second), RememberDeviceSeconds: int64(p.RememberDevice / time.Second),
+	}
+}
+
+// policyFlags are the flags that change an MFA policy.
+type policyFlags struct {
+	mfa               string
+	factors           []string
+	phishingResistant bool
+	maxAge            time.Duration
+	rememberDevice    time.Duration
+}
+
+var policyFlagNames = []string{"mfa", "factors", "phishing-resistant", "max-age", "remember-device"}
+
+func (p *policyFlags) add(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&p.mfa, "mfa", "", "second factor: off, optional (ask when the person has one) or required")
+	f.StringSliceVar(&p.factors, "factors", nil,
+		"factor kinds that count: "+strings.Join(idp.PolicyFactorKinds, ",")+" (comma-separated; '' for all)")
+	f.BoolVar(&p.phishingResistant, "phishing-resistant", false, "only WebAuthn counts as the second factor")
+	f.DurationVar(&p.maxAge, "max-age", 0, "ask for the second factor again after this long, e.g. 12h (0: never)")
+	f.DurationVar(&p.rememberDevice, "remember-device", 0, `allow "remember this device" for this long, e.g. 720h (0: not allowed)`)
+}
+
+// check fails with a usage error when no policy flag was given.
+func (p *policyFlags) check(cmd *cobra.Command) error {
+	for _, name := range policyFlagNames {
+		if cmd.Flags().Changed(name) {
+			return nil
+		}
+	}
+	return usageErrorf("nothing to change: give at least one of --%s", strings.Join(policyFlagNames, ", --"))
+}
+
+// apply returns base with the flags given on the command line changed.
+func (p *policyFlags) apply(cmd *cobra.Command, base storage.MFAPolicy) storage.MFAPolicy {
+	f := cmd.Flags()
+	if f.Changed("mfa") {
+		base.MFA = p.mfa
+	}
+	if f.Changed("factors") {
+		base.Factors = p.factors
+	}
+	if f.Changed("phishing-resistant") {
+		base.PhishingResistant = p.phishingResistant
+	}
+	if f.Changed("max-age") {
+		base.MaxAge = p.maxAge
+	}
+	if f.Changed("remember-device") {
+		base.RememberDevice = p.rememberDevice
+	}
+	return base
+}
+
+// shortDuration prints 12h0m0s as 12h and 0 as zero.
+func shortDuration(d time.Duration, zero string) string {
+	if d == 0 {
+		return zero
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// printPolicy writes p as indented lines.
+func printPolicy(w io.Writer, p storage.MFAPolicy) {
+	j := toPolicyJSON(p)
+	yes := map[bool]string{true: "yes", false: "no"}
+	fmt.Fprintf(w, "  mfa:                %s\n", j.MFA)
+	fmt.Fprintf(w, "  factors:            %s\n", orDash(strings.Join(j.Factors, ", "), "any"))
+	fmt.Fprintf(w, "  phishing resistant: %s\n", yes[p.PhishingResistant])
+	fmt.Fprintf(w, "  max age:            %s\n", shortDuration(p.MaxAge, "none"))
+	fmt.Fprintf(w, "  remember device:    %s\n", shortDuration(p.RememberDevice, "not allowed"))
+}
+
+// policyRow is p as table cells: MFA, FACTORS, PHISHING-RESISTANT, MAX-AGE, REMEMBER-DEVICE.
+func policyRow(p storage.MFAPolicy) string {
+	j := toPolicyJSON(p)
+	return fmt.Sprintf("%s\t%s\t%t\t%s\t%s", j.MFA, orDash(strings.Join(j.Factors, ","), "any"), p.PhishingResistant,
+		shortDuration(p.MaxAge, "-"), shortDuration(p.RememberDevice, "-"))
+}
+
+// --- idp clients policy ---
+
+func newClientsPolicyCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "policy",
+		Short: "Show or change a client's MFA policy",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRunE,
+	}
+	cmd.AddCommand(newClientsPolicySetCmd(a), newClientsPolicyShowCmd(a))
+	return cmd
+}
+
+func newClientsPolicySetCmd(a *app) *cobra.Command {
+	var (
+		pf     policyFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "set CLIENT [--mfa off|optional|required] [--factors K1,K2] [--phishing-resistant] [--max-age D] [--remember-device D]",
+		Short: "Change a client's MFA policy",
+		Long: `Change what a login to a client must prove. Only the settings given change; the others
+keep their current value. The account type's policy (see "idp policy") combines with
+it at login: the stricter rule wins.`,
+		Example: `  idp clients policy set CLIENT_ID --mfa required --factors totp,webauthn --max-age 12h
+  idp clients policy set CLIENT_ID --phishing-resistant --remember-device 0`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := pf.check(cmd); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			store, err := a.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			admin := a.newAdmin(store, nil)
+			c, err := admin.FindClient(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			stored, err := admin.SetClientPolicy(ctx, cliActor, c.ID, pf.apply(cmd, c.Policy))
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, toPolicyJSON(*stored))
+			}
+			fmt.Fprintf(a.stdout, "MFA policy of client %q (%s) is now:\n", c.Name, c.ID)
+			printPolicy(a.stdout, *stored)
+			return nil
+		},
+	}
+	pf.add(cmd)
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+func newClientsPolicyShowCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show CLIENT",
+		Short: "Show a client's MFA policy",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			store, err := a.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			c, err := a.newAdmin(store, nil).FindClient(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, toPolicyJSON(c.Policy))
+			}
+			fmt.Fprintf(a.stdout, "MFA policy of client %q (%s):\n", c.Name, c.ID)
+			printPolicy(a.stdout, c.Policy)
+			return nil
+		},
+	}
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+// --- idp policy ---
+
+// newPolicyCmd is `idp policy`: account-type policies, and `explain`.
+func newPolicyCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "policy",
+		Short: "Manage MFA policies per account type",
+		Long: `Manage the MFA policy of each account type (set a user's type with "idp users
+set-type"). At login the account type's policy and the client's ("idp clients policy")
+combine: the stricter rule wins, item by item.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRunE,
+	}
+	cmd.AddCommand(newPolicySetTypeCmd(a), newPolicyListCmd(a))
+	addPolicyExplain(cmd, a)
+	return cmd
+}
+
+// typePolicyJSON is an account type's policy as printed by --json.
+type typePolicyJSON struct {
+	Type   string     `json:"type"`
+	Policy policyJSON `json:"policy"`
+}
+
+func newPolicySetTypeCmd(a *app) *cobra.Command {
+	var (
+		pf     policyFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "set-type TYPE [--mfa off|optional|required] [--factors K1,K2] [--phishing-resistant] [--max-age D] [--remember-device D]",
+		Short: "Set the MFA policy of an account type",
+		Long: `Set what a login by a person of an account type must prove. Only the settings given
+change; a type without a policy starts from the defaults (MFA optional, any factor, no
+re-check, no remembered devices).`,
+		Example: `  idp policy set-type admin --mfa required --phishing-resistant --max-age 8h
+  idp policy set-type staff --mfa required --remember-device 720h`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := pf.check(cmd); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			store, err := a.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			typ := strings.ToLower(strings.TrimSpace(args[0]))
+			var base storage.MFAPolicy
+			if cur, err := store.GetTypePolicy(ctx, typ); err == nil {
+				base = *cur
+			} else if !errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("load policy of account type %s: %w", typ, err)
+			}
+			stored, err := a.newAdmin(store, nil).SetTypePolicy(ctx, cliActor, typ, pf.apply(cmd, base))
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, typePolicyJSON{Type: typ, Policy: toPolicyJSON(*stored)})
+			}
+			fmt.Fprintf(a.stdout, "MFA policy of account type %s is now:\n", typ)
+			printPolicy(a.stdout, *stored)
+			return nil
+		},
+	}
+	pf.add(cmd)
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+// clientPolicyJSON is a client's policy as printed by `policy list --json`.
+type clientPolicyJSON struct {
+	ClientID string     `json:"client_id"`
+	Name     string     `json:"name"`
+	Policy   policyJSON `json:"policy"`
+}
+
+func newPolicyListCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the MFA policies of every account type and client",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			store, err := a.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			byType, err := store.ListTypePolicies(ctx)
+			if err != nil {
+				return fmt.Errorf("list account-type policies: %w", err)
+			}
+			clients, err := store.ListClients(ctx)
+			if err != nil {
+				return fmt.Errorf("list clients: %w", err)
+			}
+			types := make([]string, 0, len(byType))
+			for t := range byType {
+				types = append(types, t)
+			}
+			sort.Strings(types)
+			if asJSON {
+				out := struct {
+					AccountTypes []typePolicyJSON   `json:"account_types"`
+					Clients      []clientPolicyJSON `json:"clients"`
+				}{AccountTypes: []typePolicyJSON{}, Clients: []clientPolicyJSON{}}
+				for _, t := range types {
+					out.AccountTypes = append(out.AccountTypes, typePolicyJSON{Type: t, Policy: toPolicyJSON(byType[t])})
+				}
+				for _, c := range clients {
+					out.Clients = append(out.Clients, clientPolicyJSON{ClientID: c.ID, Name: c.Name, Policy: toPolicyJSON(c.Policy)})
+				}
+				return writeJSON(a.stdout, out)
+			}
+			tw := newTable(a.stdout)
+			fmt.Fprintln(tw, "ACCOUNT TYPE\tMFA\tFACTORS\tPHISHING-RESISTANT\tMAX-AGE\tREMEMBER-DEVICE")
+			for _, t := range types {
+				fmt.Fprintf(tw, "%s\t%s\n", t, policyRow(byType[t]))
+			}
+			if len(types) == 0 {
+				fmt.Fprintln(tw, "(none: every account type uses the defaults)")
+			}
+			fmt.Fprintln(tw)
+			fmt.Fprintln(tw, "CLIENT\tMFA\tFACTORS\tPHISHING-RESISTANT\tMAX-AGE\tREMEMBER-DEVICE")
+			for _, c := range clients {
+				fmt.Fprintf(tw, "%s (%s)\t%s\n", c.Name, c.ID, policyRow(c.Policy))
+			}
+			return tw.Flush()
+		},
+	}
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}

@@ -1,0 +1,166 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/openidp/idp/mfa"
+	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/web"
+)
+
+// The account page's "Active sessions" and "Remembered devices" sections: a person sees
+// where they are signed in and which browsers skip the second factor, and ends or forgets
+// any of them.
+
+// sessionRoutes registers the session and device actions of the account page.
+func (s *Server) sessionRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /account/security/sessions/end", s.handleAccountSessionEnd)
+	mux.HandleFunc("POST /account/security/devices/forget", s.handleAccountDeviceForget)
+}
+
+const accountTimeFormat = "2006-01-02 15:04 MST"
+
+func accountTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(accountTimeFormat)
+}
+
+// amrLabels names, for people, the sign-in methods an amr list says were used.
+var amrLabels = map[string]string{
+	mfa.AMRPassword: "Password",
+	mfa.AMROTP:      "One-time code",
+	mfa.AMRSMS:      "Text message",
+	mfa.AMRHardware: "Security key",
+	mfa.AMRSoftware: "Passkey",
+	mfa.AMRUser:     "PIN or biometrics",
+}
+
+// factorKindLabels names the factor kinds a session records.
+var factorKindLabels = map[string]string{
+	string(mfa.KindTOTP): "Authenticator app", string(mfa.KindBackup): "Backup code",
+	string(mfa.KindEmail): "Email code", string(mfa.KindSMS): "Text message",
+	string(mfa.KindWebAuthn): "Security key or passkey",
+}
+
+// describeSignIn says how a session signed in: the password and the factor kinds it
+// verified, or, for sessions that do not record kinds, what its amr says.
+func describeSignIn(sess *storage.Session) string {
+	var out []string
+	add := func(l string) {
+		if l != "" && !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	if len(sess.Factors) == 0 {
+		for _, v := range sess.AMR {
+			add(amrLabels[v])
+		}
+		return strings.Join(out, ", ")
+	}
+	if slices.Contains(sess.AMR, mfa.AMRPassword) {
+		add(amrLabels[mfa.AMRPassword])
+	}
+	for _, k := range sess.Factors {
+		add(factorKindLabels[k])
+	}
+	return strings.Join(out, ", ")
+}
+
+// accountSessions adds the person's live sessions and unexpired remembered devices to the
+// account page. The session of the browser asking is marked as this one.
+func (s *Server) accountSessions(ctx context.Context, userID string, page *web.AccountPage) error {
+	sessions, err := s.store.ListUserSessions(ctx, userID)
+	if err != nil {
+		return err
+	}
+	current := ""
+	if ri := requestInfoFrom(ctx); ri != nil {
+		current = ri.SessionTokenHash
+	}
+	now := s.now()
+	for i := range sessions {
+		sess := &sessions[i]
+		if !s.sessionLive(sess, now) {
+			continue
+		}
+		page.Sessions = append(page.Sessions, web.SessionView{
+			ID: sess.ID, Device: deviceName(sess.UserAgent), UserAgent: sess.UserAgent, IP: sess.IP,
+			Created: accountTime(sess.CreatedAt), LastUsed: accountTime(sess.LastSeenAt),
+			Factors: describeSignIn(sess), Current: current != "" && sess.TokenHash == current,
+		})
+	}
+	devices, err := s.store.ListUserDevices(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, d := range devices {
+		if !now.Before(d.ExpiresAt) {
+			continue
+		}
+		page.Devices = append(page.Devices, web.DeviceView{
+			ID: d.ID, Name: d.Name, IP: d.IP, Created: accountTime(d.CreatedAt),
+			LastUsed: accountTime(d.LastUsedAt), Expires: accountTime(d.ExpiresAt),
+		})
+	}
+	return nil
+}
+
+// handleAccountSessionEnd ends one of the person's sessions. Ending the browser's own
+// session signs it out.
+func (s *Server) handleAccountSessionEnd(w http.ResponseWriter, r *http.Request) {
+	cur, u, ok := s.accountForm(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	target, err := s.store.GetSession(ctx, r.PostFormValue("session"))
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.internalError(w, r, err)
+		return
+	}
+	if err != nil || target.UserID != u.ID {
+		s.renderAccount(w, r, u, http.StatusNotFound, "", "That session was not found. It may have ended already.")
+		return
+	}
+	if err := s.endSession(ctx, target, "ended on account page"); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	if target.ID == cur.ID {
+		s.clearCookie(w, sessionCookie)
+		http.Redirect(w, r, "/logged-out", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/account/security?msg="+url.QueryEscape("Session ended."), http.StatusSeeOther)
+}
+
+// handleAccountDeviceForget forgets one of the person's remembered devices: that browser
+// is asked for the second factor again.
+func (s *Server) handleAccountDeviceForget(w http.ResponseWriter, r *http.Request) {
+	_, u, ok := s.accountForm(w, r)
+	if !ok {
+		return
+	}
+	err := s.forgetDevice(r.Context(), u.ID, r.PostFormValue("device"), "forgotten on account page")
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		s.renderAccount(w, r, u, http.StatusNotFound, "", "That device was not found.")
+		return
+	case err != nil:
+		s.internalError(w, r, err)
+		return
+	}
+	if _, cerr := r.Cookie(deviceCookie); cerr == nil && s.deviceFromCookie(r) == nil {
+		// It was this browser: drop the cookie of the record that is gone.
+		s.clearCookie(w, deviceCookie)
+	}
+	http.Redirect(w, r, "/account/security?msg="+url.QueryEscape("Device forgotten."), http.StatusSeeOther)
+}

@@ -1,0 +1,69 @@
+package idp
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/openidp/idp/storage"
+)
+
+// continueCookie remembers, during forced enrolment on the account page, which sign-in
+// to go back to.
+const continueCookie = "idp_continue"
+
+// enrolStep handles a login whose policy requires a second factor the person does not
+// have. Within the grace period (policy-driven requirements only, never one the request
+// itself asked for) the login goes on and the grace is counted; after it, the person is
+// sent to the account page to enrol, and the login resumes from there.
+func (s *Server) enrolStep(w http.ResponseWriter, r *http.Request, st *loginState, ms *mfaState) bool {
+	ctx := r.Context()
+	u := st.user
+	g := s.cfg.MFA.Grace
+	policyOnly, err := s.requirement(ctx, st.client, u, nil)
+	if err == nil && policyOnly.Mode == ms.req.Mode && !policyOnly.PhishingResistant == !ms.req.PhishingResistant && (g.Logins > 0 || g.Period > 0) {
+		now := s.now()
+		if u.MFAGraceStarted.IsZero() {
+			u.MFAGraceStarted = now
+		}
+		within := (g.Logins <= 0 || u.MFAGraceLogins < g.Logins) && (g.Period <= 0 || now.Sub(u.MFAGraceStarted) < g.Period)
+		if within {
+			u.MFAGraceLogins++
+			u.UpdatedAt = now
+			if err := s.store.UpdateUser(ctx, u); err != nil {
+				s.internalError(w, r, err)
+				return true
+			}
+			s.audit.Record(ctx, storage.AuditEvent{Type: EventMFAGrace, UserID: u.ID, ClientID: st.ar.ClientID, Result: ResultSuccess,
+				Reason: fmt.Sprintf("second factor required but not enrolled; grace login %d (started %s)", u.MFAGraceLogins, u.MFAGraceStarted.UTC().Format(time.RFC3339))})
+			return false
+		}
+	}
+	s.audit.Record(ctx, storage.AuditEvent{Type: EventMFAEnrolRequired, UserID: u.ID, ClientID: st.ar.ClientID, Result: ResultSuccess,
+		Reason: "sent to enrol a second factor before signing in"})
+	s.setCookie(w, continueCookie, st.ar.ID, st.ar.ExpiresAt)
+	http.Redirect(w, r, "/account/security?"+url.Values{"required": {st.client.Name}}.Encode(), http.StatusSeeOther)
+	return true
+}
+
+// continueLogin returns the sign-in waiting on forced enrolment in this browser, if any.
+func (s *Server) continueLogin(r *http.Request) (*storage.AuthRequest, *storage.Client) {
+	c, err := r.Cookie(continueCookie)
+	if err != nil || c.Value == "" {
+		return nil, nil
+	}
+	ar, err := s.store.GetAuthRequest(r.Context(), c.Value)
+	if err != nil || ar.Login.Done || s.now().After(ar.ExpiresAt) {
+		return nil, nil
+	}
+	sess := s.currentSession(r)
+	if sess == nil || ar.Login.SessionID != sess.ID {
+		return nil, nil
+	}
+	client, err := s.store.GetClient(r.Context(), ar.ClientID)
+	if err != nil {
+		return nil, nil
+	}
+	return ar, client
+}

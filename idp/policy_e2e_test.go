@@ -1,0 +1,267 @@
+package idp_test
+
+import (
+	"context"
+	"html"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/storage"
+)
+
+// setPolicy stores a client's MFA policy.
+func (e *env) setPolicy(c testClient, p storage.MFAPolicy) {
+	e.t.Helper()
+	stored, err := e.store.GetClient(context.Background(), c.ID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	stored.Policy = p
+	if err := e.store.UpdateClient(context.Background(), stored); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// flow starts an authorization request in b and returns the first page plus the verifier.
+func flow(t *testing.T, e *env, b *browser, c testClient, extra url.Values) (page, string) {
+	t.Helper()
+	v, ch := pkce()
+	q := url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}
+	for k, vv := range extra {
+		q[k] = vv
+	}
+	return b.Get(e.authURL(c, q)), v
+}
+
+// finishFlow exchanges the code on p and returns the verified ID-token claims.
+func finishFlow(t *testing.T, e *env, c testClient, p page, verifier string) map[string]any {
+	t.Helper()
+	code := p.RedirectParams(t).Get("code")
+	if code == "" {
+		t.Fatalf("no code: %s", p.Location)
+	}
+	tr := e.tokenRequest(c, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {c.RedirectURI}, "code_verifier": {verifier}})
+	if tr.IDToken == "" {
+		t.Fatalf("exchange: %+v", tr)
+	}
+	return verifyWithJWKS(t, e, tr.IDToken, c.ID)
+}
+
+func TestPolicyEndToEnd(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			m := newMFAEnv(t, be.open(t))
+			email := "policy@example.com"
+			m.createUser(email, password)
+			b := m.newBrowser()
+			key := enrolTOTP(t, m.env, b, accountPage(t, m.env, b, email, nil))
+			code := func() string {
+				m.clock.Advance(30 * time.Second)
+				return rfc6238(key, m.clock.Now(), 6)
+			}
+			lax := m.createClient(idp.NewClient{Name: "Wiki", RedirectURIs: []string{"https://wiki.example.com/cb"}, SkipConsent: true})
+			m.setPolicy(lax, storage.MFAPolicy{MFA: "off"})
+			strict := m.createClient(idp.NewClient{Name: "Finance", RedirectURIs: []string{"https://fin.example.com/cb"}, SkipConsent: true})
+			m.setPolicy(strict, storage.MFAPolicy{MFA: "required", Factors: []string{"totp", "webauthn"}, MaxAge: 30 * time.Minute})
+
+			t.Run("client A without MFA, then client B asks only for the missing factor", func(t *testing.T) {
+				br := m.newBrowser()
+				p, v := flow(t, m.env, br, lax, nil)
+				p = br.Login(p, email, password)
+				a := finishFlow(t, m.env, lax, p, v)
+				wantAuth(t, a, []string{"pwd"}, idp.ACRPassword)
+
+				p, v = flow(t, m.env, br, strict, nil)
+				if p.IsLogin() || !isMFA(p) {
+					t.Fatalf("client B did not go straight to the second factor (login form: %v, status %d)", p.IsLogin(), p.Status)
+				}
+				p = answerMFA(br, m.env, p, code())
+				c := finishFlow(t, m.env, strict, p, v)
+				wantAuth(t, c, []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
+				if c["auth_time"].(float64) <= a["auth_time"].(float64) {
+					t.Fatal("auth_time did not move forward with the step-up")
+				}
+				// Back on client A in the same session: no prompt, and the session now has MFA.
+				p, v = flow(t, m.env, br, lax, nil)
+				wantAuth(t, finishFlow(t, m.env, lax, p, v), []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
+				// Client B's 30-minute re-check: after 40 minutes only the factor is asked
+				// again, not the password (the session is within its idle and absolute limits).
+				m.clock.Advance(40 * time.Minute)
+				p, v = flow(t, m.env, br, strict, nil)
+				if p.IsLogin() || !isMFA(p) {
+					t.Fatalf("expired second factor: login form %v, status %d", p.IsLogin(), p.Status)
+				}
+				p = answerMFA(br, m.env, p, code())
+				finishFlow(t, m.env, strict, p, v)
+			})
+
+			t.Run("acr_values step-up", func(t *testing.T) {
+				br := m.newBrowser()
+				p, v := flow(t, m.env, br, lax, nil)
+				finishFlow(t, m.env, lax, br.Login(p, email, password), v)
+				p, v = flow(t, m.env, br, lax, url.Values{"acr_values": {idp.ACRMFA}})
+				if p.IsLogin() || !isMFA(p) {
+					t.Fatalf("acr_values=mfa did not ask (only) for the factor: status %d", p.Status)
+				}
+				wantAuth(t, finishFlow(t, m.env, lax, answerMFA(br, m.env, p, code()), v), []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
+			})
+
+			t.Run("essential acr in the claims parameter", func(t *testing.T) {
+				br := m.newBrowser()
+				p, v := flow(t, m.env, br, lax, url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + idp.ACRMFA + `"]}}}`}})
+				p = br.Login(p, email, password)
+				if !isMFA(p) {
+					t.Fatalf("essential acr did not ask for a second factor: status %d", p.Status)
+				}
+				wantAuth(t, finishFlow(t, m.env, lax, answerMFA(br, m.env, p, code()), v), []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
+			})
+
+			t.Run("an acr the provider cannot satisfy is an error, not a weaker token", func(t *testing.T) {
+				br := m.newBrowser()
+				p, _ := flow(t, m.env, br, lax, url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["urn:example:platinum"]}}}`}})
+				p = br.Login(p, email, password)
+				if q := p.RedirectParams(t); q.Get("error") != "unmet_authentication_requirements" || q.Get("code") != "" {
+					t.Fatalf("unknown essential acr: %v", q)
+				}
+				if m.auditCount(idp.EventLoginPolicy, idp.ResultFailure) == 0 {
+					t.Fatal("refusal not audited")
+				}
+			})
+
+			t.Run("max_age forces a fresh check of password and factor", func(t *testing.T) {
+				br := m.newBrowser()
+				p, v := flow(t, m.env, br, strict, nil)
+				finishFlow(t, m.env, strict, answerMFA(br, m.env, br.Login(p, email, password), code()), v)
+				m.clock.Advance(10 * time.Minute)
+				p, v = flow(t, m.env, br, strict, url.Values{"max_age": {"300"}})
+				if !p.IsLogin() {
+					t.Fatalf("max_age=300 after 10 minutes did not ask for the password (status %d)", p.Status)
+				}
+				p = br.Login(p, email, password)
+				if !isMFA(p) {
+					t.Fatal("max_age did not re-check the second factor")
+				}
+				c := finishFlow(t, m.env, strict, answerMFA(br, m.env, p, code()), v)
+				if now := float64(m.clock.Now().Unix()); now-c["auth_time"].(float64) > 5 {
+					t.Fatalf("auth_time %v not fresh (now %v)", c["auth_time"], now)
+				}
+			})
+		})
+	}
+}
+
+func TestForcedEnrolmentWithGrace(t *testing.T) {
+	m := newMFAEnv(t, openSQLite(t))
+	second := newEnv(t, m.store, func(c *idp.Config) {
+		c.Sealer, c.Now = m.sealer, m.clock.Now
+		c.MFA.Grace = idp.GracePeriod{Logins: 1}
+	})
+	email := "newbie@example.com"
+	m.createUser(email, password)
+	app := second.createClient(idp.NewClient{Name: "Payroll", RedirectURIs: []string{"https://pay.example.com/cb"}, SkipConsent: true})
+	second.setPolicy(app, storage.MFAPolicy{MFA: "required"})
+
+	// Within the grace period: let through with the password, audited.
+	b := second.newBrowser()
+	p, v := flow(t, second, b, app, nil)
+	wantAuth(t, finishFlow(t, second, app, b.Login(p, email, password), v), []string{"pwd"}, idp.ACRPassword)
+	if second.auditCount(idp.EventMFAGrace, idp.ResultSuccess) != 1 {
+		t.Fatal("grace login not audited")
+	}
+	// Grace used up: the login continues into enrolment and issues tokens only after it.
+	b = second.newBrowser()
+	p, v = flow(t, second, b, app, nil)
+	p = b.Login(p, email, password)
+	if p.Location != "" || !strings.Contains(p.Body, `id="enrol-required"`) {
+		t.Fatalf("not sent to enrolment (status %d, location %q)", p.Status, p.Location)
+	}
+	key := enrolTOTP(t, second, b, p)
+	p = b.Get(second.issuer + "/account/security")
+	if !strings.Contains(p.Body, `id="continue"`) {
+		t.Fatalf("no way back to the sign-in after enrolling:\n%.600s", p.Body)
+	}
+	_ = key
+	href := regexpFind(t, `<a class="button" id="continue" href="([^"]+)"`, p.Body)
+	p = b.Get(second.issuer + href)
+	c := finishFlow(t, second, app, p, v)
+	wantAuth(t, c, []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
+	if second.auditCount(idp.EventMFAEnrolRequired, "") != 1 {
+		t.Fatal("forced enrolment not audited")
+	}
+}
+
+func TestRememberedDevice(t *testing.T) {
+	m := newMFAEnv(t, openSQLite(t))
+	email := "device@example.com"
+	u := m.createUser(email, password)
+	b := m.newBrowser()
+	key := enrolTOTP(t, m.env, b, accountPage(t, m.env, b, email, nil))
+	app := m.createClient(idp.NewClient{Name: "Mail", RedirectURIs: []string{"https://mail.example.com/cb"}, SkipConsent: true})
+	m.setPolicy(app, storage.MFAPolicy{MFA: "required", RememberDevice: 720 * time.Hour})
+
+	br := m.newBrowser()
+	p, v := flow(t, m.env, br, app, nil)
+	p = br.Login(p, email, password)
+	if !strings.Contains(p.Body, `name="remember"`) {
+		t.Fatal("no remember-this-device choice although the policy allows it")
+	}
+	f := p.Hidden()
+	m.clock.Advance(30 * time.Second)
+	f.Set("code", rfc6238(key, m.clock.Now(), 6))
+	f.Set("remember", "1")
+	finishFlow(t, m.env, app, br.Post(m.issuer+"/login/mfa", f), v)
+
+	// A new sign-in in the same browser (session gone, device cookie kept): password only.
+	signOut(t, m.env, br)
+	p, v = flow(t, m.env, br, app, nil)
+	p = br.Login(p, email, password)
+	if isMFA(p) {
+		t.Fatal("remembered device still asked for the second factor")
+	}
+	wantAuth(t, finishFlow(t, m.env, app, p, v), []string{"pwd"}, idp.ACRPassword)
+	if m.auditCount(idp.EventLoginDevice, idp.ResultSuccess) != 1 {
+		t.Fatal("device skip not audited")
+	}
+	// Another browser is not remembered.
+	other := m.newBrowser()
+	p, _ = flow(t, m.env, other, app, nil)
+	if p = other.Login(p, email, password); !isMFA(p) {
+		t.Fatal("an unremembered browser skipped the second factor")
+	}
+	// An explicit acr request always asks, remembered device or not.
+	p, _ = flow(t, m.env, br, app, url.Values{"acr_values": {idp.ACRMFA}, "prompt": {"login"}})
+	if p = br.Login(p, email, password); !isMFA(p) {
+		t.Fatal("acr_values request skipped the factor on a remembered device")
+	}
+	// Revoked: asks again.
+	if n, err := m.server.RevokeDevices(context.Background(), u.ID, "test"); err != nil || n != 1 {
+		t.Fatalf("revoke: %d %v", n, err)
+	}
+	signOut(t, m.env, br)
+	p, _ = flow(t, m.env, br, app, nil)
+	if p = br.Login(p, email, password); !isMFA(p) {
+		t.Fatal("revoked device still skips the second factor")
+	}
+}
+
+// signOut drops the browser's SSO session cookie (as closing the browser would) but
+// keeps its other cookies.
+func signOut(t *testing.T, e *env, b *browser) {
+	t.Helper()
+	u, _ := url.Parse(e.issuer)
+	b.Client.Jar.SetCookies(u, []*http.Cookie{{Name: "idp_session", Value: "", Path: "/", MaxAge: -1}})
+}
+
+func regexpFind(t *testing.T, pattern, s string) string {
+	t.Helper()
+	m := regexp.MustCompile(pattern).FindStringSubmatch(s)
+	if m == nil {
+		t.Fatalf("%q not found", pattern)
+	}
+	return html.UnescapeString(m[1])
+}
