@@ -235,6 +235,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /api/v1/me/mfa/{id}/challenge", s.handleAPIChallenge)
 	mux.HandleFunc("DELETE /api/v1/me/mfa/{id}", s.handleAPIRemove)
 	s.sessionRoutes(mux)
+	s.adminRoutes(mux)    // /api/v1/admin/* and GET /api/v1/openapi.yaml
+	s.recoveryRoutes(mux) // GET and POST /recovery
 	mux.HandleFunc("GET /account/security", s.handleAccount)
 	mux.HandleFunc("POST /account/security/enroll", s.handleAccountEnroll)
 	mux.HandleFunc("POST /account/security/confirm", s.handleAccountConfirm)

@@ -53,6 +53,9 @@ var envFlags = []struct{ flag, env string }{
 	{"session-lifetime", "IDP_SESSION_LIFETIME"},
 	{"session-idle", "IDP_SESSION_IDLE"},
 	{"key-retention", "IDP_KEY_RETENTION"},
+	{"max-sessions", "IDP_MAX_SESSIONS"},
+	{"mfa-grace-logins", "IDP_MFA_GRACE_LOGINS"},
+	{"mfa-grace-period", "IDP_MFA_GRACE_PERIOD"},
 }
 
 // app is the state shared by every command: the injected streams and the global settings.

@@ -37,6 +37,9 @@ type serveOptions struct {
 	sessionLifetime time.Duration
 	sessionIdle     time.Duration
 	keyRetention    time.Duration
+	maxSessions     int
+	graceLogins     int
+	gracePeriod     time.Duration
 }
 
 func newServeCmd(a *app) *cobra.Command {
@@ -70,6 +73,9 @@ seeded with a demo user and a demo client, whose credentials are printed at star
 		"public base URL of the provider (env IDP_ISSUER; when only --addr is given, http://localhost:<its port>)")
 	f.DurationVar(&o.sessionLifetime, "session-lifetime", 24*time.Hour, "absolute lifetime of a sign-in session (env IDP_SESSION_LIFETIME)")
 	f.DurationVar(&o.sessionIdle, "session-idle", 2*time.Hour, "a session unused this long ends (env IDP_SESSION_IDLE)")
+	f.IntVar(&o.maxSessions, "max-sessions", 5, "most SSO sessions a person may have at once; the oldest ends (env IDP_MAX_SESSIONS)")
+	f.IntVar(&o.graceLogins, "mfa-grace-logins", 0, "logins allowed without a second factor that policy requires, before enrolment is forced; 0 = none (env IDP_MFA_GRACE_LOGINS)")
+	f.DurationVar(&o.gracePeriod, "mfa-grace-period", 0, "time allowed without a required second factor, from the first such login; 0 = none (env IDP_MFA_GRACE_PERIOD)")
 	f.DurationVar(&o.keyRetention, "key-retention", 24*time.Hour,
 		"how long a rotated-out signing key stays published; at least the longest token lifetime (env IDP_KEY_RETENTION)")
 	cmd.Long += mfaEnvHelp()
@@ -125,6 +131,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	mfaCfg.Grace = idp.GracePeriod{Logins: o.graceLogins, Period: o.gracePeriod}
 	cfg := idp.Config{
 		MFA:             mfaCfg,
 		Issuer:          o.issuer,
@@ -134,6 +141,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		SessionLifetime: o.sessionLifetime,
 		SessionIdle:     o.sessionIdle,
 		KeyRetention:    o.keyRetention,
+		MaxSessions:     o.maxSessions,
 	}
 	if demo != nil {
 		cfg.Demo = &demo.Client
@@ -183,6 +191,8 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	// Logout tokens still on their way to relying parties are delivered (each bounded).
+	srv.Backchannel().Wait()
 	a.logger.Info("stopped")
 	return nil
 }
