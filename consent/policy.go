@@ -53,19 +53,19 @@ type PolicyInput struct {
 
 // Requirement is what one login must prove, with the reasons, rule by rule.
 type Requirement struct {
-	Mode              string        // off | optional | required
-	Kinds             []string      // factor kinds that count; nil = every available kind
-	PhishingResistant bool          // only WebAuthn counts
-	MFAMaxAge         time.Duration // longest age of the second-factor check; 0 = any
-	PasswordMaxAge    time.Duration // longest age of the password; 0 = any (see HasPasswordMaxAge)
-	HasPasswordMaxAge bool          // PasswordMaxAge applies (max_age=0 means "now")
-	Fresh             bool          // prompt=login: every step again, now
-	RememberDevice    time.Duration // how long a device may be remembered; 0 = not allowed
+	Mode              string        `json:"mode"`               // off | optional | required
+	Kinds             []string      `json:"kinds,omitempty"`    // factor kinds that count; nil = every available kind
+	PhishingResistant bool          `json:"phishing_resistant"` // only WebAuthn counts
+	MFAMaxAge         time.Duration `json:"mfa_max_age_ns"`     // longest age of the second-factor check; 0 = any
+	PasswordMaxAge    time.Duration `json:"password_max_age_ns"`
+	HasPasswordMaxAge bool          `json:"has_password_max_age"` // PasswordMaxAge applies (max_age=0 means "now")
+	Fresh             bool          `json:"fresh"`                // prompt=login or max_age=0: every step again, now
+	RememberDevice    time.Duration `json:"remember_device_ns"`   // how long a device may be remembered; 0 = not allowed
 	// DeviceCanSkip: a remembered device may stand in for the second factor. Never when
 	// the request itself asked for a level (acr), a fresh login, or phishing resistance.
-	DeviceCanSkip bool
-	ACR           string   // the level the login reaches when it meets the requirement
-	Reasons       []string // which rule set what, for `idp policy explain` and the audit
+	DeviceCanSkip bool     `json:"device_can_skip"`
+	ACR           string   `json:"acr"`     // the level the login reaches when it meets the requirement
+	Reasons       []string `json:"reasons"` // which rule set what, for `idp policy explain` and the audit
 }
 
 var modeRank = map[string]int{ModeOff: 0, ModeOptional: 1, ModeRequired: 2}

@@ -20,3 +20,11 @@ func TestLogHandlerAddsRequestContext(t *testing.T) {
 		t.Fatalf("log output:\n%s", buf.String())
 	}
 }
+
+func TestNewIDNeverLooksLikeAFlag(t *testing.T) {
+	for i := 0; i < 5000; i++ {
+		if id := NewID(); id[0] == '-' || strings.Contains(id, ":") || len(id) != 22 {
+			t.Fatalf("bad id %q", id)
+		}
+	}
+}

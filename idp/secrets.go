@@ -15,8 +15,16 @@ func randomToken(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// NewID returns a random 128-bit identifier (base64url, 22 characters, never contains ':').
-func NewID() string { return randomToken(16) }
+// NewID returns a random 128-bit identifier (base64url, 22 characters). It never
+// contains ':' (op splits opaque tokens on it) and never starts with '-', so that
+// command-line tools do not take it for a flag.
+func NewID() string {
+	for {
+		if id := randomToken(16); id[0] != '-' {
+			return id
+		}
+	}
+}
 
 // NewClientSecret returns a fresh 256-bit client secret and its SHA-256 digest, which is
 // what gets stored. A fast digest is the right hash for a high-entropy secret.
