@@ -148,6 +148,7 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, u *storag
 		page.ContinueURL, page.ContinueClient = "/login?id="+url.QueryEscape(ar.ID), c.Name
 	}
 	page.RequiredBy = r.URL.Query().Get("required")
+	page.Recovered = r.URL.Query().Get("recovered") != ""
 	s.render(w, r, status, web.PageAccount, page)
 }
 

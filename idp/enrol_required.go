@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
 
@@ -21,6 +22,13 @@ func (s *Server) enrolStep(w http.ResponseWriter, r *http.Request, st *loginStat
 	ctx := r.Context()
 	u := st.user
 	g := s.cfg.MFA.Grace
+	if ms.recovery {
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventMFAEnrolRequired, UserID: u.ID, ClientID: st.ar.ClientID, Result: ResultSuccess,
+			Reason: "signed in with a backup code: sent to enrol a new factor"})
+		s.setCookie(w, continueCookie, st.ar.ID, st.ar.ExpiresAt)
+		http.Redirect(w, r, "/account/security?recovered=1", http.StatusSeeOther)
+		return true
+	}
 	policyOnly, err := s.requirement(ctx, st.client, u, nil)
 	if err == nil && policyOnly.Mode == ms.req.Mode && !policyOnly.PhishingResistant == !ms.req.PhishingResistant && (g.Logins > 0 || g.Period > 0) {
 		now := s.now()
@@ -66,4 +74,23 @@ func (s *Server) continueLogin(r *http.Request) (*storage.AuthRequest, *storage.
 		return nil, nil
 	}
 	return ar, client
+}
+
+// recoveredOnly reports whether the session's only verified second factor is a backup
+// code and no factor has been enrolled since.
+func recoveredOnly(sess *storage.Session, confirmed []storage.Factor) bool {
+	for _, k := range sess.Factors {
+		if k != string(mfa.KindBackup) {
+			return false
+		}
+	}
+	if len(sess.Factors) == 0 {
+		return false
+	}
+	for _, f := range confirmed {
+		if f.Kind != string(mfa.KindBackup) && !f.CreatedAt.Before(sess.MFAAt) {
+			return false
+		}
+	}
+	return true
 }

@@ -31,6 +31,7 @@ type mfaState struct {
 	met       bool             // nothing (more) to do
 	viaDevice bool             // met thanks to a remembered device
 	enrol     bool             // required, but the person has no usable factor
+	recovery  bool             // signed in with a backup code: a new factor must be enrolled first
 }
 
 // errFactorUnavailable: the person has second factors, but none this server offers now.
@@ -71,6 +72,11 @@ func (s *Server) mfaCheck(r *http.Request, st *loginState) (*mfaState, error) {
 		ms.met = true
 	case s.sessionMeets(st.sess, st.ar, req):
 		ms.met = true
+		if recoveredOnly(st.sess, confirmed) {
+			// A backup code is the way back in after losing a factor: enrol a new one
+			// (and remove the lost one) before going on.
+			ms.met, ms.enrol, ms.recovery = false, true, true
+		}
 	case req.DeviceCanSkip && s.trustedDevice(r, st.user.ID) != nil:
 		ms.met, ms.viaDevice = true, true
 	case len(ms.factors) == 0:

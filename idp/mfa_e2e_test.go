@@ -311,9 +311,38 @@ func runBackup(t *testing.T, m *mfaEnv) {
 		}
 		return b.Get(m.issuer + html.UnescapeString(mm[1]))
 	}
-	claims := loginWithFactor(t, m.env, m.app, email, func(b *browser, p page) page {
-		return answerMFA(b, m.env, pickBackup(b, p), strings.ToLower(first))
-	})
+	// Lost phone: sign in with a backup code. The sign-in continues only after a new
+	// factor is enrolled; the lost one can be removed on the way.
+	lost, err := m.store.ListFactors(t.Context(), m.userID(email))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb := m.newBrowser()
+	p, v := flow(t, m.env, rb, m.app, nil)
+	p = answerMFA(rb, m.env, pickBackup(rb, rb.Login(p, email, password)), strings.ToLower(first))
+	if p.Location != "" || !strings.Contains(p.Body, `id="recovered"`) {
+		t.Fatalf("backup-code sign-in was not sent to enrol a new factor (status %d, location %q)", p.Status, p.Location)
+	}
+	if m.auditCount(idp.EventMFAEnrolRequired, "") == 0 {
+		t.Fatal("recovery enrolment not audited")
+	}
+	// Going back to the application before enrolling is refused the same way.
+	if again := rb.Get(m.issuer + "/login?id=" + url.QueryEscape(regexpFind(t, `href="/login\?id=([^"]+)"`, p.Body))); !strings.Contains(again.Body, `id="recovered"`) {
+		t.Fatalf("skipped enrolment after a backup-code sign-in (status %d)", again.Status)
+	}
+	newKey := enrolTOTP(t, m.env, rb, accountPage(t, m.env, rb, email, nil))
+	_ = newKey
+	for _, f := range lost {
+		if f.Kind == "totp" {
+			ap := accountPage(t, m.env, rb, email, nil)
+			rp := rb.Post(m.issuer+"/account/security/remove", url.Values{"csrf": {ap.Hidden().Get("csrf")}, "factor": {f.ID}})
+			if !strings.Contains(rp.Body, "Sign-in method removed") {
+				t.Fatalf("could not remove the lost factor (status %d)", rp.Status)
+			}
+		}
+	}
+	ap := accountPage(t, m.env, rb, email, nil)
+	claims := finishFlow(t, m.env, m.app, rb.Get(m.issuer+regexpFind(t, `<a class="button" id="continue" href="([^"]+)"`, ap.Body)), v)
 	wantAuth(t, claims, []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
 
 	// A used code is refused.

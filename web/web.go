@@ -183,6 +183,7 @@ type AccountPage struct {
 	Error           string
 	// A sign-in waiting for the person to enrol a second factor (forced enrolment).
 	RequiredBy     string // the application that requires it
+	Recovered      bool   // signed in with a backup code: add a new method first
 	ContinueURL    string
 	ContinueClient string
 	// Where the person is signed in, and which browsers skip the second factor.
