@@ -199,7 +199,7 @@ func (a *Admin) DisableUser(ctx context.Context, actor, idOrEmail string) error 
 			fmt.Sprintf("err=%v", err))
 		return fmt.Errorf("disable user %s: %w", u.ID, err)
 	}
-	sessions, err := a.Store.DeleteUserSessions(ctx, u.ID)
+	sessions, err := a.endSessions(ctx, u.ID, "account disabled")
 	if err != nil {
 		a.record(ctx, actor, storage.AuditEvent{Type: EventAdminUserDisable, UserID: u.ID, Result: ResultFailure},
 			fmt.Sprintf("disabled but sessions not deleted: err=%v", err))

@@ -254,32 +254,40 @@ func (s *Server) setupSessions() {
 // parties it signed in to (back-channel logout, in the background). Every way a session
 // ends goes through here, except expiry.
 func (s *Server) endSession(ctx context.Context, sess *storage.Session, reason string) error {
-	var clients []*storage.Client
-	if s.backchannel != nil {
-		// Read before the delete: the session's client list may go with it.
-		clients = s.backchannel.targets(ctx, sess.ID)
-	}
-	if err := s.store.DeleteSession(ctx, sess.ID); err != nil {
-		return fmt.Errorf("end session: %w", err)
-	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: EventSessionEnd, UserID: sess.UserID, Result: ResultSuccess, Reason: reason})
-	if s.backchannel != nil {
-		s.backchannel.deliver(ctx, sess, clients)
-	}
-	return nil
+	return s.backchannel.EndSession(ctx, sess, reason)
 }
 
 // EndUserSessions ends every SSO session of a user (disabling the account, a password
 // change, "sign out everywhere"), with back-channel logout, and returns how many ended.
 func (s *Server) EndUserSessions(ctx context.Context, userID, reason string) (int, error) {
-	sessions, err := s.store.ListUserSessions(ctx, userID)
+	return s.backchannel.EndUserSessions(ctx, userID, reason)
+}
+
+// EndSession deletes sess, audits why, and notifies the relying parties it signed in to.
+// The CLI uses it too, so a session ended by an operator is announced like any other.
+func (b *BackchannelLogout) EndSession(ctx context.Context, sess *storage.Session, reason string) error {
+	// Read before the delete: the session's client list goes with it.
+	clients := b.targets(ctx, sess.ID)
+	if err := b.Store.DeleteSession(ctx, sess.ID); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	if b.Audit != nil {
+		b.Audit.Record(ctx, storage.AuditEvent{Type: EventSessionEnd, UserID: sess.UserID, Result: ResultSuccess, Reason: reason})
+	}
+	b.deliver(ctx, sess, clients)
+	return nil
+}
+
+// EndUserSessions ends every session of a user through EndSession and returns how many ended.
+func (b *BackchannelLogout) EndUserSessions(ctx context.Context, userID, reason string) (int, error) {
+	sessions, err := b.Store.ListUserSessions(ctx, userID)
 	if err != nil {
 		return 0, fmt.Errorf("list sessions: %w", err)
 	}
 	n := 0
 	var errs []error
 	for i := range sessions {
-		if err := s.endSession(ctx, &sessions[i], reason); err != nil {
+		if err := b.EndSession(ctx, &sessions[i], reason); err != nil {
 			errs = append(errs, err)
 			continue
 		}

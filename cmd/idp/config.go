@@ -70,6 +70,10 @@ type app struct {
 	logFormat string
 
 	logger *slog.Logger
+
+	// backchannel announces sessions ended by admin commands to relying parties; run
+	// waits for its deliveries before the process exits.
+	backchannel *idp.BackchannelLogout
 }
 
 // usageError is an error in how the command was invoked; it is printed with the usage.
@@ -104,10 +108,13 @@ func groupRunE(cmd *cobra.Command, args []string) error {
 // run executes the command line args and returns the process exit code: 0 on success,
 // 2 on a usage error (printed with the usage), 1 on any other error.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	root := newRootCmd(stdin, stdout, stderr)
+	root, a := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
 	root.SetContext(ctx)
 	cmd, err := root.ExecuteC()
+	if a.backchannel != nil {
+		a.backchannel.Wait()
+	}
 	if err == nil {
 		return 0
 	}
@@ -122,6 +129,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // newRootCmd builds the command tree, reading from stdin and writing to stdout/stderr.
 func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	root, _ := newRoot(stdin, stdout, stderr)
+	return root
+}
+
+func newRoot(stdin io.Reader, stdout, stderr io.Writer) (*cobra.Command, *app) {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:   "idp",
@@ -165,7 +177,7 @@ IDP_ENCRYPTION_KEYS_OLD, comma-separated.`,
 		newAuditCmd(a),
 		newPolicyCmd(a),
 	)
-	return root
+	return root, a
 }
 
 // setup applies environment fallbacks to flags not given and builds the logger.
@@ -266,11 +278,21 @@ func maskDSN(dsn string) string {
 
 // newAdmin returns the operator actions over store, auditing through it.
 func (a *app) newAdmin(store storage.Storage, keys *idp.Keys) *idp.Admin {
-	return &idp.Admin{
-		Store: store,
-		Audit: &idp.Auditor{Store: store, Logger: a.logger},
-		Keys:  keys,
+	audit := &idp.Auditor{Store: store, Logger: a.logger}
+	admin := &idp.Admin{Store: store, Audit: audit, Keys: keys}
+	// With the encryption key at hand, sessions ended by a command are announced to
+	// relying parties by back-channel logout, signed with the provider's keys, exactly as
+	// the server would (IDP_ISSUER names the issuer; default http://localhost:8080).
+	if sealer, err := a.sealer(false); err == nil {
+		issuer := os.Getenv("IDP_ISSUER")
+		if issuer == "" {
+			issuer = "http://localhost:8080"
+		}
+		a.backchannel = &idp.BackchannelLogout{Store: store, Keys: &idp.Keys{Store: store, Sealer: sealer},
+			Issuer: strings.TrimSuffix(issuer, "/"), Logger: a.logger, Audit: audit}
+		admin.EndSessions = a.backchannel.EndUserSessions
 	}
+	return admin
 }
 
 // errNoEncryptionKey explains how to provide the encryption key.

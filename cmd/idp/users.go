@@ -311,8 +311,9 @@ with their password so they can enrol a new factor. Hand it to them over a chann
 trust; it is printed only this once and never stored or logged. The link is built on
 --issuer (env IDP_ISSUER), the provider's public URL.
 
-Sessions are deleted from the database directly: relying parties are not sent
-back-channel logout tokens (the admin API's reset sends them).`,
+Relying parties the person's sessions signed in to are sent back-channel logout tokens,
+issued as --issuer (default http://localhost:8080), when IDP_ENCRYPTION_KEY is set (the
+tokens are signed with the provider's keys); without it sessions are only deleted.`,
 		Example: `  idp users mfa reset ada@example.com --reason "lost phone, ticket 4711"
   idp users mfa reset ada@example.com --reason "ticket 4711" --recovery-link --issuer https://id.example.com`,
 		Args: usageArgs(cobra.ExactArgs(1)),
@@ -329,7 +330,11 @@ back-channel logout tokens (the admin API's reset sends them).`,
 				return err
 			}
 			defer store.Close()
-			res, err := a.newAdmin(store, nil).ResetMFA(ctx, cliActor, args[0], reason,
+			admin := a.newAdmin(store, nil)
+			if a.backchannel != nil && strings.TrimSpace(issuer) != "" {
+				a.backchannel.Issuer = strings.TrimSuffix(strings.TrimSpace(issuer), "/")
+			}
+			res, err := admin.ResetMFA(ctx, cliActor, args[0], reason,
 				idp.ResetOptions{RemoveFactors: !keepFactors, RecoveryLink: recoveryLink, Issuer: issuer})
 			if err != nil {
 				return err
