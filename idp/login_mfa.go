@@ -170,7 +170,8 @@ func factorLabel(f *storage.Factor) string {
 // showMFA renders the challenge page for chosen, with links to the other factors.
 func (s *Server) showMFA(w http.ResponseWriter, r *http.Request, st *loginState, ms *mfaState, chosen *storage.Factor, page web.MFAPage, status int) {
 	factors := ms.factors
-	page.CanRemember = ms.req.DeviceCanSkip
+	// Remembering is about later sign-ins: offered whenever the policy allows it.
+	page.CanRemember = ms.req.RememberDevice > 0
 	page.AuthRequestID = st.ar.ID
 	page.CSRF = s.csrfToken(w, r)
 	page.ClientName = st.client.Name
@@ -290,7 +291,7 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	if ms.req.DeviceCanSkip && r.PostFormValue("remember") == "1" {
+	if ms.req.RememberDevice > 0 && r.PostFormValue("remember") == "1" {
 		if err := s.rememberDevice(w, r, st.user.ID, ms.req.RememberDevice); err != nil {
 			s.logger.WarnContext(ctx, "remember device", "err", err)
 		}

@@ -265,3 +265,61 @@ func regexpFind(t *testing.T, pattern, s string) string {
 	}
 	return html.UnescapeString(m[1])
 }
+
+func TestPasswordChangeForgetsDevicesAndEndsSessions(t *testing.T) {
+	m := newMFAEnv(t, openSQLite(t))
+	email := "pw@example.com"
+	u := m.createUser(email, password)
+	b := m.newBrowser()
+	key := enrolTOTP(t, m.env, b, accountPage(t, m.env, b, email, nil))
+	app := m.createClient(idp.NewClient{Name: "Mail", RedirectURIs: []string{"https://mail.example.com/cb"}, SkipConsent: true})
+	m.setPolicy(app, storage.MFAPolicy{MFA: "required", RememberDevice: 720 * time.Hour})
+	p, v := flow(t, m.env, b, app, url.Values{"prompt": {"login"}})
+	p = b.Login(p, email, password)
+	f := p.Hidden()
+	m.clock.Advance(30 * time.Second)
+	f.Set("code", rfc6238(key, m.clock.Now(), 6))
+	f.Set("remember", "1")
+	finishFlow(t, m.env, app, b.Post(m.issuer+"/login/mfa", f), v)
+	if d, _ := m.store.ListUserDevices(context.Background(), u.ID); len(d) != 1 {
+		t.Fatalf("%d devices remembered, want 1", len(d))
+	}
+	m.admin.EndSessions = m.server.EndUserSessions
+	if err := m.admin.SetPassword(context.Background(), "test", email, "a brand new passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := m.store.ListUserDevices(context.Background(), u.ID); len(d) != 0 {
+		t.Fatalf("%d devices survive the password change", len(d))
+	}
+	// The old session is gone, the device no longer skips the factor, the old password fails.
+	p, _ = flow(t, m.env, b, app, url.Values{"prompt": {"none"}})
+	if p.RedirectParams(t).Get("error") != "login_required" {
+		t.Fatal("session survived the password change")
+	}
+	p, _ = flow(t, m.env, b, app, nil)
+	if got := b.Login(p, email, password); got.Status != http.StatusUnauthorized {
+		t.Fatalf("old password accepted: %d", got.Status)
+	}
+	p, _ = flow(t, m.env, b, app, nil)
+	if got := b.Login(p, email, "a brand new passphrase"); !isMFA(got) {
+		t.Fatal("forgotten device still skips the second factor")
+	}
+}
+
+func TestAuditRetentionKeepsAVerifiableChain(t *testing.T) {
+	e := newEnv(t, openSQLite(t), func(c *idp.Config) { c.AuditRetention = time.Hour })
+	e.createUser("old@example.com", password) // audited now
+	e.clock.Advance(2 * time.Hour)
+	e.createUser("new@example.com", password)
+	e.server.ApplyAuditRetentionForTest(context.Background())
+	evs, _ := e.store.ListAudit(context.Background(), storage.AuditFilter{})
+	for _, ev := range evs {
+		if strings.Contains(ev.Reason, "old@example.com") {
+			t.Fatal("event older than the retention survived")
+		}
+	}
+	res, err := idp.VerifyAuditChain(context.Background(), e.store)
+	if err != nil || !res.Intact || res.Checked == 0 {
+		t.Fatalf("chain after retention: %+v %v", res, err)
+	}
+}

@@ -52,6 +52,10 @@ type Config struct {
 	// MaxSessions is the most SSO sessions a person may have at once; the oldest ends
 	// when a new one would exceed it. Default 5.
 	MaxSessions int
+
+	// AuditRetention, when positive, deletes audit events older than this once a day
+	// (recorded in the chain as an audit.retention event). Zero keeps everything.
+	AuditRetention time.Duration
 }
 
 // LoginLimits bounds failed password attempts within Window, per account and per IP.
@@ -375,14 +379,19 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 	}
 }
 
-// RunCleanup deletes expired rows every interval until ctx ends.
+// RunCleanup deletes expired rows every interval, and applies audit retention once a
+// day, until ctx ends.
 func (s *Server) RunCleanup(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	daily := time.NewTicker(24 * time.Hour)
+	defer daily.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-daily.C:
+			s.applyAuditRetention(ctx)
 		case <-t.C:
 			n, err := s.store.DeleteExpired(ctx, s.now())
 			if err != nil {
@@ -392,4 +401,18 @@ func (s *Server) RunCleanup(ctx context.Context, interval time.Duration) {
 			}
 		}
 	}
+}
+
+// applyAuditRetention deletes audit events older than Config.AuditRetention.
+func (s *Server) applyAuditRetention(ctx context.Context) {
+	if s.cfg.AuditRetention <= 0 {
+		return
+	}
+	now := s.now()
+	res, err := PruneAudit(ctx, s.store, "retention", now.Add(-s.cfg.AuditRetention), now)
+	if err != nil {
+		s.logger.WarnContext(ctx, "audit retention failed", "err", err)
+		return
+	}
+	s.logger.InfoContext(ctx, "audit retention applied", "removed", res.Removed)
 }

@@ -54,6 +54,7 @@ var envFlags = []struct{ flag, env string }{
 	{"session-idle", "IDP_SESSION_IDLE"},
 	{"key-retention", "IDP_KEY_RETENTION"},
 	{"max-sessions", "IDP_MAX_SESSIONS"},
+	{"audit-retention", "IDP_AUDIT_RETENTION"},
 	{"mfa-grace-logins", "IDP_MFA_GRACE_LOGINS"},
 	{"mfa-grace-period", "IDP_MFA_GRACE_PERIOD"},
 }

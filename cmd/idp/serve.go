@@ -38,6 +38,7 @@ type serveOptions struct {
 	sessionIdle     time.Duration
 	keyRetention    time.Duration
 	maxSessions     int
+	auditRetention  time.Duration
 	graceLogins     int
 	gracePeriod     time.Duration
 }
@@ -73,6 +74,7 @@ seeded with a demo user and a demo client, whose credentials are printed at star
 		"public base URL of the provider (env IDP_ISSUER; when only --addr is given, http://localhost:<its port>)")
 	f.DurationVar(&o.sessionLifetime, "session-lifetime", 24*time.Hour, "absolute lifetime of a sign-in session (env IDP_SESSION_LIFETIME)")
 	f.DurationVar(&o.sessionIdle, "session-idle", 2*time.Hour, "a session unused this long ends (env IDP_SESSION_IDLE)")
+	f.DurationVar(&o.auditRetention, "audit-retention", 0, "delete audit events older than this, once a day, e.g. 8760h; 0 keeps everything (env IDP_AUDIT_RETENTION)")
 	f.IntVar(&o.maxSessions, "max-sessions", 5, "most SSO sessions a person may have at once; the oldest ends (env IDP_MAX_SESSIONS)")
 	f.IntVar(&o.graceLogins, "mfa-grace-logins", 0, "logins allowed without a second factor that policy requires, before enrolment is forced; 0 = none (env IDP_MFA_GRACE_LOGINS)")
 	f.DurationVar(&o.gracePeriod, "mfa-grace-period", 0, "time allowed without a required second factor, from the first such login; 0 = none (env IDP_MFA_GRACE_PERIOD)")
@@ -142,6 +144,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		SessionIdle:     o.sessionIdle,
 		KeyRetention:    o.keyRetention,
 		MaxSessions:     o.maxSessions,
+		AuditRetention:  o.auditRetention,
 	}
 	if demo != nil {
 		cfg.Demo = &demo.Client

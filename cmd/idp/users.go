@@ -40,7 +40,7 @@ func newUsersCmd(a *app) *cobra.Command {
 		RunE:  groupRunE,
 	}
 	cmd.AddCommand(newUsersCreateCmd(a), newUsersListCmd(a), newUsersDisableCmd(a),
-		newUsersSetTypeCmd(a), newUsersSetGroupsCmd(a), newUsersMFACmd(a))
+		newUsersSetTypeCmd(a), newUsersSetGroupsCmd(a), newUsersMFACmd(a), newUsersSetPasswordCmd(a))
 	return cmd
 }
 
@@ -370,5 +370,41 @@ tokens are signed with the provider's keys); without it sessions are only delete
 	f.BoolVar(&recoveryLink, "recovery-link", false, "print a one-time recovery link valid 24 hours")
 	f.StringVar(&issuer, "issuer", "", "public URL of the provider, for the recovery link (env IDP_ISSUER)")
 	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+func newUsersSetPasswordCmd(a *app) *cobra.Command {
+	var passwordStdin bool
+	cmd := &cobra.Command{
+		Use:   "set-password USER --password-stdin",
+		Short: "Replace a user's password (ends their sessions, forgets their devices)",
+		Long: `Replace the password of the user with that id or e-mail, read from standard input.
+Every session of the person ends (relying parties get back-channel logout tokens when
+IDP_ENCRYPTION_KEY is set) and every remembered device is forgotten, since whoever knew
+the old password may hold them.`,
+		Example: `  printf '%s' 'new long passphrase' | idp users set-password ada@example.com --password-stdin`,
+		Args:    usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !passwordStdin {
+				return usageErrorf("--password-stdin is required: passwords are never taken as flags")
+			}
+			password, err := readPassword(a.stdin)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			store, err := a.openStore(ctx, true)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			if err := a.newAdmin(store, nil).SetPassword(ctx, cliActor, args[0], password); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(a.stdout, "Password replaced; sessions ended and remembered devices forgotten.")
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input (required)")
 	return cmd
 }
