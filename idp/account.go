@@ -51,8 +51,21 @@ func (s *Server) ensureAccountClient(ctx context.Context) error {
 // and second factor again (for sensitive changes).
 func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request, forceFresh bool) {
 	now := s.now()
+	back := s.cfg.Issuer + "/account/security"
+	if r.Method == http.MethodGet {
+		// Keep the page's notices (forced enrolment, recovery) across the sign-in.
+		q := url.Values{}
+		for _, k := range []string{"required", "recovered"} {
+			if v := r.URL.Query().Get(k); v != "" {
+				q.Set(k, "1")
+			}
+		}
+		if len(q) > 0 {
+			back += "?" + q.Encode()
+		}
+	}
 	ar := &storage.AuthRequest{
-		ID: NewID(), ClientID: AccountClientID, RedirectURI: s.cfg.Issuer + "/account/security",
+		ID: NewID(), ClientID: AccountClientID, RedirectURI: back,
 		Scopes: []string{"openid"}, ResponseType: "code", CreatedAt: now, ExpiresAt: now.Add(s.cfg.AuthRequestLifetime),
 	}
 	if forceFresh {
@@ -146,8 +159,11 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, u *storag
 	page.CSRF = s.csrfToken(w, r)
 	if ar, c := s.continueLogin(r); ar != nil {
 		page.ContinueURL, page.ContinueClient = "/login?id="+url.QueryEscape(ar.ID), c.Name
+		// The name shown comes from the pending sign-in, never from the URL.
+		if r.URL.Query().Get("required") != "" {
+			page.RequiredBy = c.Name
+		}
 	}
-	page.RequiredBy = r.URL.Query().Get("required")
 	page.Recovered = r.URL.Query().Get("recovered") != ""
 	s.render(w, r, status, web.PageAccount, page)
 }

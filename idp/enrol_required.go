@@ -3,7 +3,6 @@ package idp
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/openidp/idp/mfa"
@@ -51,7 +50,7 @@ func (s *Server) enrolStep(w http.ResponseWriter, r *http.Request, st *loginStat
 	s.audit.Record(ctx, storage.AuditEvent{Type: EventMFAEnrolRequired, UserID: u.ID, ClientID: st.ar.ClientID, Result: ResultSuccess,
 		Reason: "sent to enrol a second factor before signing in"})
 	s.setCookie(w, continueCookie, st.ar.ID, st.ar.ExpiresAt)
-	http.Redirect(w, r, "/account/security?"+url.Values{"required": {st.client.Name}}.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, "/account/security?required=1", http.StatusSeeOther)
 	return true
 }
 
