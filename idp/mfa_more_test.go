@@ -118,6 +118,14 @@ func TestSelfServiceAPI(t *testing.T) {
 	if st, _ := apiCall(t, m.env, "", "GET", "/api/v1/me/mfa", nil); st != http.StatusUnauthorized {
 		t.Fatalf("no token: %d", st)
 	}
+	// Browser applications on other origins may call it (bearer tokens, no cookies).
+	pre, _ := http.NewRequest(http.MethodOptions, m.issuer+"/api/v1/me/mfa/totp", nil)
+	pre.Header.Set("Origin", "https://own.example.com")
+	pre.Header.Set("Access-Control-Request-Method", "POST")
+	if resp, err := http.DefaultClient.Do(pre); err != nil || resp.StatusCode != http.StatusNoContent ||
+		resp.Header.Get("Access-Control-Allow-Origin") != "*" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Fatalf("CORS preflight: %v %v", resp, err)
+	}
 	noScope := loginCode(t, m.env, m.newBrowserLoggedIn(t, email), m.app, nil).AccessToken
 	if st, out := apiCall(t, m.env, noScope, "GET", "/api/v1/me/mfa", nil); st != http.StatusForbidden || out["error"] != "insufficient_scope" {
 		t.Fatalf("token without account scope: %d %v", st, out)

@@ -232,12 +232,16 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /login/mfa", s.handleMFAVerify)
 	mux.HandleFunc("POST /login/mfa/send", s.handleMFASend)
 	mux.HandleFunc("POST /consent", s.handleConsentPost)
-	mux.HandleFunc("GET /api/v1/me/mfa", s.handleAPIStatus)
-	mux.HandleFunc("POST /api/v1/me/mfa/backup-codes", s.handleAPIBackupCodes)
-	mux.HandleFunc("POST /api/v1/me/mfa/{kind}", s.handleAPIEnroll)
-	mux.HandleFunc("POST /api/v1/me/mfa/{kind}/verify", s.handleAPIConfirm)
-	mux.HandleFunc("POST /api/v1/me/mfa/{id}/challenge", s.handleAPIChallenge)
-	mux.HandleFunc("DELETE /api/v1/me/mfa/{id}", s.handleAPIRemove)
+	// The self-service API is called by browser applications with bearer tokens: CORS
+	// without credentials, preflight included.
+	me := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, apiCORS(h)) }
+	me("GET /api/v1/me/mfa", s.handleAPIStatus)
+	me("POST /api/v1/me/mfa/backup-codes", s.handleAPIBackupCodes)
+	me("POST /api/v1/me/mfa/{kind}", s.handleAPIEnroll)
+	me("POST /api/v1/me/mfa/{kind}/verify", s.handleAPIConfirm)
+	me("POST /api/v1/me/mfa/{id}/challenge", s.handleAPIChallenge)
+	me("DELETE /api/v1/me/mfa/{id}", s.handleAPIRemove)
+	me("OPTIONS /api/v1/me/{path...}", func(http.ResponseWriter, *http.Request) {})
 	s.sessionRoutes(mux)
 	s.adminRoutes(mux)    // /api/v1/admin/* and GET /api/v1/openapi.yaml
 	s.recoveryRoutes(mux) // GET and POST /recovery

@@ -128,12 +128,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return 1
 }
 
-// newRootCmd builds the command tree, reading from stdin and writing to stdout/stderr.
-func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
-	root, _ := newRoot(stdin, stdout, stderr)
-	return root
-}
-
+// newRoot builds the command tree, reading from stdin and writing to stdout/stderr, and
+// returns it with the shared settings it fills in.
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) (*cobra.Command, *app) {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
