@@ -135,7 +135,7 @@ func Evaluate(in PolicyInput) (Requirement, error) {
 	}
 
 	// The request raises the bar.
-	requested, essential := -1, false
+	requested := -1
 	for _, v := range in.Request.ACRValues {
 		if rank, ok := acrRank[v]; ok {
 			requested = rank // the first known value, in the client's order of preference
@@ -153,7 +153,7 @@ func Evaluate(in PolicyInput) (Requirement, error) {
 		if lowest < 0 {
 			return r, fmt.Errorf("%w: none of the essential acr values %v is offered", ErrUnsatisfiable, in.Request.EssentialACR)
 		}
-		requested, essential = lowest, true
+		requested = lowest
 		why("request: essential acr %v", in.Request.EssentialACR)
 	}
 	if requested >= acrRank[ACRMFA] && r.Mode != ModeRequired {
@@ -202,9 +202,6 @@ func Evaluate(in PolicyInput) (Requirement, error) {
 		if !slices.ContainsFunc(usable, func(k string) bool { return slices.Contains(in.Available, k) }) {
 			return r, fmt.Errorf("%w: none of the factors %v is offered by this server", ErrUnsatisfiable, usable)
 		}
-	}
-	if essential && requested >= acrRank[ACRMFA] && r.Mode == ModeOff {
-		return r, fmt.Errorf("%w: essential acr needs a second factor", ErrUnsatisfiable)
 	}
 
 	switch {

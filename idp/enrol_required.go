@@ -3,6 +3,7 @@ package idp
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/openidp/idp/mfa"
@@ -29,13 +30,14 @@ func (s *Server) enrolStep(w http.ResponseWriter, r *http.Request, st *loginStat
 		return true
 	}
 	policyOnly, err := s.requirement(ctx, st.client, u, nil)
-	if err == nil && policyOnly.Mode == ms.req.Mode && !policyOnly.PhishingResistant == !ms.req.PhishingResistant && (g.Logins > 0 || g.Period > 0) {
+	params := authParams(st.ar)
+	requestAsks := len(params.EssentialACR) > 0 || slices.ContainsFunc(params.ACRValues, func(v string) bool { return v == ACRMFA || v == ACRPhishingResistant })
+	if err == nil && !requestAsks && policyOnly.Mode == ms.req.Mode && policyOnly.PhishingResistant == ms.req.PhishingResistant && (g.Logins > 0 || g.Period > 0) {
 		now := s.now()
 		if u.MFAGraceStarted.IsZero() {
 			u.MFAGraceStarted = now
 		}
-		within := (g.Logins <= 0 || u.MFAGraceLogins < g.Logins) && (g.Period <= 0 || now.Sub(u.MFAGraceStarted) < g.Period)
-		if within {
+		if s.inGrace(u, now, false) {
 			u.MFAGraceLogins++
 			u.UpdatedAt = now
 			if err := s.store.UpdateUser(ctx, u); err != nil {
@@ -92,4 +94,16 @@ func recoveredOnly(sess *storage.Session, confirmed []storage.Factor) bool {
 		}
 	}
 	return true
+}
+
+// inGrace reports whether u may still sign in without a required factor. granted asks
+// whether the current login already used a grace login (so it is not counted twice,
+// e.g. when the consent page is answered after a grace login).
+func (s *Server) inGrace(u *storage.User, now time.Time, granted bool) bool {
+	g := s.cfg.MFA.Grace
+	if (g.Logins <= 0 && g.Period <= 0) || (granted && u.MFAGraceStarted.IsZero()) {
+		return false
+	}
+	logins := g.Logins <= 0 || u.MFAGraceLogins < g.Logins || (granted && u.MFAGraceLogins == g.Logins)
+	return logins && (g.Period <= 0 || u.MFAGraceStarted.IsZero() || now.Sub(u.MFAGraceStarted) < g.Period)
 }

@@ -338,7 +338,7 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 		s.advance(w, r, st)
 		return
 	}
-	if ms, err := s.mfaCheck(r, st); err != nil || !ms.met {
+	if ms, err := s.mfaCheck(r, st); err != nil || (!ms.met && !(ms.enrol && !ms.recovery && s.inGrace(st.user, s.now(), true))) {
 		s.advance(w, r, st)
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
@@ -77,7 +78,7 @@ func (s *Server) mfaCheck(r *http.Request, st *loginState) (*mfaState, error) {
 			// (and remove the lost one) before going on.
 			ms.met, ms.enrol, ms.recovery = false, true, true
 		}
-	case req.DeviceCanSkip && s.trustedDevice(r, st.user.ID) != nil:
+	case req.DeviceCanSkip && s.deviceWithin(r, st.user.ID, req.RememberDevice):
 		ms.met, ms.viaDevice = true, true
 	case len(ms.factors) == 0:
 		ms.enrol = true
@@ -309,4 +310,11 @@ func appendUnique(list []string, v string) []string {
 		return list
 	}
 	return append(slices.Clone(list), v)
+}
+
+// deviceWithin reports whether the browser is a remembered device of the user that was
+// remembered no longer ago than this client's policy allows.
+func (s *Server) deviceWithin(r *http.Request, userID string, allowed time.Duration) bool {
+	d := s.trustedDevice(r, userID)
+	return d != nil && s.now().Sub(d.CreatedAt) <= allowed
 }

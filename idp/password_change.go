@@ -12,7 +12,7 @@ const EventAdminPassword = "admin.user.password"
 
 // SetPassword replaces a person's password. Because whoever knew the old one may hold
 // sessions or a remembered browser, every session ends (with back-channel logout when
-// EndSessions is wired) and every remembered device is forgotten.
+// EndSessions is wired), every remembered device is forgotten and every token revoked.
 func (a *Admin) SetPassword(ctx context.Context, actor, user, password string) error {
 	u, err := a.FindUser(ctx, user)
 	if err != nil {
@@ -35,7 +35,10 @@ func (a *Admin) SetPassword(ctx context.Context, actor, user, password string) e
 	if err != nil {
 		return fmt.Errorf("forget devices: %w", err)
 	}
+	if err := a.Store.RevokeUserTokens(ctx, u.ID, a.now()); err != nil {
+		return fmt.Errorf("revoke tokens: %w", err)
+	}
 	a.record(ctx, actor, storage.AuditEvent{Type: EventAdminPassword, UserID: u.ID, Result: ResultSuccess},
-		fmt.Sprintf("password replaced; sessions_ended=%d devices_forgotten=%d", sessions, devices))
+		fmt.Sprintf("password replaced; sessions_ended=%d devices_forgotten=%d tokens_revoked=true", sessions, devices))
 	return nil
 }

@@ -323,3 +323,90 @@ func TestAuditRetentionKeepsAVerifiableChain(t *testing.T) {
 		t.Fatalf("chain after retention: %+v %v", res, err)
 	}
 }
+
+// TestPolicyEdgeCases pins down behaviours the documentation review found broken.
+func TestPolicyEdgeCases(t *testing.T) {
+	m := newMFAEnv(t, openSQLite(t))
+	graced := newEnv(t, m.store, func(c *idp.Config) {
+		c.Sealer, c.Now = m.sealer, m.clock.Now
+		c.MFA.Grace = idp.GracePeriod{Logins: 2}
+	})
+
+	t.Run("grace login through a consent page uses one grace login", func(t *testing.T) {
+		email := "consent-grace@example.com"
+		u := graced.createUser(email, password)
+		app := graced.createClient(idp.NewClient{Name: "Needs consent", RedirectURIs: []string{"https://c.example.com/cb"}})
+		graced.setPolicy(app, storage.MFAPolicy{MFA: "required"})
+		b := graced.newBrowser()
+		p, v := flow(t, graced, b, app, nil)
+		p = b.Consent(b.Login(p, email, password), "allow")
+		finishFlow(t, graced, app, p, v)
+		got, _ := graced.store.GetUser(context.Background(), u.ID)
+		if got.MFAGraceLogins != 1 {
+			t.Fatalf("grace logins used: %d, want 1", got.MFAGraceLogins)
+		}
+	})
+
+	t.Run("no grace for a request that asks for mfa itself", func(t *testing.T) {
+		email := "acr-grace@example.com"
+		graced.createUser(email, password)
+		app := graced.createClient(idp.NewClient{Name: "Strict", RedirectURIs: []string{"https://s.example.com/cb"}, SkipConsent: true})
+		graced.setPolicy(app, storage.MFAPolicy{MFA: "required"})
+		b := graced.newBrowser()
+		p, _ := flow(t, graced, b, app, url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + idp.ACRMFA + `"]}}}`}})
+		p = b.Login(p, email, password)
+		if p.Location != "" || !strings.Contains(p.Body, `id="enrol-required"`) {
+			t.Fatalf("essential acr met by a grace login (status %d, location %q)", p.Status, p.Location)
+		}
+	})
+
+	t.Run("account-type policy excluding every method: enrolment, not a loop", func(t *testing.T) {
+		email := "typed@example.com"
+		u := m.createUser(email, password)
+		b := m.newBrowser()
+		enrolTOTP(t, m.env, b, accountPage(t, m.env, b, email, nil))
+		u.Type = "ops"
+		if err := m.store.UpdateUser(context.Background(), u); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.store.SetTypePolicy(context.Background(), "ops", storage.MFAPolicy{MFA: "required", Factors: []string{"sms"}}); err != nil {
+			t.Fatal(err)
+		}
+		br := m.newBrowser()
+		p, _ := flow(t, m.env, br, m.app, nil)
+		p = br.Login(p, email, password)
+		// Sent to enrol a phone; the account page's own sign-in accepts the app it has.
+		if !isMFA(p) || !strings.Contains(p.Body, "Account security") || !strings.Contains(p.Body, "Authenticator app") {
+			t.Fatalf("expected the account page's second-factor step with the app (status %d):\n%.400s", p.Status, p.Body)
+		}
+	})
+
+	t.Run("a remembered device respects the shorter period of another client", func(t *testing.T) {
+		email := "two-clients@example.com"
+		m.createUser(email, password)
+		b := m.newBrowser()
+		key := enrolTOTP(t, m.env, b, accountPage(t, m.env, b, email, nil))
+		long := m.createClient(idp.NewClient{Name: "Long", RedirectURIs: []string{"https://long.example.com/cb"}, SkipConsent: true})
+		short := m.createClient(idp.NewClient{Name: "Short", RedirectURIs: []string{"https://short.example.com/cb"}, SkipConsent: true})
+		m.setPolicy(long, storage.MFAPolicy{MFA: "required", RememberDevice: 720 * time.Hour})
+		m.setPolicy(short, storage.MFAPolicy{MFA: "required", RememberDevice: time.Hour})
+		br := m.newBrowser()
+		p, v := flow(t, m.env, br, long, nil)
+		f := br.Login(p, email, password).Hidden()
+		m.clock.Advance(30 * time.Second)
+		f.Set("code", rfc6238(key, m.clock.Now(), 6))
+		f.Set("remember", "1")
+		finishFlow(t, m.env, long, br.Post(m.issuer+"/login/mfa", f), v)
+		m.clock.Advance(90 * time.Minute)
+		signOut(t, m.env, br)
+		p, _ = flow(t, m.env, br, short, nil)
+		if p = br.Login(p, email, password); !isMFA(p) {
+			t.Fatal("a device remembered 90 minutes ago skipped the factor for a client allowing 1 h")
+		}
+		signOut(t, m.env, br)
+		p, _ = flow(t, m.env, br, long, nil)
+		if p = br.Login(p, email, password); isMFA(p) {
+			t.Fatal("the device no longer stands in for the client allowing 720 h")
+		}
+	})
+}

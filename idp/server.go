@@ -390,6 +390,7 @@ func (s *Server) RunCleanup(ctx context.Context, interval time.Duration) {
 	defer t.Stop()
 	daily := time.NewTicker(24 * time.Hour)
 	defer daily.Stop()
+	s.applyAuditRetention(ctx)
 	for {
 		select {
 		case <-ctx.Done():
