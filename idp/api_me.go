@@ -91,6 +91,20 @@ func (s *Server) apiUser(w http.ResponseWriter, r *http.Request) *storage.User {
 	return u
 }
 
+// apiCall authenticates a self-service call and decodes its JSON body; when it returns
+// false it has answered the request.
+func (s *Server) apiCall(w http.ResponseWriter, r *http.Request) (*storage.User, *apiRequest, bool) {
+	u := s.apiUser(w, r)
+	if u == nil {
+		return nil, nil, false
+	}
+	req := &apiRequest{}
+	if !decodeBody(w, r, req) {
+		return nil, nil, false
+	}
+	return u, req, true
+}
+
 // apiFactor is a factor as the API shows it.
 type apiFactor struct {
 	ID         string     `json:"id"`
@@ -198,12 +212,8 @@ func (s *Server) handleAPIStatus(w http.ResponseWriter, r *http.Request) {
 
 // handleAPIEnroll: POST /api/v1/me/mfa/{kind} starts enrolling a factor of that kind.
 func (s *Server) handleAPIEnroll(w http.ResponseWriter, r *http.Request) {
-	u := s.apiUser(w, r)
-	if u == nil {
-		return
-	}
-	var req apiRequest
-	if !decodeBody(w, r, &req) {
+	u, req, ok := s.apiCall(w, r)
+	if !ok {
 		return
 	}
 	kind := mfa.Kind(r.PathValue("kind"))
@@ -235,12 +245,8 @@ func (s *Server) handleAPIEnroll(w http.ResponseWriter, r *http.Request) {
 
 // handleAPIConfirm: POST /api/v1/me/mfa/{kind}/verify finishes enrolment.
 func (s *Server) handleAPIConfirm(w http.ResponseWriter, r *http.Request) {
-	u := s.apiUser(w, r)
-	if u == nil {
-		return
-	}
-	var req apiRequest
-	if !decodeBody(w, r, &req) {
+	u, req, ok := s.apiCall(w, r)
+	if !ok {
 		return
 	}
 	kind := r.PathValue("kind")
@@ -315,12 +321,8 @@ func (s *Server) verified(w http.ResponseWriter, r *http.Request, u *storage.Use
 
 // handleAPIRemove: DELETE /api/v1/me/mfa/{id}.
 func (s *Server) handleAPIRemove(w http.ResponseWriter, r *http.Request) {
-	u := s.apiUser(w, r)
-	if u == nil {
-		return
-	}
-	var req apiRequest
-	if !decodeBody(w, r, &req) {
+	u, req, ok := s.apiCall(w, r)
+	if !ok {
 		return
 	}
 	if !s.verified(w, r, u, req.Verification) {
@@ -336,12 +338,8 @@ func (s *Server) handleAPIRemove(w http.ResponseWriter, r *http.Request) {
 // handleAPIBackupCodes: POST /api/v1/me/mfa/backup-codes regenerates backup codes. The
 // first set needs no verification when the person has no other factor.
 func (s *Server) handleAPIBackupCodes(w http.ResponseWriter, r *http.Request) {
-	u := s.apiUser(w, r)
-	if u == nil {
-		return
-	}
-	var req apiRequest
-	if !decodeBody(w, r, &req) {
+	u, req, ok := s.apiCall(w, r)
+	if !ok {
 		return
 	}
 	existing, err := s.confirmedFactors(r.Context(), u.ID)
