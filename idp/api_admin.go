@@ -371,8 +371,9 @@ func (api *adminAPI) resetMFA(w http.ResponseWriter, r *http.Request, actor stri
 
 // --- clients and policies ---
 
-// adminPolicyView is an MFA policy in the API: durations in whole seconds.
-type adminPolicyView struct {
+// PolicyView is an MFA policy as the admin API and the CLI show it: durations in whole
+// seconds, the default mode spelled out.
+type PolicyView struct {
 	MFA                   string   `json:"mfa"`
 	Factors               []string `json:"factors"`
 	PhishingResistant     bool     `json:"phishing_resistant"`
@@ -380,45 +381,49 @@ type adminPolicyView struct {
 	RememberDeviceSeconds int64    `json:"remember_device_seconds"`
 }
 
-func toAdminPolicy(p storage.MFAPolicy) adminPolicyView {
+// ToPolicyView converts a stored policy for display.
+func ToPolicyView(p storage.MFAPolicy) PolicyView {
 	m := p.MFA
 	if m == "" {
 		m = consent.ModeOptional
 	}
-	return adminPolicyView{
+	return PolicyView{
 		MFA: m, Factors: nonNilStrings(p.Factors), PhishingResistant: p.PhishingResistant,
 		MaxAgeSeconds: int64(p.MaxAge / time.Second), RememberDeviceSeconds: int64(p.RememberDevice / time.Second),
 	}
 }
 
-func (v adminPolicyView) policy() storage.MFAPolicy {
+// Policy converts the view back to a stored policy.
+func (v PolicyView) Policy() storage.MFAPolicy {
 	return storage.MFAPolicy{
 		MFA: v.MFA, Factors: v.Factors, PhishingResistant: v.PhishingResistant,
 		MaxAge: time.Duration(v.MaxAgeSeconds) * time.Second, RememberDevice: time.Duration(v.RememberDeviceSeconds) * time.Second,
 	}
 }
 
-type adminClientView struct {
-	ID                          string          `json:"id"`
-	Name                        string          `json:"name"`
-	Public                      bool            `json:"public"`
-	RedirectURIs                []string        `json:"redirect_uris"`
-	PostLogoutRedirectURIs      []string        `json:"post_logout_redirect_uris"`
-	GrantTypes                  []string        `json:"grant_types"`
-	Scopes                      []string        `json:"scopes"`
-	SkipConsent                 bool            `json:"skip_consent"`
-	AccessTokenFormat           string          `json:"access_token_format"`
-	IDTokenSigningAlg           string          `json:"id_token_signing_alg"`
-	AccessTokenLifetimeSeconds  int64           `json:"access_token_lifetime_seconds"`
-	IDTokenLifetimeSeconds      int64           `json:"id_token_lifetime_seconds"`
-	RefreshTokenLifetimeSeconds int64           `json:"refresh_token_lifetime_seconds"`
-	BackchannelLogoutURI        string          `json:"backchannel_logout_uri,omitempty"`
-	Policy                      adminPolicyView `json:"policy"`
-	CreatedAt                   time.Time       `json:"created_at"`
+// ClientView is a client as the admin API and the CLI show it: never its secret or hash.
+type ClientView struct {
+	ID                          string     `json:"id"`
+	Name                        string     `json:"name"`
+	Public                      bool       `json:"public"`
+	RedirectURIs                []string   `json:"redirect_uris"`
+	PostLogoutRedirectURIs      []string   `json:"post_logout_redirect_uris"`
+	GrantTypes                  []string   `json:"grant_types"`
+	Scopes                      []string   `json:"scopes"`
+	SkipConsent                 bool       `json:"skip_consent"`
+	AccessTokenFormat           string     `json:"access_token_format"`
+	IDTokenSigningAlg           string     `json:"id_token_signing_alg"`
+	AccessTokenLifetimeSeconds  int64      `json:"access_token_lifetime_seconds"`
+	IDTokenLifetimeSeconds      int64      `json:"id_token_lifetime_seconds"`
+	RefreshTokenLifetimeSeconds int64      `json:"refresh_token_lifetime_seconds"`
+	BackchannelLogoutURI        string     `json:"backchannel_logout_uri,omitempty"`
+	Policy                      PolicyView `json:"policy"`
+	CreatedAt                   time.Time  `json:"created_at"`
 }
 
-func toAdminClient(c *storage.Client) adminClientView {
-	return adminClientView{
+// ToClientView converts a stored client for display.
+func ToClientView(c *storage.Client) ClientView {
+	return ClientView{
 		ID: c.ID, Name: c.Name, Public: c.Public, RedirectURIs: nonNilStrings(c.RedirectURIs),
 		PostLogoutRedirectURIs: nonNilStrings(c.PostLogoutRedirectURIs), GrantTypes: nonNilStrings(c.GrantTypes),
 		Scopes: nonNilStrings(c.Scopes), SkipConsent: c.SkipConsent, AccessTokenFormat: c.AccessTokenFormat,
@@ -426,7 +431,7 @@ func toAdminClient(c *storage.Client) adminClientView {
 		AccessTokenLifetimeSeconds:  int64(c.AccessTokenLifetime / time.Second),
 		IDTokenLifetimeSeconds:      int64(c.IDTokenLifetime / time.Second),
 		RefreshTokenLifetimeSeconds: int64(c.RefreshTokenLifetime / time.Second),
-		BackchannelLogoutURI:        c.BackchannelLogoutURI, Policy: toAdminPolicy(c.Policy), CreatedAt: c.CreatedAt.UTC(),
+		BackchannelLogoutURI:        c.BackchannelLogoutURI, Policy: ToPolicyView(c.Policy), CreatedAt: c.CreatedAt.UTC(),
 	}
 }
 
@@ -436,9 +441,9 @@ func (api *adminAPI) listClients(w http.ResponseWriter, r *http.Request, _ strin
 		api.fail(w, r, err)
 		return
 	}
-	out := make([]adminClientView, 0, len(clients))
+	out := make([]ClientView, 0, len(clients))
 	for i := range clients {
-		out = append(out, toAdminClient(&clients[i]))
+		out = append(out, ToClientView(&clients[i]))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"clients": out})
 }
@@ -484,9 +489,9 @@ func (api *adminAPI) createClient(w http.ResponseWriter, r *http.Request, actor 
 		return
 	}
 	writeJSON(w, http.StatusCreated, struct {
-		adminClientView
+		ClientView
 		ClientSecret string `json:"client_secret,omitempty"`
-	}{toAdminClient(c), secret})
+	}{ToClientView(c), secret})
 }
 
 func (api *adminAPI) getClient(w http.ResponseWriter, r *http.Request, _ string) {
@@ -495,25 +500,25 @@ func (api *adminAPI) getClient(w http.ResponseWriter, r *http.Request, _ string)
 		api.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toAdminClient(c))
+	writeJSON(w, http.StatusOK, ToClientView(c))
 }
 
 func (api *adminAPI) setClientPolicy(w http.ResponseWriter, r *http.Request, actor string) {
-	var req adminPolicyView
+	var req PolicyView
 	if !decodeRequired(w, r, &req) {
 		return
 	}
-	p, err := api.admin.SetClientPolicy(r.Context(), actor, r.PathValue("id"), req.policy())
+	p, err := api.admin.SetClientPolicy(r.Context(), actor, r.PathValue("id"), req.Policy())
 	if err != nil {
 		api.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toAdminPolicy(*p))
+	writeJSON(w, http.StatusOK, ToPolicyView(*p))
 }
 
 type adminTypePolicyView struct {
-	Type   string          `json:"type"`
-	Policy adminPolicyView `json:"policy"`
+	Type   string     `json:"type"`
+	Policy PolicyView `json:"policy"`
 }
 
 func (api *adminAPI) listTypePolicies(w http.ResponseWriter, r *http.Request, _ string) {
@@ -524,7 +529,7 @@ func (api *adminAPI) listTypePolicies(w http.ResponseWriter, r *http.Request, _ 
 	}
 	out := make([]adminTypePolicyView, 0, len(all))
 	for t, p := range all {
-		out = append(out, adminTypePolicyView{Type: t, Policy: toAdminPolicy(p)})
+		out = append(out, adminTypePolicyView{Type: t, Policy: ToPolicyView(p)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Type < out[j].Type })
 	writeJSON(w, http.StatusOK, map[string]any{"policies": out})
@@ -545,11 +550,11 @@ func (api *adminAPI) getTypePolicy(w http.ResponseWriter, r *http.Request, _ str
 		api.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, adminTypePolicyView{Type: typ, Policy: toAdminPolicy(*p)})
+	writeJSON(w, http.StatusOK, adminTypePolicyView{Type: typ, Policy: ToPolicyView(*p)})
 }
 
 func (api *adminAPI) setTypePolicy(w http.ResponseWriter, r *http.Request, actor string) {
-	var req adminPolicyView
+	var req PolicyView
 	if !decodeRequired(w, r, &req) {
 		return
 	}
@@ -558,12 +563,12 @@ func (api *adminAPI) setTypePolicy(w http.ResponseWriter, r *http.Request, actor
 		api.fail(w, r, err)
 		return
 	}
-	p, err := api.admin.SetTypePolicy(r.Context(), actor, typ, req.policy())
+	p, err := api.admin.SetTypePolicy(r.Context(), actor, typ, req.Policy())
 	if err != nil {
 		api.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, adminTypePolicyView{Type: typ, Policy: toAdminPolicy(*p)})
+	writeJSON(w, http.StatusOK, adminTypePolicyView{Type: typ, Policy: ToPolicyView(*p)})
 }
 
 // --- audit ---

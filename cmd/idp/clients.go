@@ -9,55 +9,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openidp/idp/idp"
-	"github.com/openidp/idp/storage"
 )
 
-// clientJSON is a client as printed by `clients list --json`: never its secret or hash.
-type clientJSON struct {
-	ID                          string     `json:"id"`
-	Name                        string     `json:"name"`
-	Public                      bool       `json:"public"`
-	RedirectURIs                []string   `json:"redirect_uris"`
-	PostLogoutRedirectURIs      []string   `json:"post_logout_redirect_uris"`
-	GrantTypes                  []string   `json:"grant_types"`
-	Scopes                      []string   `json:"scopes"`
-	SkipConsent                 bool       `json:"skip_consent"`
-	AccessTokenFormat           string     `json:"access_token_format"`
-	IDTokenSigningAlg           string     `json:"id_token_signing_alg"`
-	AccessTokenLifetimeSeconds  int64      `json:"access_token_lifetime_seconds"`
-	IDTokenLifetimeSeconds      int64      `json:"id_token_lifetime_seconds"`
-	RefreshTokenLifetimeSeconds int64      `json:"refresh_token_lifetime_seconds"`
-	BackchannelLogoutURI        string     `json:"backchannel_logout_uri,omitempty"`
-	Policy                      policyJSON `json:"policy"`
-	CreatedAt                   time.Time  `json:"created_at"`
-}
-
-func toClientJSON(c *storage.Client) clientJSON {
-	nonNil := func(s []string) []string {
-		if s == nil {
-			return []string{}
-		}
-		return s
-	}
-	return clientJSON{
-		ID:                          c.ID,
-		Name:                        c.Name,
-		Public:                      c.Public,
-		RedirectURIs:                nonNil(c.RedirectURIs),
-		PostLogoutRedirectURIs:      nonNil(c.PostLogoutRedirectURIs),
-		GrantTypes:                  nonNil(c.GrantTypes),
-		Scopes:                      nonNil(c.Scopes),
-		SkipConsent:                 c.SkipConsent,
-		AccessTokenFormat:           c.AccessTokenFormat,
-		IDTokenSigningAlg:           c.IDTokenSigningAlg,
-		AccessTokenLifetimeSeconds:  int64(c.AccessTokenLifetime / time.Second),
-		IDTokenLifetimeSeconds:      int64(c.IDTokenLifetime / time.Second),
-		RefreshTokenLifetimeSeconds: int64(c.RefreshTokenLifetime / time.Second),
-		BackchannelLogoutURI:        c.BackchannelLogoutURI,
-		Policy:                      toPolicyJSON(c.Policy),
-		CreatedAt:                   c.CreatedAt.UTC(),
-	}
-}
+// clientJSON is a client as printed by `clients list --json`: the admin API's view,
+// never its secret or hash.
+type clientJSON = idp.ClientView
 
 func newClientsCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
@@ -166,7 +122,7 @@ func newClientsListCmd(a *app) *cobra.Command {
 			if asJSON {
 				out := make([]clientJSON, 0, len(clients))
 				for i := range clients {
-					out = append(out, toClientJSON(&clients[i]))
+					out = append(out, idp.ToClientView(&clients[i]))
 				}
 				return writeJSON(a.stdout, out)
 			}

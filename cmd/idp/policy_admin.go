@@ -18,30 +18,9 @@ import (
 // (`idp policy ...`). At login the two combine, the stricter rule winning item by item;
 // `idp policy explain` shows the result for one person and client.
 
-// policyJSON is an MFA policy as printed by --json: durations in whole seconds, as in the
-// admin API.
-type policyJSON struct {
-	MFA                   string   `json:"mfa"`
-	Factors               []string `json:"factors"`
-	PhishingResistant     bool     `json:"phishing_resistant"`
-	MaxAgeSeconds         int64    `json:"max_age_seconds"`
-	RememberDeviceSeconds int64    `json:"remember_device_seconds"`
-}
-
-func toPolicyJSON(p storage.MFAPolicy) policyJSON {
-	m := p.MFA
-	if m == "" {
-		m = "optional"
-	}
-	factors := p.Factors
-	if factors == nil {
-		factors = []string{}
-	}
-	return policyJSON{
-		MFA: m, Factors: factors, PhishingResistant: p.PhishingResistant,
-		MaxAgeSeconds: int64(p.MaxAge / time.Second), RememberDeviceSeconds: int64(p.RememberDevice / time.Second),
-	}
-}
+// policyJSON is an MFA policy as printed by --json: the admin API's view (durations in
+// whole seconds).
+type policyJSON = idp.PolicyView
 
 // policyFlags are the flags that change an MFA policy.
 type policyFlags struct {
@@ -112,7 +91,7 @@ func shortDuration(d time.Duration, zero string) string {
 
 // printPolicy writes p as indented lines.
 func printPolicy(w io.Writer, p storage.MFAPolicy) {
-	j := toPolicyJSON(p)
+	j := idp.ToPolicyView(p)
 	yes := map[bool]string{true: "yes", false: "no"}
 	fmt.Fprintf(w, "  mfa:                %s\n", j.MFA)
 	fmt.Fprintf(w, "  factors:            %s\n", orDash(strings.Join(j.Factors, ", "), "any"))
@@ -123,7 +102,7 @@ func printPolicy(w io.Writer, p storage.MFAPolicy) {
 
 // policyRow is p as table cells: MFA, FACTORS, PHISHING-RESISTANT, MAX-AGE, REMEMBER-DEVICE.
 func policyRow(p storage.MFAPolicy) string {
-	j := toPolicyJSON(p)
+	j := idp.ToPolicyView(p)
 	return fmt.Sprintf("%s\t%s\t%t\t%s\t%s", j.MFA, orDash(strings.Join(j.Factors, ","), "any"), p.PhishingResistant,
 		shortDuration(p.MaxAge, "-"), shortDuration(p.RememberDevice, "-"))
 }
@@ -175,7 +154,7 @@ it at login: the stricter rule wins.`,
 				return err
 			}
 			if asJSON {
-				return writeJSON(a.stdout, toPolicyJSON(*stored))
+				return writeJSON(a.stdout, idp.ToPolicyView(*stored))
 			}
 			fmt.Fprintf(a.stdout, "MFA policy of client %q (%s) is now:\n", c.Name, c.ID)
 			printPolicy(a.stdout, *stored)
@@ -205,7 +184,7 @@ func newClientsPolicyShowCmd(a *app) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return writeJSON(a.stdout, toPolicyJSON(c.Policy))
+				return writeJSON(a.stdout, idp.ToPolicyView(c.Policy))
 			}
 			fmt.Fprintf(a.stdout, "MFA policy of client %q (%s):\n", c.Name, c.ID)
 			printPolicy(a.stdout, c.Policy)
@@ -276,7 +255,7 @@ re-check, no remembered devices).`,
 				return err
 			}
 			if asJSON {
-				return writeJSON(a.stdout, typePolicyJSON{Type: typ, Policy: toPolicyJSON(*stored)})
+				return writeJSON(a.stdout, typePolicyJSON{Type: typ, Policy: idp.ToPolicyView(*stored)})
 			}
 			fmt.Fprintf(a.stdout, "MFA policy of account type %s is now:\n", typ)
 			printPolicy(a.stdout, *stored)
@@ -327,10 +306,10 @@ func newPolicyListCmd(a *app) *cobra.Command {
 					Clients      []clientPolicyJSON `json:"clients"`
 				}{AccountTypes: []typePolicyJSON{}, Clients: []clientPolicyJSON{}}
 				for _, t := range types {
-					out.AccountTypes = append(out.AccountTypes, typePolicyJSON{Type: t, Policy: toPolicyJSON(byType[t])})
+					out.AccountTypes = append(out.AccountTypes, typePolicyJSON{Type: t, Policy: idp.ToPolicyView(byType[t])})
 				}
 				for _, c := range clients {
-					out.Clients = append(out.Clients, clientPolicyJSON{ClientID: c.ID, Name: c.Name, Policy: toPolicyJSON(c.Policy)})
+					out.Clients = append(out.Clients, clientPolicyJSON{ClientID: c.ID, Name: c.Name, Policy: idp.ToPolicyView(c.Policy)})
 				}
 				return writeJSON(a.stdout, out)
 			}
