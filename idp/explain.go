@@ -67,13 +67,14 @@ func (a *Admin) Explain(ctx context.Context, user, clientID string, params conse
 			}
 		}
 	}
-	for _, f := range usableFactors(confirmed, req) {
+	usable := usableFactors(confirmed, req)
+	for _, f := range usable {
 		if !slices.Contains(ex.Usable, f.Kind) {
 			ex.Usable = append(ex.Usable, f.Kind)
 		}
 	}
 	switch {
-	case req.Mode == consent.ModeOff || (req.Mode == consent.ModeOptional && len(ex.Usable) == 0):
+	case !secondFactorNeeded(req, usable):
 		ex.Outcome = "password only"
 	case len(ex.Usable) == 0:
 		ex.Outcome = "password, then enrolment of one of: " + kindsOrAny(req.Kinds)

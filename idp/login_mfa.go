@@ -67,9 +67,8 @@ func (s *Server) mfaCheck(r *http.Request, st *loginState) (*mfaState, error) {
 			return nil, errFactorUnavailable
 		}
 	}
-	needed := req.Mode == consent.ModeRequired || (req.Mode == consent.ModeOptional && len(ms.factors) > 0)
 	switch {
-	case !needed:
+	case !secondFactorNeeded(req, ms.factors):
 		ms.met = true
 	case s.sessionMeets(st.sess, st.ar, req):
 		ms.met = true

@@ -25,10 +25,7 @@ func (s *Server) setupMFA(ctx context.Context, hashKey [32]byte) error {
 	g.Store, g.Now = s.store, s.now
 	s.guard = &g
 	wa := cfg.WebAuthn
-	if wa.RPID == "" {
-		u, _ := url.Parse(s.cfg.Issuer)
-		wa.RPID = u.Hostname()
-	}
+	wa.RPID = webAuthnRPID(s.cfg.Issuer, wa)
 	if len(wa.RPOrigins) == 0 {
 		wa.RPOrigins = []string{s.cfg.Issuer}
 	}
@@ -36,7 +33,7 @@ func (s *Server) setupMFA(ctx context.Context, hashKey [32]byte) error {
 		wa.RPDisplayName = "openidp"
 	}
 	var factors []mfa.Factor
-	if net.ParseIP(wa.RPID) != nil {
+	if !webAuthnPossible(wa.RPID) {
 		// Browsers refuse WebAuthn for IP addresses: a relying-party ID must be a domain.
 		s.logger.Warn("WebAuthn disabled: the issuer host is an IP address; use a domain name (e.g. localhost) or set IDP_WEBAUTHN_RP_ID", "rp_id", wa.RPID)
 	} else {
@@ -57,4 +54,36 @@ func (s *Server) setupMFA(ctx context.Context, hashKey [32]byte) error {
 	s.factors = mfa.NewRegistry(factors...)
 	_ = ctx
 	return nil
+}
+
+// webAuthnRPID is the relying-party ID: the configured one, else the issuer's host.
+func webAuthnRPID(issuer string, wa mfa.WebAuthnConfig) string {
+	if wa.RPID != "" {
+		return wa.RPID
+	}
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
+// webAuthnPossible: browsers refuse WebAuthn for IP addresses (the RP ID must be a domain).
+func webAuthnPossible(rpID string) bool { return rpID != "" && net.ParseIP(rpID) == nil }
+
+// OfferedKinds lists the factor kinds a server with this issuer and configuration
+// offers, as setupMFA builds them; `idp policy explain` uses it to judge policies.
+func OfferedKinds(issuer string, cfg MFAConfig) []string {
+	var kinds []string
+	if webAuthnPossible(webAuthnRPID(issuer, cfg.WebAuthn)) {
+		kinds = append(kinds, string(mfa.KindWebAuthn))
+	}
+	kinds = append(kinds, string(mfa.KindTOTP))
+	if cfg.SMSSender != nil {
+		kinds = append(kinds, string(mfa.KindSMS))
+	}
+	if cfg.EmailSender != nil {
+		kinds = append(kinds, string(mfa.KindEmail))
+	}
+	return append(kinds, string(mfa.KindBackup))
 }

@@ -106,6 +106,13 @@ func usableFactors(all []storage.Factor, req consent.Requirement) []storage.Fact
 	return out
 }
 
+// secondFactorNeeded is the rule both the login and `idp policy explain` apply: a
+// second factor is needed when the requirement says so, or when it is optional and the
+// person has one that counts.
+func secondFactorNeeded(req consent.Requirement, usable []storage.Factor) bool {
+	return req.Mode == consent.ModeRequired || (req.Mode == consent.ModeOptional && len(usable) > 0)
+}
+
 // sessionMeets reports whether the session's second-factor check satisfies req.
 func (s *Server) sessionMeets(sess *storage.Session, ar *storage.AuthRequest, req consent.Requirement) bool {
 	if sess.MFAAt.IsZero() || !slices.ContainsFunc(sess.Factors, req.Counts) {

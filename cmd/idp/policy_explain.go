@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openidp/idp/consent"
+	"github.com/openidp/idp/idp"
 )
 
 // addPolicyExplain adds `idp policy explain` to the policy command.
@@ -93,29 +92,17 @@ The factor kinds the server offers are taken from the same IDP_* settings as ser
 
 // availableKinds are the factor kinds a server started with the same settings offers.
 func availableKinds(a *app) []string {
-	kinds := []string{"totp", "backup"}
 	issuer := os.Getenv("IDP_ISSUER")
 	if issuer == "" {
 		issuer = "http://localhost:8080"
 	}
-	host := os.Getenv("IDP_WEBAUTHN_RP_ID")
-	if host == "" {
-		if u, err := url.Parse(issuer); err == nil {
-			host = u.Hostname()
-		}
+	cfg, err := mfaConfigFromEnv(a.logger, false)
+	if err != nil {
+		// Invalid sender settings: a server would not start; explain without senders.
+		a.logger.Warn("second-factor settings", "err", err)
+		cfg.SMSSender, cfg.EmailSender = nil, nil
 	}
-	if net.ParseIP(host) == nil {
-		kinds = append(kinds, "webauthn")
-	}
-	if cfg, err := mfaConfigFromEnv(a.logger, false); err == nil {
-		if cfg.SMSSender != nil {
-			kinds = append(kinds, "sms")
-		}
-		if cfg.EmailSender != nil {
-			kinds = append(kinds, "email")
-		}
-	}
-	return kinds
+	return idp.OfferedKinds(issuer, cfg)
 }
 
 func orDash(s, dash string) string {
