@@ -45,7 +45,7 @@ var (
 // --- auth requests and codes ---
 
 func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, hintUserID string) (op.AuthRequest, error) {
-	c, err := s.store.GetClient(ctx, req.ClientID)
+	c, err := s.getClient(ctx, req.ClientID)
 	if err != nil {
 		return nil, oidc.ErrInvalidClient().WithDescription("unknown client").WithParent(err)
 	}
@@ -166,8 +166,30 @@ func (s *opStorage) grantOf(ctx context.Context, req op.TokenRequest) (tokenGran
 	}
 }
 
-func (s *opStorage) loadClient(ctx context.Context, id string) (*client, error) {
+// getClient reads a client once per request: op authenticates the client, checks its
+// grant and builds the token in separate storage calls that all need it.
+func (s *opStorage) getClient(ctx context.Context, id string) (*storage.Client, error) {
+	st := reqStateFrom(ctx)
+	if st != nil {
+		if c, ok := st.clients[id]; ok {
+			return c, nil
+		}
+	}
 	c, err := s.store.GetClient(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if st != nil {
+		if st.clients == nil {
+			st.clients = map[string]*storage.Client{}
+		}
+		st.clients[id] = c
+	}
+	return c, nil
+}
+
+func (s *opStorage) loadClient(ctx context.Context, id string) (*client, error) {
+	c, err := s.getClient(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -414,7 +436,7 @@ func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Clie
 }
 
 func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	c, err := s.store.GetClient(ctx, id)
+	c, err := s.getClient(ctx, id)
 	if err != nil || c.Public || !clientSecretMatches(secret, c.SecretHash) {
 		s.audit.Record(ctx, storage.AuditEvent{Type: EventClientAuth, ClientID: id, Result: ResultFailure, Reason: "invalid client credentials"})
 		return oidc.ErrInvalidClient().WithDescription("invalid client credentials")
@@ -438,7 +460,7 @@ func (s *opStorage) ClientCredentials(ctx context.Context, id, secret string) (o
 }
 
 func (s *opStorage) ClientCredentialsTokenRequest(ctx context.Context, clientID string, scopes []string) (op.TokenRequest, error) {
-	c, err := s.store.GetClient(ctx, clientID)
+	c, err := s.getClient(ctx, clientID)
 	if err != nil {
 		return nil, oidc.ErrInvalidClient().WithParent(err)
 	}
@@ -599,7 +621,8 @@ func (s *opStorage) Health(ctx context.Context) error { return s.store.Ping(ctx)
 // reqState is per-request scratch space shared between op's calls into storage.
 type reqState struct {
 	signingAlg string
-	claims     string // the claims parameter of an authorization request
+	claims     string                     // the claims parameter of an authorization request
+	clients    map[string]*storage.Client // clients read during this request
 }
 
 type reqStateKey struct{}
