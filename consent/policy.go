@@ -3,6 +3,7 @@ package consent
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -165,7 +166,7 @@ func Evaluate(in PolicyInput) (Requirement, error) {
 		why("request: acr asks for a phishing-resistant factor")
 	}
 	if in.Request.MaxAge != nil {
-		age := time.Duration(*in.Request.MaxAge) * time.Second
+		age := maxAgeDuration(*in.Request.MaxAge)
 		r.PasswordMaxAge, r.HasPasswordMaxAge = age, true
 		if r.MFAMaxAge == 0 || age < r.MFAMaxAge {
 			r.MFAMaxAge = age
@@ -221,6 +222,21 @@ func Evaluate(in PolicyInput) (Requirement, error) {
 		}
 	}
 	return r, nil
+}
+
+// maxAgeDuration converts max_age seconds to a Duration without overflowing: a negative
+// value (never valid) counts as 0, the strictest, and one beyond what a Duration holds as
+// the longest Duration. An overflow must never turn a long max_age into a short or
+// negative one: a negative MFAMaxAge would switch the re-check off.
+func maxAgeDuration(secs int64) time.Duration {
+	const most = int64(math.MaxInt64 / int64(time.Second))
+	switch {
+	case secs < 0:
+		return 0
+	case secs > most:
+		return time.Duration(most) * time.Second
+	}
+	return time.Duration(secs) * time.Second
 }
 
 func typeName(t string) string {

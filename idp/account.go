@@ -50,6 +50,41 @@ func (s *Server) ensureAccountClient(ctx context.Context) error {
 // accountLogin starts a sign-in for the account page; forceFresh demands the password
 // and second factor again (for sensitive changes).
 func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request, forceFresh bool) {
+	if r.Method == http.MethodGet && !forceFresh && s.currentSession(r) == nil {
+		// An anonymous visit writes nothing: the sign-in form names the account page, and
+		// its auth request is created only when a password is posted.
+		http.Redirect(w, r, "/login?id="+accountLoginID, http.StatusSeeOther)
+		return
+	}
+	if _, err := s.newAccountRequest(w, r, forceFresh); err != nil {
+		s.signInStartError(w, r, err)
+	}
+}
+
+// signInStartError answers a failure to store a new sign-in.
+func (s *Server) signInStartError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errTooManySignIns) {
+		s.renderError(w, r, http.StatusTooManyRequests, "Too many sign-ins",
+			"Too many sign-ins were started from your network. Wait a minute and try again.")
+		return
+	}
+	s.internalError(w, r, err)
+}
+
+// accountLoginID stands for "a sign-in to the account page, not stored yet" in the
+// sign-in form.
+const accountLoginID = "account"
+
+// errTooManySignIns: the address started more sign-ins than AuthorizeLimits allow.
+var errTooManySignIns = errors.New("too many sign-ins started from this address")
+
+// newAccountRequest stores a sign-in for the account page and, when w is not nil,
+// redirects the browser to it. Like /authorize, it counts against the address's limit
+// of new sign-ins.
+func (s *Server) newAccountRequest(w http.ResponseWriter, r *http.Request, forceFresh bool) (*storage.AuthRequest, error) {
+	if !s.allowAuthorize(r.Context()) {
+		return nil, errTooManySignIns
+	}
 	now := s.now()
 	back := s.cfg.Issuer + "/account/security"
 	if r.Method == http.MethodGet {
@@ -73,10 +108,12 @@ func (s *Server) accountLogin(w http.ResponseWriter, r *http.Request, forceFresh
 		ar.MaxAge = &zero
 	}
 	if err := s.store.CreateAuthRequest(r.Context(), ar); err != nil {
-		s.internalError(w, r, err)
-		return
+		return nil, err
 	}
-	http.Redirect(w, r, "/login?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)
+	if w != nil {
+		http.Redirect(w, r, "/login?id="+url.QueryEscape(ar.ID), http.StatusSeeOther)
+	}
+	return ar, nil
 }
 
 // accountUser returns the signed-in person for the account page, or starts a sign-in
@@ -173,7 +210,9 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 	if u == nil {
 		return
 	}
-	s.renderAccount(w, r, u, http.StatusOK, r.URL.Query().Get("msg"), "")
+	// The URL names a notice by code; the text is ours. Unknown codes show nothing, so
+	// no one can put words of their choosing on this page.
+	s.renderAccount(w, r, u, http.StatusOK, accountNotices[r.URL.Query().Get("msg")], "")
 }
 
 // accountForm reads an account-page POST: body bounds, CSRF, signed-in person.
@@ -189,8 +228,11 @@ func (s *Server) accountForm(w http.ResponseWriter, r *http.Request) (*storage.S
 
 // handleAccountEnroll starts enrolling a factor and shows what the person needs next.
 func (s *Server) handleAccountEnroll(w http.ResponseWriter, r *http.Request) {
-	_, u, ok := s.accountForm(w, r)
+	sess, u, ok := s.accountForm(w, r)
 	if !ok {
+		return
+	}
+	if !s.mayAddOnPage(w, r, u, sess) {
 		return
 	}
 	kind := mfa.Kind(r.PostFormValue("kind"))
@@ -227,6 +269,9 @@ func (s *Server) handleAccountConfirm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.mayAddOnPage(w, r, u, sess) {
+		return
+	}
 	id := r.PostFormValue("factor")
 	response := r.PostFormValue("code")
 	if r.PostFormValue("response") != "" {
@@ -240,11 +285,11 @@ func (s *Server) handleAccountConfirm(w http.ResponseWriter, r *http.Request) {
 			auth := storage.SessionAuth{AuthTime: now, PasswordAt: passwordTime(sess), MFAAt: now,
 				Factors: appendUnique(sess.Factors, f.Kind), AMR: combineAMR(sess.AMR, enrolAMR(f.Kind))}
 			auth.ACR = acrFor(auth.AMR)
-			if uerr := s.store.UpdateSessionAuth(r.Context(), sess.ID, auth); uerr != nil {
+			if uerr := s.upgradeSession(w, r, sess, auth); uerr != nil {
 				s.logger.WarnContext(r.Context(), "session not upgraded after enrolment", "err", uerr)
 			}
 		}
-		http.Redirect(w, r, "/account/security?msg="+url.QueryEscape("Sign-in method added."), http.StatusSeeOther)
+		http.Redirect(w, r, "/account/security?msg="+noticeAdded, http.StatusSeeOther)
 		return
 	}
 	f, ferr := s.store.GetFactor(r.Context(), id)
@@ -268,10 +313,14 @@ func (s *Server) handleAccountRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.removeFactor(r.Context(), u, r.PostFormValue("factor")); err != nil {
-		s.renderAccount(w, r, u, http.StatusBadRequest, "", "That sign-in method was not found.")
+		msg := "That sign-in method was not found."
+		if errors.Is(err, errLastRequiredFactor) {
+			msg = mfaMessage(err)
+		}
+		s.renderAccount(w, r, u, http.StatusConflict, "", msg)
 		return
 	}
-	http.Redirect(w, r, "/account/security?msg="+url.QueryEscape("Sign-in method removed."), http.StatusSeeOther)
+	http.Redirect(w, r, "/account/security?msg="+noticeRemoved, http.StatusSeeOther)
 }
 
 // handleAccountBackup generates new backup codes (invalidating the old ones) and shows
@@ -291,6 +340,40 @@ func (s *Server) handleAccountBackup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, r, http.StatusOK, web.PageBackupCodes, web.BackupCodesPage{Codes: enr.Codes})
+}
+
+// Notices of the account page, by the code that names them in ?msg=.
+const (
+	noticeAdded           = "added"
+	noticeRemoved         = "removed"
+	noticeSessionEnded    = "session-ended"
+	noticeDeviceForgotten = "device-forgotten"
+	noticeRecovered       = "recovered"
+)
+
+var accountNotices = map[string]string{
+	noticeAdded:           "Sign-in method added.",
+	noticeRemoved:         "Sign-in method removed.",
+	noticeSessionEnded:    "Session ended.",
+	noticeDeviceForgotten: "Device forgotten.",
+	noticeRecovered:       msgRecoveryDone,
+}
+
+// mayAddOnPage applies the add-a-factor rule on the account page: an account that has a
+// factor adds another only from a session that verified a second factor in the last ten
+// minutes; otherwise the person signs in afresh (password and second factor) first.
+// It reports whether the request may go on; when not, it has answered.
+func (s *Server) mayAddOnPage(w http.ResponseWriter, r *http.Request, u *storage.User, sess *storage.Session) bool {
+	err := s.mayAddFactor(r.Context(), u, sess, false)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, errProofRequired):
+		s.accountLogin(w, r, true)
+	default:
+		s.internalError(w, r, err)
+	}
+	return false
 }
 
 // enrolAMR is what confirming enrolment of a factor kind proved.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -139,7 +138,7 @@ func (s *Server) handleAccountSessionEnd(w http.ResponseWriter, r *http.Request)
 		http.Redirect(w, r, "/logged-out", http.StatusSeeOther)
 		return
 	}
-	http.Redirect(w, r, "/account/security?msg="+url.QueryEscape("Session ended."), http.StatusSeeOther)
+	http.Redirect(w, r, "/account/security?msg="+noticeSessionEnded, http.StatusSeeOther)
 }
 
 // handleAccountDeviceForget forgets one of the person's remembered devices: that browser
@@ -158,9 +157,9 @@ func (s *Server) handleAccountDeviceForget(w http.ResponseWriter, r *http.Reques
 		s.internalError(w, r, err)
 		return
 	}
-	if _, cerr := r.Cookie(deviceCookie); cerr == nil && s.deviceFromCookie(r) == nil {
+	if _, cerr := s.cookie(r, deviceCookie); cerr == nil && s.deviceFromCookie(r) == nil {
 		// It was this browser: drop the cookie of the record that is gone.
 		s.clearCookie(w, deviceCookie)
 	}
-	http.Redirect(w, r, "/account/security?msg="+url.QueryEscape("Device forgotten."), http.StatusSeeOther)
+	http.Redirect(w, r, "/account/security?msg="+noticeDeviceForgotten, http.StatusSeeOther)
 }

@@ -64,6 +64,17 @@ type Admin struct {
 	// EndSessions ends every SSO session of a user and returns how many ended. A server
 	// that sends back-channel logout sets it; when nil the sessions are deleted from Store.
 	EndSessions func(ctx context.Context, userID, reason string) (int, error)
+	// Hash hashes a new password; HashPassword when nil. The server passes its gated
+	// hashPassword, so that API calls share the memory budget of logins.
+	Hash func(ctx context.Context, password string) (string, error)
+}
+
+// hashPassword hashes password with a.Hash, or HashPassword.
+func (a *Admin) hashPassword(ctx context.Context, password string) (string, error) {
+	if a.Hash != nil {
+		return a.Hash(ctx, password)
+	}
+	return HashPassword(password)
 }
 
 // NewUser is the input of Admin.CreateUser.
@@ -120,7 +131,7 @@ func (a *Admin) CreateUser(ctx context.Context, actor string, in NewUser) (*stor
 	if err != nil {
 		return nil, err
 	}
-	hash, err := HashPassword(in.Password)
+	hash, err := a.hashPassword(ctx, in.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +175,7 @@ func normalizeEmail(s string) (string, error) {
 func (a *Admin) FindUser(ctx context.Context, idOrEmail string) (*storage.User, error) {
 	key := strings.TrimSpace(idOrEmail)
 	if key == "" {
-		return nil, errors.New("user id or e-mail is required")
+		return nil, invalidf("user id or e-mail is required")
 	}
 	var (
 		u   *storage.User

@@ -203,7 +203,7 @@ func (a *Admin) SetUserGroups(ctx context.Context, actor, user string, groups []
 func (a *Admin) FindClient(ctx context.Context, id string) (*storage.Client, error) {
 	id = strings.TrimSpace(id)
 	if id == "" {
-		return nil, errors.New("client id is required")
+		return nil, invalidf("client id is required")
 	}
 	c, err := a.Store.GetClient(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -361,7 +361,7 @@ func (a *Admin) ResetMFA(ctx context.Context, actor, user, reason string, opts R
 		return fail("revoke tokens", err)
 	}
 	// A permanent lockout is lifted only by an administrator: this is that moment.
-	if err := (&mfa.Guard{Store: a.Store}).Reset(ctx, u.ID); err != nil {
+	if err := UnlockUser(ctx, a.Store, u.ID); err != nil {
 		return fail("clear the MFA lockout", err)
 	}
 	detail := done() + " tokens_revoked=true"

@@ -35,7 +35,8 @@ const (
 // newAdmin returns the Admin the admin API acts through: this server's store, audit
 // trail, keys, clock and issuer; sessions end with back-channel logout.
 func (s *Server) newAdmin() *Admin {
-	return &Admin{Store: s.store, Audit: s.audit, Keys: s.keys, Now: s.now, Issuer: s.cfg.Issuer, EndSessions: s.EndUserSessions}
+	return &Admin{Store: s.store, Audit: s.audit, Keys: s.keys, Now: s.now, Issuer: s.cfg.Issuer, EndSessions: s.EndUserSessions,
+		Hash: s.hashPassword}
 }
 
 // adminAPI serves the admin endpoints.
@@ -142,10 +143,40 @@ func (api *adminAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeAPIError(w, http.StatusNotFound, "not_found", strings.TrimSuffix(err.Error(), ": "+storage.ErrNotFound.Error()))
 	case errors.Is(err, storage.ErrAlreadyExists):
 		writeAPIError(w, http.StatusConflict, "conflict", strings.TrimSuffix(err.Error(), ": "+storage.ErrAlreadyExists.Error()))
+	case errors.Is(err, ErrHashBusy):
+		w.Header().Set("Retry-After", strconv.Itoa(api.s.hashes.retryAfter()))
+		writeAPIError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "password hashing is at capacity; retry later")
 	default:
 		api.s.logger.ErrorContext(r.Context(), "admin API", "path", r.URL.Path, "err", err)
 		writeAPIError(w, http.StatusInternalServerError, "server_error", "something went wrong")
 	}
+}
+
+// maxDurationSeconds is the most whole seconds a time.Duration holds.
+const maxDurationSeconds = int64(1<<63-1) / int64(time.Second)
+
+// secondsField is a duration of a request body, in seconds, and its JSON name.
+type secondsField struct {
+	name  string
+	value int64
+}
+
+// secondsFit answers 400 and returns false when a field holds more seconds than a
+// time.Duration: converting it would overflow into another duration, stored silently.
+// Negative values are left to the checks of each call.
+func secondsFit(w http.ResponseWriter, fields []secondsField) bool {
+	for _, f := range fields {
+		if f.value > maxDurationSeconds {
+			writeAPIError(w, http.StatusBadRequest, "invalid_request", f.name+" must be at most "+strconv.FormatInt(maxDurationSeconds, 10))
+			return false
+		}
+	}
+	return true
+}
+
+// secondsFields are the durations of v.
+func (v PolicyView) secondsFields() []secondsField {
+	return []secondsField{{"max_age_seconds", v.MaxAgeSeconds}, {"remember_device_seconds", v.RememberDeviceSeconds}}
 }
 
 // decodeRequired reads a JSON body into v; an empty body is refused.
@@ -466,7 +497,11 @@ type adminNewClient struct {
 
 func (api *adminAPI) createClient(w http.ResponseWriter, r *http.Request, actor string) {
 	var req adminNewClient
-	if !decodeRequired(w, r, &req) {
+	if !decodeRequired(w, r, &req) || !secondsFit(w, []secondsField{
+		{"access_token_lifetime_seconds", req.AccessTokenLifetimeSeconds},
+		{"id_token_lifetime_seconds", req.IDTokenLifetimeSeconds},
+		{"refresh_token_lifetime_seconds", req.RefreshTokenLifetimeSeconds},
+	}) {
 		return
 	}
 	in := NewClient{
@@ -505,7 +540,7 @@ func (api *adminAPI) getClient(w http.ResponseWriter, r *http.Request, _ string)
 
 func (api *adminAPI) setClientPolicy(w http.ResponseWriter, r *http.Request, actor string) {
 	var req PolicyView
-	if !decodeRequired(w, r, &req) {
+	if !decodeRequired(w, r, &req) || !secondsFit(w, req.secondsFields()) {
 		return
 	}
 	p, err := api.admin.SetClientPolicy(r.Context(), actor, r.PathValue("id"), req.Policy())
@@ -555,7 +590,7 @@ func (api *adminAPI) getTypePolicy(w http.ResponseWriter, r *http.Request, _ str
 
 func (api *adminAPI) setTypePolicy(w http.ResponseWriter, r *http.Request, actor string) {
 	var req PolicyView
-	if !decodeRequired(w, r, &req) {
+	if !decodeRequired(w, r, &req) || !secondsFit(w, req.secondsFields()) {
 		return
 	}
 	typ, err := normalizeAccountType(r.PathValue("type"))

@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
@@ -62,10 +64,16 @@ func writeAPIError(w http.ResponseWriter, status int, code, desc string) {
 // apiUser authenticates the bearer token (JWT or opaque) against its stored record and
 // returns its user; it answers the request itself on failure.
 func (s *Server) apiUser(w http.ResponseWriter, r *http.Request) *storage.User {
+	u, _ := s.apiUserToken(w, r)
+	return u
+}
+
+// apiUserToken is apiUser that also returns the access token's record.
+func (s *Server) apiUserToken(w http.ResponseWriter, r *http.Request) (*storage.User, *storage.AccessToken) {
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || raw == "" {
 		writeAPIError(w, http.StatusUnauthorized, "invalid_token", "a Bearer access token is required")
-		return nil
+		return nil, nil
 	}
 	ctx := op.ContextWithIssuer(r.Context(), s.cfg.Issuer)
 	var tokenID string
@@ -77,18 +85,30 @@ func (s *Server) apiUser(w http.ResponseWriter, r *http.Request) *storage.User {
 	at, err := s.ops.validAccessToken(ctx, tokenID)
 	if tokenID == "" || err != nil || at.UserID == "" {
 		writeAPIError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired or revoked")
-		return nil
+		return nil, nil
 	}
 	if !slices.Contains(at.Scopes, ScopeAccount) {
 		writeAPIError(w, http.StatusForbidden, "insufficient_scope", "the access token lacks the scope \"account\"")
-		return nil
+		return nil, nil
 	}
 	u, err := s.store.GetUser(ctx, at.UserID)
 	if err != nil || u.Disabled {
 		writeAPIError(w, http.StatusUnauthorized, "invalid_token", "the user is not active")
+		return nil, nil
+	}
+	return u, at
+}
+
+// tokenSession returns the live SSO session an access token was issued from, or nil.
+func (s *Server) tokenSession(ctx context.Context, at *storage.AccessToken) *storage.Session {
+	if at == nil || at.SessionID == "" {
 		return nil
 	}
-	return u
+	sess, err := s.store.GetSession(ctx, at.SessionID)
+	if err != nil || sess.UserID != at.UserID || !s.sessionLive(sess, s.now()) {
+		return nil
+	}
+	return sess
 }
 
 // apiCall authenticates a self-service call and decodes its JSON body; when it returns
@@ -156,9 +176,14 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 
 // apiMFAError maps an MFA error to an HTTP answer.
 func apiMFAError(w http.ResponseWriter, err error) {
-	var locked *mfa.LockedError
+	var locked *regulation.LockedError
 	var in *mfa.InputError
 	switch {
+	case errors.Is(err, mfa.ErrSendLimit):
+		if errors.As(err, &locked) && !locked.Until.IsZero() {
+			w.Header().Set("Retry-After", locked.Until.UTC().Format(http.TimeFormat))
+		}
+		writeAPIError(w, http.StatusTooManyRequests, "send_limit", mfaMessage(err))
 	case errors.As(err, &locked):
 		if !locked.Permanent {
 			w.Header().Set("Retry-After", locked.Until.UTC().Format(http.TimeFormat))
@@ -166,10 +191,10 @@ func apiMFAError(w http.ResponseWriter, err error) {
 		writeAPIError(w, http.StatusTooManyRequests, "locked", mfaMessage(err))
 	case errors.As(err, &in):
 		writeAPIError(w, http.StatusBadRequest, "invalid_input", in.Message)
-	case errors.Is(err, mfa.ErrSendLimit):
-		writeAPIError(w, http.StatusTooManyRequests, "send_limit", mfaMessage(err))
 	case errors.Is(err, mfa.ErrNotConfigured):
 		writeAPIError(w, http.StatusNotFound, "not_available", mfaMessage(err))
+	case errors.Is(err, errLastRequiredFactor):
+		writeAPIError(w, http.StatusConflict, "last_required_factor", mfaMessage(err))
 	case errors.Is(err, storage.ErrNotFound):
 		writeAPIError(w, http.StatusNotFound, "not_found", "no such factor")
 	case errors.Is(err, storage.ErrConflict):
@@ -211,14 +236,41 @@ func (s *Server) handleAPIStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleAPIEnroll: POST /api/v1/me/mfa/{kind} starts enrolling a factor of that kind.
+// When the account already has a confirmed factor, the call needs "verification" with
+// one of them, unless the token comes from a session whose second factor was verified
+// within the last ten minutes.
 func (s *Server) handleAPIEnroll(w http.ResponseWriter, r *http.Request) {
-	u, req, ok := s.apiCall(w, r)
-	if !ok {
+	u, at := s.apiUserToken(w, r)
+	if u == nil {
+		return
+	}
+	req := &apiRequest{}
+	if !decodeBody(w, r, req) {
 		return
 	}
 	kind := mfa.Kind(r.PathValue("kind"))
 	if kind == mfa.KindBackup {
 		writeAPIError(w, http.StatusNotFound, "not_found", "use POST /api/v1/me/mfa/backup-codes")
+		return
+	}
+	if _, err := s.factors.Get(kind); err != nil {
+		apiMFAError(w, err)
+		return
+	}
+	proved := false
+	if req.Verification != nil && req.Verification.FactorID != "" {
+		if !s.verified(w, r, u, req.Verification) {
+			return
+		}
+		proved = true
+	}
+	if err := s.mayAddFactor(r.Context(), u, s.tokenSession(r.Context(), at), proved); err != nil {
+		if errors.Is(err, errProofRequired) {
+			writeAPIError(w, http.StatusBadRequest, "verification_required",
+				`this account already has a sign-in method: add "verification": {"factor_id", "code" (and "challenge_id" for e-mail/SMS)} from it`)
+			return
+		}
+		apiMFAError(w, err)
 		return
 	}
 	enr, err := s.startEnroll(r.Context(), u, kind, mfa.EnrollRequest{Name: req.Name, Phone: req.Phone, Email: req.Email})

@@ -14,7 +14,7 @@ import (
 func BenchmarkTokenEndpoint(b *testing.B) {
 	for _, be := range backends {
 		b.Run(be.name, func(b *testing.B) {
-			e := newEnv(b, be.open(b))
+			e := newEnv(b, be.open(b), noAuthorizeLimit)
 			e.createUser("alice@example.com", password)
 			app := e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
 			svc := e.createClient(idp.NewClient{Name: "Svc", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api"}})
@@ -84,7 +84,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 func BenchmarkPasswordAndTOTPLogin(b *testing.B) {
 	for _, be := range backends {
 		b.Run(be.name, func(b *testing.B) {
-			e := newEnv(b, be.open(b))
+			e := newEnv(b, be.open(b), noAuthorizeLimit)
 			email := "bench@example.com"
 			e.createUser(email, password)
 			app := e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,7 +71,7 @@ func (d *demoRP) login(w http.ResponseWriter, r *http.Request) {
 		d.render(w, r, web.DemoPage{Error: "discovery failed: " + err.Error()})
 		return
 	}
-	rp.AuthURLHandler(func() string { return randomToken(16) }, p)(w, r)
+	d.hostCookies(rp.AuthURLHandler(func() string { return randomToken(16) }, p))(w, r)
 }
 
 func (d *demoRP) callback(w http.ResponseWriter, r *http.Request) {
@@ -83,7 +84,7 @@ func (d *demoRP) callback(w http.ResponseWriter, r *http.Request) {
 		d.render(w, r, web.DemoPage{Error: err.Error()})
 		return
 	}
-	rp.CodeExchangeHandler(func(w http.ResponseWriter, r *http.Request, tokens *oidc.Tokens[*oidc.IDTokenClaims], _ string, _ rp.RelyingParty) {
+	d.hostCookies(rp.CodeExchangeHandler(func(w http.ResponseWriter, r *http.Request, tokens *oidc.Tokens[*oidc.IDTokenClaims], _ string, _ rp.RelyingParty) {
 		raw, _ := json.Marshal(tokens.IDTokenClaims)
 		var claims map[string]any
 		_ = json.Unmarshal(raw, &claims)
@@ -109,5 +110,61 @@ func (d *demoRP) callback(w http.ResponseWriter, r *http.Request) {
 			"post_logout_redirect_uri": {d.s.cfg.Issuer + "/"},
 		}.Encode()
 		d.render(w, r, page)
-	}, p)(w, r)
+	}, p))(w, r)
 }
+
+// hostCookies gives the cookies that the OIDC library sets for the demo (its state and
+// PKCE verifier, under names of its own) the __Host- prefix on https issuers, like the
+// provider's cookies: the library's handler h sees them under its names, the browser
+// under prefixed ones, and unprefixed cookies of those names are dropped. The library
+// sets them Secure, with Path=/ and no Domain, as the prefix requires.
+func (d *demoRP) hostCookies(h http.HandlerFunc) http.HandlerFunc {
+	if !d.s.secure {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		r = r.Clone(r.Context())
+		cookies := r.Cookies()
+		r.Header.Del("Cookie")
+		for _, c := range cookies {
+			if name, ok := strings.CutPrefix(c.Name, hostCookiePrefix); ok {
+				r.AddCookie(&http.Cookie{Name: name, Value: c.Value})
+			}
+		}
+		hw := &hostCookieWriter{ResponseWriter: w}
+		h(hw, r)
+		hw.prefix() // when h wrote nothing, net/http sends the headers after it returns
+	}
+}
+
+// hostCookieWriter adds the __Host- prefix to every cookie set through it, just before
+// the headers are sent.
+type hostCookieWriter struct {
+	http.ResponseWriter
+	done bool
+}
+
+func (w *hostCookieWriter) prefix() {
+	if w.done {
+		return
+	}
+	w.done = true
+	lines := w.Header()["Set-Cookie"]
+	for i, line := range lines {
+		if !strings.HasPrefix(line, hostCookiePrefix) {
+			lines[i] = hostCookiePrefix + line // a Set-Cookie value starts with the name
+		}
+	}
+}
+
+func (w *hostCookieWriter) WriteHeader(code int) {
+	w.prefix()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *hostCookieWriter) Write(b []byte) (int, error) {
+	w.prefix()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *hostCookieWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -43,14 +43,14 @@ func (s *Server) rememberDevice(w http.ResponseWriter, r *http.Request, userID s
 	now := s.now()
 	value := randomToken(32)
 	d := &storage.Device{
-		ID: NewID(), UserID: userID, TokenHash: tokenHash(value), Name: deviceName(r.UserAgent()), IP: clientIP(r),
+		ID: NewID(), UserID: userID, TokenHash: tokenHash(value), Name: deviceName(r.UserAgent()), IP: s.clientIP(r),
 		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(ttl),
 	}
 	if err := s.store.CreateDevice(ctx, d); err != nil {
 		return fmt.Errorf("remember device: %w", err)
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: deviceCookie, Value: value, Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode,
+		Name: s.cookieName(deviceCookie), Value: value, Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode,
 		MaxAge: int(ttl.Seconds()),
 	})
 	s.audit.Record(ctx, storage.AuditEvent{Type: EventDeviceRemember, UserID: userID, Result: ResultSuccess,
@@ -61,7 +61,7 @@ func (s *Server) rememberDevice(w http.ResponseWriter, r *http.Request, userID s
 // deviceFromCookie returns the device record the browser's cookie names, of any user,
 // expired or not; nil without one.
 func (s *Server) deviceFromCookie(r *http.Request) *storage.Device {
-	c, err := r.Cookie(deviceCookie)
+	c, err := s.cookie(r, deviceCookie)
 	if err != nil || c.Value == "" {
 		return nil
 	}

@@ -228,24 +228,9 @@ func runRelyingPartyFlow(t *testing.T, e *env) {
 // session) and returns the token response.
 func loginCode(t testing.TB, e *env, b *browser, c testClient, extra url.Values) tokenResponse {
 	t.Helper()
-	verifier, challenge := pkce()
-	q := url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
-	for k, v := range extra {
-		q[k] = v
-	}
-	p := b.Get(e.authURL(c, q))
-	if p.IsLogin() {
-		p = b.Login(p, "alice@example.com", password)
-	}
-	if p.IsConsent() {
-		p = b.Consent(p, "allow")
-	}
-	code := p.RedirectParams(t).Get("code")
-	if code == "" {
-		t.Fatalf("no code: %s", p.Location)
-	}
-	tr := e.tokenRequest(c, url.Values{"grant_type": {"authorization_code"}, "code": {code},
-		"redirect_uri": {c.RedirectURI}, "code_verifier": {verifier}})
+	g := authorizeCode(t, e, b, c, extra)
+	tr := e.tokenRequest(c, url.Values{"grant_type": {"authorization_code"}, "code": {g.code},
+		"redirect_uri": {c.RedirectURI}, "code_verifier": {g.verifier}})
 	if tr.Error != "" {
 		t.Fatalf("code exchange: %+v", tr)
 	}

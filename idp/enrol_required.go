@@ -58,7 +58,7 @@ func (s *Server) enrolStep(w http.ResponseWriter, r *http.Request, st *loginStat
 
 // continueLogin returns the sign-in waiting on forced enrolment in this browser, if any.
 func (s *Server) continueLogin(r *http.Request) (*storage.AuthRequest, *storage.Client) {
-	c, err := r.Cookie(continueCookie)
+	c, err := s.cookie(r, continueCookie)
 	if err != nil || c.Value == "" {
 		return nil, nil
 	}

@@ -223,7 +223,7 @@ func TestSecureCookiesUnderHTTPS(t *testing.T) {
 			t.Fatalf("cookie %s not Secure/HttpOnly/SameSite=Lax: %+v", ck.Name, ck)
 		}
 	}
-	if !names["idp_session"] {
+	if !names["__Host-idp_session"] {
 		t.Fatalf("no session cookie (status %d)", resp.StatusCode)
 	}
 }

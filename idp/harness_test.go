@@ -31,7 +31,29 @@ var backends = []struct {
 
 func openSQLite(tb testing.TB) storage.Storage {
 	tb.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "idp.db"))
+	return openSQLiteAt(tb, filepath.Join(tb.TempDir(), "idp.db"))
+}
+
+// clusterBackends: two stores on one database, as two processes of a cluster have (two
+// handles on one SQLite file; two connection pools on one PostgreSQL database).
+var clusterBackends = []struct {
+	name string
+	open func(tb testing.TB) (storage.Storage, storage.Storage)
+}{
+	{"sqlite", func(tb testing.TB) (storage.Storage, storage.Storage) {
+		path := filepath.Join(tb.TempDir(), "idp.db")
+		return openSQLiteAt(tb, path), openSQLiteAt(tb, path)
+	}},
+	{"postgres", func(tb testing.TB) (storage.Storage, storage.Storage) {
+		dsn := pgtest.NewDatabase(tb)
+		return openPostgresAt(tb, dsn), openPostgresAt(tb, dsn)
+	}},
+}
+
+// openSQLiteAt opens and migrates the SQLite database at path.
+func openSQLiteAt(tb testing.TB, path string) storage.Storage {
+	tb.Helper()
+	st, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -44,7 +66,13 @@ func openSQLite(tb testing.TB) storage.Storage {
 
 func openPostgres(tb testing.TB) storage.Storage {
 	tb.Helper()
-	dsn := pgtest.NewDatabase(tb)
+	return openPostgresAt(tb, pgtest.NewDatabase(tb))
+}
+
+// openPostgresAt opens and migrates a store on the database at dsn; each call has a
+// connection pool of its own, as a separate process would.
+func openPostgresAt(tb testing.TB, dsn string) storage.Storage {
+	tb.Helper()
 	st, err := postgres.Open(context.Background(), dsn)
 	if err != nil {
 		tb.Fatal(err)

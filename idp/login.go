@@ -1,7 +1,6 @@
 package idp
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/openidp/idp/consent"
+	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/web"
 )
@@ -32,10 +32,7 @@ type loginState struct {
 	user   *storage.User    // the session's user, when sess != nil
 }
 
-const (
-	msgBadCredentials = "Incorrect email or password."
-	msgTooMany        = "Too many failed sign-in attempts. Wait 15 minutes and try again."
-)
+const msgBadCredentials = "Incorrect email or password."
 
 func (s *Server) errExpired(w http.ResponseWriter, r *http.Request) {
 	s.renderError(w, r, http.StatusBadRequest, "Sign-in expired",
@@ -89,6 +86,16 @@ func (s *Server) passwordSatisfied(st *loginState) bool {
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("id") == accountLoginID {
+		// The account page's sign-in form, before anything is stored.
+		c, err := s.store.GetClient(r.Context(), AccountClientID)
+		if err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+		s.showLogin(w, r, &loginState{ar: &storage.AuthRequest{ID: accountLoginID}, client: c}, "", "", http.StatusOK)
+		return
+	}
 	st, err := s.loadLogin(r, r.URL.Query().Get("id"))
 	if err != nil {
 		s.errExpired(w, r)
@@ -156,6 +163,7 @@ func (s *Server) advance(w http.ResponseWriter, r *http.Request, st *loginState)
 // finish marks the auth request done and hands the browser back to op, which issues the code.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, st *loginState) {
 	if st.ar.ClientID == AccountClientID {
+		s.markKnownDevice(w, r, st.ar.Login.UserID)
 		// The account page needs the session, not a code.
 		_ = s.store.DeleteAuthRequest(r.Context(), st.ar.ID)
 		http.Redirect(w, r, st.ar.RedirectURI, http.StatusSeeOther)
@@ -166,6 +174,8 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, st *loginState) 
 		s.internalError(w, r, err)
 		return
 	}
+	// The browser completed a sign-in as this person: its guesses count on their own.
+	s.markKnownDevice(w, r, st.ar.Login.UserID)
 	if err := s.store.AddSessionClient(r.Context(), st.ar.Login.SessionID, st.ar.ClientID); err != nil {
 		s.logger.WarnContext(r.Context(), "record session client", "err", err)
 	}
@@ -229,6 +239,16 @@ func (s *Server) postedLogin(w http.ResponseWriter, r *http.Request) (*loginStat
 
 // handleLoginPost checks the password.
 func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err == nil && r.PostFormValue("id") == accountLoginID && s.checkCSRF(r) {
+		// The account page's sign-in: its auth request is stored now, not on the visit.
+		ar, err := s.newAccountRequest(nil, r, false)
+		if err != nil {
+			s.signInStartError(w, r, err)
+			return
+		}
+		r.PostForm.Set("id", ar.ID)
+	}
 	st, ok := s.postedLogin(w, r)
 	if !ok {
 		return
@@ -236,35 +256,43 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	email := strings.ToLower(strings.TrimSpace(r.PostFormValue("email")))
 	password := r.PostFormValue("password")
-	ip := ""
-	if ri := requestInfoFrom(ctx); ri != nil {
-		ip = ri.IP
-	}
-	acctKey, ipKey := "login:acct:"+email, "login:ip:"+ip
-	lim := s.cfg.LoginLimits
 	now := s.now()
-	nAcct, err1 := s.store.RateLimitCount(ctx, acctKey, lim.Window, now)
-	nIP, err2 := s.store.RateLimitCount(ctx, ipKey, lim.Window, now)
-	if err := errors.Join(err1, err2); err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	if nAcct >= lim.PerAccount || nIP >= lim.PerIP {
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, ClientID: st.ar.ClientID, Result: ResultFailure,
-			Reason: "rate limited (" + rateLimitReason(nAcct >= lim.PerAccount) + ")", UserID: s.userIDFor(ctx, email)})
-		s.showLogin(w, r, st, email, msgTooMany, http.StatusTooManyRequests)
-		return
-	}
 
 	u, err := s.store.GetUserByEmail(ctx, email)
-	var hash string
-	if err == nil {
-		hash = u.PasswordHash
-	} else if !errors.Is(err, storage.ErrNotFound) {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.internalError(w, r, err)
 		return
 	}
-	ok, rehash := VerifyPassword(password, hash)
+	var userID, hash string
+	if u != nil {
+		userID, hash = u.ID, u.PasswordHash
+	}
+	// The guess is reserved under every limit before the password is looked at.
+	att, err := s.regulator.Reserve(ctx, s.passwordLimits(userID, email, requestIP(ctx), s.knownDevice(ctx, userID))...)
+	var locked *regulation.LockedError
+	if errors.As(err, &locked) {
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, ClientID: st.ar.ClientID, Result: ResultFailure,
+			Reason: "rate limited (" + limitName(locked.Key) + ")", UserID: userID})
+		s.showLogin(w, r, st, email, loginLockedMessage(locked), http.StatusTooManyRequests)
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	ok, rehash, err := s.verifyPassword(ctx, password, hash)
+	if err != nil {
+		// Not checked (hashing at capacity): the guess does not count.
+		if cerr := att.Cancel(ctx); cerr != nil {
+			s.logger.ErrorContext(ctx, "release password attempt", "err", cerr)
+		}
+		if errors.Is(err, ErrHashBusy) {
+			s.renderBusy(w, r)
+			return
+		}
+		s.internalError(w, r, err)
+		return
+	}
 	if !ok || u.Disabled {
 		reason := "wrong password"
 		switch {
@@ -273,22 +301,16 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		case ok && u.Disabled:
 			reason = "account disabled"
 		}
-		_, err1 := s.store.HitRateLimit(ctx, acctKey, lim.Window, now)
-		_, err2 := s.store.HitRateLimit(ctx, ipKey, lim.Window, now)
-		if err := errors.Join(err1, err2); err != nil {
-			s.logger.ErrorContext(ctx, "rate limit write failed", "err", err)
-		}
-		ev := storage.AuditEvent{Type: EventLoginPassword, ClientID: st.ar.ClientID, Result: ResultFailure, Reason: reason}
-		if u != nil {
-			ev.UserID = u.ID
-		}
-		s.audit.Record(ctx, ev)
+		att.Failed()
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, ClientID: st.ar.ClientID, Result: ResultFailure, Reason: reason, UserID: userID})
 		s.showLogin(w, r, st, email, msgBadCredentials, http.StatusUnauthorized)
 		return
 	}
-	_ = s.store.ResetRateLimit(ctx, acctKey)
+	if err := att.Succeeded(ctx); err != nil {
+		s.logger.ErrorContext(ctx, "clear password failure counters", "err", err)
+	}
 	if rehash {
-		if h, err := HashPassword(password); err == nil {
+		if h, err := s.hashPassword(ctx, password); err == nil {
 			u.PasswordHash, u.UpdatedAt = h, now
 			if err := s.store.UpdateUser(ctx, u); err != nil {
 				s.logger.WarnContext(ctx, "password rehash not saved", "err", err)
@@ -310,19 +332,12 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
 }
 
-func rateLimitReason(account bool) string {
-	if account {
-		return "account"
+// loginLockedMessage tells a person refused by a password limit until when.
+func loginLockedMessage(l *regulation.LockedError) string {
+	if l.Permanent || l.Until.IsZero() {
+		return "Too many failed sign-in attempts. Contact your administrator."
 	}
-	return "ip"
-}
-
-// userIDFor returns the id of the account with that e-mail, or "" (for audit only).
-func (s *Server) userIDFor(ctx context.Context, email string) string {
-	if u, err := s.store.GetUserByEmail(ctx, email); err == nil {
-		return u.ID
-	}
-	return ""
+	return "Too many failed sign-in attempts. Try again after " + l.Until.UTC().Format("15:04 MST") + "."
 }
 
 // handleConsentPost records the person's answer on the consent page.

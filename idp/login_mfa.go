@@ -287,10 +287,11 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 		Factors: appendUnique(st.sess.Factors, chosen.Kind), AMR: combineAMR(st.sess.AMR, amr),
 	}
 	auth.ACR = acrFor(auth.AMR)
-	if err := s.store.UpdateSessionAuth(ctx, st.sess.ID, auth); err != nil {
+	if err := s.upgradeSession(w, r, st.sess, auth); err != nil {
 		s.internalError(w, r, err)
 		return
 	}
+	s.markKnownDevice(w, r, st.user.ID)
 	if ms.req.RememberDevice > 0 && r.PostFormValue("remember") == "1" {
 		if err := s.rememberDevice(w, r, st.user.ID, ms.req.RememberDevice); err != nil {
 			s.logger.WarnContext(ctx, "remember device", "err", err)

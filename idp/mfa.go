@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
@@ -28,6 +29,8 @@ const (
 	EventLoginPolicy = "login.policy"
 	// EventLoginDevice: a remembered device stood in for the second factor.
 	EventLoginDevice = "login.device"
+	// EventMFACodeLimited: an e-mail or SMS code was not sent, a send limit refused it.
+	EventMFACodeLimited = "mfa.code.limited"
 )
 
 // ACR values: what a login proved. Documented in docs/integration-guide.md.
@@ -45,8 +48,10 @@ type MFAConfig struct {
 	Phones      mfa.PhonePolicy
 	// WebAuthn relying party; the zero value means RP ID = issuer host, origin = issuer.
 	WebAuthn mfa.WebAuthnConfig
-	// Guard bounds guessing; zero fields take mfa.Guard's defaults.
-	Guard mfa.Guard
+	// Limits bound guessing of second factors; zero fields take the defaults.
+	Limits MFALimits
+	// SendLimits bound the e-mail and SMS codes sent per destination and per address.
+	SendLimits SendLimits
 	// FreshFor is how recent a sign-in must be to remove a factor or regenerate backup
 	// codes on the account page; default 10m.
 	FreshFor time.Duration
@@ -174,6 +179,9 @@ func (s *Server) startEnroll(ctx context.Context, u *storage.User, kind mfa.Kind
 		typ = EventMFARegenerate
 	}
 	s.audit.Record(ctx, storage.AuditEvent{Type: typ, UserID: u.ID, Result: ResultSuccess, Reason: kindReason(string(kind), "")})
+	if kind == mfa.KindBackup {
+		s.announceFactorChange(ctx, u, enr.Factor, true)
+	}
 	return enr, nil
 }
 
@@ -187,16 +195,18 @@ func (s *Server) confirmEnroll(ctx context.Context, u *storage.User, id, challen
 	if f.Confirmed {
 		return fmt.Errorf("factor already enrolled: %w", storage.ErrConflict)
 	}
-	if err := s.checkGuard(ctx, u, f.Kind); err != nil {
+	att, err := s.reserveMFA(ctx, u, f.Kind)
+	if err != nil {
 		return err
 	}
 	if err := impl.Confirm(ctx, u, f, challengeID, response); err != nil {
 		s.logger.InfoContext(ctx, "mfa enrolment failed", "user", u.ID, "kind", f.Kind, "err", err)
 		s.audit.Record(ctx, storage.AuditEvent{Type: EventMFAEnroll, UserID: u.ID, Result: ResultFailure, Reason: kindReason(f.Kind, errReason(err))})
-		return s.failGuard(ctx, u, f.Kind, err)
+		return s.settleMFA(ctx, att, u, f.Kind, err)
 	}
-	_ = s.guard.Succeed(ctx, u.ID)
+	_ = s.settleMFA(ctx, att, u, f.Kind, nil)
 	s.audit.Record(ctx, storage.AuditEvent{Type: EventMFAEnroll, UserID: u.ID, Result: ResultSuccess, Reason: kindReason(f.Kind, "factor="+f.ID)})
+	s.announceFactorChange(ctx, u, f, true)
 	return nil
 }
 
@@ -226,7 +236,9 @@ func (s *Server) verify(ctx context.Context, u *storage.User, id, challengeID, r
 	if !f.Confirmed {
 		return nil, nil, fmt.Errorf("factor not enrolled: %w", storage.ErrNotFound)
 	}
-	if err := s.checkGuard(ctx, u, f.Kind); err != nil {
+	// The attempt is reserved before the response is looked at.
+	att, err := s.reserveMFA(ctx, u, f.Kind)
+	if err != nil {
 		return nil, f, err
 	}
 	amr, err := impl.Verify(ctx, u, f, challengeID, response)
@@ -235,45 +247,11 @@ func (s *Server) verify(ctx context.Context, u *storage.User, id, challengeID, r
 		// carry the code or secret.
 		s.logger.InfoContext(ctx, "mfa verification failed", "user", u.ID, "kind", f.Kind, "err", err)
 		s.audit.Record(ctx, storage.AuditEvent{Type: EventMFAVerify, UserID: u.ID, Result: ResultFailure, Reason: kindReason(f.Kind, errReason(err))})
-		return nil, f, s.failGuard(ctx, u, f.Kind, err)
+		return nil, f, s.settleMFA(ctx, att, u, f.Kind, err)
 	}
-	_ = s.guard.Succeed(ctx, u.ID)
+	_ = s.settleMFA(ctx, att, u, f.Kind, nil)
 	s.audit.Record(ctx, storage.AuditEvent{Type: EventMFAVerify, UserID: u.ID, Result: ResultSuccess, Reason: kindReason(f.Kind, "")})
 	return amr, f, nil
-}
-
-func (s *Server) checkGuard(ctx context.Context, u *storage.User, kind string) error {
-	ip := ""
-	if ri := requestInfoFrom(ctx); ri != nil {
-		ip = ri.IP
-	}
-	err := s.guard.Check(ctx, u.ID, ip)
-	var locked *mfa.LockedError
-	if errors.As(err, &locked) {
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventMFAVerify, UserID: u.ID, Result: ResultFailure, Reason: kindReason(kind, "locked")})
-	}
-	return err
-}
-
-// failGuard counts a failure when the error was a wrong guess, and reports a lock it caused.
-func (s *Server) failGuard(ctx context.Context, u *storage.User, kind string, cause error) error {
-	if !guessFailure(cause) {
-		return cause
-	}
-	ip := ""
-	if ri := requestInfoFrom(ctx); ri != nil {
-		ip = ri.IP
-	}
-	locked, err := s.guard.Fail(ctx, u.ID, ip)
-	if err != nil {
-		s.logger.ErrorContext(ctx, "record mfa failure", "err", err)
-		return cause
-	}
-	if locked != nil {
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventMFALockout, UserID: u.ID, Result: ResultFailure, Reason: kindReason(kind, locked.Error())})
-		return errors.Join(cause, locked)
-	}
-	return cause
 }
 
 // guessFailure reports whether err is a wrong guess (it counts towards the lockout).
@@ -284,8 +262,10 @@ func guessFailure(err error) bool {
 // errReason is the audit reason of an MFA error: its sentinel, never user input.
 func errReason(err error) string {
 	var in *mfa.InputError
-	var locked *mfa.LockedError
+	var locked *regulation.LockedError
 	switch {
+	case errors.Is(err, mfa.ErrSendLimit):
+		return "send limit reached"
 	case errors.As(err, &locked):
 		return "locked"
 	case errors.Is(err, mfa.ErrReplay):
@@ -294,8 +274,6 @@ func errReason(err error) string {
 		return "invalid code"
 	case errors.Is(err, mfa.ErrExpired):
 		return "challenge expired or used up"
-	case errors.Is(err, mfa.ErrSendLimit):
-		return "send limit reached"
 	case errors.Is(err, mfa.ErrSignCount):
 		return "sign count regression"
 	case errors.Is(err, mfa.ErrNotConfigured):
@@ -313,18 +291,30 @@ func (s *Server) removeFactor(ctx context.Context, u *storage.User, id string) e
 	if err != nil || f.UserID != u.ID {
 		return fmt.Errorf("factor %q: %w", id, storage.ErrNotFound)
 	}
+	if err := s.checkRemoval(ctx, u, id); err != nil {
+		return err
+	}
 	if err := s.store.DeleteFactor(ctx, u.ID, id); err != nil {
 		return fmt.Errorf("delete factor: %w", err)
 	}
 	s.audit.Record(ctx, storage.AuditEvent{Type: EventMFARemove, UserID: u.ID, Result: ResultSuccess, Reason: kindReason(f.Kind, "factor="+id)})
+	if f.Confirmed {
+		s.announceFactorChange(ctx, u, f, false)
+	}
 	return nil
 }
 
 // mfaMessage is what a person is told about an MFA error.
 func mfaMessage(err error) string {
-	var locked *mfa.LockedError
+	var locked *regulation.LockedError
 	var in *mfa.InputError
 	switch {
+	case errors.Is(err, mfa.ErrSendLimit):
+		var locked *regulation.LockedError
+		if errors.As(err, &locked) && !locked.Until.IsZero() {
+			return "Too many codes were sent. Try again after " + locked.Until.UTC().Format("15:04 MST") + "."
+		}
+		return "Too many codes were sent. Wait 15 minutes and try again."
 	case errors.As(err, &locked):
 		if locked.Permanent {
 			return "Too many failed attempts: your second factors are locked. Contact your administrator."
@@ -332,12 +322,14 @@ func mfaMessage(err error) string {
 		return "Too many failed attempts. Try again after " + locked.Until.UTC().Format("15:04:05 MST") + "."
 	case errors.As(err, &in):
 		return in.Message
-	case errors.Is(err, mfa.ErrSendLimit):
-		return "Too many codes were sent. Wait 15 minutes and try again."
 	case errors.Is(err, mfa.ErrExpired):
 		return "That code has expired or was used up. Request a new one."
 	case errors.Is(err, mfa.ErrNotConfigured):
 		return "That method is not available on this server."
+	case errors.Is(err, errLastRequiredFactor):
+		return "You cannot remove this sign-in method: your account must keep one. Add another method first, then remove this one."
+	case errors.Is(err, errProofRequired):
+		return "To add a sign-in method, first confirm it is you with one you already have."
 	case errors.Is(err, mfa.ErrInvalidCode), errors.Is(err, mfa.ErrReplay), errors.Is(err, mfa.ErrSignCount):
 		return "That did not work. Check the code (or your security key) and try again."
 	default:

@@ -161,7 +161,7 @@ type mfaEnv struct {
 	app    testClient
 }
 
-func newMFAEnv(t *testing.T, st storage.Storage) *mfaEnv {
+func newMFAEnv(t *testing.T, st storage.Storage, mutate ...func(*idp.Config)) *mfaEnv {
 	t.Helper()
 	smtpSrv := idptest.NewSMTPServer(t)
 	tw := idptest.NewTwilioServer(t)
@@ -172,9 +172,9 @@ func newMFAEnv(t *testing.T, st storage.Storage) *mfaEnv {
 		t.Fatal(err)
 	}
 	sms := &mfa.RetrySender{Next: mfa.NewTwilioSender(mfa.TwilioConfig{BaseURL: tw.URL, AccountSID: "AC123", AuthToken: "tok", From: "+15005550006"}), Backoff: time.Millisecond}
-	e := newEnv(t, st, func(c *idp.Config) {
+	e := newEnv(t, st, append([]func(*idp.Config){func(c *idp.Config) {
 		c.MFA.EmailSender, c.MFA.SMSSender = mailer, sms
-	})
+	}}, mutate...)...)
 	app := e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
 	return &mfaEnv{env: e, smtp: smtpSrv, twilio: tw, app: app}
 }
@@ -367,7 +367,7 @@ func runBackup(t *testing.T, m *mfaEnv) {
 	if p = answerMFA(b3, m.env, pickBackup(b3, p), codes[1][1]); p.Status != http.StatusUnauthorized {
 		t.Fatalf("old backup code accepted after regeneration (status %d)", p.Status)
 	}
-	if err := m.store.ResetFailures(t.Context(), "mfa:user:"+m.userID(email)); err != nil {
+	if err := idp.UnlockUser(t.Context(), m.store, m.userID(email)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -387,10 +387,14 @@ func runEmail(t *testing.T, m *mfaEnv) {
 	if !strings.Contains(p.Body, "Sign-in method added") {
 		t.Fatalf("email factor not confirmed:\n%.600s", p.Body)
 	}
+	// The new factor is announced to the address it proved.
+	if notice := m.smtp.Last(t, n+2); len(notice.To) != 1 || notice.To[0] != email || !strings.Contains(notice.Data, "was added to your") {
+		t.Fatalf("factor addition not announced: to %v\n%.400s", notice.To, notice.Data)
+	}
 
 	claims := loginWithFactor(t, m.env, m.app, email, func(b *browser, p page) page {
 		p = sendCode(b, m.env, p)
-		code := idptest.Code(t, m.smtp.Last(t, n+2).Data)
+		code := idptest.Code(t, m.smtp.Last(t, n+3).Data)
 		return answerMFA(b, m.env, p, code)
 	})
 	wantAuth(t, claims, []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
@@ -400,7 +404,7 @@ func runEmail(t *testing.T, m *mfaEnv) {
 	_, ch := pkce()
 	p = b2.Login(b2.Get(m.authURL(m.app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}})), email, password)
 	p = sendCode(b2, m.env, p)
-	code := idptest.Code(t, m.smtp.Last(t, n+3).Data)
+	code := idptest.Code(t, m.smtp.Last(t, n+4).Data)
 	for i := 0; i < 3; i++ {
 		p = answerMFA(b2, m.env, p, "999999")
 	}
@@ -409,7 +413,7 @@ func runEmail(t *testing.T, m *mfaEnv) {
 		t.Fatalf("fourth attempt: status %d\n%.500s", p.Status, p.Body)
 	}
 	// Clear the lockout counter for later subtests.
-	if err := m.store.ResetFailures(t.Context(), "mfa:user:"+m.userID(email)); err != nil {
+	if err := idp.UnlockUser(t.Context(), m.store, m.userID(email)); err != nil {
 		t.Fatal(err)
 	}
 }

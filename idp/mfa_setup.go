@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 
+	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
@@ -21,9 +22,10 @@ func (s *Server) setupMFA(ctx context.Context, hashKey [32]byte) error {
 		Issuer: s.cfg.Issuer,
 		Audit:  func(ctx context.Context, e storage.AuditEvent) { s.audit.Record(ctx, e) },
 	}
-	g := cfg.Guard
-	g.Store, g.Now = s.store, s.now
-	s.guard = &g
+	s.mfaEnv.SendGate = s.sendGate
+	cfg.Limits.defaults()
+	cfg.SendLimits.defaults()
+	s.regulator = &regulation.Regulator{Store: s.store, Now: s.now}
 	wa := cfg.WebAuthn
 	wa.RPID = webAuthnRPID(s.cfg.Issuer, wa)
 	if len(wa.RPOrigins) == 0 {

@@ -49,6 +49,11 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if err != nil {
 		return nil, oidc.ErrInvalidClient().WithDescription("unknown client").WithParent(err)
 	}
+	// opInterceptor already refused over-long parameters; this holds whatever op parsed
+	// them from (authorize_limits.go).
+	if msg := authRequestViolation(req); msg != "" {
+		return nil, oidc.ErrInvalidRequest().WithDescription("%s", msg)
+	}
 	if req.ResponseType != oidc.ResponseTypeCode {
 		return nil, &oidc.Error{ErrorType: "unsupported_response_type", Description: "only response_type=code is supported"}
 	}
@@ -66,7 +71,9 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	case req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256:
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
 	}
-	acrValues := slices.Clone(req.ACRValues)
+	// A voluntary value that starts like the marker of an essential one would be read
+	// back as essential (authParams); no acr value this provider knows does.
+	acrValues := slices.DeleteFunc(slices.Clone(req.ACRValues), func(v string) bool { return strings.HasPrefix(v, essentialPrefix) })
 	if st := reqStateFrom(ctx); st != nil && st.claims != "" {
 		essential, err := essentialACR(st.claims)
 		if err != nil {
@@ -96,7 +103,10 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		ExpiresAt:           now.Add(s.authReqTTL),
 	}
 	if req.MaxAge != nil {
-		v := int64(*req.MaxAge)
+		// At most what a time.Duration of seconds holds: a larger max_age would overflow
+		// where it is compared (passwordSatisfied, consent.Evaluate) into a negative or
+		// short one.
+		v := int64(min(uint64(*req.MaxAge), uint64(1<<63-1)/uint64(time.Second)))
 		ar.MaxAge = &v
 	}
 	for _, l := range req.UILocales {
@@ -121,16 +131,50 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequ
 
 // AuthRequestByCode redeems the code: the conditional update in storage guarantees that
 // of any number of concurrent redemptions (in any process) exactly one succeeds.
+//
+// RFC 6749 §4.1.2: a code used more than once MUST be denied, and the server SHOULD
+// revoke the tokens previously issued based on it. A redeemed code leaves a grant in
+// storage; presenting it again revokes what the grant issued (revokeReplayedCode).
 func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
-	ar, err := s.store.ConsumeAuthCode(ctx, tokenHash(code), s.now())
+	hash := tokenHash(code)
+	ar, err := s.store.ConsumeAuthCode(ctx, hash, s.now())
 	if err != nil {
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventCodeReuse, Result: ResultFailure, Reason: "code unknown, expired or already redeemed"})
+		if errors.Is(err, storage.ErrNotFound) && s.revokeReplayedCode(ctx, hash) {
+			return nil, fmt.Errorf("redeem code: code already redeemed: %w", err)
+		}
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventCodeReuse, Result: ResultFailure, Reason: "code unknown or expired"})
 		return nil, fmt.Errorf("redeem code: %w", err)
 	}
 	if !ar.Login.Done {
 		return nil, errors.New("auth request not completed")
 	}
 	return authRequest{ar}, nil
+}
+
+// revokeReplayedCode revokes the tokens issued with the redeemed code codeHash (or, if
+// the exchange that redeemed it has not stored them yet, makes it fail) and audits the
+// replay. It reports whether the code had been redeemed.
+func (s *opStorage) revokeReplayedCode(ctx context.Context, codeHash string) bool {
+	g, err := s.store.RevokeCodeGrant(ctx, codeHash, s.now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return false
+	}
+	if err != nil {
+		s.logger.ErrorContext(ctx, "revoke tokens of a replayed code", "err", err)
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventCodeReplay, Result: ResultFailure,
+			Reason: "authorization code presented again; revoking its tokens failed"})
+		return true
+	}
+	reason := "replayed authorization code; the exchange that redeemed it had issued nothing yet and will fail"
+	if g.AccessTokenID != "" {
+		reason = "replayed authorization code; access token revoked"
+		if g.FamilyID != "" {
+			reason = "replayed authorization code; access token and refresh family revoked"
+		}
+	}
+	s.audit.Record(ctx, storage.AuditEvent{Type: EventCodeReplay, UserID: g.UserID, ClientID: g.ClientID,
+		Result: ResultFailure, Reason: reason})
+	return true
 }
 
 func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
@@ -215,7 +259,11 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 		return "", time.Time{}, fmt.Errorf("load client: %w", err)
 	}
 	at := s.newAccessToken(g, c, "")
-	if err := s.store.CreateAccessToken(ctx, at); err != nil {
+	if ar, isCode := req.(authRequest); isCode {
+		if err := s.issueCodeTokens(ctx, ar, at, nil); err != nil {
+			return "", time.Time{}, err
+		}
+	} else if err := s.store.CreateAccessToken(ctx, at); err != nil {
 		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
 	}
 	s.audit.Record(ctx, storage.AuditEvent{Type: EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: ResultSuccess,
@@ -243,7 +291,11 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if current == "" || !isRefresh {
 		next.FamilyID = NewID()
 		at := s.newAccessToken(g, c, next.FamilyID)
-		if err := s.store.CreateRefreshToken(ctx, next, at); err != nil {
+		if ar, isCode := req.(authRequest); isCode {
+			if err := s.issueCodeTokens(ctx, ar, at, next); err != nil {
+				return "", "", time.Time{}, err
+			}
+		} else if err := s.store.CreateRefreshToken(ctx, next, at); err != nil {
 			return "", "", time.Time{}, fmt.Errorf("store refresh token: %w", err)
 		}
 		s.audit.Record(ctx, storage.AuditEvent{Type: EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: ResultSuccess,
@@ -264,6 +316,26 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	s.audit.Record(ctx, storage.AuditEvent{Type: EventTokenRefresh, UserID: g.userID, ClientID: g.clientID, Result: ResultSuccess,
 		Reason: "refresh token rotated"})
 	return at.ID, value, at.ExpiresAt, nil
+}
+
+// issueCodeTokens stores the tokens of a code exchange (rt may be nil) in the grant of
+// the code, so that a replay of the code can revoke them (RFC 6749 §4.1.2). If a replay
+// came between the redemption and now, nothing is stored and the exchange fails with
+// invalid_grant: tokens handed out then would be revoked already.
+func (s *opStorage) issueCodeTokens(ctx context.Context, ar authRequest, at *storage.AccessToken, rt *storage.RefreshToken) error {
+	err := s.store.IssueCodeTokens(ctx, ar.r.CodeHash, at, rt)
+	switch {
+	case errors.Is(err, storage.ErrConflict):
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventCodeReplay, UserID: ar.r.Login.UserID, ClientID: ar.r.ClientID,
+			Result: ResultFailure, Reason: "authorization code replayed during its exchange; no tokens issued"})
+		return oidc.ErrInvalidGrant().WithDescription("code already used")
+	case errors.Is(err, storage.ErrNotFound):
+		// The grant expired with the code and was swept between redemption and issue.
+		return oidc.ErrInvalidGrant().WithDescription("code expired")
+	case err != nil:
+		return fmt.Errorf("store tokens: %w", err)
+	}
+	return nil
 }
 
 func (s *opStorage) revokeFamilyForReuse(ctx context.Context, rt *storage.RefreshToken) {

@@ -18,7 +18,7 @@ func (a *Admin) SetPassword(ctx context.Context, actor, user, password string) e
 	if err != nil {
 		return err
 	}
-	hash, err := HashPassword(password)
+	hash, err := a.hashPassword(ctx, password)
 	if err != nil {
 		return err
 	}

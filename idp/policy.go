@@ -24,17 +24,29 @@ func essentialACR(claims string) ([]string, error) {
 	if claims == "" {
 		return nil, nil
 	}
-	var req struct {
-		IDToken map[string]*struct {
-			Essential bool     `json:"essential"`
-			Value     string   `json:"value"`
-			Values    []string `json:"values"`
-		} `json:"id_token"`
-	}
+	// Only the acr member is decoded: other members may carry values of any JSON type
+	// (email_verified's "value" is a boolean), and member names are case-sensitive, which
+	// struct fields are not.
+	var req map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(claims), &req); err != nil {
 		return nil, fmt.Errorf("claims parameter is not valid JSON: %w", err)
 	}
-	acr := req.IDToken["acr"]
+	var idToken map[string]json.RawMessage
+	if raw, ok := req["id_token"]; ok {
+		if err := json.Unmarshal(raw, &idToken); err != nil {
+			return nil, fmt.Errorf("claims parameter: id_token is not a JSON object: %w", err)
+		}
+	}
+	var acr *struct {
+		Essential bool     `json:"essential"`
+		Value     string   `json:"value"`
+		Values    []string `json:"values"`
+	}
+	if raw, ok := idToken["acr"]; ok {
+		if err := json.Unmarshal(raw, &acr); err != nil {
+			return nil, fmt.Errorf("claims parameter: id_token acr is not a claim request: %w", err)
+		}
+	}
 	if acr == nil || !acr.Essential {
 		return nil, nil
 	}

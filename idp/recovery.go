@@ -4,8 +4,8 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
-	"net/url"
 
+	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/web"
 )
@@ -68,22 +68,38 @@ func (s *Server) handleRecoveryPost(w http.ResponseWriter, r *http.Request) {
 		s.audit.Record(ctx, storage.AuditEvent{Type: EventMFARecovery, UserID: userID, Result: ResultFailure, Reason: reason})
 	}
 
-	// Every try counts against the link, before anything is compared.
+	// Guesses at links are bounded per address, and every try counts against the link,
+	// before anything is compared.
+	linkAtt, err := s.regulator.Reserve(ctx, s.recoveryLinkLimits(requestIP(ctx))...)
+	var locked *regulation.LockedError
+	if errors.As(err, &locked) {
+		fail("", "rate limited ("+limitName(locked.Key)+")")
+		s.showRecovery(w, r, id, token, loginLockedMessage(locked), http.StatusTooManyRequests)
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
 	c, err := s.store.AttemptChallenge(ctx, id, now, recoveryMaxAttempts)
 	if err != nil {
 		if !errors.Is(err, storage.ErrNotFound) {
+			_ = linkAtt.Cancel(ctx)
 			s.internalError(w, r, err)
 			return
 		}
+		linkAtt.Failed()
 		fail("", "unknown, expired, used or exhausted link")
 		s.recoveryInvalid(w, r)
 		return
 	}
 	if c.Kind != ChallengeRecovery || subtle.ConstantTimeCompare([]byte(tokenHash(token)), []byte(c.CodeHash)) != 1 {
+		linkAtt.Failed()
 		fail(c.UserID, "wrong link secret")
 		s.recoveryInvalid(w, r)
 		return
 	}
+	_ = linkAtt.Succeeded(ctx)
 	u, err := s.store.GetUser(ctx, c.UserID)
 	if err != nil || u.Disabled {
 		fail(c.UserID, "account missing or disabled")
@@ -91,30 +107,29 @@ func (s *Server) handleRecoveryPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// The same per-account and per-IP counters as the password form.
-	ip := ""
-	if ri := requestInfoFrom(ctx); ri != nil {
-		ip = ri.IP
+	// The same limits as the password form, reserved before the password is checked.
+	att, err := s.regulator.Reserve(ctx, s.passwordLimits(u.ID, u.Email, requestIP(ctx), s.knownDevice(ctx, u.ID))...)
+	if errors.As(err, &locked) {
+		fail(u.ID, "rate limited ("+limitName(locked.Key)+")")
+		s.showRecovery(w, r, id, token, loginLockedMessage(locked), http.StatusTooManyRequests)
+		return
 	}
-	acctKey, ipKey := "login:acct:"+u.Email, "login:ip:"+ip
-	lim := s.cfg.LoginLimits
-	nAcct, err1 := s.store.RateLimitCount(ctx, acctKey, lim.Window, now)
-	nIP, err2 := s.store.RateLimitCount(ctx, ipKey, lim.Window, now)
-	if err := errors.Join(err1, err2); err != nil {
+	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	if nAcct >= lim.PerAccount || nIP >= lim.PerIP {
-		fail(u.ID, "rate limited ("+rateLimitReason(nAcct >= lim.PerAccount)+")")
-		s.showRecovery(w, r, id, token, msgTooMany, http.StatusTooManyRequests)
+	ok, _, err := s.verifyPassword(ctx, password, u.PasswordHash)
+	if err != nil {
+		_ = att.Cancel(ctx)
+		if errors.Is(err, ErrHashBusy) {
+			s.renderBusy(w, r)
+			return
+		}
+		s.internalError(w, r, err)
 		return
 	}
-	if ok, _ := VerifyPassword(password, u.PasswordHash); !ok {
-		_, err1 := s.store.HitRateLimit(ctx, acctKey, lim.Window, now)
-		_, err2 := s.store.HitRateLimit(ctx, ipKey, lim.Window, now)
-		if err := errors.Join(err1, err2); err != nil {
-			s.logger.ErrorContext(ctx, "rate limit write failed", "err", err)
-		}
+	if !ok {
+		att.Failed()
 		fail(u.ID, "wrong password")
 		msg := "Incorrect password."
 		if c.Attempts >= recoveryMaxAttempts {
@@ -134,11 +149,13 @@ func (s *Server) handleRecoveryPost(w http.ResponseWriter, r *http.Request) {
 		s.recoveryInvalid(w, r)
 		return
 	}
-	_ = s.store.ResetRateLimit(ctx, acctKey)
+	if err := att.Succeeded(ctx); err != nil {
+		s.logger.ErrorContext(ctx, "clear password failure counters", "err", err)
+	}
 	if _, err := s.startSession(w, r, u.ID, []string{"pwd"}, ACRPassword); err != nil {
 		s.internalError(w, r, err)
 		return
 	}
 	s.audit.Record(ctx, storage.AuditEvent{Type: EventMFARecovery, UserID: u.ID, Result: ResultSuccess, Reason: "link=" + c.ID})
-	http.Redirect(w, r, "/account/security?msg="+url.QueryEscape(msgRecoveryDone), http.StatusSeeOther)
+	http.Redirect(w, r, "/account/security?msg="+noticeRecovered, http.StatusSeeOther)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
+	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/seal"
@@ -56,13 +58,31 @@ type Config struct {
 	// AuditRetention, when positive, deletes audit events older than this once a day
 	// (recorded in the chain as an audit.retention event). Zero keeps everything.
 	AuditRetention time.Duration
-}
 
-// LoginLimits bounds failed password attempts within Window, per account and per IP.
-type LoginLimits struct {
-	PerAccount int           // default 5
-	PerIP      int           // default 50
-	Window     time.Duration // default 15m
+	// TrustedProxies are the reverse proxies in front of the provider. A request whose
+	// TCP peer is inside one of these prefixes has its client address taken from
+	// ProxyHeader (the nearest address that is not itself a trusted proxy); from any
+	// other peer the header is ignored and the peer is the client. That address is what
+	// per-address login limits count, audit events and sessions record, and the log
+	// shows. Empty: headers are never believed. See docs/proxy-and-cookies.md.
+	TrustedProxies []netip.Prefix
+	// ProxyHeader is the header TrustedProxies write the client into: HeaderXForwardedFor
+	// (the default) or HeaderForwarded (RFC 7239). Only this one is read: a proxy passes
+	// the other through from the client unchanged.
+	ProxyHeader string
+
+	// PasswordHashMemory is the memory budget, in bytes, of the argon2id computations
+	// that run at once (PasswordParams takes 19 MiB each); further password checks wait
+	// in line. Default DefaultPasswordHashMemory (64 MiB: three at once). See hashgate.go.
+	PasswordHashMemory int64
+	// PasswordHashQueue is how many password checks may wait for memory; beyond it they
+	// fail at once with ErrHashBusy. Default 16 per hash the budget fits; negative: none.
+	PasswordHashQueue int
+	// PasswordHashWait is the longest a password check waits, default 2s.
+	PasswordHashWait time.Duration
+
+	// AuthorizeLimits bounds the authorization requests one address may create.
+	AuthorizeLimits AuthorizeLimits
 }
 
 // DemoClient is the client the demo relying party signs in with.
@@ -79,24 +99,26 @@ const (
 
 // Server is the identity provider's HTTP handler.
 type Server struct {
-	cfg      Config
-	store    storage.Storage
-	logger   *slog.Logger
-	now      func() time.Time
-	keys     *Keys
-	audit    *Auditor
-	pages    *web.Renderer
-	provider *op.Provider
-	ops      *opStorage
-	csrfKey  [32]byte
-	secure   bool // cookies get the Secure attribute (https issuer)
-	handler  http.Handler
-	demo     *demoRP
-	factors  *mfa.Registry
-	guard    *mfa.Guard
-	mfaEnv   *mfa.Env
+	cfg       Config
+	store     storage.Storage
+	logger    *slog.Logger
+	now       func() time.Time
+	keys      *Keys
+	audit     *Auditor
+	pages     *web.Renderer
+	provider  *op.Provider
+	ops       *opStorage
+	csrfKey   [32]byte
+	secure    bool // https issuer: cookies are Secure and __Host- prefixed, HSTS is sent
+	clients   clientResolver
+	handler   http.Handler
+	demo      *demoRP
+	factors   *mfa.Registry
+	regulator *regulation.Regulator
+	mfaEnv    *mfa.Env
 
 	backchannel *BackchannelLogout
+	hashes      *hashGate // bounds the memory of concurrent argon2id computations
 }
 
 func withDefault(d *time.Duration, v time.Duration) {
@@ -127,24 +149,26 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	withDefault(&cfg.AuthRequestLifetime, 30*time.Minute)
 	withDefault(&cfg.CodeLifetime, time.Minute)
 	withDefault(&cfg.KeyRetention, 24*time.Hour)
-	withDefault(&cfg.LoginLimits.Window, 15*time.Minute)
-	if cfg.LoginLimits.PerAccount <= 0 {
-		cfg.LoginLimits.PerAccount = 5
-	}
-	if cfg.LoginLimits.PerIP <= 0 {
-		cfg.LoginLimits.PerIP = 50
-	}
+	cfg.LoginLimits.defaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	clients, err := newClientResolver(cfg.TrustedProxies, cfg.ProxyHeader)
+	if err != nil {
+		return nil, err
+	}
+	if clients.trustsEveryone() {
+		cfg.Logger.WarnContext(ctx, "trusted proxies include every address: any client can choose the address it is limited and audited under")
+	}
 	pages, err := web.New()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: store, logger: cfg.Logger, now: cfg.Now, pages: pages, secure: !insecure}
+	s := &Server{cfg: cfg, store: store, logger: cfg.Logger, now: cfg.Now, pages: pages, secure: !insecure, clients: clients}
+	s.hashes = newHashGate(cfg.PasswordHashMemory, cfg.PasswordHashQueue, cfg.PasswordHashWait)
 	s.keys = &Keys{Store: store, Sealer: cfg.Sealer, Retention: cfg.KeyRetention, Now: cfg.Now}
 	s.audit = &Auditor{Store: store, Logger: cfg.Logger, Now: cfg.Now}
 	if err := s.keys.Ensure(ctx); err != nil {
@@ -266,7 +290,7 @@ func (s *Server) routes() http.Handler {
 		})
 	}
 	mux.Handle("/", s.provider)
-	return s.withRequestContext(mux)
+	return s.withRequestContext(s.withKnownDevice(mux))
 }
 
 // ACRValuesSupported lists the acr values the provider can reach, lowest first.
@@ -307,18 +331,29 @@ func (r *statusRecorder) WriteHeader(code int) {
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// withRequestContext gives every request an id, puts the caller's IP, user agent and
-// session-cookie hash in the context, logs the request, and sets baseline headers.
+// hstsValue is the Strict-Transport-Security header (RFC 6797) of https issuers: two
+// years, as hstspreload.org and OWASP recommend, and includeSubDomains, which covers only
+// the hosts under the issuer's own host name (x.id.example.com for id.example.com: on an
+// apex issuer, example.com, that is every subdomain). No preload: entering the browsers'
+// preload list is the domain owner's decision, for the whole domain.
+const hstsValue = "max-age=63072000; includeSubDomains"
+
+// withRequestContext gives every request an id, puts the client's IP (see clientIP), user
+// agent and session-cookie hash in the context, logs the request, and sets baseline
+// headers (HSTS on https issuers).
 func (s *Server) withRequestContext(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ri := &requestInfo{ID: randomToken(9), IP: clientIP(r), UserAgent: r.UserAgent()}
-		if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		ri := &requestInfo{ID: randomToken(9), IP: s.clientIP(r), UserAgent: capString(r.UserAgent(), auditMaxUserAgent)}
+		if c, err := s.cookie(r, sessionCookie); err == nil && c.Value != "" {
 			ri.SessionTokenHash = tokenHash(c.Value)
 		}
 		ctx := withRequestInfo(r.Context(), ri)
 		w.Header().Set("X-Request-Id", ri.ID)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if s.secure {
+			w.Header().Set("Strict-Transport-Security", hstsValue)
+		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r.WithContext(ctx))
 		// Only the path is logged: query strings can carry codes and tokens.
@@ -328,19 +363,24 @@ func (s *Server) withRequestContext(next http.Handler) http.Handler {
 }
 
 // opInterceptor wraps op's routes: responses carrying tokens are never cached, the
-// per-request scratch space is added, and /authorize/callback is only honoured in the
-// browser that completed the login.
+// per-request scratch space is added, /authorize requests are bounded in size and number
+// per address, and /authorize/callback is only honoured in the browser that completed
+// the login.
 func (s *Server) opInterceptor(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Pragma", "no-cache")
 		st := &reqState{}
+		r = r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
 		if strings.HasSuffix(r.URL.Path, "/authorize") {
+			// Size, parameter and per-address limits (authorize_limits.go); r.Form is
+			// parsed from here on.
+			if !s.checkAuthorize(w, r) {
+				return
+			}
 			// op does not parse the claims parameter; keep it for CreateAuthRequest.
-			st.claims = r.FormValue("claims")
+			st.claims = r.Form.Get("claims")
 		}
-		ctx := context.WithValue(r.Context(), reqStateKey{}, st)
-		r = r.WithContext(ctx)
 		if strings.HasSuffix(r.URL.Path, "/authorize/callback") && !s.callbackBound(r) {
 			s.renderError(w, r, http.StatusForbidden, "Sign-in not completed",
 				"This sign-in was not completed in this browser. Go back to the application and start again.")
@@ -359,16 +399,6 @@ func (s *Server) callbackBound(r *http.Request) bool {
 	}
 	sess := s.currentSession(r)
 	return sess != nil && sess.ID == ar.Login.SessionID
-}
-
-// clientIP is the TCP peer address. Behind a reverse proxy every request appears to come
-// from the proxy; per-IP limits then apply to the proxy (documented).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, title, msg string) {

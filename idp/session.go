@@ -14,15 +14,37 @@ import (
 	"github.com/openidp/idp/storage"
 )
 
-// Cookie names.
+// Cookie names, before the prefix of cookieName.
 const (
 	sessionCookie = "idp_session"
 	csrfCookie    = "idp_csrf"
 )
 
-func (s *Server) setCookie(w http.ResponseWriter, name, value string, expires time.Time) {
+// hostCookiePrefix is the prefix of cookie names on https issuers. Browsers accept a
+// __Host- cookie only if it is Secure, has Path=/ and no Domain (RFC 6265bis Section
+// 4.1.3.2), so no other host, a sibling subdomain included, and no http page can set or
+// shadow it.
+const hostCookiePrefix = "__Host-"
+
+// cookieName returns the name under which the provider sets, reads and clears the cookie
+// called base: with the __Host- prefix on https issuers, unchanged on http (development
+// and loopback) issuers, whose cookies cannot be Secure.
+func (s *Server) cookieName(base string) string {
+	if s.secure {
+		return hostCookiePrefix + base
+	}
+	return base
+}
+
+// cookie returns the request's cookie called base (see cookieName).
+func (s *Server) cookie(r *http.Request, base string) (*http.Cookie, error) {
+	return r.Cookie(s.cookieName(base))
+}
+
+// setCookie sets the cookie called base (see cookieName) for the whole host.
+func (s *Server) setCookie(w http.ResponseWriter, base, value string, expires time.Time) {
 	c := &http.Cookie{
-		Name: name, Value: value, Path: "/", HttpOnly: true, Secure: s.secure,
+		Name: s.cookieName(base), Value: value, Path: "/", HttpOnly: true, Secure: s.secure,
 		// Lax: the cookie must reach /authorize on the top-level navigation from the
 		// relying party, and never ride along on cross-site POSTs.
 		SameSite: http.SameSiteLaxMode,
@@ -37,8 +59,9 @@ func (s *Server) setCookie(w http.ResponseWriter, name, value string, expires ti
 	http.SetCookie(w, c)
 }
 
-func (s *Server) clearCookie(w http.ResponseWriter, name string) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+// clearCookie deletes the cookie called base (see cookieName).
+func (s *Server) clearCookie(w http.ResponseWriter, base string) {
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(base), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
 }
 
 // currentSession returns the valid SSO session of the browser, or nil. A session is
@@ -161,20 +184,20 @@ func mac(key [32]byte, purpose, value string) string {
 // read it nor forge it, and a cookie planted by a sibling domain is useless without the key.
 func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	var value string
-	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) >= 22 {
+	if c, err := s.cookie(r, csrfCookie); err == nil && len(c.Value) >= 22 {
 		value = c.Value
 	} else {
 		value = randomToken(32)
 		s.setCookie(w, csrfCookie, value, time.Time{})
 		// Later forms in the same response cycle see the new cookie.
-		r.AddCookie(&http.Cookie{Name: csrfCookie, Value: value})
+		r.AddCookie(&http.Cookie{Name: s.cookieName(csrfCookie), Value: value})
 	}
 	return mac(s.csrfKey, "csrf", value)
 }
 
 // checkCSRF verifies the form's csrf field against the cookie in constant time.
 func (s *Server) checkCSRF(r *http.Request) bool {
-	c, err := r.Cookie(csrfCookie)
+	c, err := s.cookie(r, csrfCookie)
 	if err != nil || c.Value == "" {
 		return false
 	}

@@ -135,6 +135,11 @@ func (c *codeFactor) send(ctx context.Context, u *storage.User, f *storage.Facto
 	if n > codeSendLimit {
 		return nil, ErrSendLimit
 	}
+	if c.env.SendGate != nil {
+		if err := c.env.SendGate(ctx, c.kind, u.ID, f.Target); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSendLimit, err)
+		}
+	}
 	code, err := randomDigits(codeDigits)
 	if err != nil {
 		return nil, fmt.Errorf("generate %s code: %w", c.kind, err)

@@ -1,6 +1,7 @@
 // Package mfa implements the second factors: TOTP, backup codes, e-mail and SMS codes and
 // WebAuthn. Each kind lives in its own file behind the Factor interface, so adding a
-// kind touches one place; Guard rate-limits and locks out guessing across all of them.
+// kind touches one place. Guessing is limited by the provider's regulator
+// (idp/regulation), which reserves every attempt before a factor checks it.
 // The package knows nothing of OIDC: the idp package asks it to enrol, challenge and
 // verify, and turns the AMR values it returns into tokens.
 package mfa
@@ -85,6 +86,12 @@ type Env struct {
 	Audit func(ctx context.Context, e storage.AuditEvent)
 	// Issuer names the service in authenticator apps and messages.
 	Issuer string
+	// SendGate, when set, is asked before every e-mail or SMS code is sent, with the
+	// destination (normalised: an e-mail address or an E.164 number). A non-nil error
+	// stops the send and is returned wrapped with ErrSendLimit. The provider uses it
+	// for limits per destination and per source address; the per-account limit lives
+	// in this package.
+	SendGate func(ctx context.Context, kind Kind, userID, target string) error
 }
 
 func (e *Env) now() time.Time {

@@ -34,6 +34,7 @@ type Storage interface {
 	KeyStore
 	AuditStore
 	RateLimitStore
+	AttemptStore
 	MFAStore
 	SecretStore
 	PolicyStore
@@ -44,8 +45,8 @@ type Storage interface {
 	Migrate(ctx context.Context) (applied int, err error)
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
-	// DeleteExpired removes auth requests, sessions, tokens, rate-limit windows and
-	// signing keys whose expiry is before now. It returns how many rows went.
+	// DeleteExpired removes auth requests, code grants, sessions, tokens, rate-limit
+	// windows and signing keys whose expiry is before now. It returns how many rows went.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 	// Close releases the database handle.
 	Close() error
@@ -179,7 +180,8 @@ type AuthLogin struct {
 	Done      bool
 }
 
-// AuthRequestStore persists authorization requests and their codes.
+// AuthRequestStore persists authorization requests, their codes and what each redeemed
+// code issued (CodeGrant).
 type AuthRequestStore interface {
 	// CreateAuthRequest inserts r.
 	CreateAuthRequest(ctx context.Context, r *AuthRequest) error
@@ -193,10 +195,41 @@ type AuthRequestStore interface {
 	SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt time.Time) error
 	// ConsumeAuthCode atomically redeems a code: it returns the request whose code hash
 	// matches, is unexpired at now and was not redeemed before, and marks it redeemed so
-	// that no other caller (in any process) gets it. ErrNotFound otherwise.
+	// that no other caller (in any process) gets it. In the same atomic step it records a
+	// CodeGrant for the code (RedeemedAt now, ExpiresAt the code's expiry); a code hash
+	// that has a CodeGrant is never redeemed again. ErrNotFound otherwise.
 	ConsumeAuthCode(ctx context.Context, codeHash string, now time.Time) (*AuthRequest, error)
 	// DeleteAuthRequest removes request id; deleting a missing request is not an error.
+	// The CodeGrant of its code stays.
 	DeleteAuthRequest(ctx context.Context, id string) error
+	// IssueCodeTokens stores the tokens issued for the redeemed code codeHash — at and,
+	// when rt is not nil, rt as the first member of a new refresh family, at being issued
+	// with it — and records them in the code's CodeGrant (whose ExpiresAt grows to the
+	// latest of their expiries), in one transaction. If the grant has already been
+	// replayed (RevokeCodeGrant) or given tokens, it stores nothing and returns
+	// ErrConflict; ErrNotFound when the code has no grant.
+	IssueCodeTokens(ctx context.Context, codeHash string, at *AccessToken, rt *RefreshToken) error
+	// RevokeCodeGrant handles a replay of the redeemed code codeHash (RFC 6749 §4.1.2): in
+	// one transaction it sets the grant's ReplayedAt to now (unless set before), deletes
+	// the access token the grant records and revokes its refresh family as
+	// RevokeRefreshFamily does, and returns the grant as it now is. Once it has run,
+	// IssueCodeTokens for that code fails, so tokens stored before it are revoked and
+	// none are stored after it. ErrNotFound when the code has no grant.
+	RevokeCodeGrant(ctx context.Context, codeHash string, now time.Time) (*CodeGrant, error)
+}
+
+// CodeGrant is what the redemption of one authorization code issued. It outlives the
+// AuthRequest, so that a replay of the code can revoke the tokens (RFC 6749 §4.1.2),
+// and expires with the code and the tokens first issued with it.
+type CodeGrant struct {
+	CodeHash      string // hex SHA-256 of the code
+	ClientID      string
+	UserID        string
+	AccessTokenID string // empty until IssueCodeTokens
+	FamilyID      string // refresh family issued with the code; empty if none
+	RedeemedAt    time.Time
+	ReplayedAt    time.Time // zero until the code is presented again
+	ExpiresAt     time.Time
 }
 
 // Session is an SSO session: a browser that has signed a person in.
@@ -225,6 +258,10 @@ type SessionAuth struct {
 	Factors    []string
 	AMR        []string
 	ACR        string
+	// TokenHash, when not empty, replaces the session's cookie hash: the cookie is
+	// rotated whenever the authentication level changes, so a cookie value from before
+	// (fixed or stolen) never carries the new level.
+	TokenHash string
 }
 
 // SessionStore persists SSO sessions.
@@ -237,7 +274,7 @@ type SessionStore interface {
 	// GetSession returns the session with that id, or ErrNotFound.
 	GetSession(ctx context.Context, id string) (*Session, error)
 	// UpdateSessionAuth records a new authentication in session id (AuthTime, PasswordAt,
-	// MFAAt, Factors, AMR and ACR of a); ErrNotFound when missing.
+	// MFAAt, Factors, AMR and ACR of a, and TokenHash when set); ErrNotFound when missing.
 	UpdateSessionAuth(ctx context.Context, id string, a SessionAuth) error
 	// AddSessionClient records that session id signed the person in to clientID (for
 	// back-channel logout); adding the same pair twice is not an error.
@@ -410,6 +447,75 @@ type RateLimitStore interface {
 	RateLimitCount(ctx context.Context, key string, window time.Duration, now time.Time) (int, error)
 	// ResetRateLimit deletes the counter of key.
 	ResetRateLimit(ctx context.Context, key string) error
+}
+
+// AttemptRule says how many attempts one key of the regulator allows.
+type AttemptRule struct {
+	// Limit is the most attempts reserved within one window (without a window: until
+	// the key is reset). It must be at least 1.
+	Limit int
+	// Window is how long a count lasts from its first attempt; 0 means the count runs
+	// until the key is reset (consecutive failures).
+	Window time.Duration
+	// Back-off: the attempt that brings the count to BackoffAfter blocks the key for
+	// BackoffBase, each further one for twice as long as the one before, at most
+	// BackoffMax. BackoffAfter 0 means no back-off.
+	BackoffAfter int
+	BackoffBase  time.Duration
+	BackoffMax   time.Duration
+}
+
+// Backoff returns how long the key stays blocked after the attempt that brought its count
+// to n.
+func (r AttemptRule) Backoff(n int) time.Duration {
+	if r.BackoffAfter <= 0 || n < r.BackoffAfter || r.BackoffBase <= 0 {
+		return 0
+	}
+	d := r.BackoffBase
+	for i := r.BackoffAfter; i < n && (r.BackoffMax <= 0 || d < r.BackoffMax) && d < time.Duration(1)<<61; i++ {
+		d *= 2
+	}
+	if r.BackoffMax > 0 && d > r.BackoffMax {
+		d = r.BackoffMax
+	}
+	return d
+}
+
+// AttemptResult is the outcome of ReserveAttempt.
+type AttemptResult struct {
+	// Reserved: the attempt may go ahead. False: the key refused it.
+	Reserved bool
+	// Count is the number of attempts in the key's window, this one included when it
+	// was reserved.
+	Count int
+	// BlockedUntil is when the key accepts the next attempt (the back-off), or, when it
+	// refused because its Limit is used up, when its window ends. Zero when the key is
+	// not blocked, or is blocked until it is reset (a rule without a window).
+	BlockedUntil time.Time
+	// WindowEnd is when the key's current window ends; zero for a rule without one.
+	WindowEnd time.Time
+}
+
+// AttemptStore keeps the regulator's attempt counters, shared by every process. A
+// guess at a secret reserves its attempt here before the secret is checked, so that
+// concurrent guesses — in one process or many — can never check more than a rule
+// allows.
+type AttemptStore interface {
+	// ReserveAttempt atomically, in one conditional statement, adds one attempt to key if
+	// rule allows it at now: the key is not blocked by its back-off, and its window has
+	// ended or holds fewer than rule.Limit attempts. A reserved attempt sets the back-off
+	// for the count it reached (rule.Backoff). A refused one changes nothing.
+	ReserveAttempt(ctx context.Context, key string, rule AttemptRule, now time.Time) (AttemptResult, error)
+	// ReleaseAttempt gives one reserved attempt of key, reserved under rule, back (it was
+	// not a failure); when the count drops below rule.BackoffAfter, the back-off that
+	// attempt set is lifted. Releasing a missing key is not an error.
+	ReleaseAttempt(ctx context.Context, key string, rule AttemptRule) error
+	// ResetAttempts deletes the counter of key (a success ends consecutive failures, or
+	// an administrator unlocks). Resetting a missing key is not an error.
+	ResetAttempts(ctx context.Context, key string) error
+	// ResetAttemptsPrefix deletes every counter whose key starts with prefix and returns
+	// how many went (an administrator unlocks every counter of an account).
+	ResetAttemptsPrefix(ctx context.Context, prefix string) (int64, error)
 }
 
 // Factor is a second factor a person has enrolled (or is enrolling). Backup codes are a

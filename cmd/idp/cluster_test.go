@@ -112,6 +112,18 @@ func TestClusterOnPostgres(t *testing.T) {
 		"redirect_uri": {client.RedirectURI}, "code_verifier": {verifier}}); again.Error != "invalid_grant" {
 		t.Fatalf("code reused on A: %+v", again)
 	}
+	// ... and the replay revoked what the code issued, in every process (RFC 6749 §4.1.2).
+	if dead := idptest.PostToken(t, tokenB, client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}}); dead.Error != "invalid_grant" {
+		t.Fatalf("refresh token of a replayed code still works on B: %+v", dead)
+	}
+	// A new sign-in (SSO on A) for the refresh checks.
+	verifier, challenge = idptest.PKCE()
+	pg = br.Get(idptest.AuthURL(issuer, client, url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
+	tr = idptest.PostToken(t, tokenB, client, url.Values{"grant_type": {"authorization_code"}, "code": {pg.RedirectParams(t).Get("code")},
+		"redirect_uri": {client.RedirectURI}, "code_verifier": {verifier}})
+	if tr.RefreshToken == "" {
+		t.Fatalf("second code exchange on B: %+v", tr)
+	}
 	// Refresh on B, replay the old token on A: reuse detected, family revoked.
 	rotated := idptest.PostToken(t, tokenB, client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}})
 	if rotated.RefreshToken == "" {

@@ -57,6 +57,15 @@ var envFlags = []struct{ flag, env string }{
 	{"audit-retention", "IDP_AUDIT_RETENTION"},
 	{"mfa-grace-logins", "IDP_MFA_GRACE_LOGINS"},
 	{"mfa-grace-period", "IDP_MFA_GRACE_PERIOD"},
+	{"trusted-proxies", "IDP_TRUSTED_PROXIES"},
+	{"proxy-header", "IDP_PROXY_HEADER"},
+	{"password-hash-memory", "IDP_PASSWORD_HASH_MEMORY"},
+	{"login-attempts", "IDP_LOGIN_ATTEMPTS"},
+	{"login-attempts-per-ip", "IDP_LOGIN_ATTEMPTS_PER_IP"},
+	{"mfa-attempts", "IDP_MFA_ATTEMPTS"},
+	{"mfa-max-failures", "IDP_MFA_MAX_FAILURES"},
+	{"code-sends-per-destination", "IDP_CODE_SENDS_PER_DESTINATION"},
+	{"code-sends-per-ip", "IDP_CODE_SENDS_PER_IP"},
 }
 
 // app is the state shared by every command: the injected streams and the global settings.

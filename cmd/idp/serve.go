@@ -41,10 +41,47 @@ type serveOptions struct {
 	auditRetention  time.Duration
 	graceLogins     int
 	gracePeriod     time.Duration
+	trustedProxies  proxiesValue // reverse proxies whose proxyHeader is believed
+	proxyHeader     string
+	hashMemory      byteSize // memory budget of concurrent password hashes
+	limits          guessLimits
+}
+
+// guessLimits are the guessing and message limits an operator may tune
+// (docs/security.md explains each and its default).
+type guessLimits struct {
+	loginAttempts, loginPerIP, mfaAttempts, mfaMaxFailures, sendsPerDestination, sendsPerAddress int
+}
+
+// validate refuses limits that are not positive, and an MFA ceiling above NIST SP
+// 800-63B's 100.
+func (l guessLimits) validate() error {
+	for name, v := range map[string]int{
+		"--login-attempts": l.loginAttempts, "--login-attempts-per-ip": l.loginPerIP, "--mfa-attempts": l.mfaAttempts,
+		"--mfa-max-failures": l.mfaMaxFailures, "--code-sends-per-destination": l.sendsPerDestination, "--code-sends-per-ip": l.sendsPerAddress,
+	} {
+		if v < 1 {
+			return fmt.Errorf("%s must be at least 1, not %d", name, v)
+		}
+	}
+	if l.mfaMaxFailures > 100 {
+		return fmt.Errorf("--mfa-max-failures must be at most 100 (NIST SP 800-63B), not %d", l.mfaMaxFailures)
+	}
+	return nil
+}
+
+// apply copies the limits into cfg; idp.New fills what stays zero with its defaults.
+func (l guessLimits) apply(cfg *idp.Config) {
+	cfg.LoginLimits.PerAccount, cfg.LoginLimits.PerIP = l.loginAttempts, l.loginPerIP
+	cfg.MFA.Limits.LockAfter, cfg.MFA.Limits.MaxFailures = l.mfaAttempts, l.mfaMaxFailures
+	cfg.MFA.SendLimits = idp.SendLimits{
+		PerDestinationHour: l.sendsPerDestination, PerDestinationDay: 2 * l.sendsPerDestination,
+		PerAddressHour: l.sendsPerAddress, PerAddressDay: 3 * l.sendsPerAddress,
+	}
 }
 
 func newServeCmd(a *app) *cobra.Command {
-	var o serveOptions
+	o := serveOptions{hashMemory: idp.DefaultPasswordHashMemory}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the identity provider",
@@ -78,6 +115,23 @@ seeded with a demo user and a demo client, whose credentials are printed at star
 	f.IntVar(&o.maxSessions, "max-sessions", 5, "most SSO sessions a person may have at once; the oldest ends (env IDP_MAX_SESSIONS)")
 	f.IntVar(&o.graceLogins, "mfa-grace-logins", 0, "logins allowed without a second factor that policy requires, before enrolment is forced; 0 = none (env IDP_MFA_GRACE_LOGINS)")
 	f.DurationVar(&o.gracePeriod, "mfa-grace-period", 0, "time allowed without a required second factor, from the first such login; 0 = none (env IDP_MFA_GRACE_PERIOD)")
+	f.Var(&o.hashMemory, "password-hash-memory",
+		"memory for password hashes running at once (19MiB each; more wait briefly, then get 503); also sets the Go memory limit to this plus 64MiB unless GOMEMLIMIT is set (env IDP_PASSWORD_HASH_MEMORY)")
+	f.Var(&o.trustedProxies, "trusted-proxies",
+		"reverse proxies (comma-separated CIDRs or addresses) whose --proxy-header gives the client address; from any other peer it is ignored (env IDP_TRUSTED_PROXIES)")
+	f.StringVar(&o.proxyHeader, "proxy-header", idp.HeaderXForwardedFor,
+		"header the trusted proxies write the client address into: X-Forwarded-For or Forwarded (RFC 7239); the other is ignored (env IDP_PROXY_HEADER)")
+	f.IntVar(&o.limits.loginAttempts, "login-attempts", 5,
+		"wrong passwords for one account from one address (or one known browser) before it must wait 15m, doubling (env IDP_LOGIN_ATTEMPTS)")
+	f.IntVar(&o.limits.loginPerIP, "login-attempts-per-ip", 50, "wrong passwords per 15m from one address, any accounts (env IDP_LOGIN_ATTEMPTS_PER_IP)")
+	f.IntVar(&o.limits.mfaAttempts, "mfa-attempts", 5,
+		"wrong second-factor answers for one account from one address (or one known browser) before it must wait 1m, doubling up to 1h (env IDP_MFA_ATTEMPTS)")
+	f.IntVar(&o.limits.mfaMaxFailures, "mfa-max-failures", 100,
+		"consecutive wrong second-factor answers, from anywhere but a known browser, that lock the account's second factors until an administrator resets them; at most 100 (env IDP_MFA_MAX_FAILURES)")
+	f.IntVar(&o.limits.sendsPerDestination, "code-sends-per-destination", 5,
+		"e-mail/SMS codes per hour to one address or number (twice that per day) (env IDP_CODE_SENDS_PER_DESTINATION)")
+	f.IntVar(&o.limits.sendsPerAddress, "code-sends-per-ip", 10,
+		"e-mail/SMS codes per hour requested from one client address (three times that per day) (env IDP_CODE_SENDS_PER_IP)")
 	f.DurationVar(&o.keyRetention, "key-retention", 24*time.Hour,
 		"how long a rotated-out signing key stays published; at least the longest token lifetime (env IDP_KEY_RETENTION)")
 	cmd.Long += mfaEnvHelp()
@@ -95,6 +149,9 @@ func issuerForAddr(addr, def string) string {
 }
 
 func (a *app) serve(ctx context.Context, o serveOptions) error {
+	if err := o.limits.validate(); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -145,7 +202,13 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		KeyRetention:    o.keyRetention,
 		MaxSessions:     o.maxSessions,
 		AuditRetention:  o.auditRetention,
+		TrustedProxies:  o.trustedProxies.prefixes,
+		ProxyHeader:     o.proxyHeader,
+
+		PasswordHashMemory: int64(o.hashMemory),
 	}
+	o.limits.apply(&cfg)
+	setMemoryLimit(a.logger, int64(o.hashMemory))
 	if demo != nil {
 		cfg.Demo = &demo.Client
 	}

@@ -82,17 +82,24 @@ func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt
 	return nil
 }
 
-// ConsumeAuthCode redeems a code with one conditional UPDATE: only the caller whose
-// update flips code_redeemed gets the request; everyone else, and any caller with an
-// unknown or expired code, gets ErrNotFound.
+// ConsumeAuthCode redeems a code with one statement: a conditional UPDATE marks the
+// request (only the caller whose update flips code_redeemed gets it) and the same
+// statement inserts the code's grant. Everyone else, any caller with an unknown or
+// expired code, and a code hash that already has a grant, gets ErrNotFound.
 func (s *Store) ConsumeAuthCode(ctx context.Context, codeHash string, now time.Time) (*storage.AuthRequest, error) {
 	if codeHash == "" {
 		return nil, notFound("consume auth code")
 	}
-	r, err := scanAuthRequest(s.pool.QueryRow(ctx, `UPDATE auth_requests
-		SET code_redeemed = true
-		WHERE code_hash = $1 AND NOT code_redeemed AND code_expires_at > $2
-		RETURNING `+authRequestCols,
+	r, err := scanAuthRequest(s.pool.QueryRow(ctx, `WITH r AS (
+			UPDATE auth_requests SET code_redeemed = true
+			WHERE code_hash = $1 AND NOT code_redeemed AND code_expires_at > $2
+				AND NOT EXISTS (SELECT 1 FROM code_grants WHERE code_hash = $1)
+			RETURNING `+authRequestCols+`
+		), g AS (
+			INSERT INTO code_grants (code_hash, client_id, user_id, redeemed_at, expires_at)
+			SELECT code_hash, client_id, login_user_id, $2, code_expires_at FROM r
+		)
+		SELECT `+authRequestCols+` FROM r`,
 		codeHash, ts(now)))
 	if err != nil {
 		return nil, wrapErr("consume auth code", err)

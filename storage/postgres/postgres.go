@@ -114,14 +114,17 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 	return applied, nil
 }
 
-// DeleteExpired removes auth requests, sessions, access and refresh tokens that expired
-// before now, rate-limit counters whose window closed by now, retired signing keys past
-// their expiry, MFA challenges and remembered devices that expired before now, and the
-// session clients of sessions that no longer exist. It returns the number of rows
-// removed, session clients not counted. Failure counters and server secrets never expire.
+// DeleteExpired removes auth requests, code grants, sessions, access and refresh tokens
+// that expired before now, rate-limit counters whose window closed by now, retired
+// signing keys past their expiry, MFA challenges and remembered devices that expired
+// before now, attempt counters whose window and back-off are over, and the session
+// clients of sessions that no longer exist. It returns the number of rows removed,
+// session clients not counted. Attempt counters without a window, the old failure
+// counters and server secrets never expire.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	stmts := []struct{ what, sql string }{
 		{"auth requests", `DELETE FROM auth_requests WHERE expires_at < $1`},
+		{"code grants", `DELETE FROM code_grants WHERE expires_at < $1`},
 		{"sessions", `DELETE FROM sessions WHERE expires_at < $1`},
 		{"access tokens", `DELETE FROM access_tokens WHERE expires_at < $1`},
 		{"refresh tokens", `DELETE FROM refresh_tokens WHERE expires_at < $1`},
@@ -132,6 +135,12 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		{"devices", `DELETE FROM devices WHERE expires_at < $1`},
 	}
 	var total int64
+	// Attempt counters keep their instants as unix nanoseconds.
+	tag, err := s.pool.Exec(ctx, `DELETE FROM attempt_counters WHERE window_end < $1 AND blocked_until < $1`, now.UnixNano())
+	if err != nil {
+		return total, fmt.Errorf("postgres: delete expired attempt counters: %w", err)
+	}
+	total += tag.RowsAffected()
 	for _, st := range stmts {
 		tag, err := s.pool.Exec(ctx, st.sql, ts(now))
 		if err != nil {

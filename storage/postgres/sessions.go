@@ -51,11 +51,14 @@ func (s *Store) GetSession(ctx context.Context, id string) (*storage.Session, er
 }
 
 // UpdateSessionAuth records a new authentication in session id (AuthTime, PasswordAt,
-// MFAAt, AMR and ACR of a); ErrNotFound when missing.
+// MFAAt, AMR and ACR of a, and the cookie hash when a.TokenHash is set); ErrNotFound
+// when missing.
 func (s *Store) UpdateSessionAuth(ctx context.Context, id string, a storage.SessionAuth) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE sessions
-		SET auth_time = $2, password_at = $3, mfa_at = $4, factors = $5, amr = $6, acr = $7 WHERE id = $1`,
-		id, ts(a.AuthTime), ts(a.PasswordAt), ts(a.MFAAt), a.Factors, a.AMR, a.ACR)
+		SET auth_time = $2, password_at = $3, mfa_at = $4, factors = $5, amr = $6, acr = $7,
+			token_hash = COALESCE(NULLIF($8, ''), token_hash)
+		WHERE id = $1`,
+		id, ts(a.AuthTime), ts(a.PasswordAt), ts(a.MFAAt), a.Factors, a.AMR, a.ACR, a.TokenHash)
 	if err != nil {
 		return wrapErr("update session auth", err)
 	}

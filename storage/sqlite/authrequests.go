@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/openidp/idp/storage"
@@ -79,16 +80,29 @@ func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt
 	return wrap("save auth code", mustAffect(res))
 }
 
-// ConsumeAuthCode atomically redeems a code with a single conditional UPDATE: it
-// returns the request whose code hash matches, is unexpired at now and was not redeemed
-// before, and marks it redeemed. ErrNotFound otherwise.
+// ConsumeAuthCode atomically redeems a code: in one write transaction a conditional
+// UPDATE marks the request whose code hash matches, is unexpired at now, was not
+// redeemed before and has no CodeGrant, and the grant is inserted. It returns the
+// request, or ErrNotFound.
 func (s *Store) ConsumeAuthCode(ctx context.Context, codeHash string, now time.Time) (*storage.AuthRequest, error) {
 	if codeHash == "" {
 		return nil, wrap("consume auth code", storage.ErrNotFound)
 	}
-	r, err := scanAuthRequest(s.db.QueryRowContext(ctx, `UPDATE auth_requests SET code_redeemed = 1
-		WHERE code_hash = ? AND code_redeemed = 0 AND code_expires_at > ?
-		RETURNING `+authRequestCols, codeHash, now.UnixNano()))
+	var r *storage.AuthRequest
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		r, err = scanAuthRequest(tx.QueryRowContext(ctx, `UPDATE auth_requests SET code_redeemed = 1
+			WHERE code_hash = ?1 AND code_redeemed = 0 AND code_expires_at > ?2
+				AND NOT EXISTS (SELECT 1 FROM code_grants WHERE code_hash = ?1)
+			RETURNING `+authRequestCols, codeHash, now.UnixNano()))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO code_grants (code_hash, client_id, user_id,
+			redeemed_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+			codeHash, r.ClientID, r.Login.UserID, ts(now), ts(r.CodeExpiresAt))
+		return err
+	})
 	if err != nil {
 		return nil, wrap("consume auth code", err)
 	}

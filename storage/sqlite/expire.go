@@ -16,6 +16,7 @@ var expiryDeletes = []struct {
 	// A request whose code outlives it is kept until the code expires too.
 	{"auth requests", `DELETE FROM auth_requests WHERE expires_at < ?1
 		AND (code_expires_at IS NULL OR code_expires_at < ?1)`, false},
+	{"code grants", `DELETE FROM code_grants WHERE expires_at < ?1`, false},
 	{"session clients", `DELETE FROM session_clients
 		WHERE session_id IN (SELECT id FROM sessions WHERE expires_at < ?1)`, true},
 	{"sessions", `DELETE FROM sessions WHERE expires_at < ?1`, false},
@@ -25,12 +26,15 @@ var expiryDeletes = []struct {
 	{"signing keys", `DELETE FROM signing_keys WHERE expires_at < ?1`, false},
 	{"challenges", `DELETE FROM challenges WHERE expires_at < ?1`, false},
 	{"devices", `DELETE FROM devices WHERE expires_at < ?1`, false},
+	{"attempt counters", `DELETE FROM attempt_counters WHERE window_end < ?1 AND blocked_until < ?1`, false},
 }
 
-// DeleteExpired removes auth requests, sessions (with their session clients), tokens,
-// rate-limit windows, signing keys, MFA challenges and remembered devices whose expiry
-// is before now, in one transaction, and returns how many rows went (session clients
-// not counted). Failure counters and server secrets never expire.
+// DeleteExpired removes auth requests, code grants, sessions (with their session
+// clients), tokens, rate-limit windows, signing keys, MFA challenges and remembered
+// devices whose expiry is before now, and attempt counters whose window and back-off
+// are over, in one transaction, and returns how many rows went (session clients not
+// counted). Attempt counters without a window, the old failure counters and server
+// secrets never expire.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {

@@ -54,11 +54,14 @@ func (s *Store) GetSession(ctx context.Context, id string) (*storage.Session, er
 }
 
 // UpdateSessionAuth records a new authentication in session id (AuthTime, PasswordAt,
-// MFAAt, AMR and ACR of a); ErrNotFound when missing.
+// MFAAt, AMR and ACR of a, and the cookie hash when a.TokenHash is set); ErrNotFound
+// when missing.
 func (s *Store) UpdateSessionAuth(ctx context.Context, id string, a storage.SessionAuth) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE sessions
-		SET auth_time = ?, password_at = ?, mfa_at = ?, factors = ?, amr = ?, acr = ? WHERE id = ?`,
-		ts(a.AuthTime), ts(a.PasswordAt), ts(a.MFAAt), list(a.Factors), list(a.AMR), a.ACR, id)
+		SET auth_time = ?, password_at = ?, mfa_at = ?, factors = ?, amr = ?, acr = ?,
+			token_hash = COALESCE(NULLIF(?, ''), token_hash)
+		WHERE id = ?`,
+		ts(a.AuthTime), ts(a.PasswordAt), ts(a.MFAAt), list(a.Factors), list(a.AMR), a.ACR, a.TokenHash, id)
 	if err != nil {
 		return wrap("update session auth", err)
 	}
