@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openidp/idp/idp/idptest"
 	"github.com/openidp/idp/mfa"
@@ -19,8 +20,8 @@ import (
 // is an object with an "error" code (RFC 6750 for token errors, with WWW-Authenticate on
 // 401); nothing the caller sends is a server error.
 
-// apiBodyTypes are the request bodies of the JSON APIs, by the fuzzer's choice.
-var apiBodyTypes = []func() any{
+// fuzzBodyTypes are the request bodies of the JSON APIs, by the fuzzer's choice.
+var fuzzBodyTypes = []func() any{
 	func() any { return &apiRequest{} },
 	func() any { return &adminNewUser{} },
 	func() any { return &adminNewClient{} },
@@ -38,38 +39,38 @@ var apiBodyTypes = []func() any{
 	},
 }
 
-// checkAPIError fails unless rec is a JSON API error: status >= 400, a JSON object with a
+// fuzzAPIError fails unless rec is a JSON API error: status >= 400, a JSON object with a
 // non-empty "error" string, WWW-Authenticate on 401.
-func checkAPIError(t *testing.T, what string, rec *httptest.ResponseRecorder, logs string) {
+func fuzzAPIError(t *testing.T, what string, rec *httptest.ResponseRecorder, logs string) {
 	t.Helper()
 	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		fail(t, what, rec, logs, "error answered as %q, not JSON", ct)
+		fuzzFail(t, what, rec, logs, "error answered as %q, not JSON", ct)
 	}
 	var body struct {
 		Error *string `json:"error"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error == nil || *body.Error == "" {
-		fail(t, what, rec, logs, "error body without an \"error\" code (%v)", err)
+		fuzzFail(t, what, rec, logs, "error body without an \"error\" code (%v)", err)
 	}
 	if rec.Code == http.StatusUnauthorized && !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Bearer") {
-		fail(t, what, rec, logs, "401 without a Bearer WWW-Authenticate challenge")
+		fuzzFail(t, what, rec, logs, "401 without a Bearer WWW-Authenticate challenge")
 	}
 }
 
-// checkAPIAnswer checks any answer of a JSON API handler.
-func checkAPIAnswer(t *testing.T, what string, rec *httptest.ResponseRecorder, logs string) {
+// fuzzAPIAnswer checks any answer of a JSON API handler.
+func fuzzAPIAnswer(t *testing.T, what string, rec *httptest.ResponseRecorder, logs string) {
 	t.Helper()
-	noServerError(t, what, rec, logs)
+	fuzzNoServerError(t, what, rec, logs)
 	switch {
 	case rec.Code >= 400:
-		checkAPIError(t, what, rec, logs)
+		fuzzAPIError(t, what, rec, logs)
 	case rec.Code == http.StatusNoContent:
 		if rec.Body.Len() != 0 {
-			fail(t, what, rec, logs, "204 with a body")
+			fuzzFail(t, what, rec, logs, "204 with a body")
 		}
 	default:
 		if !json.Valid(rec.Body.Bytes()) {
-			fail(t, what, rec, logs, "answer is not JSON")
+			fuzzFail(t, what, rec, logs, "answer is not JSON")
 		}
 	}
 }
@@ -93,7 +94,7 @@ func FuzzDecodeBody(f *testing.F) {
 		f.Add(uint8(i), []byte(s))
 	}
 	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
-		newValue := apiBodyTypes[int(kind)%len(apiBodyTypes)]
+		newValue := fuzzBodyTypes[int(kind)%len(fuzzBodyTypes)]
 		v := newValue()
 		r := httptest.NewRequest(http.MethodPost, "/api/v1/me/mfa/totp", bytes.NewReader(body))
 		rec := httptest.NewRecorder()
@@ -101,20 +102,20 @@ func FuzzDecodeBody(f *testing.F) {
 		what := "body " + string(body)
 		if !ok {
 			if rec.Code != http.StatusBadRequest {
-				fail(t, what, rec, "", "refused with status %d, want 400", rec.Code)
+				fuzzFail(t, what, rec, "", "refused with status %d, want 400", rec.Code)
 			}
-			checkAPIError(t, what, rec, "")
+			fuzzAPIError(t, what, rec, "")
 			var e apiError
 			if _ = json.Unmarshal(rec.Body.Bytes(), &e); e.Error != "invalid_request" {
-				fail(t, what, rec, "", "refused with error %q, want invalid_request", e.Error)
+				fuzzFail(t, what, rec, "", "refused with error %q, want invalid_request", e.Error)
 			}
 			return
 		}
 		if rec.Body.Len() != 0 || len(rec.Header()) != 0 {
-			fail(t, what, rec, "", "accepted, but something was written")
+			fuzzFail(t, what, rec, "", "accepted, but something was written")
 		}
 		if len(body) > 64<<10 {
-			fail(t, what, rec, "", "accepted a body beyond the 64 KiB limit")
+			fuzzFail(t, what, rec, "", "accepted a body beyond the 64 KiB limit")
 		}
 		// An accepted value re-marshals, and that decodes (strictly) to the same JSON.
 		first, err := json.Marshal(v)
@@ -134,8 +135,8 @@ func FuzzDecodeBody(f *testing.F) {
 	})
 }
 
-// meRoutes are the self-service routes; {x} is the fuzzed path segment.
-var meRoutes = []struct{ method, path string }{
+// fuzzMeRoutes are the self-service routes; {x} is the fuzzed path segment.
+var fuzzMeRoutes = []struct{ method, path string }{
 	{http.MethodGet, "/api/v1/me/mfa"},
 	{http.MethodPost, "/api/v1/me/mfa/backup-codes"},
 	{http.MethodPost, "/api/v1/me/mfa/{x}"},
@@ -204,6 +205,7 @@ func FuzzMeAPI(f *testing.F) {
 		{4, "unknown", ``, bearer},
 		{5, "$MAIL", `{"verification":{"factor_id":"$TOTP","code":"$CODE"}}`, bearer},
 		{5, "$MAIL", `{"verification":{"factor_id":"$TOTP","code":"000000"}}`, bearer},
+		{5, "$MAIL", `{"verification":{"factor_id":"$BACKUP","code":"$BCODE"}}`, bearer},
 		{5, "$TOTP", `{"verification":{"factor_id":"$MAIL","challenge_id":"x","code":"1"}}`, bearer},
 		{5, "$TOTP", ``, bearer},
 		{6, "x", ``, ""},
@@ -213,12 +215,14 @@ func FuzzMeAPI(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.route, s.segment, s.body, s.header)
 	}
+	next := 0 // the backup code "$BCODE" stands for: each is used once
 	f.Fuzz(func(t *testing.T, route uint8, segment, body, header string) {
+		next++
 		vars := fuzzVars{
 			"$TOKEN": token, "$TOTP": u.factors[mfa.KindTOTP], "$MAIL": u.factors[mfa.KindEmail], "$BACKUP": u.factors[mfa.KindBackup],
-			"$CODE": fuzzTOTPCode(t, u.totpSecret, e.s.now()), "$BCODE": u.backup[0],
+			"$CODE": fuzzTOTPCode(t, u.totpSecret, e.s.now()), "$BCODE": u.backup[next%len(u.backup)],
 		}
-		rt := meRoutes[int(route)%len(meRoutes)]
+		rt := fuzzMeRoutes[int(route)%len(fuzzMeRoutes)]
 		segment, body, header = vars.expand(segment), vars.expand(body), vars.expand(header)
 		switch segment {
 		case "":
@@ -238,13 +242,13 @@ func FuzzMeAPI(f *testing.F) {
 		rec, logs := e.serve(r)
 		what := rt.method + " " + path + " " + body + "\nAuthorization: " + header
 		if rec.Header().Get("Access-Control-Allow-Origin") != "*" {
-			fail(t, what, rec, logs, "no CORS header")
+			fuzzFail(t, what, rec, logs, "no CORS header")
 		}
 		if rt.method == http.MethodOptions {
-			noServerError(t, what, rec, logs)
+			fuzzNoServerError(t, what, rec, logs)
 			return
 		}
-		checkAPIAnswer(t, what, rec, logs)
+		fuzzAPIAnswer(t, what, rec, logs)
 
 		// Sensitive calls need a verification that really proves a factor.
 		sensitive := (rt.method == http.MethodDelete && rec.Code == http.StatusNoContent) ||
@@ -254,17 +258,24 @@ func FuzzMeAPI(f *testing.F) {
 		}
 		var req apiRequest
 		if err := json.Unmarshal([]byte(body), &req); err != nil || req.Verification == nil {
-			fail(t, what, rec, logs, "sensitive call succeeded without a verification (%v)", err)
+			fuzzFail(t, what, rec, logs, "sensitive call succeeded without a verification (%v)", err)
 		}
 		v := req.Verification
 		if kind := u.kindOf(v.FactorID); !e.validFactorCode(u, kind, v.Code) {
-			fail(t, what, rec, logs, "sensitive call succeeded with a wrong %q code %q", kind, v.Code)
+			fuzzFail(t, what, rec, logs, "sensitive call succeeded with a wrong %q code %q", kind, v.Code)
+		}
+		if rec.Code == http.StatusCreated { // new backup codes replace the old ones
+			var out struct{ Codes []string }
+			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || len(out.Codes) == 0 {
+				fuzzFail(t, what, rec, logs, "backup codes answer: %v", err)
+			}
+			u.backup, next = out.Codes, 0
 		}
 	})
 }
 
-// adminRoutesForFuzz are the admin API routes; {x} is the fuzzed path segment.
-var adminRoutesForFuzz = []struct{ method, path string }{
+// fuzzAdminRoutes are the admin API routes; {x} is the fuzzed path segment.
+var fuzzAdminRoutes = []struct{ method, path string }{
 	{http.MethodGet, "/api/v1/admin/users"},
 	{http.MethodPost, "/api/v1/admin/users"},
 	{http.MethodGet, "/api/v1/admin/users/{x}"},
@@ -294,6 +305,7 @@ func FuzzAdminAPI(f *testing.F) {
 	ctx := context.Background()
 	adminClient, secret, err := e.admin.CreateClient(ctx, "fuzz", NewClient{
 		Name: "Provisioning", GrantTypes: []string{GrantClientCredentials}, Scopes: []string{ScopeAdmin},
+		AccessTokenLifetime: 24 * time.Hour,
 	})
 	if err != nil {
 		f.Fatal(err)
@@ -358,7 +370,7 @@ func FuzzAdminAPI(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, route uint8, segment, query, body, header string) {
 		vars := fuzzVars{"$TOKEN": tr.AccessToken, "$USER": u.ID, "$EMAIL": u.Email, "$CLIENT": e.client.ID}
-		rt := adminRoutesForFuzz[int(route)%len(adminRoutesForFuzz)]
+		rt := fuzzAdminRoutes[int(route)%len(fuzzAdminRoutes)]
 		segment, query, body, header = vars.expand(segment), vars.expand(query), vars.expand(body), vars.expand(header)
 		switch segment {
 		case "":
@@ -378,9 +390,9 @@ func FuzzAdminAPI(f *testing.F) {
 		}
 		rec, logs := e.serve(r)
 		what := rt.method + " " + path + "?" + query + " " + body + "\nAuthorization: " + header
-		checkAPIAnswer(t, what, rec, logs)
+		fuzzAPIAnswer(t, what, rec, logs)
 		if rec.Code < 400 && header != "Bearer "+tr.AccessToken {
-			fail(t, what, rec, logs, "answered without the admin token")
+			fuzzFail(t, what, rec, logs, "answered without the admin token")
 		}
 		if rec.Code != http.StatusOK && rec.Code != http.StatusCreated {
 			return
@@ -394,14 +406,14 @@ func FuzzAdminAPI(f *testing.F) {
 				Policy *PolicyView `json:"policy"` // PUT /policies/types wraps it
 			}
 			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
-				fail(t, what, rec, logs, "policy answer: %v", err)
+				fuzzFail(t, what, rec, logs, "policy answer: %v", err)
 			}
 			got := out.PolicyView
 			if out.Policy != nil {
 				got = *out.Policy
 			}
 			if got.MaxAgeSeconds != in.MaxAgeSeconds || got.RememberDeviceSeconds != in.RememberDeviceSeconds {
-				fail(t, what, rec, logs, "policy stored with max age %ds and remember-device %ds, asked for %ds and %ds",
+				fuzzFail(t, what, rec, logs, "policy stored with max age %ds and remember-device %ds, asked for %ds and %ds",
 					got.MaxAgeSeconds, got.RememberDeviceSeconds, in.MaxAgeSeconds, in.RememberDeviceSeconds)
 			}
 		case rt.method == http.MethodPost && rt.path == "/api/v1/admin/clients":
@@ -409,7 +421,7 @@ func FuzzAdminAPI(f *testing.F) {
 			_ = json.Unmarshal([]byte(body), &in)
 			var out ClientView
 			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
-				fail(t, what, rec, logs, "client answer: %v", err)
+				fuzzFail(t, what, rec, logs, "client answer: %v", err)
 			}
 			for _, l := range []struct {
 				name    string
@@ -420,7 +432,7 @@ func FuzzAdminAPI(f *testing.F) {
 				{"refresh token", in.RefreshTokenLifetimeSeconds, out.RefreshTokenLifetimeSeconds},
 			} {
 				if l.in != 0 && l.in != l.out {
-					fail(t, what, rec, logs, "%s lifetime stored as %ds, asked for %ds", l.name, l.out, l.in)
+					fuzzFail(t, what, rec, logs, "%s lifetime stored as %ds, asked for %ds", l.name, l.out, l.in)
 				}
 			}
 		}

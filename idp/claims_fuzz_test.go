@@ -17,8 +17,8 @@ import (
 	"github.com/openidp/idp/storage"
 )
 
-// claimsSeeds are claims request parameters (OIDC Core 5.5) seen in practice, and broken ones.
-var claimsSeeds = []string{
+// fuzzClaimsSeeds are claims request parameters (OIDC Core 5.5) seen in practice, and broken ones.
+var fuzzClaimsSeeds = []string{
 	"",
 	`{"id_token":{"acr":{"essential":true,"values":["urn:openidp:acr:mfa"]}}}`,
 	`{"id_token":{"acr":{"essential":true,"value":"urn:openidp:acr:phr"}}}`,
@@ -36,11 +36,11 @@ var claimsSeeds = []string{
 	`null`, `[]`, `"x"`, `{`, `{"id_token":{"acr":{"essential":true,"values":["a"]}}} trailing`,
 }
 
-// claimsShapeUnsettled reports whether data, valid JSON, has an object with a repeated
+// fuzzClaimsUnsettled reports whether data, valid JSON, has an object with a repeated
 // member name, or with two names that differ only in case: encoding/json merges the
 // first and matches struct fields case-insensitively, so what such input means depends
 // on the decoder. Nothing is asserted about it.
-func claimsShapeUnsettled(data []byte) bool {
+func fuzzClaimsUnsettled(data []byte) bool {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	type frame struct {
 		object bool
@@ -83,18 +83,18 @@ func claimsShapeUnsettled(data []byte) bool {
 	}
 }
 
-// refEssentialACR is what OIDC Core 5.5.1 says a claims parameter asks of "acr" in the ID
+// fuzzRefEssentialACR is what OIDC Core 5.5.1 says a claims parameter asks of "acr" in the ID
 // token, for parameters whose meaning is clear: decided is false for input where refusing
 // and accepting are both reasonable (a member that is not an object, "essential" that is
 // not a boolean, acr values that are not strings, ...).
-func refEssentialACR(claims string) (values []string, wantErr, decided bool) {
+func fuzzRefEssentialACR(claims string) (values []string, wantErr, decided bool) {
 	if claims == "" {
 		return nil, false, true
 	}
 	if !json.Valid([]byte(claims)) {
 		return nil, true, true
 	}
-	if claimsShapeUnsettled([]byte(claims)) {
+	if fuzzClaimsUnsettled([]byte(claims)) {
 		return nil, false, false
 	}
 	var top map[string]json.RawMessage
@@ -150,7 +150,7 @@ func refEssentialACR(claims string) (values []string, wantErr, decided bool) {
 // reference above, and that the acr values it returns survive a round trip through a
 // claims parameter built from them.
 func FuzzEssentialACR(f *testing.F) {
-	for _, s := range claimsSeeds {
+	for _, s := range fuzzClaimsSeeds {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, claims string) {
@@ -158,7 +158,7 @@ func FuzzEssentialACR(f *testing.F) {
 		if err != nil && got != nil {
 			t.Fatalf("essentialACR(%q) = %q and error %v", claims, got, err)
 		}
-		want, wantErr, decided := refEssentialACR(claims)
+		want, wantErr, decided := fuzzRefEssentialACR(claims)
 		if decided {
 			if wantErr != (err != nil) {
 				t.Fatalf("essentialACR(%q): error %v, want error: %v", claims, err, wantErr)
@@ -181,20 +181,20 @@ func FuzzEssentialACR(f *testing.F) {
 	})
 }
 
-// rfcAuthorizeErrors are the error codes of an authorization error response: RFC 6749
+// fuzzAuthorizeErrors are the error codes of an authorization error response: RFC 6749
 // 4.1.2.1, OpenID Connect Core 3.1.2.6 and RFC 9470 (unmet_authentication_requirements).
 // server_error is left out on purpose: for a request that only differs in its parameters
 // it means the input was not handled.
-var rfcAuthorizeErrors = []string{
+var fuzzAuthorizeErrors = []string{
 	"invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type", "invalid_scope",
 	"temporarily_unavailable", "interaction_required", "login_required", "account_selection_required",
 	"consent_required", "invalid_request_uri", "invalid_request_object", "request_not_supported",
 	"request_uri_not_supported", "registration_not_supported", "unmet_authentication_requirements",
 }
 
-// jsonStrings is what a list of strings is after a JSON round trip (invalid UTF-8
+// fuzzJSONStrings is what a list of strings is after a JSON round trip (invalid UTF-8
 // replaced), as storage keeps it.
-func jsonStrings(l []string) []string {
+func fuzzJSONStrings(l []string) []string {
 	b, _ := json.Marshal(l)
 	var out []string
 	_ = json.Unmarshal(b, &out)
@@ -217,8 +217,8 @@ func FuzzAuthorize(f *testing.F) {
 		{},
 		{acr: ACRMFA},
 		{acr: "urn:example:gold " + ACRPhishingResistant, maxAge: "300", prompt: "login"},
-		{claims: claimsSeeds[1], acr: ACRPassword, post: true},
-		{claims: claimsSeeds[4], prompt: "consent"},
+		{claims: fuzzClaimsSeeds[1], acr: ACRPassword, post: true},
+		{claims: fuzzClaimsSeeds[4], prompt: "consent"},
 		{claims: `{"id_token":{"email_verified":{"value":true}}}`},
 		{claims: "{", acr: "  "},
 		{maxAge: "0", prompt: "none"},
@@ -234,6 +234,8 @@ func FuzzAuthorize(f *testing.F) {
 		{extra: "ui_locales=de%20xx-%21"},
 		{extra: "id_token_hint=a.b.c"},
 		{extra: "state=" + strings.Repeat("s", 3000)},
+		{extra: "ACR_VALUES=" + url.QueryEscape(ACRMFA)},
+		{extra: "Claims=%7B%7D&STATE=" + strings.Repeat("s", 3000)},
 	}
 	for _, s := range seeds {
 		f.Add(s.claims, s.acr, s.maxAge, s.prompt, s.extra, s.post)
@@ -261,7 +263,7 @@ func FuzzAuthorize(f *testing.F) {
 			r.URL.RawQuery = raw
 		}
 		rec, logs := e.serve(r)
-		noServerError(t, "GET /authorize?"+raw, rec, logs)
+		fuzzNoServerError(t, "GET /authorize?"+raw, rec, logs)
 		loc := rec.Header().Get("Location")
 		if loc == "" {
 			return
@@ -274,10 +276,13 @@ func FuzzAuthorize(f *testing.F) {
 		switch {
 		case strings.HasPrefix(loc, fuzzRedirectURI):
 			code := target.Query().Get("error")
-			if !slices.Contains(rfcAuthorizeErrors, code) {
+			if !slices.Contains(fuzzAuthorizeErrors, code) {
 				t.Fatalf("error redirect %s: error %q is not an authorization error code\nlog:\n%s", loc, code, logs)
 			}
-			if len(form["state"]) == 1 && len(form["state"][0]) <= 2048 && target.Query().Get("state") != form.Get("state") {
+			// Only for the plain spelling: op reads "STATE" as state too, which the size
+			// limits of authorize_limits.go (exact names) do not see.
+			if fuzzSpellings(form, "state") == 1 && len(form["state"]) == 1 && len(form["state"][0]) <= 2048 &&
+				target.Query().Get("state") != form.Get("state") {
 				t.Fatalf("error redirect %s does not carry the state %q", loc, form.Get("state"))
 			}
 		case target.Path == "/login":
@@ -285,35 +290,54 @@ func FuzzAuthorize(f *testing.F) {
 			if err != nil {
 				t.Fatalf("redirect to %s: %v", loc, err)
 			}
-			checkStoredAuthRequest(t, raw, form, ar)
+			fuzzCheckStoredAuthRequest(t, raw, form, ar)
 		}
 	})
 }
 
-// maxAgeSecondsLimit is the largest max_age whose time.Duration does not overflow.
-const maxAgeSecondsLimit = int64(1<<63-1) / int64(time.Second)
+// fuzzMaxAgeSeconds is the largest max_age whose time.Duration does not overflow.
+const fuzzMaxAgeSeconds = int64(1<<63-1) / int64(time.Second)
 
-// nonEmpty drops empty strings: an empty acr value asks for nothing.
-func nonEmpty(l []string) []string {
+// fuzzNonEmpty drops empty strings: an empty acr value asks for nothing.
+func fuzzNonEmpty(l []string) []string {
 	return slices.DeleteFunc(slices.Clone(l), func(s string) bool { return s == "" })
 }
 
-// checkStoredAuthRequest compares a stored auth request with the parameters it came from
+// fuzzSpellings counts the parameters of form named name in any case.
+func fuzzSpellings(form url.Values, name string) int {
+	n := 0
+	for k := range form {
+		if strings.EqualFold(k, name) {
+			n++
+		}
+	}
+	return n
+}
+
+// fuzzCheckStoredAuthRequest compares a stored auth request with the parameters it came from
 // (form, when each parameter compared appears at most once in it).
-func checkStoredAuthRequest(t *testing.T, raw string, form url.Values, ar *storage.AuthRequest) {
+func fuzzCheckStoredAuthRequest(t *testing.T, raw string, form url.Values, ar *storage.AuthRequest) {
 	t.Helper()
-	if ar.MaxAge != nil && (*ar.MaxAge < 0 || *ar.MaxAge > maxAgeSecondsLimit) {
+	if ar.MaxAge != nil && (*ar.MaxAge < 0 || *ar.MaxAge > fuzzMaxAgeSeconds) {
 		t.Fatalf("/authorize?%s: stored max_age %d is not a usable number of seconds", raw, *ar.MaxAge)
 	}
 	p := authParams(ar)
-	if len(form["acr_values"]) <= 1 {
+	// op's decoder matches parameter names without regard to case ("ACR_VALUES" is
+	// acr_values): compare only when one spelling with one value, or none, was sent.
+	var acrValues []string
+	for k, v := range form {
+		if strings.EqualFold(k, "acr_values") {
+			acrValues = v
+		}
+	}
+	if n := fuzzSpellings(form, "acr_values"); n == 0 || n == 1 && len(acrValues) == 1 {
 		var want oidc.SpaceDelimitedArray // how op reads acr_values
-		if v := form.Get("acr_values"); v != "" {
-			_ = want.UnmarshalText([]byte(v))
+		if len(acrValues) == 1 && acrValues[0] != "" {
+			_ = want.UnmarshalText([]byte(acrValues[0]))
 		}
 		// Values that look like the stored marker of essential ones are dropped.
 		want = slices.DeleteFunc(want, func(v string) bool { return strings.HasPrefix(v, essentialPrefix) })
-		if got, want := nonEmpty(p.ACRValues), nonEmpty(jsonStrings(want)); !slices.Equal(got, want) {
+		if got, want := fuzzNonEmpty(p.ACRValues), fuzzNonEmpty(fuzzJSONStrings(want)); !slices.Equal(got, want) {
 			t.Fatalf("/authorize?%s: stored voluntary acr values %q, want %q (stored %q)", raw, got, want, ar.ACRValues)
 		}
 	}
@@ -322,7 +346,7 @@ func checkStoredAuthRequest(t *testing.T, raw string, form url.Values, ar *stora
 		if err != nil {
 			t.Fatalf("/authorize?%s: accepted a claims parameter its parser refuses: %v", raw, err)
 		}
-		if got, want := nonEmpty(p.EssentialACR), nonEmpty(jsonStrings(want)); !slices.Equal(got, want) {
+		if got, want := fuzzNonEmpty(p.EssentialACR), fuzzNonEmpty(fuzzJSONStrings(want)); !slices.Equal(got, want) {
 			t.Fatalf("/authorize?%s: stored essential acr values %q, want %q (stored %q)", raw, got, want, ar.ACRValues)
 		}
 	}

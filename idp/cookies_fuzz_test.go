@@ -13,12 +13,12 @@ import (
 	"time"
 )
 
-// cookieTargets are the pages FuzzCookies requests with a fuzzed Cookie header.
-var cookieTargets = []string{"/login", "/account/security", "/demo/callback", "/authorize/callback", "/logout"}
+// fuzzCookieTargets are the pages FuzzCookies requests with a fuzzed Cookie header.
+var fuzzCookieTargets = []string{"/login", "/account/security", "/demo/callback", "/authorize/callback", "/logout"}
 
-var csrfFieldRE = regexp.MustCompile(`<input type="hidden" name="csrf" value="([^"]*)">`)
+var fuzzCSRFFieldRE = regexp.MustCompile(`<input type="hidden" name="csrf" value="([^"]*)">`)
 
-var logoutRedirectRE = regexp.MustCompile(`<input type="hidden" name="post_logout_redirect_uri" value="([^"]*)">`)
+var fuzzLogoutRedirectRE = regexp.MustCompile(`<input type="hidden" name="post_logout_redirect_uri" value="([^"]*)">`)
 
 // FuzzCookies requests the pages that read cookies (the SSO session, the CSRF cookie,
 // remembered and known devices, the pending sign-in of forced enrolment, the demo's state
@@ -41,13 +41,20 @@ func FuzzCookies(f *testing.F) {
 	if err := e.store.UpdateClient(ctx, e.client); err != nil {
 		f.Fatal(err)
 	}
-	u := e.newMFAUser(f)
-	_, passwordOnly := e.newSession(f, u, false)
-	_, withMFA := e.newSession(f, u, true)
-	_, device := e.newDevice(f, u)
-	other := e.newMFAUser(f)
-	_, otherDevice := e.newDevice(f, other)
-	_, otherSession := e.newSession(f, other, false)
+	u, other := e.newMFAUser(f), e.newMFAUser(f)
+	// The browsers' cookies: sessions and remembered devices of u and of other, made
+	// again every half hour so that they stay live however long the fuzzing runs.
+	var passwordOnly, withMFA, device, otherDevice, otherSession string
+	var made time.Time
+	cookiesFor := func(tb testing.TB) {
+		_, passwordOnly = e.newSession(tb, u, false)
+		_, withMFA = e.newSession(tb, u, true)
+		_, device = e.newDevice(tb, u)
+		_, otherDevice = e.newDevice(tb, other)
+		_, otherSession = e.newSession(tb, other, false)
+		made = time.Now()
+	}
+	cookiesFor(f)
 	knownID := "known-device-1"
 	known := knownID + "." + mac(e.s.csrfKey, "known-device", knownID+"|"+u.ID)
 
@@ -103,6 +110,9 @@ func FuzzCookies(f *testing.F) {
 		f.Add(s.target, s.cookies, s.query)
 	}
 	f.Fuzz(func(t *testing.T, target uint8, cookies, query string) {
+		if time.Since(made) > 30*time.Minute {
+			cookiesFor(t)
+		}
 		ar := e.newAuthRequest(t, nil)
 		vars := fuzzVars{
 			"$AR": ar.ID, "$SESSIONVALUE": passwordOnly,
@@ -113,7 +123,7 @@ func FuzzCookies(f *testing.F) {
 			"$STATE": start.Query().Get("state"), "$SIG": mac(e.s.csrfKey, "logout", logoutTarget),
 		}
 		cookies, query = vars.expand(cookies), vars.expand(query)
-		path := cookieTargets[int(target)%len(cookieTargets)]
+		path := fuzzCookieTargets[int(target)%len(fuzzCookieTargets)]
 		r := httptest.NewRequest(http.MethodGet, path, nil)
 		r.URL.RawQuery = query
 		if cookies != "" {
@@ -122,7 +132,7 @@ func FuzzCookies(f *testing.F) {
 		parsed := r.Clone(ctx) // what the server reads, parsed by net/http as the server does
 		rec, logs := e.serve(r)
 		what := "GET " + path + "?" + query + "\nCookie: " + cookies
-		noServerError(t, what, rec, logs)
+		fuzzNoServerError(t, what, rec, logs)
 		body := rec.Body.String()
 		q := parsed.URL.Query()
 		sess := e.cookieValue(parsed, sessionCookie)
@@ -145,31 +155,31 @@ func FuzzCookies(f *testing.F) {
 				want = `action="/login/mfa"`
 			}
 			if rec.Code != http.StatusOK || !strings.Contains(body, want) {
-				fail(t, what, rec, logs, "want the page with %s", want)
+				fuzzFail(t, what, rec, logs, "want the page with %s", want)
 			}
 		case "/account/security":
 			if (rec.Code == http.StatusOK) != (sess == withMFA) {
-				fail(t, what, rec, logs, "account page shown: %v, but the session with a second factor sent: %v", rec.Code == http.StatusOK, sess == withMFA)
+				fuzzFail(t, what, rec, logs, "account page shown: %v, but the session with a second factor sent: %v", rec.Code == http.StatusOK, sess == withMFA)
 			}
 			if rec.Code != http.StatusOK && !strings.HasPrefix(rec.Header().Get("Location"), "/login?id=") {
-				fail(t, what, rec, logs, "not sent to sign in")
+				fuzzFail(t, what, rec, logs, "not sent to sign in")
 			}
 			if strings.Contains(body, ar.ID) {
-				fail(t, what, rec, logs, "offers to continue a sign-in of no session of this browser")
+				fuzzFail(t, what, rec, logs, "offers to continue a sign-in of no session of this browser")
 			}
 		case "/demo/callback":
 			if strings.Contains(body, "/end_session?") {
-				fail(t, what, rec, logs, "demo signed in without a code")
+				fuzzFail(t, what, rec, logs, "demo signed in without a code")
 			}
 		case "/authorize/callback":
 			if strings.HasPrefix(rec.Header().Get("Location"), fuzzRedirectURI) {
-				fail(t, what, rec, logs, "a sign-in that was never completed went back to the client")
+				fuzzFail(t, what, rec, logs, "a sign-in that was never completed went back to the client")
 			}
 		case "/logout":
-			if m := logoutRedirectRE.FindStringSubmatch(body); m != nil && m[1] != "" {
+			if m := fuzzLogoutRedirectRE.FindStringSubmatch(body); m != nil && m[1] != "" {
 				v := html.UnescapeString(m[1])
 				if v != q.Get("post_logout_redirect_uri") || q.Get("sig") != mac(e.s.csrfKey, "logout", v) {
-					fail(t, what, rec, logs, "logout page offers to redirect to %q without its signature", v)
+					fuzzFail(t, what, rec, logs, "logout page offers to redirect to %q without its signature", v)
 				}
 			}
 		}
@@ -189,7 +199,7 @@ func FuzzCookies(f *testing.F) {
 		}
 
 		// A form's CSRF token passes the check of the browser's next POST.
-		m := csrfFieldRE.FindStringSubmatch(body)
+		m := fuzzCSRFFieldRE.FindStringSubmatch(body)
 		if m == nil {
 			return
 		}
@@ -201,8 +211,8 @@ func FuzzCookies(f *testing.F) {
 		}
 		form := url.Values{"csrf": {html.UnescapeString(m[1])}, "id": {"no-such-request"}}
 		post, postLogs := e.serve(e.formRequest("/login", form.Encode(), next))
-		if isCSRFRefusal(post) {
-			fail(t, what, post, postLogs, "the CSRF token of the page (%s) is refused by the next POST with Cookie: %s", m[1], next)
+		if fuzzCSRFRefused(post) {
+			fuzzFail(t, what, post, postLogs, "the CSRF token of the page (%s) is refused by the next POST with Cookie: %s", m[1], next)
 		}
 	})
 }

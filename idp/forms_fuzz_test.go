@@ -26,8 +26,8 @@ import (
 // (signed in, second factor accepted, consent given, session ended, ...) happens exactly
 // when the input says so, which the test decides on its own from what the form holds.
 
-// formLimit is the body limit of the login-flow and account-page forms.
-const formLimit = 64 << 10
+// fuzzFormLimit is the body limit of the login-flow and account-page forms.
+const fuzzFormLimit = 64 << 10
 
 // FuzzLoginForm posts fuzzed password forms (POST /login) for a live auth request, all
 // from one address: after the first few dozen failures the per-address limit answers
@@ -64,25 +64,25 @@ func FuzzLoginForm(f *testing.F) {
 		body, cookies = vars.expand(body), vars.expand(cookies)
 		rec, logs := e.serveFrom(e.formRequest("/login", body, cookies), "192.0.2.10:40000")
 		what := "POST /login " + body + "\nCookie: " + cookies
-		noServerError(t, what, rec, logs)
-		pr, ok := e.parsedForm("/login", body, cookies, formLimit)
+		fuzzNoServerError(t, what, rec, logs)
+		pr, ok := e.parsedForm("/login", body, cookies, fuzzFormLimit)
 		switch {
 		case !ok:
 			// handleLoginPost reads the form before postedLogin does, and a second
 			// ParseForm no longer reports the error: what could be read goes on to the
 			// checks below. It must never sign anyone in.
 			if rec.Code == http.StatusSeeOther || e.setsCookie(rec, sessionCookie) {
-				fail(t, what, rec, logs, "an unreadable form signed in")
+				fuzzFail(t, what, rec, logs, "an unreadable form signed in")
 			}
 			return
 		case !e.validCSRF(pr):
-			if !isCSRFRefusal(rec) {
-				fail(t, what, rec, logs, "a form without a valid CSRF token is not refused")
+			if !fuzzCSRFRefused(rec) {
+				fuzzFail(t, what, rec, logs, "a form without a valid CSRF token is not refused")
 			}
 			return
 		case pr.PostFormValue("id") != ar.ID:
 			if rec.Code != http.StatusBadRequest {
-				fail(t, what, rec, logs, "a form for an unknown auth request is not refused with 400")
+				fuzzFail(t, what, rec, logs, "a form for an unknown auth request is not refused with 400")
 			}
 			return
 		}
@@ -91,25 +91,25 @@ func FuzzLoginForm(f *testing.F) {
 		signedIn := rec.Code == http.StatusSeeOther && rec.Header().Get("Location") == "/login?id="+url.QueryEscape(ar.ID)
 		switch {
 		case signedIn && !right:
-			fail(t, what, rec, logs, "signed in with email %q and a wrong password", email)
+			fuzzFail(t, what, rec, logs, "signed in with email %q and a wrong password", email)
 		case right && !signedIn && rec.Code != http.StatusTooManyRequests:
-			fail(t, what, rec, logs, "the right password did not sign in")
+			fuzzFail(t, what, rec, logs, "the right password did not sign in")
 		case !right && rec.Code != http.StatusUnauthorized && rec.Code != http.StatusTooManyRequests:
-			fail(t, what, rec, logs, "wrong credentials not answered with 401 or 429")
+			fuzzFail(t, what, rec, logs, "wrong credentials not answered with 401 or 429")
 		}
 		if e.setsCookie(rec, sessionCookie) != signedIn {
-			fail(t, what, rec, logs, "session cookie set: %v, signed in: %v", e.setsCookie(rec, sessionCookie), signedIn)
+			fuzzFail(t, what, rec, logs, "session cookie set: %v, signed in: %v", e.setsCookie(rec, sessionCookie), signedIn)
 		}
 	})
 }
 
-// mfaGuesses is how many second-factor forms one person of a fuzz target answers before
+// fuzzMFAGuesses is how many second-factor forms one person of a fuzz target answers before
 // the next person takes over: fewer than any lockout allows, so that every iteration
 // reaches the factor's check.
-const mfaGuesses = 4
+const fuzzMFAGuesses = 4
 
-// mfaPeople hands out people with second factors, a new one every mfaGuesses uses.
-type mfaPeople struct {
+// fuzzMFAPeople hands out people with second factors, a new one every fuzzMFAGuesses uses.
+type fuzzMFAPeople struct {
 	e    *fuzzEnv
 	u    *fuzzUser
 	uses int
@@ -117,9 +117,9 @@ type mfaPeople struct {
 	mailChallenge, mailCode string
 }
 
-func (p *mfaPeople) next(tb testing.TB) *fuzzUser {
+func (p *fuzzMFAPeople) next(tb testing.TB) *fuzzUser {
 	tb.Helper()
-	if p.u == nil || p.uses >= mfaGuesses {
+	if p.u == nil || p.uses >= fuzzMFAGuesses {
 		p.u, p.uses = p.e.newMFAUser(tb), 0
 		_, c, err := p.e.s.challenge(p.e.setupCtx(), p.u.User, p.u.factors[mfa.KindEmail])
 		if err != nil {
@@ -181,7 +181,7 @@ func FuzzMFAForm(f *testing.F) {
 	if err := e.store.UpdateClient(context.Background(), e.client); err != nil {
 		f.Fatal(err)
 	}
-	people := &mfaPeople{e: e}
+	people := &fuzzMFAPeople{e: e}
 	const both = "$CSRFCOOKIE; $SESSIONCOOKIE"
 	type seed struct {
 		send          bool
@@ -193,6 +193,7 @@ func FuzzMFAForm(f *testing.F) {
 		{false, "id=$AR&csrf=$CSRF&factor=$TOTP&code=000000", both},
 		{false, "id=$AR&csrf=$CSRF&factor=$TOTP&code=%EF%BC%91%EF%BC%92%EF%BC%93%EF%BC%94%EF%BC%95%EF%BC%96", both},
 		{false, "id=$AR&csrf=$CSRF&factor=$BACKUP&code=$BCODE", both},
+		{false, "id=$AR&csrf=$CSRF&factor=$BACKUP&code=$BCODE&remember=1", both},
 		{false, "id=$AR&csrf=$CSRF&factor=$BACKUP&code=abcd-efgh", both},
 		{false, "id=$AR&csrf=$CSRF&factor=$MAIL&challenge=$MAILCH&code=$MAILCODE", both},
 		{false, "id=$AR&csrf=$CSRF&factor=$MAIL&challenge=unknown&code=123456", both},
@@ -228,50 +229,50 @@ func FuzzMFAForm(f *testing.F) {
 		}
 		rec, logs := e.serve(e.formRequest(path, body, cookies))
 		what := "POST " + path + " " + body + "\nCookie: " + cookies
-		noServerError(t, what, rec, logs)
+		fuzzNoServerError(t, what, rec, logs)
 
 		after, err := e.store.GetSession(ctx, sess.ID)
 		if err != nil {
-			fail(t, what, rec, logs, "session gone: %v", err)
+			fuzzFail(t, what, rec, logs, "session gone: %v", err)
 		}
 		upgraded := !after.MFAAt.IsZero()
 		success := rec.Code == http.StatusSeeOther && rec.Header().Get("Location") == "/login?id="+url.QueryEscape(ar.ID)
-		pr, ok := e.parsedForm(path, body, cookies, formLimit)
+		pr, ok := e.parsedForm(path, body, cookies, fuzzFormLimit)
 		switch {
 		case !ok:
 			if rec.Code != http.StatusBadRequest {
-				fail(t, what, rec, logs, "an unreadable form is not refused with 400")
+				fuzzFail(t, what, rec, logs, "an unreadable form is not refused with 400")
 			}
 		case !e.validCSRF(pr):
-			if !isCSRFRefusal(rec) {
-				fail(t, what, rec, logs, "a form without a valid CSRF token is not refused")
+			if !fuzzCSRFRefused(rec) {
+				fuzzFail(t, what, rec, logs, "a form without a valid CSRF token is not refused")
 			}
 		case pr.PostFormValue("id") != ar.ID:
 			if rec.Code != http.StatusBadRequest {
-				fail(t, what, rec, logs, "a form for an unknown auth request is not refused with 400")
+				fuzzFail(t, what, rec, logs, "a form for an unknown auth request is not refused with 400")
 			}
 		case e.cookieValue(pr, sessionCookie) == value && u.kindOf(pr.PostFormValue("factor")) == "":
 			if rec.Code != http.StatusBadRequest {
-				fail(t, what, rec, logs, "a factor that is not the person's is not refused with 400")
+				fuzzFail(t, what, rec, logs, "a factor that is not the person's is not refused with 400")
 			}
 		}
 		if send && (success || upgraded) {
-			fail(t, what, rec, logs, "sending a code signed in (upgraded: %v)", upgraded)
+			fuzzFail(t, what, rec, logs, "sending a code signed in (upgraded: %v)", upgraded)
 		}
 		if success != upgraded {
-			fail(t, what, rec, logs, "answered success: %v, but the session records a second factor: %v", success, upgraded)
+			fuzzFail(t, what, rec, logs, "answered success: %v, but the session records a second factor: %v", success, upgraded)
 		}
 		if success {
 			kind := u.kindOf(pr.PostFormValue("factor"))
 			if !e.validFactorCode(u, kind, pr.PostFormValue("code")) {
-				fail(t, what, rec, logs, "%s factor accepted the wrong code %q", kind, pr.PostFormValue("code"))
+				fuzzFail(t, what, rec, logs, "%s factor accepted the wrong code %q", kind, pr.PostFormValue("code"))
 			}
 			if e.cookieValue(pr, sessionCookie) != value {
-				fail(t, what, rec, logs, "the session was upgraded by a request without its cookie")
+				fuzzFail(t, what, rec, logs, "the session was upgraded by a request without its cookie")
 			}
 		}
 		if e.setsCookie(rec, deviceCookie) && !success {
-			fail(t, what, rec, logs, "a device was remembered without a verified factor")
+			fuzzFail(t, what, rec, logs, "a device was remembered without a verified factor")
 		}
 	})
 }
@@ -310,18 +311,18 @@ func FuzzConsentForm(f *testing.F) {
 		body, cookies = vars.expand(body), vars.expand(cookies)
 		rec, logs := e.serve(e.formRequest("/consent", body, cookies))
 		what := "POST /consent " + body + "\nCookie: " + cookies
-		noServerError(t, what, rec, logs)
+		fuzzNoServerError(t, what, rec, logs)
 
 		loc := rec.Header().Get("Location")
 		finished := rec.Code == http.StatusSeeOther && loc == e.issuer+"/authorize/callback?id="+url.QueryEscape(ar.ID)
 		denied := strings.HasPrefix(loc, fuzzRedirectURI)
 		if denied {
-			q := mustQuery(t, loc)
+			q := fuzzQuery(t, loc)
 			if q.Get("error") != "access_denied" || q.Get("state") != ar.State {
-				fail(t, what, rec, logs, "refusal sent back as %s", loc)
+				fuzzFail(t, what, rec, logs, "refusal sent back as %s", loc)
 			}
 		}
-		pr, ok := e.parsedForm("/consent", body, cookies, formLimit)
+		pr, ok := e.parsedForm("/consent", body, cookies, fuzzFormLimit)
 		var want string
 		switch {
 		case !ok:
@@ -340,19 +341,19 @@ func FuzzConsentForm(f *testing.F) {
 			want = "400"
 		}
 		switch {
-		case want == "csrf" && !isCSRFRefusal(rec):
-			fail(t, what, rec, logs, "a form without a valid CSRF token is not refused")
+		case want == "csrf" && !fuzzCSRFRefused(rec):
+			fuzzFail(t, what, rec, logs, "a form without a valid CSRF token is not refused")
 		case want == "400" && rec.Code != http.StatusBadRequest:
-			fail(t, what, rec, logs, "want 400")
+			fuzzFail(t, what, rec, logs, "want 400")
 		case finished != (want == "finished"):
-			fail(t, what, rec, logs, "sign-in finished: %v, want %s", finished, want)
+			fuzzFail(t, what, rec, logs, "sign-in finished: %v, want %s", finished, want)
 		case denied != (want == "denied"):
-			fail(t, what, rec, logs, "sign-in refused: %v, want %s", denied, want)
+			fuzzFail(t, what, rec, logs, "sign-in refused: %v, want %s", denied, want)
 		}
 	})
 }
 
-func mustQuery(t *testing.T, loc string) url.Values {
+func fuzzQuery(t *testing.T, loc string) url.Values {
 	t.Helper()
 	u, err := url.Parse(loc)
 	if err != nil {
@@ -361,8 +362,8 @@ func mustQuery(t *testing.T, loc string) url.Values {
 	return u.Query()
 }
 
-// accountFormPaths are the forms FuzzAccountForms posts to, by the fuzzer's choice.
-var accountFormPaths = []string{
+// fuzzAccountFormPaths are the forms FuzzAccountForms posts to, by the fuzzer's choice.
+var fuzzAccountFormPaths = []string{
 	"/account/security/enroll", "/account/security/confirm", "/account/security/remove",
 	"/account/security/backup-codes", "/account/security/sessions/end", "/account/security/devices/forget",
 	"/logout", "/recovery",
@@ -376,7 +377,7 @@ var accountFormPaths = []string{
 func FuzzAccountForms(f *testing.F) {
 	e := newFuzzEnv(f)
 	ctx := context.Background()
-	people := &mfaPeople{e: e}
+	people := &fuzzMFAPeople{e: e}
 	other := e.newMFAUser(f)
 	otherSess, _ := e.newSession(f, other, true)
 	otherDevice, _ := e.newDevice(f, other)
@@ -435,7 +436,7 @@ func FuzzAccountForms(f *testing.F) {
 	}
 	nOther := otherFactors(f)
 	f.Fuzz(func(t *testing.T, which uint8, body, cookies string) {
-		path := accountFormPaths[int(which)%len(accountFormPaths)]
+		path := fuzzAccountFormPaths[int(which)%len(fuzzAccountFormPaths)]
 		u := people.next(t)
 		sess, value := e.newSession(t, u, true)
 		device, deviceValue := e.newDevice(t, u)
@@ -450,24 +451,24 @@ func FuzzAccountForms(f *testing.F) {
 		body, cookies = vars.expand(body), vars.expand(cookies)
 		rec, logs := e.serve(e.formRequest(path, body, cookies))
 		what := "POST " + path + " " + body + "\nCookie: " + cookies
-		noServerError(t, what, rec, logs)
+		fuzzNoServerError(t, what, rec, logs)
 
-		limit := int64(formLimit)
+		limit := int64(fuzzFormLimit)
 		if path == "/logout" || path == "/recovery" {
 			limit = 16 << 10
 		}
 		pr, ok := e.parsedForm(path, body, cookies, limit)
-		if (!ok || !e.validCSRF(pr)) && !isCSRFRefusal(rec) {
-			fail(t, what, rec, logs, "a form that cannot be read or lacks a valid CSRF token is not refused")
+		if (!ok || !e.validCSRF(pr)) && !fuzzCSRFRefused(rec) {
+			fuzzFail(t, what, rec, logs, "a form that cannot be read or lacks a valid CSRF token is not refused")
 		}
 		if _, err := e.store.GetSession(ctx, otherSess.ID); err != nil {
-			fail(t, what, rec, logs, "another person's session ended: %v", err)
+			fuzzFail(t, what, rec, logs, "another person's session ended: %v", err)
 		}
 		if ds, err := e.store.ListUserDevices(ctx, other.ID); err != nil || !slices.ContainsFunc(ds, func(d storage.Device) bool { return d.ID == otherDevice.ID }) {
-			fail(t, what, rec, logs, "another person's remembered device was forgotten (%v)", err)
+			fuzzFail(t, what, rec, logs, "another person's remembered device was forgotten (%v)", err)
 		}
 		if n := otherFactors(t); n != nOther {
-			fail(t, what, rec, logs, "another person's factors changed: %d, were %d", n, nOther)
+			fuzzFail(t, what, rec, logs, "another person's factors changed: %d, were %d", n, nOther)
 		}
 		loc := rec.Header().Get("Location")
 		switch {
@@ -475,15 +476,15 @@ func FuzzAccountForms(f *testing.F) {
 		case path == "/logout":
 			v := pr.PostFormValue("post_logout_redirect_uri")
 			if loc != e.issuer+"/logged-out" && !(loc == v && pr.PostFormValue("sig") == mac(e.s.csrfKey, "logout", v)) {
-				fail(t, what, rec, logs, "logout redirects to %q, which is neither the logged-out page nor a signed target", loc)
+				fuzzFail(t, what, rec, logs, "logout redirects to %q, which is neither the logged-out page nor a signed target", loc)
 			}
 		case !strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, "//") || strings.HasPrefix(loc, "/\\"):
-			fail(t, what, rec, logs, "redirect off the site to %q", loc)
+			fuzzFail(t, what, rec, logs, "redirect off the site to %q", loc)
 		}
 		if path == "/recovery" && rec.Code == http.StatusSeeOther {
 			right := pr.PostFormValue("id") == link.Get("id") && pr.PostFormValue("token") == link.Get("token") && pr.PostFormValue("password") == fuzzPassword
 			if !right {
-				fail(t, what, rec, logs, "a recovery link signed in without its secret and the password")
+				fuzzFail(t, what, rec, logs, "a recovery link signed in without its secret and the password")
 			}
 		}
 	})

@@ -74,7 +74,7 @@ type fuzzMailbox struct {
 	codes map[string][]string
 }
 
-var sixDigits = regexp.MustCompile(`\b[0-9]{6}\b`)
+var fuzzSixDigits = regexp.MustCompile(`\b[0-9]{6}\b`)
 
 func (m *fuzzMailbox) Send(_ context.Context, to, _, body string) error {
 	m.mu.Lock()
@@ -82,7 +82,7 @@ func (m *fuzzMailbox) Send(_ context.Context, to, _, body string) error {
 	if m.codes == nil {
 		m.codes = map[string][]string{}
 	}
-	m.codes[to] = append(m.codes[to], sixDigits.FindString(body))
+	m.codes[to] = append(m.codes[to], fuzzSixDigits.FindString(body))
 	return nil
 }
 
@@ -155,6 +155,7 @@ func newFuzzEnv(f *testing.F, mutate ...func(*fuzzEnv, *Config)) *fuzzEnv {
 	}
 	e.client, e.clientSecret, err = e.admin.CreateClient(ctx, "fuzz", NewClient{
 		Name: "Fuzz app", RedirectURIs: []string{fuzzRedirectURI}, Scopes: []string{"openid", "profile", "email", "account"},
+		AccessTokenLifetime: 24 * time.Hour, // tokens outlive long fuzzing runs
 	})
 	if err != nil {
 		f.Fatal(err)
@@ -228,7 +229,9 @@ func (e *fuzzEnv) addFactors(tb testing.TB, u *fuzzUser) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := e.s.confirmEnroll(ctx, u.User, enr.Factor.ID, enr.ChallengeID, fuzzTOTPCode(tb, enr.Secret, e.s.now())); err != nil {
+	// Confirmed with the previous time step's code (within the allowed drift), so that
+	// the current code is still unused: "$CODE" can succeed.
+	if err := e.s.confirmEnroll(ctx, u.User, enr.Factor.ID, enr.ChallengeID, fuzzTOTPCode(tb, enr.Secret, e.s.now().Add(-30*time.Second))); err != nil {
 		tb.Fatal(err)
 	}
 	u.totpSecret, u.factors[mfa.KindTOTP] = enr.Secret, enr.Factor.ID
@@ -267,7 +270,7 @@ func (e *fuzzEnv) newSession(tb testing.TB, u *fuzzUser, withMFA bool) (*storage
 	value := randomToken(32)
 	sess := &storage.Session{
 		ID: NewID(), TokenHash: tokenHash(value), UserID: u.ID, AuthTime: now, PasswordAt: now,
-		AMR: []string{mfa.AMRPassword}, ACR: ACRPassword, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour),
+		AMR: []string{mfa.AMRPassword}, ACR: ACRPassword, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(24 * time.Hour),
 	}
 	if withMFA {
 		sess.MFAAt, sess.Factors = now, []string{string(mfa.KindTOTP)}
@@ -378,23 +381,23 @@ func (e *fuzzEnv) setsCookie(rec *httptest.ResponseRecorder, base string) bool {
 	return false
 }
 
-// isCSRFRefusal reports whether rec is the page of a failed CSRF check.
-func isCSRFRefusal(rec *httptest.ResponseRecorder) bool {
+// fuzzCSRFRefused reports whether rec is the page of a failed CSRF check.
+func fuzzCSRFRefused(rec *httptest.ResponseRecorder) bool {
 	return rec.Code == http.StatusForbidden && strings.Contains(rec.Body.String(), "Form expired")
 }
 
-// noServerError fails the fuzz iteration on a 5xx answer: for a request that only differs
-// from a good one in what the client sent, that means the input was not handled.
-func noServerError(t *testing.T, what string, rec *httptest.ResponseRecorder, logs string) {
+// fuzzNoServerError fails the fuzz iteration on a 5xx answer: for a request that only
+// differs from a good one in what the client sent, that means the input was not handled.
+func fuzzNoServerError(t *testing.T, what string, rec *httptest.ResponseRecorder, logs string) {
 	t.Helper()
 	if rec.Code >= 500 {
-		fail(t, what, rec, logs, "a server error for client input")
+		fuzzFail(t, what, rec, logs, "a server error for client input")
 	}
 }
 
-// fail fails the fuzz iteration with what was sent (what), what came back and the
+// fuzzFail fails the fuzz iteration with what was sent (what), what came back and the
 // server's log of it.
-func fail(t *testing.T, what string, rec *httptest.ResponseRecorder, logs, format string, args ...any) {
+func fuzzFail(t *testing.T, what string, rec *httptest.ResponseRecorder, logs, format string, args ...any) {
 	t.Helper()
 	if len(what) > 1000 {
 		what = what[:1000] + "…"

@@ -139,16 +139,16 @@ func fuzzAuthData(rpID string, flags byte, counter uint32, credID, cose []byte) 
 
 // Authenticator data flags.
 const (
-	flagUP = 0x01
-	flagUV = 0x04
-	flagBE = 0x08
-	flagAT = 0x40
+	waFlagUP = 0x01
+	waFlagUV = 0x04
+	waFlagBE = 0x08
+	waFlagAT = 0x40
 )
 
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+func fuzzB64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-// ceremonyChallenge returns the challenge of creation or request options.
-func ceremonyChallenge(tb testing.TB, options []byte) string {
+// fuzzCeremonyChallenge returns the challenge of creation or request options.
+func fuzzCeremonyChallenge(tb testing.TB, options []byte) string {
 	tb.Helper()
 	var o struct {
 		Challenge string `json:"challenge"`
@@ -159,8 +159,8 @@ func ceremonyChallenge(tb testing.TB, options []byte) string {
 	return o.Challenge
 }
 
-// checkCeremonyError fails unless err is one of the errors of a wrong response.
-func checkCeremonyError(t *testing.T, what string, err error) {
+// fuzzCeremonyError fails unless err is one of the errors of a wrong response.
+func fuzzCeremonyError(t *testing.T, what string, err error) {
 	t.Helper()
 	if !errors.Is(err, ErrInvalidCode) && !errors.Is(err, ErrExpired) && !errors.Is(err, ErrSignCount) {
 		t.Fatalf("%s: error %v is not ErrInvalidCode, ErrExpired or ErrSignCount", what, err)
@@ -188,7 +188,7 @@ func FuzzWebAuthnConfirm(f *testing.F) {
 	key := newFuzzKey(f)
 	credID := []byte("fuzz-credential-1")
 	good := `{"type":"webauthn.create","challenge":"$CHALLENGE","origin":"$ORIGIN","crossOrigin":false}`
-	authData := fuzzAuthData(fuzzRPID, flagUP|flagUV|flagAT, 0, credID, key.cose)
+	authData := fuzzAuthData(fuzzRPID, waFlagUP|waFlagUV|waFlagAT, 0, credID, key.cose)
 	type seed struct {
 		raw, clientData string
 		authData        []byte
@@ -197,17 +197,17 @@ func FuzzWebAuthnConfirm(f *testing.F) {
 	}
 	seeds := []seed{
 		{"", good, authData, "none", credID},
-		{"", good, fuzzAuthData(fuzzRPID, flagUP|flagAT, 7, credID, key.cose), "none", credID},
+		{"", good, fuzzAuthData(fuzzRPID, waFlagUP|waFlagAT, 7, credID, key.cose), "none", credID},
 		{"", good, authData, "packed", credID},
 		{"", good, authData, "none", []byte("another-id")},
 		{"", strings.Replace(good, "webauthn.create", "webauthn.get", 1), authData, "none", credID},
 		{"", strings.Replace(good, "$ORIGIN", "https://evil.example", 1), authData, "none", credID},
 		{"", strings.Replace(good, "$CHALLENGE", "AAAA", 1), authData, "none", credID},
-		{"", good, fuzzAuthData("evil.example", flagUP|flagUV|flagAT, 0, credID, key.cose), "none", credID},
-		{"", good, fuzzAuthData(fuzzRPID, flagUV|flagAT, 0, credID, key.cose), "none", credID},
-		{"", good, fuzzAuthData(fuzzRPID, flagUP|flagUV, 0, nil, nil), "none", credID},
+		{"", good, fuzzAuthData("evil.example", waFlagUP|waFlagUV|waFlagAT, 0, credID, key.cose), "none", credID},
+		{"", good, fuzzAuthData(fuzzRPID, waFlagUV|waFlagAT, 0, credID, key.cose), "none", credID},
+		{"", good, fuzzAuthData(fuzzRPID, waFlagUP|waFlagUV, 0, nil, nil), "none", credID},
 		{"", good, authData[:40], "none", credID},
-		{"", good, fuzzAuthData(fuzzRPID, flagUP|flagUV|flagAT, 0, credID, []byte{0xa1, 0x01, 0x02}), "none", credID},
+		{"", good, fuzzAuthData(fuzzRPID, waFlagUP|waFlagUV|waFlagAT, 0, credID, []byte{0xa1, 0x01, 0x02}), "none", credID},
 		{"", "not json", authData, "none", credID},
 		{"", good, authData, "", nil},
 		{`{}`, "", nil, "", nil},
@@ -224,7 +224,7 @@ func FuzzWebAuthnConfirm(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer func() { _ = env.Store.DeleteFactor(ctx, u.ID, enr.Factor.ID) }()
-		challenge := ceremonyChallenge(t, enr.Options)
+		challenge := fuzzCeremonyChallenge(t, enr.Options)
 		clientData = strings.NewReplacer("$CHALLENGE", challenge, "$ORIGIN", fuzzOrigin).Replace(clientData)
 		response := raw
 		if raw == "" {
@@ -232,9 +232,9 @@ func FuzzWebAuthnConfirm(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			response = mustJSON(t, map[string]any{
-				"id": b64(id), "rawId": b64(id), "type": "public-key",
-				"response": map[string]any{"clientDataJSON": b64([]byte(clientData)), "attestationObject": b64(att)},
+			response = fuzzJSON(t, map[string]any{
+				"id": fuzzB64(id), "rawId": fuzzB64(id), "type": "public-key",
+				"response": map[string]any{"clientDataJSON": fuzzB64([]byte(clientData)), "attestationObject": fuzzB64(att)},
 			})
 		} else {
 			response = strings.ReplaceAll(raw, "$CHALLENGE", challenge)
@@ -242,14 +242,14 @@ func FuzzWebAuthnConfirm(f *testing.F) {
 		what := "attestation " + response
 		err = wa.Confirm(ctx, u, enr.Factor, enr.ChallengeID, response)
 		if err != nil {
-			checkCeremonyError(t, what, err)
+			fuzzCeremonyError(t, what, err)
 			return
 		}
 		if raw != "" {
 			t.Fatalf("%s: a raw response the test did not build was accepted", what)
 		}
 		fuzzClientData(t, what, clientData, "webauthn.create", challenge)
-		if len(authData) < 37 || !bytes.Equal(authData[:32], fuzzRPIDHash[:]) || authData[32]&flagUP == 0 || authData[32]&flagAT == 0 {
+		if len(authData) < 37 || !bytes.Equal(authData[:32], fuzzRPIDHash[:]) || authData[32]&waFlagUP == 0 || authData[32]&waFlagAT == 0 {
 			t.Fatalf("%s: accepted authenticator data %x (RP ID hash, UP and AT flags)", what, authData)
 		}
 		stored, err := env.Store.GetFactor(ctx, enr.Factor.ID)
@@ -282,7 +282,7 @@ func FuzzWebAuthnVerify(f *testing.F) {
 		f.Fatal(err)
 	}
 	good := `{"type":"webauthn.get","challenge":"$CHALLENGE","origin":"$ORIGIN","crossOrigin":false}`
-	authData := fuzzAuthData(fuzzRPID, flagUP|flagUV, 0, nil, nil)
+	authData := fuzzAuthData(fuzzRPID, waFlagUP|waFlagUV, 0, nil, nil)
 	type seed struct {
 		raw, clientData string
 		authData, sig   []byte
@@ -293,10 +293,10 @@ func FuzzWebAuthnVerify(f *testing.F) {
 		{"", good, authData, nil, true, nil, nil},
 		{"", good, authData, nil, true, nil, []byte(u.ID)},
 		{"", good, authData, nil, true, nil, []byte("someone-else")},
-		{"", good, fuzzAuthData(fuzzRPID, flagUP, 5, nil, nil), nil, true, nil, nil},
-		{"", good, fuzzAuthData(fuzzRPID, flagUP|flagUV|flagBE, 9, nil, nil), nil, true, nil, nil},
-		{"", good, fuzzAuthData(fuzzRPID, flagUV, 0, nil, nil), nil, true, nil, nil},
-		{"", good, fuzzAuthData("evil.example", flagUP|flagUV, 0, nil, nil), nil, true, nil, nil},
+		{"", good, fuzzAuthData(fuzzRPID, waFlagUP, 5, nil, nil), nil, true, nil, nil},
+		{"", good, fuzzAuthData(fuzzRPID, waFlagUP|waFlagUV|waFlagBE, 9, nil, nil), nil, true, nil, nil},
+		{"", good, fuzzAuthData(fuzzRPID, waFlagUV, 0, nil, nil), nil, true, nil, nil},
+		{"", good, fuzzAuthData("evil.example", waFlagUP|waFlagUV, 0, nil, nil), nil, true, nil, nil},
 		{"", strings.Replace(good, "webauthn.get", "webauthn.create", 1), authData, nil, true, nil, nil},
 		{"", strings.Replace(good, "$ORIGIN", "https://evil.example", 1), authData, nil, true, nil, nil},
 		{"", strings.Replace(good, "$CHALLENGE", "AAAA", 1), authData, nil, true, nil, nil},
@@ -317,7 +317,7 @@ func FuzzWebAuthnVerify(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		challenge := ceremonyChallenge(t, ch.Options)
+		challenge := fuzzCeremonyChallenge(t, ch.Options)
 		clientData = strings.NewReplacer("$CHALLENGE", challenge, "$ORIGIN", fuzzOrigin).Replace(clientData)
 		if len(id) == 0 {
 			id = credID
@@ -327,23 +327,23 @@ func FuzzWebAuthnVerify(f *testing.F) {
 		}
 		response := strings.ReplaceAll(raw, "$CHALLENGE", challenge)
 		if raw == "" {
-			resp := map[string]any{"clientDataJSON": b64([]byte(clientData)), "authenticatorData": b64(authData), "signature": b64(sig)}
+			resp := map[string]any{"clientDataJSON": fuzzB64([]byte(clientData)), "authenticatorData": fuzzB64(authData), "signature": fuzzB64(sig)}
 			if len(userHandle) > 0 {
-				resp["userHandle"] = b64(userHandle)
+				resp["userHandle"] = fuzzB64(userHandle)
 			}
-			response = mustJSON(t, map[string]any{"id": b64(id), "rawId": b64(id), "type": "public-key", "response": resp})
+			response = fuzzJSON(t, map[string]any{"id": fuzzB64(id), "rawId": fuzzB64(id), "type": "public-key", "response": resp})
 		}
 		what := "assertion " + response
 		amr, err := wa.Verify(ctx, u, factor, ch.ID, response)
 		if err != nil {
-			checkCeremonyError(t, what, err)
+			fuzzCeremonyError(t, what, err)
 			return
 		}
 		if raw != "" {
 			t.Fatalf("%s: a raw response the test did not build was accepted", what)
 		}
 		fuzzClientData(t, what, clientData, "webauthn.get", challenge)
-		if len(authData) < 37 || !bytes.Equal(authData[:32], fuzzRPIDHash[:]) || authData[32]&flagUP == 0 {
+		if len(authData) < 37 || !bytes.Equal(authData[:32], fuzzRPIDHash[:]) || authData[32]&waFlagUP == 0 {
 			t.Fatalf("%s: accepted authenticator data %x (RP ID hash, UP flag)", what, authData)
 		}
 		if !bytes.Equal(id, credID) || !key.verify(authData, clientData, sig) {
@@ -354,7 +354,7 @@ func FuzzWebAuthnVerify(f *testing.F) {
 			t.Fatalf("%s: accepted signature counter %d after %d", what, counter, storedCount)
 		}
 		storedCount = max(storedCount, counter)
-		if !slices.Contains(amr, AMRHardware) && !slices.Contains(amr, AMRSoftware) || slices.Contains(amr, AMRUser) != (authData[32]&flagUV != 0) {
+		if !slices.Contains(amr, AMRHardware) && !slices.Contains(amr, AMRSoftware) || slices.Contains(amr, AMRUser) != (authData[32]&waFlagUV != 0) {
 			t.Fatalf("%s: amr %v for flags %08b", what, amr, authData[32])
 		}
 		if _, err := wa.Verify(ctx, u, factor, ch.ID, response); !errors.Is(err, ErrExpired) {
@@ -363,7 +363,7 @@ func FuzzWebAuthnVerify(f *testing.F) {
 	})
 }
 
-func mustJSON(tb testing.TB, v any) string {
+func fuzzJSON(tb testing.TB, v any) string {
 	tb.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
