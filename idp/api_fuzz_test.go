@@ -256,8 +256,8 @@ func FuzzMeAPI(f *testing.F) {
 		if !sensitive {
 			return
 		}
-		var req apiRequest
-		if err := json.Unmarshal([]byte(body), &req); err != nil || req.Verification == nil {
+		var req apiRequest // read as decodeBody reads it: the first JSON value
+		if err := json.NewDecoder(strings.NewReader(body)).Decode(&req); err != nil || req.Verification == nil {
 			fuzzFail(t, what, rec, logs, "sensitive call succeeded without a verification (%v)", err)
 		}
 		v := req.Verification
@@ -400,7 +400,7 @@ func FuzzAdminAPI(f *testing.F) {
 		switch {
 		case strings.HasSuffix(rt.path, "/policy") || (rt.method == http.MethodPut && strings.Contains(rt.path, "/policies/types/")):
 			var in PolicyView
-			_ = json.Unmarshal([]byte(body), &in)
+			_ = json.NewDecoder(strings.NewReader(body)).Decode(&in) // as decodeBody reads it
 			var out struct {
 				PolicyView
 				Policy *PolicyView `json:"policy"` // PUT /policies/types wraps it
@@ -418,7 +418,7 @@ func FuzzAdminAPI(f *testing.F) {
 			}
 		case rt.method == http.MethodPost && rt.path == "/api/v1/admin/clients":
 			var in adminNewClient
-			_ = json.Unmarshal([]byte(body), &in)
+			_ = json.NewDecoder(strings.NewReader(body)).Decode(&in) // as decodeBody reads it
 			var out ClientView
 			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 				fuzzFail(t, what, rec, logs, "client answer: %v", err)

@@ -75,19 +75,23 @@ func (s *Server) deviceFromCookie(r *http.Request) *storage.Device {
 	return d
 }
 
-// trustedDevice returns the browser's remembered device if it belongs to userID and has
-// not expired, and records its use; nil otherwise.
-func (s *Server) trustedDevice(r *http.Request, userID string) *storage.Device {
+// rememberedDevice returns the browser's remembered device if it belongs to userID and
+// has not expired, else nil. It only reads.
+func (s *Server) rememberedDevice(r *http.Request, userID string) *storage.Device {
 	d := s.deviceFromCookie(r)
-	now := s.now()
-	if d == nil || d.UserID != userID || !now.Before(d.ExpiresAt) {
+	if d == nil || d.UserID != userID || !s.now().Before(d.ExpiresAt) {
 		return nil
 	}
+	return d
+}
+
+// touchDevice records that the remembered device d stood in for a second factor.
+func (s *Server) touchDevice(r *http.Request, d *storage.Device) {
+	now := s.now()
 	if err := s.store.TouchDevice(r.Context(), d.ID, now); err != nil {
 		s.logger.WarnContext(r.Context(), "trusted device not touched", "err", err)
 	}
 	d.LastUsedAt = now
-	return d
 }
 
 // RevokeDevices forgets every remembered device of a user (after a password change, a

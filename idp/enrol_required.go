@@ -3,7 +3,6 @@ package idp
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/openidp/idp/mfa"
@@ -14,45 +13,34 @@ import (
 // to go back to.
 const continueCookie = "idp_continue"
 
-// enrolStep handles a login whose policy requires a second factor the person does not
-// have. Within the grace period (policy-driven requirements only, never one the request
-// itself asked for) the login goes on and the grace is counted; after it, the person is
-// sent to the account page to enrol, and the login resumes from there.
-func (s *Server) enrolStep(w http.ResponseWriter, r *http.Request, st *loginState, ms *mfaState) bool {
-	ctx := r.Context()
-	u := st.user
-	g := s.cfg.MFA.Grace
-	if ms.recovery {
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventMFAEnrolRequired, UserID: u.ID, ClientID: st.ar.ClientID, Result: ResultSuccess,
-			Reason: "signed in with a backup code: sent to enrol a new factor"})
-		s.setCookie(w, continueCookie, st.ar.ID, st.ar.ExpiresAt)
-		http.Redirect(w, r, "/account/security?recovered=1", http.StatusSeeOther)
-		return true
+// sendToEnrol answers the enrol step: the person must add a factor on the account page
+// (after a backup-code sign-in, or when policy requires one they do not have and no
+// grace is left), and the sign-in resumes from there.
+func (s *Server) sendToEnrol(w http.ResponseWriter, r *http.Request, f *flowFacts, recovery bool) {
+	reason, target := "sent to enrol a second factor before signing in", "/account/security?required=1"
+	if recovery {
+		reason, target = "signed in with a backup code: sent to enrol a new factor", "/account/security?recovered=1"
 	}
-	policyOnly, err := s.requirement(ctx, st.client, u, nil)
-	params := authParams(st.ar)
-	requestAsks := len(params.EssentialACR) > 0 || slices.ContainsFunc(params.ACRValues, func(v string) bool { return v == ACRMFA || v == ACRPhishingResistant })
-	if err == nil && !requestAsks && policyOnly.Mode == ms.req.Mode && policyOnly.PhishingResistant == ms.req.PhishingResistant && (g.Logins > 0 || g.Period > 0) {
-		now := s.now()
-		if u.MFAGraceStarted.IsZero() {
-			u.MFAGraceStarted = now
-		}
-		if s.inGrace(u, now, false) {
-			u.MFAGraceLogins++
-			u.UpdatedAt = now
-			if err := s.store.UpdateUser(ctx, u); err != nil {
-				s.internalError(w, r, err)
-				return true
-			}
-			s.audit.Record(ctx, storage.AuditEvent{Type: EventMFAGrace, UserID: u.ID, ClientID: st.ar.ClientID, Result: ResultSuccess,
-				Reason: fmt.Sprintf("second factor required but not enrolled; grace login %d (started %s)", u.MFAGraceLogins, u.MFAGraceStarted.UTC().Format(time.RFC3339))})
-			return false
-		}
+	s.audit.Record(r.Context(), storage.AuditEvent{Type: EventMFAEnrolRequired, UserID: f.user.ID, ClientID: f.ar.ClientID, Result: ResultSuccess, Reason: reason})
+	s.setCookie(w, continueCookie, f.ar.ID, f.ar.ExpiresAt)
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// countGrace counts the grace login decide granted this sign-in (once per sign-in) and
+// audits it. It reports whether the sign-in may go on; when not, it has answered.
+func (s *Server) countGrace(w http.ResponseWriter, r *http.Request, f *flowFacts) bool {
+	u, now := f.user, s.now()
+	if u.MFAGraceStarted.IsZero() {
+		u.MFAGraceStarted = now
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: EventMFAEnrolRequired, UserID: u.ID, ClientID: st.ar.ClientID, Result: ResultSuccess,
-		Reason: "sent to enrol a second factor before signing in"})
-	s.setCookie(w, continueCookie, st.ar.ID, st.ar.ExpiresAt)
-	http.Redirect(w, r, "/account/security?required=1", http.StatusSeeOther)
+	u.MFAGraceLogins++
+	u.UpdatedAt = now
+	if err := s.store.UpdateUser(r.Context(), u); err != nil {
+		s.internalError(w, r, err)
+		return false
+	}
+	s.audit.Record(r.Context(), storage.AuditEvent{Type: EventMFAGrace, UserID: u.ID, ClientID: f.ar.ClientID, Result: ResultSuccess,
+		Reason: fmt.Sprintf("second factor required but not enrolled; grace login %d (started %s)", u.MFAGraceLogins, u.MFAGraceStarted.UTC().Format(time.RFC3339))})
 	return true
 }
 
@@ -96,14 +84,3 @@ func recoveredOnly(sess *storage.Session, confirmed []storage.Factor) bool {
 	return true
 }
 
-// inGrace reports whether u may still sign in without a required factor. granted asks
-// whether the current login already used a grace login (so it is not counted twice,
-// e.g. when the consent page is answered after a grace login).
-func (s *Server) inGrace(u *storage.User, now time.Time, granted bool) bool {
-	g := s.cfg.MFA.Grace
-	if (g.Logins <= 0 && g.Period <= 0) || (granted && u.MFAGraceStarted.IsZero()) {
-		return false
-	}
-	logins := g.Logins <= 0 || u.MFAGraceLogins < g.Logins || (granted && u.MFAGraceLogins == g.Logins)
-	return logins && (g.Period <= 0 || u.MFAGraceStarted.IsZero() || now.Sub(u.MFAGraceStarted) < g.Period)
-}

@@ -21,8 +21,9 @@ import (
 // gets a fresh auth request and session; the form body and the Cookie header are the
 // fuzzer's, with placeholders (fuzzVars) for the values of the running server.
 //
-// What every answer must be: never a server error; a form that cannot be parsed or
-// lacks a valid CSRF token is refused before anything else; and the form's effect
+// What every answer must be: never a server error; a form without a valid CSRF token is
+// refused before anything else (and one that cannot be parsed, too, except on the
+// password form: see FuzzLoginForm); and the form's effect
 // (signed in, second factor accepted, consent given, session ended, ...) happens exactly
 // when the input says so, which the test decides on its own from what the form holds.
 
@@ -46,6 +47,7 @@ func FuzzLoginForm(f *testing.F) {
 		{"id=$AR&csrf=$CSRF&email=$EMAIL&password=$PASSWORD", "idp_csrf=; $CSRFCOOKIE"},
 		{"id=$AR&csrf=$CSRF&email=$EMAIL&password=$PASSWORD", "idp_csrf=\"" + fuzzCSRFValue + "\""},
 		{"id=unknown&csrf=$CSRF&email=$EMAIL&password=$PASSWORD", "$CSRFCOOKIE"},
+		{"id=account&csrf=$CSRF&email=$EMAIL&password=$PASSWORD", "$CSRFCOOKIE"},
 		{"id=$AR&csrf=$CSRF&csrf=x&email=$EMAIL&email=other%40example.com&password=$PASSWORD", "$CSRFCOOKIE"},
 		{"id=$AR&csrf=$CSRF&email=%zz&password=x", "$CSRFCOOKIE"},
 		{"id=$AR;csrf=$CSRF", "$CSRFCOOKIE; idp_session=abc; idp_known=x.y"},
@@ -80,7 +82,7 @@ func FuzzLoginForm(f *testing.F) {
 				fuzzFail(t, what, rec, logs, "a form without a valid CSRF token is not refused")
 			}
 			return
-		case pr.PostFormValue("id") != ar.ID:
+		case pr.PostFormValue("id") != ar.ID && pr.PostFormValue("id") != accountLoginID:
 			if rec.Code != http.StatusBadRequest {
 				fuzzFail(t, what, rec, logs, "a form for an unknown auth request is not refused with 400")
 			}
@@ -88,7 +90,10 @@ func FuzzLoginForm(f *testing.F) {
 		}
 		email := strings.ToLower(strings.TrimSpace(pr.PostFormValue("email")))
 		right := email == u.Email && pr.PostFormValue("password") == fuzzPassword
-		signedIn := rec.Code == http.StatusSeeOther && rec.Header().Get("Location") == "/login?id="+url.QueryEscape(ar.ID)
+		// The account page's sign-in (id=account) gets an auth request of its own.
+		loc := rec.Header().Get("Location")
+		signedIn := rec.Code == http.StatusSeeOther &&
+			(loc == "/login?id="+url.QueryEscape(ar.ID) || pr.PostFormValue("id") == accountLoginID && strings.HasPrefix(loc, "/login?id="))
 		switch {
 		case signedIn && !right:
 			fuzzFail(t, what, rec, logs, "signed in with email %q and a wrong password", email)

@@ -2,7 +2,6 @@ package idp
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -18,71 +17,14 @@ import (
 	"github.com/openidp/idp/web"
 )
 
-// The login flow is a sequence of steps evaluated afresh on every visit to
-// GET /login?id=<auth request>: each step either is satisfied or takes over the page.
-// The steps are: password (or an SSO session that satisfies the request), a second
-// factor when the person has one, then consent; no step trusts the browser's idea of
-// where it is, only what the auth request and the session record say.
-
-// loginState is what a step looks at.
-type loginState struct {
-	ar     *storage.AuthRequest
-	client *storage.Client
-	sess   *storage.Session // valid SSO session of this browser, or nil
-	user   *storage.User    // the session's user, when sess != nil
-}
+// The sign-in pages. decide (login_flow.go) says which step a sign-in is at; the
+// handlers here render that step or accept its form, and drive answers a visit.
 
 const msgBadCredentials = "Incorrect email or password."
 
 func (s *Server) errExpired(w http.ResponseWriter, r *http.Request) {
 	s.renderError(w, r, http.StatusBadRequest, "Sign-in expired",
 		"This sign-in link is no longer valid. Go back to the application and start again.")
-}
-
-// loadLogin loads the auth request named by the form or query and the browser's session.
-func (s *Server) loadLogin(r *http.Request, id string) (*loginState, error) {
-	ar, err := s.store.GetAuthRequest(r.Context(), id)
-	if err != nil {
-		return nil, err
-	}
-	if s.now().After(ar.ExpiresAt) || ar.Login.Done {
-		return nil, errors.New("auth request expired or finished")
-	}
-	c, err := s.store.GetClient(r.Context(), ar.ClientID)
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
-	}
-	st := &loginState{ar: ar, client: c}
-	if sess := s.currentSession(r); sess != nil {
-		if u, err := s.store.GetUser(r.Context(), sess.UserID); err == nil && !u.Disabled {
-			st.sess, st.user = sess, u
-		}
-	}
-	return st, nil
-}
-
-// passwordSatisfied reports whether the browser's session may stand in for the password
-// step of this request (OIDC Core 3.1.2.1: prompt=login and max_age force a new login,
-// an id_token_hint for another user does too).
-func (s *Server) passwordSatisfied(st *loginState) bool {
-	if st.sess == nil {
-		return false
-	}
-	ar := st.ar
-	// Entered during this very request: satisfies prompt=login and any max_age.
-	if ar.Login.SessionID == st.sess.ID && !ar.Login.AuthTime.Before(ar.CreatedAt.Truncate(time.Second)) {
-		return true
-	}
-	if slices.Contains(ar.Prompt, oidc.PromptLogin) {
-		return false
-	}
-	if ar.MaxAge != nil && s.now().Sub(passwordTime(st.sess)) > time.Duration(*ar.MaxAge)*time.Second {
-		return false
-	}
-	if ar.HintUserID != "" && ar.HintUserID != st.sess.UserID {
-		return false
-	}
-	return true
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
@@ -93,94 +35,92 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			s.internalError(w, r, err)
 			return
 		}
-		s.showLogin(w, r, &loginState{ar: &storage.AuthRequest{ID: accountLoginID}, client: c}, "", "", http.StatusOK)
+		s.showLogin(w, r, &flowFacts{ar: &storage.AuthRequest{ID: accountLoginID}, client: c}, "", "", http.StatusOK)
 		return
 	}
-	st, err := s.loadLogin(r, r.URL.Query().Get("id"))
+	f, err := s.gatherFlow(r, r.URL.Query().Get("id"))
 	if err != nil {
+		s.flowError(w, r, err)
+		return
+	}
+	s.drive(w, r, f, decide(f))
+}
+
+// flowError answers a failure to gather a sign-in.
+func (s *Server) flowError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errFlowGone) {
 		s.errExpired(w, r)
 		return
 	}
-	s.advance(w, r, st)
+	s.internalError(w, r, err)
 }
 
-// advance runs the steps in order and lets the first unsatisfied one render.
-func (s *Server) advance(w http.ResponseWriter, r *http.Request, st *loginState) {
+// drive records what the sign-in has established and renders the step d names.
+func (s *Server) drive(w http.ResponseWriter, r *http.Request, f *flowFacts, d decision) {
 	ctx := r.Context()
-	prompt := st.ar.Prompt
-	none := slices.Contains(prompt, oidc.PromptNone)
-
-	// Step 1: password, or an SSO session that may stand in for it.
-	if !s.passwordSatisfied(st) {
-		if none {
-			s.failRequest(w, r, st.ar, oidc.ErrLoginRequired().WithDescription("no session satisfies this request"))
+	if d.graceNew {
+		if !s.countGrace(w, r, f) {
 			return
 		}
-		s.showLogin(w, r, st, st.ar.LoginHint, "", http.StatusOK)
-		return
 	}
-	if st.ar.Login.SessionID != st.sess.ID {
-		st.ar.Login = storage.AuthLogin{UserID: st.sess.UserID, SessionID: st.sess.ID, AuthTime: st.sess.AuthTime, AMR: st.sess.AMR, ACR: st.sess.ACR}
-		if err := s.store.SetAuthRequestLogin(ctx, st.ar.ID, st.ar.Login); err != nil {
-			s.internalError(w, r, err)
-			return
-		}
-		_ = s.store.TouchSession(ctx, st.sess.ID, s.now())
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginSSO, UserID: st.sess.UserID, ClientID: st.ar.ClientID, Result: ResultSuccess, Reason: "existing session"})
-	}
-
-	// Step 2: a second factor, when the policy or request needs one the session lacks.
-	if s.mfaStep(w, r, st) {
-		return
-	}
-	// The session is the record of what was proven (a factor may have been added on the
-	// account page meanwhile): the login reports exactly that.
-	if !slices.Equal(st.ar.Login.AMR, st.sess.AMR) || st.ar.Login.ACR != st.sess.ACR || !st.ar.Login.AuthTime.Equal(st.sess.AuthTime) {
-		st.ar.Login.AMR, st.ar.Login.ACR, st.ar.Login.AuthTime = st.sess.AMR, st.sess.ACR, st.sess.AuthTime
-		if err := s.store.SetAuthRequestLogin(ctx, st.ar.ID, st.ar.Login); err != nil {
+	if f.sess != nil && d.step != stepPassword && d.step != stepFail {
+		if err := s.recordLogin(r, f, d.login); err != nil {
 			s.internalError(w, r, err)
 			return
 		}
 	}
-
-	// Step 2: consent.
-	grant, err := s.store.GetConsent(ctx, st.sess.UserID, st.ar.ClientID)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		s.internalError(w, r, err)
-		return
+	if d.attached && d.step != stepFail && d.step != stepPassword {
+		_ = s.store.TouchSession(ctx, f.sess.ID, s.now())
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginSSO, UserID: f.sess.UserID, ClientID: f.ar.ClientID, Result: ResultSuccess, Reason: "existing session"})
 	}
-	if consent.Required(consent.Request{Scopes: st.ar.Scopes, Prompt: prompt, SkipConsent: st.client.SkipConsent, Grant: grant}) {
-		if none {
-			s.failRequest(w, r, st.ar, &oidc.Error{ErrorType: "consent_required", Description: "consent has not been given"})
-			return
+	if d.viaDevice {
+		s.touchDevice(r, f.device)
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginDevice, UserID: f.user.ID, ClientID: f.ar.ClientID, Result: ResultSuccess,
+			Reason: "remembered device stood in for the second factor"})
+	}
+	switch d.step {
+	case stepPassword:
+		s.showLogin(w, r, f, f.ar.LoginHint, "", http.StatusOK)
+	case stepFail:
+		if d.err.ErrorType == "unmet_authentication_requirements" {
+			s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPolicy, UserID: f.user.ID, ClientID: f.ar.ClientID, Result: ResultFailure, Reason: d.err.Description})
 		}
-		s.showConsent(w, r, st)
-		return
+		s.failRequest(w, r, f.ar, d.err)
+	case stepUnavailable:
+		s.renderError(w, r, http.StatusServiceUnavailable, "Sign-in method unavailable",
+			"Your second sign-in method is not available on this server right now. Contact your administrator.")
+	case stepSecondFactor:
+		s.showSecondFactor(w, r, f, d.mfa)
+	case stepEnrol:
+		s.sendToEnrol(w, r, f, d.recovery)
+	case stepConsent:
+		s.showConsent(w, r, f)
+	case stepIssue:
+		s.finish(w, r, f)
 	}
-	s.finish(w, r, st)
 }
 
 // finish marks the auth request done and hands the browser back to op, which issues the code.
-func (s *Server) finish(w http.ResponseWriter, r *http.Request, st *loginState) {
-	if st.ar.ClientID == AccountClientID {
-		s.markKnownDevice(w, r, st.ar.Login.UserID)
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, f *flowFacts) {
+	// The browser completed a sign-in as this person: its guesses count on their own.
+	s.markKnownDevice(w, r, f.ar.Login.UserID)
+	if f.ar.ClientID == AccountClientID {
 		// The account page needs the session, not a code.
-		_ = s.store.DeleteAuthRequest(r.Context(), st.ar.ID)
-		http.Redirect(w, r, st.ar.RedirectURI, http.StatusSeeOther)
+		_ = s.store.DeleteAuthRequest(r.Context(), f.ar.ID)
+		http.Redirect(w, r, f.ar.RedirectURI, http.StatusSeeOther)
 		return
 	}
-	st.ar.Login.Done = true
-	if err := s.store.SetAuthRequestLogin(r.Context(), st.ar.ID, st.ar.Login); err != nil {
+	done := f.ar.Login
+	done.Done = true
+	if err := s.recordLogin(r, f, done); err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	// The browser completed a sign-in as this person: its guesses count on their own.
-	s.markKnownDevice(w, r, st.ar.Login.UserID)
-	if err := s.store.AddSessionClient(r.Context(), st.ar.Login.SessionID, st.ar.ClientID); err != nil {
+	if err := s.store.AddSessionClient(r.Context(), f.ar.Login.SessionID, f.ar.ClientID); err != nil {
 		s.logger.WarnContext(r.Context(), "record session client", "err", err)
 	}
 	s.clearCookie(w, continueCookie)
-	http.Redirect(w, r, s.cfg.Issuer+"/authorize/callback?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
+	http.Redirect(w, r, s.cfg.Issuer+"/authorize/callback?id="+url.QueryEscape(f.ar.ID), http.StatusSeeOther)
 }
 
 // failRequest sends an OAuth error back to the relying party's redirect URI.
@@ -194,19 +134,19 @@ func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error
 	s.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a moment.")
 }
 
-func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, st *loginState, email, msg string, status int) {
+func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, f *flowFacts, email, msg string, status int) {
 	s.render(w, r, status, web.PageLogin, web.LoginPage{
-		AuthRequestID: st.ar.ID, CSRF: s.csrfToken(w, r), ClientName: st.client.Name, Email: email, Error: msg,
+		AuthRequestID: f.ar.ID, CSRF: s.csrfToken(w, r), ClientName: f.client.Name, Email: email, Error: msg,
 	})
 }
 
-func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, st *loginState) {
-	scopes := make([]web.Scope, 0, len(st.ar.Scopes))
-	for _, sc := range st.ar.Scopes {
+func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, f *flowFacts) {
+	scopes := make([]web.Scope, 0, len(f.ar.Scopes))
+	for _, sc := range f.ar.Scopes {
 		scopes = append(scopes, web.Scope{Name: sc, Description: consent.Describe(sc)})
 	}
 	s.render(w, r, http.StatusOK, web.PageConsent, web.ConsentPage{
-		AuthRequestID: st.ar.ID, CSRF: s.csrfToken(w, r), ClientName: st.client.Name, UserEmail: st.user.Email, Scopes: scopes,
+		AuthRequestID: f.ar.ID, CSRF: s.csrfToken(w, r), ClientName: f.client.Name, UserEmail: f.user.Email, Scopes: scopes,
 	})
 }
 
@@ -216,10 +156,10 @@ func (s *Server) rejectCSRF(w http.ResponseWriter, r *http.Request) {
 		"This form could not be verified (missing or invalid security token). Go back, reload the page and try again.")
 }
 
-// postedLogin reads a login-flow form: it bounds and parses the body, checks the CSRF
-// token and loads the auth request the form names. When it returns false it has already
-// answered the browser.
-func (s *Server) postedLogin(w http.ResponseWriter, r *http.Request) (*loginState, bool) {
+// postedLogin reads a sign-in form: it bounds and parses the body, checks the CSRF token
+// and gathers the sign-in the form names. When it returns false it has already answered
+// the browser.
+func (s *Server) postedLogin(w http.ResponseWriter, r *http.Request) (*flowFacts, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		s.renderError(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
@@ -229,12 +169,28 @@ func (s *Server) postedLogin(w http.ResponseWriter, r *http.Request) (*loginStat
 		s.rejectCSRF(w, r)
 		return nil, false
 	}
-	st, err := s.loadLogin(r, r.PostFormValue("id"))
+	f, err := s.gatherFlow(r, r.PostFormValue("id"))
 	if err != nil {
-		s.errExpired(w, r)
+		s.flowError(w, r, err)
 		return nil, false
 	}
-	return st, true
+	return f, true
+}
+
+// postedStep gathers a sign-in form and decides its step; the form counts only when the
+// sign-in is at one of the steps in want, from the browser whose session is already
+// attached to it. Otherwise it answers the visit as GET /login would and returns false.
+func (s *Server) postedStep(w http.ResponseWriter, r *http.Request, want ...step) (*flowFacts, decision, bool) {
+	f, ok := s.postedLogin(w, r)
+	if !ok {
+		return nil, decision{}, false
+	}
+	d := decide(f)
+	if d.attached || !slices.Contains(want, d.step) {
+		s.drive(w, r, f, d)
+		return nil, decision{}, false
+	}
+	return f, d, true
 }
 
 // handleLoginPost checks the password.
@@ -249,7 +205,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		}
 		r.PostForm.Set("id", ar.ID)
 	}
-	st, ok := s.postedLogin(w, r)
+	f, ok := s.postedLogin(w, r)
 	if !ok {
 		return
 	}
@@ -271,9 +227,9 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	att, err := s.regulator.Reserve(ctx, s.passwordLimits(userID, email, requestIP(ctx), s.knownDevice(ctx, userID))...)
 	var locked *regulation.LockedError
 	if errors.As(err, &locked) {
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, ClientID: st.ar.ClientID, Result: ResultFailure,
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, ClientID: f.ar.ClientID, Result: ResultFailure,
 			Reason: "rate limited (" + limitName(locked.Key) + ")", UserID: userID})
-		s.showLogin(w, r, st, email, loginLockedMessage(locked), http.StatusTooManyRequests)
+		s.showLogin(w, r, f, email, loginLockedMessage(locked), http.StatusTooManyRequests)
 		return
 	}
 	if err != nil {
@@ -302,8 +258,8 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 			reason = "account disabled"
 		}
 		att.Failed()
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, ClientID: st.ar.ClientID, Result: ResultFailure, Reason: reason, UserID: userID})
-		s.showLogin(w, r, st, email, msgBadCredentials, http.StatusUnauthorized)
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, ClientID: f.ar.ClientID, Result: ResultFailure, Reason: reason, UserID: userID})
+		s.showLogin(w, r, f, email, msgBadCredentials, http.StatusUnauthorized)
 		return
 	}
 	if err := att.Succeeded(ctx); err != nil {
@@ -323,13 +279,13 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	st.ar.Login = storage.AuthLogin{UserID: u.ID, SessionID: sess.ID, AuthTime: sess.AuthTime, AMR: amr, ACR: ACRPassword}
-	if err := s.store.SetAuthRequestLogin(ctx, st.ar.ID, st.ar.Login); err != nil {
+	// The session is attached to this sign-in now, by the password it was entered for.
+	if err := s.recordLogin(r, f, sessionLogin(sess)); err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, UserID: u.ID, ClientID: st.ar.ClientID, Result: ResultSuccess})
-	http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
+	s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, UserID: u.ID, ClientID: f.ar.ClientID, Result: ResultSuccess})
+	http.Redirect(w, r, "/login?id="+url.QueryEscape(f.ar.ID), http.StatusSeeOther)
 }
 
 // loginLockedMessage tells a person refused by a password limit until when.
@@ -340,42 +296,31 @@ func loginLockedMessage(l *regulation.LockedError) string {
 	return "Too many failed sign-in attempts. Try again after " + l.Until.UTC().Format("15:04 MST") + "."
 }
 
-// handleConsentPost records the person's answer on the consent page.
+// handleConsentPost records the person's answer on the consent page. The answer counts
+// only at the consent step (or later), from the browser whose session the sign-in is
+// attached to.
 func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.postedLogin(w, r)
+	f, d, ok := s.postedStep(w, r, stepConsent, stepIssue)
 	if !ok {
 		return
 	}
 	ctx := r.Context()
-	// The answer counts only from the browser whose session is attached to the request,
-	// and only once every earlier step is satisfied.
-	if st.sess == nil || st.ar.Login.SessionID != st.sess.ID || !s.passwordSatisfied(st) {
-		s.advance(w, r, st)
-		return
-	}
-	if ms, err := s.mfaCheck(r, st); err != nil || (!ms.met && !(ms.enrol && !ms.recovery && s.inGrace(st.user, s.now(), true))) {
-		s.advance(w, r, st)
-		return
-	}
 	switch r.PostFormValue("action") {
 	case "allow":
-		grant, err := s.store.GetConsent(ctx, st.sess.UserID, st.ar.ClientID)
-		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			s.internalError(w, r, err)
-			return
-		}
-		c := &storage.Consent{UserID: st.sess.UserID, ClientID: st.ar.ClientID, Scopes: consent.Merge(grant, st.ar.Scopes), GrantedAt: s.now()}
+		c := &storage.Consent{UserID: f.sess.UserID, ClientID: f.ar.ClientID, Scopes: consent.Merge(f.grant, f.ar.Scopes), GrantedAt: s.now()}
 		if err := s.store.SaveConsent(ctx, c); err != nil {
 			s.internalError(w, r, err)
 			return
 		}
 		s.audit.Record(ctx, storage.AuditEvent{Type: EventConsentGrant, UserID: c.UserID, ClientID: c.ClientID, Result: ResultSuccess,
-			Reason: "scopes " + strings.Join(st.ar.Scopes, " ")})
-		s.finish(w, r, st)
+			Reason: "scopes " + strings.Join(f.ar.Scopes, " ")})
+		f.grant = c
+		d.step = stepIssue
+		s.drive(w, r, f, d)
 	case "deny":
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventConsentDeny, UserID: st.sess.UserID, ClientID: st.ar.ClientID, Result: ResultFailure,
+		s.audit.Record(ctx, storage.AuditEvent{Type: EventConsentDeny, UserID: f.sess.UserID, ClientID: f.ar.ClientID, Result: ResultFailure,
 			Reason: "person denied consent"})
-		s.failRequest(w, r, st.ar, oidc.ErrAccessDenied().WithDescription("the person denied the request"))
+		s.failRequest(w, r, f.ar, oidc.ErrAccessDenied().WithDescription("the person denied the request"))
 	default:
 		s.renderError(w, r, http.StatusBadRequest, "Bad request", "Choose Allow or Deny.")
 	}

@@ -7,9 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"time"
 
-	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/mfa"
@@ -25,7 +23,7 @@ import (
 // grace period). Otherwise the person proves one factor: the most recently used is
 // offered first, the others one click away.
 
-// mfaState is the second-factor situation of one login.
+// mfaState is the second-factor situation of one sign-in.
 type mfaState struct {
 	req       consent.Requirement
 	factors   []storage.Factor // usable for this request, most recently used first
@@ -38,84 +36,9 @@ type mfaState struct {
 // errFactorUnavailable: the person has second factors, but none this server offers now.
 var errFactorUnavailable = errors.New("the person's second factors are not available")
 
-// mfaCheck works out the second-factor situation of the login in st.
-func (s *Server) mfaCheck(r *http.Request, st *loginState) (*mfaState, error) {
-	ctx := r.Context()
-	req, err := s.requirement(ctx, st.client, st.user, st.ar)
-	if err != nil {
-		return nil, err
-	}
-	ms := &mfaState{req: req}
-	if req.Mode == consent.ModeOff && len(req.Kinds) == 0 {
-		ms.met = true
-		return ms, nil
-	}
-	confirmed, err := s.confirmedFactors(ctx, st.user.ID)
-	if err != nil {
-		return nil, err
-	}
-	ms.factors = usableFactors(confirmed, req)
-	if len(ms.factors) == 0 && req.Mode != consent.ModeOff {
-		// Fail closed when the person's factors exist but their kinds are switched off.
-		raw, err := s.store.ListFactors(ctx, st.user.ID)
-		if err != nil {
-			return nil, err
-		}
-		if slices.ContainsFunc(raw, func(f storage.Factor) bool {
-			return f.Confirmed && f.Kind != string(mfa.KindBackup) && !slices.ContainsFunc(confirmed, func(c storage.Factor) bool { return c.ID == f.ID })
-		}) && len(usableFactors(confirmed, consent.Requirement{})) == 0 {
-			return nil, errFactorUnavailable
-		}
-	}
-	switch {
-	case !secondFactorNeeded(req, ms.factors):
-		ms.met = true
-	case s.sessionMeets(st.sess, st.ar, req):
-		ms.met = true
-		if recoveredOnly(st.sess, confirmed) {
-			// A backup code is the way back in after losing a factor: enrol a new one
-			// (and remove the lost one) before going on.
-			ms.met, ms.enrol, ms.recovery = false, true, true
-		}
-	case req.DeviceCanSkip && s.deviceWithin(r, st.user.ID, req.RememberDevice):
-		ms.met, ms.viaDevice = true, true
-	case len(ms.factors) == 0:
-		ms.enrol = true
-	}
-	return ms, nil
-}
-
-// mfaStep handles the second-factor step and reports whether it answered the request
-// (false: the step is satisfied, go on).
-func (s *Server) mfaStep(w http.ResponseWriter, r *http.Request, st *loginState) bool {
-	ms, err := s.mfaCheck(r, st)
-	switch {
-	case errors.Is(err, consent.ErrUnsatisfiable):
-		s.audit.Record(r.Context(), storage.AuditEvent{Type: EventLoginPolicy, UserID: st.user.ID, ClientID: st.ar.ClientID, Result: ResultFailure, Reason: err.Error()})
-		s.failRequest(w, r, st.ar, &oidc.Error{ErrorType: "unmet_authentication_requirements", Description: err.Error()})
-		return true
-	case errors.Is(err, errFactorUnavailable):
-		s.renderError(w, r, http.StatusServiceUnavailable, "Sign-in method unavailable",
-			"Your second sign-in method is not available on this server right now. Contact your administrator.")
-		return true
-	case err != nil:
-		s.internalError(w, r, err)
-		return true
-	}
-	if ms.met {
-		if ms.viaDevice {
-			s.audit.Record(r.Context(), storage.AuditEvent{Type: EventLoginDevice, UserID: st.user.ID, ClientID: st.ar.ClientID, Result: ResultSuccess,
-				Reason: "remembered device stood in for the second factor"})
-		}
-		return false
-	}
-	if slices.Contains(st.ar.Prompt, oidc.PromptNone) {
-		s.failRequest(w, r, st.ar, oidc.ErrInteractionRequired().WithDescription("a second factor is required"))
-		return true
-	}
-	if ms.enrol {
-		return s.enrolStep(w, r, st, ms)
-	}
+// showSecondFactor renders the second-factor step: the factor in ?factor= if it counts,
+// else the most recently used one.
+func (s *Server) showSecondFactor(w http.ResponseWriter, r *http.Request, f *flowFacts, ms *mfaState) {
 	chosen := &ms.factors[0]
 	if id := r.URL.Query().Get("factor"); id != "" {
 		for i := range ms.factors {
@@ -127,15 +50,14 @@ func (s *Server) mfaStep(w http.ResponseWriter, r *http.Request, st *loginState)
 	page := web.MFAPage{}
 	if chosen.Kind == string(mfa.KindWebAuthn) {
 		// The browser needs assertion options before it can do anything.
-		_, c, err := s.challenge(r.Context(), st.user, chosen.ID)
+		_, c, err := s.challenge(r.Context(), f.user, chosen.ID)
 		if err != nil {
 			page.Error = mfaMessage(err)
 		} else {
 			page.ChallengeID, page.WebAuthnOptions = c.ID, template.JS(c.Options)
 		}
 	}
-	s.showMFA(w, r, st, ms, chosen, page, http.StatusOK)
-	return true
+	s.showMFA(w, r, f, ms, chosen, page, http.StatusOK)
 }
 
 // secondFactors returns the factors that make a second step necessary on the account
@@ -168,7 +90,7 @@ func factorLabel(f *storage.Factor) string {
 }
 
 // showMFA renders the challenge page for chosen, with links to the other factors.
-func (s *Server) showMFA(w http.ResponseWriter, r *http.Request, st *loginState, ms *mfaState, chosen *storage.Factor, page web.MFAPage, status int) {
+func (s *Server) showMFA(w http.ResponseWriter, r *http.Request, st *flowFacts, ms *mfaState, chosen *storage.Factor, page web.MFAPage, status int) {
 	factors := ms.factors
 	// Remembering is about later sign-ins: offered whenever the policy allows it.
 	page.CanRemember = ms.req.RememberDevice > 0
@@ -212,26 +134,17 @@ func maskTarget(t string) string {
 	return "•••"
 }
 
-// mfaForm loads what every second-factor POST needs: the flow, its requirement, the
-// chosen factor (which must count for this request).
-func (s *Server) mfaForm(w http.ResponseWriter, r *http.Request) (*loginState, *mfaState, *storage.Factor, bool) {
-	st, ok := s.postedLogin(w, r)
+// mfaForm loads what every second-factor POST needs: the sign-in at its second-factor
+// step, its requirement, and the chosen factor (which must count for this request).
+func (s *Server) mfaForm(w http.ResponseWriter, r *http.Request) (*flowFacts, *mfaState, *storage.Factor, bool) {
+	f, d, ok := s.postedStep(w, r, stepSecondFactor)
 	if !ok {
 		return nil, nil, nil, false
 	}
-	if st.sess == nil || st.ar.Login.SessionID != st.sess.ID || !s.passwordSatisfied(st) {
-		s.advance(w, r, st)
-		return nil, nil, nil, false
-	}
-	ms, err := s.mfaCheck(r, st)
-	if err != nil || ms.met || ms.enrol {
-		s.advance(w, r, st)
-		return nil, nil, nil, false
-	}
 	id := r.PostFormValue("factor")
-	for i := range ms.factors {
-		if ms.factors[i].ID == id {
-			return st, ms, &ms.factors[i], true
+	for i := range d.mfa.factors {
+		if d.mfa.factors[i].ID == id {
+			return f, d.mfa, &d.mfa.factors[i], true
 		}
 	}
 	s.renderError(w, r, http.StatusBadRequest, "Bad request", "Choose one of your sign-in methods.")
@@ -297,11 +210,7 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 			s.logger.WarnContext(ctx, "remember device", "err", err)
 		}
 	}
-	st.ar.Login.AMR, st.ar.Login.ACR, st.ar.Login.AuthTime = auth.AMR, auth.ACR, now
-	if err := s.store.SetAuthRequestLogin(ctx, st.ar.ID, st.ar.Login); err != nil {
-		s.internalError(w, r, err)
-		return
-	}
+	// The next visit records the session's new level in the sign-in (drive).
 	http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
 }
 
@@ -312,9 +221,3 @@ func appendUnique(list []string, v string) []string {
 	return append(slices.Clone(list), v)
 }
 
-// deviceWithin reports whether the browser is a remembered device of the user that was
-// remembered no longer ago than this client's policy allows.
-func (s *Server) deviceWithin(r *http.Request, userID string, allowed time.Duration) bool {
-	d := s.trustedDevice(r, userID)
-	return d != nil && s.now().Sub(d.CreatedAt) <= allowed
-}

@@ -71,16 +71,11 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	case req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256:
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
 	}
-	// A voluntary value that starts like the marker of an essential one would be read
-	// back as essential (authParams); no acr value this provider knows does.
-	acrValues := slices.DeleteFunc(slices.Clone(req.ACRValues), func(v string) bool { return strings.HasPrefix(v, essentialPrefix) })
+	var essential []string
 	if st := reqStateFrom(ctx); st != nil && st.claims != "" {
-		essential, err := essentialACR(st.claims)
-		if err != nil {
+		var err error
+		if essential, err = essentialACR(st.claims); err != nil {
 			return nil, oidc.ErrInvalidRequest().WithDescription("%s", err.Error())
-		}
-		for _, v := range essential {
-			acrValues = append(acrValues, essentialPrefix+v)
 		}
 	}
 	now := s.now()
@@ -94,7 +89,8 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		ResponseType:        string(req.ResponseType),
 		ResponseMode:        string(req.ResponseMode),
 		Prompt:              req.Prompt,
-		ACRValues:           acrValues,
+		ACRValues:           slices.Clone(req.ACRValues),
+		EssentialACR:        essential,
 		LoginHint:           req.LoginHint,
 		CodeChallenge:       req.CodeChallenge,
 		CodeChallengeMethod: string(req.CodeChallengeMethod),

@@ -6,17 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
-	"time"
 
 	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
-
-// essentialPrefix marks, inside a stored AuthRequest's ACRValues, the values of an
-// essential acr claim from the claims parameter (op does not parse that parameter).
-const essentialPrefix = "essential:"
 
 // essentialACR extracts the acr values of an essential "acr" member of the claims
 // request parameter (OIDC Core 5.5.1): {"id_token":{"acr":{"essential":true,"values":[...]}}}.
@@ -57,17 +51,10 @@ func essentialACR(claims string) ([]string, error) {
 	return values, nil
 }
 
-// authParams splits the stored request's acr values back into voluntary and essential.
+// authParams is what the stored request asks of the sign-in.
 func authParams(ar *storage.AuthRequest) consent.AuthParams {
-	p := consent.AuthParams{MaxAge: ar.MaxAge, PromptLogin: slices.Contains(ar.Prompt, "login")}
-	for _, v := range ar.ACRValues {
-		if e, ok := strings.CutPrefix(v, essentialPrefix); ok {
-			p.EssentialACR = append(p.EssentialACR, e)
-		} else {
-			p.ACRValues = append(p.ACRValues, v)
-		}
-	}
-	return p
+	return consent.AuthParams{MaxAge: ar.MaxAge, PromptLogin: slices.Contains(ar.Prompt, "login"),
+		ACRValues: ar.ACRValues, EssentialACR: ar.EssentialACR}
 }
 
 // requirement computes what this login of user u to client c must prove.
@@ -123,18 +110,4 @@ func usableFactors(all []storage.Factor, req consent.Requirement) []storage.Fact
 // person has one that counts.
 func secondFactorNeeded(req consent.Requirement, usable []storage.Factor) bool {
 	return req.Mode == consent.ModeRequired || (req.Mode == consent.ModeOptional && len(usable) > 0)
-}
-
-// sessionMeets reports whether the session's second-factor check satisfies req.
-func (s *Server) sessionMeets(sess *storage.Session, ar *storage.AuthRequest, req consent.Requirement) bool {
-	if sess.MFAAt.IsZero() || !slices.ContainsFunc(sess.Factors, req.Counts) {
-		return false
-	}
-	if req.MFAMaxAge > 0 && s.now().Sub(sess.MFAAt) > req.MFAMaxAge {
-		return false
-	}
-	if req.Fresh && ar != nil && sess.MFAAt.Before(ar.CreatedAt.Truncate(time.Second)) {
-		return false
-	}
-	return true
 }

@@ -154,8 +154,9 @@ type AuthRequest struct {
 	ResponseType        string
 	ResponseMode        string
 	Prompt              []string
-	MaxAge              *int64 // seconds; nil when the request had none
-	ACRValues           []string
+	MaxAge              *int64   // seconds; nil when the request had none
+	ACRValues           []string // voluntary acr values (acr_values)
+	EssentialACR        []string // acr values of an essential acr claim (claims parameter)
 	LoginHint           string
 	UILocales           []string
 	CodeChallenge       string
@@ -178,6 +179,9 @@ type AuthLogin struct {
 	AMR       []string
 	ACR       string
 	Done      bool
+	// Grace: this sign-in went on without a factor its policy requires, as one of the
+	// person's grace logins (counted once per sign-in).
+	Grace bool
 }
 
 // AuthRequestStore persists authorization requests, their codes and what each redeemed

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -30,7 +31,7 @@ type auditEventJSON struct {
 }
 
 func newAuditCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
+	return asGroup(&cobra.Command{
 		Use:   "audit",
 		Short: "Read, verify, export and prune the audit trail",
 		Long: `Read the audit trail: sign-ins, token issuance and every administrative change.
@@ -38,11 +39,7 @@ func newAuditCmd(a *app) *cobra.Command {
 Every event is hash-chained to the one before it, so editing, deleting or inserting a
 row is detected by "idp audit verify". "idp audit export" writes the events as JSON Lines
 for a SIEM, and "idp audit prune" applies a retention period.`,
-		Args: cobra.ArbitraryArgs,
-		RunE: groupRunE,
-	}
-	cmd.AddCommand(newAuditListCmd(a), newAuditVerifyCmd(a), newAuditExportCmd(a), newAuditPruneCmd(a))
-	return cmd
+	}, newAuditListCmd(a), newAuditVerifyCmd(a), newAuditExportCmd(a), newAuditPruneCmd(a))
 }
 
 func newAuditListCmd(a *app) *cobra.Command {
@@ -73,54 +70,50 @@ ago (90m, 24h).`,
 				}
 				f.Since = t
 			}
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			if user != "" {
-				f.UserID = user
-				if strings.Contains(user, "@") {
-					u, err := a.newAdmin(store, nil).FindUser(ctx, user)
-					if err != nil {
-						return err
+			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
+				if user != "" {
+					f.UserID = user
+					if strings.Contains(user, "@") {
+						u, err := a.newAdmin(store).FindUser(ctx, user)
+						if err != nil {
+							return err
+						}
+						f.UserID = u.ID
 					}
-					f.UserID = u.ID
 				}
-			}
-			events, err := store.ListAudit(ctx, f)
-			if err != nil {
-				return fmt.Errorf("list audit events: %w", err)
-			}
-			if asJSON {
-				out := make([]auditEventJSON, 0, len(events))
+				events, err := store.ListAudit(ctx, f)
+				if err != nil {
+					return fmt.Errorf("list audit events: %w", err)
+				}
+				if asJSON {
+					out := make([]auditEventJSON, 0, len(events))
+					for _, e := range events {
+						out = append(out, auditEventJSON{
+							ID: e.ID, Time: e.Time.UTC(), Type: e.Type, Result: e.Result, UserID: e.UserID,
+							ClientID: e.ClientID, IP: e.IP, UserAgent: e.UserAgent, Reason: e.Reason,
+							PrevHash: e.PrevHash, Hash: e.Hash,
+						})
+					}
+					return writeJSON(a.stdout, out)
+				}
+				emails := map[string]string{}
+				if users, err := store.ListUsers(ctx); err == nil {
+					for _, u := range users {
+						emails[u.ID] = u.Email
+					}
+				}
+				tw := newTable(a.stdout)
+				fmt.Fprintln(tw, "TIME\tTYPE\tRESULT\tUSER\tCLIENT\tIP\tREASON")
 				for _, e := range events {
-					out = append(out, auditEventJSON{
-						ID: e.ID, Time: e.Time.UTC(), Type: e.Type, Result: e.Result, UserID: e.UserID,
-						ClientID: e.ClientID, IP: e.IP, UserAgent: e.UserAgent, Reason: e.Reason,
-						PrevHash: e.PrevHash, Hash: e.Hash,
-					})
+					who := e.UserID
+					if email, ok := emails[who]; ok {
+						who = email
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Type, e.Result,
+						dash(who), dash(e.ClientID), dash(e.IP), e.Reason)
 				}
-				return writeJSON(a.stdout, out)
-			}
-			emails := map[string]string{}
-			if users, err := store.ListUsers(ctx); err == nil {
-				for _, u := range users {
-					emails[u.ID] = u.Email
-				}
-			}
-			tw := newTable(a.stdout)
-			fmt.Fprintln(tw, "TIME\tTYPE\tRESULT\tUSER\tCLIENT\tIP\tREASON")
-			for _, e := range events {
-				who := e.UserID
-				if email, ok := emails[who]; ok {
-					who = email
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Type, e.Result,
-					dash(who), dash(e.ClientID), dash(e.IP), e.Reason)
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -151,14 +144,6 @@ func parseTimeFlag(flag, s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-// dash shows an empty table cell as "-".
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 func newAuditVerifyCmd(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -181,42 +166,38 @@ the database: the chain cannot detect someone who rewrites it entirely.`,
   idp audit verify --json`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			res, err := idp.VerifyAuditChain(ctx, store)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				if err := writeJSON(a.stdout, res); err != nil {
+			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
+				res, err := idp.VerifyAuditChain(ctx, store)
+				if err != nil {
 					return err
 				}
-			} else if res.Intact {
-				w := a.stdout
-				fmt.Fprintf(w, "audit chain intact: %d events\n", res.Checked)
-				if res.Checked > 0 {
-					fmt.Fprintf(w, "  events %d to %d, head hash %s\n", res.FirstID, res.LastID, res.Head)
+				if asJSON {
+					if err := writeJSON(a.stdout, res); err != nil {
+						return err
+					}
+				} else if res.Intact {
+					w := a.stdout
+					fmt.Fprintf(w, "audit chain intact: %d events\n", res.Checked)
+					if res.Checked > 0 {
+						fmt.Fprintf(w, "  events %d to %d, head hash %s\n", res.FirstID, res.LastID, res.Head)
+					}
+					if res.Anchor != "" {
+						fmt.Fprintf(w, "  starts after an event removed by retention, hash %s\n", res.Anchor)
+					}
+					if res.Unchained > 0 {
+						fmt.Fprintf(w, "  %d older events predate the hash chain and were not checked\n", res.Unchained)
+					}
 				}
-				if res.Anchor != "" {
-					fmt.Fprintf(w, "  starts after an event removed by retention, hash %s\n", res.Anchor)
+				if !res.Intact {
+					return fmt.Errorf("audit chain broken at event %d (%d events before it verified): %s",
+						res.BrokenID, res.Checked, res.Reason)
 				}
-				if res.Unchained > 0 {
-					fmt.Fprintf(w, "  %d older events predate the hash chain and were not checked\n", res.Unchained)
+				if !res.AnchorRecorded {
+					fmt.Fprintf(a.stderr, "Warning: the chain starts after hash %s, which no audit.retention event records: "+
+						"events before event %d were removed without \"idp audit prune\"\n", res.Anchor, res.FirstID)
 				}
-			}
-			if !res.Intact {
-				return fmt.Errorf("audit chain broken at event %d (%d events before it verified): %s",
-					res.BrokenID, res.Checked, res.Reason)
-			}
-			if !res.AnchorRecorded {
-				fmt.Fprintf(a.stderr, "Warning: the chain starts after hash %s, which no audit.retention event records: "+
-					"events before event %d were removed without \"idp audit prune\"\n", res.Anchor, res.FirstID)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
@@ -274,53 +255,49 @@ neither miss nor repeat an event. The lines go to standard output, or to --outpu
 					return usageErrorf("--until must be after --since")
 				}
 			}
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			events, err := store.ListAudit(ctx, storage.AuditFilter{Since: from})
-			if err != nil {
-				return fmt.Errorf("list audit events: %w", err)
-			}
-			w := a.stdout
-			var f *os.File
-			if output != "" {
-				f, err = os.OpenFile(output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
+				events, err := store.ListAudit(ctx, storage.AuditFilter{Since: from})
 				if err != nil {
+					return fmt.Errorf("list audit events: %w", err)
+				}
+				w := a.stdout
+				var f *os.File
+				if output != "" {
+					f, err = os.OpenFile(output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+					if err != nil {
+						return fmt.Errorf("export audit events: %w", err)
+					}
+					defer f.Close()
+					w = f
+				}
+				bw := bufio.NewWriter(w)
+				enc := json.NewEncoder(bw)
+				enc.SetEscapeHTML(false)
+				n := 0
+				for _, e := range events {
+					if !to.IsZero() && !e.Time.Before(to) {
+						continue
+					}
+					if err := enc.Encode(auditLineJSON{
+						ID: e.ID, Time: e.Time.UTC().Format(time.RFC3339Nano), Type: e.Type, UserID: e.UserID,
+						ClientID: e.ClientID, IP: e.IP, UserAgent: e.UserAgent, Result: e.Result, Reason: e.Reason,
+						PrevHash: e.PrevHash, Hash: e.Hash,
+					}); err != nil {
+						return fmt.Errorf("export audit events: %w", err)
+					}
+					n++
+				}
+				if err := bw.Flush(); err != nil {
 					return fmt.Errorf("export audit events: %w", err)
 				}
-				defer f.Close()
-				w = f
-			}
-			bw := bufio.NewWriter(w)
-			enc := json.NewEncoder(bw)
-			enc.SetEscapeHTML(false)
-			n := 0
-			for _, e := range events {
-				if !to.IsZero() && !e.Time.Before(to) {
-					continue
+				if f != nil {
+					if err := f.Close(); err != nil {
+						return fmt.Errorf("export audit events: %w", err)
+					}
+					fmt.Fprintf(a.stdout, "Exported %d audit events to %s.\n", n, output)
 				}
-				if err := enc.Encode(auditLineJSON{
-					ID: e.ID, Time: e.Time.UTC().Format(time.RFC3339Nano), Type: e.Type, UserID: e.UserID,
-					ClientID: e.ClientID, IP: e.IP, UserAgent: e.UserAgent, Result: e.Result, Reason: e.Reason,
-					PrevHash: e.PrevHash, Hash: e.Hash,
-				}); err != nil {
-					return fmt.Errorf("export audit events: %w", err)
-				}
-				n++
-			}
-			if err := bw.Flush(); err != nil {
-				return fmt.Errorf("export audit events: %w", err)
-			}
-			if f != nil {
-				if err := f.Close(); err != nil {
-					return fmt.Errorf("export audit events: %w", err)
-				}
-				fmt.Fprintf(a.stdout, "Exported %d audit events to %s.\n", n, output)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -354,26 +331,22 @@ Export the events first ("idp audit export") if they must be kept elsewhere.`,
 			if olderThan <= 0 {
 				return usageErrorf("--older-than must be positive")
 			}
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			now := time.Now()
-			res, err := idp.PruneAudit(ctx, store, cliActor, now.Add(-olderThan), now)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(a.stdout, res)
-			}
-			fmt.Fprintf(a.stdout, "Removed %d audit events older than %s.\n", res.Removed, res.Before.Format(time.RFC3339))
-			if res.NewestRemovedHash != "" {
-				fmt.Fprintf(a.stdout, "The retained chain starts after hash %s (recorded in audit event %d).\n",
-					res.NewestRemovedHash, res.EventID)
-			}
-			return nil
+			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
+				now := time.Now()
+				res, err := idp.PruneAudit(ctx, store, cliActor, now.Add(-olderThan), now)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(a.stdout, res)
+				}
+				fmt.Fprintf(a.stdout, "Removed %d audit events older than %s.\n", res.Removed, res.Before.Format(time.RFC3339))
+				if res.NewestRemovedHash != "" {
+					fmt.Fprintf(a.stdout, "The retained chain starts after hash %s (recorded in audit event %d).\n",
+						res.NewestRemovedHash, res.EventID)
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "delete events older than this (e.g. 8760h for one year) (required)")

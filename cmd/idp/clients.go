@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/storage"
 )
 
 // clientJSON is a client as printed by `clients list --json`: the admin API's view,
@@ -16,15 +18,11 @@ import (
 type clientJSON = idp.ClientView
 
 func newClientsCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
+	return asGroup(&cobra.Command{
 		Use:   "clients",
 		Short: "Manage clients (relying parties)",
 		Long:  "Register and list the applications that sign people in through the provider, and set their MFA policies.",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRunE,
-	}
-	cmd.AddCommand(newClientsCreateCmd(a), newClientsListCmd(a), newClientsPolicyCmd(a))
-	return cmd
+	}, newClientsCreateCmd(a), newClientsListCmd(a), newClientsPolicyCmd(a))
 }
 
 func newClientsCreateCmd(a *app) *cobra.Command {
@@ -54,31 +52,27 @@ Set the client's MFA policy afterwards with "idp clients policy set".`,
 			if strings.TrimSpace(in.Name) == "" {
 				return usageErrorf("--name is required")
 			}
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
+				c, secret, err := admin.CreateClient(ctx, cliActor, in)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(a.stdout, struct {
+						ClientID     string `json:"client_id"`
+						ClientSecret string `json:"client_secret,omitempty"`
+					}{c.ID, secret})
+				}
+				fmt.Fprintf(a.stdout, "Created client %q.\n", c.Name)
+				fmt.Fprintf(a.stdout, "  Client ID:     %s\n", c.ID)
+				if c.Public {
+					fmt.Fprintf(a.stdout, "  Public client: no secret; it must use PKCE (S256).\n")
+					return nil
+				}
+				fmt.Fprintf(a.stdout, "  Client secret: %s\n", secret)
+				_, err = fmt.Fprintf(a.stdout, "Store the client secret now: it will not be shown again.\n")
 				return err
-			}
-			defer store.Close()
-			c, secret, err := a.newAdmin(store, nil).CreateClient(ctx, cliActor, in)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(a.stdout, struct {
-					ClientID     string `json:"client_id"`
-					ClientSecret string `json:"client_secret,omitempty"`
-				}{c.ID, secret})
-			}
-			fmt.Fprintf(a.stdout, "Created client %q.\n", c.Name)
-			fmt.Fprintf(a.stdout, "  Client ID:     %s\n", c.ID)
-			if c.Public {
-				fmt.Fprintf(a.stdout, "  Public client: no secret; it must use PKCE (S256).\n")
-				return nil
-			}
-			fmt.Fprintf(a.stdout, "  Client secret: %s\n", secret)
-			_, err = fmt.Fprintf(a.stdout, "Store the client secret now: it will not be shown again.\n")
-			return err
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -109,35 +103,31 @@ func newClientsListCmd(a *app) *cobra.Command {
 		Long:  "List every registered client, oldest first. Secrets are never shown.",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			clients, err := store.ListClients(ctx)
-			if err != nil {
-				return fmt.Errorf("list clients: %w", err)
-			}
-			if asJSON {
-				out := make([]clientJSON, 0, len(clients))
-				for i := range clients {
-					out = append(out, idp.ToClientView(&clients[i]))
+			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
+				clients, err := store.ListClients(ctx)
+				if err != nil {
+					return fmt.Errorf("list clients: %w", err)
 				}
-				return writeJSON(a.stdout, out)
-			}
-			tw := newTable(a.stdout)
-			fmt.Fprintln(tw, "ID\tNAME\tTYPE\tGRANTS\tREDIRECT URIS\tCREATED")
-			for _, c := range clients {
-				kind := "confidential"
-				if c.Public {
-					kind = "public"
+				if asJSON {
+					out := make([]clientJSON, 0, len(clients))
+					for i := range clients {
+						out = append(out, idp.ToClientView(&clients[i]))
+					}
+					return writeJSON(a.stdout, out)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, kind,
-					strings.Join(c.GrantTypes, ","), strings.Join(c.RedirectURIs, " "),
-					c.CreatedAt.UTC().Format(time.RFC3339))
-			}
-			return tw.Flush()
+				tw := newTable(a.stdout)
+				fmt.Fprintln(tw, "ID\tNAME\tTYPE\tGRANTS\tREDIRECT URIS\tCREATED")
+				for _, c := range clients {
+					kind := "confidential"
+					if c.Public {
+						kind = "public"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, kind,
+						strings.Join(c.GrantTypes, ","), strings.Join(c.RedirectURIs, " "),
+						c.CreatedAt.UTC().Format(time.RFC3339))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	addJSONFlag(cmd, &asJSON)

@@ -106,6 +106,15 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
+// asGroup makes cmd a command that only groups the subcommands subs (see groupRunE) and
+// returns it.
+func asGroup(cmd *cobra.Command, subs ...*cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = groupRunE
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
 // groupRunE is the RunE of a command that only groups subcommands: it prints the help,
 // or fails with a usage error on an unknown subcommand.
 func groupRunE(cmd *cobra.Command, args []string) error {
@@ -265,6 +274,44 @@ func (a *app) openStore(ctx context.Context, migrate bool) (storage.Storage, err
 	return store, nil
 }
 
+// The migrate argument of withStore.
+const (
+	migrated = true  // apply pending migrations first: every command that reads or changes data
+	asFound  = false // leave the schema as found: the migrate command applies them itself
+)
+
+// withStore opens the database (applying pending migrations first when migrate is set),
+// runs fn with it and closes it.
+func (a *app) withStore(ctx context.Context, migrate bool, fn func(ctx context.Context, store storage.Storage) error) error {
+	store, err := a.openStore(ctx, migrate)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return fn(ctx, store)
+}
+
+// withAdmin opens and migrates the database, runs fn with the operator actions over it
+// (see newAdmin) and closes it.
+func (a *app) withAdmin(ctx context.Context, fn func(ctx context.Context, admin *idp.Admin) error) error {
+	return a.withStore(ctx, migrated, func(ctx context.Context, store storage.Storage) error {
+		return fn(ctx, a.newAdmin(store))
+	})
+}
+
+// withSealedAdmin is withAdmin for the commands that handle the secrets kept at rest: it
+// builds the sealer from the encryption key first (failing without the key, before the
+// database is opened) and passes it to fn too.
+func (a *app) withSealedAdmin(ctx context.Context, fn func(ctx context.Context, admin *idp.Admin, sealer *seal.Sealer) error) error {
+	sealer, err := a.sealer(false)
+	if err != nil {
+		return err
+	}
+	return a.withAdmin(ctx, func(ctx context.Context, admin *idp.Admin) error {
+		return fn(ctx, admin, sealer)
+	})
+}
+
 // maskDSN hides the password of a postgres URL (in the user info or a password
 // parameter) so the result can be printed and logged.
 func maskDSN(dsn string) string {
@@ -282,10 +329,11 @@ func maskDSN(dsn string) string {
 	return u.Redacted()
 }
 
-// newAdmin returns the operator actions over store, auditing through it.
-func (a *app) newAdmin(store storage.Storage, keys *idp.Keys) *idp.Admin {
+// newAdmin returns the operator actions over store, auditing through it. It has no key
+// manager: a command that rotates the signing keys sets Keys.
+func (a *app) newAdmin(store storage.Storage) *idp.Admin {
 	audit := &idp.Auditor{Store: store, Logger: a.logger}
-	admin := &idp.Admin{Store: store, Audit: audit, Keys: keys}
+	admin := &idp.Admin{Store: store, Audit: audit}
 	// With the encryption key at hand, sessions ended by a command are announced to
 	// relying parties by back-channel logout, signed with the provider's keys, exactly as
 	// the server would (IDP_ISSUER names the issuer; default http://localhost:8080).
@@ -421,6 +469,17 @@ func writeJSON(w io.Writer, v any) error {
 func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 }
+
+// orDash returns s, or dash when s is empty: how an empty value is shown.
+func orDash(s, dash string) string {
+	if s == "" {
+		return dash
+	}
+	return s
+}
+
+// dash shows an empty table cell as "-".
+func dash(s string) string { return orDash(s, "-") }
 
 // addJSONFlag adds the --json flag to cmd.
 func addJSONFlag(cmd *cobra.Command, dst *bool) {

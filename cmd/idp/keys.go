@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -8,18 +9,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/storage/seal"
 )
 
 func newKeysCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
+	return asGroup(&cobra.Command{
 		Use:   "keys",
 		Short: "Manage token-signing keys",
 		Long:  "Manage the keys that sign ID tokens and JWT access tokens.",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRunE,
-	}
-	cmd.AddCommand(newKeysRotateCmd(a), newKeysRotateEncryptionCmd(a))
-	return cmd
+	}, newKeysRotateCmd(a), newKeysRotateEncryptionCmd(a))
 }
 
 func newKeysRotateCmd(a *app) *cobra.Command {
@@ -37,29 +35,21 @@ in the published key set for --key-retention, so tokens they signed still verify
 The signing keys are encrypted at rest with IDP_ENCRYPTION_KEY.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			sealer, err := a.sealer(false)
-			if err != nil {
+			return a.withSealedAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin, sealer *seal.Sealer) error {
+				admin.Keys = &idp.Keys{Store: admin.Store, Sealer: sealer, Retention: retention}
+				ids, err := admin.RotateKeys(ctx, cliActor)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(a.stdout, struct {
+						KeyIDs []string `json:"key_ids"`
+					}{ids})
+				}
+				_, err = fmt.Fprintf(a.stdout, "New signing keys: %s\nThe keys they replace stay published for %s.\n",
+					strings.Join(ids, ", "), retention)
 				return err
-			}
-			store, err := a.openStore(ctx, true)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			keys := &idp.Keys{Store: store, Sealer: sealer, Retention: retention}
-			ids, err := a.newAdmin(store, keys).RotateKeys(ctx, cliActor)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(a.stdout, struct {
-					KeyIDs []string `json:"key_ids"`
-				}{ids})
-			}
-			_, err = fmt.Fprintf(a.stdout, "New signing keys: %s\nThe keys they replace stay published for %s.\n",
-				strings.Join(ids, ", "), retention)
-			return err
+			})
 		},
 	}
 	cmd.Flags().DurationVar(&retention, "key-retention", 24*time.Hour,
@@ -83,26 +73,18 @@ remove the old key from IDP_ENCRYPTION_KEYS_OLD and restart again. The command i
 idempotent: run it again if it was interrupted.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			sealer, err := a.sealer(false)
-			if err != nil {
+			return a.withSealedAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin, sealer *seal.Sealer) error {
+				res, err := admin.Reencrypt(ctx, cliActor, sealer)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(a.stdout, res)
+				}
+				_, err = fmt.Fprintf(a.stdout, "Re-encrypted under key %s: %d signing keys, %d factor secrets, %d server secrets (%d already current).\n",
+					sealer.CurrentKeyID(), res.SigningKeys, res.Factors, res.ServerSecrets, res.Unchanged)
 				return err
-			}
-			store, err := a.openStore(ctx, true)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			res, err := a.newAdmin(store, nil).Reencrypt(ctx, cliActor, sealer)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(a.stdout, res)
-			}
-			_, err = fmt.Fprintf(a.stdout, "Re-encrypted under key %s: %d signing keys, %d factor secrets, %d server secrets (%d already current).\n",
-				sealer.CurrentKeyID(), res.SigningKeys, res.Factors, res.ServerSecrets, res.Unchanged)
-			return err
+			})
 		},
 	}
 	addJSONFlag(cmd, &asJSON)

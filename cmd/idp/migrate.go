@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/openidp/idp/storage"
 )
 
 func newMigrateCmd(a *app) *cobra.Command {
@@ -18,23 +21,19 @@ the other commands also migrate on start; run migrate on its own to upgrade the 
 before rolling out a new version.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, false)
-			if err != nil {
+			return a.withStore(cmd.Context(), asFound, func(ctx context.Context, store storage.Storage) error {
+				n, err := store.Migrate(ctx)
+				if err != nil {
+					return fmt.Errorf("migrate database: %w", err)
+				}
+				if asJSON {
+					return writeJSON(a.stdout, struct {
+						Applied int `json:"applied"`
+					}{n})
+				}
+				_, err = fmt.Fprintf(a.stdout, "Applied %d migration(s).\n", n)
 				return err
-			}
-			defer store.Close()
-			n, err := store.Migrate(ctx)
-			if err != nil {
-				return fmt.Errorf("migrate database: %w", err)
-			}
-			if asJSON {
-				return writeJSON(a.stdout, struct {
-					Applied int `json:"applied"`
-				}{n})
-			}
-			_, err = fmt.Fprintf(a.stdout, "Applied %d migration(s).\n", n)
-			return err
+			})
 		},
 	}
 	addJSONFlag(cmd, &asJSON)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,9 @@ type policyFlags struct {
 }
 
 var policyFlagNames = []string{"mfa", "factors", "phishing-resistant", "max-age", "remember-device"}
+
+// policyFlagsUsage is the policy flags in a command's usage line.
+const policyFlagsUsage = "[--mfa off|optional|required] [--factors K1,K2] [--phishing-resistant] [--max-age D] [--remember-device D]"
 
 func (p *policyFlags) add(cmd *cobra.Command) {
 	f := cmd.Flags()
@@ -110,14 +114,10 @@ func policyRow(p storage.MFAPolicy) string {
 // --- idp clients policy ---
 
 func newClientsPolicyCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
+	return asGroup(&cobra.Command{
 		Use:   "policy",
 		Short: "Show or change a client's MFA policy",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRunE,
-	}
-	cmd.AddCommand(newClientsPolicySetCmd(a), newClientsPolicyShowCmd(a))
-	return cmd
+	}, newClientsPolicySetCmd(a), newClientsPolicyShowCmd(a))
 }
 
 func newClientsPolicySetCmd(a *app) *cobra.Command {
@@ -126,7 +126,7 @@ func newClientsPolicySetCmd(a *app) *cobra.Command {
 		asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "set CLIENT [--mfa off|optional|required] [--factors K1,K2] [--phishing-resistant] [--max-age D] [--remember-device D]",
+		Use:   "set CLIENT " + policyFlagsUsage,
 		Short: "Change a client's MFA policy",
 		Long: `Change what a login to a client must prove. Only the settings given change; the others
 keep their current value. The account type's policy (see "idp policy") combines with
@@ -138,27 +138,22 @@ it at login: the stricter rule wins.`,
 			if err := pf.check(cmd); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			admin := a.newAdmin(store, nil)
-			c, err := admin.FindClient(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			stored, err := admin.SetClientPolicy(ctx, cliActor, c.ID, pf.apply(cmd, c.Policy))
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(a.stdout, idp.ToPolicyView(*stored))
-			}
-			fmt.Fprintf(a.stdout, "MFA policy of client %q (%s) is now:\n", c.Name, c.ID)
-			printPolicy(a.stdout, *stored)
-			return nil
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
+				c, err := admin.FindClient(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				stored, err := admin.SetClientPolicy(ctx, cliActor, c.ID, pf.apply(cmd, c.Policy))
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(a.stdout, idp.ToPolicyView(*stored))
+				}
+				fmt.Fprintf(a.stdout, "MFA policy of client %q (%s) is now:\n", c.Name, c.ID)
+				printPolicy(a.stdout, *stored)
+				return nil
+			})
 		},
 	}
 	pf.add(cmd)
@@ -173,22 +168,18 @@ func newClientsPolicyShowCmd(a *app) *cobra.Command {
 		Short: "Show a client's MFA policy",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			c, err := a.newAdmin(store, nil).FindClient(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(a.stdout, idp.ToPolicyView(c.Policy))
-			}
-			fmt.Fprintf(a.stdout, "MFA policy of client %q (%s):\n", c.Name, c.ID)
-			printPolicy(a.stdout, c.Policy)
-			return nil
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
+				c, err := admin.FindClient(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(a.stdout, idp.ToPolicyView(c.Policy))
+				}
+				fmt.Fprintf(a.stdout, "MFA policy of client %q (%s):\n", c.Name, c.ID)
+				printPolicy(a.stdout, c.Policy)
+				return nil
+			})
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
@@ -199,16 +190,13 @@ func newClientsPolicyShowCmd(a *app) *cobra.Command {
 
 // newPolicyCmd is `idp policy`: account-type policies, and `explain`.
 func newPolicyCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := asGroup(&cobra.Command{
 		Use:   "policy",
 		Short: "Manage MFA policies per account type",
 		Long: `Manage the MFA policy of each account type (set a user's type with "idp users
 set-type"). At login the account type's policy and the client's ("idp clients policy")
 combine: the stricter rule wins, item by item.`,
-		Args: cobra.ArbitraryArgs,
-		RunE: groupRunE,
-	}
-	cmd.AddCommand(newPolicySetTypeCmd(a), newPolicyListCmd(a))
+	}, newPolicySetTypeCmd(a), newPolicyListCmd(a))
 	addPolicyExplain(cmd, a)
 	return cmd
 }
@@ -225,7 +213,7 @@ func newPolicySetTypeCmd(a *app) *cobra.Command {
 		asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "set-type TYPE [--mfa off|optional|required] [--factors K1,K2] [--phishing-resistant] [--max-age D] [--remember-device D]",
+		Use:   "set-type TYPE " + policyFlagsUsage,
 		Short: "Set the MFA policy of an account type",
 		Long: `Set what a login by a person of an account type must prove. Only the settings given
 change; a type without a policy starts from the defaults (MFA optional, any factor, no
@@ -237,29 +225,25 @@ re-check, no remembered devices).`,
 			if err := pf.check(cmd); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			typ := strings.ToLower(strings.TrimSpace(args[0]))
-			var base storage.MFAPolicy
-			if cur, err := store.GetTypePolicy(ctx, typ); err == nil {
-				base = *cur
-			} else if !errors.Is(err, storage.ErrNotFound) {
-				return fmt.Errorf("load policy of account type %s: %w", typ, err)
-			}
-			stored, err := a.newAdmin(store, nil).SetTypePolicy(ctx, cliActor, typ, pf.apply(cmd, base))
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(a.stdout, typePolicyJSON{Type: typ, Policy: idp.ToPolicyView(*stored)})
-			}
-			fmt.Fprintf(a.stdout, "MFA policy of account type %s is now:\n", typ)
-			printPolicy(a.stdout, *stored)
-			return nil
+			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
+				typ := strings.ToLower(strings.TrimSpace(args[0]))
+				var base storage.MFAPolicy
+				if cur, err := store.GetTypePolicy(ctx, typ); err == nil {
+					base = *cur
+				} else if !errors.Is(err, storage.ErrNotFound) {
+					return fmt.Errorf("load policy of account type %s: %w", typ, err)
+				}
+				stored, err := a.newAdmin(store).SetTypePolicy(ctx, cliActor, typ, pf.apply(cmd, base))
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(a.stdout, typePolicyJSON{Type: typ, Policy: idp.ToPolicyView(*stored)})
+				}
+				fmt.Fprintf(a.stdout, "MFA policy of account type %s is now:\n", typ)
+				printPolicy(a.stdout, *stored)
+				return nil
+			})
 		},
 	}
 	pf.add(cmd)
@@ -281,52 +265,48 @@ func newPolicyListCmd(a *app) *cobra.Command {
 		Short: "List the MFA policies of every account type and client",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			byType, err := store.ListTypePolicies(ctx)
-			if err != nil {
-				return fmt.Errorf("list account-type policies: %w", err)
-			}
-			clients, err := store.ListClients(ctx)
-			if err != nil {
-				return fmt.Errorf("list clients: %w", err)
-			}
-			types := make([]string, 0, len(byType))
-			for t := range byType {
-				types = append(types, t)
-			}
-			sort.Strings(types)
-			if asJSON {
-				out := struct {
-					AccountTypes []typePolicyJSON   `json:"account_types"`
-					Clients      []clientPolicyJSON `json:"clients"`
-				}{AccountTypes: []typePolicyJSON{}, Clients: []clientPolicyJSON{}}
+			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
+				byType, err := store.ListTypePolicies(ctx)
+				if err != nil {
+					return fmt.Errorf("list account-type policies: %w", err)
+				}
+				clients, err := store.ListClients(ctx)
+				if err != nil {
+					return fmt.Errorf("list clients: %w", err)
+				}
+				types := make([]string, 0, len(byType))
+				for t := range byType {
+					types = append(types, t)
+				}
+				sort.Strings(types)
+				if asJSON {
+					out := struct {
+						AccountTypes []typePolicyJSON   `json:"account_types"`
+						Clients      []clientPolicyJSON `json:"clients"`
+					}{AccountTypes: []typePolicyJSON{}, Clients: []clientPolicyJSON{}}
+					for _, t := range types {
+						out.AccountTypes = append(out.AccountTypes, typePolicyJSON{Type: t, Policy: idp.ToPolicyView(byType[t])})
+					}
+					for _, c := range clients {
+						out.Clients = append(out.Clients, clientPolicyJSON{ClientID: c.ID, Name: c.Name, Policy: idp.ToPolicyView(c.Policy)})
+					}
+					return writeJSON(a.stdout, out)
+				}
+				tw := newTable(a.stdout)
+				fmt.Fprintln(tw, "ACCOUNT TYPE\tMFA\tFACTORS\tPHISHING-RESISTANT\tMAX-AGE\tREMEMBER-DEVICE")
 				for _, t := range types {
-					out.AccountTypes = append(out.AccountTypes, typePolicyJSON{Type: t, Policy: idp.ToPolicyView(byType[t])})
+					fmt.Fprintf(tw, "%s\t%s\n", t, policyRow(byType[t]))
 				}
+				if len(types) == 0 {
+					fmt.Fprintln(tw, "(none: every account type uses the defaults)")
+				}
+				fmt.Fprintln(tw)
+				fmt.Fprintln(tw, "CLIENT\tMFA\tFACTORS\tPHISHING-RESISTANT\tMAX-AGE\tREMEMBER-DEVICE")
 				for _, c := range clients {
-					out.Clients = append(out.Clients, clientPolicyJSON{ClientID: c.ID, Name: c.Name, Policy: idp.ToPolicyView(c.Policy)})
+					fmt.Fprintf(tw, "%s (%s)\t%s\n", c.Name, c.ID, policyRow(c.Policy))
 				}
-				return writeJSON(a.stdout, out)
-			}
-			tw := newTable(a.stdout)
-			fmt.Fprintln(tw, "ACCOUNT TYPE\tMFA\tFACTORS\tPHISHING-RESISTANT\tMAX-AGE\tREMEMBER-DEVICE")
-			for _, t := range types {
-				fmt.Fprintf(tw, "%s\t%s\n", t, policyRow(byType[t]))
-			}
-			if len(types) == 0 {
-				fmt.Fprintln(tw, "(none: every account type uses the defaults)")
-			}
-			fmt.Fprintln(tw)
-			fmt.Fprintln(tw, "CLIENT\tMFA\tFACTORS\tPHISHING-RESISTANT\tMAX-AGE\tREMEMBER-DEVICE")
-			for _, c := range clients {
-				fmt.Fprintf(tw, "%s (%s)\t%s\n", c.Name, c.ID, policyRow(c.Policy))
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	}
 	addJSONFlag(cmd, &asJSON)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -36,47 +37,43 @@ The factor kinds the server offers are taken from the same IDP_* settings as ser
 			if user == "" || client == "" {
 				return usageErrorf("--user and --client are required")
 			}
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			params := consent.AuthParams{ACRValues: acr, EssentialACR: essentialACR, PromptLogin: promptLogin}
-			if maxAgeSet = cmd.Flags().Changed("max-age"); maxAgeSet {
-				secs := int64(maxAge / time.Second)
-				params.MaxAge = &secs
-			}
-			ex, err := a.newAdmin(store, nil).Explain(ctx, user, client, params, availableKinds(a))
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(a.stdout, ex)
-			}
-			r := ex.Requirement
-			w := a.stdout
-			fmt.Fprintf(w, "Login by %s (account type %s) to %s\n", ex.User, orDash(ex.AccountType, "(default)"), ex.Client)
-			if ex.Unsatisfiable != "" {
-				fmt.Fprintf(w, "  cannot be satisfied: %s\n", ex.Unsatisfiable)
-			} else {
-				fmt.Fprintf(w, "  second factor:        %s\n", r.Mode)
-				fmt.Fprintf(w, "  factors that count:   %s\n", orDash(strings.Join(r.Kinds, ", "), "any"))
-				fmt.Fprintf(w, "  phishing-resistant:   %t\n", r.PhishingResistant)
-				fmt.Fprintf(w, "  re-check factor after: %s\n", durOrDash(r.MFAMaxAge))
-				if r.HasPasswordMaxAge {
-					fmt.Fprintf(w, "  password max age:     %s\n", r.PasswordMaxAge)
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
+				params := consent.AuthParams{ACRValues: acr, EssentialACR: essentialACR, PromptLogin: promptLogin}
+				if maxAgeSet = cmd.Flags().Changed("max-age"); maxAgeSet {
+					secs := int64(maxAge / time.Second)
+					params.MaxAge = &secs
 				}
-				fmt.Fprintf(w, "  fresh login (prompt): %t\n", r.Fresh)
-				fmt.Fprintf(w, "  remember device:      %s\n", durOrDash(r.RememberDevice))
-				fmt.Fprintf(w, "  acr reached:          %s\n", r.ACR)
-				fmt.Fprintf(w, "  enrolled factors:     %s\n", orDash(strings.Join(ex.Enrolled, ", "), "none"))
-			}
-			fmt.Fprintf(w, "Outcome: %s\nWhy:\n", ex.Outcome)
-			for _, reason := range r.Reasons {
-				fmt.Fprintf(w, "  - %s\n", reason)
-			}
-			return nil
+				ex, err := admin.Explain(ctx, user, client, params, availableKinds(a))
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(a.stdout, ex)
+				}
+				r := ex.Requirement
+				w := a.stdout
+				fmt.Fprintf(w, "Login by %s (account type %s) to %s\n", ex.User, orDash(ex.AccountType, "(default)"), ex.Client)
+				if ex.Unsatisfiable != "" {
+					fmt.Fprintf(w, "  cannot be satisfied: %s\n", ex.Unsatisfiable)
+				} else {
+					fmt.Fprintf(w, "  second factor:        %s\n", r.Mode)
+					fmt.Fprintf(w, "  factors that count:   %s\n", orDash(strings.Join(r.Kinds, ", "), "any"))
+					fmt.Fprintf(w, "  phishing-resistant:   %t\n", r.PhishingResistant)
+					fmt.Fprintf(w, "  re-check factor after: %s\n", durOrDash(r.MFAMaxAge))
+					if r.HasPasswordMaxAge {
+						fmt.Fprintf(w, "  password max age:     %s\n", r.PasswordMaxAge)
+					}
+					fmt.Fprintf(w, "  fresh login (prompt): %t\n", r.Fresh)
+					fmt.Fprintf(w, "  remember device:      %s\n", durOrDash(r.RememberDevice))
+					fmt.Fprintf(w, "  acr reached:          %s\n", r.ACR)
+					fmt.Fprintf(w, "  enrolled factors:     %s\n", orDash(strings.Join(ex.Enrolled, ", "), "none"))
+				}
+				fmt.Fprintf(w, "Outcome: %s\nWhy:\n", ex.Outcome)
+				for _, reason := range r.Reasons {
+					fmt.Fprintf(w, "  - %s\n", reason)
+				}
+				return nil
+			})
 		},
 	}
 	f := explain.Flags()
@@ -103,13 +100,6 @@ func availableKinds(a *app) []string {
 		cfg.SMSSender, cfg.EmailSender = nil, nil
 	}
 	return idp.OfferedKinds(issuer, cfg)
-}
-
-func orDash(s, dash string) string {
-	if s == "" {
-		return dash
-	}
-	return s
 }
 
 func durOrDash(d time.Duration) string {

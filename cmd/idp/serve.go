@@ -313,7 +313,7 @@ func (a *app) devDemo(ctx context.Context, store storage.Storage, issuer string)
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
 	if len(users) == 0 && len(clients) == 0 {
-		seed, err := a.newAdmin(store, nil).SeedDemo(ctx, issuer)
+		seed, err := a.newAdmin(store).SeedDemo(ctx, issuer)
 		if err != nil {
 			return nil, err
 		}

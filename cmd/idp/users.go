@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -32,16 +33,12 @@ func toUserJSON(u *storage.User) userJSON {
 }
 
 func newUsersCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
+	return asGroup(&cobra.Command{
 		Use:   "users",
 		Short: "Manage users",
 		Long:  "Create, list and disable the people who can sign in, set their account type and groups, and reset their second factors.",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRunE,
-	}
-	cmd.AddCommand(newUsersCreateCmd(a), newUsersListCmd(a), newUsersDisableCmd(a),
+	}, newUsersCreateCmd(a), newUsersListCmd(a), newUsersDisableCmd(a),
 		newUsersSetTypeCmd(a), newUsersSetGroupsCmd(a), newUsersMFACmd(a), newUsersSetPasswordCmd(a))
-	return cmd
 }
 
 func newUsersCreateCmd(a *app) *cobra.Command {
@@ -77,21 +74,17 @@ a flag, so that it does not end up in the shell history or the process list.
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
+				u, err := admin.CreateUserOfType(ctx, cliActor, idp.NewUser{Email: email, Name: name, Password: password}, accountType, groups)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(a.stdout, toUserJSON(u))
+				}
+				_, err = fmt.Fprintf(a.stdout, "Created user %s (id %s).\n", u.Email, u.ID)
 				return err
-			}
-			defer store.Close()
-			u, err := a.newAdmin(store, nil).CreateUserOfType(ctx, cliActor, idp.NewUser{Email: email, Name: name, Password: password}, accountType, groups)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(a.stdout, toUserJSON(u))
-			}
-			_, err = fmt.Fprintf(a.stdout, "Created user %s (id %s).\n", u.Email, u.ID)
-			return err
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -132,30 +125,26 @@ func newUsersListCmd(a *app) *cobra.Command {
 		Long:  "List every user, oldest first.",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			users, err := store.ListUsers(ctx)
-			if err != nil {
-				return fmt.Errorf("list users: %w", err)
-			}
-			if asJSON {
-				out := make([]userJSON, 0, len(users))
-				for i := range users {
-					out = append(out, toUserJSON(&users[i]))
+			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
+				users, err := store.ListUsers(ctx)
+				if err != nil {
+					return fmt.Errorf("list users: %w", err)
 				}
-				return writeJSON(a.stdout, out)
-			}
-			tw := newTable(a.stdout)
-			fmt.Fprintln(tw, "ID\tEMAIL\tNAME\tTYPE\tGROUPS\tDISABLED\tCREATED")
-			for _, u := range users {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%t\t%s\n", u.ID, u.Email, u.Name, dash(u.Type), dash(strings.Join(u.Groups, ",")),
-					u.Disabled, u.CreatedAt.UTC().Format(time.RFC3339))
-			}
-			return tw.Flush()
+				if asJSON {
+					out := make([]userJSON, 0, len(users))
+					for i := range users {
+						out = append(out, toUserJSON(&users[i]))
+					}
+					return writeJSON(a.stdout, out)
+				}
+				tw := newTable(a.stdout)
+				fmt.Fprintln(tw, "ID\tEMAIL\tNAME\tTYPE\tGROUPS\tDISABLED\tCREATED")
+				for _, u := range users {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%t\t%s\n", u.ID, u.Email, u.Name, dash(u.Type), dash(strings.Join(u.Groups, ",")),
+						u.Disabled, u.CreatedAt.UTC().Format(time.RFC3339))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
@@ -172,26 +161,21 @@ they have is ended and every token issued to them is revoked.`,
 		Example: "  idp users disable ada@example.com",
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
+				u, err := admin.FindUser(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if err := admin.DisableUser(ctx, cliActor, u.ID); err != nil {
+					return err
+				}
+				u.Disabled = true
+				if asJSON {
+					return writeJSON(a.stdout, toUserJSON(u))
+				}
+				_, err = fmt.Fprintf(a.stdout, "Disabled user %s (id %s): sessions ended, tokens revoked.\n", u.Email, u.ID)
 				return err
-			}
-			defer store.Close()
-			admin := a.newAdmin(store, nil)
-			u, err := admin.FindUser(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if err := admin.DisableUser(ctx, cliActor, u.ID); err != nil {
-				return err
-			}
-			u.Disabled = true
-			if asJSON {
-				return writeJSON(a.stdout, toUserJSON(u))
-			}
-			_, err = fmt.Fprintf(a.stdout, "Disabled user %s (id %s): sessions ended, tokens revoked.\n", u.Email, u.ID)
-			return err
+			})
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
@@ -209,33 +193,21 @@ puts the user back in the default type.`,
 		Example: "  idp users set-type ada@example.com staff",
 		Args:    usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
+				u, err := admin.SetUserType(ctx, cliActor, args[0], args[1])
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(a.stdout, toUserJSON(u))
+				}
+				_, err = fmt.Fprintf(a.stdout, "User %s now has account type %s.\n", u.Email, orDash(u.Type, "(default)"))
 				return err
-			}
-			defer store.Close()
-			u, err := a.newAdmin(store, nil).SetUserType(ctx, cliActor, args[0], args[1])
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(a.stdout, toUserJSON(u))
-			}
-			_, err = fmt.Fprintf(a.stdout, "User %s now has account type %s.\n", u.Email, orDefaultType(u.Type))
-			return err
+			})
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
 	return cmd
-}
-
-// orDefaultType names the default account type for people.
-func orDefaultType(t string) string {
-	if t == "" {
-		return "(default)"
-	}
-	return t
 }
 
 func newUsersSetGroupsCmd(a *app) *cobra.Command {
@@ -248,21 +220,17 @@ An empty list ('') removes the user from every group.`,
 		Example: "  idp users set-groups ada@example.com ops,oncall",
 		Args:    usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
+				u, err := admin.SetUserGroups(ctx, cliActor, args[0], splitList(args[1]))
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(a.stdout, toUserJSON(u))
+				}
+				_, err = fmt.Fprintf(a.stdout, "User %s is now in groups: %s.\n", u.Email, orDash(strings.Join(u.Groups, ", "), "none"))
 				return err
-			}
-			defer store.Close()
-			u, err := a.newAdmin(store, nil).SetUserGroups(ctx, cliActor, args[0], splitList(args[1]))
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(a.stdout, toUserJSON(u))
-			}
-			_, err = fmt.Fprintf(a.stdout, "User %s is now in groups: %s.\n", u.Email, orDash(strings.Join(u.Groups, ", "), "none"))
-			return err
+			})
 		},
 	}
 	addJSONFlag(cmd, &asJSON)
@@ -270,14 +238,10 @@ An empty list ('') removes the user from every group.`,
 }
 
 func newUsersMFACmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
+	return asGroup(&cobra.Command{
 		Use:   "mfa",
 		Short: "Manage a user's second factors",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRunE,
-	}
-	cmd.AddCommand(newUsersMFAResetCmd(a))
-	return cmd
+	}, newUsersMFAResetCmd(a))
 }
 
 // mfaResetJSON is what `users mfa reset --json` prints.
@@ -324,44 +288,39 @@ tokens are signed with the provider's keys); without it sessions are only delete
 			if recoveryLink && strings.TrimSpace(issuer) == "" {
 				return usageErrorf("--issuer (or IDP_ISSUER) is required with --recovery-link: the link points at the provider")
 			}
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			admin := a.newAdmin(store, nil)
-			if a.backchannel != nil && strings.TrimSpace(issuer) != "" {
-				a.backchannel.Issuer = strings.TrimSuffix(strings.TrimSpace(issuer), "/")
-			}
-			res, err := admin.ResetMFA(ctx, cliActor, args[0], reason,
-				idp.ResetOptions{RemoveFactors: !keepFactors, RecoveryLink: recoveryLink, Issuer: issuer})
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				out := mfaResetJSON{
-					UserID: res.UserID, Email: res.Email, FactorsRemoved: res.FactorsRemoved, SessionsEnded: res.SessionsEnded,
-					DevicesRemoved: res.DevicesRemoved, TokensRevoked: true, RecoveryLink: res.RecoveryLink,
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
+				if a.backchannel != nil && strings.TrimSpace(issuer) != "" {
+					a.backchannel.Issuer = strings.TrimSuffix(strings.TrimSpace(issuer), "/")
 				}
-				if res.RecoveryLink != "" {
-					t := res.RecoveryExpiresAt.UTC()
-					out.RecoveryLinkExpiresAt = &t
+				res, err := admin.ResetMFA(ctx, cliActor, args[0], reason,
+					idp.ResetOptions{RemoveFactors: !keepFactors, RecoveryLink: recoveryLink, Issuer: issuer})
+				if err != nil {
+					return err
 				}
-				return writeJSON(a.stdout, out)
-			}
-			w := a.stdout
-			fmt.Fprintf(w, "Reset MFA of %s (id %s):\n", res.Email, res.UserID)
-			fmt.Fprintf(w, "  factors removed:   %d\n", res.FactorsRemoved)
-			fmt.Fprintf(w, "  sessions ended:    %d\n", res.SessionsEnded)
-			fmt.Fprintf(w, "  devices forgotten: %d\n", res.DevicesRemoved)
-			fmt.Fprintf(w, "  tokens revoked:    yes\n")
-			if res.RecoveryLink == "" {
-				return nil
-			}
-			fmt.Fprintf(w, "\nRecovery link (one use, valid until %s):\n\n  %s\n\n", res.RecoveryExpiresAt.UTC().Format(time.RFC3339), res.RecoveryLink)
-			_, err = fmt.Fprintln(w, "Give it to the person now: it will not be shown again.")
-			return err
+				if asJSON {
+					out := mfaResetJSON{
+						UserID: res.UserID, Email: res.Email, FactorsRemoved: res.FactorsRemoved, SessionsEnded: res.SessionsEnded,
+						DevicesRemoved: res.DevicesRemoved, TokensRevoked: true, RecoveryLink: res.RecoveryLink,
+					}
+					if res.RecoveryLink != "" {
+						t := res.RecoveryExpiresAt.UTC()
+						out.RecoveryLinkExpiresAt = &t
+					}
+					return writeJSON(a.stdout, out)
+				}
+				w := a.stdout
+				fmt.Fprintf(w, "Reset MFA of %s (id %s):\n", res.Email, res.UserID)
+				fmt.Fprintf(w, "  factors removed:   %d\n", res.FactorsRemoved)
+				fmt.Fprintf(w, "  sessions ended:    %d\n", res.SessionsEnded)
+				fmt.Fprintf(w, "  devices forgotten: %d\n", res.DevicesRemoved)
+				fmt.Fprintf(w, "  tokens revoked:    yes\n")
+				if res.RecoveryLink == "" {
+					return nil
+				}
+				fmt.Fprintf(w, "\nRecovery link (one use, valid until %s):\n\n  %s\n\n", res.RecoveryExpiresAt.UTC().Format(time.RFC3339), res.RecoveryLink)
+				_, err = fmt.Fprintln(w, "Give it to the person now: it will not be shown again.")
+				return err
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -392,17 +351,13 @@ the old password may hold them.`,
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			store, err := a.openStore(ctx, true)
-			if err != nil {
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
+				if err := admin.SetPassword(ctx, cliActor, args[0], password); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintln(a.stdout, "Password replaced; sessions ended and remembered devices forgotten.")
 				return err
-			}
-			defer store.Close()
-			if err := a.newAdmin(store, nil).SetPassword(ctx, cliActor, args[0], password); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(a.stdout, "Password replaced; sessions ended and remembered devices forgotten.")
-			return err
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input (required)")

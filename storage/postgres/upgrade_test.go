@@ -27,13 +27,11 @@ func connect(t *testing.T, url string) *pgx.Conn {
 	return conn
 }
 
-// TestUpgradeFrom0002 writes a user, a client and a session in the 0002 schema and
-// checks how they read after the later migrations: new fields at their zero values, and
-// PasswordAt of an existing session taken from its AuthTime.
-func TestUpgradeFrom0002(t *testing.T) {
+// migrateTo applies the migrations up to and including version last on conn, the way
+// Migrate records them, so that a test can write rows in an older schema.
+func migrateTo(t *testing.T, conn *pgx.Conn, last int) {
+	t.Helper()
 	ctx := t.Context()
-	url := pgtest.NewDatabase(t)
-	conn := connect(t, url)
 	ms, err := migrations.Load("postgres")
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +44,7 @@ func TestUpgradeFrom0002(t *testing.T) {
 		t.Fatalf("create schema_migrations: %v", err)
 	}
 	for _, m := range ms {
-		if m.Version > 2 {
+		if m.Version > last {
 			break
 		}
 		if _, err := conn.Exec(ctx, m.SQL); err != nil {
@@ -57,6 +55,52 @@ func TestUpgradeFrom0002(t *testing.T) {
 			t.Fatalf("record %s: %v", m.Name, err)
 		}
 	}
+}
+
+// TestUpgradeEssentialACR: migration 0007 moves the essential acr values of in-flight
+// sign-ins, stored with an "essential:" prefix inside acr_values, into their own column.
+func TestUpgradeEssentialACR(t *testing.T) {
+	ctx := t.Context()
+	url := pgtest.NewDatabase(t)
+	conn := connect(t, url)
+	migrateTo(t, conn, 6)
+	for _, q := range []string{
+		`INSERT INTO auth_requests (id, client_id, acr_values) VALUES ('a1', 'c1', ARRAY['urn:x:voluntary', 'essential:urn:openidp:acr:mfa'])`,
+		`INSERT INTO auth_requests (id, client_id, acr_values) VALUES ('a2', 'c1', ARRAY['urn:x:only'])`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s := openStore(t, url)
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	for _, tc := range []struct {
+		id                   string
+		voluntary, essential []string
+	}{
+		{"a1", []string{"urn:x:voluntary"}, []string{"urn:openidp:acr:mfa"}},
+		{"a2", []string{"urn:x:only"}, nil},
+	} {
+		ar, err := s.GetAuthRequest(ctx, tc.id)
+		if err != nil {
+			t.Fatalf("GetAuthRequest %s: %v", tc.id, err)
+		}
+		if !reflect.DeepEqual(ar.ACRValues, tc.voluntary) || !reflect.DeepEqual(ar.EssentialACR, tc.essential) {
+			t.Errorf("%s: acr %q essential %q, want %q and %q", tc.id, ar.ACRValues, ar.EssentialACR, tc.voluntary, tc.essential)
+		}
+	}
+}
+
+// TestUpgradeFrom0002 writes a user, a client and a session in the 0002 schema and
+// checks how they read after the later migrations: new fields at their zero values, and
+// PasswordAt of an existing session taken from its AuthTime.
+func TestUpgradeFrom0002(t *testing.T) {
+	ctx := t.Context()
+	url := pgtest.NewDatabase(t)
+	conn := connect(t, url)
+	migrateTo(t, conn, 2)
 	authTime := time.Date(2030, 1, 2, 3, 4, 5, 6000, time.UTC)
 	for _, st := range []struct {
 		q    string

@@ -12,7 +12,7 @@ const authRequestCols = `id, client_id, redirect_uri, state, nonce, scopes, resp
 	response_mode, prompt, max_age, acr_values, login_hint, ui_locales, code_challenge,
 	code_challenge_method, hint_user_id, created_at, expires_at, login_user_id,
 	login_session_id, login_auth_time, login_amr, login_acr, login_done, code_hash,
-	code_expires_at`
+	code_expires_at, essential_acr, login_grace`
 
 func scanAuthRequest(sc scanner) (*storage.AuthRequest, error) {
 	var r storage.AuthRequest
@@ -21,7 +21,7 @@ func scanAuthRequest(sc scanner) (*storage.AuthRequest, error) {
 		&r.LoginHint, listCol{&r.UILocales}, &r.CodeChallenge, &r.CodeChallengeMethod,
 		&r.HintUserID, timeCol{&r.CreatedAt}, timeCol{&r.ExpiresAt}, &r.Login.UserID,
 		&r.Login.SessionID, timeCol{&r.Login.AuthTime}, listCol{&r.Login.AMR}, &r.Login.ACR,
-		&r.Login.Done, &r.CodeHash, timeCol{&r.CodeExpiresAt})
+		&r.Login.Done, &r.CodeHash, timeCol{&r.CodeExpiresAt}, listCol{&r.EssentialACR}, &r.Login.Grace)
 	if err != nil {
 		return nil, err
 	}
@@ -35,13 +35,13 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r *storage.AuthRequest) e
 		maxAge = *r.MaxAge
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO auth_requests (`+authRequestCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.ClientID, r.RedirectURI, r.State, r.Nonce, list(r.Scopes), r.ResponseType,
 		r.ResponseMode, list(r.Prompt), maxAge, list(r.ACRValues), r.LoginHint,
 		list(r.UILocales), r.CodeChallenge, r.CodeChallengeMethod, r.HintUserID,
 		ts(r.CreatedAt), ts(r.ExpiresAt), r.Login.UserID, r.Login.SessionID,
 		ts(r.Login.AuthTime), list(r.Login.AMR), r.Login.ACR, r.Login.Done, r.CodeHash,
-		ts(r.CodeExpiresAt))
+		ts(r.CodeExpiresAt), list(r.EssentialACR), r.Login.Grace)
 	return wrap("create auth request", err)
 }
 
@@ -58,9 +58,10 @@ func (s *Store) GetAuthRequest(ctx context.Context, id string) (*storage.AuthReq
 // SetAuthRequestLogin replaces the Login part of request id; ErrNotFound when missing.
 func (s *Store) SetAuthRequestLogin(ctx context.Context, id string, l storage.AuthLogin) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET login_user_id = ?,
-		login_session_id = ?, login_auth_time = ?, login_amr = ?, login_acr = ?, login_done = ?
+		login_session_id = ?, login_auth_time = ?, login_amr = ?, login_acr = ?, login_done = ?,
+		login_grace = ?
 		WHERE id = ?`,
-		l.UserID, l.SessionID, ts(l.AuthTime), list(l.AMR), l.ACR, l.Done, id)
+		l.UserID, l.SessionID, ts(l.AuthTime), list(l.AMR), l.ACR, l.Done, l.Grace, id)
 	if err != nil {
 		return wrap("set auth request login", err)
 	}

@@ -114,3 +114,37 @@ func TestPolicyEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestUpgradeEssentialACR: migration 0007 moves the essential acr values of in-flight
+// sign-ins, stored with an "essential:" prefix inside acr_values, into their own column.
+func TestUpgradeEssentialACR(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "idp.db"))
+	ctx := t.Context()
+	migrateTo(t, s, 6)
+	for _, q := range []string{
+		`INSERT INTO auth_requests (id, client_id, acr_values) VALUES ('a1', 'c1', '["urn:x:voluntary","essential:urn:openidp:acr:mfa"]')`,
+		`INSERT INTO auth_requests (id, client_id, acr_values) VALUES ('a2', 'c1', '["urn:x:only"]')`,
+	} {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	for _, tc := range []struct {
+		id                   string
+		voluntary, essential []string
+	}{
+		{"a1", []string{"urn:x:voluntary"}, []string{"urn:openidp:acr:mfa"}},
+		{"a2", []string{"urn:x:only"}, nil},
+	} {
+		ar, err := s.GetAuthRequest(ctx, tc.id)
+		if err != nil {
+			t.Fatalf("GetAuthRequest %s: %v", tc.id, err)
+		}
+		if !reflect.DeepEqual(ar.ACRValues, tc.voluntary) || !reflect.DeepEqual(ar.EssentialACR, tc.essential) {
+			t.Errorf("%s: acr %q essential %q, want %q and %q", tc.id, ar.ACRValues, ar.EssentialACR, tc.voluntary, tc.essential)
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package conformance
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/openidp/idp/storage"
+)
+
+func testClients(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	conf := newClient("client-conf", now)
+	public := &storage.Client{
+		ID: "client-public", Name: "SPA", Public: true,
+		RedirectURIs: []string{"https://spa.example/cb"}, GrantTypes: []string{"authorization_code"},
+		Scopes: []string{"openid"}, AccessTokenFormat: "opaque", IDTokenSigningAlg: "RS256",
+		CreatedAt: now.Add(-time.Minute),
+	}
+	must(t, s.CreateClient(ctx, conf))
+	must(t, s.CreateClient(ctx, public))
+
+	for _, want := range []*storage.Client{conf, public} {
+		got, err := s.GetClient(ctx, want.ID)
+		must(t, err)
+		equal(t, "GetClient("+want.ID+")", got, want)
+	}
+	// A client created without a policy reads back with exactly the zero policy.
+	got, err := s.GetClient(ctx, public.ID)
+	must(t, err)
+	if !reflect.DeepEqual(got.Policy, storage.MFAPolicy{}) {
+		t.Errorf("policy of a client created without one = %#v, want the zero value", got.Policy)
+	}
+	list, err := s.ListClients(ctx)
+	must(t, err)
+	equal(t, "ListClients", list, []storage.Client{*public, *conf})
+
+	runErrCases(t, []errCase{
+		{"CreateClient duplicate id", func() error {
+			return s.CreateClient(ctx, newClient(conf.ID, now))
+		}, storage.ErrAlreadyExists},
+		{"GetClient missing", func() error {
+			_, err := s.GetClient(ctx, "client-missing")
+			return err
+		}, storage.ErrNotFound},
+		{"UpdateClient missing", func() error {
+			return s.UpdateClient(ctx, newClient("client-missing", now))
+		}, storage.ErrNotFound},
+		{"DeleteClient missing", func() error {
+			return s.DeleteClient(ctx, "client-missing")
+		}, storage.ErrNotFound},
+	})
+
+	upd := &storage.Client{
+		ID: conf.ID, Name: "Renamed", SecretHash: []byte{1, 2, 3}, Public: false,
+		RedirectURIs: []string{"https://new.example/cb"}, PostLogoutRedirectURIs: nil,
+		GrantTypes: []string{"client_credentials"}, Scopes: []string{"api:read"},
+		SkipConsent: false, AccessTokenFormat: "opaque", IDTokenSigningAlg: "RS256",
+		AccessTokenLifetime: time.Minute, IDTokenLifetime: 2 * time.Minute,
+		RefreshTokenLifetime: 3 * time.Minute,
+		Policy:               storage.MFAPolicy{MFA: "off", RememberDevice: time.Hour},
+		BackchannelLogoutURI: "https://new.example/bc", CreatedAt: now.Add(time.Hour),
+	}
+	must(t, s.UpdateClient(ctx, upd))
+	want := *upd
+	want.CreatedAt = conf.CreatedAt // UpdateClient leaves CreatedAt alone
+	got, err = s.GetClient(ctx, conf.ID)
+	must(t, err)
+	equal(t, "client after UpdateClient", got, &want)
+
+	must(t, s.DeleteClient(ctx, public.ID))
+	_, err = s.GetClient(ctx, public.ID)
+	wantErr(t, err, storage.ErrNotFound)
+	list, err = s.ListClients(ctx)
+	must(t, err)
+	equal(t, "ListClients after delete", list, []storage.Client{want})
+}

@@ -1,0 +1,284 @@
+package conformance
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openidp/idp/storage"
+)
+
+func testAccessTokens(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	user := newAccessToken("at-user", "user-a", "", now)
+	cc := &storage.AccessToken{ID: "at-cc", ClientID: "client-svc", Audience: []string{"https://api.example"},
+		Scopes: []string{"api:read"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	for _, at := range []*storage.AccessToken{user, cc} {
+		must(t, s.CreateAccessToken(ctx, at))
+		got, err := s.GetAccessToken(ctx, at.ID)
+		must(t, err)
+		equal(t, "GetAccessToken("+at.ID+")", got, at)
+	}
+	runErrCases(t, []errCase{
+		{"CreateAccessToken duplicate id", func() error {
+			return s.CreateAccessToken(ctx, newAccessToken(user.ID, "user-b", "", now))
+		}, storage.ErrAlreadyExists},
+		{"GetAccessToken missing", func() error {
+			_, err := s.GetAccessToken(ctx, "at-missing")
+			return err
+		}, storage.ErrNotFound},
+	})
+	must(t, s.DeleteAccessToken(ctx, user.ID))
+	_, err := s.GetAccessToken(ctx, user.ID)
+	wantErr(t, err, storage.ErrNotFound)
+	must(t, s.DeleteAccessToken(ctx, user.ID)) // missing is not an error
+	_, err = s.GetAccessToken(ctx, cc.ID)
+	must(t, err)
+}
+
+func testRefreshTokens(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	rt1 := newRefreshToken("rt-1", "user-a", "fam-1", now)
+	at1 := newAccessToken("at-1", "user-a", "fam-1", now)
+	must(t, s.CreateRefreshToken(ctx, rt1, at1))
+	got, err := s.GetRefreshToken(ctx, rt1.ID)
+	must(t, err)
+	equal(t, "GetRefreshToken", got, rt1)
+	got, err = s.GetRefreshTokenByHash(ctx, rt1.TokenHash)
+	must(t, err)
+	equal(t, "GetRefreshTokenByHash", got, rt1)
+	gotAT, err := s.GetAccessToken(ctx, at1.ID)
+	must(t, err)
+	equal(t, "access token of CreateRefreshToken", gotAT, at1)
+
+	rotatedAt := now.Add(time.Minute)
+	rt2 := newRefreshToken("rt-2", "user-a", "fam-1", rotatedAt)
+	at2 := newAccessToken("at-2", "user-a", "fam-1", rotatedAt)
+	must(t, s.RotateRefreshToken(ctx, rt1.ID, rotatedAt, rt2, at2))
+	wantRT1 := *rt1
+	wantRT1.RotatedAt = rotatedAt
+	got, err = s.GetRefreshTokenByHash(ctx, rt1.TokenHash) // rotated ones are still found
+	must(t, err)
+	equal(t, "old token after rotation", got, &wantRT1)
+	got, err = s.GetRefreshToken(ctx, rt2.ID)
+	must(t, err)
+	equal(t, "next token", got, rt2)
+	gotAT, err = s.GetAccessToken(ctx, at2.ID)
+	must(t, err)
+	equal(t, "access token of rotation", gotAT, at2)
+
+	// A revoked family for the "revoked" case.
+	rtRevoked := newRefreshToken("rt-revoked", "user-a", "fam-revoked", now)
+	must(t, s.CreateRefreshToken(ctx, rtRevoked, newAccessToken("at-revoked", "user-a", "fam-revoked", now)))
+	_, err = s.RevokeRefreshFamily(ctx, "fam-revoked", now)
+	must(t, err)
+
+	// failedNext returns a next token and access token that a failing call must not
+	// insert.
+	failedNext := func(id string) (*storage.RefreshToken, *storage.AccessToken) {
+		return newRefreshToken("rt-"+id, "user-a", "fam-1", now), newAccessToken("at-"+id, "user-a", "fam-1", now)
+	}
+	cases := []struct {
+		name    string
+		oldID   string
+		wantErr error
+	}{
+		{"second rotation of the same token", rt1.ID, storage.ErrConflict},
+		{"revoked token", rtRevoked.ID, storage.ErrConflict},
+		{"unknown token", "rt-missing", storage.ErrNotFound},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			next, at := failedNext(fmt.Sprintf("failed-%d", i))
+			wantErr(t, s.RotateRefreshToken(ctx, tc.oldID, now.Add(time.Hour), next, at), tc.wantErr)
+			_, err := s.GetRefreshToken(ctx, next.ID)
+			wantErr(t, err, storage.ErrNotFound)
+			_, err = s.GetAccessToken(ctx, at.ID)
+			wantErr(t, err, storage.ErrNotFound)
+		})
+	}
+	got, err = s.GetRefreshToken(ctx, rt1.ID)
+	must(t, err)
+	equal(t, "old token after failed rotations", got, &wantRT1)
+
+	runErrCases(t, []errCase{
+		{"CreateRefreshToken duplicate id", func() error {
+			rt := newRefreshToken(rt1.ID, "user-a", "fam-dup", now)
+			rt.TokenHash = "hash-unused"
+			return s.CreateRefreshToken(ctx, rt, newAccessToken("at-dup-id", "user-a", "fam-dup", now))
+		}, storage.ErrAlreadyExists},
+		{"CreateRefreshToken duplicate hash", func() error {
+			rt := newRefreshToken("rt-dup-hash", "user-a", "fam-dup", now)
+			rt.TokenHash = rt1.TokenHash
+			return s.CreateRefreshToken(ctx, rt, newAccessToken("at-dup-hash", "user-a", "fam-dup", now))
+		}, storage.ErrAlreadyExists},
+		{"access token of failed CreateRefreshToken not inserted", func() error {
+			_, err := s.GetAccessToken(ctx, "at-dup-id")
+			return err
+		}, storage.ErrNotFound},
+		{"GetRefreshToken missing", func() error {
+			_, err := s.GetRefreshToken(ctx, "rt-missing")
+			return err
+		}, storage.ErrNotFound},
+		{"GetRefreshTokenByHash missing", func() error {
+			_, err := s.GetRefreshTokenByHash(ctx, "hash-missing")
+			return err
+		}, storage.ErrNotFound},
+	})
+}
+
+func testRefreshConcurrentRotate(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	old := newRefreshToken("rt-race", "user-a", "fam-race", now)
+	must(t, s.CreateRefreshToken(ctx, old, newAccessToken("at-race", "user-a", "fam-race", now)))
+
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		winner = -1
+		wins   int
+		start  = make(chan struct{})
+	)
+	for i := range concurrency {
+		wg.Go(func() {
+			next := newRefreshToken(fmt.Sprintf("rt-race-%d", i), "user-a", "fam-race", now)
+			at := newAccessToken(fmt.Sprintf("at-race-%d", i), "user-a", "fam-race", now)
+			<-start
+			err := s.RotateRefreshToken(ctx, old.ID, now, next, at)
+			switch {
+			case err == nil:
+				mu.Lock()
+				wins++
+				winner = i
+				mu.Unlock()
+			case !errors.Is(err, storage.ErrConflict):
+				t.Errorf("RotateRefreshToken: %v, want nil or ErrConflict", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d of %d concurrent rotations won, want exactly 1", wins, concurrency)
+	}
+	for i := range concurrency {
+		_, rtErr := s.GetRefreshToken(ctx, fmt.Sprintf("rt-race-%d", i))
+		_, atErr := s.GetAccessToken(ctx, fmt.Sprintf("at-race-%d", i))
+		if i == winner {
+			must(t, rtErr)
+			must(t, atErr)
+			continue
+		}
+		wantErr(t, rtErr, storage.ErrNotFound)
+		wantErr(t, atErr, storage.ErrNotFound)
+	}
+}
+
+func testRevokeRefreshFamily(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	// Family fam-1: rt-1 -> rt-2 -> rt-3, each with its access token.
+	must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-1", "user-a", "fam-1", now), newAccessToken("at-1", "user-a", "fam-1", now)))
+	for i, at := range []time.Time{now.Add(time.Minute), now.Add(2 * time.Minute)} {
+		old, id := fmt.Sprintf("rt-%d", i+1), fmt.Sprintf("%d", i+2)
+		must(t, s.RotateRefreshToken(ctx, old, at, newRefreshToken("rt-"+id, "user-a", "fam-1", at), newAccessToken("at-"+id, "user-a", "fam-1", at)))
+	}
+	// Untouched: another family of the same user, and an access token without family.
+	otherRT := newRefreshToken("rt-other", "user-a", "fam-2", now)
+	otherAT := newAccessToken("at-other", "user-a", "fam-2", now)
+	plainAT := newAccessToken("at-plain", "user-a", "", now)
+	must(t, s.CreateRefreshToken(ctx, otherRT, otherAT))
+	must(t, s.CreateAccessToken(ctx, plainAT))
+
+	before := map[string]*storage.RefreshToken{}
+	for _, id := range []string{"rt-1", "rt-2", "rt-3"} {
+		rt, err := s.GetRefreshToken(ctx, id)
+		must(t, err)
+		before[id] = rt
+	}
+	revokedAt := now.Add(time.Hour)
+	n, err := s.RevokeRefreshFamily(ctx, "fam-1", revokedAt)
+	must(t, err)
+	if n != 3 {
+		t.Errorf("RevokeRefreshFamily = %d, want 3", n)
+	}
+	for id, b := range before {
+		want := *b
+		want.RevokedAt = revokedAt // RotatedAt stays as it was
+		got, err := s.GetRefreshToken(ctx, id)
+		must(t, err)
+		equal(t, "revoked "+id, got, &want)
+	}
+	for _, id := range []string{"at-1", "at-2", "at-3"} {
+		_, err := s.GetAccessToken(ctx, id)
+		wantErr(t, err, storage.ErrNotFound)
+	}
+	got, err := s.GetRefreshToken(ctx, otherRT.ID)
+	must(t, err)
+	equal(t, "other family", got, otherRT)
+	for _, at := range []*storage.AccessToken{otherAT, plainAT} {
+		got, err := s.GetAccessToken(ctx, at.ID)
+		must(t, err)
+		equal(t, "untouched access token "+at.ID, got, at)
+	}
+
+	// Revoking again changes nothing, not even the revocation time.
+	n, err = s.RevokeRefreshFamily(ctx, "fam-1", revokedAt.Add(time.Hour))
+	must(t, err)
+	if n != 0 {
+		t.Errorf("second RevokeRefreshFamily = %d, want 0", n)
+	}
+	got, err = s.GetRefreshToken(ctx, "rt-3")
+	must(t, err)
+	if !got.RevokedAt.Equal(revokedAt) {
+		t.Errorf("RevokedAt after second revocation = %v, want %v", got.RevokedAt, revokedAt)
+	}
+	n, err = s.RevokeRefreshFamily(ctx, "fam-missing", now)
+	must(t, err)
+	if n != 0 {
+		t.Errorf("RevokeRefreshFamily of unknown family = %d, want 0", n)
+	}
+}
+
+func testRevokeUserTokens(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	// user-a: two families (one rotated once) and an access token without family.
+	must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-a1", "user-a", "fam-a1", now), newAccessToken("at-a1", "user-a", "fam-a1", now)))
+	must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-a2", "user-a", "fam-a2", now), newAccessToken("at-a2", "user-a", "fam-a2", now)))
+	must(t, s.RotateRefreshToken(ctx, "rt-a2", now.Add(time.Minute), newRefreshToken("rt-a2b", "user-a", "fam-a2", now), newAccessToken("at-a2b", "user-a", "fam-a2", now)))
+	must(t, s.CreateAccessToken(ctx, newAccessToken("at-a-plain", "user-a", "", now)))
+	// user-b and a client_credentials token stay.
+	rtB := newRefreshToken("rt-b", "user-b", "fam-b", now)
+	atB := newAccessToken("at-b", "user-b", "fam-b", now)
+	must(t, s.CreateRefreshToken(ctx, rtB, atB))
+	atCC := &storage.AccessToken{ID: "at-cc", ClientID: "client-svc", Scopes: []string{"api"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	must(t, s.CreateAccessToken(ctx, atCC))
+
+	revokedAt := now.Add(time.Hour)
+	must(t, s.RevokeUserTokens(ctx, "user-a", revokedAt))
+	for _, id := range []string{"rt-a1", "rt-a2", "rt-a2b"} {
+		got, err := s.GetRefreshToken(ctx, id)
+		must(t, err)
+		if !got.RevokedAt.Equal(revokedAt) {
+			t.Errorf("%s RevokedAt = %v, want %v", id, got.RevokedAt, revokedAt)
+		}
+	}
+	for _, id := range []string{"at-a1", "at-a2", "at-a2b", "at-a-plain"} {
+		_, err := s.GetAccessToken(ctx, id)
+		wantErr(t, err, storage.ErrNotFound)
+	}
+	got, err := s.GetRefreshToken(ctx, rtB.ID)
+	must(t, err)
+	equal(t, "other user's refresh token", got, rtB)
+	for _, at := range []*storage.AccessToken{atB, atCC} {
+		got, err := s.GetAccessToken(ctx, at.ID)
+		must(t, err)
+		equal(t, "untouched access token "+at.ID, got, at)
+	}
+}
