@@ -83,4 +83,3 @@ func recoveredOnly(sess *storage.Session, confirmed []storage.Factor) bool {
 	}
 	return true
 }
-

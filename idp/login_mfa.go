@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"slices"
 
-
 	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
@@ -220,4 +219,3 @@ func appendUnique(list []string, v string) []string {
 	}
 	return append(slices.Clone(list), v)
 }
-
