@@ -171,6 +171,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		writeAPIError(w, http.StatusBadRequest, "invalid_request", "the body is not valid JSON for this call: "+err.Error())
 		return false
 	}
+	if dec.More() {
+		writeAPIError(w, http.StatusBadRequest, "invalid_request", "the body holds more than one JSON value")
+		return false
+	}
 	return true
 }
 

@@ -86,10 +86,23 @@ var authorizeParamLimits = []paramLimit{
 	{name: "code_challenge_method", max: 16},
 }
 
+// values returns every value of parameter name in form, whatever the case of its name:
+// op's decoder reads parameter names regardless of case ("STATE" is state), so the
+// limits must too.
+func values(form map[string][]string, name string) []string {
+	var out []string
+	for k, vs := range form {
+		if strings.EqualFold(k, name) {
+			out = append(out, vs...)
+		}
+	}
+	return out
+}
+
 // paramViolation returns which limit of authorizeParamLimits form breaks, or "".
 func paramViolation(form map[string][]string) string {
 	for _, l := range authorizeParamLimits {
-		for _, v := range form[l.name] {
+		for _, v := range values(form, l.name) {
 			switch {
 			case len(v) > l.max:
 				return fmt.Sprintf("%s exceeds %d bytes", l.name, l.max)
@@ -107,7 +120,7 @@ func withinLimit(form map[string][]string, name string) bool {
 		if l.name != name {
 			continue
 		}
-		for _, v := range form[name] {
+		for _, v := range values(form, name) {
 			if len(v) > l.max || (v != "" && len(v) < l.min) {
 				return false
 			}

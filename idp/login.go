@@ -196,7 +196,11 @@ func (s *Server) postedStep(w http.ResponseWriter, r *http.Request, want ...step
 // handleLoginPost checks the password.
 func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err == nil && r.PostFormValue("id") == accountLoginID && s.checkCSRF(r) {
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		return
+	}
+	if r.PostFormValue("id") == accountLoginID && s.checkCSRF(r) {
 		// The account page's sign-in: its auth request is stored now, not on the visit.
 		ar, err := s.newAccountRequest(nil, r, false)
 		if err != nil {
