@@ -13,6 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/openidp/idp/consent"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/web"
@@ -126,7 +127,7 @@ func (s *Server) advance(w http.ResponseWriter, r *http.Request, st *loginState)
 			return
 		}
 		_ = s.store.TouchSession(ctx, st.sess.ID, s.now())
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginSSO, UserID: st.sess.UserID, ClientID: st.ar.ClientID, Result: ResultSuccess, Reason: "existing session"})
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginSSO, UserID: st.sess.UserID, ClientID: st.ar.ClientID, Result: audit.ResultSuccess, Reason: "existing session"})
 	}
 
 	// Step 2: a second factor, when the policy or request needs one the session lacks.
@@ -271,7 +272,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	att, err := s.regulator.Reserve(ctx, s.passwordLimits(userID, email, requestIP(ctx), s.knownDevice(ctx, userID))...)
 	var locked *regulation.LockedError
 	if errors.As(err, &locked) {
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, ClientID: st.ar.ClientID, Result: ResultFailure,
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginPassword, ClientID: st.ar.ClientID, Result: audit.ResultFailure,
 			Reason: "rate limited (" + limitName(locked.Key) + ")", UserID: userID})
 		s.showLogin(w, r, st, email, loginLockedMessage(locked), http.StatusTooManyRequests)
 		return
@@ -302,7 +303,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 			reason = "account disabled"
 		}
 		att.Failed()
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, ClientID: st.ar.ClientID, Result: ResultFailure, Reason: reason, UserID: userID})
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginPassword, ClientID: st.ar.ClientID, Result: audit.ResultFailure, Reason: reason, UserID: userID})
 		s.showLogin(w, r, st, email, msgBadCredentials, http.StatusUnauthorized)
 		return
 	}
@@ -328,7 +329,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, UserID: u.ID, ClientID: st.ar.ClientID, Result: ResultSuccess})
+	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginPassword, UserID: u.ID, ClientID: st.ar.ClientID, Result: audit.ResultSuccess})
 	http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
 }
 
@@ -369,11 +370,11 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 			s.internalError(w, r, err)
 			return
 		}
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventConsentGrant, UserID: c.UserID, ClientID: c.ClientID, Result: ResultSuccess,
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventConsentGrant, UserID: c.UserID, ClientID: c.ClientID, Result: audit.ResultSuccess,
 			Reason: "scopes " + strings.Join(st.ar.Scopes, " ")})
 		s.finish(w, r, st)
 	case "deny":
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventConsentDeny, UserID: st.sess.UserID, ClientID: st.ar.ClientID, Result: ResultFailure,
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventConsentDeny, UserID: st.sess.UserID, ClientID: st.ar.ClientID, Result: audit.ResultFailure,
 			Reason: "person denied consent"})
 		s.failRequest(w, r, st.ar, oidc.ErrAccessDenied().WithDescription("the person denied the request"))
 	default:

@@ -12,6 +12,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/openidp/idp/consent"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/web"
@@ -54,7 +55,7 @@ func (s *Server) mfaCheck(r *http.Request, st *loginState) (*mfaState, error) {
 	if err != nil {
 		return nil, err
 	}
-	ms.factors = usableFactors(confirmed, req)
+	ms.factors = req.UsableFactors(confirmed)
 	if len(ms.factors) == 0 && req.Mode != consent.ModeOff {
 		// Fail closed when the person's factors exist but their kinds are switched off.
 		raw, err := s.store.ListFactors(ctx, st.user.ID)
@@ -63,12 +64,12 @@ func (s *Server) mfaCheck(r *http.Request, st *loginState) (*mfaState, error) {
 		}
 		if slices.ContainsFunc(raw, func(f storage.Factor) bool {
 			return f.Confirmed && f.Kind != string(mfa.KindBackup) && !slices.ContainsFunc(confirmed, func(c storage.Factor) bool { return c.ID == f.ID })
-		}) && len(usableFactors(confirmed, consent.Requirement{})) == 0 {
+		}) && len(consent.Requirement{}.UsableFactors(confirmed)) == 0 {
 			return nil, errFactorUnavailable
 		}
 	}
 	switch {
-	case !secondFactorNeeded(req, ms.factors):
+	case !req.NeedsSecondFactor(ms.factors):
 		ms.met = true
 	case s.sessionMeets(st.sess, st.ar, req):
 		ms.met = true
@@ -91,7 +92,7 @@ func (s *Server) mfaStep(w http.ResponseWriter, r *http.Request, st *loginState)
 	ms, err := s.mfaCheck(r, st)
 	switch {
 	case errors.Is(err, consent.ErrUnsatisfiable):
-		s.audit.Record(r.Context(), storage.AuditEvent{Type: EventLoginPolicy, UserID: st.user.ID, ClientID: st.ar.ClientID, Result: ResultFailure, Reason: err.Error()})
+		s.audit.Record(r.Context(), storage.AuditEvent{Type: audit.EventLoginPolicy, UserID: st.user.ID, ClientID: st.ar.ClientID, Result: audit.ResultFailure, Reason: err.Error()})
 		s.failRequest(w, r, st.ar, &oidc.Error{ErrorType: "unmet_authentication_requirements", Description: err.Error()})
 		return true
 	case errors.Is(err, errFactorUnavailable):
@@ -104,7 +105,7 @@ func (s *Server) mfaStep(w http.ResponseWriter, r *http.Request, st *loginState)
 	}
 	if ms.met {
 		if ms.viaDevice {
-			s.audit.Record(r.Context(), storage.AuditEvent{Type: EventLoginDevice, UserID: st.user.ID, ClientID: st.ar.ClientID, Result: ResultSuccess,
+			s.audit.Record(r.Context(), storage.AuditEvent{Type: audit.EventLoginDevice, UserID: st.user.ID, ClientID: st.ar.ClientID, Result: audit.ResultSuccess,
 				Reason: "remembered device stood in for the second factor"})
 		}
 		return false
@@ -145,7 +146,7 @@ func (s *Server) secondFactors(ctx context.Context, userID string) ([]storage.Fa
 	if err != nil {
 		return nil, err
 	}
-	return usableFactors(factors, consent.Requirement{}), nil
+	return consent.Requirement{}.UsableFactors(factors), nil
 }
 
 // factorLabel is how a factor is named to its owner: the kind, plus the person's own

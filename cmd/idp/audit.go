@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/storage"
 )
 
@@ -187,7 +187,7 @@ the database: the chain cannot detect someone who rewrites it entirely.`,
 				return err
 			}
 			defer store.Close()
-			res, err := idp.VerifyAuditChain(ctx, store)
+			res, err := audit.VerifyChain(ctx, store)
 			if err != nil {
 				return err
 			}
@@ -361,7 +361,7 @@ Export the events first ("idp audit export") if they must be kept elsewhere.`,
 			}
 			defer store.Close()
 			now := time.Now()
-			res, err := idp.PruneAudit(ctx, store, cliActor, now.Add(-olderThan), now)
+			res, err := audit.Prune(ctx, store, cliActor, now.Add(-olderThan), now)
 			if err != nil {
 				return err
 			}

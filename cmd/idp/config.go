@@ -18,6 +18,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/backchannel"
+	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/backends"
 	"github.com/openidp/idp/storage/seal"
@@ -83,7 +87,7 @@ type app struct {
 
 	// backchannel announces sessions ended by admin commands to relying parties; run
 	// waits for its deliveries before the process exits.
-	backchannel *idp.BackchannelLogout
+	backchannel *backchannel.Notifier
 }
 
 // usageError is an error in how the command was invoked; it is printed with the usage.
@@ -283,9 +287,9 @@ func maskDSN(dsn string) string {
 }
 
 // newAdmin returns the operator actions over store, auditing through it.
-func (a *app) newAdmin(store storage.Storage, keys *idp.Keys) *idp.Admin {
-	audit := &idp.Auditor{Store: store, Logger: a.logger}
-	admin := &idp.Admin{Store: store, Audit: audit, Keys: keys}
+func (a *app) newAdmin(store storage.Storage, km *keys.Manager) *admin.Admin {
+	auditor := &audit.Auditor{Store: store, Logger: a.logger}
+	adm := &admin.Admin{Store: store, Audit: auditor, Keys: km}
 	// With the encryption key at hand, sessions ended by a command are announced to
 	// relying parties by back-channel logout, signed with the provider's keys, exactly as
 	// the server would (IDP_ISSUER names the issuer; default http://localhost:8080).
@@ -294,11 +298,11 @@ func (a *app) newAdmin(store storage.Storage, keys *idp.Keys) *idp.Admin {
 		if issuer == "" {
 			issuer = "http://localhost:8080"
 		}
-		a.backchannel = &idp.BackchannelLogout{Store: store, Keys: &idp.Keys{Store: store, Sealer: sealer},
-			Issuer: strings.TrimSuffix(issuer, "/"), Logger: a.logger, Audit: audit}
-		admin.EndSessions = a.backchannel.EndUserSessions
+		a.backchannel = &backchannel.Notifier{Store: store, Keys: &keys.Manager{Store: store, Sealer: sealer},
+			Issuer: strings.TrimSuffix(issuer, "/"), Logger: a.logger, Audit: auditor}
+		adm.EndSessions = a.backchannel.EndUserSessions
 	}
-	return admin
+	return adm
 }
 
 // errNoEncryptionKey explains how to provide the encryption key.

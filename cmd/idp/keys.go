@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/keys"
 )
 
 func newKeysCmd(a *app) *cobra.Command {
@@ -47,8 +47,8 @@ The signing keys are encrypted at rest with IDP_ENCRYPTION_KEY.`,
 				return err
 			}
 			defer store.Close()
-			keys := &idp.Keys{Store: store, Sealer: sealer, Retention: retention}
-			ids, err := a.newAdmin(store, keys).RotateKeys(ctx, cliActor)
+			km := &keys.Manager{Store: store, Sealer: sealer, Retention: retention}
+			ids, err := a.newAdmin(store, km).RotateKeys(ctx, cliActor)
 			if err != nil {
 				return err
 			}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/storage"
 )
 
@@ -83,7 +83,7 @@ a flag, so that it does not end up in the shell history or the process list.
 				return err
 			}
 			defer store.Close()
-			u, err := a.newAdmin(store, nil).CreateUserOfType(ctx, cliActor, idp.NewUser{Email: email, Name: name, Password: password}, accountType, groups)
+			u, err := a.newAdmin(store, nil).CreateUserOfType(ctx, cliActor, admin.NewUser{Email: email, Name: name, Password: password}, accountType, groups)
 			if err != nil {
 				return err
 			}
@@ -178,12 +178,12 @@ they have is ended and every token issued to them is revoked.`,
 				return err
 			}
 			defer store.Close()
-			admin := a.newAdmin(store, nil)
-			u, err := admin.FindUser(ctx, args[0])
+			adm := a.newAdmin(store, nil)
+			u, err := adm.FindUser(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			if err := admin.DisableUser(ctx, cliActor, u.ID); err != nil {
+			if err := adm.DisableUser(ctx, cliActor, u.ID); err != nil {
 				return err
 			}
 			u.Disabled = true
@@ -330,12 +330,12 @@ tokens are signed with the provider's keys); without it sessions are only delete
 				return err
 			}
 			defer store.Close()
-			admin := a.newAdmin(store, nil)
+			adm := a.newAdmin(store, nil)
 			if a.backchannel != nil && strings.TrimSpace(issuer) != "" {
 				a.backchannel.Issuer = strings.TrimSuffix(strings.TrimSpace(issuer), "/")
 			}
-			res, err := admin.ResetMFA(ctx, cliActor, args[0], reason,
-				idp.ResetOptions{RemoveFactors: !keepFactors, RecoveryLink: recoveryLink, Issuer: issuer})
+			res, err := adm.ResetMFA(ctx, cliActor, args[0], reason,
+				admin.ResetOptions{RemoveFactors: !keepFactors, RecoveryLink: recoveryLink, Issuer: issuer})
 			if err != nil {
 				return err
 			}

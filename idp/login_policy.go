@@ -1,0 +1,112 @@
+package idp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/openidp/idp/consent"
+	"github.com/openidp/idp/storage"
+)
+
+// essentialPrefix marks, inside a stored AuthRequest's ACRValues, the values of an
+// essential acr claim from the claims parameter (op does not parse that parameter).
+const essentialPrefix = "essential:"
+
+// essentialACR extracts the acr values of an essential "acr" member of the claims
+// request parameter (OIDC Core 5.5.1): {"id_token":{"acr":{"essential":true,"values":[...]}}}.
+func essentialACR(claims string) ([]string, error) {
+	if claims == "" {
+		return nil, nil
+	}
+	// Only the acr member is decoded: other members may carry values of any JSON type
+	// (email_verified's "value" is a boolean), and member names are case-sensitive, which
+	// struct fields are not.
+	var req map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(claims), &req); err != nil {
+		return nil, fmt.Errorf("claims parameter is not valid JSON: %w", err)
+	}
+	var idToken map[string]json.RawMessage
+	if raw, ok := req["id_token"]; ok {
+		if err := json.Unmarshal(raw, &idToken); err != nil {
+			return nil, fmt.Errorf("claims parameter: id_token is not a JSON object: %w", err)
+		}
+	}
+	var acr *struct {
+		Essential bool     `json:"essential"`
+		Value     string   `json:"value"`
+		Values    []string `json:"values"`
+	}
+	if raw, ok := idToken["acr"]; ok {
+		if err := json.Unmarshal(raw, &acr); err != nil {
+			return nil, fmt.Errorf("claims parameter: id_token acr is not a claim request: %w", err)
+		}
+	}
+	if acr == nil || !acr.Essential {
+		return nil, nil
+	}
+	values := slices.Clone(acr.Values)
+	if acr.Value != "" {
+		values = append(values, acr.Value)
+	}
+	return values, nil
+}
+
+// authParams splits the stored request's acr values back into voluntary and essential.
+func authParams(ar *storage.AuthRequest) consent.AuthParams {
+	p := consent.AuthParams{MaxAge: ar.MaxAge, PromptLogin: slices.Contains(ar.Prompt, "login")}
+	for _, v := range ar.ACRValues {
+		if e, ok := strings.CutPrefix(v, essentialPrefix); ok {
+			p.EssentialACR = append(p.EssentialACR, e)
+		} else {
+			p.ACRValues = append(p.ACRValues, v)
+		}
+	}
+	return p
+}
+
+// requirement computes what this login of user u to client c must prove.
+func (s *Server) requirement(ctx context.Context, c *storage.Client, u *storage.User, ar *storage.AuthRequest) (consent.Requirement, error) {
+	in := consent.PolicyInput{ClientID: c.ID, Client: c.Policy, AccountType: u.Type}
+	if ar != nil {
+		in.Request = authParams(ar)
+	}
+	if c.ID == AccountClientID {
+		// The account page is where people fix their factors: any factor they have
+		// proves it is them, whatever their account type demands of applications.
+		in.TypePolicy = nil
+		for _, k := range s.factors.Kinds() {
+			in.Available = append(in.Available, string(k))
+		}
+		return consent.Evaluate(in)
+	}
+	tp, err := s.store.GetTypePolicy(ctx, u.Type)
+	switch {
+	case err == nil:
+		in.TypePolicy = tp
+	case !errors.Is(err, storage.ErrNotFound):
+		return consent.Requirement{}, fmt.Errorf("account type policy: %w", err)
+	}
+	for _, k := range s.factors.Kinds() {
+		in.Available = append(in.Available, string(k))
+	}
+	return consent.Evaluate(in)
+}
+
+// sessionMeets reports whether the session's second-factor check satisfies req.
+func (s *Server) sessionMeets(sess *storage.Session, ar *storage.AuthRequest, req consent.Requirement) bool {
+	if sess.MFAAt.IsZero() || !slices.ContainsFunc(sess.Factors, req.Counts) {
+		return false
+	}
+	if req.MFAMaxAge > 0 && s.now().Sub(sess.MFAAt) > req.MFAMaxAge {
+		return false
+	}
+	if req.Fresh && ar != nil && sess.MFAAt.Before(ar.CreatedAt.Truncate(time.Second)) {
+		return false
+	}
+	return true
+}
