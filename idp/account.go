@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/openidp/idp/idp/secret"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/web"
@@ -100,7 +101,7 @@ func (s *Server) newAccountRequest(w http.ResponseWriter, r *http.Request, force
 		}
 	}
 	ar := &storage.AuthRequest{
-		ID: NewID(), ClientID: AccountClientID, RedirectURI: back,
+		ID: secret.NewID(), ClientID: AccountClientID, RedirectURI: back,
 		Scopes: []string{"openid"}, ResponseType: "code", CreatedAt: now, ExpiresAt: now.Add(s.cfg.AuthRequestLifetime),
 	}
 	if forceFresh {

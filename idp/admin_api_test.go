@@ -8,14 +8,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 )
 
 // adminToken registers a client_credentials client allowed scopes and returns a token for
 // scope, plus the client.
 func adminToken(t *testing.T, e *env, name string, scopes []string, scope string) (string, testClient) {
 	t.Helper()
-	c := e.createClient(idp.NewClient{Name: name, GrantTypes: []string{idp.GrantClientCredentials}, Scopes: scopes})
+	c := e.createClient(admin.NewClient{Name: name, GrantTypes: []string{admin.GrantClientCredentials}, Scopes: scopes})
 	tr := e.tokenRequest(c, url.Values{"grant_type": {"client_credentials"}, "scope": {scope}})
 	if tr.AccessToken == "" {
 		t.Fatalf("client_credentials for %s: %+v", name, tr)
@@ -47,7 +48,7 @@ func runAdminAPI(t *testing.T, e *env) {
 	t.Run("authorisation", func(t *testing.T) {
 		other, _ := adminToken(t, e, "Batch", []string{"api:read"}, "api:read")
 		e.createUser("person@example.com", password)
-		rp := e.createClient(idp.NewClient{Name: "Person app", SkipConsent: true, Scopes: []string{"openid", "admin"}})
+		rp := e.createClient(admin.NewClient{Name: "Person app", SkipConsent: true, Scopes: []string{"openid", "admin"}})
 		b := e.newBrowser()
 		v, ch := pkce()
 		p := b.Login(b.Get(e.authURL(rp, url.Values{"scope": {"openid admin"}, "code_challenge": {ch}, "code_challenge_method": {"S256"}})),
@@ -124,7 +125,7 @@ func runAdminAPI(t *testing.T, e *env) {
 	})
 
 	t.Run("client and type policies", func(t *testing.T) {
-		app := e.createClient(idp.NewClient{Name: "Payroll"})
+		app := e.createClient(admin.NewClient{Name: "Payroll"})
 		path := "/api/v1/admin/clients/" + app.ID + "/policy"
 		st, out := apiCall(t, e, token, "PUT", path, map[string]any{"mfa": "Required", "factors": []string{"totp", "webauthn"}, "max_age_seconds": 43200})
 		if st != http.StatusOK || out["mfa"] != "required" || out["max_age_seconds"].(float64) != 43200 {
@@ -165,7 +166,7 @@ func runAdminAPI(t *testing.T, e *env) {
 		if st, out = apiCall(t, e, token, "GET", "/api/v1/admin/policies/types", nil); st != http.StatusOK || len(out["policies"].([]any)) != 1 {
 			t.Fatalf("list type policies: %d %v", st, out)
 		}
-		if n := e.auditCount(idp.EventAdminPolicySet, idp.ResultSuccess); n != 1 {
+		if n := e.auditCount(audit.EventAdminPolicySet, audit.ResultSuccess); n != 1 {
 			t.Errorf("%d type-policy audit events, want 1", n)
 		}
 	})
@@ -194,7 +195,7 @@ func runAdminAPI(t *testing.T, e *env) {
 	t.Run("mfa reset", func(t *testing.T) {
 		email := "lost@example.com"
 		e.createUser(email, password)
-		rp := e.createClient(idp.NewClient{Name: "Wiki", SkipConsent: true})
+		rp := e.createClient(admin.NewClient{Name: "Wiki", SkipConsent: true})
 		b := e.newBrowser()
 		_, ch := pkce()
 		p := b.Login(b.Get(e.authURL(rp, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}})), email, password)
@@ -218,7 +219,7 @@ func runAdminAPI(t *testing.T, e *env) {
 			t.Fatal("a refused reset removed factors")
 		}
 
-		ended := e.auditCount(idp.EventSessionEnd, idp.ResultSuccess)
+		ended := e.auditCount(audit.EventSessionEnd, audit.ResultSuccess)
 		st, out := apiCall(t, e, token, "POST", path, map[string]any{"reason": "lost phone, ticket 4711", "recovery_link": true})
 		if st != http.StatusOK || out["factors_removed"].(float64) < 1 || out["sessions_ended"].(float64) != 1 || out["tokens_revoked"] != true {
 			t.Fatalf("reset: %d %v", st, out)
@@ -231,21 +232,21 @@ func runAdminAPI(t *testing.T, e *env) {
 			t.Fatalf("%d factors left after the reset", len(fs))
 		}
 		// Through the server's session ending (back-channel logout), not a bare delete.
-		if e.auditCount(idp.EventSessionEnd, idp.ResultSuccess) != ended+1 {
+		if e.auditCount(audit.EventSessionEnd, audit.ResultSuccess) != ended+1 {
 			t.Error("the session was not ended through Server.EndUserSessions")
 		}
 		if q := promptNone(t, e, b, rp); q.Get("error") != "login_required" {
 			t.Fatalf("prompt=none after the reset: %v", q)
 		}
 
-		st, out = apiCall(t, e, token, "GET", "/api/v1/admin/audit?type="+idp.EventAdminMFAReset+"&user="+url.QueryEscape(email), nil)
+		st, out = apiCall(t, e, token, "GET", "/api/v1/admin/audit?type="+audit.EventAdminMFAReset+"&user="+url.QueryEscape(email), nil)
 		events, _ := out["events"].([]any)
 		if st != http.StatusOK || len(events) != 1 {
 			t.Fatalf("audit query: %d %v", st, out)
 		}
 		ev := events[0].(map[string]any)
 		reason := ev["reason"].(string)
-		if ev["result"] != idp.ResultSuccess || ev["user_id"] != e.userID(email) || !strings.HasPrefix(reason, actor+" ") ||
+		if ev["result"] != audit.ResultSuccess || ev["user_id"] != e.userID(email) || !strings.HasPrefix(reason, actor+" ") ||
 			!strings.Contains(reason, `reason="lost phone, ticket 4711"`) {
 			t.Fatalf("reset event = %v", ev)
 		}

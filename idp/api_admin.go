@@ -12,7 +12,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/openidp/idp/consent"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/pwhash"
 	"github.com/openidp/idp/storage"
 )
 
@@ -32,17 +33,17 @@ const (
 	adminAuditMaxLimit     = 1000
 )
 
-// newAdmin returns the Admin the admin API acts through: this server's store, audit
+// newAdmin returns the admin.Admin the admin API acts through: this server's store, audit
 // trail, keys, clock and issuer; sessions end with back-channel logout.
-func (s *Server) newAdmin() *Admin {
-	return &Admin{Store: s.store, Audit: s.audit, Keys: s.keys, Now: s.now, Issuer: s.cfg.Issuer, EndSessions: s.EndUserSessions,
+func (s *Server) newAdmin() *admin.Admin {
+	return &admin.Admin{Store: s.store, Audit: s.audit, Keys: s.keys, Now: s.now, Issuer: s.cfg.Issuer, EndSessions: s.EndUserSessions,
 		Hash: s.hashPassword}
 }
 
 // adminAPI serves the admin endpoints.
 type adminAPI struct {
 	s     *Server
-	admin *Admin
+	admin *admin.Admin
 }
 
 // adminHandler serves one admin endpoint for the authenticated actor.
@@ -125,7 +126,7 @@ func (api *adminAPI) authorized(h adminHandler) http.HandlerFunc {
 			return
 		}
 		c, err := api.s.store.GetClient(r.Context(), at.ClientID)
-		if err != nil || !slices.Contains(c.Scopes, ScopeAdmin) || !slices.Contains(c.GrantTypes, GrantClientCredentials) {
+		if err != nil || !slices.Contains(c.Scopes, ScopeAdmin) || !slices.Contains(c.GrantTypes, admin.GrantClientCredentials) {
 			writeAPIError(w, http.StatusUnauthorized, "invalid_token", "the token's client may no longer use the admin API")
 			return
 		}
@@ -135,7 +136,7 @@ func (api *adminAPI) authorized(h adminHandler) http.HandlerFunc {
 
 // fail answers err from an Admin action.
 func (api *adminAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var in *InvalidInputError
+	var in *admin.InvalidInputError
 	switch {
 	case errors.As(err, &in):
 		writeAPIError(w, http.StatusBadRequest, "invalid_request", in.Message)
@@ -174,8 +175,8 @@ func secondsFit(w http.ResponseWriter, fields []secondsField) bool {
 	return true
 }
 
-// secondsFields are the durations of v.
-func (v PolicyView) secondsFields() []secondsField {
+// policySecondsFields are the durations of v.
+func policySecondsFields(v admin.PolicyView) []secondsField {
 	return []secondsField{{"max_age_seconds", v.MaxAgeSeconds}, {"remember_device_seconds", v.RememberDeviceSeconds}}
 }
 
@@ -249,15 +250,15 @@ func (api *adminAPI) createUser(w http.ResponseWriter, r *http.Request, actor st
 		return
 	}
 	// Input errors first, so that nothing is written and the caller gets a 400.
-	if _, err := normalizeEmail(req.Email); err != nil {
+	if _, err := admin.NormalizeEmail(req.Email); err != nil {
 		writeAPIError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
-	if len(req.Password) < MinPasswordLength {
-		writeAPIError(w, http.StatusBadRequest, "invalid_request", "password must be at least "+strconv.Itoa(MinPasswordLength)+" characters")
+	if len(req.Password) < pwhash.MinLength {
+		writeAPIError(w, http.StatusBadRequest, "invalid_request", "password must be at least "+strconv.Itoa(pwhash.MinLength)+" characters")
 		return
 	}
-	u, err := api.admin.CreateUserOfType(r.Context(), actor, NewUser{Email: req.Email, Name: req.Name, Password: req.Password}, req.Type, req.Groups)
+	u, err := api.admin.CreateUserOfType(r.Context(), actor, admin.NewUser{Email: req.Email, Name: req.Name, Password: req.Password}, req.Type, req.Groups)
 	if err != nil {
 		api.fail(w, r, err)
 		return
@@ -383,7 +384,7 @@ func (api *adminAPI) resetMFA(w http.ResponseWriter, r *http.Request, actor stri
 	if !decodeRequired(w, r, &req) {
 		return
 	}
-	opts := ResetOptions{RemoveFactors: req.RemoveFactors == nil || *req.RemoveFactors, RecoveryLink: req.RecoveryLink}
+	opts := admin.ResetOptions{RemoveFactors: req.RemoveFactors == nil || *req.RemoveFactors, RecoveryLink: req.RecoveryLink}
 	res, err := api.admin.ResetMFA(r.Context(), actor, r.PathValue("id"), req.Reason, opts)
 	if err != nil {
 		api.fail(w, r, err)
@@ -402,79 +403,15 @@ func (api *adminAPI) resetMFA(w http.ResponseWriter, r *http.Request, actor stri
 
 // --- clients and policies ---
 
-// PolicyView is an MFA policy as the admin API and the CLI show it: durations in whole
-// seconds, the default mode spelled out.
-type PolicyView struct {
-	MFA                   string   `json:"mfa"`
-	Factors               []string `json:"factors"`
-	PhishingResistant     bool     `json:"phishing_resistant"`
-	MaxAgeSeconds         int64    `json:"max_age_seconds"`
-	RememberDeviceSeconds int64    `json:"remember_device_seconds"`
-}
-
-// ToPolicyView converts a stored policy for display.
-func ToPolicyView(p storage.MFAPolicy) PolicyView {
-	m := p.MFA
-	if m == "" {
-		m = consent.ModeOptional
-	}
-	return PolicyView{
-		MFA: m, Factors: nonNilStrings(p.Factors), PhishingResistant: p.PhishingResistant,
-		MaxAgeSeconds: int64(p.MaxAge / time.Second), RememberDeviceSeconds: int64(p.RememberDevice / time.Second),
-	}
-}
-
-// Policy converts the view back to a stored policy.
-func (v PolicyView) Policy() storage.MFAPolicy {
-	return storage.MFAPolicy{
-		MFA: v.MFA, Factors: v.Factors, PhishingResistant: v.PhishingResistant,
-		MaxAge: time.Duration(v.MaxAgeSeconds) * time.Second, RememberDevice: time.Duration(v.RememberDeviceSeconds) * time.Second,
-	}
-}
-
-// ClientView is a client as the admin API and the CLI show it: never its secret or hash.
-type ClientView struct {
-	ID                          string     `json:"id"`
-	Name                        string     `json:"name"`
-	Public                      bool       `json:"public"`
-	RedirectURIs                []string   `json:"redirect_uris"`
-	PostLogoutRedirectURIs      []string   `json:"post_logout_redirect_uris"`
-	GrantTypes                  []string   `json:"grant_types"`
-	Scopes                      []string   `json:"scopes"`
-	SkipConsent                 bool       `json:"skip_consent"`
-	AccessTokenFormat           string     `json:"access_token_format"`
-	IDTokenSigningAlg           string     `json:"id_token_signing_alg"`
-	AccessTokenLifetimeSeconds  int64      `json:"access_token_lifetime_seconds"`
-	IDTokenLifetimeSeconds      int64      `json:"id_token_lifetime_seconds"`
-	RefreshTokenLifetimeSeconds int64      `json:"refresh_token_lifetime_seconds"`
-	BackchannelLogoutURI        string     `json:"backchannel_logout_uri,omitempty"`
-	Policy                      PolicyView `json:"policy"`
-	CreatedAt                   time.Time  `json:"created_at"`
-}
-
-// ToClientView converts a stored client for display.
-func ToClientView(c *storage.Client) ClientView {
-	return ClientView{
-		ID: c.ID, Name: c.Name, Public: c.Public, RedirectURIs: nonNilStrings(c.RedirectURIs),
-		PostLogoutRedirectURIs: nonNilStrings(c.PostLogoutRedirectURIs), GrantTypes: nonNilStrings(c.GrantTypes),
-		Scopes: nonNilStrings(c.Scopes), SkipConsent: c.SkipConsent, AccessTokenFormat: c.AccessTokenFormat,
-		IDTokenSigningAlg:           c.IDTokenSigningAlg,
-		AccessTokenLifetimeSeconds:  int64(c.AccessTokenLifetime / time.Second),
-		IDTokenLifetimeSeconds:      int64(c.IDTokenLifetime / time.Second),
-		RefreshTokenLifetimeSeconds: int64(c.RefreshTokenLifetime / time.Second),
-		BackchannelLogoutURI:        c.BackchannelLogoutURI, Policy: ToPolicyView(c.Policy), CreatedAt: c.CreatedAt.UTC(),
-	}
-}
-
 func (api *adminAPI) listClients(w http.ResponseWriter, r *http.Request, _ string) {
 	clients, err := api.s.store.ListClients(r.Context())
 	if err != nil {
 		api.fail(w, r, err)
 		return
 	}
-	out := make([]ClientView, 0, len(clients))
+	out := make([]admin.ClientView, 0, len(clients))
 	for i := range clients {
-		out = append(out, ToClientView(&clients[i]))
+		out = append(out, admin.ToClientView(&clients[i]))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"clients": out})
 }
@@ -504,7 +441,7 @@ func (api *adminAPI) createClient(w http.ResponseWriter, r *http.Request, actor 
 	}) {
 		return
 	}
-	in := NewClient{
+	in := admin.NewClient{
 		Name: req.Name, RedirectURIs: req.RedirectURIs, PostLogoutRedirectURIs: req.PostLogoutRedirectURIs,
 		Public: req.Public, SkipConsent: req.SkipConsent, GrantTypes: req.GrantTypes, Scopes: req.Scopes,
 		AccessTokenFormat: req.AccessTokenFormat, IDTokenSigningAlg: req.IDTokenSigningAlg,
@@ -514,7 +451,7 @@ func (api *adminAPI) createClient(w http.ResponseWriter, r *http.Request, actor 
 		BackchannelLogoutURI: req.BackchannelLogoutURI,
 	}
 	// Input errors first, so that the caller gets a 400 and nothing is written.
-	if _, err := buildClient(in, false); err != nil {
+	if err := admin.CheckClient(in); err != nil {
 		writeAPIError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
@@ -524,9 +461,9 @@ func (api *adminAPI) createClient(w http.ResponseWriter, r *http.Request, actor 
 		return
 	}
 	writeJSON(w, http.StatusCreated, struct {
-		ClientView
+		admin.ClientView
 		ClientSecret string `json:"client_secret,omitempty"`
-	}{ToClientView(c), secret})
+	}{admin.ToClientView(c), secret})
 }
 
 func (api *adminAPI) getClient(w http.ResponseWriter, r *http.Request, _ string) {
@@ -535,12 +472,12 @@ func (api *adminAPI) getClient(w http.ResponseWriter, r *http.Request, _ string)
 		api.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ToClientView(c))
+	writeJSON(w, http.StatusOK, admin.ToClientView(c))
 }
 
 func (api *adminAPI) setClientPolicy(w http.ResponseWriter, r *http.Request, actor string) {
-	var req PolicyView
-	if !decodeRequired(w, r, &req) || !secondsFit(w, req.secondsFields()) {
+	var req admin.PolicyView
+	if !decodeRequired(w, r, &req) || !secondsFit(w, policySecondsFields(req)) {
 		return
 	}
 	p, err := api.admin.SetClientPolicy(r.Context(), actor, r.PathValue("id"), req.Policy())
@@ -548,12 +485,12 @@ func (api *adminAPI) setClientPolicy(w http.ResponseWriter, r *http.Request, act
 		api.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ToPolicyView(*p))
+	writeJSON(w, http.StatusOK, admin.ToPolicyView(*p))
 }
 
 type adminTypePolicyView struct {
-	Type   string     `json:"type"`
-	Policy PolicyView `json:"policy"`
+	Type   string           `json:"type"`
+	Policy admin.PolicyView `json:"policy"`
 }
 
 func (api *adminAPI) listTypePolicies(w http.ResponseWriter, r *http.Request, _ string) {
@@ -564,19 +501,19 @@ func (api *adminAPI) listTypePolicies(w http.ResponseWriter, r *http.Request, _ 
 	}
 	out := make([]adminTypePolicyView, 0, len(all))
 	for t, p := range all {
-		out = append(out, adminTypePolicyView{Type: t, Policy: ToPolicyView(p)})
+		out = append(out, adminTypePolicyView{Type: t, Policy: admin.ToPolicyView(p)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Type < out[j].Type })
 	writeJSON(w, http.StatusOK, map[string]any{"policies": out})
 }
 
 func (api *adminAPI) getTypePolicy(w http.ResponseWriter, r *http.Request, _ string) {
-	typ, err := normalizeAccountType(r.PathValue("type"))
+	typ, err := admin.NormalizeAccountType(r.PathValue("type"))
 	var p *storage.MFAPolicy
 	if err == nil {
 		p, err = api.s.store.GetTypePolicy(r.Context(), typ)
 	}
-	var in *InvalidInputError
+	var in *admin.InvalidInputError
 	if errors.Is(err, storage.ErrNotFound) || errors.As(err, &in) {
 		writeAPIError(w, http.StatusNotFound, "not_found", "no policy for account type "+strconv.Quote(r.PathValue("type")))
 		return
@@ -585,15 +522,15 @@ func (api *adminAPI) getTypePolicy(w http.ResponseWriter, r *http.Request, _ str
 		api.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, adminTypePolicyView{Type: typ, Policy: ToPolicyView(*p)})
+	writeJSON(w, http.StatusOK, adminTypePolicyView{Type: typ, Policy: admin.ToPolicyView(*p)})
 }
 
 func (api *adminAPI) setTypePolicy(w http.ResponseWriter, r *http.Request, actor string) {
-	var req PolicyView
-	if !decodeRequired(w, r, &req) || !secondsFit(w, req.secondsFields()) {
+	var req admin.PolicyView
+	if !decodeRequired(w, r, &req) || !secondsFit(w, policySecondsFields(req)) {
 		return
 	}
-	typ, err := normalizeAccountType(r.PathValue("type"))
+	typ, err := admin.NormalizeAccountType(r.PathValue("type"))
 	if err != nil {
 		api.fail(w, r, err)
 		return
@@ -603,7 +540,7 @@ func (api *adminAPI) setTypePolicy(w http.ResponseWriter, r *http.Request, actor
 		api.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, adminTypePolicyView{Type: typ, Policy: ToPolicyView(*p)})
+	writeJSON(w, http.StatusOK, adminTypePolicyView{Type: typ, Policy: admin.ToPolicyView(*p)})
 }
 
 // --- audit ---

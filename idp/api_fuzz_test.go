@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/idptest"
 	"github.com/openidp/idp/mfa"
 )
@@ -25,7 +26,7 @@ var fuzzBodyTypes = []func() any{
 	func() any { return &apiRequest{} },
 	func() any { return &adminNewUser{} },
 	func() any { return &adminNewClient{} },
-	func() any { return &PolicyView{} },
+	func() any { return &admin.PolicyView{} },
 	func() any { return &adminResetRequest{} },
 	func() any {
 		return &struct {
@@ -303,8 +304,8 @@ var fuzzAdminRoutes = []struct{ method, path string }{
 func FuzzAdminAPI(f *testing.F) {
 	e := newFuzzEnv(f)
 	ctx := context.Background()
-	adminClient, secret, err := e.admin.CreateClient(ctx, "fuzz", NewClient{
-		Name: "Provisioning", GrantTypes: []string{GrantClientCredentials}, Scopes: []string{ScopeAdmin},
+	adminClient, secret, err := e.admin.CreateClient(ctx, "fuzz", admin.NewClient{
+		Name: "Provisioning", GrantTypes: []string{admin.GrantClientCredentials}, Scopes: []string{ScopeAdmin},
 		AccessTokenLifetime: 24 * time.Hour,
 	})
 	if err != nil {
@@ -399,11 +400,11 @@ func FuzzAdminAPI(f *testing.F) {
 		}
 		switch {
 		case strings.HasSuffix(rt.path, "/policy") || (rt.method == http.MethodPut && strings.Contains(rt.path, "/policies/types/")):
-			var in PolicyView
+			var in admin.PolicyView
 			_ = json.NewDecoder(strings.NewReader(body)).Decode(&in) // as decodeBody reads it
 			var out struct {
-				PolicyView
-				Policy *PolicyView `json:"policy"` // PUT /policies/types wraps it
+				admin.PolicyView
+				Policy *admin.PolicyView `json:"policy"` // PUT /policies/types wraps it
 			}
 			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 				fuzzFail(t, what, rec, logs, "policy answer: %v", err)
@@ -419,7 +420,7 @@ func FuzzAdminAPI(f *testing.F) {
 		case rt.method == http.MethodPost && rt.path == "/api/v1/admin/clients":
 			var in adminNewClient
 			_ = json.NewDecoder(strings.NewReader(body)).Decode(&in) // as decodeBody reads it
-			var out ClientView
+			var out admin.ClientView
 			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 				fuzzFail(t, what, rec, logs, "client answer: %v", err)
 			}

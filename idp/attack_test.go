@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/storage"
 )
 
@@ -86,7 +88,7 @@ func TestAttackConcurrentPasswordGuesses(t *testing.T) {
 			s1, s2 := be.open(t)
 			a := newEnv(t, s1, noAuthorizeLimit)
 			b := newEnv(t, s2, noAuthorizeLimit, func(c *idp.Config) { c.Sealer = a.sealer; c.Now = a.clock.Now })
-			app := a.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
+			app := a.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
 			victim := a.createUser("victim@example.com", password)
 
 			const n = 40
@@ -111,7 +113,7 @@ func TestAttackConcurrentPasswordGuesses(t *testing.T) {
 				}
 				return postForm(clients[i], issuer+"/login", forms[i])
 			})
-			checked := auditReasons(t, s1, victim.ID, idp.EventLoginPassword, "wrong password")
+			checked := auditReasons(t, s1, victim.ID, audit.EventLoginPassword, "wrong password")
 			refused := 0
 			for _, st := range statuses {
 				if st == http.StatusTooManyRequests {
@@ -162,8 +164,8 @@ func TestAttackConcurrentTOTPGuesses(t *testing.T) {
 				return postForm(br.Client, issuer+"/login/mfa", form)
 			})
 			id := m.userID(email)
-			checked := auditReasons(t, s1, id, idp.EventMFAVerify, "invalid code")
-			locked := auditReasons(t, s1, id, idp.EventMFAVerify, "locked")
+			checked := auditReasons(t, s1, id, audit.EventMFAVerify, "invalid code")
+			locked := auditReasons(t, s1, id, audit.EventMFAVerify, "locked")
 			t.Logf("%d concurrent wrong codes: %d checked, %d refused unchecked", n, checked, locked)
 			if checked < 1 || checked > 5 {
 				t.Fatalf("%d codes checked, want 1..5", checked)
@@ -244,7 +246,7 @@ func TestAttackLockoutAsAWeapon(t *testing.T) {
 				m.clock.Advance(time.Hour)
 			}
 			id := m.userID(email)
-			if auditReasons(t, m.store, id, idp.EventMFALockout, "an administrator must unlock it") == 0 {
+			if auditReasons(t, m.store, id, audit.EventMFALockout, "an administrator must unlock it") == 0 {
 				t.Fatalf("the account-wide second-factor ceiling was never reached: %s", reasonSummary(t, m.store, id))
 			}
 			stranger := from(m.newBrowser(), "192.0.2.200")
@@ -285,7 +287,7 @@ func TestAttackSelfServiceBypass(t *testing.T) {
 			owner := m.newBrowser()
 			key := enrolTOTP(t, m.env, owner, accountPage(t, m.env, owner, email, nil))
 			id := m.userID(email)
-			legacy := m.createClient(idp.NewClient{Name: "Legacy", RedirectURIs: []string{"https://legacy.example.com/cb"}, SkipConsent: true,
+			legacy := m.createClient(admin.NewClient{Name: "Legacy", RedirectURIs: []string{"https://legacy.example.com/cb"}, SkipConsent: true,
 				Scopes: []string{"openid", "account"}})
 			m.setPolicy(legacy, storage.MFAPolicy{MFA: "off"})
 
@@ -310,7 +312,7 @@ func TestAttackSelfServiceBypass(t *testing.T) {
 			if len(after) != len(before) {
 				t.Fatalf("factors changed by the refused calls: %d → %d", len(before), len(after))
 			}
-			if auditReasons(t, m.store, id, idp.EventMFAEnrollStart, "refused") == 0 {
+			if auditReasons(t, m.store, id, audit.EventMFAEnrollStart, "refused") == 0 {
 				t.Fatal("refused enrolment not audited")
 			}
 
@@ -340,7 +342,7 @@ func TestAttackSelfServiceBypass(t *testing.T) {
 			// A token from a session whose second factor is fresh needs no verification —
 			// for ten minutes.
 			m.clock.Advance(30 * time.Second)
-			full := m.createClient(idp.NewClient{Name: "Full", RedirectURIs: []string{"https://full.example.com/cb"}, SkipConsent: true,
+			full := m.createClient(admin.NewClient{Name: "Full", RedirectURIs: []string{"https://full.example.com/cb"}, SkipConsent: true,
 				Scopes: []string{"openid", "account"}})
 			fb := m.newBrowser()
 			v, ch = pkce()
@@ -421,7 +423,7 @@ func TestRemovingTheLastRequiredFactorIsRefused(t *testing.T) {
 	if _, err := m.store.GetFactor(ctx, fs[0].ID); err != nil {
 		t.Fatalf("factor gone: %v", err)
 	}
-	if auditReasons(t, m.store, id, idp.EventMFARemove, "refused") != 1 {
+	if auditReasons(t, m.store, id, audit.EventMFARemove, "refused") != 1 {
 		t.Fatal("refusal not audited")
 	}
 	_ = key
@@ -554,7 +556,7 @@ func TestSMSPumpingLimits(t *testing.T) {
 	if p := enrolSMS("q9@example.com", "+44 7400 123459"); p.Status != http.StatusBadRequest || sent() != 4 {
 		t.Fatalf("fifth code from one address: status %d, %d sent", p.Status, sent())
 	}
-	evs, _ := m.store.ListAudit(context.Background(), storage.AuditFilter{Type: idp.EventMFACodeLimited})
+	evs, _ := m.store.ListAudit(context.Background(), storage.AuditFilter{Type: audit.EventMFACodeLimited})
 	var reasons []string
 	for _, e := range evs {
 		reasons = append(reasons, e.Reason)

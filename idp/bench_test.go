@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
 )
 
 // BenchmarkTokenEndpoint measures the token endpoint over HTTP on loopback, per grant
@@ -16,8 +16,8 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 		b.Run(be.name, func(b *testing.B) {
 			e := newEnv(b, be.open(b), noAuthorizeLimit)
 			e.createUser("alice@example.com", password)
-			app := e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
-			svc := e.createClient(idp.NewClient{Name: "Svc", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api"}})
+			app := e.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
+			svc := e.createClient(admin.NewClient{Name: "Svc", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api"}})
 			br := e.newBrowser()
 
 			b.Run("client_credentials", func(b *testing.B) {
@@ -87,7 +87,7 @@ func BenchmarkPasswordAndTOTPLogin(b *testing.B) {
 			e := newEnv(b, be.open(b), noAuthorizeLimit)
 			email := "bench@example.com"
 			e.createUser(email, password)
-			app := e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
+			app := e.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
 			key := benchEnrolTOTP(b, e, email)
 			for b.Loop() {
 				e.clock.Advance(30 * time.Second)

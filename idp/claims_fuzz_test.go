@@ -280,7 +280,7 @@ func FuzzAuthorize(f *testing.F) {
 				t.Fatalf("error redirect %s: error %q is not an authorization error code\nlog:\n%s", loc, code, logs)
 			}
 			// Only for the plain spelling: op reads "STATE" as state too, which the size
-			// limits of authorize_limits.go (exact names) do not see.
+			// limits of op_authorize_limits.go (exact names) do not see.
 			if fuzzSpellings(form, "state") == 1 && len(form["state"]) == 1 && len(form["state"][0]) <= 2048 &&
 				target.Query().Get("state") != form.Get("state") {
 				t.Fatalf("error redirect %s does not carry the state %q", loc, form.Get("state"))

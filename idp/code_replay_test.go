@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/storage"
 )
 
@@ -105,8 +107,8 @@ func TestRFC6749_4_1_2_CodeReplayRevokes(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			e := newEnv(t, be.open(t))
 			user := e.createUser("alice@example.com", password)
-			app := e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
-			opaque := e.createClient(idp.NewClient{Name: "Opaque", RedirectURIs: []string{"https://opaque.example.com/cb"},
+			app := e.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
+			opaque := e.createClient(admin.NewClient{Name: "Opaque", RedirectURIs: []string{"https://opaque.example.com/cb"},
 				SkipConsent: true, AccessTokenFormat: "opaque"})
 			b := e.newBrowser()
 
@@ -123,7 +125,7 @@ func TestRFC6749_4_1_2_CodeReplayRevokes(t *testing.T) {
 			}
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
-					replaysBefore := e.auditCount(idp.EventCodeReplay, idp.ResultFailure)
+					replaysBefore := e.auditCount(audit.EventCodeReplay, audit.ResultFailure)
 					g := authorizeCode(t, e, b, tc.c, url.Values{"scope": {tc.scope}})
 					first := exchangeCode(t, e, tc.c, g)
 					if first.Error != "" || first.AccessToken == "" {
@@ -148,10 +150,10 @@ func TestRFC6749_4_1_2_CodeReplayRevokes(t *testing.T) {
 					for _, tr := range live {
 						wantTokensDead(t, e, tc.c, tr)
 					}
-					if got := e.auditCount(idp.EventCodeReplay, idp.ResultFailure) - replaysBefore; got != 1 {
-						t.Errorf("%d %s events, want 1", got, idp.EventCodeReplay)
+					if got := e.auditCount(audit.EventCodeReplay, audit.ResultFailure) - replaysBefore; got != 1 {
+						t.Errorf("%d %s events, want 1", got, audit.EventCodeReplay)
 					}
-					evs, err := e.store.ListAudit(context.Background(), storage.AuditFilter{Type: idp.EventCodeReplay})
+					evs, err := e.store.ListAudit(context.Background(), storage.AuditFilter{Type: audit.EventCodeReplay})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -188,7 +190,7 @@ func TestRFC6749_4_1_2_CodeReplayRevokesAcrossProcesses(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			first, second := twoServers(t, be.open)
 			first.createUser("alice@example.com", password)
-			app := first.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
+			app := first.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
 
 			g := authorizeCode(t, first, first.newBrowser(), app, nil)
 			tr := exchangeCode(t, first, app, g)
@@ -214,12 +216,12 @@ func TestRFC6749_4_1_2_CodeReplayRevokesConcurrent(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			first, second := twoServers(t, be.open)
 			first.createUser("alice@example.com", password)
-			app := first.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
+			app := first.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
 			b := first.newBrowser()
 
 			for round := range 3 {
-				replaysBefore := first.auditCount(idp.EventCodeReplay, idp.ResultFailure)
-				invalidBefore := first.auditCount(idp.EventCodeReuse, "")
+				replaysBefore := first.auditCount(audit.EventCodeReplay, audit.ResultFailure)
+				invalidBefore := first.auditCount(audit.EventCodeReuse, "")
 				g := authorizeCode(t, first, b, app, nil)
 
 				var (
@@ -255,10 +257,10 @@ func TestRFC6749_4_1_2_CodeReplayRevokesConcurrent(t *testing.T) {
 				// Exactly one redemption: every other call was recognised as a replay (none
 				// as an unknown code), plus the winner's own failure when a replay beat
 				// its tokens.
-				if got := first.auditCount(idp.EventCodeReuse, "") - invalidBefore; got != 0 {
+				if got := first.auditCount(audit.EventCodeReuse, "") - invalidBefore; got != 0 {
 					t.Errorf("round %d: %d calls saw an unknown code, want 0", round, got)
 				}
-				if got, want := first.auditCount(idp.EventCodeReplay, idp.ResultFailure)-replaysBefore, n-len(won); got != want {
+				if got, want := first.auditCount(audit.EventCodeReplay, audit.ResultFailure)-replaysBefore, n-len(won); got != want {
 					t.Errorf("round %d: %d replay events, want %d (%d got tokens)", round, got, want, len(won))
 				}
 				t.Logf("round %d: %d of %d got tokens", round, len(won), n)

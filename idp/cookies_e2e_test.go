@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/idptest"
 	"github.com/openidp/idp/storage/seal"
 )
@@ -60,7 +61,7 @@ func newTLSEnv(t *testing.T) (*env, http.RoundTripper) {
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	e := &env{t: t, store: st, server: srv, issuer: issuer, clock: clk, sealer: sealer, rawKey: rawKey}
-	e.admin = &idp.Admin{Store: st, Audit: srv.Auditor(), Keys: srv.Keys(), Now: clk.Now}
+	e.admin = &admin.Admin{Store: st, Audit: srv.Auditor(), Keys: srv.Keys(), Now: clk.Now}
 	return e, ts.Client().Transport
 }
 
@@ -69,7 +70,7 @@ func newTLSEnv(t *testing.T) (*env, http.RoundTripper) {
 func cookieFlow(t *testing.T, e *env, transport http.RoundTripper) []recordedResponse {
 	t.Helper()
 	e.createUser("alice@example.com", password)
-	app := e.createClient(idp.NewClient{Name: "App"})
+	app := e.createClient(admin.NewClient{Name: "App"})
 	rec := &recordingTransport{next: transport}
 	b := idptest.NewBrowser(t, e.issuer)
 	b.Client.Transport = rec
@@ -135,7 +136,7 @@ func TestHTTPSIssuerHostCookiesAndHSTS(t *testing.T) {
 
 	// Without the prefix the cookie is not the provider's: a session cookie planted
 	// under the bare name (by a sibling subdomain, or over http) is ignored.
-	app := e.createClient(idp.NewClient{Name: "Other", SkipConsent: true})
+	app := e.createClient(admin.NewClient{Name: "Other", SkipConsent: true})
 	e.createUser("bob@example.com", password)
 	b := idptest.NewBrowser(t, e.issuer)
 	b.Client.Transport = transport

@@ -11,6 +11,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/secret"
 )
 
 // fuzzCookieTargets are the pages FuzzCookies requests with a fuzzed Cookie header.
@@ -30,7 +34,7 @@ var fuzzLogoutRedirectRE = regexp.MustCompile(`<input type="hidden" name="post_l
 func FuzzCookies(f *testing.F) {
 	ctx := context.Background()
 	e := newFuzzEnv(f, func(e *fuzzEnv, cfg *Config) {
-		a := &Admin{Store: e.store, Audit: &Auditor{Store: e.store, Logger: slog.New(slog.DiscardHandler)}}
+		a := &admin.Admin{Store: e.store, Audit: &audit.Auditor{Store: e.store, Logger: slog.New(slog.DiscardHandler)}}
 		seed, err := a.SeedDemo(ctx, e.issuer)
 		if err != nil {
 			f.Fatal(err)
@@ -56,7 +60,7 @@ func FuzzCookies(f *testing.F) {
 	}
 	cookiesFor(f)
 	knownID := "known-device-1"
-	known := knownID + "." + mac(e.s.csrfKey, "known-device", knownID+"|"+u.ID)
+	known := knownID + "." + secret.MAC(e.s.csrfKey, "known-device", knownID+"|"+u.ID)
 
 	// The demo's state and PKCE cookies, from the start of a real demo sign-in.
 	rec, _ := e.serve(httptest.NewRequest(http.MethodGet, "/demo/login", nil))
@@ -120,7 +124,7 @@ func FuzzCookies(f *testing.F) {
 			"$OTHERSESSION": e.cookie(sessionCookie, otherSession),
 			"$DEVICE":       e.cookie(deviceCookie, device), "$OTHERDEVICE": e.cookie(deviceCookie, otherDevice),
 			"$KNOWN": e.cookie(knownDeviceCookie, known), "$DEMO": strings.Join(demoCookies, "; "),
-			"$STATE": start.Query().Get("state"), "$SIG": mac(e.s.csrfKey, "logout", logoutTarget),
+			"$STATE": start.Query().Get("state"), "$SIG": secret.MAC(e.s.csrfKey, "logout", logoutTarget),
 		}
 		cookies, query = vars.expand(cookies), vars.expand(query)
 		path := fuzzCookieTargets[int(target)%len(fuzzCookieTargets)]
@@ -178,7 +182,7 @@ func FuzzCookies(f *testing.F) {
 		case "/logout":
 			if m := fuzzLogoutRedirectRE.FindStringSubmatch(body); m != nil && m[1] != "" {
 				v := html.UnescapeString(m[1])
-				if v != q.Get("post_logout_redirect_uri") || q.Get("sig") != mac(e.s.csrfKey, "logout", v) {
+				if v != q.Get("post_logout_redirect_uri") || q.Get("sig") != secret.MAC(e.s.csrfKey, "logout", v) {
 					fuzzFail(t, what, rec, logs, "logout page offers to redirect to %q without its signature", v)
 				}
 			}
@@ -189,7 +193,7 @@ func FuzzCookies(f *testing.F) {
 		if v := e.cookieValue(parsed, knownDeviceCookie); v != "" && len(v) < 256 {
 			kctx := context.WithValue(ctx, knownDeviceKey{}, v)
 			for _, p := range []*fuzzUser{u, other} {
-				if id := e.s.knownDevice(kctx, p.ID); id != "" && v != id+"."+mac(e.s.csrfKey, "known-device", id+"|"+p.ID) {
+				if id := e.s.knownDevice(kctx, p.ID); id != "" && v != id+"."+secret.MAC(e.s.csrfKey, "known-device", id+"|"+p.ID) {
 					t.Fatalf("%s\nknown-device cookie %q accepted for %s as device %q", what, v, p.Email, id)
 				}
 			}

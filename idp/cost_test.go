@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/storage"
 )
 
@@ -92,8 +94,8 @@ func TestAuthorizeLimits(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			st := &countingStore{Storage: be.open(t)}
 			e := newEnv(t, st)
-			app := e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}})
-			other := e.createClient(idp.NewClient{Name: "Other", RedirectURIs: []string{"https://other.example.com/cb"}})
+			app := e.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}})
+			other := e.createClient(admin.NewClient{Name: "Other", RedirectURIs: []string{"https://other.example.com/cb"}})
 			long := func(n int) string { return strings.Repeat("x", n) }
 			const (
 				stored   = "stored"   // accepted: on to the login page
@@ -172,7 +174,7 @@ func TestAuthorizeRatePerAddress(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			st := &countingStore{Storage: be.open(t)}
 			e := newEnv(t, st)
-			app := e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}})
+			app := e.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}})
 			const requests = 300
 			var toLogin, refused int
 			for range requests {
@@ -234,7 +236,7 @@ func TestFailedLoginAuditCapped(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			e := newEnv(t, be.open(t))
-			app := e.createClient(idp.NewClient{Name: "App", SkipConsent: true})
+			app := e.createClient(admin.NewClient{Name: "App", SkipConsent: true})
 			b, form := loginForm(t, e, app)
 			form.Set("email", "nobody@example.com")
 			form.Set("password", "wrong password")
@@ -242,11 +244,11 @@ func TestFailedLoginAuditCapped(t *testing.T) {
 			if resp := postLogin(t, e, b, form, ua); resp.StatusCode != http.StatusUnauthorized {
 				t.Fatalf("status %d, want 401", resp.StatusCode)
 			}
-			evs, err := e.store.ListAudit(context.Background(), storage.AuditFilter{Type: idp.EventLoginPassword})
+			evs, err := e.store.ListAudit(context.Background(), storage.AuditFilter{Type: audit.EventLoginPassword})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(evs) != 1 || evs[0].Result != idp.ResultFailure {
+			if len(evs) != 1 || evs[0].Result != audit.ResultFailure {
 				t.Fatalf("audit events %+v, want one failed login", evs)
 			}
 			got := evs[0].UserAgent
@@ -269,7 +271,7 @@ func TestLoginBusy(t *testing.T) {
 				c.PasswordHashWait = 50 * time.Millisecond
 			})
 			e.createUser("alice@example.com", password)
-			app := e.createClient(idp.NewClient{Name: "App", SkipConsent: true})
+			app := e.createClient(admin.NewClient{Name: "App", SkipConsent: true})
 			b, form := loginForm(t, e, app)
 			form.Set("email", "alice@example.com")
 			form.Set("password", password)
@@ -287,7 +289,7 @@ func TestLoginBusy(t *testing.T) {
 			if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(body), "<html") {
 				t.Fatalf("503 without a page: %s\n%.300s", resp.Header.Get("Content-Type"), body)
 			}
-			if n := e.auditCount(idp.EventLoginPassword, idp.ResultFailure); n != 0 {
+			if n := e.auditCount(audit.EventLoginPassword, audit.ResultFailure); n != 0 {
 				t.Fatalf("%d failed logins recorded for a login that was never checked", n)
 			}
 

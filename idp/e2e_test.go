@@ -17,6 +17,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/storage"
 )
 
@@ -37,9 +39,9 @@ type nonceKey struct{}
 func runRelyingPartyFlow(t *testing.T, e *env) {
 	ctx := context.Background()
 	user := e.createUser("alice@example.com", password)
-	app := e.createClient(idp.NewClient{Name: "App One", RedirectURIs: []string{"https://app1.example.com/cb"},
+	app := e.createClient(admin.NewClient{Name: "App One", RedirectURIs: []string{"https://app1.example.com/cb"},
 		PostLogoutRedirectURIs: []string{"https://app1.example.com/bye"}})
-	app2 := e.createClient(idp.NewClient{Name: "App Two", RedirectURIs: []string{"https://app2.example.com/cb"}, SkipConsent: true})
+	app2 := e.createClient(admin.NewClient{Name: "App Two", RedirectURIs: []string{"https://app2.example.com/cb"}, SkipConsent: true})
 
 	// Discovery, as the client library does it.
 	party, err := rp.NewRelyingPartyOIDC(ctx, e.issuer, app.ID, app.Secret, app.RedirectURI,
@@ -138,7 +140,7 @@ func runRelyingPartyFlow(t *testing.T, e *env) {
 	if got := introspect(t, e, app, refreshed.AccessToken); got["active"] != false {
 		t.Fatalf("access token of a revoked family still active: %v", got)
 	}
-	if e.auditCount(idp.EventRefreshReuse, "") == 0 {
+	if e.auditCount(audit.EventRefreshReuse, "") == 0 {
 		t.Fatal("reuse detection not audited")
 	}
 
@@ -157,7 +159,7 @@ func runRelyingPartyFlow(t *testing.T, e *env) {
 	if c2["sub"] != user.ID || c2["sid"] != claims.SessionID || int64(c2["auth_time"].(float64)) != claims.AuthTime.AsTime().Unix() {
 		t.Fatalf("SSO ID token claims = %v", c2)
 	}
-	if e.auditCount(idp.EventLoginSSO, idp.ResultSuccess) == 0 {
+	if e.auditCount(audit.EventLoginSSO, audit.ResultSuccess) == 0 {
 		t.Fatal("SSO login not audited")
 	}
 
@@ -184,12 +186,12 @@ func runRelyingPartyFlow(t *testing.T, e *env) {
 	if _, err := rp.Userinfo[*oidc.UserInfo](ctx, fresh2.AccessToken, "Bearer", user.ID, party); err == nil {
 		t.Fatal("userinfo accepted a revoked JWT access token")
 	}
-	if e.auditCount(idp.EventTokenRevoke, idp.ResultSuccess) < 2 {
+	if e.auditCount(audit.EventTokenRevoke, audit.ResultSuccess) < 2 {
 		t.Fatal("revocations not audited")
 	}
 
 	// client_credentials.
-	svc := e.createClient(idp.NewClient{Name: "Service", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api:read"}})
+	svc := e.createClient(admin.NewClient{Name: "Service", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api:read"}})
 	cc := e.tokenRequest(svc, url.Values{"grant_type": {"client_credentials"}, "scope": {"api:read"}})
 	if cc.Error != "" || cc.AccessToken == "" || cc.IDToken != "" {
 		t.Fatalf("client_credentials: %+v", cc)
@@ -219,7 +221,7 @@ func runRelyingPartyFlow(t *testing.T, e *env) {
 	if got := p.RedirectParams(t).Get("error"); got != "login_required" {
 		t.Fatalf("prompt=none after logout: error=%q", got)
 	}
-	if e.auditCount(idp.EventLogout, idp.ResultSuccess) == 0 {
+	if e.auditCount(audit.EventLogout, audit.ResultSuccess) == 0 {
 		t.Fatal("logout not audited")
 	}
 }

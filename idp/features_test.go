@@ -16,7 +16,9 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/idptest"
+	"github.com/openidp/idp/idp/pwhash"
 	"github.com/openidp/idp/storage/seal"
 )
 
@@ -34,8 +36,8 @@ func TestSigningAlgorithmsAndKeyRotation(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			e := newEnv(t, be.open(t), func(c *idp.Config) { c.KeyRetention = time.Hour })
 			e.createUser("alice@example.com", password)
-			es := e.createClient(idp.NewClient{Name: "ES", RedirectURIs: []string{"https://es.example.com/cb"}, SkipConsent: true})
-			rs := e.createClient(idp.NewClient{Name: "RS", RedirectURIs: []string{"https://rs.example.com/cb"}, SkipConsent: true, IDTokenSigningAlg: "RS256"})
+			es := e.createClient(admin.NewClient{Name: "ES", RedirectURIs: []string{"https://es.example.com/cb"}, SkipConsent: true})
+			rs := e.createClient(admin.NewClient{Name: "RS", RedirectURIs: []string{"https://rs.example.com/cb"}, SkipConsent: true, IDTokenSigningAlg: "RS256"})
 			b := e.newBrowser()
 
 			esTok := loginCode(t, e, b, es, nil)
@@ -79,7 +81,7 @@ func TestSigningAlgorithmsAndKeyRotation(t *testing.T) {
 func TestOpaqueAccessTokens(t *testing.T) {
 	e := newEnv(t, openSQLite(t))
 	user := e.createUser("alice@example.com", password)
-	c := e.createClient(idp.NewClient{Name: "Opaque", RedirectURIs: []string{"https://o.example.com/cb"}, SkipConsent: true, AccessTokenFormat: "opaque"})
+	c := e.createClient(admin.NewClient{Name: "Opaque", RedirectURIs: []string{"https://o.example.com/cb"}, SkipConsent: true, AccessTokenFormat: "opaque"})
 	tr := loginCode(t, e, e.newBrowser(), c, nil)
 	if strings.Count(tr.AccessToken, ".") == 2 {
 		if _, err := jwt.ParseSigned(tr.AccessToken, []jose.SignatureAlgorithm{jose.ES256, jose.RS256}); err == nil {
@@ -108,7 +110,7 @@ func TestOpaqueAccessTokens(t *testing.T) {
 
 func TestOperationalEndpointsAndHeaders(t *testing.T) {
 	e := newEnv(t, openSQLite(t))
-	app := e.createClient(idp.NewClient{Name: "App", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api"}})
+	app := e.createClient(admin.NewClient{Name: "App", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api"}})
 	for _, path := range []string{"/healthz", "/readyz"} {
 		resp, err := http.Get(e.issuer + path)
 		if err != nil {
@@ -165,7 +167,7 @@ func TestPasswordRehashedWhenParametersChange(t *testing.T) {
 	if err := e.store.UpdateUser(context.Background(), u); err != nil {
 		t.Fatal(err)
 	}
-	app := e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
+	app := e.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
 	loginCode(t, e, e.newBrowser(), app, nil)
 	got, err := e.store.GetUser(context.Background(), u.ID)
 	if err != nil {
@@ -174,7 +176,7 @@ func TestPasswordRehashedWhenParametersChange(t *testing.T) {
 	if got.PasswordHash == weak || !strings.HasPrefix(got.PasswordHash, "$argon2id$v=19$m=19456,t=2,p=1$") {
 		t.Fatalf("hash not upgraded: %s", got.PasswordHash[:30])
 	}
-	if ok, rehash := idp.VerifyPassword(password, got.PasswordHash); !ok || rehash {
+	if ok, rehash := pwhash.Verify(password, got.PasswordHash); !ok || rehash {
 		t.Fatalf("upgraded hash: ok=%v rehash=%v", ok, rehash)
 	}
 }
@@ -191,11 +193,11 @@ func TestSecureCookiesUnderHTTPS(t *testing.T) {
 	ts.Config.Handler = srv
 	ts.StartTLS()
 	defer ts.Close()
-	admin := &idp.Admin{Store: st, Audit: srv.Auditor()}
-	if _, err := admin.CreateUser(context.Background(), "test", idp.NewUser{Email: "alice@example.com", Password: password}); err != nil {
+	adm := &admin.Admin{Store: st, Audit: srv.Auditor()}
+	if _, err := adm.CreateUser(context.Background(), "test", admin.NewUser{Email: "alice@example.com", Password: password}); err != nil {
 		t.Fatal(err)
 	}
-	c, _, err := admin.CreateClient(context.Background(), "test", idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}})
+	c, _, err := adm.CreateClient(context.Background(), "test", admin.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}})
 	if err != nil {
 		t.Fatal(err)
 	}

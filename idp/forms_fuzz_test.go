@@ -12,6 +12,8 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/secret"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
@@ -384,7 +386,7 @@ func FuzzAccountForms(f *testing.F) {
 	otherSess, _ := e.newSession(f, other, true)
 	otherDevice, _ := e.newDevice(f, other)
 	victim := e.newUser(f)
-	reset, err := e.admin.ResetMFA(ctx, "fuzz", victim.ID, "fuzz", ResetOptions{RecoveryLink: true})
+	reset, err := e.admin.ResetMFA(ctx, "fuzz", victim.ID, "fuzz", admin.ResetOptions{RecoveryLink: true})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -447,7 +449,7 @@ func FuzzAccountForms(f *testing.F) {
 			"$SESSIONCOOKIE": e.cookie(sessionCookie, value), "$DEVICECOOKIE": e.cookie(deviceCookie, deviceValue),
 			"$SESS": sess.ID, "$OTHERSESS": otherSess.ID, "$DEVICE": device.ID, "$OTHERDEVICE": otherDevice.ID,
 			"$TOTP": u.factors[mfa.KindTOTP], "$MAIL": u.factors[mfa.KindEmail], "$OTHERTOTP": other.factors[mfa.KindTOTP],
-			"$SIG": mac(e.s.csrfKey, "logout", logoutTarget), "$RECID": link.Get("id"), "$RECTOKEN": link.Get("token"),
+			"$SIG": secret.MAC(e.s.csrfKey, "logout", logoutTarget), "$RECID": link.Get("id"), "$RECTOKEN": link.Get("token"),
 			"$PASSWORD": url.QueryEscape(fuzzPassword),
 		}
 		body, cookies = vars.expand(body), vars.expand(cookies)
@@ -477,7 +479,7 @@ func FuzzAccountForms(f *testing.F) {
 		case loc == "":
 		case path == "/logout":
 			v := pr.PostFormValue("post_logout_redirect_uri")
-			if loc != e.issuer+"/logged-out" && !(loc == v && pr.PostFormValue("sig") == mac(e.s.csrfKey, "logout", v)) {
+			if loc != e.issuer+"/logged-out" && !(loc == v && pr.PostFormValue("sig") == secret.MAC(e.s.csrfKey, "logout", v)) {
 				fuzzFail(t, what, rec, logs, "logout redirects to %q, which is neither the logged-out page nor a signed target", loc)
 			}
 		case !strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, "//") || strings.HasPrefix(loc, "/\\"):

@@ -20,6 +20,9 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/pwhash"
+	"github.com/openidp/idp/idp/secret"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/seal"
@@ -98,7 +101,7 @@ type fuzzEnv struct {
 	s      *Server
 	store  storage.Storage
 	issuer string
-	admin  *Admin
+	admin  *admin.Admin
 	hash   string          // argon2id hash of fuzzPassword
 	client *storage.Client // confidential, needs consent, may ask for "account"
 	// clientSecret is the secret of client.
@@ -149,18 +152,18 @@ func newFuzzEnv(f *testing.F, mutate ...func(*fuzzEnv, *Config)) *fuzzEnv {
 	ts.Start()
 	f.Cleanup(ts.Close)
 
-	e.admin = &Admin{Store: st, Audit: e.s.audit, Keys: e.s.keys, Now: e.s.now, Issuer: e.issuer}
-	if e.hash, err = HashPassword(fuzzPassword); err != nil {
+	e.admin = &admin.Admin{Store: st, Audit: e.s.audit, Keys: e.s.keys, Now: e.s.now, Issuer: e.issuer}
+	if e.hash, err = pwhash.Hash(fuzzPassword); err != nil {
 		f.Fatal(err)
 	}
-	e.client, e.clientSecret, err = e.admin.CreateClient(ctx, "fuzz", NewClient{
+	e.client, e.clientSecret, err = e.admin.CreateClient(ctx, "fuzz", admin.NewClient{
 		Name: "Fuzz app", RedirectURIs: []string{fuzzRedirectURI}, Scopes: []string{"openid", "profile", "email", "account"},
 		AccessTokenLifetime: 24 * time.Hour, // tokens outlive long fuzzing runs
 	})
 	if err != nil {
 		f.Fatal(err)
 	}
-	e.csrfToken = mac(e.s.csrfKey, "csrf", fuzzCSRFValue)
+	e.csrfToken = secret.MAC(e.s.csrfKey, "csrf", fuzzCSRFValue)
 	return e
 }
 
@@ -198,7 +201,7 @@ type fuzzUser struct {
 func (e *fuzzEnv) newUser(tb testing.TB) *fuzzUser {
 	tb.Helper()
 	now := e.s.now()
-	id := NewID()
+	id := secret.NewID()
 	u := &storage.User{ID: id, Email: strings.ToLower("fuzz-"+id) + "@example.com", Name: "Fuzz " + id, PasswordHash: e.hash, CreatedAt: now, UpdatedAt: now}
 	if err := e.store.CreateUser(context.Background(), u); err != nil {
 		tb.Fatal(err)
@@ -267,9 +270,9 @@ func fuzzTOTPCode(tb testing.TB, secret string, at time.Time) string {
 func (e *fuzzEnv) newSession(tb testing.TB, u *fuzzUser, withMFA bool) (*storage.Session, string) {
 	tb.Helper()
 	now := e.s.now()
-	value := randomToken(32)
+	value := secret.Token(32)
 	sess := &storage.Session{
-		ID: NewID(), TokenHash: tokenHash(value), UserID: u.ID, AuthTime: now, PasswordAt: now,
+		ID: secret.NewID(), TokenHash: secret.Hash(value), UserID: u.ID, AuthTime: now, PasswordAt: now,
 		AMR: []string{mfa.AMRPassword}, ACR: ACRPassword, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(24 * time.Hour),
 	}
 	if withMFA {
@@ -286,8 +289,8 @@ func (e *fuzzEnv) newSession(tb testing.TB, u *fuzzUser, withMFA bool) (*storage
 func (e *fuzzEnv) newDevice(tb testing.TB, u *fuzzUser) (*storage.Device, string) {
 	tb.Helper()
 	now := e.s.now()
-	value := randomToken(32)
-	d := &storage.Device{ID: NewID(), UserID: u.ID, TokenHash: tokenHash(value), Name: "Firefox on Linux", IP: "10.0.0.1",
+	value := secret.Token(32)
+	d := &storage.Device{ID: secret.NewID(), UserID: u.ID, TokenHash: secret.Hash(value), Name: "Firefox on Linux", IP: "10.0.0.1",
 		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(24 * time.Hour)}
 	if err := e.store.CreateDevice(context.Background(), d); err != nil {
 		tb.Fatal(err)
@@ -301,7 +304,7 @@ func (e *fuzzEnv) newAuthRequest(tb testing.TB, sess *storage.Session) *storage.
 	tb.Helper()
 	now := e.s.now()
 	ar := &storage.AuthRequest{
-		ID: NewID(), ClientID: e.client.ID, RedirectURI: fuzzRedirectURI, State: "fuzz-state", Nonce: "fuzz-nonce",
+		ID: secret.NewID(), ClientID: e.client.ID, RedirectURI: fuzzRedirectURI, State: "fuzz-state", Nonce: "fuzz-nonce",
 		Scopes: []string{"openid", "profile"}, ResponseType: "code", CreatedAt: now, ExpiresAt: now.Add(30 * time.Minute),
 	}
 	if sess != nil {
@@ -368,7 +371,7 @@ func (e *fuzzEnv) parsedForm(path, body, cookies string, limit int64) (r *http.R
 // validCSRF reports whether the parsed request r carries a valid CSRF token.
 func (e *fuzzEnv) validCSRF(r *http.Request) bool {
 	c, err := r.Cookie(e.s.cookieName(csrfCookie))
-	return err == nil && c.Value != "" && r.PostFormValue("csrf") == mac(e.s.csrfKey, "csrf", c.Value)
+	return err == nil && c.Value != "" && r.PostFormValue("csrf") == secret.MAC(e.s.csrfKey, "csrf", c.Value)
 }
 
 // setsCookie reports whether the response sets (not clears) the cookie the server calls base.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/idptest"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/postgres"
@@ -109,7 +110,7 @@ type env struct {
 	server *idp.Server
 	issuer string
 	clock  *clock
-	admin  *idp.Admin
+	admin  *admin.Admin
 	sealer *seal.Sealer
 	rawKey []byte // the encryption key behind sealer, unless a mutator replaced the sealer
 }
@@ -139,13 +140,13 @@ func newEnv(tb testing.TB, st storage.Storage, mutate ...func(*idp.Config)) *env
 	ts.Start()
 	tb.Cleanup(ts.Close)
 	e := &env{t: tb, store: st, server: srv, issuer: issuer, clock: clk, sealer: cfg.Sealer, rawKey: rawKey}
-	e.admin = &idp.Admin{Store: st, Audit: srv.Auditor(), Keys: srv.Keys(), Now: clk.Now}
+	e.admin = &admin.Admin{Store: st, Audit: srv.Auditor(), Keys: srv.Keys(), Now: clk.Now}
 	return e
 }
 
 func (e *env) createUser(email, password string) *storage.User {
 	e.t.Helper()
-	u, err := e.admin.CreateUser(context.Background(), "test", idp.NewUser{Email: email, Name: "Test " + email, Password: password})
+	u, err := e.admin.CreateUser(context.Background(), "test", admin.NewUser{Email: email, Name: "Test " + email, Password: password})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -166,7 +167,7 @@ var (
 	getJSON    = idptest.GetJSON
 )
 
-func (e *env) createClient(in idp.NewClient) testClient {
+func (e *env) createClient(in admin.NewClient) testClient {
 	e.t.Helper()
 	if len(in.RedirectURIs) == 0 && !(len(in.GrantTypes) == 1 && in.GrantTypes[0] == "client_credentials") {
 		in.RedirectURIs = []string{"https://app.example.com/callback"}

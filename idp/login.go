@@ -12,6 +12,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/openidp/idp/consent"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/web"
@@ -71,11 +72,11 @@ func (s *Server) drive(w http.ResponseWriter, r *http.Request, f *flowFacts, d d
 	}
 	if d.attached && d.step != stepFail && d.step != stepPassword {
 		_ = s.store.TouchSession(ctx, f.sess.ID, s.now())
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginSSO, UserID: f.sess.UserID, ClientID: f.ar.ClientID, Result: ResultSuccess, Reason: "existing session"})
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginSSO, UserID: f.sess.UserID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess, Reason: "existing session"})
 	}
 	if d.viaDevice {
 		s.touchDevice(r, f.device)
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginDevice, UserID: f.user.ID, ClientID: f.ar.ClientID, Result: ResultSuccess,
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginDevice, UserID: f.user.ID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess,
 			Reason: "remembered device stood in for the second factor"})
 	}
 	switch d.step {
@@ -83,7 +84,7 @@ func (s *Server) drive(w http.ResponseWriter, r *http.Request, f *flowFacts, d d
 		s.showLogin(w, r, f, f.ar.LoginHint, "", http.StatusOK)
 	case stepFail:
 		if d.err.ErrorType == "unmet_authentication_requirements" {
-			s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPolicy, UserID: f.user.ID, ClientID: f.ar.ClientID, Result: ResultFailure, Reason: d.err.Description})
+			s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginPolicy, UserID: f.user.ID, ClientID: f.ar.ClientID, Result: audit.ResultFailure, Reason: d.err.Description})
 		}
 		s.failRequest(w, r, f.ar, d.err)
 	case stepUnavailable:
@@ -231,7 +232,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	att, err := s.regulator.Reserve(ctx, s.passwordLimits(userID, email, requestIP(ctx), s.knownDevice(ctx, userID))...)
 	var locked *regulation.LockedError
 	if errors.As(err, &locked) {
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, ClientID: f.ar.ClientID, Result: ResultFailure,
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginPassword, ClientID: f.ar.ClientID, Result: audit.ResultFailure,
 			Reason: "rate limited (" + limitName(locked.Key) + ")", UserID: userID})
 		s.showLogin(w, r, f, email, loginLockedMessage(locked), http.StatusTooManyRequests)
 		return
@@ -262,7 +263,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 			reason = "account disabled"
 		}
 		att.Failed()
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, ClientID: f.ar.ClientID, Result: ResultFailure, Reason: reason, UserID: userID})
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginPassword, ClientID: f.ar.ClientID, Result: audit.ResultFailure, Reason: reason, UserID: userID})
 		s.showLogin(w, r, f, email, msgBadCredentials, http.StatusUnauthorized)
 		return
 	}
@@ -288,7 +289,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: EventLoginPassword, UserID: u.ID, ClientID: f.ar.ClientID, Result: ResultSuccess})
+	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginPassword, UserID: u.ID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess})
 	http.Redirect(w, r, "/login?id="+url.QueryEscape(f.ar.ID), http.StatusSeeOther)
 }
 
@@ -316,13 +317,13 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 			s.internalError(w, r, err)
 			return
 		}
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventConsentGrant, UserID: c.UserID, ClientID: c.ClientID, Result: ResultSuccess,
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventConsentGrant, UserID: c.UserID, ClientID: c.ClientID, Result: audit.ResultSuccess,
 			Reason: "scopes " + strings.Join(f.ar.Scopes, " ")})
 		f.grant = c
 		d.step = stepIssue
 		s.drive(w, r, f, d)
 	case "deny":
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventConsentDeny, UserID: f.sess.UserID, ClientID: f.ar.ClientID, Result: ResultFailure,
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventConsentDeny, UserID: f.sess.UserID, ClientID: f.ar.ClientID, Result: audit.ResultFailure,
 			Reason: "person denied consent"})
 		s.failRequest(w, r, f.ar, oidc.ErrAccessDenied().WithDescription("the person denied the request"))
 	default:

@@ -111,7 +111,7 @@ func decide(f *flowFacts) decision {
 	ms := &mfaState{req: f.req, factors: f.usable}
 	d.mfa = ms
 	switch {
-	case f.req.Mode == consent.ModeOff && len(f.req.Kinds) == 0, !secondFactorNeeded(f.req, f.usable):
+	case f.req.Mode == consent.ModeOff && len(f.req.Kinds) == 0, !f.req.NeedsSecondFactor(f.usable):
 		ms.met = true
 	case sessionMeets(f.now, sess, ar, f.req):
 		ms.met = true
@@ -266,7 +266,7 @@ func (s *Server) gatherSecondFactor(r *http.Request, f *flowFacts) error {
 	if f.confirmed, err = s.confirmedFactors(ctx, f.user.ID); err != nil {
 		return err
 	}
-	f.usable = usableFactors(f.confirmed, req)
+	f.usable = req.UsableFactors(f.confirmed)
 	if len(f.usable) == 0 && req.Mode != consent.ModeOff {
 		// Fail closed when the person's factors exist but their kinds are switched off.
 		raw, err := s.store.ListFactors(ctx, f.user.ID)
@@ -275,7 +275,7 @@ func (s *Server) gatherSecondFactor(r *http.Request, f *flowFacts) error {
 		}
 		if slices.ContainsFunc(raw, func(g storage.Factor) bool {
 			return g.Confirmed && g.Kind != string(mfa.KindBackup) && !slices.ContainsFunc(f.confirmed, func(c storage.Factor) bool { return c.ID == g.ID })
-		}) && len(usableFactors(f.confirmed, consent.Requirement{})) == 0 {
+		}) && len(consent.Requirement{}.UsableFactors(f.confirmed)) == 0 {
 			f.reqErr = errFactorUnavailable
 			return nil
 		}

@@ -66,7 +66,7 @@ func (s *Server) secondFactors(ctx context.Context, userID string) ([]storage.Fa
 	if err != nil {
 		return nil, err
 	}
-	return usableFactors(factors, consent.Requirement{}), nil
+	return consent.Requirement{}.UsableFactors(factors), nil
 }
 
 // factorLabel is how a factor is named to its owner: the kind, plus the person's own

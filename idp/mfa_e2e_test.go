@@ -18,7 +18,10 @@ import (
 	"time"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/idptest"
+	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
@@ -175,7 +178,7 @@ func newMFAEnv(t *testing.T, st storage.Storage, mutate ...func(*idp.Config)) *m
 	e := newEnv(t, st, append([]func(*idp.Config){func(c *idp.Config) {
 		c.MFA.EmailSender, c.MFA.SMSSender = mailer, sms
 	}}, mutate...)...)
-	app := e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
+	app := e.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
 	return &mfaEnv{env: e, smtp: smtpSrv, twilio: tw, app: app}
 }
 
@@ -234,7 +237,7 @@ func runTOTP(t *testing.T, m *mfaEnv) {
 	// Replay of the accepted code is refused, with a clear message and an audit event.
 	replayRefused := func(t *testing.T, e *env) {
 		t.Helper()
-		before := e.auditCount(idp.EventMFAVerify, idp.ResultFailure)
+		before := e.auditCount(audit.EventMFAVerify, audit.ResultFailure)
 		b := e.newBrowser()
 		_, ch := pkce()
 		p := b.Login(b.Get(e.authURL(m.app, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}})), email, password)
@@ -242,7 +245,7 @@ func runTOTP(t *testing.T, m *mfaEnv) {
 		if p.Status != http.StatusUnauthorized || !strings.Contains(p.Body, "That did not work") || p.Location != "" {
 			t.Fatalf("replayed code: status %d location %q", p.Status, p.Location)
 		}
-		if e.auditCount(idp.EventMFAVerify, idp.ResultFailure) != before+1 {
+		if e.auditCount(audit.EventMFAVerify, audit.ResultFailure) != before+1 {
 			t.Fatal("replay not audited")
 		}
 	}
@@ -323,7 +326,7 @@ func runBackup(t *testing.T, m *mfaEnv) {
 	if p.Location != "" || !strings.Contains(p.Body, `id="recovered"`) {
 		t.Fatalf("backup-code sign-in was not sent to enrol a new factor (status %d, location %q)", p.Status, p.Location)
 	}
-	if m.auditCount(idp.EventMFAEnrolRequired, "") == 0 {
+	if m.auditCount(audit.EventMFAEnrolRequired, "") == 0 {
 		t.Fatal("recovery enrolment not audited")
 	}
 	// Going back to the application before enrolling is refused the same way.
@@ -367,7 +370,7 @@ func runBackup(t *testing.T, m *mfaEnv) {
 	if p = answerMFA(b3, m.env, pickBackup(b3, p), codes[1][1]); p.Status != http.StatusUnauthorized {
 		t.Fatalf("old backup code accepted after regeneration (status %d)", p.Status)
 	}
-	if err := idp.UnlockUser(t.Context(), m.store, m.userID(email)); err != nil {
+	if err := regulation.UnlockUser(t.Context(), m.store, m.userID(email)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -413,7 +416,7 @@ func runEmail(t *testing.T, m *mfaEnv) {
 		t.Fatalf("fourth attempt: status %d\n%.500s", p.Status, p.Body)
 	}
 	// Clear the lockout counter for later subtests.
-	if err := idp.UnlockUser(t.Context(), m.store, m.userID(email)); err != nil {
+	if err := regulation.UnlockUser(t.Context(), m.store, m.userID(email)); err != nil {
 		t.Fatal(err)
 	}
 }

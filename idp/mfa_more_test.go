@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/storage/seal"
 )
 
@@ -53,7 +55,7 @@ func TestMFALockout(t *testing.T) {
 			if p.Location != "" || !strings.Contains(p.Body, "Try again after") {
 				t.Fatalf("right code accepted while locked (status %d)", p.Status)
 			}
-			if m.auditCount(idp.EventMFALockout, idp.ResultFailure) == 0 {
+			if m.auditCount(audit.EventMFALockout, audit.ResultFailure) == 0 {
 				t.Fatal("lockout not audited")
 			}
 			// The lock holds in every process: a second server on the same database agrees.
@@ -104,7 +106,7 @@ func TestSelfServiceAPI(t *testing.T) {
 	m := newMFAEnv(t, openSQLite(t))
 	email := "api@example.com"
 	m.createUser(email, password)
-	app := m.createClient(idp.NewClient{Name: "Own UI", RedirectURIs: []string{"https://own.example.com/cb"}, SkipConsent: true,
+	app := m.createClient(admin.NewClient{Name: "Own UI", RedirectURIs: []string{"https://own.example.com/cb"}, SkipConsent: true,
 		Scopes: []string{"openid", "profile", "email", "offline_access", "account"}})
 	b := m.newBrowser()
 	v, ch := pkce()
@@ -182,7 +184,7 @@ func TestSelfServiceAPI(t *testing.T) {
 	if _, err := m.store.GetFactor(context.Background(), totpID); err == nil {
 		t.Fatal("factor still stored after DELETE")
 	}
-	if m.auditCount(idp.EventMFARemove, idp.ResultSuccess) != 1 || m.auditCount(idp.EventMFARegenerate, idp.ResultSuccess) != 1 {
+	if m.auditCount(audit.EventMFARemove, audit.ResultSuccess) != 1 || m.auditCount(audit.EventMFARegenerate, audit.ResultSuccess) != 1 {
 		t.Fatal("remove/regenerate not audited")
 	}
 	// A revoked token no longer works.
@@ -228,7 +230,7 @@ func TestEncryptionKeyRotation(t *testing.T) {
 		return answerMFA(b, rotated, p, rfc6238(key, m.clock.Now(), 6))
 	})
 	wantAuth(t, claims, []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
-	if rotated.auditCount(idp.EventAdminReencrypt, idp.ResultSuccess) != 2 {
+	if rotated.auditCount(audit.EventAdminReencrypt, audit.ResultSuccess) != 2 {
 		t.Fatal("re-encryption not audited")
 	}
 }

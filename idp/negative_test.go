@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/storage"
 )
 
@@ -25,7 +26,7 @@ func snapshot(t *testing.T, e *env, userID, clientID string) state {
 	if _, err := e.store.GetConsent(context.Background(), userID, clientID); err == nil {
 		consents = 1
 	}
-	return state{sessions: len(sess), issued: e.auditCount(idp.EventTokenIssue, ""), consents: consents}
+	return state{sessions: len(sess), issued: e.auditCount(audit.EventTokenIssue, ""), consents: consents}
 }
 
 // TestNegative checks that bad requests get the error the RFCs name and change nothing.
@@ -40,8 +41,8 @@ func TestNegative(t *testing.T) {
 
 func runNegative(t *testing.T, e *env) {
 	user := e.createUser("alice@example.com", password)
-	app := e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}})
-	pub := e.createClient(idp.NewClient{Name: "SPA", Public: true, RedirectURIs: []string{"https://spa.example.com/cb"}})
+	app := e.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}})
+	pub := e.createClient(admin.NewClient{Name: "SPA", Public: true, RedirectURIs: []string{"https://spa.example.com/cb"}})
 
 	// codeFor returns a fresh code (and its PKCE verifier) from a logged-in browser.
 	b := e.newBrowser()
@@ -116,9 +117,9 @@ func runNegative(t *testing.T, e *env) {
 	}
 	for _, tc := range tokenCases {
 		t.Run("token/"+tc.name, func(t *testing.T) {
-			issuedBefore := e.auditCount(idp.EventTokenIssue, "")
+			issuedBefore := e.auditCount(audit.EventTokenIssue, "")
 			tr := tc.run(t)
-			issuedDuring := e.auditCount(idp.EventTokenIssue, "") - issuedBefore
+			issuedDuring := e.auditCount(audit.EventTokenIssue, "") - issuedBefore
 			if tr.Error != tc.wantError || tr.Status != tc.wantStatus {
 				t.Fatalf("got error %q (%s) status %d, want %q status %d", tr.Error, tr.ErrorDesc, tr.Status, tc.wantError, tc.wantStatus)
 			}
@@ -195,7 +196,7 @@ func runNegative(t *testing.T, e *env) {
 		if after := snapshot(t, e, user.ID, app.ID); after != before {
 			t.Fatalf("state changed: %+v -> %+v", before, after)
 		}
-		if e.auditCount(idp.EventLoginPassword, idp.ResultFailure) < 2 {
+		if e.auditCount(audit.EventLoginPassword, audit.ResultFailure) < 2 {
 			t.Fatal("failed logins not audited")
 		}
 	})
@@ -221,7 +222,7 @@ func runNegative(t *testing.T, e *env) {
 	})
 
 	t.Run("consent/deny returns access_denied and stores nothing", func(t *testing.T) {
-		other := e.createClient(idp.NewClient{Name: "Other", RedirectURIs: []string{"https://other.example.com/cb"}})
+		other := e.createClient(admin.NewClient{Name: "Other", RedirectURIs: []string{"https://other.example.com/cb"}})
 		_, ch := pkce()
 		p := b.Get(e.authURL(other, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}}))
 		p = b.Consent(p, "deny")
@@ -269,7 +270,7 @@ func runNegative(t *testing.T, e *env) {
 		if !p.IsConsent() {
 			t.Fatalf("after the window: status %d %.300s", p.Status, p.Body)
 		}
-		evs, _ := e.store.ListAudit(context.Background(), storage.AuditFilter{UserID: bob.ID, Type: idp.EventLoginPassword})
+		evs, _ := e.store.ListAudit(context.Background(), storage.AuditFilter{UserID: bob.ID, Type: audit.EventLoginPassword})
 		var limited bool
 		for _, ev := range evs {
 			limited = limited || strings.Contains(ev.Reason, "rate limited")

@@ -13,6 +13,9 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/keys"
+	"github.com/openidp/idp/idp/secret"
 	"github.com/openidp/idp/storage"
 )
 
@@ -21,8 +24,8 @@ import (
 // any number of processes can serve the same clients.
 type opStorage struct {
 	store      storage.Storage
-	keys       *Keys
-	audit      *Auditor
+	keys       *keys.Manager
+	audit      *audit.Auditor
 	logger     *slog.Logger
 	issuer     string
 	now        func() time.Time
@@ -50,7 +53,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		return nil, oidc.ErrInvalidClient().WithDescription("unknown client").WithParent(err)
 	}
 	// opInterceptor already refused over-long parameters; this holds whatever op parsed
-	// them from (authorize_limits.go).
+	// them from (op_authorize_limits.go).
 	if msg := authRequestViolation(req); msg != "" {
 		return nil, oidc.ErrInvalidRequest().WithDescription("%s", msg)
 	}
@@ -80,7 +83,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	}
 	now := s.now()
 	ar := &storage.AuthRequest{
-		ID:                  NewID(),
+		ID:                  secret.NewID(),
 		ClientID:            req.ClientID,
 		RedirectURI:         req.RedirectURI,
 		State:               req.State,
@@ -132,13 +135,13 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequ
 // revoke the tokens previously issued based on it. A redeemed code leaves a grant in
 // storage; presenting it again revokes what the grant issued (revokeReplayedCode).
 func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
-	hash := tokenHash(code)
+	hash := secret.Hash(code)
 	ar, err := s.store.ConsumeAuthCode(ctx, hash, s.now())
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) && s.revokeReplayedCode(ctx, hash) {
 			return nil, fmt.Errorf("redeem code: code already redeemed: %w", err)
 		}
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventCodeReuse, Result: ResultFailure, Reason: "code unknown or expired"})
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventCodeReuse, Result: audit.ResultFailure, Reason: "code unknown or expired"})
 		return nil, fmt.Errorf("redeem code: %w", err)
 	}
 	if !ar.Login.Done {
@@ -157,7 +160,7 @@ func (s *opStorage) revokeReplayedCode(ctx context.Context, codeHash string) boo
 	}
 	if err != nil {
 		s.logger.ErrorContext(ctx, "revoke tokens of a replayed code", "err", err)
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventCodeReplay, Result: ResultFailure,
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventCodeReplay, Result: audit.ResultFailure,
 			Reason: "authorization code presented again; revoking its tokens failed"})
 		return true
 	}
@@ -168,13 +171,13 @@ func (s *opStorage) revokeReplayedCode(ctx context.Context, codeHash string) boo
 			reason = "replayed authorization code; access token and refresh family revoked"
 		}
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: EventCodeReplay, UserID: g.UserID, ClientID: g.ClientID,
-		Result: ResultFailure, Reason: reason})
+	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventCodeReplay, UserID: g.UserID, ClientID: g.ClientID,
+		Result: audit.ResultFailure, Reason: reason})
 	return true
 }
 
 func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
-	return s.store.SaveAuthCode(ctx, id, tokenHash(code), s.now().Add(s.codeTTL))
+	return s.store.SaveAuthCode(ctx, id, secret.Hash(code), s.now().Add(s.codeTTL))
 }
 
 func (s *opStorage) DeleteAuthRequest(ctx context.Context, id string) error {
@@ -239,7 +242,7 @@ func (s *opStorage) loadClient(ctx context.Context, id string) (*client, error) 
 func (s *opStorage) newAccessToken(g tokenGrant, c *client, familyID string) *storage.AccessToken {
 	now := s.now()
 	return &storage.AccessToken{
-		ID: NewID(), ClientID: g.clientID, UserID: g.userID, Audience: g.audience, Scopes: g.scopes,
+		ID: secret.NewID(), ClientID: g.clientID, UserID: g.userID, Audience: g.audience, Scopes: g.scopes,
 		AuthTime: g.authTime, AMR: g.amr, ACR: g.acr, SessionID: g.sessionID, FamilyID: familyID,
 		CreatedAt: now, ExpiresAt: now.Add(c.accessTokenLifetime()),
 	}
@@ -262,7 +265,7 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 	} else if err := s.store.CreateAccessToken(ctx, at); err != nil {
 		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: ResultSuccess,
+	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
 		Reason: "access token, scopes " + strings.Join(g.scopes, " ")})
 	return at.ID, at.ExpiresAt, nil
 }
@@ -277,15 +280,15 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		return "", "", time.Time{}, fmt.Errorf("load client: %w", err)
 	}
 	now := s.now()
-	value := "rt_" + randomToken(32)
+	value := "rt_" + secret.Token(32)
 	next := &storage.RefreshToken{
-		ID: NewID(), TokenHash: tokenHash(value), ClientID: g.clientID, UserID: g.userID,
+		ID: secret.NewID(), TokenHash: secret.Hash(value), ClientID: g.clientID, UserID: g.userID,
 		Audience: g.audience, Scopes: g.scopes, AuthTime: g.authTime, AMR: g.amr, ACR: g.acr,
 		SessionID: g.sessionID, CreatedAt: now, ExpiresAt: now.Add(c.refreshTokenLifetime()),
 	}
 	rr, isRefresh := req.(*refreshRequest)
 	if current == "" || !isRefresh {
-		next.FamilyID = NewID()
+		next.FamilyID = secret.NewID()
 		at := s.newAccessToken(g, c, next.FamilyID)
 		if ar, isCode := req.(authRequest); isCode {
 			if err := s.issueCodeTokens(ctx, ar, at, next); err != nil {
@@ -294,7 +297,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		} else if err := s.store.CreateRefreshToken(ctx, next, at); err != nil {
 			return "", "", time.Time{}, fmt.Errorf("store refresh token: %w", err)
 		}
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: ResultSuccess,
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
 			Reason: "access and refresh token, scopes " + strings.Join(g.scopes, " ")})
 		return at.ID, value, at.ExpiresAt, nil
 	}
@@ -309,7 +312,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if err != nil {
 		return "", "", time.Time{}, fmt.Errorf("rotate refresh token: %w", err)
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: EventTokenRefresh, UserID: g.userID, ClientID: g.clientID, Result: ResultSuccess,
+	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenRefresh, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
 		Reason: "refresh token rotated"})
 	return at.ID, value, at.ExpiresAt, nil
 }
@@ -322,8 +325,8 @@ func (s *opStorage) issueCodeTokens(ctx context.Context, ar authRequest, at *sto
 	err := s.store.IssueCodeTokens(ctx, ar.r.CodeHash, at, rt)
 	switch {
 	case errors.Is(err, storage.ErrConflict):
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventCodeReplay, UserID: ar.r.Login.UserID, ClientID: ar.r.ClientID,
-			Result: ResultFailure, Reason: "authorization code replayed during its exchange; no tokens issued"})
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventCodeReplay, UserID: ar.r.Login.UserID, ClientID: ar.r.ClientID,
+			Result: audit.ResultFailure, Reason: "authorization code replayed during its exchange; no tokens issued"})
 		return oidc.ErrInvalidGrant().WithDescription("code already used")
 	case errors.Is(err, storage.ErrNotFound):
 		// The grant expired with the code and was swept between redemption and issue.
@@ -339,18 +342,18 @@ func (s *opStorage) revokeFamilyForReuse(ctx context.Context, rt *storage.Refres
 	if err != nil {
 		s.logger.ErrorContext(ctx, "revoke refresh family", "err", err)
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: EventRefreshReuse, UserID: rt.UserID, ClientID: rt.ClientID, Result: ResultFailure,
+	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventRefreshReuse, UserID: rt.UserID, ClientID: rt.ClientID, Result: audit.ResultFailure,
 		Reason: fmt.Sprintf("replayed refresh token; family revoked (%d tokens)", n)})
 }
 
 func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
-	rt, err := s.store.GetRefreshTokenByHash(ctx, tokenHash(token))
+	rt, err := s.store.GetRefreshTokenByHash(ctx, secret.Hash(token))
 	if err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	}
 	switch {
 	case !rt.RevokedAt.IsZero():
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventTokenRefresh, UserID: rt.UserID, ClientID: rt.ClientID, Result: ResultFailure, Reason: "refresh token revoked"})
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenRefresh, UserID: rt.UserID, ClientID: rt.ClientID, Result: audit.ResultFailure, Reason: "refresh token revoked"})
 		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token revoked")
 	case !rt.RotatedAt.IsZero():
 		s.revokeFamilyForReuse(ctx, rt)
@@ -366,7 +369,7 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 }
 
 func (s *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
-	rt, err := s.store.GetRefreshTokenByHash(ctx, tokenHash(token))
+	rt, err := s.store.GetRefreshTokenByHash(ctx, secret.Hash(token))
 	if err != nil || rt.ClientID != clientID {
 		return "", "", op.ErrInvalidRefreshToken
 	}
@@ -384,7 +387,7 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 		if _, err := s.store.RevokeRefreshFamily(ctx, rt.FamilyID, s.now()); err != nil {
 			return oidc.ErrServerError().WithParent(err)
 		}
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventTokenRevoke, UserID: rt.UserID, ClientID: clientID, Result: ResultSuccess, Reason: "refresh token family revoked"})
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenRevoke, UserID: rt.UserID, ClientID: clientID, Result: audit.ResultSuccess, Reason: "refresh token family revoked"})
 		return nil
 	}
 	if at, err := s.store.GetAccessToken(ctx, tokenOrID); err == nil {
@@ -394,7 +397,7 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 		if err := s.store.DeleteAccessToken(ctx, at.ID); err != nil {
 			return oidc.ErrServerError().WithParent(err)
 		}
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventTokenRevoke, UserID: at.UserID, ClientID: clientID, Result: ResultSuccess, Reason: "access token revoked"})
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenRevoke, UserID: at.UserID, ClientID: clientID, Result: audit.ResultSuccess, Reason: "access token revoked"})
 	}
 	return nil
 }
@@ -434,35 +437,35 @@ func (s *opStorage) TerminateSessionFromRequest(ctx context.Context, req *op.End
 	if err := end(ctx, sess, "rp-initiated logout"); err != nil {
 		return "", fmt.Errorf("end session: %w", err)
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: EventLogout, UserID: sess.UserID, ClientID: req.ClientID, Result: ResultSuccess, Reason: "rp-initiated logout"})
+	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLogout, UserID: sess.UserID, ClientID: req.ClientID, Result: audit.ResultSuccess, Reason: "rp-initiated logout"})
 	return redirect, nil
 }
 
 // --- keys ---
 
 // signingKey implements op.SigningKey.
-type signingKey struct{ k *loadedKey }
+type signingKey struct{ k *keys.Key }
 
-func (k signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return k.k.alg }
-func (k signingKey) Key() any                                    { return k.k.private }
-func (k signingKey) ID() string                                  { return k.k.id }
+func (k signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return k.k.Alg }
+func (k signingKey) Key() any                                    { return k.k.Private }
+func (k signingKey) ID() string                                  { return k.k.ID }
 
 // publicKey implements op.Key with the public half only.
-type publicKey struct{ k loadedKey }
+type publicKey struct{ k keys.Key }
 
-func (k publicKey) ID() string                         { return k.k.id }
-func (k publicKey) Algorithm() jose.SignatureAlgorithm { return k.k.alg }
+func (k publicKey) ID() string                         { return k.k.ID }
+func (k publicKey) Algorithm() jose.SignatureAlgorithm { return k.k.Alg }
 func (k publicKey) Use() string                        { return "sig" }
-func (k publicKey) Key() any                           { return k.k.public }
+func (k publicKey) Key() any                           { return k.k.Public }
 
 // SigningKey returns the active key of the algorithm the requesting client asked for
 // (ES256 unless the client is registered for RS256).
 func (s *opStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
-	alg := AlgES256
+	alg := keys.AlgES256
 	if st := reqStateFrom(ctx); st != nil && st.signingAlg != "" {
 		alg = st.signingAlg
 	}
-	k, err := s.keys.active(ctx, alg)
+	k, err := s.keys.Active(ctx, alg)
 	if err != nil {
 		return nil, err
 	}
@@ -470,8 +473,8 @@ func (s *opStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
 }
 
 func (s *opStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
-	out := make([]jose.SignatureAlgorithm, 0, len(SupportedSigningAlgs))
-	for _, a := range SupportedSigningAlgs {
+	out := make([]jose.SignatureAlgorithm, 0, len(keys.SupportedAlgs))
+	for _, a := range keys.SupportedAlgs {
 		out = append(out, jose.SignatureAlgorithm(a))
 	}
 	return out, nil
@@ -479,12 +482,12 @@ func (s *opStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgori
 
 // KeySet returns the public keys of every published key, active and retired-but-kept.
 func (s *opStorage) KeySet(ctx context.Context) ([]op.Key, error) {
-	keys, err := s.keys.load(ctx)
+	published, err := s.keys.Published(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]op.Key, 0, len(keys))
-	for _, k := range keys {
+	out := make([]op.Key, 0, len(published))
+	for _, k := range published {
 		out = append(out, publicKey{k})
 	}
 	return out, nil
@@ -503,10 +506,10 @@ func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Clie
 	return c, nil
 }
 
-func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, clientSecret string) error {
 	c, err := s.getClient(ctx, id)
-	if err != nil || c.Public || !clientSecretMatches(secret, c.SecretHash) {
-		s.audit.Record(ctx, storage.AuditEvent{Type: EventClientAuth, ClientID: id, Result: ResultFailure, Reason: "invalid client credentials"})
+	if err != nil || c.Public || !secret.ClientSecretMatches(clientSecret, c.SecretHash) {
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventClientAuth, ClientID: id, Result: audit.ResultFailure, Reason: "invalid client credentials"})
 		return oidc.ErrInvalidClient().WithDescription("invalid client credentials")
 	}
 	return nil

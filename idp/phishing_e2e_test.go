@@ -13,6 +13,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/idptest"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
@@ -66,7 +68,7 @@ const strictClientName = "Treasury"
 func newPhishingEnv(t *testing.T, st storage.Storage) *phishingEnv {
 	t.Helper()
 	w := newWebAuthnEnv(t, st)
-	strict := w.createClient(idp.NewClient{Name: strictClientName, RedirectURIs: []string{appOrigin + "/treasury/cb"}, SkipConsent: true})
+	strict := w.createClient(admin.NewClient{Name: strictClientName, RedirectURIs: []string{appOrigin + "/treasury/cb"}, SkipConsent: true})
 	w.setPolicy(strict, storage.MFAPolicy{MFA: "required", PhishingResistant: true})
 	return &phishingEnv{webauthnEnv: w, strict: strict}
 }
@@ -287,7 +289,7 @@ func (p *phishingEnv) totpOnlyEnrols(t *testing.T) {
 	p.createUser(email, password)
 	b := p.newBrowser()
 	key := enrolTOTP(t, p.env, b, accountPage(t, p.env, b, email, nil))
-	before := p.auditCount(idp.EventMFAEnrolRequired, "")
+	before := p.auditCount(audit.EventMFAEnrolRequired, "")
 
 	br := p.newBrowser()
 	var hops []string // every redirect the browser followed inside the provider
@@ -309,7 +311,7 @@ func (p *phishingEnv) totpOnlyEnrols(t *testing.T) {
 	if !slices.Contains(hops, enrolURL) {
 		t.Fatalf("not sent to %s; redirects followed: %q", enrolURL, hops)
 	}
-	if got := p.auditCount(idp.EventMFAEnrolRequired, ""); got != before+1 {
+	if got := p.auditCount(audit.EventMFAEnrolRequired, ""); got != before+1 {
 		t.Fatalf("%d mfa.enrol.required events, want %d", got, before+1)
 	}
 	p.checkNotIssued(t, arID)
@@ -341,7 +343,7 @@ func (p *phishingEnv) totpOnlyEnrols(t *testing.T) {
 	if pg.URL.RequestURI() != enrolURL || !strings.Contains(pg.Body, `id="enrol-required"`) || !strings.Contains(pg.Body, strictClientName) {
 		t.Fatalf("not sent to enrolment (status %d at %s):\n%.1200s", pg.Status, pg.URL, pg.Body)
 	}
-	if got := p.auditCount(idp.EventMFAEnrolRequired, ""); got != before+2 {
+	if got := p.auditCount(audit.EventMFAEnrolRequired, ""); got != before+2 {
 		t.Fatalf("%d mfa.enrol.required events, want %d", got, before+2)
 	}
 	p.checkNotIssued(t, arID)
@@ -414,7 +416,7 @@ func (p *phishingEnv) fetchForm(t *testing.T, path, factor, code string) fetchRe
 // verifyEvents counts the person's mfa.verify audit events (success or failure).
 func (p *phishingEnv) verifyEvents(t *testing.T) int {
 	t.Helper()
-	evs, err := p.store.ListAudit(storeCtx(t), storage.AuditFilter{Type: idp.EventMFAVerify, UserID: p.user.ID})
+	evs, err := p.store.ListAudit(storeCtx(t), storage.AuditFilter{Type: audit.EventMFAVerify, UserID: p.user.ID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/storage"
 )
 
@@ -64,9 +66,9 @@ func TestPolicyEndToEnd(t *testing.T) {
 				m.clock.Advance(30 * time.Second)
 				return rfc6238(key, m.clock.Now(), 6)
 			}
-			lax := m.createClient(idp.NewClient{Name: "Wiki", RedirectURIs: []string{"https://wiki.example.com/cb"}, SkipConsent: true})
+			lax := m.createClient(admin.NewClient{Name: "Wiki", RedirectURIs: []string{"https://wiki.example.com/cb"}, SkipConsent: true})
 			m.setPolicy(lax, storage.MFAPolicy{MFA: "off"})
-			strict := m.createClient(idp.NewClient{Name: "Finance", RedirectURIs: []string{"https://fin.example.com/cb"}, SkipConsent: true})
+			strict := m.createClient(admin.NewClient{Name: "Finance", RedirectURIs: []string{"https://fin.example.com/cb"}, SkipConsent: true})
 			m.setPolicy(strict, storage.MFAPolicy{MFA: "required", Factors: []string{"totp", "webauthn"}, MaxAge: 30 * time.Minute})
 
 			t.Run("client A without MFA, then client B asks only for the missing factor", func(t *testing.T) {
@@ -128,7 +130,7 @@ func TestPolicyEndToEnd(t *testing.T) {
 				if q := p.RedirectParams(t); q.Get("error") != "unmet_authentication_requirements" || q.Get("code") != "" {
 					t.Fatalf("unknown essential acr: %v", q)
 				}
-				if m.auditCount(idp.EventLoginPolicy, idp.ResultFailure) == 0 {
+				if m.auditCount(audit.EventLoginPolicy, audit.ResultFailure) == 0 {
 					t.Fatal("refusal not audited")
 				}
 			})
@@ -163,14 +165,14 @@ func TestForcedEnrolmentWithGrace(t *testing.T) {
 	})
 	email := "newbie@example.com"
 	m.createUser(email, password)
-	app := second.createClient(idp.NewClient{Name: "Payroll", RedirectURIs: []string{"https://pay.example.com/cb"}, SkipConsent: true})
+	app := second.createClient(admin.NewClient{Name: "Payroll", RedirectURIs: []string{"https://pay.example.com/cb"}, SkipConsent: true})
 	second.setPolicy(app, storage.MFAPolicy{MFA: "required"})
 
 	// Within the grace period: let through with the password, audited.
 	b := second.newBrowser()
 	p, v := flow(t, second, b, app, nil)
 	wantAuth(t, finishFlow(t, second, app, b.Login(p, email, password), v), []string{"pwd"}, idp.ACRPassword)
-	if second.auditCount(idp.EventMFAGrace, idp.ResultSuccess) != 1 {
+	if second.auditCount(audit.EventMFAGrace, audit.ResultSuccess) != 1 {
 		t.Fatal("grace login not audited")
 	}
 	// Grace used up: the login continues into enrolment and issues tokens only after it.
@@ -190,7 +192,7 @@ func TestForcedEnrolmentWithGrace(t *testing.T) {
 	p = b.Get(second.issuer + href)
 	c := finishFlow(t, second, app, p, v)
 	wantAuth(t, c, []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
-	if second.auditCount(idp.EventMFAEnrolRequired, "") != 1 {
+	if second.auditCount(audit.EventMFAEnrolRequired, "") != 1 {
 		t.Fatal("forced enrolment not audited")
 	}
 }
@@ -201,7 +203,7 @@ func TestRememberedDevice(t *testing.T) {
 	u := m.createUser(email, password)
 	b := m.newBrowser()
 	key := enrolTOTP(t, m.env, b, accountPage(t, m.env, b, email, nil))
-	app := m.createClient(idp.NewClient{Name: "Mail", RedirectURIs: []string{"https://mail.example.com/cb"}, SkipConsent: true})
+	app := m.createClient(admin.NewClient{Name: "Mail", RedirectURIs: []string{"https://mail.example.com/cb"}, SkipConsent: true})
 	m.setPolicy(app, storage.MFAPolicy{MFA: "required", RememberDevice: 720 * time.Hour})
 
 	br := m.newBrowser()
@@ -224,7 +226,7 @@ func TestRememberedDevice(t *testing.T) {
 		t.Fatal("remembered device still asked for the second factor")
 	}
 	wantAuth(t, finishFlow(t, m.env, app, p, v), []string{"pwd"}, idp.ACRPassword)
-	if m.auditCount(idp.EventLoginDevice, idp.ResultSuccess) != 1 {
+	if m.auditCount(audit.EventLoginDevice, audit.ResultSuccess) != 1 {
 		t.Fatal("device skip not audited")
 	}
 	// Another browser is not remembered.
@@ -272,7 +274,7 @@ func TestPasswordChangeForgetsDevicesAndEndsSessions(t *testing.T) {
 	u := m.createUser(email, password)
 	b := m.newBrowser()
 	key := enrolTOTP(t, m.env, b, accountPage(t, m.env, b, email, nil))
-	app := m.createClient(idp.NewClient{Name: "Mail", RedirectURIs: []string{"https://mail.example.com/cb"}, SkipConsent: true})
+	app := m.createClient(admin.NewClient{Name: "Mail", RedirectURIs: []string{"https://mail.example.com/cb"}, SkipConsent: true})
 	m.setPolicy(app, storage.MFAPolicy{MFA: "required", RememberDevice: 720 * time.Hour})
 	p, v := flow(t, m.env, b, app, url.Values{"prompt": {"login"}})
 	p = b.Login(p, email, password)
@@ -318,7 +320,7 @@ func TestAuditRetentionKeepsAVerifiableChain(t *testing.T) {
 			t.Fatal("event older than the retention survived")
 		}
 	}
-	res, err := idp.VerifyAuditChain(context.Background(), e.store)
+	res, err := audit.VerifyChain(context.Background(), e.store)
 	if err != nil || !res.Intact || res.Checked == 0 {
 		t.Fatalf("chain after retention: %+v %v", res, err)
 	}
@@ -335,7 +337,7 @@ func TestPolicyEdgeCases(t *testing.T) {
 	t.Run("grace login through a consent page uses one grace login", func(t *testing.T) {
 		email := "consent-grace@example.com"
 		u := graced.createUser(email, password)
-		app := graced.createClient(idp.NewClient{Name: "Needs consent", RedirectURIs: []string{"https://c.example.com/cb"}})
+		app := graced.createClient(admin.NewClient{Name: "Needs consent", RedirectURIs: []string{"https://c.example.com/cb"}})
 		graced.setPolicy(app, storage.MFAPolicy{MFA: "required"})
 		b := graced.newBrowser()
 		p, v := flow(t, graced, b, app, nil)
@@ -350,7 +352,7 @@ func TestPolicyEdgeCases(t *testing.T) {
 	t.Run("no grace for a request that asks for mfa itself", func(t *testing.T) {
 		email := "acr-grace@example.com"
 		graced.createUser(email, password)
-		app := graced.createClient(idp.NewClient{Name: "Strict", RedirectURIs: []string{"https://s.example.com/cb"}, SkipConsent: true})
+		app := graced.createClient(admin.NewClient{Name: "Strict", RedirectURIs: []string{"https://s.example.com/cb"}, SkipConsent: true})
 		graced.setPolicy(app, storage.MFAPolicy{MFA: "required"})
 		b := graced.newBrowser()
 		p, _ := flow(t, graced, b, app, url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + idp.ACRMFA + `"]}}}`}})
@@ -386,8 +388,8 @@ func TestPolicyEdgeCases(t *testing.T) {
 		m.createUser(email, password)
 		b := m.newBrowser()
 		key := enrolTOTP(t, m.env, b, accountPage(t, m.env, b, email, nil))
-		long := m.createClient(idp.NewClient{Name: "Long", RedirectURIs: []string{"https://long.example.com/cb"}, SkipConsent: true})
-		short := m.createClient(idp.NewClient{Name: "Short", RedirectURIs: []string{"https://short.example.com/cb"}, SkipConsent: true})
+		long := m.createClient(admin.NewClient{Name: "Long", RedirectURIs: []string{"https://long.example.com/cb"}, SkipConsent: true})
+		short := m.createClient(admin.NewClient{Name: "Short", RedirectURIs: []string{"https://short.example.com/cb"}, SkipConsent: true})
 		m.setPolicy(long, storage.MFAPolicy{MFA: "required", RememberDevice: 720 * time.Hour})
 		m.setPolicy(short, storage.MFAPolicy{MFA: "required", RememberDevice: time.Hour})
 		br := m.newBrowser()

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
 )
 
 // TestPromptAndMaxAge checks OIDC Core 3.1.2.1 prompt and max_age handling against an
@@ -14,7 +14,7 @@ func TestPromptAndMaxAge(t *testing.T) {
 	e := newEnv(t, openSQLite(t))
 	e.createUser("alice@example.com", password)
 	e.createUser("bob@example.com", password)
-	app := e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}})
+	app := e.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}})
 	b := e.newBrowser()
 	first := loginCode(t, e, b, app, nil) // password + consent, session established
 	firstClaims := verifyWithJWKS(t, e, first.IDToken, app.ID)
@@ -76,7 +76,7 @@ func TestPromptAndMaxAge(t *testing.T) {
 	})
 
 	t.Run("prompt=none without consent gives consent_required", func(t *testing.T) {
-		other := e.createClient(idp.NewClient{Name: "Other", RedirectURIs: []string{"https://other.example.com/cb"}})
+		other := e.createClient(admin.NewClient{Name: "Other", RedirectURIs: []string{"https://other.example.com/cb"}})
 		_, ch := pkce()
 		p := b.Get(e.authURL(other, url.Values{"prompt": {"none"}, "code_challenge": {ch}, "code_challenge_method": {"S256"}}))
 		if got := p.RedirectParams(t).Get("error"); got != "consent_required" {

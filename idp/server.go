@@ -16,7 +16,12 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/backchannel"
+	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/idp/regulation"
+	"github.com/openidp/idp/idp/secret"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/seal"
@@ -35,7 +40,7 @@ type Config struct {
 	// DevMode relaxes the https requirement of the issuer.
 	DevMode bool
 	// Demo, when set, serves the built-in demo relying party at "/".
-	Demo *DemoClient
+	Demo *admin.DemoClient
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
@@ -72,8 +77,8 @@ type Config struct {
 	ProxyHeader string
 
 	// PasswordHashMemory is the memory budget, in bytes, of the argon2id computations
-	// that run at once (PasswordParams takes 19 MiB each); further password checks wait
-	// in line. Default DefaultPasswordHashMemory (64 MiB: three at once). See hashgate.go.
+	// that run at once (pwhash.Params takes 19 MiB each); further password checks wait
+	// in line. Default DefaultPasswordHashMemory (64 MiB: three at once). See login_hashgate.go.
 	PasswordHashMemory int64
 	// PasswordHashQueue is how many password checks may wait for memory; beyond it they
 	// fail at once with ErrHashBusy. Default 16 per hash the budget fits; negative: none.
@@ -83,13 +88,6 @@ type Config struct {
 
 	// AuthorizeLimits bounds the authorization requests one address may create.
 	AuthorizeLimits AuthorizeLimits
-}
-
-// DemoClient is the client the demo relying party signs in with.
-type DemoClient struct {
-	ClientID     string
-	ClientSecret string
-	RedirectURI  string // must be <issuer>/demo/callback
 }
 
 // ACR values. Levels above password arrive with the second factors.
@@ -103,8 +101,8 @@ type Server struct {
 	store     storage.Storage
 	logger    *slog.Logger
 	now       func() time.Time
-	keys      *Keys
-	audit     *Auditor
+	keys      *keys.Manager
+	audit     *audit.Auditor
 	pages     *web.Renderer
 	provider  *op.Provider
 	ops       *opStorage
@@ -117,7 +115,7 @@ type Server struct {
 	regulator *regulation.Regulator
 	mfaEnv    *mfa.Env
 
-	backchannel *BackchannelLogout
+	backchannel *backchannel.Notifier
 	hashes      *hashGate // bounds the memory of concurrent argon2id computations
 }
 
@@ -169,8 +167,8 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	}
 	s := &Server{cfg: cfg, store: store, logger: cfg.Logger, now: cfg.Now, pages: pages, secure: !insecure, clients: clients}
 	s.hashes = newHashGate(cfg.PasswordHashMemory, cfg.PasswordHashQueue, cfg.PasswordHashWait)
-	s.keys = &Keys{Store: store, Sealer: cfg.Sealer, Retention: cfg.KeyRetention, Now: cfg.Now}
-	s.audit = &Auditor{Store: store, Logger: cfg.Logger, Now: cfg.Now}
+	s.keys = &keys.Manager{Store: store, Sealer: cfg.Sealer, Retention: cfg.KeyRetention, Now: cfg.Now}
+	s.audit = &audit.Auditor{Store: store, Logger: cfg.Logger, Now: cfg.Now, Request: auditRequest}
 	if err := s.keys.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
@@ -178,7 +176,7 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	// encryption-key rotation re-seals them without changing them.
 	var oidcKey, mfaHashKey [32]byte
 	for name, dst := range map[string]*[32]byte{"csrf": &s.csrfKey, "oidc-crypto": &oidcKey, "mfa-hash": &mfaHashKey} {
-		if *dst, err = serverKey(ctx, store, cfg.Sealer, name); err != nil {
+		if *dst, err = secret.ServerKey(ctx, store, cfg.Sealer, name); err != nil {
 			return nil, err
 		}
 	}
@@ -241,10 +239,10 @@ func isLoopback(host string) bool {
 }
 
 // Keys returns the signing-key manager.
-func (s *Server) Keys() *Keys { return s.keys }
+func (s *Server) Keys() *keys.Manager { return s.keys }
 
 // Auditor returns the audit recorder.
-func (s *Server) Auditor() *Auditor { return s.audit }
+func (s *Server) Auditor() *audit.Auditor { return s.audit }
 
 // ServeHTTP serves every route of the provider.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
@@ -344,9 +342,9 @@ const hstsValue = "max-age=63072000; includeSubDomains"
 func (s *Server) withRequestContext(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ri := &requestInfo{ID: randomToken(9), IP: s.clientIP(r), UserAgent: capString(r.UserAgent(), auditMaxUserAgent)}
+		ri := &requestInfo{ID: secret.Token(9), IP: s.clientIP(r), UserAgent: audit.CapString(r.UserAgent(), audit.MaxUserAgent)}
 		if c, err := s.cookie(r, sessionCookie); err == nil && c.Value != "" {
-			ri.SessionTokenHash = tokenHash(c.Value)
+			ri.SessionTokenHash = secret.Hash(c.Value)
 		}
 		ctx := withRequestInfo(r.Context(), ri)
 		w.Header().Set("X-Request-Id", ri.ID)
@@ -373,7 +371,7 @@ func (s *Server) opInterceptor(next http.Handler) http.Handler {
 		st := &reqState{}
 		r = r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
 		if strings.HasSuffix(r.URL.Path, "/authorize") {
-			// Size, parameter and per-address limits (authorize_limits.go); r.Form is
+			// Size, parameter and per-address limits (op_authorize_limits.go); r.Form is
 			// parsed from here on.
 			if !s.checkAuthorize(w, r) {
 				return
@@ -444,7 +442,7 @@ func (s *Server) applyAuditRetention(ctx context.Context) {
 		return
 	}
 	now := s.now()
-	res, err := PruneAudit(ctx, s.store, "retention", now.Add(-s.cfg.AuditRetention), now)
+	res, err := audit.Prune(ctx, s.store, "retention", now.Add(-s.cfg.AuditRetention), now)
 	if err != nil {
 		s.logger.WarnContext(ctx, "audit retention failed", "err", err)
 		return

@@ -18,6 +18,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/storage"
 )
 
@@ -90,7 +92,7 @@ func (e *env) auditEvents(typ string) []storage.AuditEvent {
 func runSessionLimit(t *testing.T, e *env) {
 	email := "limit@example.com"
 	u := e.createUser(email, password)
-	app := e.createClient(idp.NewClient{Name: "Limit app", RedirectURIs: []string{"https://limit.example.com/cb"}, SkipConsent: true})
+	app := e.createClient(admin.NewClient{Name: "Limit app", RedirectURIs: []string{"https://limit.example.com/cb"}, SkipConsent: true})
 
 	var browsers []*browser
 	var sids []string
@@ -122,12 +124,12 @@ func runSessionLimit(t *testing.T, e *env) {
 		}
 	}
 	var ended []storage.AuditEvent
-	for _, ev := range e.auditEvents(idp.EventSessionEnd) {
+	for _, ev := range e.auditEvents(audit.EventSessionEnd) {
 		if ev.UserID == u.ID {
 			ended = append(ended, ev)
 		}
 	}
-	if len(ended) != 1 || ended[0].Reason != "session limit" || ended[0].Result != idp.ResultSuccess {
+	if len(ended) != 1 || ended[0].Reason != "session limit" || ended[0].Result != audit.ResultSuccess {
 		t.Fatalf("session.end events of the user = %+v, want one with reason \"session limit\"", ended)
 	}
 }
@@ -271,11 +273,11 @@ func runBackchannelLogout(t *testing.T, e *env, rp *backchannelRP) {
 		t.Fatalf("discovery: backchannel_logout_supported=%v backchannel_logout_session_supported=%v",
 			disco.BackChannelLogoutSupported, disco.BackChannelLogoutSessionSupported)
 	}
-	es := e.createClient(idp.NewClient{Name: "BCL ES256", RedirectURIs: []string{"https://es.example.com/cb"}, SkipConsent: true,
+	es := e.createClient(admin.NewClient{Name: "BCL ES256", RedirectURIs: []string{"https://es.example.com/cb"}, SkipConsent: true,
 		BackchannelLogoutURI: rp.URL + "/es"})
-	rs := e.createClient(idp.NewClient{Name: "BCL RS256", RedirectURIs: []string{"https://rs.example.com/cb"}, SkipConsent: true,
+	rs := e.createClient(admin.NewClient{Name: "BCL RS256", RedirectURIs: []string{"https://rs.example.com/cb"}, SkipConsent: true,
 		IDTokenSigningAlg: "RS256", BackchannelLogoutURI: rp.URL + "/rs"})
-	quiet := e.createClient(idp.NewClient{Name: "No BCL", RedirectURIs: []string{"https://quiet.example.com/cb"}, SkipConsent: true})
+	quiet := e.createClient(admin.NewClient{Name: "No BCL", RedirectURIs: []string{"https://quiet.example.com/cb"}, SkipConsent: true})
 
 	// One browser signs in to three apps; two of them want back-channel logout.
 	b := e.newBrowser()
@@ -321,14 +323,14 @@ func runBackchannelLogout(t *testing.T, e *env, rp *backchannelRP) {
 		t.Fatalf("prompt=none after logout: %q", errCode)
 	}
 	var deliveries []storage.AuditEvent
-	for _, ev := range e.auditEvents(idp.EventBackchannelLogout) {
+	for _, ev := range e.auditEvents(audit.EventBackchannelLogout) {
 		if ev.UserID == u.ID {
 			deliveries = append(deliveries, ev)
 		}
 	}
 	retried := false
 	for _, ev := range deliveries {
-		if ev.Result != idp.ResultSuccess || strings.Contains(ev.Reason, "eyJ") {
+		if ev.Result != audit.ResultSuccess || strings.Contains(ev.Reason, "eyJ") {
 			t.Fatalf("back-channel audit event %+v", ev)
 		}
 		retried = retried || strings.Contains(ev.Reason, "attempts=2")
@@ -365,7 +367,7 @@ func keysOf[V any](m map[string]V) []string {
 
 // hasEnd reports whether a session of user ended with that reason.
 func hasEnd(e *env, userID, reason string) bool {
-	for _, ev := range e.auditEvents(idp.EventSessionEnd) {
+	for _, ev := range e.auditEvents(audit.EventSessionEnd) {
 		if ev.UserID == userID && ev.Reason == reason {
 			return true
 		}
@@ -390,7 +392,7 @@ func matches(re *regexp.Regexp, body string) []string {
 func runAccountSessions(t *testing.T, e *env, rp *backchannelRP) {
 	email := "sessions@example.com"
 	u := e.createUser(email, password)
-	app := e.createClient(idp.NewClient{Name: "Sessions app", RedirectURIs: []string{"https://sessions.example.com/cb"}, SkipConsent: true,
+	app := e.createClient(admin.NewClient{Name: "Sessions app", RedirectURIs: []string{"https://sessions.example.com/cb"}, SkipConsent: true,
 		BackchannelLogoutURI: rp.URL + "/sessions"})
 
 	// A phone signs in to the app; a laptop opens the account page.
@@ -497,7 +499,7 @@ func runRememberedDevices(t *testing.T, e *env) {
 	u := e.createUser(email, password)
 	b := e.newBrowser()
 	key := enrolTOTP(t, e, b, accountPage(t, e, b, email, nil))
-	app := e.createClient(idp.NewClient{Name: "Devices app", RedirectURIs: []string{"https://devices.example.com/cb"}, SkipConsent: true})
+	app := e.createClient(admin.NewClient{Name: "Devices app", RedirectURIs: []string{"https://devices.example.com/cb"}, SkipConsent: true})
 	c, err := e.store.GetClient(ctx, app.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -585,7 +587,7 @@ func runRememberedDevices(t *testing.T, e *env) {
 	if left, _ := e.store.ListUserDevices(ctx, bob.ID); len(left) != 1 {
 		t.Fatal("another person's device was forgotten")
 	}
-	if len(e.auditEvents(idp.EventDeviceRemember)) == 0 || len(e.auditEvents(idp.EventDeviceRevoke)) == 0 {
+	if len(e.auditEvents(audit.EventDeviceRemember)) == 0 || len(e.auditEvents(audit.EventDeviceRevoke)) == 0 {
 		t.Fatal("device.remember / device.revoke not audited")
 	}
 	e.server.EndUserSessions(ctx, u.ID, "test")

@@ -18,6 +18,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/idptest"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
@@ -77,7 +79,7 @@ func newWebAuthnEnv(t *testing.T, st storage.Storage) *webauthnEnv {
 		browser: browser,
 		key:     idptest.AddVirtualAuthenticator(t, browser, idptest.VirtualAuthenticator{Transport: "usb"}),
 		docs:    watchDocuments(t, browser),
-		app:     e.createClient(idp.NewClient{Name: "App", RedirectURIs: []string{appOrigin + "/cb"}, SkipConsent: true}),
+		app:     e.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{appOrigin + "/cb"}, SkipConsent: true}),
 		user:    e.createUser(webauthnEmail, password),
 	}
 	w.callbacks = catchCallbacks(t, browser, appOrigin)
@@ -118,7 +120,7 @@ func newLocalhostEnv(tb testing.TB, st storage.Storage, clk *clock, sealer *seal
 	ts.Start()
 	tb.Cleanup(ts.Close)
 	e := &env{t: tb, store: st, server: srv, issuer: issuer, clock: clk, sealer: sealer}
-	e.admin = &idp.Admin{Store: st, Audit: srv.Auditor(), Keys: srv.Keys(), Now: clk.Now}
+	e.admin = &admin.Admin{Store: st, Audit: srv.Auditor(), Keys: srv.Keys(), Now: clk.Now}
 	return e
 }
 
@@ -186,13 +188,13 @@ func (w *webauthnEnv) otherOriginRefused(t *testing.T) {
 		&mfa.WebAuthnConfig{RPID: "localhost", RPOrigins: []string{w.issuer}})
 	failures := func() int {
 		t.Helper()
-		evs, err := w.store.ListAudit(context.Background(), storage.AuditFilter{Type: idp.EventMFAVerify, UserID: w.user.ID})
+		evs, err := w.store.ListAudit(context.Background(), storage.AuditFilter{Type: audit.EventMFAVerify, UserID: w.user.ID})
 		if err != nil {
 			t.Fatal(err)
 		}
 		n := 0
 		for _, ev := range evs {
-			if ev.Result == idp.ResultFailure && strings.Contains(ev.Reason, "kind=webauthn") {
+			if ev.Result == audit.ResultFailure && strings.Contains(ev.Reason, "kind=webauthn") {
 				n++
 			}
 		}

@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/secret"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/backends"
 )
@@ -65,13 +66,13 @@ func TestMFAReset(t *testing.T) {
 	ctx := context.Background()
 	addFactor := func() {
 		t.Helper()
-		if err := st.CreateFactor(ctx, &storage.Factor{ID: idp.NewID(), UserID: u.ID, Kind: "totp", Confirmed: true, CreatedAt: time.Now()}); err != nil {
+		if err := st.CreateFactor(ctx, &storage.Factor{ID: secret.NewID(), UserID: u.ID, Kind: "totp", Confirmed: true, CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	addFactor()
 	now := time.Now()
-	if err := st.CreateSession(ctx, &storage.Session{ID: idp.NewID(), TokenHash: idp.NewID(), UserID: u.ID, AuthTime: now,
+	if err := st.CreateSession(ctx, &storage.Session{ID: secret.NewID(), TokenHash: secret.NewID(), UserID: u.ID, AuthTime: now,
 		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +109,7 @@ func TestMFAReset(t *testing.T) {
 	}
 
 	var events []auditEventJSON
-	c.okJSON(&events, "audit", "list", "--type", idp.EventAdminMFAReset, "--json")
+	c.okJSON(&events, "audit", "list", "--type", audit.EventAdminMFAReset, "--json")
 	if len(events) != 3 {
 		t.Fatalf("%d reset events, want 3", len(events))
 	}
@@ -169,7 +170,7 @@ func TestClientPolicies(t *testing.T) {
 	}
 
 	var events []auditEventJSON
-	c.okJSON(&events, "audit", "list", "--type", idp.EventAdminPolicySet, "--json")
+	c.okJSON(&events, "audit", "list", "--type", audit.EventAdminPolicySet, "--json")
 	if len(events) != 1 || !strings.Contains(events[0].Reason, "account_type=admin") {
 		t.Errorf("type policy audit events = %+v", events)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/storage"
 )
 
@@ -119,7 +119,7 @@ ago (90m, 24h).`,
 	fl := cmd.Flags()
 	fl.StringVar(&user, "user", "", "only events of this user (id or e-mail)")
 	fl.StringVar(&client, "client", "", "only events of this client id")
-	fl.StringVar(&typ, "type", "", "only events of this type, e.g. login.password or admin.user.create")
+	fl.StringVar(&typ, "type", "", "only events of this type, e.g. login.password or adm.user.create")
 	fl.StringVar(&since, "since", "", "only events at or after this time (RFC 3339) or this long ago (e.g. 24h)")
 	fl.IntVar(&limit, "limit", 100, "show at most the newest N events; 0 for all")
 	addJSONFlag(cmd, &asJSON)
@@ -167,7 +167,7 @@ the database: the chain cannot detect someone who rewrites it entirely.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
-				res, err := idp.VerifyAuditChain(ctx, store)
+				res, err := audit.VerifyChain(ctx, store)
 				if err != nil {
 					return err
 				}
@@ -333,7 +333,7 @@ Export the events first ("idp audit export") if they must be kept elsewhere.`,
 			}
 			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
 				now := time.Now()
-				res, err := idp.PruneAudit(ctx, store, cliActor, now.Add(-olderThan), now)
+				res, err := audit.Prune(ctx, store, cliActor, now.Add(-olderThan), now)
 				if err != nil {
 					return err
 				}

@@ -15,7 +15,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/sqlite"
 )
@@ -74,7 +74,7 @@ func TestAuditVerify(t *testing.T) {
 		if !strings.Contains(out, "audit chain intact: 3 events") || !strings.Contains(out, events[2].Hash) {
 			t.Errorf("verify output:\n%s", out)
 		}
-		var res idp.AuditVerifyResult
+		var res audit.VerifyResult
 		c.okJSON(&res, "audit", "verify", "--json")
 		if !res.Intact || res.Checked != 3 || res.FirstID != events[0].ID || res.LastID != events[2].ID || res.Head != events[2].Hash {
 			t.Errorf("verify --json: %+v", res)
@@ -99,11 +99,11 @@ func TestAuditVerify(t *testing.T) {
 			t.Errorf("verify after edit claims the chain is intact:\n%s", r.stdout)
 		}
 		r = c.run("", "audit", "verify", "--json")
-		var res idp.AuditVerifyResult
+		var res audit.VerifyResult
 		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 			t.Fatalf("verify --json after edit: %v\n%s", err, r.stdout)
 		}
-		if r.code != 1 || res.Intact || res.BrokenID != events[1].ID || res.Problem != idp.AuditEdited || res.Checked != 1 {
+		if r.code != 1 || res.Intact || res.BrokenID != events[1].ID || res.Problem != audit.ProblemEdited || res.Checked != 1 {
 			t.Errorf("verify --json after edit: exit %d, %+v", r.code, res)
 		}
 	})
@@ -163,7 +163,7 @@ func TestAuditExport(t *testing.T) {
 		if !slices.Equal(got, keys) {
 			t.Errorf("line %d keys %v, want %v", i, got, keys)
 		}
-		if int64(l["id"].(float64)) != events[i].ID || l["hash"] != events[i].Hash || l["type"] != idp.EventAdminUserCreate {
+		if int64(l["id"].(float64)) != events[i].ID || l["hash"] != events[i].Hash || l["type"] != audit.EventAdminUserCreate {
 			t.Errorf("line %d = %v, want event %+v", i, l, events[i])
 		}
 		// A SIEM can recompute the chain from the exported fields alone.
@@ -224,7 +224,7 @@ func TestAuditPrune(t *testing.T) {
 	var old []storage.AuditEvent
 	for i := range 3 {
 		e := storage.AuditEvent{Time: time.Now().Add(-400*24*time.Hour + time.Duration(i)*time.Hour),
-			Type: idp.EventLoginPassword, UserID: "someone", Result: idp.ResultSuccess}
+			Type: audit.EventLoginPassword, UserID: "someone", Result: audit.ResultSuccess}
 		if err := st.AppendAudit(context.Background(), &e); err != nil {
 			t.Fatal(err)
 		}
@@ -253,9 +253,9 @@ func TestAuditPrune(t *testing.T) {
 		t.Fatalf("after prune: %+v", events)
 	}
 	ret := events[2]
-	if ret.Type != idp.EventAuditRetention || ret.Result != idp.ResultSuccess ||
+	if ret.Type != audit.EventRetention || ret.Result != audit.ResultSuccess ||
 		!strings.Contains(ret.Reason, "actor=cli") || !strings.Contains(ret.Reason, "removed=3") ||
-		!strings.Contains(ret.Reason, idp.RetentionAnchorKey+"="+old[2].Hash) {
+		!strings.Contains(ret.Reason, audit.RetentionAnchorKey+"="+old[2].Hash) {
 		t.Errorf("retention event: %+v", ret)
 	}
 
@@ -264,7 +264,7 @@ func TestAuditPrune(t *testing.T) {
 		t.Errorf("verify after prune: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 
-	var res idp.AuditPruneResult
+	var res audit.PruneResult
 	c.okJSON(&res, "audit", "prune", "--older-than", "8760h", "--json")
 	if res.Removed != 0 || res.NewestRemovedHash != "" || res.EventID == 0 {
 		t.Errorf("second prune --json: %+v", res)

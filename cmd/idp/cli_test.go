@@ -15,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/storage/seal"
 )
 
@@ -334,11 +335,11 @@ func TestKeysRotate(t *testing.T) {
 		KeyIDs []string `json:"key_ids"`
 	}
 	c.okJSON(&got, "keys", "rotate", "--json")
-	if len(got.KeyIDs) != len(idp.SupportedSigningAlgs) || got.KeyIDs[0] == got.KeyIDs[1] {
-		t.Fatalf("key_ids = %v, want %d distinct ids (ES256, RS256)", got.KeyIDs, len(idp.SupportedSigningAlgs))
+	if len(got.KeyIDs) != len(keys.SupportedAlgs) || got.KeyIDs[0] == got.KeyIDs[1] {
+		t.Fatalf("key_ids = %v, want %d distinct ids (ES256, RS256)", got.KeyIDs, len(keys.SupportedAlgs))
 	}
 	var events []auditEventJSON
-	c.okJSON(&events, "audit", "list", "--type", idp.EventAdminKeyRotate, "--json")
+	c.okJSON(&events, "audit", "list", "--type", audit.EventAdminKeyRotate, "--json")
 	if len(events) != 1 || !strings.Contains(events[0].Reason, got.KeyIDs[0]) {
 		t.Errorf("key rotation audit events = %+v", events)
 	}
@@ -416,14 +417,14 @@ func TestAuditList(t *testing.T) {
 		args      []string
 		wantTypes []string
 	}{
-		{"all", nil, []string{idp.EventAdminUserCreate, idp.EventAdminUserCreate, idp.EventAdminClientCreate, idp.EventAdminUserDisable}},
-		{"user by email", []string{"--user", "ADA@example.com"}, []string{idp.EventAdminUserCreate, idp.EventAdminUserDisable}},
-		{"user by id", []string{"--user", bob.ID}, []string{idp.EventAdminUserCreate}},
-		{"client", []string{"--client", client["client_id"]}, []string{idp.EventAdminClientCreate}},
-		{"type", []string{"--type", idp.EventAdminUserDisable}, []string{idp.EventAdminUserDisable}},
-		{"since duration", []string{"--since", "1h"}, []string{idp.EventAdminUserCreate, idp.EventAdminUserCreate, idp.EventAdminClientCreate, idp.EventAdminUserDisable}},
+		{"all", nil, []string{audit.EventAdminUserCreate, audit.EventAdminUserCreate, audit.EventAdminClientCreate, audit.EventAdminUserDisable}},
+		{"user by email", []string{"--user", "ADA@example.com"}, []string{audit.EventAdminUserCreate, audit.EventAdminUserDisable}},
+		{"user by id", []string{"--user", bob.ID}, []string{audit.EventAdminUserCreate}},
+		{"client", []string{"--client", client["client_id"]}, []string{audit.EventAdminClientCreate}},
+		{"type", []string{"--type", audit.EventAdminUserDisable}, []string{audit.EventAdminUserDisable}},
+		{"since duration", []string{"--since", "1h"}, []string{audit.EventAdminUserCreate, audit.EventAdminUserCreate, audit.EventAdminClientCreate, audit.EventAdminUserDisable}},
 		{"since future", []string{"--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, nil},
-		{"limit keeps the newest", []string{"--limit", "1"}, []string{idp.EventAdminUserDisable}},
+		{"limit keeps the newest", []string{"--limit", "1"}, []string{audit.EventAdminUserDisable}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -432,7 +433,7 @@ func TestAuditList(t *testing.T) {
 			var types []string
 			for _, e := range events {
 				types = append(types, e["type"].(string))
-				if e["result"] != idp.ResultSuccess || !strings.Contains(e["reason"].(string), "actor=cli") {
+				if e["result"] != audit.ResultSuccess || !strings.Contains(e["reason"].(string), "actor=cli") {
 					t.Errorf("event %v", e)
 				}
 				if _, ok := e["time"]; !ok {
@@ -446,7 +447,7 @@ func TestAuditList(t *testing.T) {
 	}
 
 	table := c.ok("", "audit", "list")
-	for _, col := range []string{"TIME", "TYPE", "RESULT", "USER", "CLIENT", "IP", "REASON", "ada@example.com", idp.EventAdminUserDisable} {
+	for _, col := range []string{"TIME", "TYPE", "RESULT", "USER", "CLIENT", "IP", "REASON", "ada@example.com", audit.EventAdminUserDisable} {
 		if !strings.Contains(table, col) {
 			t.Errorf("audit table lacks %q:\n%s", col, table)
 		}

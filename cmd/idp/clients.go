@@ -9,13 +9,14 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/storage"
 )
 
 // clientJSON is a client as printed by `clients list --json`: the admin API's view,
 // never its secret or hash.
-type clientJSON = idp.ClientView
+type clientJSON = admin.ClientView
 
 func newClientsCmd(a *app) *cobra.Command {
 	return asGroup(&cobra.Command{
@@ -27,7 +28,7 @@ func newClientsCmd(a *app) *cobra.Command {
 
 func newClientsCreateCmd(a *app) *cobra.Command {
 	var (
-		in     idp.NewClient
+		in     admin.NewClient
 		asJSON bool
 	)
 	cmd := &cobra.Command{
@@ -52,8 +53,8 @@ Set the client's MFA policy afterwards with "idp clients policy set".`,
 			if strings.TrimSpace(in.Name) == "" {
 				return usageErrorf("--name is required")
 			}
-			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
-				c, secret, err := admin.CreateClient(ctx, cliActor, in)
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
+				c, secret, err := adm.CreateClient(ctx, cliActor, in)
 				if err != nil {
 					return err
 				}
@@ -81,16 +82,16 @@ Set the client's MFA policy afterwards with "idp clients policy set".`,
 	f.StringSliceVar(&in.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "allowed post-logout redirect URI (repeatable or comma-separated)")
 	f.BoolVar(&in.Public, "public", false, "public client: no secret, PKCE required")
 	f.BoolVar(&in.SkipConsent, "skip-consent", false, "first-party client: never show the consent page")
-	f.StringSliceVar(&in.GrantTypes, "grants", slices.Clone(idp.DefaultClientGrants),
+	f.StringSliceVar(&in.GrantTypes, "grants", slices.Clone(admin.DefaultClientGrants),
 		"grant types: authorization_code, refresh_token, client_credentials")
-	f.StringSliceVar(&in.Scopes, "scopes", slices.Clone(idp.DefaultClientScopes),
+	f.StringSliceVar(&in.Scopes, "scopes", slices.Clone(admin.DefaultClientScopes),
 		"scopes the client may request: openid, profile, email, phone, address, offline_access, account or custom [a-z0-9:._-]+")
 	f.StringVar(&in.BackchannelLogoutURI, "backchannel-logout-uri", "", "URL that receives back-channel logout tokens (https, or http on loopback)")
-	f.StringVar(&in.AccessTokenFormat, "access-token-format", idp.AccessTokenJWT, "access token format: jwt or opaque")
-	f.StringVar(&in.IDTokenSigningAlg, "signing-alg", idp.AlgES256, "ID token signing algorithm: ES256 or RS256")
-	f.DurationVar(&in.AccessTokenLifetime, "access-token-lifetime", idp.DefaultAccessTokenLifetime, "access token lifetime")
-	f.DurationVar(&in.IDTokenLifetime, "id-token-lifetime", idp.DefaultIDTokenLifetime, "ID token lifetime")
-	f.DurationVar(&in.RefreshTokenLifetime, "refresh-token-lifetime", idp.DefaultRefreshTokenLifetime, "refresh token lifetime")
+	f.StringVar(&in.AccessTokenFormat, "access-token-format", admin.AccessTokenJWT, "access token format: jwt or opaque")
+	f.StringVar(&in.IDTokenSigningAlg, "signing-alg", keys.AlgES256, "ID token signing algorithm: ES256 or RS256")
+	f.DurationVar(&in.AccessTokenLifetime, "access-token-lifetime", admin.DefaultAccessTokenLifetime, "access token lifetime")
+	f.DurationVar(&in.IDTokenLifetime, "id-token-lifetime", admin.DefaultIDTokenLifetime, "ID token lifetime")
+	f.DurationVar(&in.RefreshTokenLifetime, "refresh-token-lifetime", admin.DefaultRefreshTokenLifetime, "refresh token lifetime")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
 }
@@ -111,7 +112,7 @@ func newClientsListCmd(a *app) *cobra.Command {
 				if asJSON {
 					out := make([]clientJSON, 0, len(clients))
 					for i := range clients {
-						out = append(out, idp.ToClientView(&clients[i]))
+						out = append(out, admin.ToClientView(&clients[i]))
 					}
 					return writeJSON(a.stdout, out)
 				}

@@ -18,6 +18,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/backchannel"
+	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/backends"
 	"github.com/openidp/idp/storage/seal"
@@ -83,7 +87,7 @@ type app struct {
 
 	// backchannel announces sessions ended by admin commands to relying parties; run
 	// waits for its deliveries before the process exits.
-	backchannel *idp.BackchannelLogout
+	backchannel *backchannel.Notifier
 }
 
 // usageError is an error in how the command was invoked; it is printed with the usage.
@@ -293,7 +297,7 @@ func (a *app) withStore(ctx context.Context, migrate bool, fn func(ctx context.C
 
 // withAdmin opens and migrates the database, runs fn with the operator actions over it
 // (see newAdmin) and closes it.
-func (a *app) withAdmin(ctx context.Context, fn func(ctx context.Context, admin *idp.Admin) error) error {
+func (a *app) withAdmin(ctx context.Context, fn func(ctx context.Context, adm *admin.Admin) error) error {
 	return a.withStore(ctx, migrated, func(ctx context.Context, store storage.Storage) error {
 		return fn(ctx, a.newAdmin(store))
 	})
@@ -302,13 +306,13 @@ func (a *app) withAdmin(ctx context.Context, fn func(ctx context.Context, admin 
 // withSealedAdmin is withAdmin for the commands that handle the secrets kept at rest: it
 // builds the sealer from the encryption key first (failing without the key, before the
 // database is opened) and passes it to fn too.
-func (a *app) withSealedAdmin(ctx context.Context, fn func(ctx context.Context, admin *idp.Admin, sealer *seal.Sealer) error) error {
+func (a *app) withSealedAdmin(ctx context.Context, fn func(ctx context.Context, adm *admin.Admin, sealer *seal.Sealer) error) error {
 	sealer, err := a.sealer(false)
 	if err != nil {
 		return err
 	}
-	return a.withAdmin(ctx, func(ctx context.Context, admin *idp.Admin) error {
-		return fn(ctx, admin, sealer)
+	return a.withAdmin(ctx, func(ctx context.Context, adm *admin.Admin) error {
+		return fn(ctx, adm, sealer)
 	})
 }
 
@@ -331,9 +335,9 @@ func maskDSN(dsn string) string {
 
 // newAdmin returns the operator actions over store, auditing through it. It has no key
 // manager: a command that rotates the signing keys sets Keys.
-func (a *app) newAdmin(store storage.Storage) *idp.Admin {
-	audit := &idp.Auditor{Store: store, Logger: a.logger}
-	admin := &idp.Admin{Store: store, Audit: audit}
+func (a *app) newAdmin(store storage.Storage) *admin.Admin {
+	auditor := &audit.Auditor{Store: store, Logger: a.logger}
+	adm := &admin.Admin{Store: store, Audit: auditor}
 	// With the encryption key at hand, sessions ended by a command are announced to
 	// relying parties by back-channel logout, signed with the provider's keys, exactly as
 	// the server would (IDP_ISSUER names the issuer; default http://localhost:8080).
@@ -342,11 +346,11 @@ func (a *app) newAdmin(store storage.Storage) *idp.Admin {
 		if issuer == "" {
 			issuer = "http://localhost:8080"
 		}
-		a.backchannel = &idp.BackchannelLogout{Store: store, Keys: &idp.Keys{Store: store, Sealer: sealer},
-			Issuer: strings.TrimSuffix(issuer, "/"), Logger: a.logger, Audit: audit}
-		admin.EndSessions = a.backchannel.EndUserSessions
+		a.backchannel = &backchannel.Notifier{Store: store, Keys: &keys.Manager{Store: store, Sealer: sealer},
+			Issuer: strings.TrimSuffix(issuer, "/"), Logger: a.logger, Audit: auditor}
+		adm.EndSessions = a.backchannel.EndUserSessions
 	}
-	return admin
+	return adm
 }
 
 // errNoEncryptionKey explains how to provide the encryption key.

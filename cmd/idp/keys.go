@@ -8,7 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/storage/seal"
 )
 
@@ -35,9 +36,9 @@ in the published key set for --key-retention, so tokens they signed still verify
 The signing keys are encrypted at rest with IDP_ENCRYPTION_KEY.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withSealedAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin, sealer *seal.Sealer) error {
-				admin.Keys = &idp.Keys{Store: admin.Store, Sealer: sealer, Retention: retention}
-				ids, err := admin.RotateKeys(ctx, cliActor)
+			return a.withSealedAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin, sealer *seal.Sealer) error {
+				adm.Keys = &keys.Manager{Store: adm.Store, Sealer: sealer, Retention: retention}
+				ids, err := adm.RotateKeys(ctx, cliActor)
 				if err != nil {
 					return err
 				}
@@ -73,8 +74,8 @@ remove the old key from IDP_ENCRYPTION_KEYS_OLD and restart again. The command i
 idempotent: run it again if it was interrupted.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withSealedAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin, sealer *seal.Sealer) error {
-				res, err := admin.Reencrypt(ctx, cliActor, sealer)
+			return a.withSealedAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin, sealer *seal.Sealer) error {
+				res, err := adm.Reencrypt(ctx, cliActor, sealer)
 				if err != nil {
 					return err
 				}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/storage"
 )
 
@@ -21,7 +21,7 @@ import (
 
 // policyJSON is an MFA policy as printed by --json: the admin API's view (durations in
 // whole seconds).
-type policyJSON = idp.PolicyView
+type policyJSON = admin.PolicyView
 
 // policyFlags are the flags that change an MFA policy.
 type policyFlags struct {
@@ -41,7 +41,7 @@ func (p *policyFlags) add(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&p.mfa, "mfa", "", "second factor: off, optional (ask when the person has one) or required")
 	f.StringSliceVar(&p.factors, "factors", nil,
-		"factor kinds that count: "+strings.Join(idp.PolicyFactorKinds, ",")+" (comma-separated; '' for all)")
+		"factor kinds that count: "+strings.Join(admin.PolicyFactorKinds, ",")+" (comma-separated; '' for all)")
 	f.BoolVar(&p.phishingResistant, "phishing-resistant", false, "only WebAuthn counts as the second factor")
 	f.DurationVar(&p.maxAge, "max-age", 0, "ask for the second factor again after this long, e.g. 12h (0: never)")
 	f.DurationVar(&p.rememberDevice, "remember-device", 0, `allow "remember this device" for this long, e.g. 720h (0: not allowed)`)
@@ -95,7 +95,7 @@ func shortDuration(d time.Duration, zero string) string {
 
 // printPolicy writes p as indented lines.
 func printPolicy(w io.Writer, p storage.MFAPolicy) {
-	j := idp.ToPolicyView(p)
+	j := admin.ToPolicyView(p)
 	yes := map[bool]string{true: "yes", false: "no"}
 	fmt.Fprintf(w, "  mfa:                %s\n", j.MFA)
 	fmt.Fprintf(w, "  factors:            %s\n", orDash(strings.Join(j.Factors, ", "), "any"))
@@ -106,7 +106,7 @@ func printPolicy(w io.Writer, p storage.MFAPolicy) {
 
 // policyRow is p as table cells: MFA, FACTORS, PHISHING-RESISTANT, MAX-AGE, REMEMBER-DEVICE.
 func policyRow(p storage.MFAPolicy) string {
-	j := idp.ToPolicyView(p)
+	j := admin.ToPolicyView(p)
 	return fmt.Sprintf("%s\t%s\t%t\t%s\t%s", j.MFA, orDash(strings.Join(j.Factors, ","), "any"), p.PhishingResistant,
 		shortDuration(p.MaxAge, "-"), shortDuration(p.RememberDevice, "-"))
 }
@@ -138,17 +138,17 @@ it at login: the stricter rule wins.`,
 			if err := pf.check(cmd); err != nil {
 				return err
 			}
-			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
-				c, err := admin.FindClient(ctx, args[0])
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
+				c, err := adm.FindClient(ctx, args[0])
 				if err != nil {
 					return err
 				}
-				stored, err := admin.SetClientPolicy(ctx, cliActor, c.ID, pf.apply(cmd, c.Policy))
+				stored, err := adm.SetClientPolicy(ctx, cliActor, c.ID, pf.apply(cmd, c.Policy))
 				if err != nil {
 					return err
 				}
 				if asJSON {
-					return writeJSON(a.stdout, idp.ToPolicyView(*stored))
+					return writeJSON(a.stdout, admin.ToPolicyView(*stored))
 				}
 				fmt.Fprintf(a.stdout, "MFA policy of client %q (%s) is now:\n", c.Name, c.ID)
 				printPolicy(a.stdout, *stored)
@@ -168,13 +168,13 @@ func newClientsPolicyShowCmd(a *app) *cobra.Command {
 		Short: "Show a client's MFA policy",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
-				c, err := admin.FindClient(ctx, args[0])
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
+				c, err := adm.FindClient(ctx, args[0])
 				if err != nil {
 					return err
 				}
 				if asJSON {
-					return writeJSON(a.stdout, idp.ToPolicyView(c.Policy))
+					return writeJSON(a.stdout, admin.ToPolicyView(c.Policy))
 				}
 				fmt.Fprintf(a.stdout, "MFA policy of client %q (%s):\n", c.Name, c.ID)
 				printPolicy(a.stdout, c.Policy)
@@ -238,7 +238,7 @@ re-check, no remembered devices).`,
 					return err
 				}
 				if asJSON {
-					return writeJSON(a.stdout, typePolicyJSON{Type: typ, Policy: idp.ToPolicyView(*stored)})
+					return writeJSON(a.stdout, typePolicyJSON{Type: typ, Policy: admin.ToPolicyView(*stored)})
 				}
 				fmt.Fprintf(a.stdout, "MFA policy of account type %s is now:\n", typ)
 				printPolicy(a.stdout, *stored)
@@ -285,10 +285,10 @@ func newPolicyListCmd(a *app) *cobra.Command {
 						Clients      []clientPolicyJSON `json:"clients"`
 					}{AccountTypes: []typePolicyJSON{}, Clients: []clientPolicyJSON{}}
 					for _, t := range types {
-						out.AccountTypes = append(out.AccountTypes, typePolicyJSON{Type: t, Policy: idp.ToPolicyView(byType[t])})
+						out.AccountTypes = append(out.AccountTypes, typePolicyJSON{Type: t, Policy: admin.ToPolicyView(byType[t])})
 					}
 					for _, c := range clients {
-						out.Clients = append(out.Clients, clientPolicyJSON{ClientID: c.ID, Name: c.Name, Policy: idp.ToPolicyView(c.Policy)})
+						out.Clients = append(out.Clients, clientPolicyJSON{ClientID: c.ID, Name: c.Name, Policy: admin.ToPolicyView(c.Policy)})
 					}
 					return writeJSON(a.stdout, out)
 				}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
 )
 
 // addPolicyExplain adds `idp policy explain` to the policy command.
@@ -37,13 +38,13 @@ The factor kinds the server offers are taken from the same IDP_* settings as ser
 			if user == "" || client == "" {
 				return usageErrorf("--user and --client are required")
 			}
-			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
 				params := consent.AuthParams{ACRValues: acr, EssentialACR: essentialACR, PromptLogin: promptLogin}
 				if maxAgeSet = cmd.Flags().Changed("max-age"); maxAgeSet {
 					secs := int64(maxAge / time.Second)
 					params.MaxAge = &secs
 				}
-				ex, err := admin.Explain(ctx, user, client, params, availableKinds(a))
+				ex, err := adm.Explain(ctx, user, client, params, availableKinds(a))
 				if err != nil {
 					return err
 				}

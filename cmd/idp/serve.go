@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/storage"
 )
 
@@ -178,7 +179,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	a.logger.InfoContext(ctx, "database migrated", "applied", applied)
 
-	var demo *idp.DemoSeed
+	var demo *admin.DemoSeed
 	if o.dev {
 		demo, err = a.devDemo(ctx, store, o.issuer)
 		if err != nil {
@@ -264,7 +265,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 }
 
 // printBanner prints where the provider runs and, in dev mode, how to try it.
-func (a *app) printBanner(o serveOptions, dsn, addr string, demo *idp.DemoSeed) {
+func (a *app) printBanner(o serveOptions, dsn, addr string, demo *admin.DemoSeed) {
 	issuer := strings.TrimRight(o.issuer, "/")
 	w := a.stdout
 	fmt.Fprintf(w, "OpenIDP identity provider is running\n")
@@ -302,7 +303,7 @@ type demoFile struct {
 
 // devDemo seeds the demo on an empty database and saves it to demo.json, or reloads the
 // seed saved by an earlier dev start. It returns nil when no usable demo exists.
-func (a *app) devDemo(ctx context.Context, store storage.Storage, issuer string) (*idp.DemoSeed, error) {
+func (a *app) devDemo(ctx context.Context, store storage.Storage, issuer string) (*admin.DemoSeed, error) {
 	path := filepath.Join(a.dataDir, demoFileName)
 	users, err := store.ListUsers(ctx)
 	if err != nil {
@@ -349,15 +350,15 @@ func (a *app) devDemo(ctx context.Context, store storage.Storage, issuer string)
 			"file", path, "issuer", df.Issuer)
 		return nil, nil
 	}
-	return &idp.DemoSeed{
+	return &admin.DemoSeed{
 		Email:    df.Email,
 		Password: df.Password,
-		Client:   idp.DemoClient{ClientID: df.ClientID, ClientSecret: df.ClientSecret, RedirectURI: df.RedirectURI},
+		Client:   admin.DemoClient{ClientID: df.ClientID, ClientSecret: df.ClientSecret, RedirectURI: df.RedirectURI},
 	}, nil
 }
 
 // writeDemoFile saves seed to path with mode 0600, replacing any earlier file.
-func writeDemoFile(path, issuer string, seed *idp.DemoSeed) error {
+func writeDemoFile(path, issuer string, seed *admin.DemoSeed) error {
 	data, err := json.MarshalIndent(demoFile{
 		Issuer:       issuer,
 		Email:        seed.Email,

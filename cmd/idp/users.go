@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/storage"
 )
 
@@ -74,8 +74,8 @@ a flag, so that it does not end up in the shell history or the process list.
 			if err != nil {
 				return err
 			}
-			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
-				u, err := admin.CreateUserOfType(ctx, cliActor, idp.NewUser{Email: email, Name: name, Password: password}, accountType, groups)
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
+				u, err := adm.CreateUserOfType(ctx, cliActor, admin.NewUser{Email: email, Name: name, Password: password}, accountType, groups)
 				if err != nil {
 					return err
 				}
@@ -161,12 +161,12 @@ they have is ended and every token issued to them is revoked.`,
 		Example: "  idp users disable ada@example.com",
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
-				u, err := admin.FindUser(ctx, args[0])
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
+				u, err := adm.FindUser(ctx, args[0])
 				if err != nil {
 					return err
 				}
-				if err := admin.DisableUser(ctx, cliActor, u.ID); err != nil {
+				if err := adm.DisableUser(ctx, cliActor, u.ID); err != nil {
 					return err
 				}
 				u.Disabled = true
@@ -193,8 +193,8 @@ puts the user back in the default type.`,
 		Example: "  idp users set-type ada@example.com staff",
 		Args:    usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
-				u, err := admin.SetUserType(ctx, cliActor, args[0], args[1])
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
+				u, err := adm.SetUserType(ctx, cliActor, args[0], args[1])
 				if err != nil {
 					return err
 				}
@@ -220,8 +220,8 @@ An empty list ('') removes the user from every group.`,
 		Example: "  idp users set-groups ada@example.com ops,oncall",
 		Args:    usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
-				u, err := admin.SetUserGroups(ctx, cliActor, args[0], splitList(args[1]))
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
+				u, err := adm.SetUserGroups(ctx, cliActor, args[0], splitList(args[1]))
 				if err != nil {
 					return err
 				}
@@ -288,12 +288,12 @@ tokens are signed with the provider's keys); without it sessions are only delete
 			if recoveryLink && strings.TrimSpace(issuer) == "" {
 				return usageErrorf("--issuer (or IDP_ISSUER) is required with --recovery-link: the link points at the provider")
 			}
-			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
 				if a.backchannel != nil && strings.TrimSpace(issuer) != "" {
 					a.backchannel.Issuer = strings.TrimSuffix(strings.TrimSpace(issuer), "/")
 				}
-				res, err := admin.ResetMFA(ctx, cliActor, args[0], reason,
-					idp.ResetOptions{RemoveFactors: !keepFactors, RecoveryLink: recoveryLink, Issuer: issuer})
+				res, err := adm.ResetMFA(ctx, cliActor, args[0], reason,
+					admin.ResetOptions{RemoveFactors: !keepFactors, RecoveryLink: recoveryLink, Issuer: issuer})
 				if err != nil {
 					return err
 				}
@@ -351,8 +351,8 @@ the old password may hold them.`,
 			if err != nil {
 				return err
 			}
-			return a.withAdmin(cmd.Context(), func(ctx context.Context, admin *idp.Admin) error {
-				if err := admin.SetPassword(ctx, cliActor, args[0], password); err != nil {
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
+				if err := adm.SetPassword(ctx, cliActor, args[0], password); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintln(a.stdout, "Password replaced; sessions ended and remembered devices forgotten.")

@@ -1,0 +1,278 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/keys"
+	"github.com/openidp/idp/idp/secret"
+	"github.com/openidp/idp/storage"
+)
+
+// Grant types a client may be registered for.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+)
+
+// Access-token formats a client may be registered for.
+const (
+	AccessTokenJWT    = "jwt"
+	AccessTokenOpaque = "opaque"
+)
+
+// Defaults applied by Admin.CreateClient to fields left empty.
+const (
+	DefaultAccessTokenLifetime  = 15 * time.Minute
+	DefaultIDTokenLifetime      = time.Hour
+	DefaultRefreshTokenLifetime = 720 * time.Hour
+)
+
+// DefaultClientGrants and DefaultClientScopes are what a client gets when it names none.
+var (
+	DefaultClientGrants = []string{GrantAuthorizationCode, GrantRefreshToken}
+	DefaultClientScopes = []string{"openid", "profile", "email", "offline_access"}
+)
+
+// scopePattern is what a scope name may look like: the standard scopes (openid, profile,
+// email, phone, address, offline_access, account) and any custom scope match it.
+var scopePattern = regexp.MustCompile(`^[a-z0-9:._-]+$`)
+
+// NewClient is the input of Admin.CreateClient. Zero values take the documented defaults.
+type NewClient struct {
+	Name                                 string
+	RedirectURIs, PostLogoutRedirectURIs []string
+	Public, SkipConsent                  bool
+	GrantTypes, Scopes                   []string
+	AccessTokenFormat, IDTokenSigningAlg string
+	AccessTokenLifetime, IDTokenLifetime time.Duration
+	RefreshTokenLifetime                 time.Duration
+	// BackchannelLogoutURI receives OIDC Back-Channel Logout tokens: https, or http on a
+	// loopback host. Empty for none.
+	BackchannelLogoutURI string
+}
+
+// CreateClient validates and registers a client. It returns the client and, for a
+// confidential client, its secret: the only time the secret is available, since only
+// its hash is stored. On a validation error nothing is written.
+func (a *Admin) CreateClient(ctx context.Context, actor string, in NewClient) (*storage.Client, string, error) {
+	return a.createClient(ctx, actor, in, false)
+}
+
+// createClient is CreateClient; allowHTTP accepts plain-http redirect URIs on any host
+// (used only for the dev-mode demo client, whose issuer may be http on a LAN address).
+func (a *Admin) createClient(ctx context.Context, actor string, in NewClient, allowHTTP bool) (*storage.Client, string, error) {
+	c, err := buildClient(in, allowHTTP)
+	if err != nil {
+		return nil, "", err
+	}
+	var clientSecret string
+	if !c.Public {
+		clientSecret, c.SecretHash = secret.NewClientSecret()
+	}
+	c.ID = secret.NewID()
+	c.CreatedAt = a.now()
+	if err := a.Store.CreateClient(ctx, c); err != nil {
+		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientCreate, Result: audit.ResultFailure},
+			fmt.Sprintf("name=%q err=%v", c.Name, err))
+		return nil, "", fmt.Errorf("create client: %w", err)
+	}
+	kind := "confidential"
+	if c.Public {
+		kind = "public"
+	}
+	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientCreate, ClientID: c.ID, Result: audit.ResultSuccess},
+		fmt.Sprintf("name=%q type=%s grants=%s", c.Name, kind, strings.Join(c.GrantTypes, ",")))
+	return c, clientSecret, nil
+}
+
+// CheckClient validates in as CreateClient does, without writing anything.
+func CheckClient(in NewClient) error {
+	_, err := buildClient(in, false)
+	return err
+}
+
+// buildClient validates in and returns the client it describes, defaults applied, with
+// no ID, secret or creation time yet.
+func buildClient(in NewClient, allowHTTP bool) (*storage.Client, error) {
+	c := &storage.Client{
+		Name:        strings.TrimSpace(in.Name),
+		Public:      in.Public,
+		SkipConsent: in.SkipConsent,
+	}
+	if c.Name == "" {
+		return nil, errors.New("client name is required")
+	}
+
+	grants, err := normalizeList(in.GrantTypes, DefaultClientGrants, "grant type", func(g string) error {
+		switch g {
+		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials:
+			return nil
+		}
+		return fmt.Errorf("unsupported grant type %q (allowed: %s, %s, %s)",
+			g, GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials)
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.GrantTypes = grants
+	if c.Public && slices.Contains(grants, GrantClientCredentials) {
+		return nil, errors.New("a public client cannot use the client_credentials grant: it has no secret to authenticate with")
+	}
+
+	redirects, err := normalizeList(in.RedirectURIs, nil, "redirect URI", func(u string) error {
+		return validateRedirectURI(u, "redirect URI", allowHTTP)
+	})
+	if err != nil {
+		return nil, err
+	}
+	onlyClientCredentials := len(grants) == 1 && grants[0] == GrantClientCredentials
+	if len(redirects) == 0 && !onlyClientCredentials {
+		return nil, errors.New("at least one redirect URI is required (only a client_credentials-only client may have none)")
+	}
+	c.RedirectURIs = redirects
+
+	postLogout, err := normalizeList(in.PostLogoutRedirectURIs, nil, "post-logout redirect URI", func(u string) error {
+		return validateRedirectURI(u, "post-logout redirect URI", allowHTTP)
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.PostLogoutRedirectURIs = postLogout
+
+	if u := strings.TrimSpace(in.BackchannelLogoutURI); u != "" {
+		if err := validateRedirectURI(u, "back-channel logout URI", allowHTTP); err != nil {
+			return nil, err
+		}
+		c.BackchannelLogoutURI = u
+	}
+
+	scopes, err := normalizeList(in.Scopes, DefaultClientScopes, "scope", func(s string) error {
+		if !scopePattern.MatchString(s) {
+			return fmt.Errorf("invalid scope %q: a scope is made of a-z, 0-9, ':', '.', '_' and '-'", s)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.Scopes = scopes
+
+	switch f := strings.ToLower(strings.TrimSpace(in.AccessTokenFormat)); f {
+	case "":
+		c.AccessTokenFormat = AccessTokenJWT
+	case AccessTokenJWT, AccessTokenOpaque:
+		c.AccessTokenFormat = f
+	default:
+		return nil, fmt.Errorf("unsupported access token format %q (allowed: %s, %s)", in.AccessTokenFormat, AccessTokenJWT, AccessTokenOpaque)
+	}
+	switch alg := strings.ToUpper(strings.TrimSpace(in.IDTokenSigningAlg)); alg {
+	case "":
+		c.IDTokenSigningAlg = keys.AlgES256
+	case keys.AlgES256, keys.AlgRS256:
+		c.IDTokenSigningAlg = alg
+	default:
+		return nil, fmt.Errorf("unsupported ID token signing algorithm %q (allowed: %s, %s)", in.IDTokenSigningAlg, keys.AlgES256, keys.AlgRS256)
+	}
+
+	lifetimes := []struct {
+		name string
+		in   time.Duration
+		def  time.Duration
+		out  *time.Duration
+	}{
+		{"access token", in.AccessTokenLifetime, DefaultAccessTokenLifetime, &c.AccessTokenLifetime},
+		{"ID token", in.IDTokenLifetime, DefaultIDTokenLifetime, &c.IDTokenLifetime},
+		{"refresh token", in.RefreshTokenLifetime, DefaultRefreshTokenLifetime, &c.RefreshTokenLifetime},
+	}
+	for _, l := range lifetimes {
+		switch {
+		case l.in < 0:
+			return nil, fmt.Errorf("%s lifetime must be positive, got %s", l.name, l.in)
+		case l.in == 0:
+			*l.out = l.def
+		default:
+			*l.out = l.in
+		}
+	}
+	return c, nil
+}
+
+// normalizeList trims the items of in, drops empty ones and duplicates, checks each with
+// valid and returns def (copied) when nothing is left.
+func normalizeList(in, def []string, what string, valid func(string) error) ([]string, error) {
+	var out []string
+	for _, v := range in {
+		v = strings.TrimSpace(v)
+		if v == "" || slices.Contains(out, v) {
+			continue
+		}
+		if err := valid(v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 && def != nil {
+		return slices.Clone(def), nil
+	}
+	return out, nil
+}
+
+// validateRedirectURI accepts an absolute URI without fragment that is https, or http on
+// a loopback host (localhost, 127.0.0.1, [::1]) — or any http host when allowHTTP.
+// what names the kind of URI in error messages.
+func validateRedirectURI(raw, what string, allowHTTP bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("invalid %s %q: %w", what, raw, err)
+	}
+	if !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("invalid %s %q: must be an absolute URL such as https://app.example.com/callback", what, raw)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return fmt.Errorf("invalid %s %q: must not contain a fragment (#...)", what, raw)
+	}
+	if u.User != nil {
+		return fmt.Errorf("invalid %s %q: must not contain user info", what, raw)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return nil
+	case "http":
+		switch u.Hostname() {
+		case "localhost", "127.0.0.1", "::1":
+			return nil
+		}
+		if allowHTTP {
+			return nil
+		}
+		return fmt.Errorf("invalid %s %q: http is allowed only for localhost, 127.0.0.1 and [::1]; use https", what, raw)
+	default:
+		return fmt.Errorf("invalid %s %q: scheme must be https (or http for loopback hosts), not %q", what, raw, u.Scheme)
+	}
+}
+
+// RotateKeys adds a new signing key for every supported algorithm and returns their ids.
+// The replaced keys stop signing at once and stay published for a.Keys.Retention.
+func (a *Admin) RotateKeys(ctx context.Context, actor string) ([]string, error) {
+	if a.Keys == nil {
+		return nil, errors.New("rotate keys: no key manager configured")
+	}
+	ids, err := a.Keys.Rotate(ctx)
+	if err != nil {
+		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminKeyRotate, Result: audit.ResultFailure},
+			fmt.Sprintf("err=%v", err))
+		return nil, fmt.Errorf("rotate keys: %w", err)
+	}
+	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminKeyRotate, Result: audit.ResultSuccess},
+		"key_ids="+strings.Join(ids, ","))
+	return ids, nil
+}

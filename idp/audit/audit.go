@@ -1,0 +1,92 @@
+package audit
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/openidp/idp/storage"
+)
+
+// Auditor records audit events. A failure to write one is logged, never fatal to the
+// request that caused it (the request's own outcome is already decided).
+type Auditor struct {
+	Store  storage.AuditStore
+	Logger *slog.Logger
+	Now    func() time.Time
+	// Request returns the client address and user agent of the HTTP request in ctx
+	// ("" outside a request); the server sets it. Nil: events carry neither unless the
+	// caller fills them.
+	Request func(ctx context.Context) (ip, userAgent string)
+}
+
+// Record appends e, filling Time and the request's IP and user agent (through Request)
+// when empty, with every string capped (capAuditEvent).
+func (a *Auditor) Record(ctx context.Context, e storage.AuditEvent) {
+	if e.Time.IsZero() {
+		if a.Now != nil {
+			e.Time = a.Now()
+		} else {
+			e.Time = time.Now()
+		}
+	}
+	if a.Request != nil {
+		ip, ua := a.Request(ctx)
+		if e.IP == "" {
+			e.IP = ip
+		}
+		if e.UserAgent == "" {
+			e.UserAgent = ua
+		}
+	}
+	capAuditEvent(&e)
+	if err := a.Store.AppendAudit(ctx, &e); err != nil && a.Logger != nil {
+		a.Logger.ErrorContext(ctx, "audit write failed", "type", e.Type, "err", err)
+	}
+}
+
+// Limits of the strings an audit event stores, in bytes. A refused request still writes
+// its event, so what the request controls must not decide the event's size: a 60 KB
+// User-Agent on every failed login was stored whole. Longer values are cut (CapString)
+// and end with "…".
+const (
+	maxID        = 256  // user and client ids, IP address, type, result
+	MaxUserAgent = 512  // real browsers send 100–300 bytes
+	maxReason    = 1024 // reasons are our own text, sometimes quoting input
+)
+
+// capAuditEvent caps every string field of e that is stored.
+func capAuditEvent(e *storage.AuditEvent) {
+	for _, f := range []*string{&e.Type, &e.UserID, &e.ClientID, &e.IP, &e.Result} {
+		*f = CapString(*f, maxID)
+	}
+	e.UserAgent = CapString(e.UserAgent, MaxUserAgent)
+	e.Reason = CapString(e.Reason, maxReason)
+}
+
+// truncMark ends a string cut by CapString.
+const truncMark = "…"
+
+// CapString returns s as valid UTF-8 (invalid bytes become U+FFFD, which PostgreSQL
+// would otherwise refuse) of at most n bytes: when longer, cut at a character boundary
+// and ended with truncMark. Strings a request controls (user agent, reasons that quote
+// input) go through it before they are stored.
+func CapString(s string, n int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if len(s) <= n {
+		return s
+	}
+	mark := truncMark
+	if n < len(mark) {
+		mark = ""
+	}
+	cut := max(n-len(mark), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}

@@ -1,0 +1,96 @@
+package audit
+
+// Every audit event type the provider records, in one place. Each names what happened;
+// the event's Result (ResultSuccess or ResultFailure) says whether it succeeded.
+// docs/security.md lists them for operators.
+
+// Results.
+const (
+	ResultSuccess = "success"
+	ResultFailure = "failure"
+)
+
+// Sign-in, consent and tokens.
+const (
+	EventLoginPassword = "login.password"
+	EventLoginSSO      = "login.sso"
+	EventLogout        = "logout"
+	EventConsentGrant  = "consent.grant"
+	EventConsentDeny   = "consent.deny"
+	EventTokenIssue    = "token.issue"
+	EventTokenRefresh  = "token.refresh"
+	EventRefreshReuse  = "token.refresh.reuse"
+	EventTokenRevoke   = "token.revoke"
+	EventCodeReuse     = "token.code.invalid"
+	EventCodeReplay    = "token.code.reuse" // a redeemed code presented again: its tokens revoked
+	EventClientAuth    = "client.auth"
+	// EventLoginPolicy: a login refused because its requirements cannot be met.
+	EventLoginPolicy = "login.policy"
+	// EventLoginDevice: a remembered device stood in for the second factor.
+	EventLoginDevice = "login.device"
+)
+
+// Second factors. Reasons carry "kind=<factor kind>" and never a code or secret.
+const (
+	EventMFAEnrollStart = "mfa.enroll.start"
+	EventMFAEnroll      = "mfa.enroll"
+	EventMFAVerify      = "mfa.verify"
+	EventMFALockout     = "mfa.lockout"
+	EventMFARemove      = "mfa.remove"
+	EventMFARegenerate  = "mfa.backup.regenerate"
+	// EventMFAGrace: a login let through without a required factor, within the grace period.
+	EventMFAGrace = "mfa.grace"
+	// EventMFAEnrolRequired: a login sent to enrol a factor its policy requires.
+	EventMFAEnrolRequired = "mfa.enrol.required"
+	// EventMFACodeLimited: an e-mail or SMS code was not sent, a send limit refused it.
+	EventMFACodeLimited = "mfa.code.limited"
+	// EventMFARecovery: a recovery link (from an MFA reset) was used.
+	EventMFARecovery = "mfa.recovery"
+)
+
+// Second-factor events recorded by package mfa itself, which sits below this package and
+// so spells them as literals; listed here so that this file names every event.
+const (
+	EventMFACodeSent        = "mfa.code.sent"
+	EventMFAProviderFailure = "mfa.provider.failure"
+	EventMFAWebAuthnCount   = "mfa.webauthn.signcount"
+	EventMFATOTPReplay      = "mfa.totp.replay"
+)
+
+// Sessions, back-channel logout and trusted devices.
+const (
+	// EventSessionEnd: an SSO session was ended (logout, session limit, account page,
+	// administrator); the reason says why.
+	EventSessionEnd = "session.end"
+	// EventBackchannelLogout: one delivery of a logout token to a client's
+	// backchannel_logout_uri; the reason gives the HTTP status or the error.
+	EventBackchannelLogout = "logout.backchannel"
+	// EventDeviceRemember: a browser was remembered after a sign-in.
+	EventDeviceRemember = "device.remember"
+	// EventDeviceRevoke: remembered devices were forgotten (by the person, an
+	// administrator or a password change); the reason says which and how many.
+	EventDeviceRevoke = "device.revoke"
+)
+
+// Operator actions (package admin). The Reason names the acting operator.
+const (
+	EventAdminUserCreate   = "admin.user.create"
+	EventAdminUserUpdate   = "admin.user.update"
+	EventAdminUserDisable  = "admin.user.disable"
+	EventAdminClientCreate = "admin.client.create"
+	EventAdminClientUpdate = "admin.client.update"
+	EventAdminClientDelete = "admin.client.delete"
+	EventAdminKeyRotate    = "admin.keys.rotate"
+	EventAdminPolicySet    = "admin.policy.set"
+	EventAdminSessionsEnd  = "admin.user.sessions.end"
+	EventAdminMFAReset     = "admin.mfa.reset"
+	// EventAdminPassword: a password set by an operator.
+	EventAdminPassword = "admin.user.password"
+	// EventAdminReencrypt: an encryption-key rotation (every secret at rest re-sealed).
+	EventAdminReencrypt = "admin.keys.rotate_encryption"
+)
+
+// EventRetention is the audit event `idp audit prune` records after removing old
+// events. Its Reason holds RetentionAnchorKey=<hash of the newest removed event>, which
+// documents where the retained chain starts.
+const EventRetention = "audit.retention"

@@ -1,0 +1,319 @@
+package idp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/regulation"
+	"github.com/openidp/idp/mfa"
+	"github.com/openidp/idp/storage"
+)
+
+// ACR values: what a login proved. Documented in docs/integration-guide.md.
+const (
+	// ACRMFA: password plus a second factor.
+	ACRMFA = "urn:openidp:acr:mfa"
+	// ACRPhishingResistant: password plus WebAuthn.
+	ACRPhishingResistant = "urn:openidp:acr:phr"
+)
+
+// MFAConfig configures the second factors. A nil sender leaves that factor kind off.
+type MFAConfig struct {
+	EmailSender mfa.EmailSender
+	SMSSender   mfa.SMSSender
+	Phones      mfa.PhonePolicy
+	// WebAuthn relying party; the zero value means RP ID = issuer host, origin = issuer.
+	WebAuthn mfa.WebAuthnConfig
+	// Limits bound guessing of second factors; zero fields take the defaults.
+	Limits MFALimits
+	// SendLimits bound the e-mail and SMS codes sent per destination and per address.
+	SendLimits SendLimits
+	// FreshFor is how recent a sign-in must be to remove a factor or regenerate backup
+	// codes on the account page; default 10m.
+	FreshFor time.Duration
+	// Grace lets a person whom policy requires to use a second factor, and who has none,
+	// sign in without one for a while; zero fields mean no grace (enrol at once).
+	Grace GracePeriod
+}
+
+// GracePeriod bounds the logins allowed before forced enrolment. When both limits are
+// set, the grace ends when either runs out.
+type GracePeriod struct {
+	Logins int           // logins let through
+	Period time.Duration // time since the first such login
+}
+
+// combineAMR merges AMR values, adds "mfa" when two or more kinds of factor were used,
+// and returns them sorted.
+func combineAMR(sets ...[]string) []string {
+	var out []string
+	for _, s := range sets {
+		for _, v := range s {
+			if v != mfa.AMRMFA && !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		}
+	}
+	// "user" qualifies another method; it is not a kind of its own.
+	kinds := 0
+	for _, v := range out {
+		if v != mfa.AMRUser {
+			kinds++
+		}
+	}
+	if kinds >= 2 {
+		out = append(out, mfa.AMRMFA)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// acrFor maps AMR values to the level reached.
+func acrFor(amr []string) string {
+	switch {
+	case slices.Contains(amr, mfa.AMRMFA) && (slices.Contains(amr, mfa.AMRHardware) || slices.Contains(amr, mfa.AMRSoftware)):
+		return ACRPhishingResistant
+	case slices.Contains(amr, mfa.AMRMFA):
+		return ACRMFA
+	default:
+		return ACRPassword
+	}
+}
+
+// confirmedFactors returns the user's usable factors (confirmed, of a kind this server
+// offers), most recently used first and backup codes last.
+func (s *Server) confirmedFactors(ctx context.Context, userID string) ([]storage.Factor, error) {
+	all, err := s.store.ListFactors(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("list factors: %w", err)
+	}
+	out := all[:0]
+	for _, f := range all {
+		if _, err := s.factors.Get(mfa.Kind(f.Kind)); err == nil && f.Confirmed {
+			out = append(out, f)
+		}
+	}
+	// Backup codes are the way back in, never the method offered first.
+	slices.SortStableFunc(out, func(a, b storage.Factor) int {
+		return boolInt(a.Kind == string(mfa.KindBackup)) - boolInt(b.Kind == string(mfa.KindBackup))
+	})
+	return out, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ownedFactor loads factor id and checks it belongs to u.
+func (s *Server) ownedFactor(ctx context.Context, u *storage.User, id string) (*storage.Factor, mfa.Factor, error) {
+	f, err := s.store.GetFactor(ctx, id)
+	if err != nil || f.UserID != u.ID {
+		return nil, nil, fmt.Errorf("factor %q: %w", id, storage.ErrNotFound)
+	}
+	impl, err := s.factors.Get(mfa.Kind(f.Kind))
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, impl, nil
+}
+
+func kindReason(kind, detail string) string {
+	if detail == "" {
+		return "kind=" + kind
+	}
+	return "kind=" + kind + " " + detail
+}
+
+// startEnroll begins enrolling a factor of kind for u.
+func (s *Server) startEnroll(ctx context.Context, u *storage.User, kind mfa.Kind, req mfa.EnrollRequest) (*mfa.Enrollment, error) {
+	impl, err := s.factors.Get(kind)
+	if err != nil {
+		return nil, err
+	}
+	// An unfinished enrolment of the same kind is abandoned: remove it.
+	existing, err := s.store.ListFactors(ctx, u.ID)
+	if err != nil {
+		return nil, fmt.Errorf("list factors: %w", err)
+	}
+	for _, f := range existing {
+		if f.Kind == string(kind) && !f.Confirmed {
+			if err := s.store.DeleteFactor(ctx, u.ID, f.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return nil, fmt.Errorf("remove abandoned enrolment: %w", err)
+			}
+		}
+	}
+	enr, err := impl.Enroll(ctx, u, req)
+	if err != nil {
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAEnrollStart, UserID: u.ID, Result: audit.ResultFailure, Reason: kindReason(string(kind), errReason(err))})
+		return nil, err
+	}
+	typ := audit.EventMFAEnrollStart
+	if kind == mfa.KindBackup {
+		typ = audit.EventMFARegenerate
+	}
+	s.audit.Record(ctx, storage.AuditEvent{Type: typ, UserID: u.ID, Result: audit.ResultSuccess, Reason: kindReason(string(kind), "")})
+	if kind == mfa.KindBackup {
+		s.announceFactorChange(ctx, u, enr.Factor, true)
+	}
+	return enr, nil
+}
+
+// confirmEnroll finishes enrolment of factor id with the person's response. Wrong codes
+// count against the same lockout as sign-in checks.
+func (s *Server) confirmEnroll(ctx context.Context, u *storage.User, id, challengeID, response string) error {
+	f, impl, err := s.ownedFactor(ctx, u, id)
+	if err != nil {
+		return err
+	}
+	if f.Confirmed {
+		return fmt.Errorf("factor already enrolled: %w", storage.ErrConflict)
+	}
+	att, err := s.reserveMFA(ctx, u, f.Kind)
+	if err != nil {
+		return err
+	}
+	if err := impl.Confirm(ctx, u, f, challengeID, response); err != nil {
+		s.logger.InfoContext(ctx, "mfa enrolment failed", "user", u.ID, "kind", f.Kind, "err", err)
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAEnroll, UserID: u.ID, Result: audit.ResultFailure, Reason: kindReason(f.Kind, errReason(err))})
+		return s.settleMFA(ctx, att, u, f.Kind, err)
+	}
+	_ = s.settleMFA(ctx, att, u, f.Kind, nil)
+	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAEnroll, UserID: u.ID, Result: audit.ResultSuccess, Reason: kindReason(f.Kind, "factor="+f.ID)})
+	s.announceFactorChange(ctx, u, f, true)
+	return nil
+}
+
+// challenge starts a sign-in check with factor id (sends a code, or returns WebAuthn options).
+func (s *Server) challenge(ctx context.Context, u *storage.User, id string) (*storage.Factor, *mfa.Challenge, error) {
+	f, impl, err := s.ownedFactor(ctx, u, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !f.Confirmed {
+		return nil, nil, fmt.Errorf("factor not enrolled: %w", storage.ErrNotFound)
+	}
+	c, err := impl.Challenge(ctx, u, f)
+	if err != nil {
+		return f, nil, err
+	}
+	return f, c, nil
+}
+
+// verify checks a response to factor id under the lockout guard and returns the AMR
+// values earned.
+func (s *Server) verify(ctx context.Context, u *storage.User, id, challengeID, response string) ([]string, *storage.Factor, error) {
+	f, impl, err := s.ownedFactor(ctx, u, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !f.Confirmed {
+		return nil, nil, fmt.Errorf("factor not enrolled: %w", storage.ErrNotFound)
+	}
+	// The attempt is reserved before the response is looked at.
+	att, err := s.reserveMFA(ctx, u, f.Kind)
+	if err != nil {
+		return nil, f, err
+	}
+	amr, err := impl.Verify(ctx, u, f, challengeID, response)
+	if err != nil {
+		// Full detail for operators (e.g. a WebAuthn origin mismatch); factor errors never
+		// carry the code or secret.
+		s.logger.InfoContext(ctx, "mfa verification failed", "user", u.ID, "kind", f.Kind, "err", err)
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAVerify, UserID: u.ID, Result: audit.ResultFailure, Reason: kindReason(f.Kind, errReason(err))})
+		return nil, f, s.settleMFA(ctx, att, u, f.Kind, err)
+	}
+	_ = s.settleMFA(ctx, att, u, f.Kind, nil)
+	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAVerify, UserID: u.ID, Result: audit.ResultSuccess, Reason: kindReason(f.Kind, "")})
+	return amr, f, nil
+}
+
+// guessFailure reports whether err is a wrong guess (it counts towards the lockout).
+func guessFailure(err error) bool {
+	return errors.Is(err, mfa.ErrInvalidCode) || errors.Is(err, mfa.ErrReplay) || errors.Is(err, mfa.ErrExpired)
+}
+
+// errReason is the audit reason of an MFA error: its sentinel, never user input.
+func errReason(err error) string {
+	var in *mfa.InputError
+	var locked *regulation.LockedError
+	switch {
+	case errors.Is(err, mfa.ErrSendLimit):
+		return "send limit reached"
+	case errors.As(err, &locked):
+		return "locked"
+	case errors.Is(err, mfa.ErrReplay):
+		return "replayed code"
+	case errors.Is(err, mfa.ErrInvalidCode):
+		return "invalid code"
+	case errors.Is(err, mfa.ErrExpired):
+		return "challenge expired or used up"
+	case errors.Is(err, mfa.ErrSignCount):
+		return "sign count regression"
+	case errors.Is(err, mfa.ErrNotConfigured):
+		return "not configured"
+	case errors.As(err, &in):
+		return "refused input: " + in.Message
+	default:
+		return "error"
+	}
+}
+
+// removeFactor deletes factor id of u.
+func (s *Server) removeFactor(ctx context.Context, u *storage.User, id string) error {
+	f, err := s.store.GetFactor(ctx, id)
+	if err != nil || f.UserID != u.ID {
+		return fmt.Errorf("factor %q: %w", id, storage.ErrNotFound)
+	}
+	if err := s.checkRemoval(ctx, u, id); err != nil {
+		return err
+	}
+	if err := s.store.DeleteFactor(ctx, u.ID, id); err != nil {
+		return fmt.Errorf("delete factor: %w", err)
+	}
+	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFARemove, UserID: u.ID, Result: audit.ResultSuccess, Reason: kindReason(f.Kind, "factor="+id)})
+	if f.Confirmed {
+		s.announceFactorChange(ctx, u, f, false)
+	}
+	return nil
+}
+
+// mfaMessage is what a person is told about an MFA error.
+func mfaMessage(err error) string {
+	var locked *regulation.LockedError
+	var in *mfa.InputError
+	switch {
+	case errors.Is(err, mfa.ErrSendLimit):
+		var locked *regulation.LockedError
+		if errors.As(err, &locked) && !locked.Until.IsZero() {
+			return "Too many codes were sent. Try again after " + locked.Until.UTC().Format("15:04 MST") + "."
+		}
+		return "Too many codes were sent. Wait 15 minutes and try again."
+	case errors.As(err, &locked):
+		if locked.Permanent {
+			return "Too many failed attempts: your second factors are locked. Contact your administrator."
+		}
+		return "Too many failed attempts. Try again after " + locked.Until.UTC().Format("15:04:05 MST") + "."
+	case errors.As(err, &in):
+		return in.Message
+	case errors.Is(err, mfa.ErrExpired):
+		return "That code has expired or was used up. Request a new one."
+	case errors.Is(err, mfa.ErrNotConfigured):
+		return "That method is not available on this server."
+	case errors.Is(err, errLastRequiredFactor):
+		return "You cannot remove this sign-in method: your account must keep one. Add another method first, then remove this one."
+	case errors.Is(err, errProofRequired):
+		return "To add a sign-in method, first confirm it is you with one you already have."
+	case errors.Is(err, mfa.ErrInvalidCode), errors.Is(err, mfa.ErrReplay), errors.Is(err, mfa.ErrSignCount):
+		return "That did not work. Check the code (or your security key) and try again."
+	default:
+		return "Something went wrong. Please try again."
+	}
+}

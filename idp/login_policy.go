@@ -1,0 +1,85 @@
+package idp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/openidp/idp/consent"
+	"github.com/openidp/idp/storage"
+)
+
+// essentialACR extracts the acr values of an essential "acr" member of the claims
+// request parameter (OIDC Core 5.5.1): {"id_token":{"acr":{"essential":true,"values":[...]}}}.
+func essentialACR(claims string) ([]string, error) {
+	if claims == "" {
+		return nil, nil
+	}
+	// Only the acr member is decoded: other members may carry values of any JSON type
+	// (email_verified's "value" is a boolean), and member names are case-sensitive, which
+	// struct fields are not.
+	var req map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(claims), &req); err != nil {
+		return nil, fmt.Errorf("claims parameter is not valid JSON: %w", err)
+	}
+	var idToken map[string]json.RawMessage
+	if raw, ok := req["id_token"]; ok {
+		if err := json.Unmarshal(raw, &idToken); err != nil {
+			return nil, fmt.Errorf("claims parameter: id_token is not a JSON object: %w", err)
+		}
+	}
+	var acr *struct {
+		Essential bool     `json:"essential"`
+		Value     string   `json:"value"`
+		Values    []string `json:"values"`
+	}
+	if raw, ok := idToken["acr"]; ok {
+		if err := json.Unmarshal(raw, &acr); err != nil {
+			return nil, fmt.Errorf("claims parameter: id_token acr is not a claim request: %w", err)
+		}
+	}
+	if acr == nil || !acr.Essential {
+		return nil, nil
+	}
+	values := slices.Clone(acr.Values)
+	if acr.Value != "" {
+		values = append(values, acr.Value)
+	}
+	return values, nil
+}
+
+// authParams is what the stored request asks of the sign-in.
+func authParams(ar *storage.AuthRequest) consent.AuthParams {
+	return consent.AuthParams{MaxAge: ar.MaxAge, PromptLogin: slices.Contains(ar.Prompt, "login"),
+		ACRValues: ar.ACRValues, EssentialACR: ar.EssentialACR}
+}
+
+// requirement computes what this login of user u to client c must prove.
+func (s *Server) requirement(ctx context.Context, c *storage.Client, u *storage.User, ar *storage.AuthRequest) (consent.Requirement, error) {
+	in := consent.PolicyInput{ClientID: c.ID, Client: c.Policy, AccountType: u.Type}
+	if ar != nil {
+		in.Request = authParams(ar)
+	}
+	if c.ID == AccountClientID {
+		// The account page is where people fix their factors: any factor they have
+		// proves it is them, whatever their account type demands of applications.
+		in.TypePolicy = nil
+		for _, k := range s.factors.Kinds() {
+			in.Available = append(in.Available, string(k))
+		}
+		return consent.Evaluate(in)
+	}
+	tp, err := s.store.GetTypePolicy(ctx, u.Type)
+	switch {
+	case err == nil:
+		in.TypePolicy = tp
+	case !errors.Is(err, storage.ErrNotFound):
+		return consent.Requirement{}, fmt.Errorf("account type policy: %w", err)
+	}
+	for _, k := range s.factors.Kinds() {
+		in.Available = append(in.Available, string(k))
+	}
+	return consent.Evaluate(in)
+}

@@ -1,0 +1,2 @@
+// Package pwhash hashes and verifies passwords with argon2id.
+package pwhash

@@ -1,0 +1,172 @@
+package idp
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/client/rp"
+	httphelper "github.com/zitadel/oidc/v3/pkg/http"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/secret"
+	"github.com/openidp/idp/web"
+)
+
+// demoRP is the small relying party served at "/" in dev mode. It is an ordinary OIDC
+// client of this provider (discovery, authorization code + PKCE, ID-token verification
+// against the JWKS) so a newcomer sees the real flow end to end.
+type demoRP struct {
+	s       *Server
+	client  admin.DemoClient
+	cookies *httphelper.CookieHandler
+
+	mu sync.Mutex
+	rp rp.RelyingParty // created on first use: discovery needs the server to be listening
+}
+
+func newDemoRP(s *Server, c admin.DemoClient) (*demoRP, error) {
+	if c.RedirectURI != s.cfg.Issuer+"/demo/callback" {
+		return nil, fmt.Errorf("demo redirect URI must be %s/demo/callback", s.cfg.Issuer)
+	}
+	hashKey, encKey := s.cfg.Sealer.DeriveKey("demo-hash"), s.cfg.Sealer.DeriveKey("demo-enc")
+	opts := []httphelper.CookieHandlerOpt{}
+	if !s.secure {
+		opts = append(opts, httphelper.WithUnsecure())
+	}
+	return &demoRP{s: s, client: c, cookies: httphelper.NewCookieHandler(hashKey[:], encKey[:], opts...)}, nil
+}
+
+func (d *demoRP) relyingParty(r *http.Request) (rp.RelyingParty, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.rp != nil {
+		return d.rp, nil
+	}
+	p, err := rp.NewRelyingPartyOIDC(r.Context(), d.s.cfg.Issuer, d.client.ClientID, d.client.ClientSecret, d.client.RedirectURI,
+		[]string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail}, rp.WithPKCE(d.cookies), rp.WithCookieHandler(d.cookies))
+	if err != nil {
+		return nil, err
+	}
+	d.rp = p
+	return p, nil
+}
+
+func (d *demoRP) render(w http.ResponseWriter, r *http.Request, page web.DemoPage) {
+	page.Issuer = d.s.cfg.Issuer
+	d.s.render(w, r, http.StatusOK, web.PageDemo, page)
+}
+
+func (d *demoRP) home(w http.ResponseWriter, r *http.Request) {
+	d.render(w, r, web.DemoPage{Error: r.URL.Query().Get("error_description")})
+}
+
+func (d *demoRP) login(w http.ResponseWriter, r *http.Request) {
+	p, err := d.relyingParty(r)
+	if err != nil {
+		d.render(w, r, web.DemoPage{Error: "discovery failed: " + err.Error()})
+		return
+	}
+	d.hostCookies(rp.AuthURLHandler(func() string { return secret.Token(16) }, p))(w, r)
+}
+
+func (d *demoRP) callback(w http.ResponseWriter, r *http.Request) {
+	if e := r.URL.Query().Get("error"); e != "" {
+		d.render(w, r, web.DemoPage{Error: e + ": " + r.URL.Query().Get("error_description")})
+		return
+	}
+	p, err := d.relyingParty(r)
+	if err != nil {
+		d.render(w, r, web.DemoPage{Error: err.Error()})
+		return
+	}
+	d.hostCookies(rp.CodeExchangeHandler(func(w http.ResponseWriter, r *http.Request, tokens *oidc.Tokens[*oidc.IDTokenClaims], _ string, _ rp.RelyingParty) {
+		raw, _ := json.Marshal(tokens.IDTokenClaims)
+		var claims map[string]any
+		_ = json.Unmarshal(raw, &claims)
+		names := make([]string, 0, len(claims))
+		for k := range claims {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		page := web.DemoPage{SignedIn: true}
+		for _, k := range names {
+			v, _ := json.Marshal(claims[k])
+			val := string(v)
+			if k == "auth_time" || k == "iat" || k == "exp" {
+				if f, ok := claims[k].(float64); ok {
+					val += "  (" + time.Unix(int64(f), 0).UTC().Format(time.RFC3339) + ")"
+				}
+			}
+			page.Claims = append(page.Claims, web.Claim{Name: k, Value: val})
+		}
+		page.LogoutURL = d.s.cfg.Issuer + "/end_session?" + url.Values{
+			"id_token_hint":            {tokens.IDToken},
+			"client_id":                {d.client.ClientID},
+			"post_logout_redirect_uri": {d.s.cfg.Issuer + "/"},
+		}.Encode()
+		d.render(w, r, page)
+	}, p))(w, r)
+}
+
+// hostCookies gives the cookies that the OIDC library sets for the demo (its state and
+// PKCE verifier, under names of its own) the __Host- prefix on https issuers, like the
+// provider's cookies: the library's handler h sees them under its names, the browser
+// under prefixed ones, and unprefixed cookies of those names are dropped. The library
+// sets them Secure, with Path=/ and no Domain, as the prefix requires.
+func (d *demoRP) hostCookies(h http.HandlerFunc) http.HandlerFunc {
+	if !d.s.secure {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		r = r.Clone(r.Context())
+		cookies := r.Cookies()
+		r.Header.Del("Cookie")
+		for _, c := range cookies {
+			if name, ok := strings.CutPrefix(c.Name, hostCookiePrefix); ok {
+				r.AddCookie(&http.Cookie{Name: name, Value: c.Value})
+			}
+		}
+		hw := &hostCookieWriter{ResponseWriter: w}
+		h(hw, r)
+		hw.prefix() // when h wrote nothing, net/http sends the headers after it returns
+	}
+}
+
+// hostCookieWriter adds the __Host- prefix to every cookie set through it, just before
+// the headers are sent.
+type hostCookieWriter struct {
+	http.ResponseWriter
+	done bool
+}
+
+func (w *hostCookieWriter) prefix() {
+	if w.done {
+		return
+	}
+	w.done = true
+	lines := w.Header()["Set-Cookie"]
+	for i, line := range lines {
+		if !strings.HasPrefix(line, hostCookiePrefix) {
+			lines[i] = hostCookiePrefix + line // a Set-Cookie value starts with the name
+		}
+	}
+}
+
+func (w *hostCookieWriter) WriteHeader(code int) {
+	w.prefix()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *hostCookieWriter) Write(b []byte) (int, error) {
+	w.prefix()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *hostCookieWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
