@@ -303,14 +303,24 @@ func (s *Server) handleAccountConfirm(w http.ResponseWriter, r *http.Request) {
 	s.renderEnroll(w, r, f, &mfa.Enrollment{ChallengeID: r.PostFormValue("challenge")}, mfaMessage(err), http.StatusUnauthorized)
 }
 
-// handleAccountRemove removes a factor; it needs a fresh sign-in.
-func (s *Server) handleAccountRemove(w http.ResponseWriter, r *http.Request) {
+// freshAccountForm is accountForm for sensitive changes: a sign-in older than FreshFor
+// is sent to sign in afresh first.
+func (s *Server) freshAccountForm(w http.ResponseWriter, r *http.Request) (*storage.User, bool) {
 	sess, u, ok := s.accountForm(w, r)
 	if !ok {
-		return
+		return nil, false
 	}
 	if !s.fresh(sess) {
 		s.accountLogin(w, r, true)
+		return nil, false
+	}
+	return u, true
+}
+
+// handleAccountRemove removes a factor; it needs a fresh sign-in.
+func (s *Server) handleAccountRemove(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.freshAccountForm(w, r)
+	if !ok {
 		return
 	}
 	if err := s.removeFactor(r.Context(), u, r.PostFormValue("factor")); err != nil {
@@ -327,12 +337,8 @@ func (s *Server) handleAccountRemove(w http.ResponseWriter, r *http.Request) {
 // handleAccountBackup generates new backup codes (invalidating the old ones) and shows
 // them once; it needs a fresh sign-in.
 func (s *Server) handleAccountBackup(w http.ResponseWriter, r *http.Request) {
-	sess, u, ok := s.accountForm(w, r)
+	u, ok := s.freshAccountForm(w, r)
 	if !ok {
-		return
-	}
-	if !s.fresh(sess) {
-		s.accountLogin(w, r, true)
 		return
 	}
 	enr, err := s.startEnroll(r.Context(), u, mfa.KindBackup, mfa.EnrollRequest{})
