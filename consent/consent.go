@@ -1,6 +1,9 @@
-// Package consent decides whether a person must be asked to grant a client the scopes it
-// requests, and describes scopes to people. It is protocol-free: the idp package feeds it
-// stored grants and the request's scopes and prompt values.
+// Package consent decides what a sign-in must prove and whether a person must be asked
+// to grant a client the scopes it requests. It combines client, account-type and request
+// policies into a Requirement (second factor, factor kinds, phishing resistance, the acr
+// reached; the acr values live here), and describes scopes to people. It is
+// protocol-free: the idp package feeds it policies, stored grants and the request's
+// parameters.
 package consent
 
 import (

@@ -2,9 +2,6 @@ package consent
 
 import "github.com/openidp/idp/storage"
 
-// backupKind is the factor kind of backup codes (mfa.KindBackup).
-const backupKind = "backup"
-
 // UsableFactors returns the person's confirmed factors that count for r, backup codes
 // last; backup codes alone do not make a second factor (they are the way back in).
 func (r Requirement) UsableFactors(all []storage.Factor) []storage.Factor {
@@ -15,7 +12,7 @@ func (r Requirement) UsableFactors(all []storage.Factor) []storage.Factor {
 			continue
 		}
 		out = append(out, f)
-		if f.Kind != backupKind {
+		if f.Kind != storage.FactorBackup {
 			realOne = true
 		}
 	}

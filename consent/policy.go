@@ -17,15 +17,19 @@ const (
 	ModeRequired = "required" // always; a person without one must enrol
 )
 
-// Authentication levels (acr values), lowest first.
+// Authentication levels (acr values): what a login proved, lowest first. Documented in
+// docs/integration-guide.md.
 const (
-	ACRPassword          = "urn:openidp:acr:pwd"
-	ACRMFA               = "urn:openidp:acr:mfa"
+	// ACRPassword: the password alone.
+	ACRPassword = "urn:openidp:acr:pwd"
+	// ACRMFA: password plus a second factor.
+	ACRMFA = "urn:openidp:acr:mfa"
+	// ACRPhishingResistant: password plus WebAuthn.
 	ACRPhishingResistant = "urn:openidp:acr:phr"
 )
 
 // PhishingResistantKinds are the factor kinds that resist phishing.
-var PhishingResistantKinds = []string{"webauthn"}
+var PhishingResistantKinds = []storage.FactorKind{storage.FactorWebAuthn}
 
 // ErrUnsatisfiable means no login could meet the combined requirement (e.g. the client
 // accepts only WebAuthn but the account type only TOTP, or an essential acr this
@@ -49,19 +53,19 @@ type PolicyInput struct {
 	Request     AuthParams
 	// Available lists the factor kinds the server offers (configured senders, WebAuthn
 	// relying party); a requirement that only unavailable kinds could meet is unsatisfiable.
-	Available []string
+	Available []storage.FactorKind
 }
 
 // Requirement is what one login must prove, with the reasons, rule by rule.
 type Requirement struct {
-	Mode              string        `json:"mode"`               // off | optional | required
-	Kinds             []string      `json:"kinds,omitempty"`    // factor kinds that count; nil = every available kind
-	PhishingResistant bool          `json:"phishing_resistant"` // only WebAuthn counts
-	MFAMaxAge         time.Duration `json:"mfa_max_age_ns"`     // longest age of the second-factor check; 0 = any
-	PasswordMaxAge    time.Duration `json:"password_max_age_ns"`
-	HasPasswordMaxAge bool          `json:"has_password_max_age"` // PasswordMaxAge applies (max_age=0 means "now")
-	Fresh             bool          `json:"fresh"`                // prompt=login or max_age=0: every step again, now
-	RememberDevice    time.Duration `json:"remember_device_ns"`   // how long a device may be remembered; 0 = not allowed
+	Mode              string               `json:"mode"`               // off | optional | required
+	Kinds             []storage.FactorKind `json:"kinds,omitempty"`    // factor kinds that count; nil = every available kind
+	PhishingResistant bool                 `json:"phishing_resistant"` // only WebAuthn counts
+	MFAMaxAge         time.Duration        `json:"mfa_max_age_ns"`     // longest age of the second-factor check; 0 = any
+	PasswordMaxAge    time.Duration        `json:"password_max_age_ns"`
+	HasPasswordMaxAge bool                 `json:"has_password_max_age"` // PasswordMaxAge applies (max_age=0 means "now")
+	Fresh             bool                 `json:"fresh"`                // prompt=login or max_age=0: every step again, now
+	RememberDevice    time.Duration        `json:"remember_device_ns"`   // how long a device may be remembered; 0 = not allowed
 	// DeviceCanSkip: a remembered device may stand in for the second factor. Never when
 	// the request itself asked for a level (acr), a fresh login, or phishing resistance.
 	DeviceCanSkip bool     `json:"device_can_skip"`
@@ -114,7 +118,7 @@ func Evaluate(in PolicyInput) (Requirement, error) {
 			if len(r.Kinds) == 0 {
 				r.Kinds = slices.Clone(tp.Factors)
 			} else {
-				r.Kinds = slices.DeleteFunc(r.Kinds, func(k string) bool { return !slices.Contains(tp.Factors, k) })
+				r.Kinds = slices.DeleteFunc(r.Kinds, func(k storage.FactorKind) bool { return !slices.Contains(tp.Factors, k) })
 			}
 			why("%s: factors %v (kinds allowed now: %v)", t, tp.Factors, r.Kinds)
 			if len(r.Kinds) == 0 {
@@ -186,7 +190,7 @@ func Evaluate(in PolicyInput) (Requirement, error) {
 		if len(kinds) == 0 {
 			kinds = PhishingResistantKinds
 		}
-		r.Kinds = slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return !slices.Contains(PhishingResistantKinds, k) })
+		r.Kinds = slices.DeleteFunc(slices.Clone(kinds), func(k storage.FactorKind) bool { return !slices.Contains(PhishingResistantKinds, k) })
 		if len(r.Kinds) == 0 {
 			return r, fmt.Errorf("%w: phishing resistance is required but no allowed factor resists phishing", ErrUnsatisfiable)
 		}
@@ -200,7 +204,7 @@ func Evaluate(in PolicyInput) (Requirement, error) {
 		if len(usable) == 0 {
 			usable = in.Available
 		}
-		if !slices.ContainsFunc(usable, func(k string) bool { return slices.Contains(in.Available, k) }) {
+		if !slices.ContainsFunc(usable, func(k storage.FactorKind) bool { return slices.Contains(in.Available, k) }) {
 			return r, fmt.Errorf("%w: none of the factors %v is offered by this server", ErrUnsatisfiable, usable)
 		}
 	}
@@ -247,6 +251,6 @@ func typeName(t string) string {
 }
 
 // Counts reports whether a verified factor kind counts towards r.
-func (r Requirement) Counts(kind string) bool {
+func (r Requirement) Counts(kind storage.FactorKind) bool {
 	return len(r.Kinds) == 0 || slices.Contains(r.Kinds, kind)
 }

@@ -19,7 +19,16 @@ func fuzzPolicy(mode, factors string, phr bool, maxAge, remember int64) storage.
 		}
 		return time.Duration(v)
 	}
-	return storage.MFAPolicy{MFA: mode, Factors: strings.Fields(factors), PhishingResistant: phr, MaxAge: abs(maxAge), RememberDevice: abs(remember)}
+	return storage.MFAPolicy{MFA: mode, Factors: kindFields(factors), PhishingResistant: phr, MaxAge: abs(maxAge), RememberDevice: abs(remember)}
+}
+
+// kindFields splits s around white space into factor kinds.
+func kindFields(s string) []storage.FactorKind {
+	var out []storage.FactorKind
+	for _, f := range strings.Fields(s) {
+		out = append(out, storage.FactorKind(f))
+	}
+	return out
 }
 
 var fuzzACRRank = map[string]int{"": -1, ACRPassword: 0, ACRMFA: 1, ACRPhishingResistant: 2}
@@ -69,7 +78,7 @@ func FuzzEvaluate(f *testing.F) {
 		acrValues, essential string, hasMaxAge bool, maxAge int64, promptLogin bool, available string) {
 		client := PolicyInput{ClientID: "c", Client: fuzzPolicy(cMode, cFactors, cPHR, cMaxAge, cRemem), AccountType: "t"}
 		if available != "" {
-			client.Available = strings.Fields(available)
+			client.Available = kindFields(available)
 		}
 		policies := client
 		if hasType {
@@ -98,7 +107,7 @@ func FuzzEvaluate(f *testing.F) {
 					in, r.MFAMaxAge, r.PasswordMaxAge, r.RememberDevice)
 			}
 			if r.PhishingResistant && (r.Mode != ModeRequired || r.ACR != ACRPhishingResistant || len(r.Kinds) == 0 ||
-				slices.ContainsFunc(r.Kinds, func(k string) bool { return !slices.Contains(PhishingResistantKinds, k) })) {
+				slices.ContainsFunc(r.Kinds, func(k storage.FactorKind) bool { return !slices.Contains(PhishingResistantKinds, k) })) {
 				t.Fatalf("Evaluate(%+v): phishing resistance without its consequences: %+v", in, r)
 			}
 			if r.DeviceCanSkip && (r.RememberDevice <= 0 || r.Fresh || r.PhishingResistant) {
@@ -133,7 +142,7 @@ func FuzzEvaluate(f *testing.F) {
 			if fuzzACRRank[hi.ACR] < fuzzACRRank[lo.ACR] {
 				fail("acr %s < %s", hi.ACR, lo.ACR)
 			}
-			if len(lo.Kinds) > 0 && (len(hi.Kinds) == 0 || slices.ContainsFunc(hi.Kinds, func(k string) bool { return !slices.Contains(lo.Kinds, k) })) {
+			if len(lo.Kinds) > 0 && (len(hi.Kinds) == 0 || slices.ContainsFunc(hi.Kinds, func(k storage.FactorKind) bool { return !slices.Contains(lo.Kinds, k) })) {
 				fail("kinds %v not within %v", hi.Kinds, lo.Kinds)
 			}
 			// 0 means "any age"; a fresh login re-checks everything anyway.

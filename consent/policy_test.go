@@ -13,14 +13,14 @@ import (
 func i64(v int64) *int64 { return &v }
 
 func TestEvaluate(t *testing.T) {
-	all := []string{"webauthn", "totp", "sms", "email", "backup"}
+	all := []storage.FactorKind{"webauthn", "totp", "sms", "email", "backup"}
 	admin := &storage.MFAPolicy{MFA: ModeRequired}
 	tests := []struct {
 		name      string
 		in        PolicyInput
 		wantErr   bool
 		mode      string
-		kinds     []string
+		kinds     []storage.FactorKind
 		phr       bool
 		mfaAge    time.Duration
 		remember  time.Duration
@@ -34,12 +34,12 @@ func TestEvaluate(t *testing.T) {
 			mode: ModeRequired, acr: ACRMFA, reasonHas: "account type admin: mfa required"},
 		{name: "type optional does not weaken client required", in: PolicyInput{Client: storage.MFAPolicy{MFA: ModeRequired}, TypePolicy: &storage.MFAPolicy{MFA: ModeOptional}},
 			mode: ModeRequired, acr: ACRMFA},
-		{name: "factor lists intersect", in: PolicyInput{Client: storage.MFAPolicy{MFA: ModeRequired, Factors: []string{"totp", "webauthn"}}, TypePolicy: &storage.MFAPolicy{Factors: []string{"webauthn", "sms"}}},
-			mode: ModeRequired, kinds: []string{"webauthn"}, acr: ACRMFA},
-		{name: "disjoint factor lists are unsatisfiable", in: PolicyInput{Client: storage.MFAPolicy{Factors: []string{"totp"}}, TypePolicy: &storage.MFAPolicy{Factors: []string{"webauthn"}}}, wantErr: true},
+		{name: "factor lists intersect", in: PolicyInput{Client: storage.MFAPolicy{MFA: ModeRequired, Factors: []storage.FactorKind{"totp", "webauthn"}}, TypePolicy: &storage.MFAPolicy{Factors: []storage.FactorKind{"webauthn", "sms"}}},
+			mode: ModeRequired, kinds: []storage.FactorKind{"webauthn"}, acr: ACRMFA},
+		{name: "disjoint factor lists are unsatisfiable", in: PolicyInput{Client: storage.MFAPolicy{Factors: []storage.FactorKind{"totp"}}, TypePolicy: &storage.MFAPolicy{Factors: []storage.FactorKind{"webauthn"}}}, wantErr: true},
 		{name: "phishing resistant client", in: PolicyInput{Client: storage.MFAPolicy{MFA: ModeOptional, PhishingResistant: true}},
-			mode: ModeRequired, kinds: []string{"webauthn"}, phr: true, acr: ACRPhishingResistant},
-		{name: "phishing resistant but only totp allowed", in: PolicyInput{Client: storage.MFAPolicy{PhishingResistant: true, Factors: []string{"totp"}}}, wantErr: true},
+			mode: ModeRequired, kinds: []storage.FactorKind{"webauthn"}, phr: true, acr: ACRPhishingResistant},
+		{name: "phishing resistant but only totp allowed", in: PolicyInput{Client: storage.MFAPolicy{PhishingResistant: true, Factors: []storage.FactorKind{"totp"}}}, wantErr: true},
 		{name: "shorter re-check wins", in: PolicyInput{Client: storage.MFAPolicy{MaxAge: 12 * time.Hour}, TypePolicy: &storage.MFAPolicy{MaxAge: time.Hour}},
 			mode: ModeOptional, mfaAge: time.Hour, acr: ACRPassword},
 		{name: "remember device: shorter wins", in: PolicyInput{Client: storage.MFAPolicy{RememberDevice: 720 * time.Hour}, TypePolicy: &storage.MFAPolicy{RememberDevice: 24 * time.Hour}},
@@ -49,7 +49,7 @@ func TestEvaluate(t *testing.T) {
 		{name: "acr_values mfa raises optional", in: PolicyInput{Request: AuthParams{ACRValues: []string{"urn:other", ACRMFA}}},
 			mode: ModeRequired, acr: ACRMFA, reasonHas: "acr_values urn:openidp:acr:mfa"},
 		{name: "acr_values phr", in: PolicyInput{Request: AuthParams{ACRValues: []string{ACRPhishingResistant}}},
-			mode: ModeRequired, kinds: []string{"webauthn"}, phr: true, acr: ACRPhishingResistant},
+			mode: ModeRequired, kinds: []storage.FactorKind{"webauthn"}, phr: true, acr: ACRPhishingResistant},
 		{name: "unknown voluntary acr is ignored", in: PolicyInput{Request: AuthParams{ACRValues: []string{"urn:example:gold"}}}, mode: ModeOptional, acr: ACRPassword},
 		{name: "unknown essential acr is unsatisfiable", in: PolicyInput{Request: AuthParams{EssentialACR: []string{"urn:example:gold"}}}, wantErr: true},
 		{name: "essential acr takes the lowest acceptable", in: PolicyInput{Request: AuthParams{EssentialACR: []string{ACRPhishingResistant, ACRMFA}}},
@@ -58,7 +58,7 @@ func TestEvaluate(t *testing.T) {
 			mode: ModeRequired, remember: time.Hour, canSkip: false, acr: ACRMFA},
 		{name: "max_age bounds both", in: PolicyInput{Client: storage.MFAPolicy{MaxAge: 12 * time.Hour}, Request: AuthParams{MaxAge: i64(300)}},
 			mode: ModeOptional, mfaAge: 5 * time.Minute, acr: ACRPassword},
-		{name: "required but no offered kind", in: PolicyInput{Client: storage.MFAPolicy{MFA: ModeRequired, Factors: []string{"sms"}}, Available: []string{"totp"}}, wantErr: true},
+		{name: "required but no offered kind", in: PolicyInput{Client: storage.MFAPolicy{MFA: ModeRequired, Factors: []storage.FactorKind{"sms"}}, Available: []storage.FactorKind{"totp"}}, wantErr: true},
 		{name: "required with offered kinds", in: PolicyInput{Client: storage.MFAPolicy{MFA: ModeRequired}, Available: all}, mode: ModeRequired, acr: ACRMFA},
 	}
 	for _, tt := range tests {

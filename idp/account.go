@@ -159,7 +159,7 @@ func (s *Server) accountPage(ctx context.Context, u *storage.User, msg, errMsg s
 		if !f.Confirmed {
 			continue
 		}
-		if f.Kind == string(mfa.KindBackup) {
+		if f.Kind == storage.FactorBackup {
 			page.HasBackup = true
 			continue
 		}
@@ -175,13 +175,13 @@ func (s *Server) accountPage(ctx context.Context, u *storage.User, msg, errMsg s
 			return page, err
 		}
 		for i := range all {
-			if all[i].Kind == string(mfa.KindBackup) {
+			if all[i].Kind == storage.FactorBackup {
 				page.BackupFactorID = all[i].ID
 			}
 		}
 	}
 	for _, k := range s.factors.Kinds() {
-		if k != mfa.KindBackup {
+		if k != storage.FactorBackup {
 			page.Kinds = append(page.Kinds, string(k))
 		}
 	}
@@ -236,8 +236,8 @@ func (s *Server) handleAccountEnroll(w http.ResponseWriter, r *http.Request) {
 	if !s.mayAddOnPage(w, r, u, sess) {
 		return
 	}
-	kind := mfa.Kind(r.PostFormValue("kind"))
-	if kind == mfa.KindBackup {
+	kind := storage.FactorKind(r.PostFormValue("kind"))
+	if kind == storage.FactorBackup {
 		s.renderAccount(w, r, u, http.StatusBadRequest, "", "Use “Generate new backup codes”.")
 		return
 	}
@@ -252,7 +252,7 @@ func (s *Server) handleAccountEnroll(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) renderEnroll(w http.ResponseWriter, r *http.Request, f *storage.Factor, enr *mfa.Enrollment, errMsg string, status int) {
-	page := web.EnrollPage{CSRF: s.csrfToken(w, r), FactorID: f.ID, Kind: f.Kind, Label: factorLabel(f), Error: errMsg}
+	page := web.EnrollPage{CSRF: s.csrfToken(w, r), FactorID: f.ID, Kind: string(f.Kind), Label: factorLabel(f), Error: errMsg}
 	if enr != nil {
 		// Both URLs are built here from our own values, never from input: safe to mark trusted.
 		page.Secret, page.URI, page.ChallengeID, page.SentTo = enr.Secret, template.URL(enr.URI), enr.ChallengeID, enr.SentTo
@@ -294,7 +294,7 @@ func (s *Server) handleAccountConfirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, ferr := s.store.GetFactor(r.Context(), id)
-	if ferr != nil || f.UserID != u.ID || f.Confirmed || f.Kind == string(mfa.KindWebAuthn) {
+	if ferr != nil || f.UserID != u.ID || f.Confirmed || f.Kind == storage.FactorWebAuthn {
 		s.renderAccount(w, r, u, http.StatusBadRequest, "", mfaMessage(err))
 		return
 	}
@@ -341,7 +341,7 @@ func (s *Server) handleAccountBackup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	enr, err := s.startEnroll(r.Context(), u, mfa.KindBackup, mfa.EnrollRequest{})
+	enr, err := s.startEnroll(r.Context(), u, storage.FactorBackup, mfa.EnrollRequest{})
 	if err != nil {
 		s.renderAccount(w, r, u, http.StatusInternalServerError, "", mfaMessage(err))
 		return
@@ -384,11 +384,11 @@ func (s *Server) mayAddOnPage(w http.ResponseWriter, r *http.Request, u *storage
 }
 
 // enrolAMR is what confirming enrolment of a factor kind proved.
-func enrolAMR(kind string) []string {
-	switch mfa.Kind(kind) {
-	case mfa.KindSMS:
+func enrolAMR(kind storage.FactorKind) []string {
+	switch kind {
+	case storage.FactorSMS:
 		return []string{mfa.AMRSMS}
-	case mfa.KindWebAuthn:
+	case storage.FactorWebAuthn:
 		return []string{mfa.AMRHardware}
 	default:
 		return []string{mfa.AMROTP}

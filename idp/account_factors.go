@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/openidp/idp/idp/audit"
-	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
 
@@ -92,15 +91,15 @@ func (s *Server) checkRemoval(ctx context.Context, u *storage.User, id string) e
 		return fmt.Errorf("list factors: %w", err)
 	}
 	counts := func(f storage.Factor) bool {
-		if !f.Confirmed || f.ID == id || f.Kind == string(mfa.KindBackup) {
+		if !f.Confirmed || f.ID == id || f.Kind == storage.FactorBackup {
 			return false
 		}
-		if tp.PhishingResistant && f.Kind != string(mfa.KindWebAuthn) {
+		if tp.PhishingResistant && f.Kind != storage.FactorWebAuthn {
 			return false
 		}
 		return len(tp.Factors) == 0 || slices.Contains(tp.Factors, f.Kind)
 	}
-	removing := slices.ContainsFunc(all, func(f storage.Factor) bool { return f.ID == id && f.Confirmed && f.Kind != string(mfa.KindBackup) })
+	removing := slices.ContainsFunc(all, func(f storage.Factor) bool { return f.ID == id && f.Confirmed && f.Kind != storage.FactorBackup })
 	if removing && !slices.ContainsFunc(all, counts) {
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFARemove, UserID: u.ID, Result: audit.ResultFailure,
 			Reason: "refused: the account type requires a second factor and this is the last one that counts (factor=" + id + ")"})
@@ -121,12 +120,12 @@ func (s *Server) announceFactorChange(ctx context.Context, u *storage.User, f *s
 	var to []string
 	if all, err := s.store.ListFactors(ctx, u.ID); err == nil {
 		for _, g := range all {
-			if g.Kind == string(mfa.KindEmail) && g.Confirmed && g.Target != "" && !slices.Contains(to, g.Target) {
+			if g.Kind == storage.FactorEmail && g.Confirmed && g.Target != "" && !slices.Contains(to, g.Target) {
 				to = append(to, g.Target)
 			}
 		}
 	}
-	if f.Kind == string(mfa.KindEmail) && !added && f.Target != "" && !slices.Contains(to, f.Target) {
+	if f.Kind == storage.FactorEmail && !added && f.Target != "" && !slices.Contains(to, f.Target) {
 		to = append(to, f.Target) // the removed address hears of its removal too
 	}
 	if len(to) == 0 && u.Email != "" {

@@ -43,10 +43,10 @@ var amrLabels = map[string]string{
 }
 
 // factorKindLabels names the factor kinds a session records.
-var factorKindLabels = map[string]string{
-	string(mfa.KindTOTP): "Authenticator app", string(mfa.KindBackup): "Backup code",
-	string(mfa.KindEmail): "Email code", string(mfa.KindSMS): "Text message",
-	string(mfa.KindWebAuthn): "Security key or passkey",
+var factorKindLabels = map[storage.FactorKind]string{
+	storage.FactorTOTP: "Authenticator app", storage.FactorBackup: "Backup code",
+	storage.FactorEmail: "Email code", storage.FactorSMS: "Text message",
+	storage.FactorWebAuthn: "Security key or passkey",
 }
 
 // describeSignIn says how a session signed in: the password and the factor kinds it

@@ -13,7 +13,7 @@ import (
 
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/idptest"
-	"github.com/openidp/idp/mfa"
+	"github.com/openidp/idp/storage"
 )
 
 // Fuzz targets of the JSON APIs: the body decoder they share, the self-service API under
@@ -220,7 +220,7 @@ func FuzzMeAPI(f *testing.F) {
 	f.Fuzz(func(t *testing.T, route uint8, segment, body, header string) {
 		next++
 		vars := fuzzVars{
-			"$TOKEN": token, "$TOTP": u.factors[mfa.KindTOTP], "$MAIL": u.factors[mfa.KindEmail], "$BACKUP": u.factors[mfa.KindBackup],
+			"$TOKEN": token, "$TOTP": u.factors[storage.FactorTOTP], "$MAIL": u.factors[storage.FactorEmail], "$BACKUP": u.factors[storage.FactorBackup],
 			"$CODE": fuzzTOTPCode(t, u.totpSecret, e.s.now()), "$BCODE": u.backup[next%len(u.backup)],
 		}
 		rt := fuzzMeRoutes[int(route)%len(fuzzMeRoutes)]

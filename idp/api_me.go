@@ -127,19 +127,19 @@ func (s *Server) apiCall(w http.ResponseWriter, r *http.Request) (*storage.User,
 
 // apiFactor is a factor as the API shows it.
 type apiFactor struct {
-	ID         string     `json:"id"`
-	Kind       string     `json:"kind"`
-	Name       string     `json:"name,omitempty"`
-	Target     string     `json:"target,omitempty"` // masked
-	Confirmed  bool       `json:"confirmed"`
-	CreatedAt  time.Time  `json:"created_at"`
-	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	ID         string             `json:"id"`
+	Kind       storage.FactorKind `json:"kind"`
+	Name       string             `json:"name,omitempty"`
+	Target     string             `json:"target,omitempty"` // masked
+	Confirmed  bool               `json:"confirmed"`
+	CreatedAt  time.Time          `json:"created_at"`
+	LastUsedAt *time.Time         `json:"last_used_at,omitempty"`
 }
 
 type apiStatus struct {
-	Factors              []apiFactor `json:"factors"`
-	BackupCodesRemaining int         `json:"backup_codes_remaining"`
-	AvailableKinds       []string    `json:"available_kinds"`
+	Factors              []apiFactor          `json:"factors"`
+	BackupCodesRemaining int                  `json:"backup_codes_remaining"`
+	AvailableKinds       []storage.FactorKind `json:"available_kinds"`
 }
 
 // verification is the proof of an existing factor that sensitive calls require.
@@ -233,9 +233,7 @@ func (s *Server) handleAPIStatus(w http.ResponseWriter, r *http.Request) {
 		apiMFAError(w, err)
 		return
 	}
-	for _, k := range s.factors.Kinds() {
-		out.AvailableKinds = append(out.AvailableKinds, string(k))
-	}
+	out.AvailableKinds = append(out.AvailableKinds, s.factors.Kinds()...)
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -252,8 +250,8 @@ func (s *Server) handleAPIEnroll(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, req) {
 		return
 	}
-	kind := mfa.Kind(r.PathValue("kind"))
-	if kind == mfa.KindBackup {
+	kind := storage.FactorKind(r.PathValue("kind"))
+	if kind == storage.FactorBackup {
 		writeAPIError(w, http.StatusNotFound, "not_found", "use POST /api/v1/me/mfa/backup-codes")
 		return
 	}
@@ -305,7 +303,7 @@ func (s *Server) handleAPIConfirm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	kind := r.PathValue("kind")
+	kind := storage.FactorKind(r.PathValue("kind"))
 	if req.FactorID == "" {
 		// Default: the newest unconfirmed factor of this kind.
 		all, err := s.store.ListFactors(r.Context(), u.ID)
@@ -406,7 +404,7 @@ func (s *Server) handleAPIBackupCodes(w http.ResponseWriter, r *http.Request) {
 	if len(existing) > 0 && !s.verified(w, r, u, req.Verification) {
 		return
 	}
-	enr, err := s.startEnroll(r.Context(), u, mfa.KindBackup, mfa.EnrollRequest{})
+	enr, err := s.startEnroll(r.Context(), u, storage.FactorBackup, mfa.EnrollRequest{})
 	if err != nil {
 		apiMFAError(w, err)
 		return

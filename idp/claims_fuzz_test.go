@@ -14,6 +14,7 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
+	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/storage"
 )
 
@@ -215,17 +216,17 @@ func FuzzAuthorize(f *testing.F) {
 	}
 	seeds := []seed{
 		{},
-		{acr: ACRMFA},
-		{acr: "urn:example:gold " + ACRPhishingResistant, maxAge: "300", prompt: "login"},
-		{claims: fuzzClaimsSeeds[1], acr: ACRPassword, post: true},
+		{acr: consent.ACRMFA},
+		{acr: "urn:example:gold " + consent.ACRPhishingResistant, maxAge: "300", prompt: "login"},
+		{claims: fuzzClaimsSeeds[1], acr: consent.ACRPassword, post: true},
 		{claims: fuzzClaimsSeeds[4], prompt: "consent"},
 		{claims: `{"id_token":{"email_verified":{"value":true}}}`},
 		{claims: "{", acr: "  "},
 		{maxAge: "0", prompt: "none"},
 		{maxAge: "9999999999"},
 		{maxAge: "-1", prompt: "none login"},
-		{acr: "essential:" + ACRMFA},
-		{extra: "acr_values=" + url.QueryEscape(ACRMFA) + "&claims=%7B%7D"},
+		{acr: "essential:" + consent.ACRMFA},
+		{extra: "acr_values=" + url.QueryEscape(consent.ACRMFA) + "&claims=%7B%7D"},
 		{extra: "code_challenge=abc&code_challenge_method=plain"},
 		{extra: "scope=openid%20admin"},
 		{extra: "response_type=token"},
@@ -234,7 +235,7 @@ func FuzzAuthorize(f *testing.F) {
 		{extra: "ui_locales=de%20xx-%21"},
 		{extra: "id_token_hint=a.b.c"},
 		{extra: "state=" + strings.Repeat("s", 3000)},
-		{extra: "ACR_VALUES=" + url.QueryEscape(ACRMFA)},
+		{extra: "ACR_VALUES=" + url.QueryEscape(consent.ACRMFA)},
 		{extra: "Claims=%7B%7D&STATE=" + strings.Repeat("s", 3000)},
 	}
 	for _, s := range seeds {

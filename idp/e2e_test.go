@@ -16,6 +16,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
+	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
@@ -83,7 +84,7 @@ func runRelyingPartyFlow(t *testing.T, e *env) {
 	claims := tokens.IDTokenClaims
 	if claims.Subject != user.ID || !slices.Contains(claims.Audience, app.ID) || claims.Nonce != nonce ||
 		claims.AccessTokenHash == "" || !slices.Equal(claims.AuthenticationMethodsReferences, []string{"pwd"}) ||
-		claims.AuthenticationContextClassReference != idp.ACRPassword {
+		claims.AuthenticationContextClassReference != consent.ACRPassword {
 		t.Fatalf("ID token claims = %+v", claims)
 	}
 	if at := claims.GetAuthTime(); at.Before(loginTime.Add(-5*time.Second)) || at.After(loginTime.Add(time.Second)) {
@@ -122,7 +123,7 @@ func runRelyingPartyFlow(t *testing.T, e *env) {
 	if refreshed.RefreshToken == "" || refreshed.RefreshToken == tokens.RefreshToken {
 		t.Fatal("refresh token not rotated")
 	}
-	if refreshed.IDTokenClaims.AuthenticationContextClassReference != idp.ACRPassword ||
+	if refreshed.IDTokenClaims.AuthenticationContextClassReference != consent.ACRPassword ||
 		!slices.Equal(refreshed.IDTokenClaims.AuthenticationMethodsReferences, []string{"pwd"}) ||
 		refreshed.IDTokenClaims.Subject != user.ID {
 		t.Fatalf("refreshed ID token claims = %+v", refreshed.IDTokenClaims)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/secret"
-	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
 
@@ -125,7 +124,7 @@ func (p *fuzzMFAPeople) next(tb testing.TB) *fuzzUser {
 	tb.Helper()
 	if p.u == nil || p.uses >= fuzzMFAGuesses {
 		p.u, p.uses = p.e.newMFAUser(tb), 0
-		_, c, err := p.e.s.challenge(p.e.setupCtx(), p.u.User, p.u.factors[mfa.KindEmail])
+		_, c, err := p.e.s.challenge(p.e.setupCtx(), p.u.User, p.u.factors[storage.FactorEmail])
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -139,7 +138,7 @@ func (p *fuzzMFAPeople) next(tb testing.TB) *fuzzUser {
 // validFactorCode reports whether code is a right answer for u's factor of that kind
 // now, by the rules the account page states: TOTP codes ignore white space, backup codes
 // case, white space and dashes, e-mail codes spaces and dashes.
-func (e *fuzzEnv) validFactorCode(u *fuzzUser, kind mfa.Kind, code string) bool {
+func (e *fuzzEnv) validFactorCode(u *fuzzUser, kind storage.FactorKind, code string) bool {
 	drop := func(cut func(rune) bool, s string) string {
 		return strings.Map(func(r rune) rune {
 			if cut(r) {
@@ -149,15 +148,15 @@ func (e *fuzzEnv) validFactorCode(u *fuzzUser, kind mfa.Kind, code string) bool 
 		}, s)
 	}
 	switch kind {
-	case mfa.KindTOTP:
+	case storage.FactorTOTP:
 		ok, _ := totp.ValidateCustom(drop(unicode.IsSpace, code), u.totpSecret, e.s.now(), fuzzTOTPOpts)
 		return ok
-	case mfa.KindBackup:
+	case storage.FactorBackup:
 		norm := func(s string) string {
 			return strings.Map(unicode.ToUpper, drop(func(r rune) bool { return unicode.IsSpace(r) || r == '-' }, s))
 		}
 		return slices.ContainsFunc(u.backup, func(c string) bool { return norm(c) == norm(code) })
-	case mfa.KindEmail:
+	case storage.FactorEmail:
 		got := drop(func(r rune) bool { return r == ' ' || r == '\t' || r == '-' || r == '\u00a0' }, code)
 		return slices.Contains(e.mail.sent(u.Email), got)
 	}
@@ -165,7 +164,7 @@ func (e *fuzzEnv) validFactorCode(u *fuzzUser, kind mfa.Kind, code string) bool 
 }
 
 // kindOf returns the kind of u's factor id, or "".
-func (u *fuzzUser) kindOf(id string) mfa.Kind {
+func (u *fuzzUser) kindOf(id string) storage.FactorKind {
 	for k, v := range u.factors {
 		if v == id {
 			return k
@@ -222,7 +221,7 @@ func FuzzMFAForm(f *testing.F) {
 		vars := fuzzVars{
 			"$AR": ar.ID, "$CSRF": e.csrfToken, "$CSRFCOOKIE": e.cookie(csrfCookie, fuzzCSRFValue),
 			"$SESSIONCOOKIE": e.cookie(sessionCookie, value),
-			"$TOTP":          u.factors[mfa.KindTOTP], "$MAIL": u.factors[mfa.KindEmail], "$BACKUP": u.factors[mfa.KindBackup],
+			"$TOTP":          u.factors[storage.FactorTOTP], "$MAIL": u.factors[storage.FactorEmail], "$BACKUP": u.factors[storage.FactorBackup],
 			"$CODE": fuzzTOTPCode(t, u.totpSecret, e.s.now()), "$BCODE": u.backup[people.uses],
 			"$MAILCH": people.mailChallenge, "$MAILCODE": people.mailCode,
 		}
@@ -448,7 +447,7 @@ func FuzzAccountForms(f *testing.F) {
 			"$CSRF": e.csrfToken, "$CSRFCOOKIE": e.cookie(csrfCookie, fuzzCSRFValue),
 			"$SESSIONCOOKIE": e.cookie(sessionCookie, value), "$DEVICECOOKIE": e.cookie(deviceCookie, deviceValue),
 			"$SESS": sess.ID, "$OTHERSESS": otherSess.ID, "$DEVICE": device.ID, "$OTHERDEVICE": otherDevice.ID,
-			"$TOTP": u.factors[mfa.KindTOTP], "$MAIL": u.factors[mfa.KindEmail], "$OTHERTOTP": other.factors[mfa.KindTOTP],
+			"$TOTP": u.factors[storage.FactorTOTP], "$MAIL": u.factors[storage.FactorEmail], "$OTHERTOTP": other.factors[storage.FactorTOTP],
 			"$SIG": secret.MAC(e.s.csrfKey, "logout", logoutTarget), "$RECID": link.Get("id"), "$RECTOKEN": link.Get("token"),
 			"$PASSWORD": url.QueryEscape(fuzzPassword),
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/pwhash"
 	"github.com/openidp/idp/idp/secret"
@@ -193,7 +194,7 @@ func (e *fuzzEnv) serveFrom(r *http.Request, addr string) (*httptest.ResponseRec
 type fuzzUser struct {
 	*storage.User
 	totpSecret string
-	factors    map[mfa.Kind]string // factor id by kind
+	factors    map[storage.FactorKind]string // factor id by kind
 	backup     []string
 }
 
@@ -206,7 +207,7 @@ func (e *fuzzEnv) newUser(tb testing.TB) *fuzzUser {
 	if err := e.store.CreateUser(context.Background(), u); err != nil {
 		tb.Fatal(err)
 	}
-	return &fuzzUser{User: u, factors: map[mfa.Kind]string{}}
+	return &fuzzUser{User: u, factors: map[storage.FactorKind]string{}}
 }
 
 // setupCtx is the context of set-up work done directly on the server: a request from an
@@ -228,7 +229,7 @@ func (e *fuzzEnv) newMFAUser(tb testing.TB) *fuzzUser {
 func (e *fuzzEnv) addFactors(tb testing.TB, u *fuzzUser) {
 	tb.Helper()
 	ctx := e.setupCtx()
-	enr, err := e.s.startEnroll(ctx, u.User, mfa.KindTOTP, mfa.EnrollRequest{Name: "Phone"})
+	enr, err := e.s.startEnroll(ctx, u.User, storage.FactorTOTP, mfa.EnrollRequest{Name: "Phone"})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -237,21 +238,21 @@ func (e *fuzzEnv) addFactors(tb testing.TB, u *fuzzUser) {
 	if err := e.s.confirmEnroll(ctx, u.User, enr.Factor.ID, enr.ChallengeID, fuzzTOTPCode(tb, enr.Secret, e.s.now().Add(-30*time.Second))); err != nil {
 		tb.Fatal(err)
 	}
-	u.totpSecret, u.factors[mfa.KindTOTP] = enr.Secret, enr.Factor.ID
+	u.totpSecret, u.factors[storage.FactorTOTP] = enr.Secret, enr.Factor.ID
 
-	if enr, err = e.s.startEnroll(ctx, u.User, mfa.KindEmail, mfa.EnrollRequest{Email: u.Email}); err != nil {
+	if enr, err = e.s.startEnroll(ctx, u.User, storage.FactorEmail, mfa.EnrollRequest{Email: u.Email}); err != nil {
 		tb.Fatal(err)
 	}
 	codes := e.mail.sent(u.Email)
 	if err := e.s.confirmEnroll(ctx, u.User, enr.Factor.ID, enr.ChallengeID, codes[len(codes)-1]); err != nil {
 		tb.Fatal(err)
 	}
-	u.factors[mfa.KindEmail] = enr.Factor.ID
+	u.factors[storage.FactorEmail] = enr.Factor.ID
 
-	if enr, err = e.s.startEnroll(ctx, u.User, mfa.KindBackup, mfa.EnrollRequest{}); err != nil {
+	if enr, err = e.s.startEnroll(ctx, u.User, storage.FactorBackup, mfa.EnrollRequest{}); err != nil {
 		tb.Fatal(err)
 	}
-	u.backup, u.factors[mfa.KindBackup] = enr.Codes, enr.Factor.ID
+	u.backup, u.factors[storage.FactorBackup] = enr.Codes, enr.Factor.ID
 }
 
 var fuzzTOTPOpts = totp.ValidateOpts{Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
@@ -273,11 +274,11 @@ func (e *fuzzEnv) newSession(tb testing.TB, u *fuzzUser, withMFA bool) (*storage
 	value := secret.Token(32)
 	sess := &storage.Session{
 		ID: secret.NewID(), TokenHash: secret.Hash(value), UserID: u.ID, AuthTime: now, PasswordAt: now,
-		AMR: []string{mfa.AMRPassword}, ACR: ACRPassword, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(24 * time.Hour),
+		AMR: []string{mfa.AMRPassword}, ACR: consent.ACRPassword, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(24 * time.Hour),
 	}
 	if withMFA {
-		sess.MFAAt, sess.Factors = now, []string{string(mfa.KindTOTP)}
-		sess.AMR, sess.ACR = combineAMR([]string{mfa.AMRPassword, mfa.AMROTP}), ACRMFA
+		sess.MFAAt, sess.Factors = now, []storage.FactorKind{storage.FactorTOTP}
+		sess.AMR, sess.ACR = combineAMR([]string{mfa.AMRPassword, mfa.AMROTP}), consent.ACRMFA
 	}
 	if err := e.store.CreateSession(context.Background(), sess); err != nil {
 		tb.Fatal(err)

@@ -279,7 +279,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	amr := []string{"pwd"}
-	sess, err := s.startSession(w, r, u.ID, amr, ACRPassword)
+	sess, err := s.startSession(w, r, u.ID, amr, consent.ACRPassword)
 	if err != nil {
 		s.internalError(w, r, err)
 		return

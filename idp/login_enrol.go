@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/openidp/idp/idp/audit"
-	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
 
@@ -70,7 +69,7 @@ func (s *Server) continueLogin(r *http.Request) (*storage.AuthRequest, *storage.
 // code and no factor has been enrolled since.
 func recoveredOnly(sess *storage.Session, confirmed []storage.Factor) bool {
 	for _, k := range sess.Factors {
-		if k != string(mfa.KindBackup) {
+		if k != storage.FactorBackup {
 			return false
 		}
 	}
@@ -78,7 +77,7 @@ func recoveredOnly(sess *storage.Session, confirmed []storage.Factor) bool {
 		return false
 	}
 	for _, f := range confirmed {
-		if f.Kind != string(mfa.KindBackup) && !f.CreatedAt.Before(sess.MFAAt) {
+		if f.Kind != storage.FactorBackup && !f.CreatedAt.Before(sess.MFAAt) {
 			return false
 		}
 	}

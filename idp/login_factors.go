@@ -8,18 +8,11 @@ import (
 	"sort"
 	"time"
 
+	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
-)
-
-// ACR values: what a login proved. Documented in docs/integration-guide.md.
-const (
-	// ACRMFA: password plus a second factor.
-	ACRMFA = "urn:openidp:acr:mfa"
-	// ACRPhishingResistant: password plus WebAuthn.
-	ACRPhishingResistant = "urn:openidp:acr:phr"
 )
 
 // MFAConfig configures the second factors. A nil sender leaves that factor kind off.
@@ -77,11 +70,11 @@ func combineAMR(sets ...[]string) []string {
 func acrFor(amr []string) string {
 	switch {
 	case slices.Contains(amr, mfa.AMRMFA) && (slices.Contains(amr, mfa.AMRHardware) || slices.Contains(amr, mfa.AMRSoftware)):
-		return ACRPhishingResistant
+		return consent.ACRPhishingResistant
 	case slices.Contains(amr, mfa.AMRMFA):
-		return ACRMFA
+		return consent.ACRMFA
 	default:
-		return ACRPassword
+		return consent.ACRPassword
 	}
 }
 
@@ -94,13 +87,13 @@ func (s *Server) confirmedFactors(ctx context.Context, userID string) ([]storage
 	}
 	out := all[:0]
 	for _, f := range all {
-		if _, err := s.factors.Get(mfa.Kind(f.Kind)); err == nil && f.Confirmed {
+		if _, err := s.factors.Get(f.Kind); err == nil && f.Confirmed {
 			out = append(out, f)
 		}
 	}
 	// Backup codes are the way back in, never the method offered first.
 	slices.SortStableFunc(out, func(a, b storage.Factor) int {
-		return boolInt(a.Kind == string(mfa.KindBackup)) - boolInt(b.Kind == string(mfa.KindBackup))
+		return boolInt(a.Kind == storage.FactorBackup) - boolInt(b.Kind == storage.FactorBackup)
 	})
 	return out, nil
 }
@@ -118,22 +111,22 @@ func (s *Server) ownedFactor(ctx context.Context, u *storage.User, id string) (*
 	if err != nil || f.UserID != u.ID {
 		return nil, nil, fmt.Errorf("factor %q: %w", id, storage.ErrNotFound)
 	}
-	impl, err := s.factors.Get(mfa.Kind(f.Kind))
+	impl, err := s.factors.Get(f.Kind)
 	if err != nil {
 		return nil, nil, err
 	}
 	return f, impl, nil
 }
 
-func kindReason(kind, detail string) string {
+func kindReason(kind storage.FactorKind, detail string) string {
 	if detail == "" {
-		return "kind=" + kind
+		return "kind=" + string(kind)
 	}
-	return "kind=" + kind + " " + detail
+	return "kind=" + string(kind) + " " + detail
 }
 
 // startEnroll begins enrolling a factor of kind for u.
-func (s *Server) startEnroll(ctx context.Context, u *storage.User, kind mfa.Kind, req mfa.EnrollRequest) (*mfa.Enrollment, error) {
+func (s *Server) startEnroll(ctx context.Context, u *storage.User, kind storage.FactorKind, req mfa.EnrollRequest) (*mfa.Enrollment, error) {
 	impl, err := s.factors.Get(kind)
 	if err != nil {
 		return nil, err
@@ -144,7 +137,7 @@ func (s *Server) startEnroll(ctx context.Context, u *storage.User, kind mfa.Kind
 		return nil, fmt.Errorf("list factors: %w", err)
 	}
 	for _, f := range existing {
-		if f.Kind == string(kind) && !f.Confirmed {
+		if f.Kind == kind && !f.Confirmed {
 			if err := s.store.DeleteFactor(ctx, u.ID, f.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return nil, fmt.Errorf("remove abandoned enrolment: %w", err)
 			}
@@ -152,15 +145,15 @@ func (s *Server) startEnroll(ctx context.Context, u *storage.User, kind mfa.Kind
 	}
 	enr, err := impl.Enroll(ctx, u, req)
 	if err != nil {
-		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAEnrollStart, UserID: u.ID, Result: audit.ResultFailure, Reason: kindReason(string(kind), errReason(err))})
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAEnrollStart, UserID: u.ID, Result: audit.ResultFailure, Reason: kindReason(kind, errReason(err))})
 		return nil, err
 	}
 	typ := audit.EventMFAEnrollStart
-	if kind == mfa.KindBackup {
+	if kind == storage.FactorBackup {
 		typ = audit.EventMFARegenerate
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: typ, UserID: u.ID, Result: audit.ResultSuccess, Reason: kindReason(string(kind), "")})
-	if kind == mfa.KindBackup {
+	s.audit.Record(ctx, storage.AuditEvent{Type: typ, UserID: u.ID, Result: audit.ResultSuccess, Reason: kindReason(kind, "")})
+	if kind == storage.FactorBackup {
 		s.announceFactorChange(ctx, u, enr.Factor, true)
 	}
 	return enr, nil

@@ -10,7 +10,6 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/openidp/idp/consent"
-	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
 
@@ -274,7 +273,7 @@ func (s *Server) gatherSecondFactor(r *http.Request, f *flowFacts) error {
 			return err
 		}
 		if slices.ContainsFunc(raw, func(g storage.Factor) bool {
-			return g.Confirmed && g.Kind != string(mfa.KindBackup) && !slices.ContainsFunc(f.confirmed, func(c storage.Factor) bool { return c.ID == g.ID })
+			return g.Confirmed && g.Kind != storage.FactorBackup && !slices.ContainsFunc(f.confirmed, func(c storage.Factor) bool { return c.ID == g.ID })
 		}) && len(consent.Requirement{}.UsableFactors(f.confirmed)) == 0 {
 			f.reqErr = errFactorUnavailable
 			return nil
@@ -285,7 +284,7 @@ func (s *Server) gatherSecondFactor(r *http.Request, f *flowFacts) error {
 	}
 	policyOnly, err := s.requirement(ctx, f.client, f.user, nil)
 	params := authParams(f.ar)
-	requestAsks := len(params.EssentialACR) > 0 || slices.ContainsFunc(params.ACRValues, func(v string) bool { return v == ACRMFA || v == ACRPhishingResistant })
+	requestAsks := len(params.EssentialACR) > 0 || slices.ContainsFunc(params.ACRValues, func(v string) bool { return v == consent.ACRMFA || v == consent.ACRPhishingResistant })
 	f.policyOnly = err == nil && !requestAsks && policyOnly.Mode == req.Mode && policyOnly.PhishingResistant == req.PhishingResistant
 	return nil
 }

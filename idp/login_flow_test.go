@@ -16,11 +16,11 @@ func TestDecide(t *testing.T) {
 	created := now.Add(-time.Minute)
 	pwdSession := func() *storage.Session {
 		return &storage.Session{ID: "s1", UserID: "u1", AuthTime: now.Add(-time.Hour), PasswordAt: now.Add(-time.Hour),
-			AMR: []string{"pwd"}, ACR: ACRPassword}
+			AMR: []string{"pwd"}, ACR: consent.ACRPassword}
 	}
 	mfaSession := func() *storage.Session {
 		s := pwdSession()
-		s.MFAAt, s.Factors, s.AMR, s.ACR = now.Add(-time.Hour), []string{"totp"}, []string{"mfa", "otp", "pwd"}, ACRMFA
+		s.MFAAt, s.Factors, s.AMR, s.ACR = now.Add(-time.Hour), []storage.FactorKind{"totp"}, []string{"mfa", "otp", "pwd"}, consent.ACRMFA
 		return s
 	}
 	totp := storage.Factor{ID: "f1", UserID: "u1", Kind: "totp", Confirmed: true}
@@ -80,10 +80,10 @@ func TestDecide(t *testing.T) {
 			want: stepFail, err: "interaction_required"},
 		{name: "session already has the factor: on, and the request reports it", facts: func(f *flowFacts) {
 			f.sess = mfaSession()
-			f.ar.Login = storage.AuthLogin{UserID: "u1", SessionID: "s1", AMR: []string{"pwd"}, ACR: ACRPassword}
+			f.ar.Login = storage.AuthLogin{UserID: "u1", SessionID: "s1", AMR: []string{"pwd"}, ACR: consent.ACRPassword}
 			withTOTP(f)
 		}, want: stepIssue, check: func(t *testing.T, d decision) {
-			if d.login.ACR != ACRMFA || !slices.Equal(d.login.AMR, []string{"mfa", "otp", "pwd"}) {
+			if d.login.ACR != consent.ACRMFA || !slices.Equal(d.login.AMR, []string{"mfa", "otp", "pwd"}) {
 				t.Errorf("login %+v, want the session's mfa", d.login)
 			}
 		}},
@@ -145,7 +145,7 @@ func TestDecide(t *testing.T) {
 			f.req, f.policyOnly, f.grace = required, false, GracePeriod{Logins: 3}
 		}, want: stepEnrol},
 		{name: "signed in with a backup code: enrol to recover", facts: func(f *flowFacts) {
-			f.sess.MFAAt, f.sess.Factors = now.Add(-time.Minute), []string{"backup"}
+			f.sess.MFAAt, f.sess.Factors = now.Add(-time.Minute), []storage.FactorKind{"backup"}
 			f.confirmed, f.usable = []storage.Factor{totp, backup}, []storage.Factor{totp, backup}
 		}, want: stepEnrol, check: func(t *testing.T, d decision) {
 			if !d.recovery {

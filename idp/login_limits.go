@@ -10,7 +10,6 @@ import (
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/idp/secret"
-	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
 
@@ -134,12 +133,12 @@ func (s *Server) sendLimits(target, ip string) []regulation.Limit {
 
 // sendGate is the mfa package's SendGate: it reserves one message under sendLimits.
 // A sent message stays counted (it was sent).
-func (s *Server) sendGate(ctx context.Context, kind mfa.Kind, userID, target string) error {
+func (s *Server) sendGate(ctx context.Context, kind storage.FactorKind, userID, target string) error {
 	_, err := s.regulator.Reserve(ctx, s.sendLimits(target, requestIP(ctx))...)
 	var locked *regulation.LockedError
 	if errors.As(err, &locked) {
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFACodeLimited, UserID: userID, Result: audit.ResultFailure,
-			Reason: kindReason(string(kind), "send refused ("+sendLimitName(locked.Key)+")")})
+			Reason: kindReason(kind, "send refused ("+sendLimitName(locked.Key)+")")})
 	}
 	return err
 }
@@ -276,7 +275,7 @@ func (s *Server) markKnownDevice(w http.ResponseWriter, r *http.Request, userID 
 
 // reserveMFA reserves a second-factor guess by u; a refusal is audited and returned as a
 // *regulation.LockedError.
-func (s *Server) reserveMFA(ctx context.Context, u *storage.User, kind string) (*regulation.Attempt, error) {
+func (s *Server) reserveMFA(ctx context.Context, u *storage.User, kind storage.FactorKind) (*regulation.Attempt, error) {
 	att, err := s.regulator.Reserve(ctx, s.mfaLimits(u.ID, requestIP(ctx), s.knownDevice(ctx, u.ID))...)
 	var locked *regulation.LockedError
 	if errors.As(err, &locked) {
@@ -289,7 +288,7 @@ func (s *Server) reserveMFA(ctx context.Context, u *storage.User, kind string) (
 // settleMFA settles a reserved second-factor guess with the check's outcome and returns
 // the error to report: a wrong guess stays counted (and a lock it caused is audited and
 // joined), anything else gives the attempt back.
-func (s *Server) settleMFA(ctx context.Context, att *regulation.Attempt, u *storage.User, kind string, cause error) error {
+func (s *Server) settleMFA(ctx context.Context, att *regulation.Attempt, u *storage.User, kind storage.FactorKind, cause error) error {
 	if cause == nil {
 		if err := att.Succeeded(ctx); err != nil {
 			s.logger.ErrorContext(ctx, "clear mfa failure counters", "err", err)

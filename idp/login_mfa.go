@@ -47,7 +47,7 @@ func (s *Server) showSecondFactor(w http.ResponseWriter, r *http.Request, f *flo
 		}
 	}
 	page := web.MFAPage{}
-	if chosen.Kind == string(mfa.KindWebAuthn) {
+	if chosen.Kind == storage.FactorWebAuthn {
 		// The browser needs assertion options before it can do anything.
 		_, c, err := s.challenge(r.Context(), f.user, chosen.ID)
 		if err != nil {
@@ -72,15 +72,11 @@ func (s *Server) secondFactors(ctx context.Context, userID string) ([]storage.Fa
 // factorLabel is how a factor is named to its owner: the kind, plus the person's own
 // name for apps and keys, or the masked destination for e-mail and SMS.
 func factorLabel(f *storage.Factor) string {
-	kind := map[string]string{
-		string(mfa.KindTOTP): "Authenticator app", string(mfa.KindBackup): "Backup code",
-		string(mfa.KindEmail): "Email code", string(mfa.KindSMS): "Text message",
-		string(mfa.KindWebAuthn): "Security key or passkey",
-	}[f.Kind]
-	switch mfa.Kind(f.Kind) {
-	case mfa.KindEmail, mfa.KindSMS:
+	kind := factorKindLabels[f.Kind]
+	switch f.Kind {
+	case storage.FactorEmail, storage.FactorSMS:
 		return kind + " (" + maskTarget(f.Target) + ")"
-	case mfa.KindTOTP, mfa.KindWebAuthn:
+	case storage.FactorTOTP, storage.FactorWebAuthn:
 		if f.Name != "" && f.Name != kind && f.Name != "Security key" {
 			return kind + " (" + f.Name + ")"
 		}
@@ -97,12 +93,12 @@ func (s *Server) showMFA(w http.ResponseWriter, r *http.Request, st *flowFacts, 
 	page.CSRF = s.csrfToken(w, r)
 	page.ClientName = st.client.Name
 	page.FactorID = chosen.ID
-	page.Kind = chosen.Kind
+	page.Kind = string(chosen.Kind)
 	page.Label = factorLabel(chosen)
-	if page.SentTo == "" && (chosen.Kind == string(mfa.KindEmail) || chosen.Kind == string(mfa.KindSMS)) {
+	if page.SentTo == "" && (chosen.Kind == storage.FactorEmail || chosen.Kind == storage.FactorSMS) {
 		page.SentTo = maskTarget(chosen.Target)
 	}
-	page.NeedSend = (chosen.Kind == string(mfa.KindEmail) || chosen.Kind == string(mfa.KindSMS)) && page.ChallengeID == ""
+	page.NeedSend = (chosen.Kind == storage.FactorEmail || chosen.Kind == storage.FactorSMS) && page.ChallengeID == ""
 	for i := range factors {
 		if factors[i].ID != chosen.ID {
 			page.Others = append(page.Others, web.FactorChoice{
@@ -176,16 +172,16 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	challengeID := r.PostFormValue("challenge")
 	response := r.PostFormValue("code")
-	if chosen.Kind == string(mfa.KindWebAuthn) {
+	if chosen.Kind == storage.FactorWebAuthn {
 		response = r.PostFormValue("response")
 	}
 	amr, _, err := s.verify(ctx, st.user, chosen.ID, challengeID, response)
 	if err != nil {
 		page := web.MFAPage{Error: mfaMessage(err)}
-		if (chosen.Kind == string(mfa.KindEmail) || chosen.Kind == string(mfa.KindSMS)) && !errors.Is(err, mfa.ErrExpired) {
+		if (chosen.Kind == storage.FactorEmail || chosen.Kind == storage.FactorSMS) && !errors.Is(err, mfa.ErrExpired) {
 			page.ChallengeID = challengeID // up to three tries per code; a used-up code offers "Send code" again
 		}
-		if chosen.Kind == string(mfa.KindWebAuthn) {
+		if chosen.Kind == storage.FactorWebAuthn {
 			if _, c, cerr := s.challenge(ctx, st.user, chosen.ID); cerr == nil {
 				page.ChallengeID, page.WebAuthnOptions = c.ID, template.JS(c.Options)
 			}
@@ -213,7 +209,7 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login?id="+url.QueryEscape(st.ar.ID), http.StatusSeeOther)
 }
 
-func appendUnique(list []string, v string) []string {
+func appendUnique[T comparable](list []T, v T) []T {
 	if slices.Contains(list, v) {
 		return list
 	}

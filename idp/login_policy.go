@@ -66,9 +66,7 @@ func (s *Server) requirement(ctx context.Context, c *storage.Client, u *storage.
 		// The account page is where people fix their factors: any factor they have
 		// proves it is them, whatever their account type demands of applications.
 		in.TypePolicy = nil
-		for _, k := range s.factors.Kinds() {
-			in.Available = append(in.Available, string(k))
-		}
+		in.Available = s.factors.Kinds()
 		return consent.Evaluate(in)
 	}
 	tp, err := s.store.GetTypePolicy(ctx, u.Type)
@@ -78,8 +76,6 @@ func (s *Server) requirement(ctx context.Context, c *storage.Client, u *storage.
 	case !errors.Is(err, storage.ErrNotFound):
 		return consent.Requirement{}, fmt.Errorf("account type policy: %w", err)
 	}
-	for _, k := range s.factors.Kinds() {
-		in.Available = append(in.Available, string(k))
-	}
+	in.Available = s.factors.Kinds()
 	return consent.Evaluate(in)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/regulation"
@@ -152,7 +153,7 @@ func (s *Server) handleRecoveryPost(w http.ResponseWriter, r *http.Request) {
 	if err := att.Succeeded(ctx); err != nil {
 		s.logger.ErrorContext(ctx, "clear password failure counters", "err", err)
 	}
-	if _, err := s.startSession(w, r, u.ID, []string{"pwd"}, ACRPassword); err != nil {
+	if _, err := s.startSession(w, r, u.ID, []string{"pwd"}, consent.ACRPassword); err != nil {
 		s.internalError(w, r, err)
 		return
 	}

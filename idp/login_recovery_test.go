@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
 )
@@ -87,7 +87,7 @@ func TestRecoveryLink(t *testing.T) {
 					t.Fatalf("not on the account page after recovery (status %d):\n%.800s", p.Status, p.Body)
 				}
 				sessions, _ := e.store.ListUserSessions(ctx, u.ID)
-				if len(sessions) != 1 || !slices.Equal(sessions[0].AMR, []string{"pwd"}) || sessions[0].ACR != idp.ACRPassword {
+				if len(sessions) != 1 || !slices.Equal(sessions[0].AMR, []string{"pwd"}) || sessions[0].ACR != consent.ACRPassword {
 					t.Fatalf("sessions after recovery = %+v", sessions)
 				}
 

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
@@ -232,7 +233,7 @@ func runTOTP(t *testing.T, m *mfaEnv) {
 		}
 		return answerMFA(b, m.env, p, code)
 	})
-	wantAuth(t, claims, []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
+	wantAuth(t, claims, []string{"mfa", "otp", "pwd"}, consent.ACRMFA)
 
 	// Replay of the accepted code is refused, with a clear message and an audit event.
 	replayRefused := func(t *testing.T, e *env) {
@@ -346,7 +347,7 @@ func runBackup(t *testing.T, m *mfaEnv) {
 	}
 	ap := accountPage(t, m.env, rb, email, nil)
 	claims := finishFlow(t, m.env, m.app, rb.Get(m.issuer+regexpFind(t, `<a class="button" id="continue" href="([^"]+)"`, ap.Body)), v)
-	wantAuth(t, claims, []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
+	wantAuth(t, claims, []string{"mfa", "otp", "pwd"}, consent.ACRMFA)
 
 	// A used code is refused.
 	b2 := m.newBrowser()
@@ -400,7 +401,7 @@ func runEmail(t *testing.T, m *mfaEnv) {
 		code := idptest.Code(t, m.smtp.Last(t, n+3).Data)
 		return answerMFA(b, m.env, p, code)
 	})
-	wantAuth(t, claims, []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
+	wantAuth(t, claims, []string{"mfa", "otp", "pwd"}, consent.ACRMFA)
 
 	// A fourth attempt at one code is refused even when it is the right code.
 	b2 := m.newBrowser()
@@ -456,7 +457,7 @@ func runSMS(t *testing.T, m *mfaEnv) {
 		msgs := m.twilio.Messages()
 		return answerMFA(b, m.env, p, idptest.Code(t, msgs[len(msgs)-1].Body))
 	})
-	wantAuth(t, claims, []string{"mfa", "pwd", "sms"}, idp.ACRMFA)
+	wantAuth(t, claims, []string{"mfa", "pwd", "sms"}, consent.ACRMFA)
 	if m.auditCount("mfa.provider.failure", "") != failures+1 {
 		t.Fatal("provider failure not audited")
 	}

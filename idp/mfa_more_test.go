@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
@@ -69,7 +70,7 @@ func TestMFALockout(t *testing.T) {
 			claims := loginWithFactor(t, m.env, m.app, email, func(b *browser, p page) page {
 				return answerMFA(b, m.env, p, rfc6238(key, m.clock.Now(), 6))
 			})
-			wantAuth(t, claims, []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
+			wantAuth(t, claims, []string{"mfa", "otp", "pwd"}, consent.ACRMFA)
 		})
 	}
 }
@@ -229,7 +230,7 @@ func TestEncryptionKeyRotation(t *testing.T) {
 	claims := loginWithFactor(t, rotated, m.app, email, func(b *browser, p page) page {
 		return answerMFA(b, rotated, p, rfc6238(key, m.clock.Now(), 6))
 	})
-	wantAuth(t, claims, []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
+	wantAuth(t, claims, []string{"mfa", "otp", "pwd"}, consent.ACRMFA)
 	if rotated.auditCount(audit.EventAdminReencrypt, audit.ResultSuccess) != 2 {
 		t.Fatal("re-encryption not audited")
 	}

@@ -12,11 +12,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/idptest"
-	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
 
@@ -126,10 +125,10 @@ func (p *phishingEnv) enrolBoth(t *testing.T) {
 		if !f.Confirmed {
 			continue
 		}
-		switch mfa.Kind(f.Kind) {
-		case mfa.KindTOTP:
+		switch f.Kind {
+		case storage.FactorTOTP:
 			p.totpID = f.ID
-		case mfa.KindWebAuthn:
+		case storage.FactorWebAuthn:
 			p.keyFactorID = f.ID
 		}
 	}
@@ -269,8 +268,8 @@ func (p *phishingEnv) keyAccepted(t *testing.T) {
 		t.Fatalf("sub %v, want %s", claims["sub"], p.user.ID)
 	}
 	amr := amrOf(claims)
-	if claims["acr"] != idp.ACRPhishingResistant || !slices.Contains(amr, "hwk") || !slices.Contains(amr, "mfa") {
-		t.Fatalf("acr=%v amr=%v, want acr %s and amr with hwk and mfa", claims["acr"], amr, idp.ACRPhishingResistant)
+	if claims["acr"] != consent.ACRPhishingResistant || !slices.Contains(amr, "hwk") || !slices.Contains(amr, "mfa") {
+		t.Fatalf("acr=%v amr=%v, want acr %s and amr with hwk and mfa", claims["acr"], amr, consent.ACRPhishingResistant)
 	}
 	if slices.Contains(amr, "otp") {
 		t.Fatalf("amr %v claims the authenticator app, which was never accepted", amr)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
@@ -69,14 +70,14 @@ func TestPolicyEndToEnd(t *testing.T) {
 			lax := m.createClient(admin.NewClient{Name: "Wiki", RedirectURIs: []string{"https://wiki.example.com/cb"}, SkipConsent: true})
 			m.setPolicy(lax, storage.MFAPolicy{MFA: "off"})
 			strict := m.createClient(admin.NewClient{Name: "Finance", RedirectURIs: []string{"https://fin.example.com/cb"}, SkipConsent: true})
-			m.setPolicy(strict, storage.MFAPolicy{MFA: "required", Factors: []string{"totp", "webauthn"}, MaxAge: 30 * time.Minute})
+			m.setPolicy(strict, storage.MFAPolicy{MFA: "required", Factors: []storage.FactorKind{"totp", "webauthn"}, MaxAge: 30 * time.Minute})
 
 			t.Run("client A without MFA, then client B asks only for the missing factor", func(t *testing.T) {
 				br := m.newBrowser()
 				p, v := flow(t, m.env, br, lax, nil)
 				p = br.Login(p, email, password)
 				a := finishFlow(t, m.env, lax, p, v)
-				wantAuth(t, a, []string{"pwd"}, idp.ACRPassword)
+				wantAuth(t, a, []string{"pwd"}, consent.ACRPassword)
 
 				p, v = flow(t, m.env, br, strict, nil)
 				if p.IsLogin() || !isMFA(p) {
@@ -84,13 +85,13 @@ func TestPolicyEndToEnd(t *testing.T) {
 				}
 				p = answerMFA(br, m.env, p, code())
 				c := finishFlow(t, m.env, strict, p, v)
-				wantAuth(t, c, []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
+				wantAuth(t, c, []string{"mfa", "otp", "pwd"}, consent.ACRMFA)
 				if c["auth_time"].(float64) <= a["auth_time"].(float64) {
 					t.Fatal("auth_time did not move forward with the step-up")
 				}
 				// Back on client A in the same session: no prompt, and the session now has MFA.
 				p, v = flow(t, m.env, br, lax, nil)
-				wantAuth(t, finishFlow(t, m.env, lax, p, v), []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
+				wantAuth(t, finishFlow(t, m.env, lax, p, v), []string{"mfa", "otp", "pwd"}, consent.ACRMFA)
 				// Client B's 30-minute re-check: after 40 minutes only the factor is asked
 				// again, not the password (the session is within its idle and absolute limits).
 				m.clock.Advance(40 * time.Minute)
@@ -106,21 +107,21 @@ func TestPolicyEndToEnd(t *testing.T) {
 				br := m.newBrowser()
 				p, v := flow(t, m.env, br, lax, nil)
 				finishFlow(t, m.env, lax, br.Login(p, email, password), v)
-				p, v = flow(t, m.env, br, lax, url.Values{"acr_values": {idp.ACRMFA}})
+				p, v = flow(t, m.env, br, lax, url.Values{"acr_values": {consent.ACRMFA}})
 				if p.IsLogin() || !isMFA(p) {
 					t.Fatalf("acr_values=mfa did not ask (only) for the factor: status %d", p.Status)
 				}
-				wantAuth(t, finishFlow(t, m.env, lax, answerMFA(br, m.env, p, code()), v), []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
+				wantAuth(t, finishFlow(t, m.env, lax, answerMFA(br, m.env, p, code()), v), []string{"mfa", "otp", "pwd"}, consent.ACRMFA)
 			})
 
 			t.Run("essential acr in the claims parameter", func(t *testing.T) {
 				br := m.newBrowser()
-				p, v := flow(t, m.env, br, lax, url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + idp.ACRMFA + `"]}}}`}})
+				p, v := flow(t, m.env, br, lax, url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + consent.ACRMFA + `"]}}}`}})
 				p = br.Login(p, email, password)
 				if !isMFA(p) {
 					t.Fatalf("essential acr did not ask for a second factor: status %d", p.Status)
 				}
-				wantAuth(t, finishFlow(t, m.env, lax, answerMFA(br, m.env, p, code()), v), []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
+				wantAuth(t, finishFlow(t, m.env, lax, answerMFA(br, m.env, p, code()), v), []string{"mfa", "otp", "pwd"}, consent.ACRMFA)
 			})
 
 			t.Run("an acr the provider cannot satisfy is an error, not a weaker token", func(t *testing.T) {
@@ -171,7 +172,7 @@ func TestForcedEnrolmentWithGrace(t *testing.T) {
 	// Within the grace period: let through with the password, audited.
 	b := second.newBrowser()
 	p, v := flow(t, second, b, app, nil)
-	wantAuth(t, finishFlow(t, second, app, b.Login(p, email, password), v), []string{"pwd"}, idp.ACRPassword)
+	wantAuth(t, finishFlow(t, second, app, b.Login(p, email, password), v), []string{"pwd"}, consent.ACRPassword)
 	if second.auditCount(audit.EventMFAGrace, audit.ResultSuccess) != 1 {
 		t.Fatal("grace login not audited")
 	}
@@ -191,7 +192,7 @@ func TestForcedEnrolmentWithGrace(t *testing.T) {
 	href := regexpFind(t, `<a class="button" id="continue" href="([^"]+)"`, p.Body)
 	p = b.Get(second.issuer + href)
 	c := finishFlow(t, second, app, p, v)
-	wantAuth(t, c, []string{"mfa", "otp", "pwd"}, idp.ACRMFA)
+	wantAuth(t, c, []string{"mfa", "otp", "pwd"}, consent.ACRMFA)
 	if second.auditCount(audit.EventMFAEnrolRequired, "") != 1 {
 		t.Fatal("forced enrolment not audited")
 	}
@@ -225,7 +226,7 @@ func TestRememberedDevice(t *testing.T) {
 	if isMFA(p) {
 		t.Fatal("remembered device still asked for the second factor")
 	}
-	wantAuth(t, finishFlow(t, m.env, app, p, v), []string{"pwd"}, idp.ACRPassword)
+	wantAuth(t, finishFlow(t, m.env, app, p, v), []string{"pwd"}, consent.ACRPassword)
 	if m.auditCount(audit.EventLoginDevice, audit.ResultSuccess) != 1 {
 		t.Fatal("device skip not audited")
 	}
@@ -236,7 +237,7 @@ func TestRememberedDevice(t *testing.T) {
 		t.Fatal("an unremembered browser skipped the second factor")
 	}
 	// An explicit acr request always asks, remembered device or not.
-	p, _ = flow(t, m.env, br, app, url.Values{"acr_values": {idp.ACRMFA}, "prompt": {"login"}})
+	p, _ = flow(t, m.env, br, app, url.Values{"acr_values": {consent.ACRMFA}, "prompt": {"login"}})
 	if p = br.Login(p, email, password); !isMFA(p) {
 		t.Fatal("acr_values request skipped the factor on a remembered device")
 	}
@@ -355,7 +356,7 @@ func TestPolicyEdgeCases(t *testing.T) {
 		app := graced.createClient(admin.NewClient{Name: "Strict", RedirectURIs: []string{"https://s.example.com/cb"}, SkipConsent: true})
 		graced.setPolicy(app, storage.MFAPolicy{MFA: "required"})
 		b := graced.newBrowser()
-		p, _ := flow(t, graced, b, app, url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + idp.ACRMFA + `"]}}}`}})
+		p, _ := flow(t, graced, b, app, url.Values{"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + consent.ACRMFA + `"]}}}`}})
 		p = b.Login(p, email, password)
 		if p.Location != "" || !strings.Contains(p.Body, `id="enrol-required"`) {
 			t.Fatalf("essential acr met by a grace login (status %d, location %q)", p.Status, p.Location)
@@ -371,7 +372,7 @@ func TestPolicyEdgeCases(t *testing.T) {
 		if err := m.store.UpdateUser(context.Background(), u); err != nil {
 			t.Fatal(err)
 		}
-		if err := m.store.SetTypePolicy(context.Background(), "ops", storage.MFAPolicy{MFA: "required", Factors: []string{"sms"}}); err != nil {
+		if err := m.store.SetTypePolicy(context.Background(), "ops", storage.MFAPolicy{MFA: "required", Factors: []storage.FactorKind{"sms"}}); err != nil {
 			t.Fatal(err)
 		}
 		br := m.newBrowser()

@@ -16,6 +16,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
+	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/backchannel"
@@ -89,11 +90,6 @@ type Config struct {
 	// AuthorizeLimits bounds the authorization requests one address may create.
 	AuthorizeLimits AuthorizeLimits
 }
-
-// ACR values. Levels above password arrive with the second factors.
-const (
-	ACRPassword = "urn:openidp:acr:pwd"
-)
 
 // Server is the identity provider's HTTP handler.
 type Server struct {
@@ -292,7 +288,7 @@ func (s *Server) routes() http.Handler {
 }
 
 // ACRValuesSupported lists the acr values the provider can reach, lowest first.
-var ACRValuesSupported = []string{ACRPassword, ACRMFA, ACRPhishingResistant}
+var ACRValuesSupported = []string{consent.ACRPassword, consent.ACRMFA, consent.ACRPhishingResistant}
 
 // handleDiscovery serves op's discovery document with what op leaves out:
 // acr_values_supported and the sid claim.

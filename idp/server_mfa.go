@@ -75,17 +75,17 @@ func webAuthnPossible(rpID string) bool { return rpID != "" && net.ParseIP(rpID)
 
 // OfferedKinds lists the factor kinds a server with this issuer and configuration
 // offers, as setupMFA builds them; `idp policy explain` uses it to judge policies.
-func OfferedKinds(issuer string, cfg MFAConfig) []string {
-	var kinds []string
+func OfferedKinds(issuer string, cfg MFAConfig) []storage.FactorKind {
+	var kinds []storage.FactorKind
 	if webAuthnPossible(webAuthnRPID(issuer, cfg.WebAuthn)) {
-		kinds = append(kinds, string(mfa.KindWebAuthn))
+		kinds = append(kinds, storage.FactorWebAuthn)
 	}
-	kinds = append(kinds, string(mfa.KindTOTP))
+	kinds = append(kinds, storage.FactorTOTP)
 	if cfg.SMSSender != nil {
-		kinds = append(kinds, string(mfa.KindSMS))
+		kinds = append(kinds, storage.FactorSMS)
 	}
 	if cfg.EmailSender != nil {
-		kinds = append(kinds, string(mfa.KindEmail))
+		kinds = append(kinds, storage.FactorEmail)
 	}
-	return append(kinds, string(mfa.KindBackup))
+	return append(kinds, storage.FactorBackup)
 }

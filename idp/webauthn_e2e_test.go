@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
@@ -150,7 +151,7 @@ func (w *webauthnEnv) addKeyOnAccountPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(factors) != 1 || factors[0].Kind != string(mfa.KindWebAuthn) || !factors[0].Confirmed || factors[0].Name != "YubiKey" {
+	if len(factors) != 1 || factors[0].Kind != storage.FactorWebAuthn || !factors[0].Confirmed || factors[0].Name != "YubiKey" {
 		t.Fatalf("stored factors: %+v", factors)
 	}
 }
@@ -177,7 +178,7 @@ func (w *webauthnEnv) signInWithKey(t *testing.T) {
 	if claims["sub"] != w.user.ID {
 		t.Fatalf("sub %v, want %s", claims["sub"], w.user.ID)
 	}
-	wantAuth(t, claims, []string{"hwk", "mfa", "pwd", "user"}, idp.ACRPhishingResistant)
+	wantAuth(t, claims, []string{"hwk", "mfa", "pwd", "user"}, consent.ACRPhishingResistant)
 }
 
 // 3. A second provider on the same database, on another port, whose WebAuthn

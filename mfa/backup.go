@@ -32,8 +32,8 @@ type Backup struct{ Env *Env }
 
 var _ Factor = (*Backup)(nil)
 
-// Kind returns KindBackup.
-func (*Backup) Kind() Kind { return KindBackup }
+// Kind returns storage.FactorBackup.
+func (*Backup) Kind() storage.FactorKind { return storage.FactorBackup }
 
 // Enroll generates a new set of codes for u, replacing (and so invalidating) every
 // earlier code, and creates u's backup factor, already confirmed, if u has none. The
@@ -61,7 +61,7 @@ func (b *Backup) Enroll(ctx context.Context, u *storage.User, _ EnrollRequest) (
 		f = &storage.Factor{
 			ID:        newID(),
 			UserID:    u.ID,
-			Kind:      string(KindBackup),
+			Kind:      storage.FactorBackup,
 			Name:      backupName,
 			Confirmed: true,
 			CreatedAt: now,
@@ -92,7 +92,7 @@ func (b *Backup) Verify(ctx context.Context, u *storage.User, f *storage.Factor,
 	if u == nil || f == nil {
 		return nil, errors.New("backup: no user or factor")
 	}
-	if f.Kind != string(KindBackup) || f.UserID != u.ID {
+	if f.Kind != storage.FactorBackup || f.UserID != u.ID {
 		return nil, fmt.Errorf("%w: factor %s is not the backup factor of user %s", ErrInvalidCode, f.ID, u.ID)
 	}
 	code := backupNormalize(response)
@@ -144,7 +144,7 @@ func (b *Backup) factor(ctx context.Context, userID string) (*storage.Factor, er
 		return nil, fmt.Errorf("list factors: %w", err)
 	}
 	for i := range fs {
-		if fs[i].Kind == string(KindBackup) {
+		if fs[i].Kind == storage.FactorBackup {
 			return &fs[i], nil
 		}
 	}

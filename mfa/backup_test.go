@@ -215,7 +215,7 @@ func TestBackupRefusesOtherFactors(t *testing.T) {
 	b, alice, e := backupTestEnroll(t, env)
 	_, bob, bobs := backupTestEnroll(t, env)
 	totpFactor := *e.Factor
-	totpFactor.Kind = string(KindTOTP)
+	totpFactor.Kind = storage.FactorTOTP
 
 	tests := []struct {
 		name string

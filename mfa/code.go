@@ -34,7 +34,7 @@ type codeDelivery func(ctx context.Context, to, code string, enrolling bool, fai
 // their keyed hashes as challenges and checks the answers.
 type codeFactor struct {
 	env     *Env
-	kind    Kind
+	kind    storage.FactorKind
 	amr     string
 	mask    func(target string) string // destination as shown to people and in audit
 	deliver codeDelivery
@@ -51,7 +51,7 @@ func (c *codeFactor) logger() *slog.Logger {
 // confirmed is set, one whose enrolment was finished. Like the other factors, it
 // refuses with the generic ErrInvalidCode.
 func (c *codeFactor) checkFactor(u *storage.User, f *storage.Factor, confirmed bool) error {
-	if u == nil || f == nil || f.UserID != u.ID || f.Kind != string(c.kind) || f.Target == "" {
+	if u == nil || f == nil || f.UserID != u.ID || f.Kind != c.kind || f.Target == "" {
 		return fmt.Errorf("%w: not a %s factor of this user", ErrInvalidCode, c.kind)
 	}
 	if confirmed && !f.Confirmed {
@@ -66,7 +66,7 @@ func (c *codeFactor) create(ctx context.Context, u *storage.User, target, name s
 	f := &storage.Factor{
 		ID:        newID(),
 		UserID:    u.ID,
-		Kind:      string(c.kind),
+		Kind:      c.kind,
 		Name:      name,
 		Target:    target,
 		CreatedAt: c.env.now(),

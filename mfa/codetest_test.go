@@ -94,7 +94,7 @@ func (s codeTestSMS) Send(ctx context.Context, to, body string) error {
 // codeTestKind describes one code-by-message factor for the tests run against both.
 type codeTestKind struct {
 	name  string
-	kind  Kind
+	kind  storage.FactorKind
 	amr   string
 	req   EnrollRequest // a valid enrolment
 	other EnrollRequest // a second valid destination
@@ -105,7 +105,7 @@ type codeTestKind struct {
 var codeTestKinds = []codeTestKind{
 	{
 		name:  "email",
-		kind:  KindEmail,
+		kind:  storage.FactorEmail,
 		amr:   AMROTP,
 		req:   EnrollRequest{Email: "alice@example.com"},
 		other: EnrollRequest{Email: "alice@example.org"},
@@ -115,7 +115,7 @@ var codeTestKinds = []codeTestKind{
 	},
 	{
 		name:  "sms",
-		kind:  KindSMS,
+		kind:  storage.FactorSMS,
 		amr:   AMRSMS,
 		req:   EnrollRequest{Phone: "+44 7400 123456"},
 		other: EnrollRequest{Phone: "+44 7400 654321"},
@@ -186,7 +186,7 @@ func TestCodeFactorEnrollConfirmVerify(t *testing.T) {
 			t.Fatalf("Enroll: %v", err)
 		}
 		fac := en.Factor
-		if fac.Confirmed || fac.Kind != string(ck.kind) || fac.UserID != u.ID || fac.Target == "" || fac.Name == "" {
+		if fac.Confirmed || fac.Kind != ck.kind || fac.UserID != u.ID || fac.Target == "" || fac.Name == "" {
 			t.Fatalf("enrolled factor %+v", fac)
 		}
 		if en.ChallengeID == "" || en.SentTo == "" || strings.Contains(en.SentTo, fac.Target) {
@@ -490,7 +490,7 @@ func TestCodeFactorNotConfigured(t *testing.T) {
 	u := codeTestUser("alice@example.com")
 	fac := &storage.Factor{ID: newID(), UserID: u.ID, Confirmed: true}
 	for _, f := range []Factor{&Email{Env: env}, &SMS{Env: env}} {
-		fac.Kind = string(f.Kind())
+		fac.Kind = f.Kind()
 		fac.Target = "alice@example.com"
 		if _, err := f.Enroll(context.Background(), u, EnrollRequest{Phone: "+44 7400 123456"}); !errors.Is(err, ErrNotConfigured) {
 			t.Errorf("%s Enroll without a sender: %v, want ErrNotConfigured", f.Kind(), err)

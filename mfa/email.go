@@ -24,11 +24,11 @@ type Email struct {
 
 var _ Factor = (*Email)(nil)
 
-// Kind returns KindEmail.
-func (e *Email) Kind() Kind { return KindEmail }
+// Kind returns storage.FactorEmail.
+func (e *Email) Kind() storage.FactorKind { return storage.FactorEmail }
 
 func (e *Email) codes() *codeFactor {
-	return &codeFactor{env: e.Env, kind: KindEmail, amr: AMROTP, mask: maskEmail, deliver: e.deliver}
+	return &codeFactor{env: e.Env, kind: storage.FactorEmail, amr: AMROTP, mask: maskEmail, deliver: e.deliver}
 }
 
 // Enroll stores an unconfirmed e-mail factor for req.Email (default: the account's

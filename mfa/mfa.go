@@ -23,18 +23,6 @@ import (
 	"github.com/openidp/idp/storage/seal"
 )
 
-// Kind names a kind of second factor.
-type Kind string
-
-// The kinds of second factor.
-const (
-	KindTOTP     Kind = "totp"
-	KindBackup   Kind = "backup"
-	KindEmail    Kind = "email"
-	KindSMS      Kind = "sms"
-	KindWebAuthn Kind = "webauthn"
-)
-
 // AMR values (RFC 8176) the factors report.
 const (
 	AMRPassword = "pwd"
@@ -72,9 +60,16 @@ type InputError struct{ Message string }
 
 func (e *InputError) Error() string { return e.Message }
 
+// Store is the storage the factors use: their factors, backup codes and challenges, and
+// the rate-limit counters behind the per-account send limit.
+type Store interface {
+	storage.MFAStore
+	storage.RateLimitStore
+}
+
 // Env is what every factor needs from the provider.
 type Env struct {
-	Store  storage.Storage
+	Store  Store
 	Sealer *seal.Sealer
 	// HashKey keys the hashes of backup codes and sent codes. It is a server secret kept
 	// (sealed) in the database, so every process and every encryption key agree on it.
@@ -91,7 +86,7 @@ type Env struct {
 	// stops the send and is returned wrapped with ErrSendLimit. The provider uses it
 	// for limits per destination and per source address; the per-account limit lives
 	// in this package.
-	SendGate func(ctx context.Context, kind Kind, userID, target string) error
+	SendGate func(ctx context.Context, kind storage.FactorKind, userID, target string) error
 }
 
 func (e *Env) now() time.Time {
@@ -144,7 +139,7 @@ type Challenge struct {
 
 // Factor is one kind of second factor.
 type Factor interface {
-	Kind() Kind
+	Kind() storage.FactorKind
 	// Enroll starts enrolling a factor of this kind for u and stores it unconfirmed
 	// (backup codes: confirmed, and any earlier codes replaced).
 	Enroll(ctx context.Context, u *storage.User, req EnrollRequest) (*Enrollment, error)
@@ -160,13 +155,13 @@ type Factor interface {
 
 // Registry holds the factor kinds this server offers.
 type Registry struct {
-	factors map[Kind]Factor
-	order   []Kind
+	factors map[storage.FactorKind]Factor
+	order   []storage.FactorKind
 }
 
 // NewRegistry registers factors in display order.
 func NewRegistry(factors ...Factor) *Registry {
-	r := &Registry{factors: map[Kind]Factor{}}
+	r := &Registry{factors: map[storage.FactorKind]Factor{}}
 	for _, f := range factors {
 		r.factors[f.Kind()] = f
 		r.order = append(r.order, f.Kind())
@@ -175,7 +170,7 @@ func NewRegistry(factors ...Factor) *Registry {
 }
 
 // Get returns the factor of kind k, or ErrNotConfigured.
-func (r *Registry) Get(k Kind) (Factor, error) {
+func (r *Registry) Get(k storage.FactorKind) (Factor, error) {
 	f, ok := r.factors[k]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotConfigured, k)
@@ -184,7 +179,7 @@ func (r *Registry) Get(k Kind) (Factor, error) {
 }
 
 // Kinds lists the registered kinds in display order.
-func (r *Registry) Kinds() []Kind { return append([]Kind(nil), r.order...) }
+func (r *Registry) Kinds() []storage.FactorKind { return append([]storage.FactorKind(nil), r.order...) }
 
 // randomDigits returns n random decimal digits.
 func randomDigits(n int) (string, error) {

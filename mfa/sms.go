@@ -31,11 +31,11 @@ type SMS struct {
 
 var _ Factor = (*SMS)(nil)
 
-// Kind returns KindSMS.
-func (s *SMS) Kind() Kind { return KindSMS }
+// Kind returns storage.FactorSMS.
+func (s *SMS) Kind() storage.FactorKind { return storage.FactorSMS }
 
 func (s *SMS) codes() *codeFactor {
-	return &codeFactor{env: s.Env, kind: KindSMS, amr: AMRSMS, mask: maskPhone, deliver: s.deliver}
+	return &codeFactor{env: s.Env, kind: storage.FactorSMS, amr: AMRSMS, mask: maskPhone, deliver: s.deliver}
 }
 
 // Enroll normalizes req.Phone (an *InputError says what is wrong with it), stores an

@@ -23,6 +23,7 @@ type testEnvState struct {
 	now    time.Time
 	events []storage.AuditEvent
 	dir    string
+	store  storage.Storage
 }
 
 // testEnvs maps each Env made by newTestEnv to its state.
@@ -47,7 +48,7 @@ func newTestEnv(t *testing.T) *Env {
 	if err != nil {
 		t.Fatalf("sealer: %v", err)
 	}
-	st := &testEnvState{now: testEnvStart, dir: dir}
+	st := &testEnvState{now: testEnvStart, dir: dir, store: store}
 	e := &Env{
 		Store:  store,
 		Sealer: sealer,
@@ -78,6 +79,13 @@ func testState(t *testing.T, e *Env) *testEnvState {
 		t.Fatal("Env not made by newTestEnv")
 	}
 	return st.(*testEnvState)
+}
+
+// testStore returns the whole store behind an Env made by newTestEnv, for what the
+// factors never do themselves (creating users).
+func testStore(t *testing.T, e *Env) storage.Storage {
+	t.Helper()
+	return testState(t, e).store
 }
 
 // setTestNow sets the clock of e.

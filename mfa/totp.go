@@ -43,8 +43,8 @@ type TOTP struct{ Env *Env }
 
 var _ Factor = (*TOTP)(nil)
 
-// Kind returns KindTOTP.
-func (*TOTP) Kind() Kind { return KindTOTP }
+// Kind returns storage.FactorTOTP.
+func (*TOTP) Kind() storage.FactorKind { return storage.FactorTOTP }
 
 // Enroll generates a 160-bit seed, stores it sealed in an unconfirmed factor and returns
 // the seed in base32, as an otpauth:// URI and as a QR code.
@@ -86,7 +86,7 @@ func (t *TOTP) Enroll(ctx context.Context, u *storage.User, req EnrollRequest) (
 	f := &storage.Factor{
 		ID:        newID(),
 		UserID:    u.ID,
-		Kind:      string(KindTOTP),
+		Kind:      storage.FactorTOTP,
 		Name:      name,
 		CreatedAt: t.Env.now(),
 	}
@@ -226,7 +226,7 @@ func totpCheckFactor(u *storage.User, f *storage.Factor) error {
 	if u == nil || f == nil {
 		return errors.New("totp: no user or factor")
 	}
-	if f.Kind != string(KindTOTP) || f.UserID != u.ID {
+	if f.Kind != storage.FactorTOTP || f.UserID != u.ID {
 		return fmt.Errorf("%w: factor %s is not a totp factor of user %s", ErrInvalidCode, f.ID, u.ID)
 	}
 	return nil

@@ -35,7 +35,7 @@ func totpTestFactor(t *testing.T, env *Env, u *storage.User, secret string) *sto
 	f := &storage.Factor{
 		ID:        newID(),
 		UserID:    u.ID,
-		Kind:      string(KindTOTP),
+		Kind:      storage.FactorTOTP,
 		Name:      "test",
 		Confirmed: true,
 		CreatedAt: env.now(),
@@ -276,7 +276,7 @@ func TestTOTPRefusesOtherFactors(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherKind := *totpTestFactor(t, env, alice, rfc6238Secret)
-	otherKind.Kind = string(KindBackup)
+	otherKind.Kind = storage.FactorBackup
 
 	tests := []struct {
 		name string

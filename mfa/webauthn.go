@@ -76,8 +76,8 @@ func NewWebAuthn(env *Env, cfg WebAuthnConfig) (*WebAuthn, error) {
 	return &WebAuthn{env: env, wa: wa}, nil
 }
 
-// Kind returns KindWebAuthn.
-func (w *WebAuthn) Kind() Kind { return KindWebAuthn }
+// Kind returns storage.FactorWebAuthn.
+func (w *WebAuthn) Kind() storage.FactorKind { return storage.FactorWebAuthn }
 
 // Enroll starts registering a new credential for u: it stores an unconfirmed factor and
 // the ceremony, and returns the creation options (the publicKey object for
@@ -103,7 +103,7 @@ func (w *WebAuthn) Enroll(ctx context.Context, u *storage.User, req EnrollReques
 	f := &storage.Factor{
 		ID:        newID(),
 		UserID:    u.ID,
-		Kind:      string(KindWebAuthn),
+		Kind:      storage.FactorWebAuthn,
 		Name:      name,
 		Secret:    []byte{}, // the credential arrives with Confirm
 		CreatedAt: now,
@@ -262,7 +262,7 @@ func (w *WebAuthn) Verify(ctx context.Context, u *storage.User, f *storage.Facto
 
 // checkFactor refuses a factor that is not u's WebAuthn factor.
 func (w *WebAuthn) checkFactor(u *storage.User, f *storage.Factor) error {
-	if f == nil || f.UserID != u.ID || f.Kind != string(KindWebAuthn) {
+	if f == nil || f.UserID != u.ID || f.Kind != storage.FactorWebAuthn {
 		return fmt.Errorf("%w: not a webauthn factor of this user", ErrInvalidCode)
 	}
 	return nil
@@ -279,7 +279,7 @@ func (w *WebAuthn) saveSession(ctx context.Context, u *storage.User, f *storage.
 		ID:        newID(),
 		UserID:    u.ID,
 		FactorID:  f.ID,
-		Kind:      string(KindWebAuthn),
+		Kind:      string(storage.FactorWebAuthn),
 		Data:      data,
 		CreatedAt: now,
 		ExpiresAt: now.Add(webauthnTTL),
@@ -300,7 +300,7 @@ func (w *WebAuthn) attempt(ctx context.Context, u *storage.User, id string) (*st
 	if err != nil {
 		return nil, nil, fmt.Errorf("load webauthn challenge: %w", err)
 	}
-	if ch.UserID != u.ID || ch.Kind != string(KindWebAuthn) {
+	if ch.UserID != u.ID || ch.Kind != string(storage.FactorWebAuthn) {
 		return nil, nil, fmt.Errorf("%w: challenge %s is not this user's webauthn challenge", ErrInvalidCode, id)
 	}
 	var session webauthn.SessionData
@@ -342,7 +342,7 @@ func (w *WebAuthn) loadUser(ctx context.Context, u *storage.User) (*webauthnUser
 	}
 	user := &webauthnUser{u: u}
 	for _, f := range factors {
-		if f.Kind != string(KindWebAuthn) || !f.Confirmed {
+		if f.Kind != storage.FactorWebAuthn || !f.Confirmed {
 			continue
 		}
 		raw, err := w.env.Sealer.Open(f.Secret, []byte("factor:"+f.ID))

@@ -273,7 +273,7 @@ func FuzzWebAuthnVerify(f *testing.F) {
 		Flags:         gowebauthn.CredentialFlags{UserPresent: true, UserVerified: true},
 		Authenticator: gowebauthn.Authenticator{AAGUID: make([]byte, 16)},
 	}
-	factor := &storage.Factor{ID: "fuzz-factor-1", UserID: u.ID, Kind: string(KindWebAuthn), Name: "Key", Confirmed: true, CreatedAt: time.Now()}
+	factor := &storage.Factor{ID: "fuzz-factor-1", UserID: u.ID, Kind: storage.FactorWebAuthn, Name: "Key", Confirmed: true, CreatedAt: time.Now()}
 	var err error
 	if factor.Secret, err = wa.sealCredential(factor.ID, &cred); err != nil {
 		f.Fatal(err)

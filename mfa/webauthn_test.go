@@ -163,7 +163,7 @@ func TestWebAuthnBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := &storage.User{ID: "user-webauthn-1", Email: "ada@example.com", Name: "Ada Lovelace", CreatedAt: env.now(), UpdatedAt: env.now()}
-	if err := env.Store.CreateUser(bg, u); err != nil {
+	if err := testStore(t, env).CreateUser(bg, u); err != nil {
 		t.Fatal(err)
 	}
 
@@ -207,7 +207,7 @@ func TestWebAuthnBrowser(t *testing.T) {
 			t.Fatalf("confirm %s: %v", k.name, res.err)
 		}
 		f, cred := webauthnTestFactor(t, env, enr.Factor.ID)
-		if !f.Confirmed || f.Name != k.name || f.Kind != string(KindWebAuthn) {
+		if !f.Confirmed || f.Name != k.name || f.Kind != storage.FactorWebAuthn {
 			t.Fatalf("factor after confirm: %+v", f)
 		}
 		if cred.Flags.BackupEligible != k.auth.BackupEligible {
@@ -373,7 +373,7 @@ func TestWebAuthnRefusals(t *testing.T) {
 	var users []*storage.User
 	for _, id := range []string{"u1", "u2"} {
 		u := &storage.User{ID: id, Email: id + "@example.com", CreatedAt: env.now(), UpdatedAt: env.now()}
-		if err := env.Store.CreateUser(ctx, u); err != nil {
+		if err := testStore(t, env).CreateUser(ctx, u); err != nil {
 			t.Fatal(err)
 		}
 		users = append(users, u)
@@ -421,7 +421,7 @@ func TestWebAuthnRefusals(t *testing.T) {
 	advanceTestNow(t, env, webauthnTTL+time.Second)
 	enr = enroll()
 	other := enroll()
-	totp := &storage.Factor{ID: "totp1", UserID: u.ID, Kind: string(KindTOTP)}
+	totp := &storage.Factor{ID: "totp1", UserID: u.ID, Kind: storage.FactorTOTP}
 	tests := []struct {
 		name string
 		user *storage.User
@@ -448,7 +448,7 @@ func TestWebAuthnRefusals(t *testing.T) {
 		t.Errorf("challenge without credentials: %v, want ErrInvalidCode", err)
 	}
 	// A challenge belongs to its user.
-	if _, err := wa.Verify(ctx, mallory, &storage.Factor{ID: "f", UserID: mallory.ID, Kind: string(KindWebAuthn)}, enr.ChallengeID, `{}`); !errors.Is(err, ErrInvalidCode) {
+	if _, err := wa.Verify(ctx, mallory, &storage.Factor{ID: "f", UserID: mallory.ID, Kind: storage.FactorWebAuthn}, enr.ChallengeID, `{}`); !errors.Is(err, ErrInvalidCode) {
 		t.Errorf("verify another user's challenge: %v, want ErrInvalidCode", err)
 	}
 }

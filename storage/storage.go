@@ -7,6 +7,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -116,9 +117,8 @@ type MFAPolicy struct {
 	// MFA is "off" (never ask for a second factor), "optional" (ask when the person has
 	// one; the default when empty) or "required".
 	MFA string `json:"mfa,omitempty"`
-	// Factors lists the factor kinds that count (totp, sms, email, backup, webauthn);
-	// empty means all.
-	Factors []string `json:"factors,omitempty"`
+	// Factors lists the factor kinds that count; empty means all.
+	Factors []FactorKind `json:"factors,omitempty"`
 	// PhishingResistant: only WebAuthn satisfies the second factor.
 	PhishingResistant bool `json:"phishing_resistant,omitempty"`
 	// MaxAge is the longest time since the last second-factor check; 0 means no limit.
@@ -241,10 +241,10 @@ type Session struct {
 	ID         string // public id, the "sid" claim
 	TokenHash  string // hex SHA-256 of the cookie value; the value itself is never stored
 	UserID     string
-	AuthTime   time.Time // the latest authentication (password or second factor)
-	PasswordAt time.Time // when the password was last verified
-	MFAAt      time.Time // when a second factor was last verified; zero if never
-	Factors    []string  // factor kinds verified in this session (totp, webauthn, ...)
+	AuthTime   time.Time    // the latest authentication (password or second factor)
+	PasswordAt time.Time    // when the password was last verified
+	MFAAt      time.Time    // when a second factor was last verified; zero if never
+	Factors    []FactorKind // factor kinds verified in this session
 	AMR        []string
 	ACR        string
 	IP         string
@@ -259,7 +259,7 @@ type SessionAuth struct {
 	AuthTime   time.Time
 	PasswordAt time.Time
 	MFAAt      time.Time
-	Factors    []string
+	Factors    []FactorKind
 	AMR        []string
 	ACR        string
 	// TokenHash, when not empty, replaces the session's cookie hash: the cookie is
@@ -522,12 +522,34 @@ type AttemptStore interface {
 	ResetAttemptsPrefix(ctx context.Context, prefix string) (int64, error)
 }
 
+// FactorKind names a kind of second factor. The package mfa implements each kind, and
+// the package consent decides which kinds count for a sign-in.
+type FactorKind string
+
+// The kinds of second factor, as stored.
+const (
+	FactorTOTP     FactorKind = "totp"
+	FactorBackup   FactorKind = "backup"
+	FactorEmail    FactorKind = "email"
+	FactorSMS      FactorKind = "sms"
+	FactorWebAuthn FactorKind = "webauthn"
+)
+
+// JoinFactorKinds joins kinds with sep, as strings.Join joins strings.
+func JoinFactorKinds(kinds []FactorKind, sep string) string {
+	s := make([]string, len(kinds))
+	for i, k := range kinds {
+		s[i] = string(k)
+	}
+	return strings.Join(s, sep)
+}
+
 // Factor is a second factor a person has enrolled (or is enrolling). Backup codes are a
-// Factor of kind "backup" whose codes live in BackupCode rows.
+// Factor of kind FactorBackup whose codes live in BackupCode rows.
 type Factor struct {
 	ID        string
 	UserID    string
-	Kind      string // totp, backup, email, sms, webauthn
+	Kind      FactorKind
 	Name      string // the person's label, e.g. "YubiKey 5" or "Work phone"
 	Target    string // e-mail address or E.164 phone number for email/sms
 	Secret    []byte // sealed: the TOTP seed; WebAuthn: the credential record (JSON)
@@ -544,7 +566,7 @@ type Challenge struct {
 	ID         string
 	UserID     string
 	FactorID   string
-	Kind       string
+	Kind       string // a FactorKind (email, sms, webauthn), or a kind of the caller's such as a recovery link
 	CodeHash   string // keyed hash of the code sent (email/sms); empty otherwise
 	Data       []byte // kind-specific state, e.g. WebAuthn session data (JSON)
 	Attempts   int

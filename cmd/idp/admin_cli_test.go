@@ -128,7 +128,7 @@ func TestClientPolicies(t *testing.T) {
 
 	var p policyJSON
 	c.okJSON(&p, "clients", "policy", "set", id, "--mfa", "required", "--factors", "totp,webauthn", "--max-age", "12h", "--json")
-	if p.MFA != "required" || !slices.Equal(p.Factors, []string{"totp", "webauthn"}) || p.MaxAgeSeconds != 43200 || p.RememberDeviceSeconds != 0 {
+	if p.MFA != "required" || !slices.Equal(p.Factors, []storage.FactorKind{"totp", "webauthn"}) || p.MaxAgeSeconds != 43200 || p.RememberDeviceSeconds != 0 {
 		t.Fatalf("policy set --json = %+v", p)
 	}
 	// Only the flags given change.

@@ -41,7 +41,7 @@ func (p *policyFlags) add(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&p.mfa, "mfa", "", "second factor: off, optional (ask when the person has one) or required")
 	f.StringSliceVar(&p.factors, "factors", nil,
-		"factor kinds that count: "+strings.Join(admin.PolicyFactorKinds, ",")+" (comma-separated; '' for all)")
+		"factor kinds that count: "+storage.JoinFactorKinds(admin.PolicyFactorKinds, ",")+" (comma-separated; '' for all)")
 	f.BoolVar(&p.phishingResistant, "phishing-resistant", false, "only WebAuthn counts as the second factor")
 	f.DurationVar(&p.maxAge, "max-age", 0, "ask for the second factor again after this long, e.g. 12h (0: never)")
 	f.DurationVar(&p.rememberDevice, "remember-device", 0, `allow "remember this device" for this long, e.g. 720h (0: not allowed)`)
@@ -57,6 +57,18 @@ func (p *policyFlags) check(cmd *cobra.Command) error {
 	return usageErrorf("nothing to change: give at least one of --%s", strings.Join(policyFlagNames, ", --"))
 }
 
+// factorKinds converts the --factors values; nil stays nil.
+func factorKinds(names []string) []storage.FactorKind {
+	if names == nil {
+		return nil
+	}
+	kinds := make([]storage.FactorKind, len(names))
+	for i, n := range names {
+		kinds[i] = storage.FactorKind(n)
+	}
+	return kinds
+}
+
 // apply returns base with the flags given on the command line changed.
 func (p *policyFlags) apply(cmd *cobra.Command, base storage.MFAPolicy) storage.MFAPolicy {
 	f := cmd.Flags()
@@ -64,7 +76,7 @@ func (p *policyFlags) apply(cmd *cobra.Command, base storage.MFAPolicy) storage.
 		base.MFA = p.mfa
 	}
 	if f.Changed("factors") {
-		base.Factors = p.factors
+		base.Factors = factorKinds(p.factors)
 	}
 	if f.Changed("phishing-resistant") {
 		base.PhishingResistant = p.phishingResistant
@@ -98,7 +110,7 @@ func printPolicy(w io.Writer, p storage.MFAPolicy) {
 	j := admin.ToPolicyView(p)
 	yes := map[bool]string{true: "yes", false: "no"}
 	fmt.Fprintf(w, "  mfa:                %s\n", j.MFA)
-	fmt.Fprintf(w, "  factors:            %s\n", orDash(strings.Join(j.Factors, ", "), "any"))
+	fmt.Fprintf(w, "  factors:            %s\n", orDash(storage.JoinFactorKinds(j.Factors, ", "), "any"))
 	fmt.Fprintf(w, "  phishing resistant: %s\n", yes[p.PhishingResistant])
 	fmt.Fprintf(w, "  max age:            %s\n", shortDuration(p.MaxAge, "none"))
 	fmt.Fprintf(w, "  remember device:    %s\n", shortDuration(p.RememberDevice, "not allowed"))
@@ -107,7 +119,7 @@ func printPolicy(w io.Writer, p storage.MFAPolicy) {
 // policyRow is p as table cells: MFA, FACTORS, PHISHING-RESISTANT, MAX-AGE, REMEMBER-DEVICE.
 func policyRow(p storage.MFAPolicy) string {
 	j := admin.ToPolicyView(p)
-	return fmt.Sprintf("%s\t%s\t%t\t%s\t%s", j.MFA, orDash(strings.Join(j.Factors, ","), "any"), p.PhishingResistant,
+	return fmt.Sprintf("%s\t%s\t%t\t%s\t%s", j.MFA, orDash(storage.JoinFactorKinds(j.Factors, ","), "any"), p.PhishingResistant,
 		shortDuration(p.MaxAge, "-"), shortDuration(p.RememberDevice, "-"))
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,6 +11,7 @@ import (
 	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/storage"
 )
 
 // addPolicyExplain adds `idp policy explain` to the policy command.
@@ -58,7 +58,7 @@ The factor kinds the server offers are taken from the same IDP_* settings as ser
 					fmt.Fprintf(w, "  cannot be satisfied: %s\n", ex.Unsatisfiable)
 				} else {
 					fmt.Fprintf(w, "  second factor:        %s\n", r.Mode)
-					fmt.Fprintf(w, "  factors that count:   %s\n", orDash(strings.Join(r.Kinds, ", "), "any"))
+					fmt.Fprintf(w, "  factors that count:   %s\n", orDash(storage.JoinFactorKinds(r.Kinds, ", "), "any"))
 					fmt.Fprintf(w, "  phishing-resistant:   %t\n", r.PhishingResistant)
 					fmt.Fprintf(w, "  re-check factor after: %s\n", durOrDash(r.MFAMaxAge))
 					if r.HasPasswordMaxAge {
@@ -67,7 +67,7 @@ The factor kinds the server offers are taken from the same IDP_* settings as ser
 					fmt.Fprintf(w, "  fresh login (prompt): %t\n", r.Fresh)
 					fmt.Fprintf(w, "  remember device:      %s\n", durOrDash(r.RememberDevice))
 					fmt.Fprintf(w, "  acr reached:          %s\n", r.ACR)
-					fmt.Fprintf(w, "  enrolled factors:     %s\n", orDash(strings.Join(ex.Enrolled, ", "), "none"))
+					fmt.Fprintf(w, "  enrolled factors:     %s\n", orDash(storage.JoinFactorKinds(ex.Enrolled, ", "), "none"))
 				}
 				fmt.Fprintf(w, "Outcome: %s\nWhy:\n", ex.Outcome)
 				for _, reason := range r.Reasons {
@@ -89,7 +89,7 @@ The factor kinds the server offers are taken from the same IDP_* settings as ser
 }
 
 // availableKinds are the factor kinds a server started with the same settings offers.
-func availableKinds(a *app) []string {
+func availableKinds(a *app) []storage.FactorKind {
 	issuer := os.Getenv("IDP_ISSUER")
 	if issuer == "" {
 		issuer = "http://localhost:8080"

@@ -13,7 +13,7 @@ import (
 
 // addFactor gives a user a confirmed factor straight in the store (explain reads only
 // the kinds, never the secret).
-func (c *cli) addFactor(userID, kind string) {
+func (c *cli) addFactor(userID string, kind storage.FactorKind) {
 	c.t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(c.dataDir, "idp.db"))
@@ -22,7 +22,7 @@ func (c *cli) addFactor(userID, kind string) {
 	}
 	defer st.Close()
 	now := time.Now()
-	if err := st.CreateFactor(ctx, &storage.Factor{ID: kind + "-" + userID, UserID: userID, Kind: kind, Confirmed: true, CreatedAt: now}); err != nil {
+	if err := st.CreateFactor(ctx, &storage.Factor{ID: string(kind) + "-" + userID, UserID: userID, Kind: kind, Confirmed: true, CreatedAt: now}); err != nil {
 		c.t.Fatal(err)
 	}
 }

@@ -11,10 +11,26 @@ import (
 	"github.com/openidp/idp/storage"
 )
 
+// Store is the storage operator actions change: people, clients, policies and secrets,
+// and what a reset or re-encryption touches (factors, sessions, tokens, devices, attempt
+// counters, signing keys). The audit trail is written through Audit, never here.
+type Store interface {
+	storage.UserStore
+	storage.ClientStore
+	storage.PolicyStore
+	storage.MFAStore
+	storage.SessionStore
+	storage.TokenStore
+	storage.DeviceStore
+	storage.AttemptStore
+	storage.KeyStore
+	storage.SecretStore
+}
+
 // Admin holds the operator actions shared by the CLI and the admin API. Every change it
 // makes is written to the audit trail with the acting operator in the event's Reason.
 type Admin struct {
-	Store storage.Storage
+	Store Store
 	Audit *audit.Auditor
 	Keys  *keys.Manager    // needed only by RotateKeys
 	Now   func() time.Time // time.Now when nil

@@ -49,7 +49,7 @@ func newTestAdmin(t *testing.T) *Admin {
 // auditEvents returns every audit event recorded so far.
 func auditEvents(t *testing.T, a *Admin) []storage.AuditEvent {
 	t.Helper()
-	events, err := a.Store.ListAudit(context.Background(), storage.AuditFilter{})
+	events, err := a.Audit.Store.ListAudit(context.Background(), storage.AuditFilter{})
 	if err != nil {
 		t.Fatalf("list audit: %v", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/storage"
@@ -19,16 +18,16 @@ type Explanation struct {
 	Requirement consent.Requirement `json:"requirement"`
 	// Unsatisfiable is set when no login can meet the requirement (the OIDC answer is
 	// unmet_authentication_requirements).
-	Unsatisfiable string   `json:"unsatisfiable,omitempty"`
-	Enrolled      []string `json:"enrolled"` // confirmed factor kinds of the person
-	Usable        []string `json:"usable"`   // those that count for this client
-	Outcome       string   `json:"outcome"`  // what a fresh login will ask for
+	Unsatisfiable string               `json:"unsatisfiable,omitempty"`
+	Enrolled      []storage.FactorKind `json:"enrolled"` // confirmed factor kinds of the person
+	Usable        []storage.FactorKind `json:"usable"`   // those that count for this client
+	Outcome       string               `json:"outcome"`  // what a fresh login will ask for
 }
 
 // Explain evaluates the policies for a login by user (id or e-mail) to clientID with the
 // given request parameters, as the provider would, without signing anyone in. available
 // lists the factor kinds the server offers.
-func (a *Admin) Explain(ctx context.Context, user, clientID string, params consent.AuthParams, available []string) (*Explanation, error) {
+func (a *Admin) Explain(ctx context.Context, user, clientID string, params consent.AuthParams, available []storage.FactorKind) (*Explanation, error) {
 	u, err := a.FindUser(ctx, user)
 	if err != nil {
 		return nil, err
@@ -43,7 +42,7 @@ func (a *Admin) Explain(ctx context.Context, user, clientID string, params conse
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return nil, err
 	}
-	ex := &Explanation{User: u.Email, AccountType: u.Type, Client: c.Name + " (" + c.ID + ")", Enrolled: []string{}, Usable: []string{}}
+	ex := &Explanation{User: u.Email, AccountType: u.Type, Client: c.Name + " (" + c.ID + ")", Enrolled: []storage.FactorKind{}, Usable: []storage.FactorKind{}}
 	req, err := consent.Evaluate(in)
 	ex.Requirement = req
 	if err != nil {
@@ -79,7 +78,7 @@ func (a *Admin) Explain(ctx context.Context, user, clientID string, params conse
 	case len(ex.Usable) == 0:
 		ex.Outcome = "password, then enrolment of one of: " + kindsOrAny(req.Kinds)
 	default:
-		ex.Outcome = "password (or a valid session), then one of: " + strings.Join(ex.Usable, ", ")
+		ex.Outcome = "password (or a valid session), then one of: " + storage.JoinFactorKinds(ex.Usable, ", ")
 		if req.DeviceCanSkip {
 			ex.Outcome += " (a remembered device may stand in)"
 		}
@@ -87,9 +86,9 @@ func (a *Admin) Explain(ctx context.Context, user, clientID string, params conse
 	return ex, nil
 }
 
-func kindsOrAny(kinds []string) string {
+func kindsOrAny(kinds []storage.FactorKind) string {
 	if len(kinds) == 0 {
 		return "any factor"
 	}
-	return strings.Join(kinds, ", ")
+	return storage.JoinFactorKinds(kinds, ", ")
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp/audit"
-	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
 
@@ -19,8 +18,8 @@ import (
 // audited with the actor and what changed.
 
 // PolicyFactorKinds are the factor kinds an MFA policy may name.
-var PolicyFactorKinds = []string{
-	string(mfa.KindTOTP), string(mfa.KindSMS), string(mfa.KindEmail), string(mfa.KindBackup), string(mfa.KindWebAuthn),
+var PolicyFactorKinds = []storage.FactorKind{
+	storage.FactorTOTP, storage.FactorSMS, storage.FactorEmail, storage.FactorBackup, storage.FactorWebAuthn,
 }
 
 // InvalidInputError is an operator input that an Admin method refused; nothing was
@@ -78,12 +77,12 @@ func normalizeMFAPolicy(p storage.MFAPolicy) (storage.MFAPolicy, error) {
 		return out, invalidf("invalid MFA setting %q: use %s, %s or %s", p.MFA, consent.ModeOff, consent.ModeOptional, consent.ModeRequired)
 	}
 	for _, k := range p.Factors {
-		k = strings.ToLower(strings.TrimSpace(k))
+		k = storage.FactorKind(strings.ToLower(strings.TrimSpace(string(k))))
 		if k == "" || slices.Contains(out.Factors, k) {
 			continue
 		}
 		if !slices.Contains(PolicyFactorKinds, k) {
-			return out, invalidf("invalid factor kind %q: use %s", k, strings.Join(PolicyFactorKinds, ", "))
+			return out, invalidf("invalid factor kind %q: use %s", k, storage.JoinFactorKinds(PolicyFactorKinds, ", "))
 		}
 		out.Factors = append(out.Factors, k)
 	}
@@ -97,7 +96,7 @@ func normalizeMFAPolicy(p storage.MFAPolicy) (storage.MFAPolicy, error) {
 		if out.MFA == consent.ModeOff {
 			return out, invalidf("a phishing-resistant policy cannot have MFA off")
 		}
-		if len(out.Factors) > 0 && !slices.Contains(out.Factors, string(mfa.KindWebAuthn)) {
+		if len(out.Factors) > 0 && !slices.Contains(out.Factors, storage.FactorWebAuthn) {
 			return out, invalidf("a phishing-resistant policy needs the factor kind webauthn (only WebAuthn resists phishing)")
 		}
 	}
@@ -108,7 +107,7 @@ func normalizeMFAPolicy(p storage.MFAPolicy) (storage.MFAPolicy, error) {
 func describePolicy(p storage.MFAPolicy) string {
 	factors := "all"
 	if len(p.Factors) > 0 {
-		factors = strings.Join(p.Factors, ",")
+		factors = storage.JoinFactorKinds(p.Factors, ",")
 	}
 	return fmt.Sprintf("mfa=%s factors=%s phishing_resistant=%t max_age=%s remember_device=%s",
 		p.MFA, factors, p.PhishingResistant, p.MaxAge, p.RememberDevice)

@@ -10,11 +10,11 @@ import (
 // PolicyView is an MFA policy as the admin API and the CLI show it: durations in whole
 // seconds, the default mode spelled out.
 type PolicyView struct {
-	MFA                   string   `json:"mfa"`
-	Factors               []string `json:"factors"`
-	PhishingResistant     bool     `json:"phishing_resistant"`
-	MaxAgeSeconds         int64    `json:"max_age_seconds"`
-	RememberDeviceSeconds int64    `json:"remember_device_seconds"`
+	MFA                   string               `json:"mfa"`
+	Factors               []storage.FactorKind `json:"factors"`
+	PhishingResistant     bool                 `json:"phishing_resistant"`
+	MaxAgeSeconds         int64                `json:"max_age_seconds"`
+	RememberDeviceSeconds int64                `json:"remember_device_seconds"`
 }
 
 // ToPolicyView converts a stored policy for display.
@@ -72,9 +72,9 @@ func ToClientView(c *storage.Client) ClientView {
 }
 
 // nonNilStrings returns s, or an empty slice for nil, so that JSON shows [] rather than null.
-func nonNilStrings(s []string) []string {
+func nonNilStrings[T ~string](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
 }

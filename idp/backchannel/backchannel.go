@@ -34,12 +34,19 @@ const (
 	backchannelTotalTimeout   = 15 * time.Second
 )
 
+// Store is the storage the notifier reads and ends sessions in: the sessions and the
+// clients they signed in to.
+type Store interface {
+	storage.SessionStore
+	storage.ClientStore
+}
+
 // Notifier tells relying parties that an SSO session ended, by POSTing an OIDC
 // Back-Channel Logout 1.0 logout token to the backchannel_logout_uri of every client the
 // session signed in to. Delivery runs in the background: ending a session never waits
 // for a slow relying party.
 type Notifier struct {
-	Store  storage.Storage
+	Store  Store
 	Keys   *keys.Manager
 	Issuer string
 	// HTTPClient sends the logout tokens; nil means a client that does not follow

@@ -163,7 +163,7 @@ func newClient(id string, created time.Time) *storage.Client {
 func fullPolicy() storage.MFAPolicy {
 	return storage.MFAPolicy{
 		MFA:               "required",
-		Factors:           []string{"webauthn", "totp"},
+		Factors:           []storage.FactorKind{"webauthn", "totp"},
 		PhishingResistant: true,
 		MaxAge:            12*time.Hour + 345*time.Nanosecond,
 		RememberDevice:    30 * 24 * time.Hour,
@@ -211,7 +211,7 @@ func newSession(id, userID string, created time.Time) *storage.Session {
 		AuthTime:   created,
 		PasswordAt: created.Add(-2 * time.Minute),
 		MFAAt:      created.Add(-time.Minute),
-		Factors:    []string{"totp"},
+		Factors:    []storage.FactorKind{"totp"},
 		AMR:        []string{"pwd"},
 		ACR:        "urn:acr:password",
 		IP:         "2001:db8::1",
@@ -257,7 +257,7 @@ func newRefreshToken(id, userID, familyID string, now time.Time) *storage.Refres
 	}
 }
 
-func newFactor(id, userID, kind string, created time.Time) *storage.Factor {
+func newFactor(id, userID string, kind storage.FactorKind, created time.Time) *storage.Factor {
 	return &storage.Factor{
 		ID:        id,
 		UserID:    userID,

@@ -63,7 +63,7 @@ func testMFAPolicyRoundTrip(t *testing.T, s storage.Storage) {
 		{"zero", storage.MFAPolicy{}},
 		{"full", fullPolicy()},
 		{"mfa only", storage.MFAPolicy{MFA: "off"}},
-		{"one factor", storage.MFAPolicy{Factors: []string{"sms"}}},
+		{"one factor", storage.MFAPolicy{Factors: []storage.FactorKind{"sms"}}},
 		{"phishing resistant only", storage.MFAPolicy{PhishingResistant: true}},
 		{"odd nanoseconds", storage.MFAPolicy{MaxAge: time.Nanosecond, RememberDevice: 90*24*time.Hour + 999_999_999}},
 		{"largest durations", storage.MFAPolicy{MaxAge: 1<<63 - 1, RememberDevice: 1<<53 + 1}},

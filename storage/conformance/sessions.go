@@ -54,7 +54,7 @@ func testSessions(t *testing.T, s storage.Storage) {
 	authTime := now.Add(10 * time.Minute)
 	auth := storage.SessionAuth{
 		AuthTime: authTime, PasswordAt: now.Add(-time.Minute), MFAAt: authTime,
-		Factors: []string{"totp", "webauthn"}, AMR: []string{"pwd", "otp"}, ACR: "urn:acr:mfa",
+		Factors: []storage.FactorKind{"totp", "webauthn"}, AMR: []string{"pwd", "otp"}, ACR: "urn:acr:mfa",
 	}
 	must(t, s.UpdateSessionAuth(ctx, s1.ID, auth))
 	want := *s1

@@ -99,12 +99,12 @@ func (s *Store) UpdateFactor(ctx context.Context, f *storage.Factor) error {
 // to userID; nothing is deleted then.
 func (s *Store) DeleteFactor(ctx context.Context, userID, id string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var kind string
+		var kind storage.FactorKind
 		if err := tx.QueryRow(ctx, `DELETE FROM factors WHERE id = $1 AND user_id = $2
 			RETURNING kind`, id, userID).Scan(&kind); err != nil {
 			return wrapErr("delete factor", err)
 		}
-		if kind != "backup" {
+		if kind != storage.FactorBackup {
 			return nil
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM backup_codes WHERE user_id = $1`, userID)

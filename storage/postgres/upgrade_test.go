@@ -153,7 +153,7 @@ func TestPolicyEncoding(t *testing.T) {
 	}
 	for id, p := range map[string]storage.MFAPolicy{
 		"zero": {},
-		"full": {MFA: "required", Factors: []string{"totp"}, MaxAge: time.Hour, RememberDevice: 1<<63 - 1},
+		"full": {MFA: "required", Factors: []storage.FactorKind{"totp"}, MaxAge: time.Hour, RememberDevice: 1<<63 - 1},
 	} {
 		if err := s.CreateClient(ctx, &storage.Client{ID: id, Policy: p}); err != nil {
 			t.Fatalf("CreateClient: %v", err)

@@ -16,12 +16,12 @@ const authRequestCols = `id, client_id, redirect_uri, state, nonce, scopes, resp
 
 func scanAuthRequest(sc scanner) (*storage.AuthRequest, error) {
 	var r storage.AuthRequest
-	err := sc.Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.State, &r.Nonce, listCol{&r.Scopes},
-		&r.ResponseType, &r.ResponseMode, listCol{&r.Prompt}, &r.MaxAge, listCol{&r.ACRValues},
-		&r.LoginHint, listCol{&r.UILocales}, &r.CodeChallenge, &r.CodeChallengeMethod,
+	err := sc.Scan(&r.ID, &r.ClientID, &r.RedirectURI, &r.State, &r.Nonce, listCol[string]{&r.Scopes},
+		&r.ResponseType, &r.ResponseMode, listCol[string]{&r.Prompt}, &r.MaxAge, listCol[string]{&r.ACRValues},
+		&r.LoginHint, listCol[string]{&r.UILocales}, &r.CodeChallenge, &r.CodeChallengeMethod,
 		&r.HintUserID, timeCol{&r.CreatedAt}, timeCol{&r.ExpiresAt}, &r.Login.UserID,
-		&r.Login.SessionID, timeCol{&r.Login.AuthTime}, listCol{&r.Login.AMR}, &r.Login.ACR,
-		&r.Login.Done, &r.CodeHash, timeCol{&r.CodeExpiresAt}, listCol{&r.EssentialACR}, &r.Login.Grace)
+		&r.Login.SessionID, timeCol{&r.Login.AuthTime}, listCol[string]{&r.Login.AMR}, &r.Login.ACR,
+		&r.Login.Done, &r.CodeHash, timeCol{&r.CodeExpiresAt}, listCol[string]{&r.EssentialACR}, &r.Login.Grace)
 	if err != nil {
 		return nil, err
 	}

@@ -18,8 +18,8 @@ func scanClient(sc scanner) (*storage.Client, error) {
 		atLife, idLife, rLife int64
 	)
 	err := sc.Scan(&c.ID, &c.Name, &c.SecretHash, &c.Public,
-		listCol{&c.RedirectURIs}, listCol{&c.PostLogoutRedirectURIs}, listCol{&c.GrantTypes},
-		listCol{&c.Scopes}, &c.SkipConsent, &c.AccessTokenFormat, &c.IDTokenSigningAlg,
+		listCol[string]{&c.RedirectURIs}, listCol[string]{&c.PostLogoutRedirectURIs}, listCol[string]{&c.GrantTypes},
+		listCol[string]{&c.Scopes}, &c.SkipConsent, &c.AccessTokenFormat, &c.IDTokenSigningAlg,
 		&atLife, &idLife, &rLife, policyCol{&c.Policy}, &c.BackchannelLogoutURI,
 		timeCol{&c.CreatedAt})
 	if err != nil {

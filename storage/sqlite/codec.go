@@ -33,23 +33,23 @@ func (c timeCol) Scan(src any) error {
 }
 
 // list encodes a string list as a JSON array; nil encodes as [].
-func list(l []string) string {
+func list[T ~string](l []T) string {
 	if len(l) == 0 {
 		return "[]"
 	}
 	b, err := json.Marshal(l)
 	if err != nil {
-		// Marshalling a []string cannot fail.
+		// Marshalling a list of strings cannot fail.
 		panic(err)
 	}
 	return string(b)
 }
 
-// listCol scans a JSON array column into a []string; an empty array gives nil.
-type listCol struct{ l *[]string }
+// listCol scans a JSON array column into a list of strings; an empty array gives nil.
+type listCol[T ~string] struct{ l *[]T }
 
 // Scan implements sql.Scanner.
-func (c listCol) Scan(src any) error {
+func (c listCol[T]) Scan(src any) error {
 	var b []byte
 	switch v := src.(type) {
 	case nil:
@@ -62,7 +62,7 @@ func (c listCol) Scan(src any) error {
 	default:
 		return fmt.Errorf("scan list: unexpected %T", src)
 	}
-	var l []string
+	var l []T
 	if err := json.Unmarshal(b, &l); err != nil {
 		return fmt.Errorf("scan list: %w", err)
 	}

@@ -11,7 +11,7 @@ func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (*stora
 	var c storage.Consent
 	err := s.db.QueryRowContext(ctx, `SELECT user_id, client_id, scopes, granted_at
 		FROM consents WHERE user_id = ? AND client_id = ?`, userID, clientID).
-		Scan(&c.UserID, &c.ClientID, listCol{&c.Scopes}, timeCol{&c.GrantedAt})
+		Scan(&c.UserID, &c.ClientID, listCol[string]{&c.Scopes}, timeCol{&c.GrantedAt})
 	if err != nil {
 		return nil, wrap("get consent", err)
 	}

@@ -114,12 +114,12 @@ func (s *Store) UpdateFactor(ctx context.Context, f *storage.Factor) error {
 // to userID; nothing is deleted then.
 func (s *Store) DeleteFactor(ctx context.Context, userID, id string) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var kind string
+		var kind storage.FactorKind
 		if err := tx.QueryRowContext(ctx, `DELETE FROM factors WHERE id = ? AND user_id = ?
 			RETURNING kind`, id, userID).Scan(&kind); err != nil {
 			return err
 		}
-		if kind != "backup" {
+		if kind != storage.FactorBackup {
 			return nil
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM backup_codes WHERE user_id = ?`, userID)

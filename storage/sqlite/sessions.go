@@ -14,7 +14,7 @@ const sessionCols = `id, token_hash, user_id, auth_time, password_at, mfa_at, fa
 func scanSession(sc scanner) (*storage.Session, error) {
 	var ss storage.Session
 	err := sc.Scan(&ss.ID, &ss.TokenHash, &ss.UserID, timeCol{&ss.AuthTime},
-		timeCol{&ss.PasswordAt}, timeCol{&ss.MFAAt}, listCol{&ss.Factors}, listCol{&ss.AMR}, &ss.ACR, &ss.IP, &ss.UserAgent, timeCol{&ss.CreatedAt}, timeCol{&ss.LastSeenAt},
+		timeCol{&ss.PasswordAt}, timeCol{&ss.MFAAt}, listCol[storage.FactorKind]{&ss.Factors}, listCol[string]{&ss.AMR}, &ss.ACR, &ss.IP, &ss.UserAgent, timeCol{&ss.CreatedAt}, timeCol{&ss.LastSeenAt},
 		timeCol{&ss.ExpiresAt})
 	if err != nil {
 		return nil, err

@@ -38,8 +38,8 @@ func insertRefreshToken(ctx context.Context, e execer, rt *storage.RefreshToken)
 
 func scanAccessToken(sc scanner) (*storage.AccessToken, error) {
 	var at storage.AccessToken
-	err := sc.Scan(&at.ID, &at.ClientID, &at.UserID, listCol{&at.Audience}, listCol{&at.Scopes},
-		timeCol{&at.AuthTime}, listCol{&at.AMR}, &at.ACR, &at.SessionID, &at.FamilyID,
+	err := sc.Scan(&at.ID, &at.ClientID, &at.UserID, listCol[string]{&at.Audience}, listCol[string]{&at.Scopes},
+		timeCol{&at.AuthTime}, listCol[string]{&at.AMR}, &at.ACR, &at.SessionID, &at.FamilyID,
 		timeCol{&at.CreatedAt}, timeCol{&at.ExpiresAt})
 	if err != nil {
 		return nil, err
@@ -50,7 +50,7 @@ func scanAccessToken(sc scanner) (*storage.AccessToken, error) {
 func scanRefreshToken(sc scanner) (*storage.RefreshToken, error) {
 	var rt storage.RefreshToken
 	err := sc.Scan(&rt.ID, &rt.TokenHash, &rt.FamilyID, &rt.ClientID, &rt.UserID,
-		listCol{&rt.Audience}, listCol{&rt.Scopes}, timeCol{&rt.AuthTime}, listCol{&rt.AMR},
+		listCol[string]{&rt.Audience}, listCol[string]{&rt.Scopes}, timeCol{&rt.AuthTime}, listCol[string]{&rt.AMR},
 		&rt.ACR, &rt.SessionID, timeCol{&rt.CreatedAt}, timeCol{&rt.ExpiresAt},
 		timeCol{&rt.RotatedAt}, timeCol{&rt.RevokedAt})
 	if err != nil {

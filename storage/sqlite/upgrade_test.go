@@ -91,7 +91,7 @@ func TestPolicyEncoding(t *testing.T) {
 	ctx := t.Context()
 	for id, p := range map[string]storage.MFAPolicy{
 		"zero": {},
-		"full": {MFA: "required", Factors: []string{"totp"}, MaxAge: time.Hour, RememberDevice: time.Nanosecond},
+		"full": {MFA: "required", Factors: []storage.FactorKind{"totp"}, MaxAge: time.Hour, RememberDevice: time.Nanosecond},
 	} {
 		if err := s.CreateClient(ctx, &storage.Client{ID: id, Policy: p}); err != nil {
 			t.Fatalf("CreateClient: %v", err)

@@ -13,7 +13,7 @@ const userCols = `id, email, name, password_hash, disabled, type, groups, mfa_gr
 func scanUser(sc scanner) (*storage.User, error) {
 	var u storage.User
 	err := sc.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.Disabled, &u.Type,
-		listCol{&u.Groups}, timeCol{&u.MFAGraceStarted}, &u.MFAGraceLogins,
+		listCol[string]{&u.Groups}, timeCol{&u.MFAGraceStarted}, &u.MFAGraceLogins,
 		timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt})
 	if err != nil {
 		return nil, err
