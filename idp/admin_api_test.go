@@ -329,6 +329,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		{"/api/v1/admin/clients", []string{"get", "post"}},
 		{"/api/v1/admin/clients/{id}", []string{"get"}},
 		{"/api/v1/admin/clients/{id}/policy", []string{"put"}},
+		{"/api/v1/admin/resources", []string{"get", "post", "delete"}},
 		{"/api/v1/admin/policies/types", []string{"get"}},
 		{"/api/v1/admin/policies/types/{type}", []string{"get", "put"}},
 		{"/api/v1/admin/audit", []string{"get"}},

@@ -69,6 +69,9 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		{"POST /api/v1/admin/clients", api.createClient},
 		{"GET /api/v1/admin/clients/{id}", api.getClient},
 		{"PUT /api/v1/admin/clients/{id}/policy", api.setClientPolicy},
+		{"GET /api/v1/admin/resources", api.listResources},
+		{"POST /api/v1/admin/resources", api.createResource},
+		{"DELETE /api/v1/admin/resources", api.deleteResource},
 		{"GET /api/v1/admin/policies/types", api.listTypePolicies},
 		{"GET /api/v1/admin/policies/types/{type}", api.getTypePolicy},
 		{"PUT /api/v1/admin/policies/types/{type}", api.setTypePolicy},
@@ -486,6 +489,56 @@ func (api *adminAPI) setClientPolicy(w http.ResponseWriter, r *http.Request, act
 		return
 	}
 	writeJSON(w, http.StatusOK, admin.ToPolicyView(*p))
+}
+
+func (api *adminAPI) listResources(w http.ResponseWriter, r *http.Request, _ string) {
+	rs, err := api.admin.ListResources(r.Context())
+	if err != nil {
+		api.fail(w, r, err)
+		return
+	}
+	out := make([]admin.ResourceView, 0, len(rs))
+	for i := range rs {
+		out = append(out, admin.ToResourceView(&rs[i]))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"resources": out})
+}
+
+type adminNewResource struct {
+	URI            string   `json:"uri"`
+	Name           string   `json:"name"`
+	AllowedClients []string `json:"allowed_clients"`
+	RequiredScopes []string `json:"required_scopes"`
+}
+
+func (api *adminAPI) createResource(w http.ResponseWriter, r *http.Request, actor string) {
+	var req adminNewResource
+	if !decodeRequired(w, r, &req) {
+		return
+	}
+	res, err := api.admin.CreateResource(r.Context(), actor, admin.NewResource{
+		URI: req.URI, Name: req.Name, AllowedClients: req.AllowedClients, RequiredScopes: req.RequiredScopes,
+	})
+	if err != nil {
+		api.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, admin.ToResourceView(res))
+}
+
+// deleteResource takes the URI as the query parameter uri: a URI does not fit in a path
+// segment.
+func (api *adminAPI) deleteResource(w http.ResponseWriter, r *http.Request, actor string) {
+	uri := r.URL.Query().Get("uri")
+	if uri == "" {
+		writeAPIError(w, http.StatusBadRequest, "invalid_request", "the query parameter uri is required")
+		return
+	}
+	if err := api.admin.DeleteResource(r.Context(), actor, uri); err != nil {
+		api.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deleted": uri})
 }
 
 type adminTypePolicyView struct {

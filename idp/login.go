@@ -127,7 +127,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, f *flowFacts) {
 // failRequest sends an OAuth error back to the relying party's redirect URI.
 func (s *Server) failRequest(w http.ResponseWriter, r *http.Request, ar *storage.AuthRequest, e *oidc.Error) {
 	_ = s.store.DeleteAuthRequest(r.Context(), ar.ID)
-	op.AuthRequestError(w, r, authRequest{ar}, e, s.provider)
+	op.AuthRequestError(w, r, authRequest{r: ar}, e, s.provider)
 }
 
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {

@@ -65,6 +65,7 @@ type paramLimit struct {
 //   - redirect_uri 2 KiB: compared exactly with a registered URI.
 //   - code_challenge 43–128: RFC 7636 4.1 and 4.2 (S256 gives exactly 43).
 //   - claims 4 KiB: a JSON object naming claims (OIDC Core 5.5).
+//   - resource 2 KiB: a URI compared exactly with a registered one (RFC 8707).
 var authorizeParamLimits = []paramLimit{
 	{name: "client_id", max: 256},
 	{name: "redirect_uri", max: 2048},
@@ -81,6 +82,7 @@ var authorizeParamLimits = []paramLimit{
 	{name: "id_token_hint", max: 8192},
 	{name: "acr_values", max: 512},
 	{name: "claims", max: 4096},
+	{name: "resource", max: 2048},
 	{name: "code_challenge", min: 43, max: 128},
 	{name: "code_challenge_method", max: 16},
 }

@@ -9,15 +9,19 @@ import (
 	"github.com/openidp/idp/storage"
 )
 
-// authRequest adapts a stored AuthRequest to op.AuthRequest.
-type authRequest struct{ r *storage.AuthRequest }
+// authRequest adapts a stored AuthRequest to op.AuthRequest. aud is set on the request
+// of a code exchange (resourceAudience).
+type authRequest struct {
+	r   *storage.AuthRequest
+	aud *resourceAudience
+}
 
 var _ op.AuthRequest = authRequest{}
 
 func (a authRequest) GetID() string                      { return a.r.ID }
 func (a authRequest) GetACR() string                     { return a.r.Login.ACR }
 func (a authRequest) GetAMR() []string                   { return a.r.Login.AMR }
-func (a authRequest) GetAudience() []string              { return []string{a.r.ClientID} }
+func (a authRequest) GetAudience() []string              { return a.aud.or([]string{a.r.ClientID}) }
 func (a authRequest) GetAuthTime() time.Time             { return a.r.Login.AuthTime }
 func (a authRequest) GetClientID() string                { return a.r.ClientID }
 func (a authRequest) GetNonce() string                   { return a.r.Nonce }
@@ -39,12 +43,13 @@ func (a authRequest) GetCodeChallenge() *oidc.CodeChallenge {
 type refreshRequest struct {
 	rt     *storage.RefreshToken
 	scopes []string
+	aud    resourceAudience
 }
 
 var _ op.RefreshTokenRequest = (*refreshRequest)(nil)
 
 func (r *refreshRequest) GetAMR() []string                 { return r.rt.AMR }
-func (r *refreshRequest) GetAudience() []string            { return r.rt.Audience }
+func (r *refreshRequest) GetAudience() []string            { return r.aud.or(r.rt.Audience) }
 func (r *refreshRequest) GetAuthTime() time.Time           { return r.rt.AuthTime }
 func (r *refreshRequest) GetClientID() string              { return r.rt.ClientID }
 func (r *refreshRequest) GetScopes() []string              { return r.scopes }
@@ -56,10 +61,11 @@ func (r *refreshRequest) SetCurrentScopes(scopes []string) { r.scopes = scopes }
 type clientCredentialsRequest struct {
 	clientID string
 	scopes   []string
+	aud      resourceAudience
 }
 
 func (c *clientCredentialsRequest) GetSubject() string    { return c.clientID }
-func (c *clientCredentialsRequest) GetAudience() []string { return []string{c.clientID} }
+func (c *clientCredentialsRequest) GetAudience() []string { return c.aud.or([]string{c.clientID}) }
 func (c *clientCredentialsRequest) GetScopes() []string   { return c.scopes }
 
 // client adapts a stored Client to op.Client.

@@ -81,6 +81,11 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 			return nil, oidc.ErrInvalidRequest().WithDescription("%s", err.Error())
 		}
 	}
+	// RFC 8707 §2: an invalid resource is answered with invalid_target, redirected.
+	resources, err := s.checkResources(ctx, req.ClientID, requestedResources(ctx), req.Scopes)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
 	ar := &storage.AuthRequest{
 		ID:                  secret.NewID(),
@@ -98,6 +103,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		CodeChallenge:       req.CodeChallenge,
 		CodeChallengeMethod: string(req.CodeChallengeMethod),
 		HintUserID:          hintUserID,
+		Resources:           resources,
 		CreatedAt:           now,
 		ExpiresAt:           now.Add(s.authReqTTL),
 	}
@@ -114,7 +120,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
 		return nil, fmt.Errorf("create auth request: %w", err)
 	}
-	return authRequest{ar}, nil
+	return authRequest{r: ar}, nil
 }
 
 func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
@@ -125,7 +131,7 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequ
 	if s.now().After(ar.ExpiresAt) {
 		return nil, errors.New("auth request expired")
 	}
-	return authRequest{ar}, nil
+	return authRequest{r: ar}, nil
 }
 
 // AuthRequestByCode redeems the code: the conditional update in storage guarantees that
@@ -147,7 +153,7 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	if !ar.Login.Done {
 		return nil, errors.New("auth request not completed")
 	}
-	return authRequest{ar}, nil
+	return authRequest{r: ar, aud: &resourceAudience{}}, nil
 }
 
 // revokeReplayedCode revokes the tokens issued with the redeemed code codeHash (or, if
@@ -190,6 +196,7 @@ func (s *opStorage) DeleteAuthRequest(ctx context.Context, id string) error {
 type tokenGrant struct {
 	clientID, userID, sessionID string
 	audience, scopes, amr       []string
+	resources                   []string // RFC 8707 resources the grant was authorized for
 	authTime                    time.Time
 	acr                         string
 }
@@ -198,12 +205,13 @@ func (s *opStorage) grantOf(ctx context.Context, req op.TokenRequest) (tokenGran
 	switch r := req.(type) {
 	case authRequest:
 		return tokenGrant{clientID: r.r.ClientID, userID: r.r.Login.UserID, sessionID: r.r.Login.SessionID,
-			audience: r.GetAudience(), scopes: r.r.Scopes, amr: r.r.Login.AMR, authTime: r.r.Login.AuthTime, acr: r.r.Login.ACR}, nil
+			audience: []string{r.r.ClientID}, scopes: r.r.Scopes, resources: r.r.Resources, amr: r.r.Login.AMR, authTime: r.r.Login.AuthTime,
+			acr: r.r.Login.ACR}, nil
 	case *refreshRequest:
 		return tokenGrant{clientID: r.rt.ClientID, userID: r.rt.UserID, sessionID: r.rt.SessionID,
-			audience: r.rt.Audience, scopes: r.scopes, amr: r.rt.AMR, authTime: r.rt.AuthTime, acr: r.rt.ACR}, nil
+			audience: r.rt.Audience, scopes: r.scopes, resources: r.rt.Resources, amr: r.rt.AMR, authTime: r.rt.AuthTime, acr: r.rt.ACR}, nil
 	case *clientCredentialsRequest:
-		return tokenGrant{clientID: r.clientID, audience: r.GetAudience(), scopes: r.scopes}, nil
+		return tokenGrant{clientID: r.clientID, audience: []string{r.clientID}, scopes: r.scopes}, nil
 	default:
 		return tokenGrant{}, fmt.Errorf("unexpected token request type %T", req)
 	}
@@ -239,10 +247,11 @@ func (s *opStorage) loadClient(ctx context.Context, id string) (*client, error) 
 	return &client{c: c, issuer: s.issuer}, nil
 }
 
-func (s *opStorage) newAccessToken(g tokenGrant, c *client, familyID string) *storage.AccessToken {
+// newAccessToken is the record of an access token for grant g whose audience is aud.
+func (s *opStorage) newAccessToken(g tokenGrant, c *client, familyID string, aud []string) *storage.AccessToken {
 	now := s.now()
 	return &storage.AccessToken{
-		ID: secret.NewID(), ClientID: g.clientID, UserID: g.userID, Audience: g.audience, Scopes: g.scopes,
+		ID: secret.NewID(), ClientID: g.clientID, UserID: g.userID, Audience: aud, Scopes: g.scopes,
 		AuthTime: g.authTime, AMR: g.amr, ACR: g.acr, SessionID: g.sessionID, FamilyID: familyID,
 		CreatedAt: now, ExpiresAt: now.Add(c.accessTokenLifetime()),
 	}
@@ -257,7 +266,11 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("load client: %w", err)
 	}
-	at := s.newAccessToken(g, c, "")
+	aud, err := s.accessAudience(ctx, g)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	at := s.newAccessToken(g, c, "", aud)
 	if ar, isCode := req.(authRequest); isCode {
 		if err := s.issueCodeTokens(ctx, ar, at, nil); err != nil {
 			return "", time.Time{}, err
@@ -265,8 +278,9 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 	} else if err := s.store.CreateAccessToken(ctx, at); err != nil {
 		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
 	}
+	announceAudience(req, c, aud)
 	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
-		Reason: "access token, scopes " + strings.Join(g.scopes, " ")})
+		Reason: "access token, scopes " + strings.Join(g.scopes, " ") + resourcesNote(aud, g.clientID)})
 	return at.ID, at.ExpiresAt, nil
 }
 
@@ -279,17 +293,21 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if err != nil {
 		return "", "", time.Time{}, fmt.Errorf("load client: %w", err)
 	}
+	aud, err := s.accessAudience(ctx, g)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
 	now := s.now()
 	value := "rt_" + secret.Token(32)
 	next := &storage.RefreshToken{
 		ID: secret.NewID(), TokenHash: secret.Hash(value), ClientID: g.clientID, UserID: g.userID,
 		Audience: g.audience, Scopes: g.scopes, AuthTime: g.authTime, AMR: g.amr, ACR: g.acr,
-		SessionID: g.sessionID, CreatedAt: now, ExpiresAt: now.Add(c.refreshTokenLifetime()),
+		SessionID: g.sessionID, Resources: g.resources, CreatedAt: now, ExpiresAt: now.Add(c.refreshTokenLifetime()),
 	}
 	rr, isRefresh := req.(*refreshRequest)
 	if current == "" || !isRefresh {
 		next.FamilyID = secret.NewID()
-		at := s.newAccessToken(g, c, next.FamilyID)
+		at := s.newAccessToken(g, c, next.FamilyID, aud)
 		if ar, isCode := req.(authRequest); isCode {
 			if err := s.issueCodeTokens(ctx, ar, at, next); err != nil {
 				return "", "", time.Time{}, err
@@ -297,12 +315,13 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		} else if err := s.store.CreateRefreshToken(ctx, next, at); err != nil {
 			return "", "", time.Time{}, fmt.Errorf("store refresh token: %w", err)
 		}
+		announceAudience(req, c, aud)
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
-			Reason: "access and refresh token, scopes " + strings.Join(g.scopes, " ")})
+			Reason: "access and refresh token, scopes " + strings.Join(g.scopes, " ") + resourcesNote(aud, g.clientID)})
 		return at.ID, value, at.ExpiresAt, nil
 	}
 	next.FamilyID = rr.rt.FamilyID
-	at := s.newAccessToken(g, c, next.FamilyID)
+	at := s.newAccessToken(g, c, next.FamilyID, aud)
 	err = s.store.RotateRefreshToken(ctx, rr.rt.ID, now, next, at)
 	if errors.Is(err, storage.ErrConflict) {
 		// Lost the race against another redemption of the same token: that is reuse.
@@ -312,8 +331,9 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if err != nil {
 		return "", "", time.Time{}, fmt.Errorf("rotate refresh token: %w", err)
 	}
+	announceAudience(req, c, aud)
 	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenRefresh, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
-		Reason: "refresh token rotated"})
+		Reason: "refresh token rotated" + resourcesNote(aud, g.clientID)})
 	return at.ID, value, at.ExpiresAt, nil
 }
 
@@ -660,7 +680,11 @@ func (s *opStorage) GetPrivateClaimsFromScopes(context.Context, string, string, 
 
 // GetPrivateClaimsFromRequest adds scope, and for user tokens amr/acr/auth_time/sid, to
 // JWT access tokens so resource servers can decide offline.
+//
+// op.CreateJWT calls it after it has read the token's audience: from here on the request
+// answers GetAudience for the ID token (resourceAudience).
 func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
+	withdrawAudience(req)
 	g, err := s.grantOf(ctx, req)
 	if err != nil {
 		return nil, err
@@ -693,6 +717,7 @@ func (s *opStorage) Health(ctx context.Context) error { return s.store.Ping(ctx)
 type reqState struct {
 	signingAlg string
 	claims     string                     // the claims parameter of an authorization request
+	resources  []string                   // the resource parameters (RFC 8707) of /authorize or /token
 	clients    map[string]*storage.Client // clients read during this request
 }
 

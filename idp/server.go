@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rs/cors"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
@@ -372,8 +373,19 @@ func (s *Server) opInterceptor(next http.Handler) http.Handler {
 			if !s.checkAuthorize(w, r) {
 				return
 			}
-			// op does not parse the claims parameter; keep it for CreateAuthRequest.
+			// op parses neither the claims nor the resource parameter (RFC 8707); keep
+			// them for CreateAuthRequest.
 			st.claims = r.Form.Get("claims")
+			st.resources = r.Form["resource"]
+		}
+		if strings.HasSuffix(r.URL.Path, s.provider.TokenEndpoint().Relative()) && r.Method == http.MethodPost {
+			// RFC 8707 §2.2: the resource parameters of a token request, for storage's
+			// Create*Token. op parses the same form again (a no-op once parsed).
+			if err := r.ParseForm(); err != nil {
+				op.RequestError(w, r, oidc.ErrInvalidRequest().WithDescription("the request could not be parsed"), s.logger)
+				return
+			}
+			st.resources = r.Form["resource"]
 		}
 		if strings.HasSuffix(r.URL.Path, "/authorize/callback") && !s.callbackBound(r) {
 			s.renderError(w, r, http.StatusForbidden, "Sign-in not completed",

@@ -40,6 +40,7 @@ type Storage interface {
 	SecretStore
 	PolicyStore
 	DeviceStore
+	ResourceStore
 
 	// Migrate applies the embedded migrations not yet applied and returns how many it
 	// applied. Safe to run from several processes at once.
@@ -162,8 +163,11 @@ type AuthRequest struct {
 	CodeChallenge       string
 	CodeChallengeMethod string
 	HintUserID          string // sub of a valid id_token_hint
-	CreatedAt           time.Time
-	ExpiresAt           time.Time
+	// Resources are the resource indicators (RFC 8707) the request was authorized for,
+	// in the order requested; empty when it named none.
+	Resources []string
+	CreatedAt time.Time
+	ExpiresAt time.Time
 
 	Login AuthLogin
 
@@ -345,6 +349,9 @@ type RefreshToken struct {
 	AMR       []string
 	ACR       string
 	SessionID string
+	// Resources are the resource indicators (RFC 8707) its grant was authorized for; the
+	// access tokens it mints are for some or all of them. Empty when the grant named none.
+	Resources []string
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	RotatedAt time.Time // zero while current
@@ -685,4 +692,32 @@ type DeviceStore interface {
 	DeleteDevice(ctx context.Context, userID, id string) error
 	// DeleteUserDevices removes every device of a user and returns how many went.
 	DeleteUserDevices(ctx context.Context, userID string) (int64, error)
+}
+
+// Resource is a protected resource registered for resource indicators (RFC 8707): a
+// client that names its URI when it asks for a token gets an access token whose
+// audience is that resource.
+type Resource struct {
+	// URI identifies the resource: an absolute URI without a fragment (RFC 8707 §2),
+	// compared exactly.
+	URI  string
+	Name string
+	// AllowedClients are the client ids that may obtain tokens for the resource. The
+	// list is explicit: empty means no client may.
+	AllowedClients []string
+	// RequiredScopes must all be among the scopes of a token issued for the resource.
+	RequiredScopes []string
+	CreatedAt      time.Time
+}
+
+// ResourceStore persists registered resources.
+type ResourceStore interface {
+	// CreateResource inserts r; ErrAlreadyExists when the URI is taken.
+	CreateResource(ctx context.Context, r *Resource) error
+	// GetResource returns the resource with that URI, or ErrNotFound.
+	GetResource(ctx context.Context, uri string) (*Resource, error)
+	// ListResources returns every resource ordered by creation time.
+	ListResources(ctx context.Context) ([]Resource, error)
+	// DeleteResource removes the resource; ErrNotFound when missing.
+	DeleteResource(ctx context.Context, uri string) error
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/openidp/idp/storage"
 )
 
-// Store is the storage operator actions change: people, clients, policies and secrets,
+// Store is the storage operator actions change: people, clients, resources, policies and secrets,
 // and what a reset or re-encryption touches (factors, sessions, tokens, devices, attempt
 // counters, signing keys). The audit trail is written through Audit, never here.
 type Store interface {
@@ -25,6 +25,7 @@ type Store interface {
 	storage.AttemptStore
 	storage.KeyStore
 	storage.SecretStore
+	storage.ResourceStore
 }
 
 // Admin holds the operator actions shared by the CLI and the admin API. Every change it

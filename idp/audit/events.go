@@ -80,10 +80,14 @@ const (
 	EventAdminClientCreate = "admin.client.create"
 	EventAdminClientUpdate = "admin.client.update"
 	EventAdminClientDelete = "admin.client.delete"
-	EventAdminKeyRotate    = "admin.keys.rotate"
-	EventAdminPolicySet    = "admin.policy.set"
-	EventAdminSessionsEnd  = "admin.user.sessions.end"
-	EventAdminMFAReset     = "admin.mfa.reset"
+	// EventAdminResourceCreate and EventAdminResourceDelete: a resource (RFC 8707) is
+	// registered or removed; the reason gives its URI.
+	EventAdminResourceCreate = "admin.resource.create"
+	EventAdminResourceDelete = "admin.resource.delete"
+	EventAdminKeyRotate      = "admin.keys.rotate"
+	EventAdminPolicySet      = "admin.policy.set"
+	EventAdminSessionsEnd    = "admin.user.sessions.end"
+	EventAdminMFAReset       = "admin.mfa.reset"
 	// EventAdminPassword: a password set by an operator.
 	EventAdminPassword = "admin.user.password"
 	// EventAdminReencrypt: an encryption-key rotation (every secret at rest re-sealed).

@@ -59,6 +59,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"MFAPolicyRoundTrip", testMFAPolicyRoundTrip},
 		{"Devices", testDevices},
 		{"DeleteExpiredDevices", testDeleteExpiredDevices},
+		{"Resources", testResources},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

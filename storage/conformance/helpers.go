@@ -189,6 +189,7 @@ func newAuthRequest(id string, now time.Time) *storage.AuthRequest {
 		CodeChallenge:       "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
 		CodeChallengeMethod: "S256",
 		HintUserID:          "user-1",
+		Resources:           []string{"https://api.example/", "urn:example:billing"},
 		CreatedAt:           now,
 		ExpiresAt:           now.Add(10 * time.Minute),
 		Login: storage.AuthLogin{
@@ -252,6 +253,7 @@ func newRefreshToken(id, userID, familyID string, now time.Time) *storage.Refres
 		AMR:       []string{"pwd"},
 		ACR:       "urn:acr:password",
 		SessionID: "session-1",
+		Resources: []string{"https://api.example/"},
 		CreatedAt: now,
 		ExpiresAt: now.Add(30 * 24 * time.Hour),
 	}

@@ -11,7 +11,7 @@ const authRequestCols = `id, client_id, redirect_uri, state, nonce, scopes, resp
 	response_mode, prompt, max_age, acr_values, login_hint, ui_locales, code_challenge,
 	code_challenge_method, hint_user_id, created_at, expires_at,
 	login_user_id, login_session_id, login_auth_time, login_amr, login_acr, login_done,
-	code_hash, code_expires_at, essential_acr, login_grace`
+	code_hash, code_expires_at, essential_acr, login_grace, resources`
 
 func scanAuthRequest(row scanner) (*storage.AuthRequest, error) {
 	var r storage.AuthRequest
@@ -19,7 +19,7 @@ func scanAuthRequest(row scanner) (*storage.AuthRequest, error) {
 		&r.ResponseMode, &r.Prompt, &r.MaxAge, &r.ACRValues, &r.LoginHint, &r.UILocales, &r.CodeChallenge,
 		&r.CodeChallengeMethod, &r.HintUserID, scanTS(&r.CreatedAt), scanTS(&r.ExpiresAt),
 		&r.Login.UserID, &r.Login.SessionID, scanTS(&r.Login.AuthTime), &r.Login.AMR, &r.Login.ACR, &r.Login.Done,
-		&r.CodeHash, scanTS(&r.CodeExpiresAt), &r.EssentialACR, &r.Login.Grace)
+		&r.CodeHash, scanTS(&r.CodeExpiresAt), &r.EssentialACR, &r.Login.Grace, &r.Resources)
 	if err != nil {
 		return nil, err
 	}
@@ -31,12 +31,12 @@ func scanAuthRequest(row scanner) (*storage.AuthRequest, error) {
 func (s *Store) CreateAuthRequest(ctx context.Context, r *storage.AuthRequest) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO auth_requests (`+authRequestCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-			$19, $20, $21, $22, $23, $24, $25, $26, $27, $28)`,
+			$19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)`,
 		r.ID, r.ClientID, r.RedirectURI, r.State, r.Nonce, r.Scopes, r.ResponseType,
 		r.ResponseMode, r.Prompt, r.MaxAge, r.ACRValues, r.LoginHint, r.UILocales, r.CodeChallenge,
 		r.CodeChallengeMethod, r.HintUserID, ts(r.CreatedAt), ts(r.ExpiresAt),
 		r.Login.UserID, r.Login.SessionID, ts(r.Login.AuthTime), r.Login.AMR, r.Login.ACR, r.Login.Done,
-		r.CodeHash, ts(r.CodeExpiresAt), r.EssentialACR, r.Login.Grace)
+		r.CodeHash, ts(r.CodeExpiresAt), r.EssentialACR, r.Login.Grace, r.Resources)
 	return wrapErr("create auth request", err)
 }
 

@@ -21,7 +21,7 @@ const accessTokenCols = `id, client_id, user_id, audience, scopes, auth_time, am
 	session_id, family_id, created_at, expires_at`
 
 const refreshTokenCols = `id, token_hash, family_id, client_id, user_id, audience, scopes,
-	auth_time, amr, acr, session_id, created_at, expires_at, rotated_at, revoked_at`
+	auth_time, amr, acr, session_id, created_at, expires_at, rotated_at, revoked_at, resources`
 
 func insertAccessToken(ctx context.Context, db execer, at *storage.AccessToken) error {
 	_, err := db.Exec(ctx, `INSERT INTO access_tokens (`+accessTokenCols+`)
@@ -33,10 +33,10 @@ func insertAccessToken(ctx context.Context, db execer, at *storage.AccessToken) 
 
 func insertRefreshToken(ctx context.Context, db execer, rt *storage.RefreshToken) error {
 	_, err := db.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshTokenCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		rt.ID, rt.TokenHash, rt.FamilyID, rt.ClientID, rt.UserID, rt.Audience, rt.Scopes,
 		ts(rt.AuthTime), rt.AMR, rt.ACR, rt.SessionID, ts(rt.CreatedAt), ts(rt.ExpiresAt),
-		ts(rt.RotatedAt), ts(rt.RevokedAt))
+		ts(rt.RotatedAt), ts(rt.RevokedAt), rt.Resources)
 	return wrapErr("create refresh token", err)
 }
 
@@ -44,7 +44,7 @@ func scanRefreshToken(row scanner) (*storage.RefreshToken, error) {
 	var rt storage.RefreshToken
 	err := row.Scan(&rt.ID, &rt.TokenHash, &rt.FamilyID, &rt.ClientID, &rt.UserID, &rt.Audience, &rt.Scopes,
 		scanTS(&rt.AuthTime), &rt.AMR, &rt.ACR, &rt.SessionID, scanTS(&rt.CreatedAt), scanTS(&rt.ExpiresAt),
-		scanTS(&rt.RotatedAt), scanTS(&rt.RevokedAt))
+		scanTS(&rt.RotatedAt), scanTS(&rt.RevokedAt), &rt.Resources)
 	if err != nil {
 		return nil, err
 	}

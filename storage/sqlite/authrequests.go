@@ -12,7 +12,7 @@ const authRequestCols = `id, client_id, redirect_uri, state, nonce, scopes, resp
 	response_mode, prompt, max_age, acr_values, login_hint, ui_locales, code_challenge,
 	code_challenge_method, hint_user_id, created_at, expires_at, login_user_id,
 	login_session_id, login_auth_time, login_amr, login_acr, login_done, code_hash,
-	code_expires_at, essential_acr, login_grace`
+	code_expires_at, essential_acr, login_grace, resources`
 
 func scanAuthRequest(sc scanner) (*storage.AuthRequest, error) {
 	var r storage.AuthRequest
@@ -21,7 +21,8 @@ func scanAuthRequest(sc scanner) (*storage.AuthRequest, error) {
 		&r.LoginHint, listCol[string]{&r.UILocales}, &r.CodeChallenge, &r.CodeChallengeMethod,
 		&r.HintUserID, timeCol{&r.CreatedAt}, timeCol{&r.ExpiresAt}, &r.Login.UserID,
 		&r.Login.SessionID, timeCol{&r.Login.AuthTime}, listCol[string]{&r.Login.AMR}, &r.Login.ACR,
-		&r.Login.Done, &r.CodeHash, timeCol{&r.CodeExpiresAt}, listCol[string]{&r.EssentialACR}, &r.Login.Grace)
+		&r.Login.Done, &r.CodeHash, timeCol{&r.CodeExpiresAt}, listCol[string]{&r.EssentialACR}, &r.Login.Grace,
+		listCol[string]{&r.Resources})
 	if err != nil {
 		return nil, err
 	}
@@ -35,13 +36,13 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r *storage.AuthRequest) e
 		maxAge = *r.MaxAge
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO auth_requests (`+authRequestCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.ClientID, r.RedirectURI, r.State, r.Nonce, list(r.Scopes), r.ResponseType,
 		r.ResponseMode, list(r.Prompt), maxAge, list(r.ACRValues), r.LoginHint,
 		list(r.UILocales), r.CodeChallenge, r.CodeChallengeMethod, r.HintUserID,
 		ts(r.CreatedAt), ts(r.ExpiresAt), r.Login.UserID, r.Login.SessionID,
 		ts(r.Login.AuthTime), list(r.Login.AMR), r.Login.ACR, r.Login.Done, r.CodeHash,
-		ts(r.CodeExpiresAt), list(r.EssentialACR), r.Login.Grace)
+		ts(r.CodeExpiresAt), list(r.EssentialACR), r.Login.Grace, list(r.Resources))
 	return wrap("create auth request", err)
 }
 

@@ -12,7 +12,7 @@ const accessTokenCols = `id, client_id, user_id, audience, scopes, auth_time, am
 	session_id, family_id, created_at, expires_at`
 
 const refreshTokenCols = `id, token_hash, family_id, client_id, user_id, audience, scopes,
-	auth_time, amr, acr, session_id, created_at, expires_at, rotated_at, revoked_at`
+	auth_time, amr, acr, session_id, created_at, expires_at, rotated_at, revoked_at, resources`
 
 // execer is the ExecContext method shared by *sql.DB and *sql.Tx.
 type execer interface {
@@ -29,10 +29,10 @@ func insertAccessToken(ctx context.Context, e execer, at *storage.AccessToken) e
 
 func insertRefreshToken(ctx context.Context, e execer, rt *storage.RefreshToken) error {
 	_, err := e.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshTokenCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		rt.ID, rt.TokenHash, rt.FamilyID, rt.ClientID, rt.UserID, list(rt.Audience),
 		list(rt.Scopes), ts(rt.AuthTime), list(rt.AMR), rt.ACR, rt.SessionID,
-		ts(rt.CreatedAt), ts(rt.ExpiresAt), ts(rt.RotatedAt), ts(rt.RevokedAt))
+		ts(rt.CreatedAt), ts(rt.ExpiresAt), ts(rt.RotatedAt), ts(rt.RevokedAt), list(rt.Resources))
 	return err
 }
 
@@ -52,7 +52,7 @@ func scanRefreshToken(sc scanner) (*storage.RefreshToken, error) {
 	err := sc.Scan(&rt.ID, &rt.TokenHash, &rt.FamilyID, &rt.ClientID, &rt.UserID,
 		listCol[string]{&rt.Audience}, listCol[string]{&rt.Scopes}, timeCol{&rt.AuthTime}, listCol[string]{&rt.AMR},
 		&rt.ACR, &rt.SessionID, timeCol{&rt.CreatedAt}, timeCol{&rt.ExpiresAt},
-		timeCol{&rt.RotatedAt}, timeCol{&rt.RevokedAt})
+		timeCol{&rt.RotatedAt}, timeCol{&rt.RevokedAt}, listCol[string]{&rt.Resources})
 	if err != nil {
 		return nil, err
 	}
