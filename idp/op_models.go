@@ -104,12 +104,14 @@ func (c *client) GrantTypes() []oidc.GrantType {
 
 func (c *client) LoginURL(id string) string { return c.issuer + "/login?id=" + id }
 
-func (c *client) AccessTokenType() op.AccessTokenType {
-	if c.c.AccessTokenFormat == "opaque" {
-		return op.AccessTokenTypeBearer
-	}
-	return op.AccessTokenTypeJWT
-}
+// AccessTokenType is always bearer: op then hands the token value to tokenCrypto, which
+// returns the RFC 9068 JWT opStorage minted for clients that get JWT access tokens
+// (jwtAccessTokens; op_access_token.go), and an encrypted opaque token otherwise.
+func (c *client) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeBearer }
+
+// jwtAccessTokens reports whether the client gets JWT access tokens (the default) rather
+// than opaque ones.
+func (c *client) jwtAccessTokens() bool { return c.c.AccessTokenFormat != "opaque" }
 
 func (c *client) IDTokenLifetime() time.Duration {
 	if c.c.IDTokenLifetime > 0 {

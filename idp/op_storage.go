@@ -32,6 +32,9 @@ type opStorage struct {
 	authReqTTL time.Duration
 	codeTTL    time.Duration
 	logoutKey  [32]byte // signs logout confirmation redirects
+	// minted holds the JWT access tokens minted for op until it takes them through
+	// tokenCrypto (op_access_token.go).
+	minted *accessTokenJWTs
 	// endSession is Server.endSession: it deletes the session, audits it and sends
 	// back-channel logout.
 	endSession func(ctx context.Context, sess *storage.Session, reason string) error
@@ -41,7 +44,6 @@ var (
 	_ op.Storage                        = (*opStorage)(nil)
 	_ op.ClientCredentialsStorage       = (*opStorage)(nil)
 	_ op.CanSetUserinfoFromRequest      = (*opStorage)(nil)
-	_ op.CanGetPrivateClaimsFromRequest = (*opStorage)(nil)
 	_ op.CanTerminateSessionFromRequest = (*opStorage)(nil)
 )
 
@@ -258,6 +260,9 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 		return "", time.Time{}, fmt.Errorf("load client: %w", err)
 	}
 	at := s.newAccessToken(g, c, "")
+	if err := s.mintAccessToken(ctx, c, req.GetSubject(), at); err != nil {
+		return "", time.Time{}, err
+	}
 	if ar, isCode := req.(authRequest); isCode {
 		if err := s.issueCodeTokens(ctx, ar, at, nil); err != nil {
 			return "", time.Time{}, err
@@ -290,6 +295,9 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if current == "" || !isRefresh {
 		next.FamilyID = secret.NewID()
 		at := s.newAccessToken(g, c, next.FamilyID)
+		if err := s.mintAccessToken(ctx, c, req.GetSubject(), at); err != nil {
+			return "", "", time.Time{}, err
+		}
 		if ar, isCode := req.(authRequest); isCode {
 			if err := s.issueCodeTokens(ctx, ar, at, next); err != nil {
 				return "", "", time.Time{}, err
@@ -303,6 +311,9 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	}
 	next.FamilyID = rr.rt.FamilyID
 	at := s.newAccessToken(g, c, next.FamilyID)
+	if err := s.mintAccessToken(ctx, c, req.GetSubject(), at); err != nil {
+		return "", "", time.Time{}, err
+	}
 	err = s.store.RotateRefreshToken(ctx, rr.rt.ID, now, next, at)
 	if errors.Is(err, storage.ErrConflict) {
 		// Lost the race against another redemption of the same token: that is reuse.
@@ -654,29 +665,10 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	return nil
 }
 
+// GetPrivateClaimsFromScopes is never called: op builds no JWT access tokens, we do
+// (op_access_token.go).
 func (s *opStorage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
 	return nil, nil
-}
-
-// GetPrivateClaimsFromRequest adds scope, and for user tokens amr/acr/auth_time/sid, to
-// JWT access tokens so resource servers can decide offline.
-func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
-	g, err := s.grantOf(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	claims := map[string]any{"scope": strings.Join(g.scopes, " ")}
-	if g.userID != "" {
-		claims["amr"] = g.amr
-		claims["auth_time"] = g.authTime.Unix()
-		if g.acr != "" {
-			claims["acr"] = g.acr
-		}
-		if g.sessionID != "" {
-			claims["sid"] = g.sessionID
-		}
-	}
-	return claims, nil
 }
 
 func (s *opStorage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
