@@ -95,8 +95,15 @@ func runRelyingPartyFlow(t *testing.T, e *env) {
 	}
 	// Independent check of the signature against the JWKS with go-jose.
 	verifyWithJWKS(t, e, tokens.IDToken, app.ID)
-	// The access token is a JWT a resource server can verify offline.
+	// The access token is a JWT a resource server can verify offline, typed as one
+	// (RFC 9068 §2.1); the ID token keeps typ JWT.
 	atClaims := verifyWithJWKS(t, e, tokens.AccessToken, "")
+	if got, want := jwtTyp(t, tokens.AccessToken), "at+jwt"; got != want {
+		t.Fatalf("access token typ = %q, want %q", got, want)
+	}
+	if got, want := jwtTyp(t, tokens.IDToken), "JWT"; got != want {
+		t.Fatalf("ID token typ = %q, want %q", got, want)
+	}
 	if atClaims["sub"] != user.ID || !strings.Contains(atClaims["scope"].(string), "email") {
 		t.Fatalf("access token claims = %v", atClaims)
 	}
@@ -198,6 +205,9 @@ func runRelyingPartyFlow(t *testing.T, e *env) {
 		t.Fatalf("client_credentials: %+v", cc)
 	}
 	ccClaims := verifyWithJWKS(t, e, cc.AccessToken, "")
+	if got := jwtTyp(t, cc.AccessToken); got != "at+jwt" {
+		t.Fatalf("client_credentials access token typ = %q, want at+jwt", got)
+	}
 	if ccClaims["sub"] != svc.ID || ccClaims["scope"] != "api:read" {
 		t.Fatalf("client_credentials token claims = %v", ccClaims)
 	}
@@ -264,8 +274,12 @@ func verifyWithJWKS(t testing.TB, e *env, token, aud string) map[string]any {
 	if err := parsed.Claims(keys[0].Key, &std, &all); err != nil {
 		t.Fatalf("signature check: %v", err)
 	}
-	// op signs with the real clock, whatever the provider's test clock says.
+	// op signs ID tokens with the real clock, whatever the provider's test clock says;
+	// access tokens (at+jwt, minted by the provider) carry the provider's clock.
 	exp := jwt.Expected{Issuer: e.issuer, Time: time.Now()}
+	if typ, _ := parsed.Headers[0].ExtraHeaders[jose.HeaderType].(string); typ == "at+jwt" {
+		exp.Time = e.clock.Now()
+	}
 	if aud != "" {
 		exp.AnyAudience = jwt.Audience{aud}
 	}
@@ -273,6 +287,17 @@ func verifyWithJWKS(t testing.TB, e *env, token, aud string) map[string]any {
 		t.Fatalf("claims: %v", err)
 	}
 	return all
+}
+
+// jwtTyp returns the typ header of a signed JWT.
+func jwtTyp(t testing.TB, token string) string {
+	t.Helper()
+	parsed, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+	if err != nil {
+		t.Fatalf("parse JWT: %v", err)
+	}
+	typ, _ := parsed.Headers[0].ExtraHeaders[jose.HeaderType].(string)
+	return typ
 }
 
 // introspect calls the introspection endpoint as client c.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/idptest"
+	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/idp/pwhash"
 	"github.com/openidp/idp/storage/seal"
 )
@@ -55,10 +57,16 @@ func TestSigningAlgorithmsAndKeyRotation(t *testing.T) {
 			if err != nil || len(ids) != 2 {
 				t.Fatalf("rotate: %v %v", ids, err)
 			}
+			// The new keys are published but do not sign before the publish delay.
+			pending := loginCode(t, e, b, es, nil)
+			if kid := jwtHeader(t, pending.IDToken).KeyID; kid != oldKid {
+				t.Fatalf("a pending key signed: kid %s, want the old %s", kid, oldKid)
+			}
+			e.clock.Advance(keys.DefaultPublishDelay)
 			after := loginCode(t, e, b, es, nil)
 			newKid := jwtHeader(t, after.IDToken).KeyID
-			if newKid == oldKid {
-				t.Fatal("rotation did not change the signing key")
+			if newKid == oldKid || !slices.Contains(ids, newKid) {
+				t.Fatalf("after the publish delay the signing key is %s, want one of the rotated %v", newKid, ids)
 			}
 			// Tokens signed before the rotation still verify: the old key stays published.
 			verifyWithJWKS(t, e, esTok.IDToken, es.ID)

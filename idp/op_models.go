@@ -9,11 +9,11 @@ import (
 	"github.com/openidp/idp/storage"
 )
 
-// authRequest adapts a stored AuthRequest to op.AuthRequest. aud is set on the request
-// of a code exchange (resourceAudience).
+// authRequest adapts a stored AuthRequest to op.AuthRequest. Its audience is the
+// client's: op reads it for the ID token only, since access tokens are minted by us
+// (op_access_token.go) with the resources of RFC 8707 as their audience.
 type authRequest struct {
-	r   *storage.AuthRequest
-	aud *resourceAudience
+	r *storage.AuthRequest
 }
 
 var _ op.AuthRequest = authRequest{}
@@ -21,7 +21,7 @@ var _ op.AuthRequest = authRequest{}
 func (a authRequest) GetID() string                      { return a.r.ID }
 func (a authRequest) GetACR() string                     { return a.r.Login.ACR }
 func (a authRequest) GetAMR() []string                   { return a.r.Login.AMR }
-func (a authRequest) GetAudience() []string              { return a.aud.or([]string{a.r.ClientID}) }
+func (a authRequest) GetAudience() []string              { return []string{a.r.ClientID} }
 func (a authRequest) GetAuthTime() time.Time             { return a.r.Login.AuthTime }
 func (a authRequest) GetClientID() string                { return a.r.ClientID }
 func (a authRequest) GetNonce() string                   { return a.r.Nonce }
@@ -43,13 +43,12 @@ func (a authRequest) GetCodeChallenge() *oidc.CodeChallenge {
 type refreshRequest struct {
 	rt     *storage.RefreshToken
 	scopes []string
-	aud    resourceAudience
 }
 
 var _ op.RefreshTokenRequest = (*refreshRequest)(nil)
 
 func (r *refreshRequest) GetAMR() []string                 { return r.rt.AMR }
-func (r *refreshRequest) GetAudience() []string            { return r.aud.or(r.rt.Audience) }
+func (r *refreshRequest) GetAudience() []string            { return r.rt.Audience }
 func (r *refreshRequest) GetAuthTime() time.Time           { return r.rt.AuthTime }
 func (r *refreshRequest) GetClientID() string              { return r.rt.ClientID }
 func (r *refreshRequest) GetScopes() []string              { return r.scopes }
@@ -61,11 +60,10 @@ func (r *refreshRequest) SetCurrentScopes(scopes []string) { r.scopes = scopes }
 type clientCredentialsRequest struct {
 	clientID string
 	scopes   []string
-	aud      resourceAudience
 }
 
 func (c *clientCredentialsRequest) GetSubject() string    { return c.clientID }
-func (c *clientCredentialsRequest) GetAudience() []string { return c.aud.or([]string{c.clientID}) }
+func (c *clientCredentialsRequest) GetAudience() []string { return []string{c.clientID} }
 func (c *clientCredentialsRequest) GetScopes() []string   { return c.scopes }
 
 // client adapts a stored Client to op.Client.
@@ -110,12 +108,14 @@ func (c *client) GrantTypes() []oidc.GrantType {
 
 func (c *client) LoginURL(id string) string { return c.issuer + "/login?id=" + id }
 
-func (c *client) AccessTokenType() op.AccessTokenType {
-	if c.c.AccessTokenFormat == "opaque" {
-		return op.AccessTokenTypeBearer
-	}
-	return op.AccessTokenTypeJWT
-}
+// AccessTokenType is always bearer: op then hands the token value to tokenCrypto, which
+// returns the RFC 9068 JWT opStorage minted for clients that get JWT access tokens
+// (jwtAccessTokens; op_access_token.go), and an encrypted opaque token otherwise.
+func (c *client) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeBearer }
+
+// jwtAccessTokens reports whether the client gets JWT access tokens (the default) rather
+// than opaque ones.
+func (c *client) jwtAccessTokens() bool { return c.c.AccessTokenFormat != "opaque" }
 
 func (c *client) IDTokenLifetime() time.Duration {
 	if c.c.IDTokenLifetime > 0 {

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/storage"
@@ -90,50 +89,6 @@ func (s *opStorage) accessAudience(ctx context.Context, g tokenGrant) ([]string,
 		}
 	}
 	return s.checkResources(ctx, g.clientID, requested, g.scopes)
-}
-
-// resourceAudience hands the resources of an access token to op, which reads the
-// GetAudience of one token request twice: for the access token (op.CreateJWT) and then
-// for the ID token (op.CreateIDToken). The ID token stays for the client alone, so the
-// resources are answered only from the moment storage has stored a JWT access token
-// until GetPrivateClaimsFromRequest, which op.CreateJWT calls after it has read the
-// audience. An opaque access token carries no audience: its stored record has it.
-type resourceAudience struct{ resources []string }
-
-// or returns the resources while they are set, else def.
-func (a *resourceAudience) or(def []string) []string {
-	if a != nil && len(a.resources) > 0 {
-		return a.resources
-	}
-	return def
-}
-
-// audienceOf returns the resourceAudience of a token request, or nil.
-func audienceOf(req op.TokenRequest) *resourceAudience {
-	switch r := req.(type) {
-	case authRequest:
-		return r.aud
-	case *refreshRequest:
-		return &r.aud
-	case *clientCredentialsRequest:
-		return &r.aud
-	}
-	return nil
-}
-
-// announceAudience makes the next GetAudience of req answer aud, when the access token
-// of client c is a JWT for resources rather than for the client.
-func announceAudience(req op.TokenRequest, c *client, aud []string) {
-	if a := audienceOf(req); a != nil && c.AccessTokenType() == op.AccessTokenTypeJWT && !slices.Equal(aud, []string{c.c.ID}) {
-		a.resources = aud
-	}
-}
-
-// withdrawAudience makes GetAudience of req answer the client again.
-func withdrawAudience(req op.TokenRequest) {
-	if a := audienceOf(req); a != nil {
-		a.resources = nil
-	}
 }
 
 // resourcesNote is the part of an audit reason that names the resources of a token.

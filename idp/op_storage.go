@@ -32,6 +32,9 @@ type opStorage struct {
 	authReqTTL time.Duration
 	codeTTL    time.Duration
 	logoutKey  [32]byte // signs logout confirmation redirects
+	// minted holds the JWT access tokens minted for op until it takes them through
+	// tokenCrypto (op_access_token.go).
+	minted *accessTokenJWTs
 	// endSession is Server.endSession: it deletes the session, audits it and sends
 	// back-channel logout.
 	endSession func(ctx context.Context, sess *storage.Session, reason string) error
@@ -41,7 +44,6 @@ var (
 	_ op.Storage                        = (*opStorage)(nil)
 	_ op.ClientCredentialsStorage       = (*opStorage)(nil)
 	_ op.CanSetUserinfoFromRequest      = (*opStorage)(nil)
-	_ op.CanGetPrivateClaimsFromRequest = (*opStorage)(nil)
 	_ op.CanTerminateSessionFromRequest = (*opStorage)(nil)
 )
 
@@ -153,7 +155,7 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	if !ar.Login.Done {
 		return nil, errors.New("auth request not completed")
 	}
-	return authRequest{r: ar, aud: &resourceAudience{}}, nil
+	return authRequest{r: ar}, nil
 }
 
 // revokeReplayedCode revokes the tokens issued with the redeemed code codeHash (or, if
@@ -271,6 +273,9 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 		return "", time.Time{}, err
 	}
 	at := s.newAccessToken(g, c, "", aud)
+	if err := s.mintAccessToken(ctx, c, req.GetSubject(), at); err != nil {
+		return "", time.Time{}, err
+	}
 	if ar, isCode := req.(authRequest); isCode {
 		if err := s.issueCodeTokens(ctx, ar, at, nil); err != nil {
 			return "", time.Time{}, err
@@ -278,7 +283,6 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 	} else if err := s.store.CreateAccessToken(ctx, at); err != nil {
 		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
 	}
-	announceAudience(req, c, aud)
 	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
 		Reason: "access token, scopes " + strings.Join(g.scopes, " ") + resourcesNote(aud, g.clientID)})
 	return at.ID, at.ExpiresAt, nil
@@ -308,6 +312,9 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if current == "" || !isRefresh {
 		next.FamilyID = secret.NewID()
 		at := s.newAccessToken(g, c, next.FamilyID, aud)
+		if err := s.mintAccessToken(ctx, c, req.GetSubject(), at); err != nil {
+			return "", "", time.Time{}, err
+		}
 		if ar, isCode := req.(authRequest); isCode {
 			if err := s.issueCodeTokens(ctx, ar, at, next); err != nil {
 				return "", "", time.Time{}, err
@@ -315,13 +322,15 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		} else if err := s.store.CreateRefreshToken(ctx, next, at); err != nil {
 			return "", "", time.Time{}, fmt.Errorf("store refresh token: %w", err)
 		}
-		announceAudience(req, c, aud)
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
 			Reason: "access and refresh token, scopes " + strings.Join(g.scopes, " ") + resourcesNote(aud, g.clientID)})
 		return at.ID, value, at.ExpiresAt, nil
 	}
 	next.FamilyID = rr.rt.FamilyID
 	at := s.newAccessToken(g, c, next.FamilyID, aud)
+	if err := s.mintAccessToken(ctx, c, req.GetSubject(), at); err != nil {
+		return "", "", time.Time{}, err
+	}
 	err = s.store.RotateRefreshToken(ctx, rr.rt.ID, now, next, at)
 	if errors.Is(err, storage.ErrConflict) {
 		// Lost the race against another redemption of the same token: that is reuse.
@@ -331,7 +340,6 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if err != nil {
 		return "", "", time.Time{}, fmt.Errorf("rotate refresh token: %w", err)
 	}
-	announceAudience(req, c, aud)
 	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenRefresh, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
 		Reason: "refresh token rotated" + resourcesNote(aud, g.clientID)})
 	return at.ID, value, at.ExpiresAt, nil
@@ -674,33 +682,10 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	return nil
 }
 
+// GetPrivateClaimsFromScopes is never called: op builds no JWT access tokens, we do
+// (op_access_token.go).
 func (s *opStorage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
 	return nil, nil
-}
-
-// GetPrivateClaimsFromRequest adds scope, and for user tokens amr/acr/auth_time/sid, to
-// JWT access tokens so resource servers can decide offline.
-//
-// op.CreateJWT calls it after it has read the token's audience: from here on the request
-// answers GetAudience for the ID token (resourceAudience).
-func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
-	withdrawAudience(req)
-	g, err := s.grantOf(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	claims := map[string]any{"scope": strings.Join(g.scopes, " ")}
-	if g.userID != "" {
-		claims["amr"] = g.amr
-		claims["auth_time"] = g.authTime.Unix()
-		if g.acr != "" {
-			claims["acr"] = g.acr
-		}
-		if g.sessionID != "" {
-			claims["sid"] = g.sessionID
-		}
-	}
-	return claims, nil
 }
 
 func (s *opStorage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {

@@ -50,7 +50,20 @@ type Config struct {
 	SessionIdle         time.Duration // idle timeout, default 2h
 	AuthRequestLifetime time.Duration // time to finish a login, default 30m
 	CodeLifetime        time.Duration // authorization code lifetime, default 60s
-	KeyRetention        time.Duration // how long a rotated-out key stays in the JWKS, default 24h
+	// KeyRetention is how long a replaced signing key stays in the JWKS after it stopped
+	// signing, default 24h: at least the longest ID-token or access-token lifetime of any
+	// client (admin.RotateKeys refuses a shorter one).
+	KeyRetention time.Duration
+	// KeyPublishDelay is how long a key added by a rotation in this process is published
+	// before it signs, default keys.DefaultPublishDelay (1h); at least JWKSMaxAge.
+	KeyPublishDelay time.Duration
+	// JWKSMaxAge is the Cache-Control max-age of the published key set (/keys), default
+	// DefaultJWKSMaxAge (10m). Rotations must publish new keys at least this long before
+	// they sign (KeyPublishDelay, and `idp keys rotate --key-publish-delay`).
+	JWKSMaxAge time.Duration
+	// DiscoveryMaxAge is the Cache-Control max-age of the discovery document, default
+	// DefaultDiscoveryMaxAge (5m).
+	DiscoveryMaxAge time.Duration
 
 	// LoginLimits bounds failed password attempts; zero fields take the defaults.
 	LoginLimits LoginLimits
@@ -143,7 +156,14 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	withDefault(&cfg.SessionIdle, 2*time.Hour)
 	withDefault(&cfg.AuthRequestLifetime, 30*time.Minute)
 	withDefault(&cfg.CodeLifetime, time.Minute)
-	withDefault(&cfg.KeyRetention, 24*time.Hour)
+	withDefault(&cfg.KeyRetention, keys.DefaultRetention)
+	withDefault(&cfg.KeyPublishDelay, keys.DefaultPublishDelay)
+	withDefault(&cfg.JWKSMaxAge, DefaultJWKSMaxAge)
+	withDefault(&cfg.DiscoveryMaxAge, DefaultDiscoveryMaxAge)
+	if cfg.KeyPublishDelay < cfg.JWKSMaxAge {
+		return nil, fmt.Errorf("config: key publish delay %s is shorter than the JWKS max-age %s: a verifier with a cached key set could meet a key it does not know",
+			cfg.KeyPublishDelay, cfg.JWKSMaxAge)
+	}
 	cfg.LoginLimits.defaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -164,7 +184,7 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	}
 	s := &Server{cfg: cfg, store: store, logger: cfg.Logger, now: cfg.Now, pages: pages, secure: !insecure, clients: clients}
 	s.hashes = newHashGate(cfg.PasswordHashMemory, cfg.PasswordHashQueue, cfg.PasswordHashWait)
-	s.keys = &keys.Manager{Store: store, Sealer: cfg.Sealer, Retention: cfg.KeyRetention, Now: cfg.Now}
+	s.keys = &keys.Manager{Store: store, Sealer: cfg.Sealer, Retention: cfg.KeyRetention, PublishDelay: cfg.KeyPublishDelay, Now: cfg.Now}
 	s.audit = &audit.Auditor{Store: store, Logger: cfg.Logger, Now: cfg.Now, Request: auditRequest}
 	if err := s.keys.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
@@ -184,10 +204,11 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 		return nil, fmt.Errorf("account client: %w", err)
 	}
 	s.setupSessions()
+	minted := &accessTokenJWTs{}
 	s.ops = &opStorage{
 		store: store, keys: s.keys, audit: s.audit, logger: cfg.Logger, issuer: cfg.Issuer, now: cfg.Now,
 		authReqTTL: cfg.AuthRequestLifetime, codeTTL: cfg.CodeLifetime, logoutKey: s.csrfKey,
-		endSession: s.endSession,
+		endSession: s.endSession, minted: minted,
 	}
 	opConfig := &op.Config{
 		CryptoKey:                oidcKey,
@@ -202,6 +223,8 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	}
 	opts := []op.Option{
 		op.WithHttpInterceptors(s.opInterceptor),
+		// Hands op the RFC 9068 access tokens opStorage mints (op_access_token.go).
+		op.WithCrypto(newTokenCrypto(oidcKey, minted)),
 		// Token, userinfo, JWKS and discovery are called with bearer tokens or client
 		// credentials, never cookies: any origin may call them, without credentials.
 		op.WithCORSOptions(&cors.Options{
@@ -274,6 +297,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /logged-out", s.handleLoggedOut)
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /.well-known/openid-configuration", op.NewIssuerInterceptor(s.provider.IssuerFromRequest).HandlerFunc(s.handleDiscovery))
+	// Served here rather than by op, whose routes are no-store: the key set is cacheable.
+	mux.HandleFunc("GET "+s.provider.KeysEndpoint().Relative(), s.handleJWKS)
 	mux.Handle("GET /static/", web.Static())
 	if s.demo != nil {
 		mux.HandleFunc("GET /{$}", s.demo.home)
@@ -292,13 +317,12 @@ func (s *Server) routes() http.Handler {
 var ACRValuesSupported = []string{consent.ACRPassword, consent.ACRMFA, consent.ACRPhishingResistant}
 
 // handleDiscovery serves op's discovery document with what op leaves out:
-// acr_values_supported and the sid claim.
+// acr_values_supported and the sid claim. It is cacheable for DiscoveryMaxAge.
 func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	doc := op.CreateDiscoveryConfig(r.Context(), s.provider, s.ops)
 	doc.ACRValuesSupported = ACRValuesSupported
 	doc.ClaimsSupported = append(doc.ClaimsSupported, "sid", "acr", "amr", "auth_time")
-	w.Header().Set("Access-Control-Allow-Origin", "*")
-	op.Discover(w, doc)
+	s.serveCacheableJSON(w, r, doc, s.cfg.DiscoveryMaxAge)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {

@@ -395,8 +395,20 @@ type SigningKey struct {
 	PrivateSealed []byte // encrypted private key
 	PublicJWK     []byte // public key as JWK JSON
 	CreatedAt     time.Time
-	RetiredAt     time.Time // zero while it signs; set when a newer key takes over
-	ExpiresAt     time.Time // zero while it signs; after it, the key leaves the JWKS
+	// ActivatesAt is when the key starts signing; until then it is only published, so
+	// that verifiers holding a cached key set know it before they meet a token it signed.
+	// Zero means CreatedAt.
+	ActivatesAt time.Time
+	RetiredAt   time.Time // zero while it signs or waits to; from then on a newer key signs
+	ExpiresAt   time.Time // zero until retired; after it, the key leaves the JWKS
+}
+
+// Activation returns when k starts signing: ActivatesAt, or CreatedAt when that is zero.
+func (k *SigningKey) Activation() time.Time {
+	if k.ActivatesAt.IsZero() {
+		return k.CreatedAt
+	}
+	return k.ActivatesAt
 }
 
 // KeyStore persists signing keys.
@@ -406,8 +418,10 @@ type KeyStore interface {
 	// UpdateSigningKeySealed replaces the sealed private key of key id (re-encryption
 	// under a new encryption key); ErrNotFound when missing.
 	UpdateSigningKeySealed(ctx context.Context, id string, sealed []byte) error
-	// AddSigningKey inserts k and, in the same transaction, retires (RetiredAt = k.CreatedAt,
-	// ExpiresAt = retiredExpiry) every other not-yet-retired key with k's algorithm.
+	// AddSigningKey inserts k and, in the same transaction, retires every other key with
+	// k's algorithm that is not retired by k.Activation(): RetiredAt = k.Activation(),
+	// ExpiresAt = retiredExpiry. So the key k replaces signs until k does, and a key
+	// still waiting to sign is replaced before it ever does.
 	AddSigningKey(ctx context.Context, k *SigningKey, retiredExpiry time.Time) error
 }
 

@@ -331,17 +331,66 @@ func TestClients(t *testing.T) {
 
 func TestKeysRotate(t *testing.T) {
 	c := newCLI(t)
-	var got struct {
-		KeyIDs []string `json:"key_ids"`
+	type rotated struct {
+		KeyIDs []string  `json:"key_ids"`
+		Keys   []keyJSON `json:"keys"`
 	}
-	c.okJSON(&got, "keys", "rotate", "--json")
-	if len(got.KeyIDs) != len(keys.SupportedAlgs) || got.KeyIDs[0] == got.KeyIDs[1] {
-		t.Fatalf("key_ids = %v, want %d distinct ids (ES256, RS256)", got.KeyIDs, len(keys.SupportedAlgs))
+	// Nothing to replace: the first keys sign at once.
+	var first rotated
+	c.okJSON(&first, "keys", "rotate", "--json")
+	if len(first.KeyIDs) != len(keys.SupportedAlgs) || first.KeyIDs[0] == first.KeyIDs[1] {
+		t.Fatalf("key_ids = %v, want %d distinct ids (ES256, RS256)", first.KeyIDs, len(keys.SupportedAlgs))
 	}
+	for _, k := range first.Keys {
+		if k.State != keys.StateActive {
+			t.Errorf("first key %s is %s, want active", k.ID, k.State)
+		}
+	}
+	// A rotation with keys in place publishes the new ones as pending for the delay.
+	var second rotated
+	before := time.Now()
+	c.okJSON(&second, "keys", "rotate", "--json")
+	for _, k := range second.Keys {
+		if k.State != keys.StatePending || k.ActivatesAt.Before(before.Add(keys.DefaultPublishDelay).Truncate(time.Second)) ||
+			k.ActivatesAt.After(time.Now().Add(keys.DefaultPublishDelay)) {
+			t.Errorf("rotated key %s: %s from %v, want pending for %s", k.ID, k.State, k.ActivatesAt, keys.DefaultPublishDelay)
+		}
+	}
+	var list []keyJSON
+	c.okJSON(&list, "keys", "list", "--json")
+	states := map[keys.State]int{}
+	for _, k := range list {
+		states[k.State]++
+	}
+	if states[keys.StatePending] != 2 || states[keys.StateActive] != 2 || len(list) != 4 {
+		t.Errorf("keys list states = %v", states)
+	}
+	if table := c.ok("", "keys", "list"); !strings.Contains(table, "SIGNS FROM") || strings.Count(table, "pending") != 2 {
+		t.Errorf("keys list table:\n%s", table)
+	}
+	if text := c.ok("", "keys", "rotate", "--key-publish-delay", "2h"); !strings.Contains(text, "(pending)") || !strings.Contains(text, "in 2h0m0s") {
+		t.Errorf("keys rotate text output = %q", text)
+	}
+
 	var events []auditEventJSON
 	c.okJSON(&events, "audit", "list", "--type", audit.EventAdminKeyRotate, "--json")
-	if len(events) != 1 || !strings.Contains(events[0].Reason, got.KeyIDs[0]) {
+	if len(events) != 3 || !strings.Contains(events[0].Reason, first.KeyIDs[0]) {
 		t.Errorf("key rotation audit events = %+v", events)
+	}
+
+	// A delay shorter than the JWKS max-age is refused; 0 (sign at once) is allowed.
+	if r := c.run("", "keys", "rotate", "--key-publish-delay", "1m"); r.code != 2 || !strings.Contains(r.stderr, "--jwks-max-age") {
+		t.Errorf("short publish delay: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	var now rotated
+	c.okJSON(&now, "keys", "rotate", "--json", "--key-publish-delay", "0")
+	if now.Keys[0].State != keys.StateActive {
+		t.Errorf("--key-publish-delay 0: key is %s, want active", now.Keys[0].State)
+	}
+	// A retention shorter than a client's token lifetime is refused.
+	c.ok("", "clients", "create", "--name", "Long", "--redirect-uri", "https://l.example.com/cb", "--id-token-lifetime", "2h")
+	if r := c.run("", "keys", "rotate", "--key-retention", "90m"); r.code != 1 || !strings.Contains(r.stderr, "key retention 1h30m0s is shorter than the ID token lifetime 2h0m0s") {
+		t.Errorf("short retention: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 }
 

@@ -53,6 +53,8 @@ func TestClusterOnPostgres(t *testing.T) {
 		"IDP_ENCRYPTION_KEY="+base64.StdEncoding.EncodeToString(seal.NewKey()),
 		"IDP_DATA_DIR="+t.TempDir(),
 		"IDP_LOG_LEVEL=warn",
+		// Short enough that a rotated key starts signing during the test.
+		"IDP_JWKS_MAX_AGE=1s",
 	)
 	runCLI := func(stdin string, args ...string) string {
 		t.Helper()
@@ -141,25 +143,49 @@ func TestClusterOnPostgres(t *testing.T) {
 		t.Fatalf("SSO through B did not return a code without a password (status %d)", pg.Status)
 	}
 
-	// Rotate keys with a third process; both servers publish the new keys at once and
-	// B signs with the new one.
+	// Rotate keys with a third process; both servers publish the new keys at once (with
+	// the same ETag: it hashes the shared state), keep signing with the old ones during
+	// the publish delay, and sign with the new ones after it.
+	const publishDelay = 3 * time.Second
 	var rotatedKeys struct {
 		KeyIDs []string `json:"key_ids"`
+		Keys   []struct {
+			State       string    `json:"state"`
+			ActivatesAt time.Time `json:"activates_at"`
+		} `json:"keys"`
 	}
-	if err := json.Unmarshal([]byte(runCLI("", "keys", "rotate", "--json")), &rotatedKeys); err != nil || len(rotatedKeys.KeyIDs) != 2 {
-		t.Fatalf("keys rotate: %v %v", rotatedKeys, err)
+	if err := json.Unmarshal([]byte(runCLI("", "keys", "rotate", "--json", "--key-publish-delay", publishDelay.String())), &rotatedKeys); err != nil ||
+		len(rotatedKeys.KeyIDs) != 2 || len(rotatedKeys.Keys) != 2 || rotatedKeys.Keys[0].State != "pending" {
+		t.Fatalf("keys rotate: %+v %v", rotatedKeys, err)
 	}
+	activatesAt := rotatedKeys.Keys[0].ActivatesAt
+	var etags []string
 	for _, p := range []*proc{a, b} {
+		resp, err := http.Get("http://" + p.addr + "/keys")
+		if err != nil {
+			t.Fatal(err)
+		}
 		var set jose.JSONWebKeySet
-		idptest.GetJSON(t, "http://"+p.addr+"/keys", &set)
+		err = json.NewDecoder(resp.Body).Decode(&set)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, id := range rotatedKeys.KeyIDs {
 			if len(set.Key(id)) == 0 {
 				t.Fatalf("process at %s does not publish rotated key %s", p.addr, id)
 			}
 		}
 		if len(set.Keys) != 4 {
-			t.Fatalf("process at %s publishes %d keys, want 4 (2 new + 2 retained)", p.addr, len(set.Keys))
+			t.Fatalf("process at %s publishes %d keys, want 4 (2 signing + 2 pending)", p.addr, len(set.Keys))
 		}
+		if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=1" {
+			t.Fatalf("process at %s: /keys Cache-Control %q", p.addr, cc)
+		}
+		etags = append(etags, resp.Header.Get("ETag"))
+	}
+	if etags[0] == "" || etags[0] != etags[1] {
+		t.Fatalf("the two processes tag the same key set differently: %q", etags)
 	}
 	svcOut := runCLI("", "clients", "create", "--json", "--name", "Svc", "--grants", "client_credentials", "--scopes", "api")
 	var svc struct {
@@ -169,13 +195,26 @@ func TestClusterOnPostgres(t *testing.T) {
 	if err := json.Unmarshal([]byte(svcOut), &svc); err != nil {
 		t.Fatal(err)
 	}
-	cc := idptest.PostToken(t, tokenB, idptest.Client{ID: svc.ClientID, Secret: svc.ClientSecret}, url.Values{"grant_type": {"client_credentials"}, "scope": {"api"}})
-	parsed, err := jwt.ParseSigned(cc.AccessToken, []jose.SignatureAlgorithm{jose.ES256})
-	if err != nil {
-		t.Fatalf("client_credentials on B: %+v (%v)", cc, err)
+	signingKid := func(p *proc) string {
+		t.Helper()
+		cc := idptest.PostToken(t, "http://"+p.addr+"/oauth/token", idptest.Client{ID: svc.ClientID, Secret: svc.ClientSecret},
+			url.Values{"grant_type": {"client_credentials"}, "scope": {"api"}})
+		parsed, err := jwt.ParseSigned(cc.AccessToken, []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			t.Fatalf("client_credentials on %s: %+v (%v)", p.addr, cc, err)
+		}
+		return parsed.Headers[0].KeyID
 	}
-	if kid := parsed.Headers[0].KeyID; !slices.Contains(rotatedKeys.KeyIDs, kid) {
-		t.Fatalf("B signed with %s, not a rotated key %v", kid, rotatedKeys.KeyIDs)
+	if time.Now().Before(activatesAt) {
+		if kid := signingKid(b); slices.Contains(rotatedKeys.KeyIDs, kid) && time.Now().Before(activatesAt) {
+			t.Fatalf("B signed with the pending key %s before %v", kid, activatesAt)
+		}
+	}
+	time.Sleep(time.Until(activatesAt) + 100*time.Millisecond)
+	for _, p := range []*proc{a, b} {
+		if kid := signingKid(p); !slices.Contains(rotatedKeys.KeyIDs, kid) {
+			t.Fatalf("after the publish delay %s signed with %s, not a rotated key %v", p.addr, kid, rotatedKeys.KeyIDs)
+		}
 	}
 
 	// Graceful shutdown on SIGTERM: both exit 0.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/storage"
 )
 
@@ -38,6 +39,9 @@ type serveOptions struct {
 	sessionLifetime time.Duration
 	sessionIdle     time.Duration
 	keyRetention    time.Duration
+	keyPublishDelay time.Duration
+	jwksMaxAge      time.Duration
+	discoveryMaxAge time.Duration
 	maxSessions     int
 	auditRetention  time.Duration
 	graceLogins     int
@@ -133,8 +137,14 @@ seeded with a demo user and a demo client, whose credentials are printed at star
 		"e-mail/SMS codes per hour to one address or number (twice that per day) (env IDP_CODE_SENDS_PER_DESTINATION)")
 	f.IntVar(&o.limits.sendsPerAddress, "code-sends-per-ip", 10,
 		"e-mail/SMS codes per hour requested from one client address (three times that per day) (env IDP_CODE_SENDS_PER_IP)")
-	f.DurationVar(&o.keyRetention, "key-retention", 24*time.Hour,
-		"how long a rotated-out signing key stays published; at least the longest token lifetime (env IDP_KEY_RETENTION)")
+	f.DurationVar(&o.keyRetention, "key-retention", keys.DefaultRetention,
+		"how long a replaced signing key stays published after it stops signing; at least the longest token lifetime (env IDP_KEY_RETENTION)")
+	f.DurationVar(&o.keyPublishDelay, "key-publish-delay", keys.DefaultPublishDelay,
+		"how long a key rotated in by this process is published before it signs; at least --jwks-max-age (env IDP_KEY_PUBLISH_DELAY)")
+	f.DurationVar(&o.jwksMaxAge, "jwks-max-age", idp.DefaultJWKSMaxAge,
+		"Cache-Control max-age of the published key set (/keys) (env IDP_JWKS_MAX_AGE)")
+	f.DurationVar(&o.discoveryMaxAge, "discovery-max-age", idp.DefaultDiscoveryMaxAge,
+		"Cache-Control max-age of the discovery document (env IDP_DISCOVERY_MAX_AGE)")
 	cmd.Long += mfaEnvHelp()
 	return cmd
 }
@@ -201,6 +211,9 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		SessionLifetime: o.sessionLifetime,
 		SessionIdle:     o.sessionIdle,
 		KeyRetention:    o.keyRetention,
+		KeyPublishDelay: o.keyPublishDelay,
+		JWKSMaxAge:      o.jwksMaxAge,
+		DiscoveryMaxAge: o.discoveryMaxAge,
 		MaxSessions:     o.maxSessions,
 		AuditRetention:  o.auditRetention,
 		TrustedProxies:  o.trustedProxies.prefixes,

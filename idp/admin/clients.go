@@ -261,12 +261,19 @@ func validateRedirectURI(raw, what string, allowHTTP bool) error {
 }
 
 // RotateKeys adds a new signing key for every supported algorithm and returns their ids.
-// The replaced keys stop signing at once and stay published for a.Keys.Retention.
+// The new keys are published at once and sign after a.Keys.PublishDelay; the keys they
+// replace sign until then and stay published for a.Keys.Retention after that. It refuses
+// a retention shorter than the longest ID-token or access-token lifetime of any client:
+// tokens signed just before the switch would stop verifying before they expire.
 func (a *Admin) RotateKeys(ctx context.Context, actor string) ([]string, error) {
 	if a.Keys == nil {
 		return nil, errors.New("rotate keys: no key manager configured")
 	}
-	ids, err := a.Keys.Rotate(ctx)
+	err := a.checkKeyRetention(ctx)
+	var ids []string
+	if err == nil {
+		ids, err = a.Keys.Rotate(ctx)
+	}
 	if err != nil {
 		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminKeyRotate, Result: audit.ResultFailure},
 			fmt.Sprintf("err=%v", err))
@@ -275,4 +282,32 @@ func (a *Admin) RotateKeys(ctx context.Context, actor string) ([]string, error) 
 	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminKeyRotate, Result: audit.ResultSuccess},
 		"key_ids="+strings.Join(ids, ","))
 	return ids, nil
+}
+
+// checkKeyRetention fails when a.Keys.Retention is shorter than a client's ID-token or
+// access-token lifetime.
+func (a *Admin) checkKeyRetention(ctx context.Context) error {
+	clients, err := a.Store.ListClients(ctx)
+	if err != nil {
+		return fmt.Errorf("list clients: %w", err)
+	}
+	for _, c := range clients {
+		for _, l := range []struct {
+			name     string
+			lifetime time.Duration
+			def      time.Duration
+		}{
+			{"ID token", c.IDTokenLifetime, DefaultIDTokenLifetime},
+			{"access token", c.AccessTokenLifetime, DefaultAccessTokenLifetime},
+		} {
+			if l.lifetime <= 0 {
+				l.lifetime = l.def
+			}
+			if a.Keys.Retention < l.lifetime {
+				return fmt.Errorf("key retention %s is shorter than the %s lifetime %s of client %s: raise --key-retention (IDP_KEY_RETENTION) to at least %s",
+					a.Keys.Retention, l.name, l.lifetime, c.ID, l.lifetime)
+			}
+		}
+	}
+	return nil
 }

@@ -30,14 +30,38 @@ const (
 // SupportedAlgs lists the algorithms keys are kept for, default first.
 var SupportedAlgs = []string{AlgES256, AlgRS256}
 
+// Default timings of a rotation.
+const (
+	// DefaultPublishDelay is how long a rotated-in key is published before it signs. It
+	// must be at least the max-age of the published key set (idp.Config.JWKSMaxAge,
+	// default 10m), so that a verifier that cached the set just before the rotation
+	// knows the key before it meets a token signed with it.
+	DefaultPublishDelay = time.Hour
+	// DefaultRetention is how long a replaced key stays published after it stopped
+	// signing: at least the longest ID-token or access-token lifetime.
+	DefaultRetention = 24 * time.Hour
+)
+
 // Manager manages token-signing keys: generation, sealing, rotation and loading.
+//
+// A key goes through these states, all decided from the database and the clock (so
+// every process agrees without talking to the others):
+//
+//	pending  published in the JWKS, not signing yet (until ActivatesAt)
+//	active   published and signing (the newest activated key of its algorithm)
+//	retired  published, no longer signing, until ExpiresAt
+//	expired  out of the JWKS, waiting for the expiry sweep to delete it
 type Manager struct {
 	Store  storage.KeyStore
 	Sealer *seal.Sealer
-	// Retention is how long a retired key stays in the JWKS, so that tokens it signed can
-	// still be verified: at least the longest ID/access-token lifetime.
+	// Retention is how long a replaced key stays in the JWKS after it stopped signing,
+	// so that tokens it signed can still be verified: at least the longest ID/access-
+	// token lifetime.
 	Retention time.Duration
-	Now       func() time.Time
+	// PublishDelay is how long Rotate publishes a new key before it signs: at least the
+	// max-age of the published key set. Zero makes new keys sign at once.
+	PublishDelay time.Duration
+	Now          func() time.Time
 
 	// parsed caches unsealed private keys by key id. Key material never changes for an
 	// id, so the cache cannot go stale; which keys are published or active is still
@@ -45,14 +69,42 @@ type Manager struct {
 	parsed sync.Map // string -> crypto.Signer
 }
 
-// Key is a usable signing key.
+// State is where a key is in its life at a given time.
+type State string
+
+// Key states; see Manager.
+const (
+	StatePending State = "pending"
+	StateActive  State = "active"
+	StateRetired State = "retired"
+	StateExpired State = "expired"
+)
+
+// Key is a signing key. Private and Public are nil in the keys List returns.
 type Key struct {
-	ID        string
-	Alg       jose.SignatureAlgorithm
-	Private   crypto.Signer
-	Public    crypto.PublicKey
-	Retired   bool
-	CreatedAt time.Time
+	ID          string
+	Alg         jose.SignatureAlgorithm
+	Private     crypto.Signer
+	Public      crypto.PublicKey
+	State       State // at the time the key was loaded
+	CreatedAt   time.Time
+	ActivatesAt time.Time // when it starts signing
+	RetiredAt   time.Time // when it stops signing; zero while no newer key replaces it
+	ExpiresAt   time.Time // when it leaves the JWKS; zero while not retired
+}
+
+// stateAt says what sk is at now.
+func stateAt(sk *storage.SigningKey, now time.Time) State {
+	switch {
+	case !sk.RetiredAt.IsZero() && !sk.ExpiresAt.IsZero() && now.After(sk.ExpiresAt):
+		return StateExpired
+	case !sk.RetiredAt.IsZero() && !now.Before(sk.RetiredAt):
+		return StateRetired // possibly without ever signing, if replaced while pending
+	case now.Before(sk.Activation()):
+		return StatePending
+	default:
+		return StateActive
+	}
 }
 
 func (k *Manager) now() time.Time {
@@ -73,8 +125,8 @@ func generateKey(alg string) (crypto.Signer, error) {
 	}
 }
 
-// newSigningKey generates and seals a key pair for alg.
-func (k *Manager) newSigningKey(alg string) (*storage.SigningKey, error) {
+// newSigningKey generates and seals a key pair for alg that signs from activates.
+func (k *Manager) newSigningKey(alg string, now, activates time.Time) (*storage.SigningKey, error) {
 	priv, err := generateKey(alg)
 	if err != nil {
 		return nil, err
@@ -92,19 +144,36 @@ func (k *Manager) newSigningKey(alg string) (*storage.SigningKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal public key: %w", err)
 	}
-	return &storage.SigningKey{ID: id, Algorithm: alg, PrivateSealed: sealed, PublicJWK: pub, CreatedAt: k.now()}, nil
+	return &storage.SigningKey{ID: id, Algorithm: alg, PrivateSealed: sealed, PublicJWK: pub, CreatedAt: now, ActivatesAt: activates}, nil
 }
 
-// Rotate adds a new key for every supported algorithm; the keys it replaces stop signing
-// at once and stay in the JWKS for Retention.
+// Rotate adds a new key for every supported algorithm. The new keys are published at
+// once and sign after PublishDelay; the keys they replace sign until then and stay in
+// the JWKS for Retention after that. A key with no active key to replace (a database
+// without keys) signs at once.
 func (k *Manager) Rotate(ctx context.Context) ([]string, error) {
+	stored, err := k.Store.ListSigningKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list signing keys: %w", err)
+	}
+	now := k.now()
+	signing := map[string]bool{}
+	for _, sk := range stored {
+		if stateAt(&sk, now) == StateActive {
+			signing[sk.Algorithm] = true
+		}
+	}
 	var ids []string
 	for _, alg := range SupportedAlgs {
-		sk, err := k.newSigningKey(alg)
+		activates := now
+		if signing[alg] {
+			activates = now.Add(max(k.PublishDelay, 0))
+		}
+		sk, err := k.newSigningKey(alg, now, activates)
 		if err != nil {
 			return nil, err
 		}
-		if err := k.Store.AddSigningKey(ctx, sk, sk.CreatedAt.Add(k.Retention)); err != nil {
+		if err := k.Store.AddSigningKey(ctx, sk, activates.Add(k.Retention)); err != nil {
 			return nil, fmt.Errorf("store %s key: %w", alg, err)
 		}
 		ids = append(ids, sk.ID)
@@ -112,17 +181,19 @@ func (k *Manager) Rotate(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// Ensure creates a key for every supported algorithm that has no active key yet (first
-// start). Two processes starting together may both create one; both keys are then
-// published and the newest signs, which is harmless.
+// Ensure creates a key for every supported algorithm that has no key signing now or
+// later (first start); such a key signs at once, as there is nothing else to sign with.
+// Two processes starting together may both create one; both keys are then published
+// and the newest signs, which is harmless.
 func (k *Manager) Ensure(ctx context.Context) error {
 	keys, err := k.Store.ListSigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("list signing keys: %w", err)
 	}
+	now := k.now()
 	have := map[string]bool{}
 	for _, sk := range keys {
-		if sk.RetiredAt.IsZero() {
+		if st := stateAt(&sk, now); st == StatePending || st == StateActive {
 			have[sk.Algorithm] = true
 		}
 	}
@@ -130,7 +201,7 @@ func (k *Manager) Ensure(ctx context.Context) error {
 		if have[alg] {
 			continue
 		}
-		sk, err := k.newSigningKey(alg)
+		sk, err := k.newSigningKey(alg, now, now)
 		if err != nil {
 			return err
 		}
@@ -141,8 +212,8 @@ func (k *Manager) Ensure(ctx context.Context) error {
 	return nil
 }
 
-// Published returns the keys currently published (active and retired but unexpired),
-// newest first.
+// Published returns the keys currently published (pending, active, and retired but
+// unexpired), newest first.
 func (k *Manager) Published(ctx context.Context) ([]Key, error) {
 	stored, err := k.Store.ListSigningKeys(ctx)
 	if err != nil {
@@ -151,19 +222,41 @@ func (k *Manager) Published(ctx context.Context) ([]Key, error) {
 	now := k.now()
 	out := make([]Key, 0, len(stored))
 	for _, sk := range stored {
-		if !sk.ExpiresAt.IsZero() && !sk.RetiredAt.IsZero() && now.After(sk.ExpiresAt) {
+		key := keyAt(&sk, now)
+		if key.State == StateExpired {
 			continue
 		}
 		signer, err := k.unseal(&sk)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Key{
-			ID: sk.ID, Alg: jose.SignatureAlgorithm(sk.Algorithm), Private: signer,
-			Public: signer.Public(), Retired: !sk.RetiredAt.IsZero(), CreatedAt: sk.CreatedAt,
-		})
+		key.Private, key.Public = signer, signer.Public()
+		out = append(out, key)
 	}
 	return out, nil
+}
+
+// List returns every stored key with its state, newest first, expired ones included,
+// without opening the private keys (it needs no Sealer).
+func (k *Manager) List(ctx context.Context) ([]Key, error) {
+	stored, err := k.Store.ListSigningKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list signing keys: %w", err)
+	}
+	now := k.now()
+	out := make([]Key, 0, len(stored))
+	for _, sk := range stored {
+		out = append(out, keyAt(&sk, now))
+	}
+	return out, nil
+}
+
+// keyAt describes sk at now, without its key material.
+func keyAt(sk *storage.SigningKey, now time.Time) Key {
+	return Key{
+		ID: sk.ID, Alg: jose.SignatureAlgorithm(sk.Algorithm), State: stateAt(sk, now),
+		CreatedAt: sk.CreatedAt, ActivatesAt: sk.Activation(), RetiredAt: sk.RetiredAt, ExpiresAt: sk.ExpiresAt,
+	}
 }
 
 // unseal returns the private key of sk, from the cache when it was opened before.
@@ -187,7 +280,9 @@ func (k *Manager) unseal(sk *storage.SigningKey) (crypto.Signer, error) {
 	return signer, nil
 }
 
-// Active returns the newest active key for alg.
+// Active returns the key that signs for alg now: of the active keys, the one activated
+// last (the newest, if two processes created one together). A pending key never signs,
+// however new: verifiers may not know it yet.
 func (k *Manager) Active(ctx context.Context, alg string) (*Key, error) {
 	keys, err := k.Published(ctx)
 	if err != nil {
@@ -196,10 +291,11 @@ func (k *Manager) Active(ctx context.Context, alg string) (*Key, error) {
 	var best *Key
 	for i := range keys {
 		kk := &keys[i]
-		if kk.Retired || string(kk.Alg) != alg {
+		if kk.State != StateActive || string(kk.Alg) != alg {
 			continue
 		}
-		if best == nil || kk.CreatedAt.After(best.CreatedAt) {
+		if best == nil || kk.ActivatesAt.After(best.ActivatesAt) ||
+			(kk.ActivatesAt.Equal(best.ActivatesAt) && kk.CreatedAt.After(best.CreatedAt)) {
 			best = kk
 		}
 	}

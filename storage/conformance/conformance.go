@@ -33,6 +33,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},
 		{"RevokeUserTokens", testRevokeUserTokens},
 		{"SigningKeys", testSigningKeys},
+		{"SigningKeyActivation", testSigningKeyActivation},
 		{"Audit", testAudit},
 		{"AuditChain", testAuditChain},
 		{"RateLimits", testRateLimits},

@@ -53,6 +53,58 @@ func testSigningKeys(t *testing.T, s storage.Storage) {
 	equal(t, "keys after failed AddSigningKey", list, want)
 }
 
+// testSigningKeyActivation: a key added with a later ActivatesAt (published before it
+// signs) retires the key it replaces at its activation, not at its creation; a newer
+// key replaces a pending one before it ever signs, and cuts short a retirement still to
+// come.
+func testSigningKeyActivation(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	key := func(id string, created, activates time.Time) *storage.SigningKey {
+		return &storage.SigningKey{
+			ID: id, Algorithm: "ES256", CreatedAt: created, ActivatesAt: activates,
+			PrivateSealed: []byte("sealed " + id), PublicJWK: []byte(`{"kid":"` + id + `"}`),
+		}
+	}
+	const retention = 24 * time.Hour
+	k1 := key("k-1", now.Add(-48*time.Hour), time.Time{}) // legacy row: signs from creation
+	must(t, s.AddSigningKey(ctx, k1, time.Time{}))
+	if got := k1.Activation(); !got.Equal(k1.CreatedAt) {
+		t.Errorf("Activation of a key without ActivatesAt = %v, want CreatedAt %v", got, k1.CreatedAt)
+	}
+
+	// k-2 is published now and signs in an hour: k-1 signs until then.
+	k2 := key("k-2", now, now.Add(time.Hour))
+	must(t, s.AddSigningKey(ctx, k2, k2.ActivatesAt.Add(retention)))
+	wantK1 := *k1
+	wantK1.RetiredAt, wantK1.ExpiresAt = k2.ActivatesAt, k2.ActivatesAt.Add(retention)
+	list, err := s.ListSigningKeys(ctx)
+	must(t, err)
+	equal(t, "keys after adding pending k-2", list, []storage.SigningKey{*k2, wantK1})
+
+	// k-3 comes before k-2 signs, with a longer delay: k-2 is replaced at k-3's
+	// activation (so it signs from its own activation until then); k-1 keeps its times.
+	k3 := key("k-3", now.Add(time.Minute), now.Add(2*time.Hour))
+	must(t, s.AddSigningKey(ctx, k3, k3.ActivatesAt.Add(retention)))
+	wantK2 := *k2
+	wantK2.RetiredAt, wantK2.ExpiresAt = k3.ActivatesAt, k3.ActivatesAt.Add(retention)
+	list, err = s.ListSigningKeys(ctx)
+	must(t, err)
+	equal(t, "keys after adding pending k-3", list, []storage.SigningKey{*k3, wantK2, wantK1})
+
+	// k-4 signs at once (an emergency rotation): every key retiring later than that is
+	// retired now, k-3 before it ever signs.
+	k4 := key("k-4", now.Add(2*time.Minute), now.Add(2*time.Minute))
+	must(t, s.AddSigningKey(ctx, k4, k4.ActivatesAt.Add(retention)))
+	cut := func(k storage.SigningKey) storage.SigningKey {
+		k.RetiredAt, k.ExpiresAt = k4.ActivatesAt, k4.ActivatesAt.Add(retention)
+		return k
+	}
+	list, err = s.ListSigningKeys(ctx)
+	must(t, err)
+	equal(t, "keys after adding immediate k-4", list, []storage.SigningKey{*k4, cut(*k3), cut(wantK2), cut(wantK1)})
+}
+
 func testUpdateSigningKeySealed(t *testing.T, s storage.Storage) {
 	ctx := t.Context()
 	now := clock()

@@ -9,7 +9,7 @@ import (
 	"github.com/openidp/idp/storage"
 )
 
-const signingKeyCols = `id, algorithm, private_sealed, public_jwk, created_at, retired_at, expires_at`
+const signingKeyCols = `id, algorithm, private_sealed, public_jwk, created_at, activates_at, retired_at, expires_at`
 
 // ListSigningKeys returns every stored key, newest first.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
@@ -17,7 +17,7 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.SigningKey, error) {
 		var k storage.SigningKey
 		err := r.Scan(&k.ID, &k.Algorithm, &k.PrivateSealed, &k.PublicJWK,
-			scanTS(&k.CreatedAt), scanTS(&k.RetiredAt), scanTS(&k.ExpiresAt))
+			scanTS(&k.CreatedAt), scanTS(&k.ActivatesAt), scanTS(&k.RetiredAt), scanTS(&k.ExpiresAt))
 		return k, err
 	})
 	if err != nil {
@@ -26,8 +26,9 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 	return keys, nil
 }
 
-// AddSigningKey inserts k and, in the same transaction, retires every other unretired
-// key of k's algorithm (RetiredAt = k.CreatedAt, ExpiresAt = retiredExpiry). Concurrent
+// AddSigningKey inserts k and, in the same transaction, retires every other key of k's
+// algorithm not retired by k.Activation() (RetiredAt = k.Activation(), ExpiresAt =
+// retiredExpiry). Concurrent
 // calls for one algorithm are serialised by an advisory lock, so at most one key of an
 // algorithm is ever left active.
 func (s *Store) AddSigningKey(ctx context.Context, k *storage.SigningKey, retiredExpiry time.Time) error {
@@ -37,13 +38,13 @@ func (s *Store) AddSigningKey(ctx context.Context, k *storage.SigningKey, retire
 			return wrapErr("add signing key: lock", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE signing_keys SET retired_at = $2, expires_at = $3
-			WHERE algorithm = $1 AND retired_at IS NULL AND id <> $4`,
-			k.Algorithm, ts(k.CreatedAt), ts(retiredExpiry), k.ID); err != nil {
+			WHERE algorithm = $1 AND (retired_at IS NULL OR retired_at > $2) AND id <> $4`,
+			k.Algorithm, ts(k.Activation()), ts(retiredExpiry), k.ID); err != nil {
 			return wrapErr("add signing key: retire", err)
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO signing_keys (`+signingKeyCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			k.ID, k.Algorithm, k.PrivateSealed, k.PublicJWK, ts(k.CreatedAt), ts(k.RetiredAt), ts(k.ExpiresAt))
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			k.ID, k.Algorithm, k.PrivateSealed, k.PublicJWK, ts(k.CreatedAt), ts(k.ActivatesAt), ts(k.RetiredAt), ts(k.ExpiresAt))
 		return wrapErr("add signing key", err)
 	})
 }

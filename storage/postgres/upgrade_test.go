@@ -224,3 +224,27 @@ func TestAddSessionClientDeleteRace(t *testing.T) {
 		t.Errorf("%d session_clients rows outlived their session", orphans)
 	}
 }
+
+// TestUpgradeSigningKeyActivation: migration 0009 gives existing signing keys an
+// activation time equal to their creation: they signed from the start.
+func TestUpgradeSigningKeyActivation(t *testing.T) {
+	ctx := t.Context()
+	url := pgtest.NewDatabase(t)
+	conn := connect(t, url)
+	migrateTo(t, conn, 7)
+	created := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := conn.Exec(ctx, `INSERT INTO signing_keys (id, algorithm, created_at) VALUES ('k1', 'ES256', $1)`, created); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, url)
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	keys, err := s.ListSigningKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || !keys[0].ActivatesAt.Equal(created) {
+		t.Fatalf("keys after migration = %+v, want k1 activated at %v", keys, created)
+	}
+}

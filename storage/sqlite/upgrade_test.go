@@ -148,3 +148,26 @@ func TestUpgradeEssentialACR(t *testing.T) {
 		}
 	}
 }
+
+// TestUpgradeSigningKeyActivation: migration 0009 gives existing signing keys an
+// activation time equal to their creation: they signed from the start.
+func TestUpgradeSigningKeyActivation(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "idp.db"))
+	ctx := t.Context()
+	migrateTo(t, s, 7)
+	created := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO signing_keys (id, algorithm, created_at) VALUES ('k1', 'ES256', ?)`,
+		created.UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	keys, err := s.ListSigningKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || !keys[0].ActivatesAt.Equal(created) {
+		t.Fatalf("keys after migration = %+v, want k1 activated at %v", keys, created)
+	}
+}
