@@ -304,6 +304,8 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("GET /{$}", s.demo.home)
 		mux.HandleFunc("GET /demo/login", s.demo.login)
 		mux.HandleFunc("GET /demo/callback", s.demo.callback)
+		mux.HandleFunc("GET /demo/api", s.demo.callAPI)
+		mux.Handle("GET /demo/api/report", s.demo.report())
 	} else {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/.well-known/openid-configuration", http.StatusFound)

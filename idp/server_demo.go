@@ -3,6 +3,7 @@ package idp
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/rs"
 	"github.com/openidp/idp/idp/secret"
 	"github.com/openidp/idp/web"
 )
@@ -26,6 +28,9 @@ type demoRP struct {
 	s       *Server
 	client  admin.DemoClient
 	cookies *httphelper.CookieHandler
+	// api verifies the access tokens sent to the demo's protected API, as any Go API
+	// would with package rs.
+	api *rs.Verifier
 
 	mu sync.Mutex
 	rp rp.RelyingParty // created on first use: discovery needs the server to be listening
@@ -40,7 +45,78 @@ func newDemoRP(s *Server, c admin.DemoClient) (*demoRP, error) {
 	if !s.secure {
 		opts = append(opts, httphelper.WithUnsecure())
 	}
-	return &demoRP{s: s, client: c, cookies: httphelper.NewCookieHandler(hashKey[:], encKey[:], opts...)}, nil
+	api, err := rs.NewVerifier(rs.Config{Issuer: s.cfg.Issuer, Audience: c.ClientID, Logger: s.logger})
+	if err != nil {
+		return nil, err
+	}
+	return &demoRP{s: s, client: c, cookies: httphelper.NewCookieHandler(hashKey[:], encKey[:], opts...), api: api}, nil
+}
+
+// demoTokenCookie keeps the demo's access token (encrypted) for its API call.
+const demoTokenCookie = "demo_token"
+
+// report is the demo's protected API: it needs a token from a sign-in with a second
+// factor (RFC 9470: a weaker one is answered 401 insufficient_user_authentication).
+func (d *demoRP) report() http.Handler {
+	return d.api.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := rs.FromContext(r.Context())
+		writeJSON(w, http.StatusOK, map[string]any{
+			"message": "This answer needed a second factor.", "sub": c.Subject, "acr": c.ACR, "amr": c.AMR,
+			"auth_time": c.AuthTime.UTC().Format(time.RFC3339),
+		})
+	}), rs.RequireACR(rs.ACRMFA))
+}
+
+// callAPI is the demo app calling its API with the access token of its sign-in. When
+// the API asks for a stronger sign-in, the app signs in again with the acr_values (and
+// max_age) the API named: the person is asked only for what is missing.
+func (d *demoRP) callAPI(w http.ResponseWriter, r *http.Request) {
+	token, err := d.cookies.CheckCookie(r, demoTokenCookie)
+	if err != nil || token == "" {
+		http.Redirect(w, r, "/demo/login", http.StatusSeeOther)
+		return
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, d.s.cfg.Issuer+"/demo/api/report", nil)
+	if err != nil {
+		d.render(w, r, web.DemoPage{Error: err.Error()})
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		d.render(w, r, web.DemoPage{Error: "the API could not be reached: " + err.Error()})
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode == http.StatusUnauthorized {
+		ch := resp.Header.Get("WWW-Authenticate")
+		if strings.Contains(ch, `error="insufficient_user_authentication"`) {
+			q := url.Values{}
+			for _, p := range []string{"acr_values", "max_age"} {
+				if v := challengeParam(ch, p); v != "" {
+					q.Set(p, v)
+				}
+			}
+			http.Redirect(w, r, "/demo/login?"+q.Encode(), http.StatusSeeOther)
+			return
+		}
+	}
+	page := web.DemoPage{SignedIn: true, APIStatus: resp.Status, APIResult: string(body)}
+	d.render(w, r, page)
+}
+
+// challengeParam returns the value of parameter name in a WWW-Authenticate challenge.
+func challengeParam(challenge, name string) string {
+	i := strings.Index(challenge, name+`="`)
+	if i < 0 {
+		return ""
+	}
+	rest := challenge[i+len(name)+2:]
+	if j := strings.IndexByte(rest, '"'); j >= 0 {
+		return rest[:j]
+	}
+	return ""
 }
 
 func (d *demoRP) relyingParty(r *http.Request) (rp.RelyingParty, error) {
@@ -73,7 +149,14 @@ func (d *demoRP) login(w http.ResponseWriter, r *http.Request) {
 		d.render(w, r, web.DemoPage{Error: "discovery failed: " + err.Error()})
 		return
 	}
-	d.hostCookies(rp.AuthURLHandler(func() string { return secret.Token(16) }, p))(w, r)
+	// A step-up asked for by the API: pass its acr_values and max_age on.
+	var params []rp.URLParamOpt
+	for _, k := range []string{"acr_values", "max_age"} {
+		if v := r.URL.Query().Get(k); v != "" && len(v) <= 256 {
+			params = append(params, rp.WithURLParam(k, v))
+		}
+	}
+	d.hostCookies(rp.AuthURLHandler(func() string { return secret.Token(16) }, p, params...))(w, r)
 }
 
 func (d *demoRP) callback(w http.ResponseWriter, r *http.Request) {
@@ -95,6 +178,9 @@ func (d *demoRP) callback(w http.ResponseWriter, r *http.Request) {
 			names = append(names, k)
 		}
 		sort.Strings(names)
+		if err := d.cookies.SetCookie(w, demoTokenCookie, tokens.AccessToken); err != nil {
+			d.s.logger.WarnContext(r.Context(), "demo: access token not kept", "err", err)
+		}
 		page := web.DemoPage{SignedIn: true}
 		for _, k := range names {
 			v, _ := json.Marshal(claims[k])

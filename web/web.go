@@ -136,6 +136,9 @@ type DemoPage struct {
 	Claims    []Claim
 	Error     string
 	LogoutURL string
+	// The demo's call of its protected API: the HTTP status and the answer.
+	APIStatus string
+	APIResult string
 }
 
 // FactorChoice links to another sign-in method on the second-factor page.
