@@ -150,9 +150,4 @@ func (s *Server) announceFactorChange(ctx context.Context, u *storage.User, f *s
 }
 
 // displayName names the service in messages to people.
-func (s *Server) displayName() string {
-	if i := strings.Index(s.cfg.Issuer, "://"); i >= 0 {
-		return s.cfg.Issuer[i+3:]
-	}
-	return s.cfg.Issuer
-}
+func (s *Server) displayName() string { return s.cfg.DisplayName }

@@ -147,8 +147,8 @@ func runNegative(t *testing.T, e *env) {
 		{"scope the client may not request", fresh, app, url.Values{"scope": {"openid account"}}, "invalid_scope"},
 		{"PKCE plain", fresh, app, url.Values{"code_challenge": {"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrs"}, "code_challenge_method": {"plain"}}, "invalid_request"},
 		{"public client without PKCE", fresh, pub, nil, "invalid_request"},
-		// RFC 6749 4.1.2.1: a response type the client is not registered for.
-		{"unregistered response type", fresh, app, url.Values{"response_type": {"token"}}, "unauthorized_client"},
+		// RFC 6749 4.1.2.1: a response type the provider does not offer (only code).
+		{"unregistered response type", fresh, app, url.Values{"response_type": {"token"}}, "unsupported_response_type"},
 	}
 	for _, tc := range authCases {
 		t.Run("authorize/"+tc.name, func(t *testing.T) {

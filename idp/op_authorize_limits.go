@@ -160,6 +160,14 @@ func (s *Server) checkAuthorize(w http.ResponseWriter, r *http.Request) bool {
 		op.AuthRequestError(w, r, target, oidc.ErrInvalidRequest().WithDescription("%s", msg), s.provider)
 		return false
 	}
+	// RFC 6749 §4.1.2.1: only the code flow is offered; any other response type goes
+	// back to a registered redirect URI as unsupported_response_type (op would judge
+	// the redirect URI by the response type and refuse it on a page).
+	if rt := r.Form.Get("response_type"); target != nil && rt != "" && rt != string(oidc.ResponseTypeCode) {
+		s.logger.InfoContext(r.Context(), "authorization request refused", "reason", "unsupported response_type")
+		op.AuthRequestError(w, r, target, &oidc.Error{ErrorType: "unsupported_response_type", Description: "only response_type=code is supported"}, s.provider)
+		return false
+	}
 	// Only a request op may accept (known client, registered redirect URI) can create a
 	// row; op refuses the others itself, so only these are counted.
 	if target != nil && !s.allowAuthorize(r.Context()) {
@@ -244,7 +252,9 @@ func (s *Server) authorizeRedirect(r *http.Request) *authorizeTarget {
 	if err != nil {
 		return nil
 	}
-	rt := oidc.ResponseType(f.Get("response_type"))
+	// The redirect URI is judged as for the code flow, the only one offered: an error
+	// about another response type goes back to it in the query like any other.
+	rt := oidc.ResponseTypeCode
 	if op.ValidateAuthReqRedirectURI(c, uri, rt) != nil {
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,9 @@ type Config struct {
 	DevMode bool
 	// Demo, when set, serves the built-in demo relying party at "/".
 	Demo *admin.DemoClient
+	// DisplayName is what people see the provider called: the TOTP label and issuer,
+	// e-mail subjects and SMS texts, page titles. Default: the issuer's host.
+	DisplayName string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
@@ -149,6 +153,10 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	if insecure && !cfg.DevMode && !isLoopback(iss.Hostname()) {
 		return nil, fmt.Errorf("config: issuer %q must use https (http only for localhost or with --dev)", cfg.Issuer)
 	}
+	cfg.DisplayName = strings.TrimSpace(cfg.DisplayName)
+	if cfg.DisplayName == "" {
+		cfg.DisplayName = iss.Host
+	}
 	if iss.Path != "" && iss.Path != "/" {
 		return nil, fmt.Errorf("config: issuer %q must not have a path", cfg.Issuer)
 	}
@@ -182,6 +190,7 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	if err != nil {
 		return nil, err
 	}
+	pages.SiteName = cfg.DisplayName
 	s := &Server{cfg: cfg, store: store, logger: cfg.Logger, now: cfg.Now, pages: pages, secure: !insecure, clients: clients}
 	s.hashes = newHashGate(cfg.PasswordHashMemory, cfg.PasswordHashQueue, cfg.PasswordHashWait)
 	s.keys = &keys.Manager{Store: store, Sealer: cfg.Sealer, Retention: cfg.KeyRetention, PublishDelay: cfg.KeyPublishDelay, Now: cfg.Now}
@@ -312,19 +321,52 @@ func (s *Server) routes() http.Handler {
 		})
 	}
 	mux.Handle("/", s.provider)
-	return s.withRequestContext(s.withKnownDevice(mux))
+	return s.withRequestContext(s.withKnownDevice(s.withAuthResponseIssuer(mux)))
 }
 
 // ACRValuesSupported lists the acr values the provider can reach, lowest first.
 var ACRValuesSupported = []string{consent.ACRPassword, consent.ACRMFA, consent.ACRPhishingResistant}
 
-// handleDiscovery serves op's discovery document with what op leaves out:
-// acr_values_supported and the sid claim. It is cacheable for DiscoveryMaxAge.
+// ClaimsSupported lists the claims the provider issues in ID tokens and userinfo.
+var ClaimsSupported = []string{
+	"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "client_id", "sid",
+	"at_hash", "c_hash", "name", "preferred_username", "updated_at", "email", "email_verified",
+}
+
+// discoveryDocument is op's discovery document with the fields op does not know.
+type discoveryDocument struct {
+	*oidc.DiscoveryConfiguration
+	// RFC 9207: every authorization response carries iss (withAuthResponseIssuer).
+	AuthorizationResponseISSParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
+}
+
+// handleDiscovery serves op's discovery document corrected to advertise only what
+// works (a test, TestDiscoveryAdvertisesOnlyWhatWorks, makes a request for each), with
+// what op leaves out: acr_values_supported, the sid claim, RFC 9207. A feature that
+// starts to work adds its field here, one line each. It is cacheable for DiscoveryMaxAge.
 func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	doc := op.CreateDiscoveryConfig(r.Context(), s.provider, s.ops)
+	// op always lists the implicit and hybrid response types, the implicit and
+	// JWT-bearer grants, a device endpoint and JWT client authentication; none works here.
+	doc.ResponseTypesSupported = []string{string(oidc.ResponseTypeCode)}
+	doc.GrantTypesSupported = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeClientCredentials}
+	doc.DeviceAuthorizationEndpoint = ""
+	doc.TokenEndpointAuthSigningAlgValuesSupported = nil
+	doc.IntrospectionEndpointAuthSigningAlgValuesSupported = nil
+	doc.RevocationEndpointAuthSigningAlgValuesSupported = nil
+	doc.TokenEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone}
+	doc.IntrospectionEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost}
+	doc.RevocationEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone}
+	doc.ResponseModesSupported = []string{string(oidc.ResponseModeQuery), string(oidc.ResponseModeFragment)}
+	// op lists phone and address (no client may ask for them) and claims never issued.
+	// (A new slice: op's may be shared between requests.)
+	doc.ScopesSupported = slices.DeleteFunc(slices.Clone(doc.ScopesSupported), func(s string) bool { return s == oidc.ScopePhone || s == oidc.ScopeAddress })
+	doc.ClaimsSupported = ClaimsSupported
 	doc.ACRValuesSupported = ACRValuesSupported
-	doc.ClaimsSupported = append(doc.ClaimsSupported, "sid", "acr", "amr", "auth_time")
-	s.serveCacheableJSON(w, r, doc, s.cfg.DiscoveryMaxAge)
+	s.serveCacheableJSON(w, r, discoveryDocument{
+		DiscoveryConfiguration:                     doc,
+		AuthorizationResponseISSParameterSupported: true,
+	}, s.cfg.DiscoveryMaxAge)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
@@ -416,6 +458,10 @@ func (s *Server) opInterceptor(next http.Handler) http.Handler {
 		if strings.HasSuffix(r.URL.Path, "/authorize/callback") && !s.callbackBound(r) {
 			s.renderError(w, r, http.StatusForbidden, "Sign-in not completed",
 				"This sign-in was not completed in this browser. Go back to the application and start again.")
+			return
+		}
+		if kind := s.apiEndpointOf(r); kind != endpointOther {
+			s.serveAPI(kind, next, w, r)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -19,8 +19,8 @@ func (s *Server) setupMFA(ctx context.Context, hashKey [32]byte) error {
 	}
 	s.mfaEnv = &mfa.Env{
 		Store: s.store, Sealer: s.cfg.Sealer, HashKey: hashKey, Now: s.now, Logger: s.logger,
-		Issuer: s.cfg.Issuer,
-		Audit:  func(ctx context.Context, e storage.AuditEvent) { s.audit.Record(ctx, e) },
+		Issuer: s.cfg.Issuer, DisplayName: s.cfg.DisplayName,
+		Audit: func(ctx context.Context, e storage.AuditEvent) { s.audit.Record(ctx, e) },
 	}
 	s.mfaEnv.SendGate = s.sendGate
 	cfg.Limits.defaults()

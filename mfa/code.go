@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
@@ -235,7 +236,13 @@ func normalizeCode(s string) string {
 
 // issuerName is how messages name the service.
 func issuerName(e *Env) string {
+	if e.DisplayName != "" {
+		return e.DisplayName
+	}
 	if e.Issuer != "" {
+		if u, err := url.Parse(e.Issuer); err == nil && u.Host != "" {
+			return u.Host
+		}
 		return e.Issuer
 	}
 	return "your account"

@@ -79,8 +79,11 @@ type Env struct {
 	// Audit records an event (kind-specific ones such as "code sent" or "provider
 	// failure"); never pass a secret or code in it.
 	Audit func(ctx context.Context, e storage.AuditEvent)
-	// Issuer names the service in authenticator apps and messages.
+	// Issuer is the provider's issuer URL.
 	Issuer string
+	// DisplayName names the service to people: the TOTP label and issuer, e-mail
+	// subjects, SMS texts. Default: the issuer's host.
+	DisplayName string
 	// SendGate, when set, is asked before every e-mail or SMS code is sent, with the
 	// destination (normalised: an e-mail address or an E.164 number). A non-nil error
 	// stops the send and is returned wrapped with ErrSendLimit. The provider uses it

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"image/png"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -52,14 +54,18 @@ func (t *TOTP) Enroll(ctx context.Context, u *storage.User, req EnrollRequest) (
 	if u == nil {
 		return nil, errors.New("totp enroll: no user")
 	}
-	issuer := t.Env.Issuer
-	if issuer == "" {
-		issuer = totpIssuer
+	issuer := totpIssuer
+	if t.Env.DisplayName != "" || t.Env.Issuer != "" {
+		issuer = issuerName(t.Env)
 	}
 	account := u.Email
 	if account == "" {
 		account = u.ID
 	}
+	// Key URI format: the label is issuer:account, and neither part may contain a
+	// colon (a default display name is a host, which may carry a port).
+	noColon := strings.NewReplacer(":", " ")
+	issuer, account = strings.TrimSpace(noColon.Replace(issuer)), noColon.Replace(account)
 	key, err := totp.Generate(totp.GenerateOpts{
 		Issuer:      issuer,
 		AccountName: account,
@@ -70,6 +76,11 @@ func (t *TOTP) Enroll(ctx context.Context, u *storage.User, req EnrollRequest) (
 	})
 	if err != nil {
 		return nil, fmt.Errorf("generate totp key: %w", err)
+	}
+	// otp leaves "&" and "#" of the issuer unescaped in the query; the URI is rebuilt
+	// escaped per the Key URI format (spaces as %20 in the label and the parameters).
+	if key, err = otp.NewKeyFromURL(keyURI(issuer, account, key.Secret())); err != nil {
+		return nil, fmt.Errorf("totp key uri: %w", err)
 	}
 	img, err := key.Image(totpQRSize, totpQRSize)
 	if err != nil {
@@ -98,6 +109,16 @@ func (t *TOTP) Enroll(ctx context.Context, u *storage.User, req EnrollRequest) (
 		return nil, fmt.Errorf("create totp factor: %w", err)
 	}
 	return &Enrollment{Factor: f, Secret: key.Secret(), URI: key.URL(), QRPNG: qr.Bytes()}, nil
+}
+
+// keyURI is the otpauth URI of a TOTP seed (Key URI format).
+func keyURI(issuer, account, secret string) string {
+	q := url.Values{
+		"secret": {secret}, "issuer": {issuer}, "algorithm": {"SHA1"},
+		"digits": {strconv.Itoa(int(otp.DigitsSix))}, "period": {strconv.Itoa(totpPeriod)},
+	}
+	return "otpauth://totp/" + url.PathEscape(issuer) + ":" + url.PathEscape(account) + "?" +
+		strings.ReplaceAll(q.Encode(), "+", "%20")
 }
 
 // Confirm finishes enrolment when response is a valid code for f. The confirming code's

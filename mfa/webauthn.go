@@ -51,8 +51,8 @@ func NewWebAuthn(env *Env, cfg WebAuthnConfig) (*WebAuthn, error) {
 		return nil, fmt.Errorf("%w: webauthn needs an RP ID and origins", ErrNotConfigured)
 	}
 	name := cfg.RPDisplayName
-	if name == "" {
-		name = env.Issuer
+	if name == "" && (env.DisplayName != "" || env.Issuer != "") {
+		name = issuerName(env)
 	}
 	if name == "" {
 		name = cfg.RPID

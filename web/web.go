@@ -40,13 +40,15 @@ var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOu
 // Renderer renders pages.
 type Renderer struct {
 	t map[string]*template.Template
+	// SiteName, when set, follows every page title ("Sign in – Example ID").
+	SiteName string
 }
 
 // New parses every page with the shared layout.
 func New() (*Renderer, error) {
 	r := &Renderer{t: map[string]*template.Template{}}
 	for _, p := range pages {
-		t, err := template.New("layout.html").ParseFS(templateFS, "templates/layout.html", "templates/"+p)
+		t, err := template.New("layout.html").Funcs(template.FuncMap{"siteName": func() string { return r.SiteName }}).ParseFS(templateFS, "templates/layout.html", "templates/"+p)
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", p, err)
 		}

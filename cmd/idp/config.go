@@ -54,6 +54,7 @@ var envFlags = []struct{ flag, env string }{
 	{"dev", "IDP_DEV"},
 	{"addr", "IDP_ADDR"},
 	{"issuer", "IDP_ISSUER"},
+	{"display-name", "IDP_DISPLAY_NAME"},
 	{"session-lifetime", "IDP_SESSION_LIFETIME"},
 	{"session-idle", "IDP_SESSION_IDLE"},
 	{"key-retention", "IDP_KEY_RETENTION"},

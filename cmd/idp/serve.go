@@ -36,6 +36,7 @@ type serveOptions struct {
 	dev             bool
 	addr            string
 	issuer          string
+	displayName     string
 	sessionLifetime time.Duration
 	sessionIdle     time.Duration
 	keyRetention    time.Duration
@@ -114,6 +115,8 @@ seeded with a demo user and a demo client, whose credentials are printed at star
 	f.StringVar(&o.addr, "addr", ":8080", "address to listen on (env IDP_ADDR)")
 	f.StringVar(&o.issuer, "issuer", "http://localhost:8080",
 		"public base URL of the provider (env IDP_ISSUER; when only --addr is given, http://localhost:<its port>)")
+	f.StringVar(&o.displayName, "display-name", "",
+		"name people see: authenticator-app label, e-mail subjects, SMS texts, page titles (env IDP_DISPLAY_NAME; default the issuer's host)")
 	f.DurationVar(&o.sessionLifetime, "session-lifetime", 24*time.Hour, "absolute lifetime of a sign-in session (env IDP_SESSION_LIFETIME)")
 	f.DurationVar(&o.sessionIdle, "session-idle", 2*time.Hour, "a session unused this long ends (env IDP_SESSION_IDLE)")
 	f.DurationVar(&o.auditRetention, "audit-retention", 0, "delete audit events older than this, once a day, e.g. 8760h; 0 keeps everything (env IDP_AUDIT_RETENTION)")
@@ -205,6 +208,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	cfg := idp.Config{
 		MFA:             mfaCfg,
 		Issuer:          o.issuer,
+		DisplayName:     o.displayName,
 		Sealer:          sealer,
 		Logger:          a.logger,
 		DevMode:         o.dev,
