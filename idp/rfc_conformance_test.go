@@ -509,3 +509,24 @@ func TestEmailVerifiedClaim(t *testing.T) {
 	add("Alice@Example.COM", true)
 	check(true)
 }
+
+// The display name (default: the issuer's host) titles the pages people see.
+func TestDisplayNameInPageTitles(t *testing.T) {
+	for name, tc := range map[string]struct{ display, want string }{
+		"configured": {"Example ID", "Example ID"},
+		"default":    {"", ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, openSQLite(t), func(c *idp.Config) { c.DisplayName = tc.display })
+			c := e.createClient(admin.NewClient{SkipConsent: true})
+			want := tc.want
+			if want == "" {
+				want = strings.TrimPrefix(e.issuer, "http://")
+			}
+			p := e.newBrowser().Get(e.authURL(c, nil))
+			if !p.IsLogin() || !strings.Contains(p.Body, "<title>Sign in – "+want+"</title>") {
+				t.Fatalf("login page title does not carry %q:\n%.400s", want, p.Body)
+			}
+		})
+	}
+}
