@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -212,4 +213,25 @@ func withIssuer(loc, issuer string) string {
 		return u.String()
 	}
 	return loc
+}
+
+// formPostMarker starts op's form_post response page (response_mode=form_post).
+const formPostMarker = `<body onload="javascript:document.forms[0].submit()">`
+
+// serveWithFormPostIssuer runs op's authorization callback and adds iss (RFC 9207) to a
+// form_post response, whose template knows only op's own parameters.
+func (s *Server) serveWithFormPostIssuer(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	buf := &bufferedResponse{header: w.Header()}
+	next.ServeHTTP(buf, r)
+	if buf.status == 0 {
+		buf.status = http.StatusOK
+	}
+	body := buf.body.Bytes()
+	if buf.status == http.StatusOK && bytes.Contains(body, []byte(formPostMarker)) {
+		input := `<input type="hidden" name="iss" value="` + html.EscapeString(s.cfg.Issuer) + `"/>` + "\n</form>"
+		body = bytes.Replace(body, []byte("</form>"), []byte(input), 1)
+		w.Header().Del("Content-Length")
+	}
+	w.WriteHeader(buf.status)
+	_, _ = w.Write(body)
 }

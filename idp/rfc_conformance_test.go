@@ -192,6 +192,11 @@ func TestRFCConformance(t *testing.T) {
 			if f, _ := url.ParseQuery(u.Fragment); f.Get("code") == "" || f.Get("iss") != e.issuer {
 				t.Errorf("fragment success: %s", p.Location)
 			}
+			_, challenge = pkce()
+			p = b.Get(e.authURL(c, url.Values{"response_mode": {"form_post"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}))
+			if !strings.Contains(p.Body, `name="code"`) || !strings.Contains(p.Body, `<input type="hidden" name="iss" value="`+e.issuer+`"/>`) {
+				t.Errorf("form_post success without iss:\n%.600s", p.Body)
+			}
 			p = e.newBrowser().Get(e.authURL(c, url.Values{"prompt": {"none"}}))
 			if q := p.RedirectParams(t); q.Get("error") != "login_required" || q.Get("iss") != e.issuer {
 				t.Errorf("error from the sign-in flow: %s", p.Location)

@@ -460,6 +460,10 @@ func (s *Server) opInterceptor(next http.Handler) http.Handler {
 				"This sign-in was not completed in this browser. Go back to the application and start again.")
 			return
 		}
+		if strings.HasSuffix(r.URL.Path, "/authorize/callback") {
+			s.serveWithFormPostIssuer(next, w, r)
+			return
+		}
 		if kind := s.apiEndpointOf(r); kind != endpointOther {
 			s.serveAPI(kind, next, w, r)
 			return
