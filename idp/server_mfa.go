@@ -32,7 +32,7 @@ func (s *Server) setupMFA(ctx context.Context, hashKey [32]byte) error {
 		wa.RPOrigins = []string{s.cfg.Issuer}
 	}
 	if wa.RPDisplayName == "" {
-		wa.RPDisplayName = "openidp"
+		wa.RPDisplayName = s.cfg.DisplayName // shown by the browser's passkey dialogs
 	}
 	var factors []mfa.Factor
 	if !webAuthnPossible(wa.RPID) {
