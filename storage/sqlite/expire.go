@@ -26,6 +26,7 @@ var expiryDeletes = []struct {
 	{"signing keys", `DELETE FROM signing_keys WHERE expires_at < ?1`, false},
 	{"challenges", `DELETE FROM challenges WHERE expires_at < ?1`, false},
 	{"devices", `DELETE FROM devices WHERE expires_at < ?1`, false},
+	{"device authorizations", `DELETE FROM device_authorizations WHERE expires_at < ?1`, false},
 	{"attempt counters", `DELETE FROM attempt_counters WHERE window_end < ?1 AND blocked_until < ?1`, false},
 }
 
