@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -207,7 +208,7 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	minted := &accessTokenJWTs{}
 	s.ops = &opStorage{
 		store: store, keys: s.keys, audit: s.audit, logger: cfg.Logger, issuer: cfg.Issuer, now: cfg.Now,
-		authReqTTL: cfg.AuthRequestLifetime, codeTTL: cfg.CodeLifetime, logoutKey: s.csrfKey,
+		authReqTTL: cfg.AuthRequestLifetime, codeTTL: cfg.CodeLifetime, logoutKey: s.csrfKey, deviceKey: s.csrfKey,
 		endSession: s.endSession, minted: minted,
 	}
 	opConfig := &op.Config{
@@ -220,6 +221,10 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 		// Sessions are announced to relying parties through back-channel logout tokens.
 		BackChannelLogoutSupported:        true,
 		BackChannelLogoutSessionSupported: true,
+		// RFC 8628 (op_device.go, login_device.go).
+		DeviceAuthorization: op.DeviceAuthorizationConfig{
+			Lifetime: DeviceCodeLifetime, PollInterval: DevicePollInterval, UserFormPath: deviceFormPath, UserCode: deviceUserCode,
+		},
 	}
 	opts := []op.Option{
 		op.WithHttpInterceptors(s.opInterceptor),
@@ -274,6 +279,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /login/mfa", s.handleMFAVerify)
 	mux.HandleFunc("POST /login/mfa/send", s.handleMFASend)
 	mux.HandleFunc("POST /consent", s.handleConsentPost)
+	mux.HandleFunc("GET "+deviceFormPath, s.handleDevice)
+	mux.HandleFunc("POST "+deviceFormPath, s.handleDevicePost)
 	// The self-service API is called by browser applications with bearer tokens: CORS
 	// without credentials, preflight included.
 	me := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, apiCORS(h)) }
@@ -324,7 +331,18 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	doc := op.CreateDiscoveryConfig(r.Context(), s.provider, s.ops)
 	doc.ACRValuesSupported = ACRValuesSupported
 	doc.ClaimsSupported = append(doc.ClaimsSupported, "sid", "acr", "amr", "auth_time")
+
+	// RFC 8628 device grant (op_device.go): op adds the grant type because opStorage is a DeviceAuthorizationStorage.
+	doc.DeviceAuthorizationEndpoint, doc.GrantTypesSupported = s.provider.DeviceAuthorizationEndpoint().Absolute(s.cfg.Issuer), withGrant(doc.GrantTypesSupported, oidc.GrantTypeDeviceCode)
 	s.serveCacheableJSON(w, r, doc, s.cfg.DiscoveryMaxAge)
+}
+
+// withGrant returns grants with g in it.
+func withGrant(grants []oidc.GrantType, g oidc.GrantType) []oidc.GrantType {
+	if slices.Contains(grants, g) {
+		return grants
+	}
+	return append(grants, g)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
@@ -412,6 +430,14 @@ func (s *Server) opInterceptor(next http.Handler) http.Handler {
 				return
 			}
 			st.resources = r.Form["resource"]
+			if r.Form.Get("grant_type") == string(oidc.GrantTypeDeviceCode) {
+				// RFC 8628 §3.4 polling (op_device.go).
+				s.deviceToken(w, r)
+				return
+			}
+		}
+		if strings.HasSuffix(r.URL.Path, s.provider.DeviceAuthorizationEndpoint().Relative()) && !s.checkDeviceAuthorization(w, r) {
+			return
 		}
 		if strings.HasSuffix(r.URL.Path, "/authorize/callback") && !s.callbackBound(r) {
 			s.renderError(w, r, http.StatusForbidden, "Sign-in not completed",

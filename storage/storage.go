@@ -49,7 +49,9 @@ type Storage interface {
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	// DeleteExpired removes auth requests, code grants, sessions, tokens, rate-limit
-	// windows and signing keys whose expiry is before now. It returns how many rows went.
+	// windows and signing keys whose expiry is before now, and device authorizations a day
+	// after their expiry (a late poll is still answered expired_token). It returns how
+	// many rows went.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 	// Close releases the database handle.
 	Close() error

@@ -73,7 +73,7 @@ func testDeviceAuthorizations(t *testing.T, s storage.Storage) {
 	equal(t, "denied", got.State, storage.DeviceAuthDenied)
 	wantErr(t, s.ApproveDeviceAuthorization(ctx, "d3", login, now), storage.ErrNotFound)
 
-	// Expired: neither approved nor consumed, and swept by DeleteExpired.
+	// Expired: neither approved nor consumed, and swept by DeleteExpired a day later.
 	must(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth("d4", now)))
 	late := now.Add(11 * time.Minute)
 	wantErr(t, s.ApproveDeviceAuthorization(ctx, "d4", login, late), storage.ErrNotFound)
@@ -82,6 +82,12 @@ func testDeviceAuthorizations(t *testing.T, s storage.Storage) {
 	_, err = s.ConsumeDeviceAuthorization(ctx, "dc-d5", late)
 	wantErr(t, err, storage.ErrNotFound)
 	if _, err := s.DeleteExpired(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = s.GetDeviceAuthorizationByUserCode(ctx, "uc-d4"); err != nil {
+		t.Fatalf("expired device authorization swept before its day of grace: %v", err)
+	}
+	if _, err := s.DeleteExpired(ctx, late.Add(24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.GetDeviceAuthorizationByUserCode(ctx, "uc-d4")
