@@ -105,6 +105,11 @@ func (s *Server) drive(w http.ResponseWriter, r *http.Request, f *flowFacts, d d
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, f *flowFacts) {
 	// The browser completed a sign-in as this person: its guesses count on their own.
 	s.markKnownDevice(w, r, f.ar.Login.UserID)
+	if isDeviceRequest(f.ar) {
+		// A device sign-in approves its device authorization instead (login_device.go).
+		s.finishDevice(w, r, f)
+		return
+	}
 	if f.ar.ClientID == AccountClientID {
 		// The account page needs the session, not a code.
 		_ = s.store.DeleteAuthRequest(r.Context(), f.ar.ID)
@@ -126,6 +131,10 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, f *flowFacts) {
 
 // failRequest sends an OAuth error back to the relying party's redirect URI.
 func (s *Server) failRequest(w http.ResponseWriter, r *http.Request, ar *storage.AuthRequest, e *oidc.Error) {
+	if isDeviceRequest(ar) {
+		s.failDevice(w, r, ar, e)
+		return
+	}
 	_ = s.store.DeleteAuthRequest(r.Context(), ar.ID)
 	op.AuthRequestError(w, r, authRequest{r: ar}, e, s.provider)
 }

@@ -96,6 +96,26 @@ func (l *LoginLimits) defaults() {
 	withDefault(&l.AccountWindow, 24*time.Hour)
 }
 
+// Device flow limits (RFC 8628 §5.1). A user code has 34.6 bits (20^8 ≈ 2.56·10^10
+// codes, op_device.go) and lives DeviceCodeLifetime (10 minutes). One address may enter
+// DeviceCodeGuessesPerAddress wrong codes per DeviceCodeWindow (a right one is given
+// back): 10 per 15 minutes is 960 a day. With 10,000 device authorizations waiting at
+// every moment, one guess hits one with probability 10,000 / 2.56·10^10 ≈ 3.9·10^-7: an
+// address needs about 7 years for an even chance, a botnet of 10,000 addresses about
+// 6.5 hours. And a hit never yields anyone's tokens: the guesser would sign in with their
+// own account and approve someone else's device for it.
+const (
+	DeviceCodeGuessesPerAddress    = 10
+	DeviceCodeWindow               = 15 * time.Minute
+	DeviceAuthorizationsPerAddress = 60 // device authorizations started per address per DeviceCodeWindow
+)
+
+// deviceCodeLimits are the limits of one user code entered from ip.
+func deviceCodeLimits(ip string) []regulation.Limit {
+	return []regulation.Limit{{Key: "ip:" + regulation.KeyPart(ip) + ":usercode",
+		Rule: storage.AttemptRule{Limit: DeviceCodeGuessesPerAddress, Window: DeviceCodeWindow}, OnSuccess: regulation.Release}}
+}
+
 // SendLimits bound the e-mail and SMS codes sent, on top of the per-account limit of the
 // mfa package (3 per 15 minutes): per destination and per source address, per hour and
 // per day. Zero fields take the defaults; docs/security.md works out what one attacker

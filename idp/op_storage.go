@@ -32,6 +32,7 @@ type opStorage struct {
 	authReqTTL time.Duration
 	codeTTL    time.Duration
 	logoutKey  [32]byte // signs logout confirmation redirects
+	deviceKey  [32]byte // keys the MACs of device user codes (op_device.go)
 	// minted holds the JWT access tokens minted for op until it takes them through
 	// tokenCrypto (op_access_token.go).
 	minted *accessTokenJWTs
@@ -214,6 +215,8 @@ func (s *opStorage) grantOf(ctx context.Context, req op.TokenRequest) (tokenGran
 			audience: r.rt.Audience, scopes: r.scopes, resources: r.rt.Resources, amr: r.rt.AMR, authTime: r.rt.AuthTime, acr: r.rt.ACR}, nil
 	case *clientCredentialsRequest:
 		return tokenGrant{clientID: r.clientID, audience: []string{r.clientID}, scopes: r.scopes}, nil
+	case *op.DeviceAuthorizationState:
+		return deviceGrant(ctx)
 	default:
 		return tokenGrant{}, fmt.Errorf("unexpected token request type %T", req)
 	}
@@ -639,6 +642,17 @@ func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, ui *oidc.UserInf
 		if r.r.Login.SessionID != "" {
 			ui.AppendClaims("sid", r.r.Login.SessionID)
 		}
+	case *op.DeviceAuthorizationState:
+		// op copies acr only from an AuthRequest: the device grant's comes from the
+		// approved authorization (op_device.go).
+		if st := reqStateFrom(ctx); st != nil && st.device != nil {
+			if st.device.Login.ACR != "" {
+				ui.AppendClaims("acr", st.device.Login.ACR)
+			}
+			if st.device.Login.SessionID != "" {
+				ui.AppendClaims("sid", st.device.Login.SessionID)
+			}
+		}
 	}
 	return nil
 }
@@ -720,9 +734,10 @@ func (s *opStorage) Health(ctx context.Context) error { return s.store.Ping(ctx)
 // reqState is per-request scratch space shared between op's calls into storage.
 type reqState struct {
 	signingAlg string
-	claims     string                     // the claims parameter of an authorization request
-	resources  []string                   // the resource parameters (RFC 8707) of /authorize or /token
-	clients    map[string]*storage.Client // clients read during this request
+	claims     string                       // the claims parameter of an authorization request
+	resources  []string                     // the resource parameters (RFC 8707) of /authorize or /token
+	clients    map[string]*storage.Client   // clients read during this request
+	device     *storage.DeviceAuthorization // the device authorization a device_code token request consumed
 }
 
 type reqStateKey struct{}

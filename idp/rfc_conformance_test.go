@@ -271,11 +271,11 @@ func TestDiscoveryAdvertisesOnlyWhatWorks(t *testing.T) {
 	if got := strs(doc["response_types_supported"]); !slices.Equal(got, []string{"code"}) {
 		t.Errorf("response_types_supported = %v", got)
 	}
-	wantGrants := []string{"authorization_code", "refresh_token", "client_credentials"}
+	wantGrants := []string{"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"}
 	if got := strs(doc["grant_types_supported"]); !slices.Equal(got, wantGrants) {
 		t.Errorf("grant_types_supported = %v", got)
 	}
-	for _, k := range []string{"device_authorization_endpoint", "token_endpoint_auth_signing_alg_values_supported",
+	for _, k := range []string{"token_endpoint_auth_signing_alg_values_supported",
 		"introspection_endpoint_auth_signing_alg_values_supported", "revocation_endpoint_auth_signing_alg_values_supported",
 		"check_session_iframe"} {
 		if _, ok := doc[k]; ok {
@@ -313,6 +313,14 @@ func TestDiscoveryAdvertisesOnlyWhatWorks(t *testing.T) {
 				tr = e.tokenRequest(c, url.Values{"grant_type": {grant}, "refresh_token": {loginCode(t, e, b, c, nil).RefreshToken}})
 			case "client_credentials":
 				tr = e.tokenRequest(cc, url.Values{"grant_type": {grant}})
+			case "urn:ietf:params:oauth:grant-type:device_code":
+				// Supported: the device is told to wait for the person, not refused.
+				dc := deviceClient(e, true)
+				tr = poll(t, e, dc, deviceAuthorize(t, e, dc, "openid").DeviceCode)
+				if tr.Error != "authorization_pending" {
+					t.Fatalf("device_code grant: %+v", tr)
+				}
+				return
 			default:
 				t.Fatalf("advertised grant %q has no request in this test", grant)
 			}

@@ -216,7 +216,7 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	minted := &accessTokenJWTs{}
 	s.ops = &opStorage{
 		store: store, keys: s.keys, audit: s.audit, logger: cfg.Logger, issuer: cfg.Issuer, now: cfg.Now,
-		authReqTTL: cfg.AuthRequestLifetime, codeTTL: cfg.CodeLifetime, logoutKey: s.csrfKey,
+		authReqTTL: cfg.AuthRequestLifetime, codeTTL: cfg.CodeLifetime, logoutKey: s.csrfKey, deviceKey: s.csrfKey,
 		endSession: s.endSession, minted: minted,
 	}
 	opConfig := &op.Config{
@@ -229,6 +229,10 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 		// Sessions are announced to relying parties through back-channel logout tokens.
 		BackChannelLogoutSupported:        true,
 		BackChannelLogoutSessionSupported: true,
+		// RFC 8628 (op_device.go, login_device.go).
+		DeviceAuthorization: op.DeviceAuthorizationConfig{
+			Lifetime: DeviceCodeLifetime, PollInterval: DevicePollInterval, UserFormPath: deviceFormPath, UserCode: deviceUserCode,
+		},
 	}
 	opts := []op.Option{
 		op.WithHttpInterceptors(s.opInterceptor),
@@ -283,6 +287,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /login/mfa", s.handleMFAVerify)
 	mux.HandleFunc("POST /login/mfa/send", s.handleMFASend)
 	mux.HandleFunc("POST /consent", s.handleConsentPost)
+	mux.HandleFunc("GET "+deviceFormPath, s.handleDevice)
+	mux.HandleFunc("POST "+deviceFormPath, s.handleDevicePost)
 	// The self-service API is called by browser applications with bearer tokens: CORS
 	// without credentials, preflight included.
 	me := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, apiCORS(h)) }
@@ -350,7 +356,6 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	// JWT-bearer grants, a device endpoint and JWT client authentication; none works here.
 	doc.ResponseTypesSupported = []string{string(oidc.ResponseTypeCode)}
 	doc.GrantTypesSupported = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeClientCredentials}
-	doc.DeviceAuthorizationEndpoint = ""
 	doc.TokenEndpointAuthSigningAlgValuesSupported = nil
 	doc.IntrospectionEndpointAuthSigningAlgValuesSupported = nil
 	doc.RevocationEndpointAuthSigningAlgValuesSupported = nil
@@ -363,10 +368,21 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	doc.ScopesSupported = slices.DeleteFunc(slices.Clone(doc.ScopesSupported), func(s string) bool { return s == oidc.ScopePhone || s == oidc.ScopeAddress })
 	doc.ClaimsSupported = ClaimsSupported
 	doc.ACRValuesSupported = ACRValuesSupported
+	// RFC 8628 device grant (op_device.go, login_device.go).
+	doc.DeviceAuthorizationEndpoint = s.provider.DeviceAuthorizationEndpoint().Absolute(s.cfg.Issuer)
+	doc.GrantTypesSupported = withGrant(doc.GrantTypesSupported, oidc.GrantTypeDeviceCode)
 	s.serveCacheableJSON(w, r, discoveryDocument{
 		DiscoveryConfiguration:                     doc,
 		AuthorizationResponseISSParameterSupported: true,
 	}, s.cfg.DiscoveryMaxAge)
+}
+
+// withGrant returns grants with g in it.
+func withGrant(grants []oidc.GrantType, g oidc.GrantType) []oidc.GrantType {
+	if slices.Contains(grants, g) {
+		return grants
+	}
+	return append(grants, g)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
@@ -454,6 +470,14 @@ func (s *Server) opInterceptor(next http.Handler) http.Handler {
 				return
 			}
 			st.resources = r.Form["resource"]
+			if r.Form.Get("grant_type") == string(oidc.GrantTypeDeviceCode) {
+				// RFC 8628 §3.4 polling (op_device.go).
+				s.deviceToken(w, r)
+				return
+			}
+		}
+		if strings.HasSuffix(r.URL.Path, s.provider.DeviceAuthorizationEndpoint().Relative()) && !s.checkDeviceAuthorization(w, r) {
+			return
 		}
 		if strings.HasSuffix(r.URL.Path, "/authorize/callback") && !s.callbackBound(r) {
 			s.renderError(w, r, http.StatusForbidden, "Sign-in not completed",

@@ -41,6 +41,7 @@ type Storage interface {
 	PolicyStore
 	DeviceStore
 	ResourceStore
+	DeviceAuthorizationStore
 
 	// Migrate applies the embedded migrations not yet applied and returns how many it
 	// applied. Safe to run from several processes at once.
@@ -48,7 +49,9 @@ type Storage interface {
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	// DeleteExpired removes auth requests, code grants, sessions, tokens, rate-limit
-	// windows and signing keys whose expiry is before now. It returns how many rows went.
+	// windows and signing keys whose expiry is before now, and device authorizations a day
+	// after their expiry (a late poll is still answered expired_token). It returns how
+	// many rows went.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 	// Close releases the database handle.
 	Close() error
@@ -734,4 +737,53 @@ type ResourceStore interface {
 	ListResources(ctx context.Context) ([]Resource, error)
 	// DeleteResource removes the resource; ErrNotFound when missing.
 	DeleteResource(ctx context.Context, uri string) error
+}
+
+// DeviceAuthorizationState is where a device authorization (RFC 8628) stands.
+type DeviceAuthorizationState string
+
+const (
+	DeviceAuthPending  DeviceAuthorizationState = "pending"  // waiting for the person
+	DeviceAuthApproved DeviceAuthorizationState = "approved" // signed in and consented; tokens not yet issued
+	DeviceAuthDenied   DeviceAuthorizationState = "denied"   // the person (or the policy) refused
+	DeviceAuthConsumed DeviceAuthorizationState = "consumed" // tokens were issued once
+)
+
+// DeviceAuthorization is one device authorization request (RFC 8628): a device code the
+// device polls with and a user code the person types on the device page. Both are stored
+// only as hashes (the user code as a keyed MAC: it is short).
+type DeviceAuthorization struct {
+	ID             string
+	DeviceCodeHash string
+	UserCodeHash   string
+	ClientID       string
+	Scopes         []string
+	State          DeviceAuthorizationState
+	// Login is the sign-in that approved it (UserID, SessionID, AuthTime, AMR, ACR).
+	Login      AuthLogin
+	LastPollAt time.Time // zero before the first poll
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+}
+
+// DeviceAuthorizationStore keeps device authorizations (RFC 8628).
+type DeviceAuthorizationStore interface {
+	// CreateDeviceAuthorization inserts d; ErrAlreadyExists when its id or either hash is taken.
+	CreateDeviceAuthorization(ctx context.Context, d *DeviceAuthorization) error
+	// GetDeviceAuthorizationByUserCode returns the authorization whose user code hashes
+	// to userCodeHash, or ErrNotFound.
+	GetDeviceAuthorizationByUserCode(ctx context.Context, userCodeHash string) (*DeviceAuthorization, error)
+	// PollDeviceAuthorization records a poll with the device code at now and returns the
+	// authorization. ErrConflict (and nothing recorded) when the previous recorded poll
+	// was less than interval before now; ErrNotFound when the code is unknown.
+	PollDeviceAuthorization(ctx context.Context, deviceCodeHash string, now time.Time, interval time.Duration) (*DeviceAuthorization, error)
+	// ConsumeDeviceAuthorization moves an approved, unexpired authorization to consumed in
+	// one conditional statement and returns it: of any number of concurrent callers (in
+	// any process) exactly one gets it, everyone else ErrNotFound.
+	ConsumeDeviceAuthorization(ctx context.Context, deviceCodeHash string, now time.Time) (*DeviceAuthorization, error)
+	// ApproveDeviceAuthorization records l and moves a pending, unexpired authorization
+	// to approved; DenyDeviceAuthorization moves a pending one to denied. Both return
+	// ErrNotFound when id is unknown, or not pending (or expired) any more.
+	ApproveDeviceAuthorization(ctx context.Context, id string, l AuthLogin, now time.Time) error
+	DenyDeviceAuthorization(ctx context.Context, id string, now time.Time) error
 }

@@ -33,9 +33,13 @@ const (
 	PageBackupCodes = "backup_codes.html"
 	// PageRecovery is the form behind an administrator's one-time recovery link.
 	PageRecovery = "recovery.html"
+	// PageDevice is the form where a person enters the user code of a TV or CLI
+	// (RFC 8628), PageDeviceDone what they see once the device is approved.
+	PageDevice     = "device.html"
+	PageDeviceDone = "device_done.html"
 )
 
-var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo, PageMFA, PageAccount, PageEnroll, PageBackupCodes, PageRecovery}
+var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo, PageMFA, PageAccount, PageEnroll, PageBackupCodes, PageRecovery, PageDevice, PageDeviceDone}
 
 // Renderer renders pages.
 type Renderer struct {
@@ -108,6 +112,18 @@ type ConsentPage struct {
 	ClientName    string
 	UserEmail     string
 	Scopes        []Scope
+}
+
+// DevicePage is the data of the device code form.
+type DevicePage struct {
+	CSRF     string
+	UserCode string
+	Error    string
+}
+
+// DeviceDonePage tells the person their device is signed in.
+type DeviceDonePage struct {
+	ClientName string
 }
 
 // ErrorPage explains a problem to the person.

@@ -263,6 +263,9 @@ func TestClients(t *testing.T) {
 		{"confidential", []string{"--name", "Web app", "--redirect-uri", "https://app.example.com/cb", "--redirect-uri", "https://app.example.com/cb2,https://app.example.com/cb3"}, true},
 		{"public", []string{"--name", "CLI", "--public", "--redirect-uri", "http://127.0.0.1:8400/cb"}, false},
 		{"client credentials", []string{"--name", "Batch", "--grants", "client_credentials", "--scopes", "api:read"}, true},
+		// RFC 8628: TVs and CLIs, public or confidential, need no redirect URI.
+		{"device public", []string{"--name", "TV", "--public", "--grants", "urn:ietf:params:oauth:grant-type:device_code,refresh_token"}, false},
+		{"device confidential", []string{"--name", "Kiosk", "--grants", "urn:ietf:params:oauth:grant-type:device_code"}, true},
 	}
 	ids := map[string]string{}
 	var secrets []string

@@ -38,8 +38,9 @@ func newClientsCreateCmd(a *app) *cobra.Command {
 client, its client secret. The secret is shown only this once: only its hash is stored.
 
 Redirect URIs must be absolute https URLs without a fragment; http is accepted only for
-localhost, 127.0.0.1 and [::1]. A client whose only grant is client_credentials needs
-no redirect URI. A public client (--public: browser or native app, no secret, PKCE
+localhost, 127.0.0.1 and [::1]. A client without the authorization_code grant (e.g.
+client_credentials only, or a TV or CLI with the device grant
+urn:ietf:params:oauth:grant-type:device_code, RFC 8628) needs no redirect URI. A public client (--public: browser or native app, no secret, PKCE
 required) cannot use client_credentials.
 
 --backchannel-logout-uri registers the URL that receives OIDC Back-Channel Logout tokens
@@ -47,7 +48,8 @@ when a session the client signed in through ends (https, or http on a loopback h
 Set the client's MFA policy afterwards with "idp clients policy set".`,
 		Example: `  idp clients create --name "My app" --redirect-uri https://app.example.com/callback
   idp clients create --name "CLI" --public --redirect-uri http://127.0.0.1:8400/callback
-  idp clients create --name "Batch job" --grants client_credentials --scopes api:read --json`,
+  idp clients create --name "Batch job" --grants client_credentials --scopes api:read --json
+  idp clients create --name "TV app" --public --grants urn:ietf:params:oauth:grant-type:device_code,refresh_token`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if strings.TrimSpace(in.Name) == "" {
@@ -83,7 +85,7 @@ Set the client's MFA policy afterwards with "idp clients policy set".`,
 	f.BoolVar(&in.Public, "public", false, "public client: no secret, PKCE required")
 	f.BoolVar(&in.SkipConsent, "skip-consent", false, "first-party client: never show the consent page")
 	f.StringSliceVar(&in.GrantTypes, "grants", slices.Clone(admin.DefaultClientGrants),
-		"grant types: authorization_code, refresh_token, client_credentials")
+		"grant types: authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code")
 	f.StringSliceVar(&in.Scopes, "scopes", slices.Clone(admin.DefaultClientScopes),
 		"scopes the client may request: openid, profile, email, phone, address, offline_access, account or custom [a-z0-9:._-]+")
 	f.StringVar(&in.BackchannelLogoutURI, "backchannel-logout-uri", "", "URL that receives back-channel logout tokens (https, or http on loopback)")

@@ -21,6 +21,9 @@ const (
 	GrantAuthorizationCode = "authorization_code"
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
+	// GrantDeviceCode is the device authorization grant (RFC 8628) of TVs and CLIs, for
+	// public and confidential clients; such a client needs no redirect URI.
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // Access-token formats a client may be registered for.
@@ -114,11 +117,11 @@ func buildClient(in NewClient, allowHTTP bool) (*storage.Client, error) {
 
 	grants, err := normalizeList(in.GrantTypes, DefaultClientGrants, "grant type", func(g string) error {
 		switch g {
-		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials:
+		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode:
 			return nil
 		}
-		return fmt.Errorf("unsupported grant type %q (allowed: %s, %s, %s)",
-			g, GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials)
+		return fmt.Errorf("unsupported grant type %q (allowed: %s, %s, %s, %s)",
+			g, GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode)
 	})
 	if err != nil {
 		return nil, err
@@ -134,9 +137,8 @@ func buildClient(in NewClient, allowHTTP bool) (*storage.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	onlyClientCredentials := len(grants) == 1 && grants[0] == GrantClientCredentials
-	if len(redirects) == 0 && !onlyClientCredentials {
-		return nil, errors.New("at least one redirect URI is required (only a client_credentials-only client may have none)")
+	if len(redirects) == 0 && slices.Contains(grants, GrantAuthorizationCode) {
+		return nil, errors.New("at least one redirect URI is required (only a client without the authorization_code grant may have none)")
 	}
 	c.RedirectURIs = redirects
 

@@ -72,6 +72,18 @@ const (
 	EventDeviceRevoke = "device.revoke"
 )
 
+// The device authorization grant (RFC 8628).
+const (
+	// EventDeviceCode: a user code entered on the device page (failure: unknown,
+	// expired or used code, or the address's guessing limit refused it).
+	EventDeviceCode = "device_code.verify"
+	// EventDeviceApprove: a device authorization approved by a completed sign-in.
+	EventDeviceApprove = "device_code.approve"
+	// EventDeviceDeny: a device authorization denied (consent denied, or the sign-in
+	// failed its requirements).
+	EventDeviceDeny = "device_code.deny"
+)
+
 // Operator actions (package admin). The Reason names the acting operator.
 const (
 	EventAdminUserCreate   = "admin.user.create"

@@ -61,6 +61,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Devices", testDevices},
 		{"DeleteExpiredDevices", testDeleteExpiredDevices},
 		{"Resources", testResources},
+		{"DeviceAuthorizations", testDeviceAuthorizations},
+		{"DeviceAuthorizationConcurrentConsume", testDeviceAuthorizationConcurrentConsume},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

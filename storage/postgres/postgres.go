@@ -133,6 +133,8 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		{"signing keys", `DELETE FROM signing_keys WHERE expires_at < $1`},
 		{"challenges", `DELETE FROM challenges WHERE expires_at < $1`},
 		{"devices", `DELETE FROM devices WHERE expires_at < $1`},
+		// Kept a day past expiry, so that a late poll is still told expired_token.
+		{"device authorizations", `DELETE FROM device_authorizations WHERE expires_at < $1::timestamptz - interval '1 day'`},
 	}
 	var total int64
 	// Attempt counters keep their instants as unix nanoseconds.

@@ -26,13 +26,15 @@ var expiryDeletes = []struct {
 	{"signing keys", `DELETE FROM signing_keys WHERE expires_at < ?1`, false},
 	{"challenges", `DELETE FROM challenges WHERE expires_at < ?1`, false},
 	{"devices", `DELETE FROM devices WHERE expires_at < ?1`, false},
+	// Kept a day past expiry, so that a late poll is still told expired_token.
+	{"device authorizations", `DELETE FROM device_authorizations WHERE expires_at < ?1 - 86400000000000`, false},
 	{"attempt counters", `DELETE FROM attempt_counters WHERE window_end < ?1 AND blocked_until < ?1`, false},
 }
 
 // DeleteExpired removes auth requests, code grants, sessions (with their session
 // clients), tokens, rate-limit windows, signing keys, MFA challenges and remembered
-// devices whose expiry is before now, and attempt counters whose window and back-off
-// are over, in one transaction, and returns how many rows went (session clients not
+// devices whose expiry is before now, device authorizations a day after their expiry,
+// and attempt counters whose window and back-off are over, in one transaction, and returns how many rows went (session clients not
 // counted). Attempt counters without a window, the old failure counters and server
 // secrets never expire.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
