@@ -125,6 +125,7 @@ type Server struct {
 	regulator *regulation.Regulator
 	mfaEnv    *mfa.Env
 
+	jwks        *jwksCache // client key sets by URL, for private_key_jwt
 	backchannel *backchannel.Notifier
 	hashes      *hashGate // bounds the memory of concurrent argon2id computations
 }
@@ -183,6 +184,7 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: store, logger: cfg.Logger, now: cfg.Now, pages: pages, secure: !insecure, clients: clients}
+	s.jwks = newJWKSCache(cfg.Now)
 	s.hashes = newHashGate(cfg.PasswordHashMemory, cfg.PasswordHashQueue, cfg.PasswordHashWait)
 	s.keys = &keys.Manager{Store: store, Sealer: cfg.Sealer, Retention: cfg.KeyRetention, PublishDelay: cfg.KeyPublishDelay, Now: cfg.Now}
 	s.audit = &audit.Auditor{Store: store, Logger: cfg.Logger, Now: cfg.Now, Request: auditRequest}
@@ -296,6 +298,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /logout", s.handleLogoutPost)
 	mux.HandleFunc("GET /logged-out", s.handleLoggedOut)
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.HandleFunc("POST "+parPath, s.handlePAR) // RFC 9126 (op_par.go)
 	mux.Handle("GET /.well-known/openid-configuration", op.NewIssuerInterceptor(s.provider.IssuerFromRequest).HandlerFunc(s.handleDiscovery))
 	// Served here rather than by op, whose routes are no-store: the key set is cacheable.
 	mux.HandleFunc("GET "+s.provider.KeysEndpoint().Relative(), s.handleJWKS)
@@ -324,7 +327,36 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	doc := op.CreateDiscoveryConfig(r.Context(), s.provider, s.ops)
 	doc.ACRValuesSupported = ACRValuesSupported
 	doc.ClaimsSupported = append(doc.ClaimsSupported, "sid", "acr", "amr", "auth_time")
-	s.serveCacheableJSON(w, r, doc, s.cfg.DiscoveryMaxAge)
+
+	// --- private_key_jwt (RFC 7523, op_client_auth.go) and PAR (RFC 9126, op_par.go) ---
+	assertionAlgs := make([]string, 0, len(ClientAssertionSigningAlgs))
+	for _, a := range ClientAssertionSigningAlgs {
+		assertionAlgs = append(assertionAlgs, string(a))
+	}
+	doc.TokenEndpointAuthMethodsSupported = appendAuthMethod(doc.TokenEndpointAuthMethodsSupported, oidc.AuthMethodPrivateKeyJWT)
+	doc.TokenEndpointAuthSigningAlgValuesSupported = assertionAlgs
+	doc.IntrospectionEndpointAuthMethodsSupported = appendAuthMethod(doc.IntrospectionEndpointAuthMethodsSupported, oidc.AuthMethodPrivateKeyJWT)
+	doc.IntrospectionEndpointAuthSigningAlgValuesSupported = assertionAlgs
+	doc.RevocationEndpointAuthMethodsSupported = appendAuthMethod(doc.RevocationEndpointAuthMethodsSupported, oidc.AuthMethodPrivateKeyJWT)
+	doc.RevocationEndpointAuthSigningAlgValuesSupported = assertionAlgs
+	withPAR := struct {
+		*oidc.DiscoveryConfiguration
+		PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint"`
+		RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests"`
+	}{doc, s.cfg.Issuer + parPath, false}
+	// --- end private_key_jwt and PAR ---
+
+	s.serveCacheableJSON(w, r, withPAR, s.cfg.DiscoveryMaxAge)
+}
+
+// appendAuthMethod appends m to ms unless it is there.
+func appendAuthMethod(ms []oidc.AuthMethod, m oidc.AuthMethod) []oidc.AuthMethod {
+	for _, x := range ms {
+		if x == m {
+			return ms
+		}
+	}
+	return append(ms, m)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
@@ -399,6 +431,11 @@ func (s *Server) opInterceptor(next http.Handler) http.Handler {
 			if !s.checkAuthorize(w, r) {
 				return
 			}
+			// RFC 9126: a request_uri of a pushed request becomes its parameters
+			// (op_par.go); they were checked against the same limits when pushed.
+			if !s.resolvePushedRequest(w, r) {
+				return
+			}
 			// op parses neither the claims nor the resource parameter (RFC 8707); keep
 			// them for CreateAuthRequest.
 			st.claims = r.Form.Get("claims")
@@ -412,6 +449,16 @@ func (s *Server) opInterceptor(next http.Handler) http.Handler {
 				return
 			}
 			st.resources = r.Form["resource"]
+		}
+		if r.Method == http.MethodPost && s.clientAuthEndpoint(r.URL.Path) {
+			// private_key_jwt (op_client_auth.go).
+			if err := r.ParseForm(); err != nil {
+				op.RequestError(w, r, oidc.ErrInvalidRequest().WithDescription("the request could not be parsed"), s.logger)
+				return
+			}
+			if !s.interceptClientAssertion(w, r, st) {
+				return
+			}
 		}
 		if strings.HasSuffix(r.URL.Path, "/authorize/callback") && !s.callbackBound(r) {
 			s.renderError(w, r, http.StatusForbidden, "Sign-in not completed",

@@ -133,6 +133,8 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		{"signing keys", `DELETE FROM signing_keys WHERE expires_at < $1`},
 		{"challenges", `DELETE FROM challenges WHERE expires_at < $1`},
 		{"devices", `DELETE FROM devices WHERE expires_at < $1`},
+		{"used assertions", `DELETE FROM used_assertions WHERE expires_at < $1`},
+		{"pushed requests", `DELETE FROM pushed_requests WHERE expires_at < $1`},
 	}
 	var total int64
 	// Attempt counters keep their instants as unix nanoseconds.

@@ -26,6 +26,8 @@ var expiryDeletes = []struct {
 	{"signing keys", `DELETE FROM signing_keys WHERE expires_at < ?1`, false},
 	{"challenges", `DELETE FROM challenges WHERE expires_at < ?1`, false},
 	{"devices", `DELETE FROM devices WHERE expires_at < ?1`, false},
+	{"used assertions", `DELETE FROM used_assertions WHERE expires_at < ?1`, false},
+	{"pushed requests", `DELETE FROM pushed_requests WHERE expires_at < ?1`, false},
 	{"attempt counters", `DELETE FROM attempt_counters WHERE window_end < ?1 AND blocked_until < ?1`, false},
 }
 
