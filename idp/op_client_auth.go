@@ -68,7 +68,7 @@ func (s *Server) clientAuthEndpoint(path string) bool {
 			return true
 		}
 	}
-	return path == parPath
+	return false
 }
 
 // interceptClientAssertion verifies the client assertion of a request to a client
