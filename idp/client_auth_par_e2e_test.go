@@ -190,6 +190,19 @@ func TestPrivateKeyJWT_RFC7523(t *testing.T) {
 				if st := postJSONForm(t, tokenURL, form, &tr); st != http.StatusOK || tr.AccessToken == "" {
 					t.Fatalf("refresh with private_key_jwt: %d %+v", st, tr)
 				}
+				// Introspection and revocation take the assertion too, with their own
+				// URL as audience.
+				var intro map[string]any
+				form = assertionForm(key.assertion(t, app.ID, e.issuer+"/oauth/introspect"))
+				form.Set("token", tr.AccessToken)
+				if st := postJSONForm(t, e.issuer+"/oauth/introspect", form, &intro); st != http.StatusOK || intro["active"] != true {
+					t.Fatalf("introspection with private_key_jwt: %d %v", st, intro)
+				}
+				form = assertionForm(key.assertion(t, app.ID, e.issuer+"/revoke"))
+				form.Set("token", tokens.RefreshToken)
+				if st := postJSONForm(t, e.issuer+"/revoke", form, nil); st != http.StatusOK {
+					t.Fatalf("revocation with private_key_jwt: %d", st)
+				}
 				// Without any authentication the client is refused.
 				form = url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}, "client_id": {app.ID}}
 				if st := postJSONForm(t, tokenURL, form, &tr); st == http.StatusOK {
