@@ -182,6 +182,20 @@ func runAdminAPI(t *testing.T, e *env) {
 			"name": "Bad", "redirect_uris": []string{"https://bad.example.com/cb"}, "backchannel_logout_uri": "http://bad.example.com/logout"}); st != http.StatusBadRequest {
 			t.Fatalf("http back-channel URI accepted: %d %v", st, out)
 		}
+		// private_key_jwt (RFC 7523) with keys by value, and PAR required (RFC 9126).
+		jwks := map[string]any{"keys": []any{map[string]any{"kty": "EC", "crv": "P-256", "kid": "k1",
+			"x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}}}
+		st, out = apiCall(t, e, token, "POST", "/api/v1/admin/clients", map[string]any{
+			"name": "Signed", "redirect_uris": []string{"https://signed.example.com/cb"},
+			"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks, "require_pushed_authorization_requests": true})
+		if st != http.StatusCreated || out["client_secret"] != nil || out["token_endpoint_auth_method"] != "private_key_jwt" ||
+			out["require_pushed_authorization_requests"] != true {
+			t.Fatalf("create private_key_jwt client: %d %v", st, out)
+		}
+		if st, out = apiCall(t, e, token, "POST", "/api/v1/admin/clients", map[string]any{
+			"name": "Keyless", "redirect_uris": []string{"https://k.example.com/cb"}, "token_endpoint_auth_method": "private_key_jwt"}); st != http.StatusBadRequest {
+			t.Fatalf("private_key_jwt client without keys accepted: %d %v", st, out)
+		}
 		if st, out = apiCall(t, e, token, "GET", "/api/v1/admin/clients", nil); st != http.StatusOK {
 			t.Fatalf("list clients: %d %v", st, out)
 		}

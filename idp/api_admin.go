@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -420,19 +421,23 @@ func (api *adminAPI) listClients(w http.ResponseWriter, r *http.Request, _ strin
 }
 
 type adminNewClient struct {
-	Name                        string   `json:"name"`
-	RedirectURIs                []string `json:"redirect_uris"`
-	PostLogoutRedirectURIs      []string `json:"post_logout_redirect_uris"`
-	Public                      bool     `json:"public"`
-	SkipConsent                 bool     `json:"skip_consent"`
-	GrantTypes                  []string `json:"grant_types"`
-	Scopes                      []string `json:"scopes"`
-	AccessTokenFormat           string   `json:"access_token_format"`
-	IDTokenSigningAlg           string   `json:"id_token_signing_alg"`
-	AccessTokenLifetimeSeconds  int64    `json:"access_token_lifetime_seconds"`
-	IDTokenLifetimeSeconds      int64    `json:"id_token_lifetime_seconds"`
-	RefreshTokenLifetimeSeconds int64    `json:"refresh_token_lifetime_seconds"`
-	BackchannelLogoutURI        string   `json:"backchannel_logout_uri"`
+	Name                        string           `json:"name"`
+	RedirectURIs                []string         `json:"redirect_uris"`
+	PostLogoutRedirectURIs      []string         `json:"post_logout_redirect_uris"`
+	Public                      bool             `json:"public"`
+	SkipConsent                 bool             `json:"skip_consent"`
+	GrantTypes                  []string         `json:"grant_types"`
+	Scopes                      []string         `json:"scopes"`
+	AccessTokenFormat           string           `json:"access_token_format"`
+	IDTokenSigningAlg           string           `json:"id_token_signing_alg"`
+	AccessTokenLifetimeSeconds  int64            `json:"access_token_lifetime_seconds"`
+	IDTokenLifetimeSeconds      int64            `json:"id_token_lifetime_seconds"`
+	RefreshTokenLifetimeSeconds int64            `json:"refresh_token_lifetime_seconds"`
+	BackchannelLogoutURI        string           `json:"backchannel_logout_uri"`
+	TokenEndpointAuthMethod     string           `json:"token_endpoint_auth_method"`
+	JWKS                        *json.RawMessage `json:"jwks"`
+	JWKSURI                     string           `json:"jwks_uri"`
+	RequirePAR                  bool             `json:"require_pushed_authorization_requests"`
 }
 
 func (api *adminAPI) createClient(w http.ResponseWriter, r *http.Request, actor string) {
@@ -448,10 +453,14 @@ func (api *adminAPI) createClient(w http.ResponseWriter, r *http.Request, actor 
 		Name: req.Name, RedirectURIs: req.RedirectURIs, PostLogoutRedirectURIs: req.PostLogoutRedirectURIs,
 		Public: req.Public, SkipConsent: req.SkipConsent, GrantTypes: req.GrantTypes, Scopes: req.Scopes,
 		AccessTokenFormat: req.AccessTokenFormat, IDTokenSigningAlg: req.IDTokenSigningAlg,
-		AccessTokenLifetime:  time.Duration(req.AccessTokenLifetimeSeconds) * time.Second,
-		IDTokenLifetime:      time.Duration(req.IDTokenLifetimeSeconds) * time.Second,
-		RefreshTokenLifetime: time.Duration(req.RefreshTokenLifetimeSeconds) * time.Second,
-		BackchannelLogoutURI: req.BackchannelLogoutURI,
+		AccessTokenLifetime:     time.Duration(req.AccessTokenLifetimeSeconds) * time.Second,
+		IDTokenLifetime:         time.Duration(req.IDTokenLifetimeSeconds) * time.Second,
+		RefreshTokenLifetime:    time.Duration(req.RefreshTokenLifetimeSeconds) * time.Second,
+		BackchannelLogoutURI:    req.BackchannelLogoutURI,
+		TokenEndpointAuthMethod: req.TokenEndpointAuthMethod, JWKSURI: req.JWKSURI, RequirePAR: req.RequirePAR,
+	}
+	if req.JWKS != nil {
+		in.JWKS = string(*req.JWKS)
 	}
 	// Input errors first, so that the caller gets a 400 and nothing is written.
 	if err := admin.CheckClient(in); err != nil {

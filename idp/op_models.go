@@ -87,6 +87,9 @@ func (c *client) ApplicationType() op.ApplicationType {
 	return op.ApplicationTypeWeb
 }
 
+// AuthMethod is basic for private_key_jwt clients too: their assertion is verified
+// before op sees the request and replaced by a one-request Basic credential
+// (op_client_auth.go).
 func (c *client) AuthMethod() oidc.AuthMethod {
 	if c.c.Public {
 		return oidc.AuthMethodNone

@@ -538,6 +538,9 @@ func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Clie
 }
 
 func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, clientSecret string) error {
+	if clientAuthenticatedByAssertion(ctx, id, clientSecret) { // private_key_jwt (op_client_auth.go)
+		return nil
+	}
 	c, err := s.getClient(ctx, id)
 	if err != nil || c.Public || !secret.ClientSecretMatches(clientSecret, c.SecretHash) {
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventClientAuth, ClientID: id, Result: audit.ResultFailure, Reason: "invalid client credentials"})
@@ -738,6 +741,9 @@ type reqState struct {
 	resources  []string                     // the resource parameters (RFC 8707) of /authorize or /token
 	clients    map[string]*storage.Client   // clients read during this request
 	device     *storage.DeviceAuthorization // the device authorization a device_code token request consumed
+	// assertedClient authenticated with a client assertion; assertionSecret is the
+	// one-request credential that stands for it (op_client_auth.go).
+	assertedClient, assertionSecret string
 }
 
 type reqStateKey struct{}

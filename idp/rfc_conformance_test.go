@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
 	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/storage"
@@ -275,18 +278,25 @@ func TestDiscoveryAdvertisesOnlyWhatWorks(t *testing.T) {
 	if got := strs(doc["grant_types_supported"]); !slices.Equal(got, wantGrants) {
 		t.Errorf("grant_types_supported = %v", got)
 	}
-	for _, k := range []string{"token_endpoint_auth_signing_alg_values_supported",
-		"introspection_endpoint_auth_signing_alg_values_supported", "revocation_endpoint_auth_signing_alg_values_supported",
-		"check_session_iframe"} {
+	for _, k := range []string{"check_session_iframe"} {
 		if _, ok := doc[k]; ok {
 			t.Errorf("discovery advertises %s: %v", k, doc[k])
 		}
 	}
-	for _, k := range []string{"token_endpoint_auth_methods_supported", "introspection_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported"} {
-		if slices.Contains(strs(doc[k]), "private_key_jwt") {
-			t.Errorf("%s lists private_key_jwt", k)
+	// Every advertised client-assertion algorithm is one the provider verifies.
+	for _, k := range []string{"token_endpoint_auth_signing_alg_values_supported",
+		"introspection_endpoint_auth_signing_alg_values_supported", "revocation_endpoint_auth_signing_alg_values_supported"} {
+		for _, alg := range strs(doc[k]) {
+			if !slices.ContainsFunc(idp.ClientAssertionSigningAlgs, func(a jose.SignatureAlgorithm) bool { return string(a) == alg }) {
+				t.Errorf("%s lists %s", k, alg)
+			}
 		}
 	}
+	// A client authenticating with private_key_jwt (RFC 7523), for the auth-method rows.
+	pkKey := newECClientKey(t, "conformance-key")
+	pk := e.createClient(admin.NewClient{RedirectURIs: []string{"https://pk.example.com/cb"}, SkipConsent: true,
+		GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: []string{"openid", "profile", "email", "offline_access"},
+		TokenEndpointAuthMethod: "private_key_jwt", JWKS: pkKey.jwks})
 
 	public := e.createClient(admin.NewClient{Public: true, SkipConsent: true, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	cc := e.createClient(admin.NewClient{GrantTypes: []string{"client_credentials"}})
@@ -339,6 +349,10 @@ func TestDiscoveryAdvertisesOnlyWhatWorks(t *testing.T) {
 			form.Set("client_secret", cl.Secret)
 		case "none":
 			form.Set("client_id", cl.ID)
+		case "private_key_jwt":
+			form.Set("client_id", cl.ID)
+			form.Set("client_assertion_type", oidc.ClientAssertionTypeJWTAssertion)
+			form.Set("client_assertion", pkKey.assertion(t, cl.ID, e.issuer))
 		default:
 			t.Fatalf("advertised auth method %q has no request in this test", method)
 		}
@@ -347,8 +361,11 @@ func TestDiscoveryAdvertisesOnlyWhatWorks(t *testing.T) {
 	for _, m := range strs(doc["token_endpoint_auth_methods_supported"]) {
 		t.Run("token_endpoint_auth_method="+m, func(t *testing.T) {
 			cl := c
-			if m == "none" {
+			switch m {
+			case "none":
 				cl = public
+			case "private_key_jwt":
+				cl = pk
 			}
 			g := authorizeCode(t, e, b, cl, nil)
 			form := url.Values{"grant_type": {"authorization_code"}, "code": {g.code}, "redirect_uri": {cl.RedirectURI}, "code_verifier": {g.verifier}}
@@ -358,10 +375,26 @@ func TestDiscoveryAdvertisesOnlyWhatWorks(t *testing.T) {
 			}
 		})
 	}
+	// pkTokens signs pk in and redeems the code with a client assertion.
+	pkTokens := func(t *testing.T) tokenResponse {
+		t.Helper()
+		g := authorizeCode(t, e, b, pk, nil)
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {g.code}, "redirect_uri": {pk.RedirectURI}, "code_verifier": {g.verifier}}
+		authn("private_key_jwt", pk, form)
+		var tr tokenResponse
+		if r := postAPI(t, e, "/oauth/token", form, nil); r.status != http.StatusOK || json.Unmarshal([]byte(r.body), &tr) != nil {
+			t.Fatalf("private_key_jwt code exchange: %d %s", r.status, r.body)
+		}
+		return tr
+	}
 	for _, m := range strs(doc["introspection_endpoint_auth_methods_supported"]) {
 		t.Run("introspection_endpoint_auth_method="+m, func(t *testing.T) {
-			form := url.Values{"token": {first.AccessToken}}
-			r := postAPI(t, e, "/oauth/introspect", form, authn(m, c, form))
+			tok, cl := first.AccessToken, c
+			if m == "private_key_jwt" {
+				tok, cl = pkTokens(t).AccessToken, pk
+			}
+			form := url.Values{"token": {tok}}
+			r := postAPI(t, e, "/oauth/introspect", form, authn(m, cl, form))
 			if r.status != http.StatusOK || r.json(t)["active"] != true {
 				t.Fatalf("%d %s", r.status, r.body)
 			}
@@ -370,10 +403,17 @@ func TestDiscoveryAdvertisesOnlyWhatWorks(t *testing.T) {
 	for _, m := range strs(doc["revocation_endpoint_auth_methods_supported"]) {
 		t.Run("revocation_endpoint_auth_method="+m, func(t *testing.T) {
 			cl := c
-			if m == "none" {
+			var tr tokenResponse
+			switch m {
+			case "none":
 				cl = public
+				tr = loginCode(t, e, b, cl, nil)
+			case "private_key_jwt":
+				cl = pk
+				tr = pkTokens(t)
+			default:
+				tr = loginCode(t, e, b, cl, nil)
 			}
-			tr := loginCode(t, e, b, cl, nil)
 			form := url.Values{"token": {tr.RefreshToken}}
 			if r := postAPI(t, e, "/revoke", form, authn(m, cl, form)); r.status != http.StatusOK {
 				t.Fatalf("%d %s", r.status, r.body)

@@ -129,6 +129,7 @@ type Server struct {
 	regulator *regulation.Regulator
 	mfaEnv    *mfa.Env
 
+	jwks        *jwksCache // client key sets by URL, for private_key_jwt
 	backchannel *backchannel.Notifier
 	hashes      *hashGate // bounds the memory of concurrent argon2id computations
 }
@@ -192,6 +193,7 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	}
 	pages.SiteName = cfg.DisplayName
 	s := &Server{cfg: cfg, store: store, logger: cfg.Logger, now: cfg.Now, pages: pages, secure: !insecure, clients: clients}
+	s.jwks = newJWKSCache(cfg.Now)
 	s.hashes = newHashGate(cfg.PasswordHashMemory, cfg.PasswordHashQueue, cfg.PasswordHashWait)
 	s.keys = &keys.Manager{Store: store, Sealer: cfg.Sealer, Retention: cfg.KeyRetention, PublishDelay: cfg.KeyPublishDelay, Now: cfg.Now}
 	s.audit = &audit.Auditor{Store: store, Logger: cfg.Logger, Now: cfg.Now, Request: auditRequest}
@@ -311,6 +313,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /logout", s.handleLogoutPost)
 	mux.HandleFunc("GET /logged-out", s.handleLoggedOut)
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.HandleFunc("POST "+parPath, s.handlePAR) // RFC 9126 (op_par.go)
 	mux.Handle("GET /.well-known/openid-configuration", op.NewIssuerInterceptor(s.provider.IssuerFromRequest).HandlerFunc(s.handleDiscovery))
 	// Served here rather than by op, whose routes are no-store: the key set is cacheable.
 	mux.HandleFunc("GET "+s.provider.KeysEndpoint().Relative(), s.handleJWKS)
@@ -344,6 +347,10 @@ type discoveryDocument struct {
 	*oidc.DiscoveryConfiguration
 	// RFC 9207: every authorization response carries iss (withAuthResponseIssuer).
 	AuthorizationResponseISSParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
+	// RFC 9126: pushed authorization requests (op_par.go); PAR is required per client,
+	// never for all.
+	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint,omitempty"`
+	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests"`
 }
 
 // handleDiscovery serves op's discovery document corrected to advertise only what
@@ -356,9 +363,6 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	// JWT-bearer grants, a device endpoint and JWT client authentication; none works here.
 	doc.ResponseTypesSupported = []string{string(oidc.ResponseTypeCode)}
 	doc.GrantTypesSupported = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeClientCredentials}
-	doc.TokenEndpointAuthSigningAlgValuesSupported = nil
-	doc.IntrospectionEndpointAuthSigningAlgValuesSupported = nil
-	doc.RevocationEndpointAuthSigningAlgValuesSupported = nil
 	doc.TokenEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone}
 	doc.IntrospectionEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost}
 	doc.RevocationEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone}
@@ -371,9 +375,23 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	// RFC 8628 device grant (op_device.go, login_device.go).
 	doc.DeviceAuthorizationEndpoint = s.provider.DeviceAuthorizationEndpoint().Absolute(s.cfg.Issuer)
 	doc.GrantTypesSupported = withGrant(doc.GrantTypesSupported, oidc.GrantTypeDeviceCode)
+	// private_key_jwt (RFC 7523, op_client_auth.go) at every endpoint that authenticates
+	// clients.
+	assertionAlgs := make([]string, 0, len(ClientAssertionSigningAlgs))
+	for _, a := range ClientAssertionSigningAlgs {
+		assertionAlgs = append(assertionAlgs, string(a))
+	}
+	doc.TokenEndpointAuthMethodsSupported = appendAuthMethod(doc.TokenEndpointAuthMethodsSupported, oidc.AuthMethodPrivateKeyJWT)
+	doc.TokenEndpointAuthSigningAlgValuesSupported = assertionAlgs
+	doc.IntrospectionEndpointAuthMethodsSupported = appendAuthMethod(doc.IntrospectionEndpointAuthMethodsSupported, oidc.AuthMethodPrivateKeyJWT)
+	doc.IntrospectionEndpointAuthSigningAlgValuesSupported = assertionAlgs
+	doc.RevocationEndpointAuthMethodsSupported = appendAuthMethod(doc.RevocationEndpointAuthMethodsSupported, oidc.AuthMethodPrivateKeyJWT)
+	doc.RevocationEndpointAuthSigningAlgValuesSupported = assertionAlgs
 	s.serveCacheableJSON(w, r, discoveryDocument{
 		DiscoveryConfiguration:                     doc,
 		AuthorizationResponseISSParameterSupported: true,
+		// PAR (RFC 9126, op_par.go).
+		PushedAuthorizationRequestEndpoint: s.cfg.Issuer + parPath,
 	}, s.cfg.DiscoveryMaxAge)
 }
 
@@ -383,6 +401,14 @@ func withGrant(grants []oidc.GrantType, g oidc.GrantType) []oidc.GrantType {
 		return grants
 	}
 	return append(grants, g)
+}
+
+// appendAuthMethod appends m to ms unless it is there.
+func appendAuthMethod(ms []oidc.AuthMethod, m oidc.AuthMethod) []oidc.AuthMethod {
+	if slices.Contains(ms, m) {
+		return ms
+	}
+	return append(ms, m)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
@@ -457,6 +483,11 @@ func (s *Server) opInterceptor(next http.Handler) http.Handler {
 			if !s.checkAuthorize(w, r) {
 				return
 			}
+			// RFC 9126: a request_uri of a pushed request becomes its parameters
+			// (op_par.go); they were checked against the same limits when pushed.
+			if !s.resolvePushedRequest(w, r) {
+				return
+			}
 			// op parses neither the claims nor the resource parameter (RFC 8707); keep
 			// them for CreateAuthRequest.
 			st.claims = r.Form.Get("claims")
@@ -478,6 +509,16 @@ func (s *Server) opInterceptor(next http.Handler) http.Handler {
 		}
 		if strings.HasSuffix(r.URL.Path, s.provider.DeviceAuthorizationEndpoint().Relative()) && !s.checkDeviceAuthorization(w, r) {
 			return
+		}
+		if r.Method == http.MethodPost && s.clientAuthEndpoint(r.URL.Path) {
+			// private_key_jwt (op_client_auth.go).
+			if err := r.ParseForm(); err != nil {
+				op.RequestError(w, r, oidc.ErrInvalidRequest().WithDescription("the request could not be parsed"), s.logger)
+				return
+			}
+			if !s.interceptClientAssertion(w, r, st) {
+				return
+			}
 		}
 		if strings.HasSuffix(r.URL.Path, "/authorize/callback") && !s.callbackBound(r) {
 			s.renderError(w, r, http.StatusForbidden, "Sign-in not completed",

@@ -112,7 +112,28 @@ type Client struct {
 	Policy MFAPolicy
 	// BackchannelLogoutURI receives OIDC Back-Channel Logout tokens; empty for none.
 	BackchannelLogoutURI string
-	CreatedAt            time.Time
+	// TokenEndpointAuthMethod is how the client authenticates at the token endpoint:
+	// "" (client_secret_basic or client_secret_post for confidential clients, none for
+	// public ones) or "private_key_jwt" (RFC 7523), with keys from JWKS or JWKSURI.
+	TokenEndpointAuthMethod string
+	// JWKS is the client's public key set (JSON), registered by value.
+	JWKS string
+	// JWKSURI is where the client publishes its public key set.
+	JWKSURI string
+	// RequirePAR: authorization requests must be pushed first (RFC 9126).
+	RequirePAR bool
+	CreatedAt  time.Time
+}
+
+// AuthMethodPrivateKeyJWT is the TokenEndpointAuthMethod of RFC 7523 client assertions.
+const AuthMethodPrivateKeyJWT = "private_key_jwt"
+
+// PushedRequest is a pushed authorization request (RFC 9126).
+type PushedRequest struct {
+	ID        string // the random part of the request_uri
+	ClientID  string
+	Params    string // the pushed parameters, form-encoded
+	ExpiresAt time.Time
 }
 
 // MFAPolicy is what a login must prove, set per client and per account type. The zero
@@ -143,6 +164,18 @@ type ClientStore interface {
 	UpdateClient(ctx context.Context, c *Client) error
 	// DeleteClient removes the client; ErrNotFound when missing.
 	DeleteClient(ctx context.Context, id string) error
+
+	// UseAssertion records that clientID presented the client assertion jti, which
+	// expires at expiresAt, atomically across processes: ErrConflict when the same jti
+	// of that client is already recorded and not expired at now (a replay).
+	UseAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error
+	// CreatePushedRequest stores a pushed authorization request; ErrAlreadyExists when
+	// the id is taken.
+	CreatePushedRequest(ctx context.Context, p *PushedRequest) error
+	// ConsumePushedRequest removes and returns the pushed request id of clientID,
+	// atomically (a request_uri is used once): ErrNotFound when there is none, it
+	// belongs to another client, or it expired before now.
+	ConsumePushedRequest(ctx context.Context, id, clientID string, now time.Time) (*PushedRequest, error)
 }
 
 // AuthRequest is one /authorize request, from its creation until its code is redeemed.

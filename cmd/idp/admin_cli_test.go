@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -119,6 +120,28 @@ func TestMFAReset(t *testing.T) {
 	}
 }
 
+// TestClientsCreatePrivateKeyJWT: a private_key_jwt client is registered with its keys
+// from a JWKS file or a URL, and gets no secret.
+func TestClientsCreatePrivateKeyJWT(t *testing.T) {
+	c := newCLI(t)
+	file := filepath.Join(t.TempDir(), "jwks.json")
+	jwks := `{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}]}`
+	if err := os.WriteFile(file, []byte(jwks), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var created map[string]string
+	c.okJSON(&created, "clients", "create", "--name", "Signed", "--redirect-uri", "https://s.example.com/cb",
+		"--auth-method", "private_key_jwt", "--jwks", file, "--require-par", "--json")
+	if created["client_id"] == "" || created["client_secret"] != "" {
+		t.Fatalf("create --auth-method private_key_jwt = %v", created)
+	}
+	c.okJSON(&created, "clients", "create", "--name", "Signed by URL", "--grants", "client_credentials", "--scopes", "api:read",
+		"--auth-method", "private_key_jwt", "--jwks-uri", "https://s.example.com/jwks.json", "--json")
+	if created["client_id"] == "" || created["client_secret"] != "" {
+		t.Fatalf("create --jwks-uri = %v", created)
+	}
+}
+
 func TestClientPolicies(t *testing.T) {
 	c := newCLI(t)
 	var created map[string]string
@@ -196,6 +219,12 @@ func TestAdminCommandErrors(t *testing.T) {
 		{"policy of an unknown client", []string{"clients", "policy", "show", "nope"}, 1, []string{`client "nope" not found`}},
 		{"http back-channel logout URI", []string{"clients", "create", "--name", "A", "--redirect-uri", "https://a.example.com/cb",
 			"--backchannel-logout-uri", "http://a.example.com/bc"}, 1, []string{`invalid back-channel logout URI "http://a.example.com/bc"`}},
+		{"private_key_jwt without keys", []string{"clients", "create", "--name", "A", "--redirect-uri", "https://a.example.com/cb",
+			"--auth-method", "private_key_jwt"}, 1, []string{"private_key_jwt needs exactly one of"}},
+		{"http JWKS URL", []string{"clients", "create", "--name", "A", "--redirect-uri", "https://a.example.com/cb",
+			"--auth-method", "private_key_jwt", "--jwks-uri", "http://a.example.com/jwks"}, 1, []string{`invalid key set URL`}},
+		{"key set without private_key_jwt", []string{"clients", "create", "--name", "A", "--redirect-uri", "https://a.example.com/cb",
+			"--jwks-uri", "https://a.example.com/jwks"}, 1, []string{"only for --auth-method private_key_jwt"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -28,8 +29,9 @@ func newClientsCmd(a *app) *cobra.Command {
 
 func newClientsCreateCmd(a *app) *cobra.Command {
 	var (
-		in     admin.NewClient
-		asJSON bool
+		in       admin.NewClient
+		asJSON   bool
+		jwksFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME --redirect-uri URI [flags]",
@@ -45,15 +47,28 @@ required) cannot use client_credentials.
 
 --backchannel-logout-uri registers the URL that receives OIDC Back-Channel Logout tokens
 when a session the client signed in through ends (https, or http on a loopback host).
-Set the client's MFA policy afterwards with "idp clients policy set".`,
+Set the client's MFA policy afterwards with "idp clients policy set".
+
+--auth-method private_key_jwt registers a confidential client without a secret: it
+authenticates with JWTs signed by its private key (RFC 7523), whose public keys are
+given by value (--jwks FILE, a JWKS JSON) or by URL (--jwks-uri). --require-par makes
+the client push its authorization requests first (RFC 9126).`,
 		Example: `  idp clients create --name "My app" --redirect-uri https://app.example.com/callback
   idp clients create --name "CLI" --public --redirect-uri http://127.0.0.1:8400/callback
   idp clients create --name "Batch job" --grants client_credentials --scopes api:read --json
-  idp clients create --name "TV app" --public --grants urn:ietf:params:oauth:grant-type:device_code,refresh_token`,
+  idp clients create --name "TV app" --public --grants urn:ietf:params:oauth:grant-type:device_code,refresh_token
+  idp clients create --name "Signed" --redirect-uri https://app.example.com/cb --auth-method private_key_jwt --jwks-uri https://app.example.com/jwks.json`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if strings.TrimSpace(in.Name) == "" {
 				return usageErrorf("--name is required")
+			}
+			if jwksFile != "" {
+				b, err := os.ReadFile(jwksFile)
+				if err != nil {
+					return fmt.Errorf("--jwks: %w", err)
+				}
+				in.JWKS = string(b)
 			}
 			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
 				c, secret, err := adm.CreateClient(ctx, cliActor, in)
@@ -71,6 +86,10 @@ Set the client's MFA policy afterwards with "idp clients policy set".`,
 				if c.Public {
 					fmt.Fprintf(a.stdout, "  Public client: no secret; it must use PKCE (S256).\n")
 					return nil
+				}
+				if c.TokenEndpointAuthMethod == storage.AuthMethodPrivateKeyJWT {
+					_, err = fmt.Fprintf(a.stdout, "  Authenticates with private_key_jwt: no secret.\n")
+					return err
 				}
 				fmt.Fprintf(a.stdout, "  Client secret: %s\n", secret)
 				_, err = fmt.Fprintf(a.stdout, "Store the client secret now: it will not be shown again.\n")
@@ -94,6 +113,10 @@ Set the client's MFA policy afterwards with "idp clients policy set".`,
 	f.DurationVar(&in.AccessTokenLifetime, "access-token-lifetime", admin.DefaultAccessTokenLifetime, "access token lifetime")
 	f.DurationVar(&in.IDTokenLifetime, "id-token-lifetime", admin.DefaultIDTokenLifetime, "ID token lifetime")
 	f.DurationVar(&in.RefreshTokenLifetime, "refresh-token-lifetime", admin.DefaultRefreshTokenLifetime, "refresh token lifetime")
+	f.StringVar(&in.TokenEndpointAuthMethod, "auth-method", "", "token endpoint authentication: client_secret_basic (default) or private_key_jwt")
+	f.StringVar(&jwksFile, "jwks", "", "file holding the client's public keys (JWKS JSON), for private_key_jwt")
+	f.StringVar(&in.JWKSURI, "jwks-uri", "", "URL of the client's public keys (JWKS), for private_key_jwt")
+	f.BoolVar(&in.RequirePAR, "require-par", false, "the client must use pushed authorization requests (RFC 9126)")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
 }

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/keys"
@@ -61,6 +64,43 @@ type NewClient struct {
 	// BackchannelLogoutURI receives OIDC Back-Channel Logout tokens: https, or http on a
 	// loopback host. Empty for none.
 	BackchannelLogoutURI string
+	// TokenEndpointAuthMethod is "" (a client secret, or none for public clients) or
+	// "private_key_jwt" (RFC 7523), which needs JWKS or JWKSURI and issues no secret.
+	TokenEndpointAuthMethod string
+	// JWKS is the client's public key set (JSON) for private_key_jwt.
+	JWKS string
+	// JWKSURI is where the client publishes its key set for private_key_jwt: https, or
+	// http on a loopback host.
+	JWKSURI string
+	// RequirePAR: the client must push its authorization requests (RFC 9126).
+	RequirePAR bool
+}
+
+// MaxJWKSSize bounds a client's key set, registered or fetched.
+const MaxJWKSSize = 64 << 10
+
+// ParseJWKS parses a client's public key set: JSON, at most MaxJWKSSize bytes, with at
+// least one key, all of them valid public signature keys.
+func ParseJWKS(data []byte) (*jose.JSONWebKeySet, error) {
+	if len(data) > MaxJWKSSize {
+		return nil, fmt.Errorf("key set is larger than %d bytes", MaxJWKSSize)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(data, &set); err != nil {
+		return nil, fmt.Errorf("key set is not a JWKS: %w", err)
+	}
+	if len(set.Keys) == 0 {
+		return nil, errors.New("key set has no keys")
+	}
+	for i, k := range set.Keys {
+		if !k.Valid() || !k.IsPublic() {
+			return nil, fmt.Errorf("key %d (kid %q) is not a valid public key", i, k.KeyID)
+		}
+		if k.Use != "" && k.Use != "sig" {
+			return nil, fmt.Errorf("key %d (kid %q) is not a signature key (use %q)", i, k.KeyID, k.Use)
+		}
+	}
+	return &set, nil
 }
 
 // CreateClient validates and registers a client. It returns the client and, for a
@@ -78,7 +118,7 @@ func (a *Admin) createClient(ctx context.Context, actor string, in NewClient, al
 		return nil, "", err
 	}
 	var clientSecret string
-	if !c.Public {
+	if !c.Public && c.TokenEndpointAuthMethod == "" {
 		clientSecret, c.SecretHash = secret.NewClientSecret()
 	}
 	c.ID = secret.NewID()
@@ -127,6 +167,35 @@ func buildClient(in NewClient, allowHTTP bool) (*storage.Client, error) {
 		return nil, err
 	}
 	c.GrantTypes = grants
+	switch m := strings.TrimSpace(in.TokenEndpointAuthMethod); m {
+	case "", "client_secret_basic", "client_secret_post":
+		if in.JWKS != "" || in.JWKSURI != "" {
+			return nil, errors.New("a key set (--jwks, --jwks-uri) is only for --auth-method private_key_jwt")
+		}
+	case storage.AuthMethodPrivateKeyJWT:
+		if c.Public {
+			return nil, errors.New("a public client cannot use private_key_jwt")
+		}
+		c.TokenEndpointAuthMethod = m
+		switch {
+		case (in.JWKS == "") == (in.JWKSURI == ""):
+			return nil, errors.New("private_key_jwt needs exactly one of a key set (--jwks) and a key set URL (--jwks-uri)")
+		case in.JWKS != "":
+			if _, err := ParseJWKS([]byte(in.JWKS)); err != nil {
+				return nil, fmt.Errorf("invalid key set: %w", err)
+			}
+			c.JWKS = in.JWKS
+		default:
+			u := strings.TrimSpace(in.JWKSURI)
+			if err := validateRedirectURI(u, "key set URL", allowHTTP); err != nil {
+				return nil, err
+			}
+			c.JWKSURI = u
+		}
+	default:
+		return nil, fmt.Errorf("unsupported token endpoint auth method %q (allowed: client_secret_basic, client_secret_post, %s)", m, storage.AuthMethodPrivateKeyJWT)
+	}
+	c.RequirePAR = in.RequirePAR
 	if c.Public && slices.Contains(grants, GrantClientCredentials) {
 		return nil, errors.New("a public client cannot use the client_credentials grant: it has no secret to authenticate with")
 	}

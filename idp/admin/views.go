@@ -53,6 +53,9 @@ type ClientView struct {
 	IDTokenLifetimeSeconds      int64      `json:"id_token_lifetime_seconds"`
 	RefreshTokenLifetimeSeconds int64      `json:"refresh_token_lifetime_seconds"`
 	BackchannelLogoutURI        string     `json:"backchannel_logout_uri,omitempty"`
+	TokenEndpointAuthMethod     string     `json:"token_endpoint_auth_method,omitempty"`
+	JWKSURI                     string     `json:"jwks_uri,omitempty"`
+	RequirePAR                  bool       `json:"require_pushed_authorization_requests,omitempty"`
 	Policy                      PolicyView `json:"policy"`
 	CreatedAt                   time.Time  `json:"created_at"`
 }
@@ -68,6 +71,7 @@ func ToClientView(c *storage.Client) ClientView {
 		IDTokenLifetimeSeconds:      int64(c.IDTokenLifetime / time.Second),
 		RefreshTokenLifetimeSeconds: int64(c.RefreshTokenLifetime / time.Second),
 		BackchannelLogoutURI:        c.BackchannelLogoutURI, Policy: ToPolicyView(c.Policy), CreatedAt: c.CreatedAt.UTC(),
+		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, JWKSURI: c.JWKSURI, RequirePAR: c.RequirePAR,
 	}
 }
 

@@ -61,6 +61,7 @@ func testClients(t *testing.T, s storage.Storage) {
 		RefreshTokenLifetime: 3 * time.Minute,
 		Policy:               storage.MFAPolicy{MFA: "off", RememberDevice: time.Hour},
 		BackchannelLogoutURI: "https://new.example/bc", CreatedAt: now.Add(time.Hour),
+		TokenEndpointAuthMethod: "", JWKS: `{"keys":[{"kty":"EC"}]}`, JWKSURI: "", RequirePAR: false,
 	}
 	must(t, s.UpdateClient(ctx, upd))
 	want := *upd
@@ -75,4 +76,51 @@ func testClients(t *testing.T, s storage.Storage) {
 	list, err = s.ListClients(ctx)
 	must(t, err)
 	equal(t, "ListClients after delete", list, []storage.Client{want})
+}
+
+// testUsedAssertions: a client assertion's jti is accepted once until it expires, even
+// under concurrency, and per client.
+func testUsedAssertions(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	exp := now.Add(time.Minute)
+	wins := race(t, 8, storage.ErrConflict, func(int) error {
+		return s.UseAssertion(ctx, "client-a", "jti-1", exp, now)
+	})
+	if wins != 1 {
+		t.Fatalf("UseAssertion raced: %d won, want 1", wins)
+	}
+	wantErr(t, s.UseAssertion(ctx, "client-a", "jti-1", exp, now.Add(30*time.Second)), storage.ErrConflict)
+	must(t, s.UseAssertion(ctx, "client-b", "jti-1", exp, now)) // another client's jti
+	// Once expired it may be recorded again (it is refused by its exp anyway).
+	must(t, s.UseAssertion(ctx, "client-a", "jti-1", now.Add(3*time.Minute), now.Add(2*time.Minute)))
+	n, err := s.DeleteExpired(ctx, now.Add(time.Hour))
+	must(t, err)
+	if n < 2 {
+		t.Errorf("DeleteExpired removed %d rows, want the 2 used assertions at least", n)
+	}
+}
+
+// testPushedRequests: a pushed request is consumed once, by its client, before it expires.
+func testPushedRequests(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	p := &storage.PushedRequest{ID: "par-1", ClientID: "client-a", Params: "a=b&c=d", ExpiresAt: now.Add(time.Minute)}
+	must(t, s.CreatePushedRequest(ctx, p))
+	wantErr(t, s.CreatePushedRequest(ctx, p), storage.ErrAlreadyExists)
+	_, err := s.ConsumePushedRequest(ctx, "par-1", "client-b", now)
+	wantErr(t, err, storage.ErrNotFound)
+	wins := race(t, 8, storage.ErrNotFound, func(int) error {
+		got, err := s.ConsumePushedRequest(ctx, "par-1", "client-a", now)
+		if err == nil {
+			equal(t, "ConsumePushedRequest", got, p)
+		}
+		return err
+	})
+	if wins != 1 {
+		t.Fatalf("ConsumePushedRequest raced: %d won, want 1", wins)
+	}
+	must(t, s.CreatePushedRequest(ctx, &storage.PushedRequest{ID: "par-2", ClientID: "client-a", Params: "x=y", ExpiresAt: now.Add(time.Minute)}))
+	_, err = s.ConsumePushedRequest(ctx, "par-2", "client-a", now.Add(time.Minute))
+	wantErr(t, err, storage.ErrNotFound)
 }

@@ -20,6 +20,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 	}{
 		{"Users", testUsers},
 		{"Clients", testClients},
+		{"UsedAssertions", testUsedAssertions},
+		{"PushedRequests", testPushedRequests},
 		{"AuthRequests", testAuthRequests},
 		{"AuthCodes", testAuthCodes},
 		{"AuthCodeConcurrentConsume", testAuthCodeConcurrentConsume},

@@ -155,7 +155,12 @@ func newClient(id string, created time.Time) *storage.Client {
 		RefreshTokenLifetime:   30 * 24 * time.Hour,
 		Policy:                 fullPolicy(),
 		BackchannelLogoutURI:   "https://" + id + ".example/backchannel",
-		CreatedAt:              created,
+		// private_key_jwt by value and by URL at once: only the storage is tested here.
+		TokenEndpointAuthMethod: storage.AuthMethodPrivateKeyJWT,
+		JWKS:                    `{"keys":[]}`,
+		JWKSURI:                 "https://" + id + ".example/jwks",
+		RequirePAR:              true,
+		CreatedAt:               created,
 	}
 }
 

@@ -135,6 +135,8 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		{"devices", `DELETE FROM devices WHERE expires_at < $1`},
 		// Kept a day past expiry, so that a late poll is still told expired_token.
 		{"device authorizations", `DELETE FROM device_authorizations WHERE expires_at < $1::timestamptz - interval '1 day'`},
+		{"used assertions", `DELETE FROM used_assertions WHERE expires_at < $1`},
+		{"pushed requests", `DELETE FROM pushed_requests WHERE expires_at < $1`},
 	}
 	var total int64
 	// Attempt counters keep their instants as unix nanoseconds.

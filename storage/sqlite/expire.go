@@ -28,6 +28,8 @@ var expiryDeletes = []struct {
 	{"devices", `DELETE FROM devices WHERE expires_at < ?1`, false},
 	// Kept a day past expiry, so that a late poll is still told expired_token.
 	{"device authorizations", `DELETE FROM device_authorizations WHERE expires_at < ?1 - 86400000000000`, false},
+	{"used assertions", `DELETE FROM used_assertions WHERE expires_at < ?1`, false},
+	{"pushed requests", `DELETE FROM pushed_requests WHERE expires_at < ?1`, false},
 	{"attempt counters", `DELETE FROM attempt_counters WHERE window_end < ?1 AND blocked_until < ?1`, false},
 }
 
