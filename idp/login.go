@@ -13,6 +13,7 @@ import (
 
 	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/metrics"
 	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/web"
@@ -243,6 +244,8 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	if errors.As(err, &locked) {
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginPassword, ClientID: f.ar.ClientID, Result: audit.ResultFailure,
 			Reason: "rate limited (" + limitName(locked.Key) + ")", UserID: userID})
+		s.metrics.SignIn(metrics.ResultLocked, metrics.FactorPassword)
+		s.metrics.Lockout(metrics.LockoutPassword)
 		s.showLogin(w, r, f, email, loginLockedMessage(locked), http.StatusTooManyRequests)
 		return
 	}
@@ -271,7 +274,10 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		case ok && u.Disabled:
 			reason = "account disabled"
 		}
-		att.Failed()
+		if att.Failed() != nil {
+			s.metrics.Lockout(metrics.LockoutPassword)
+		}
+		s.metrics.SignIn(metrics.ResultFailure, metrics.FactorPassword)
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginPassword, ClientID: f.ar.ClientID, Result: audit.ResultFailure, Reason: reason, UserID: userID})
 		s.showLogin(w, r, f, email, msgBadCredentials, http.StatusUnauthorized)
 		return
@@ -299,6 +305,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginPassword, UserID: u.ID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess})
+	s.metrics.SignIn(metrics.ResultSuccess, metrics.FactorPassword)
 	http.Redirect(w, r, "/login?id="+url.QueryEscape(f.ar.ID), http.StatusSeeOther)
 }
 

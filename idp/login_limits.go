@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/metrics"
 	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/idp/secret"
 	"github.com/openidp/idp/storage"
@@ -301,6 +302,7 @@ func (s *Server) reserveMFA(ctx context.Context, u *storage.User, kind storage.F
 	if errors.As(err, &locked) {
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAVerify, UserID: u.ID, Result: audit.ResultFailure,
 			Reason: kindReason(kind, "locked ("+limitName(locked.Key)+")")})
+		s.metrics.Lockout(metrics.LockoutMFA)
 	}
 	return att, err
 }
@@ -324,6 +326,7 @@ func (s *Server) settleMFA(ctx context.Context, att *regulation.Attempt, u *stor
 	if locked := att.Failed(); locked != nil {
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFALockout, UserID: u.ID, Result: audit.ResultFailure,
 			Reason: kindReason(kind, locked.Error()+" ("+limitName(locked.Key)+")")})
+		s.metrics.Lockout(metrics.LockoutMFA)
 		return errors.Join(cause, locked)
 	}
 	return cause

@@ -176,6 +176,7 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 		response = r.PostFormValue("response")
 	}
 	amr, _, err := s.verify(ctx, st.user, chosen.ID, challengeID, response)
+	s.countMFASignIn(chosen.Kind, err)
 	if err != nil {
 		page := web.MFAPage{Error: mfaMessage(err)}
 		if (chosen.Kind == storage.FactorEmail || chosen.Kind == storage.FactorSMS) && !errors.Is(err, mfa.ErrExpired) {

@@ -33,6 +33,8 @@ type opStorage struct {
 	codeTTL    time.Duration
 	logoutKey  [32]byte // signs logout confirmation redirects
 	deviceKey  [32]byte // keys the MACs of device user codes (op_device.go)
+	// tokenIssued counts an access token issued by grant (metrics); nil: not counted.
+	tokenIssued func(grant string)
 	// minted holds the JWT access tokens minted for op until it takes them through
 	// tokenCrypto (op_access_token.go).
 	minted *accessTokenJWTs
@@ -288,6 +290,7 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 	}
 	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
 		Reason: "access token, scopes " + strings.Join(g.scopes, " ") + resourcesNote(aud, g.clientID)})
+	s.countToken(req)
 	return at.ID, at.ExpiresAt, nil
 }
 
@@ -327,6 +330,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		}
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
 			Reason: "access and refresh token, scopes " + strings.Join(g.scopes, " ") + resourcesNote(aud, g.clientID)})
+		s.countToken(req)
 		return at.ID, value, at.ExpiresAt, nil
 	}
 	next.FamilyID = rr.rt.FamilyID
@@ -345,7 +349,15 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	}
 	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenRefresh, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
 		Reason: "refresh token rotated" + resourcesNote(aud, g.clientID)})
+	s.countToken(req)
 	return at.ID, value, at.ExpiresAt, nil
+}
+
+// countToken counts the access token issued for req by its grant.
+func (s *opStorage) countToken(req op.TokenRequest) {
+	if s.tokenIssued != nil {
+		s.tokenIssued(tokenGrantLabel(req))
+	}
 }
 
 // issueCodeTokens stores the tokens of a code exchange (rt may be nil) in the grant of

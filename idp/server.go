@@ -23,6 +23,7 @@ import (
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/backchannel"
 	"github.com/openidp/idp/idp/keys"
+	"github.com/openidp/idp/idp/metrics"
 	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/idp/secret"
 	"github.com/openidp/idp/mfa"
@@ -107,6 +108,13 @@ type Config struct {
 
 	// AuthorizeLimits bounds the authorization requests one address may create.
 	AuthorizeLimits AuthorizeLimits
+
+	// Metrics receives the Prometheus metrics (docs/metrics.md); nil: the server makes
+	// its own (Server.Metrics).
+	Metrics *metrics.Registry
+	// NoMetricsEndpoint keeps GET /metrics off this handler (served on its own address,
+	// or not at all).
+	NoMetricsEndpoint bool
 }
 
 // Server is the identity provider's HTTP handler.
@@ -132,6 +140,7 @@ type Server struct {
 	jwks        *jwksCache // client key sets by URL, for private_key_jwt
 	backchannel *backchannel.Notifier
 	hashes      *hashGate // bounds the memory of concurrent argon2id computations
+	metrics     *metrics.Registry
 }
 
 func withDefault(d *time.Duration, v time.Duration) {
@@ -197,6 +206,7 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	s.hashes = newHashGate(cfg.PasswordHashMemory, cfg.PasswordHashQueue, cfg.PasswordHashWait)
 	s.keys = &keys.Manager{Store: store, Sealer: cfg.Sealer, Retention: cfg.KeyRetention, PublishDelay: cfg.KeyPublishDelay, Now: cfg.Now}
 	s.audit = &audit.Auditor{Store: store, Logger: cfg.Logger, Now: cfg.Now, Request: auditRequest}
+	s.setupMetrics()
 	if err := s.keys.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
@@ -219,7 +229,7 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	s.ops = &opStorage{
 		store: store, keys: s.keys, audit: s.audit, logger: cfg.Logger, issuer: cfg.Issuer, now: cfg.Now,
 		authReqTTL: cfg.AuthRequestLifetime, codeTTL: cfg.CodeLifetime, logoutKey: s.csrfKey, deviceKey: s.csrfKey,
-		endSession: s.endSession, minted: minted,
+		endSession: s.endSession, minted: minted, tokenIssued: s.metrics.TokenIssued,
 	}
 	opConfig := &op.Config{
 		CryptoKey:                oidcKey,
@@ -329,8 +339,11 @@ func (s *Server) routes() http.Handler {
 			http.Redirect(w, r, "/.well-known/openid-configuration", http.StatusFound)
 		})
 	}
+	if !s.cfg.NoMetricsEndpoint {
+		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 	mux.Handle("/", s.provider)
-	return s.withRequestContext(s.withKnownDevice(s.withAuthResponseIssuer(mux)))
+	return s.withMetrics(mux, s.withRequestContext(s.withKnownDevice(s.withAuthResponseIssuer(mux))))
 }
 
 // ACRValuesSupported lists the acr values the provider can reach, lowest first.

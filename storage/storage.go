@@ -23,6 +23,22 @@ var (
 	ErrConflict = errors.New("storage: conflict")
 )
 
+// PoolStats is a snapshot of a backend's connection pool, for monitoring. Open counts
+// every connection (acquired or in use plus idle); MaxOpen is the pool's ceiling (0:
+// unlimited).
+type PoolStats struct {
+	Open    int
+	InUse   int
+	Idle    int
+	MaxOpen int
+}
+
+// PoolStatser is implemented by backends that can report their connection pool; the
+// server exports it as metrics when the store has it.
+type PoolStatser interface {
+	PoolStats() PoolStats
+}
+
 // Storage is everything the provider persists. All methods are safe for concurrent use
 // by many goroutines and by several processes sharing one database.
 type Storage interface {

@@ -53,6 +53,7 @@ var envFlags = []struct{ flag, env string }{
 	{"log-format", "IDP_LOG_FORMAT"},
 	{"dev", "IDP_DEV"},
 	{"addr", "IDP_ADDR"},
+	{"metrics-addr", "IDP_METRICS_ADDR"},
 	{"issuer", "IDP_ISSUER"},
 	{"display-name", "IDP_DISPLAY_NAME"},
 	{"session-lifetime", "IDP_SESSION_LIFETIME"},

@@ -35,6 +35,7 @@ const shutdownTimeout = 15 * time.Second
 type serveOptions struct {
 	dev             bool
 	addr            string
+	metricsAddr     string // "": /metrics on addr; "off": nowhere; else its own listener
 	issuer          string
 	displayName     string
 	sessionLifetime time.Duration
@@ -113,6 +114,8 @@ seeded with a demo user and a demo client, whose credentials are printed at star
 	f := cmd.Flags()
 	f.BoolVar(&o.dev, "dev", false, "development mode: dev encryption key, demo user and client (env IDP_DEV)")
 	f.StringVar(&o.addr, "addr", ":8080", "address to listen on (env IDP_ADDR)")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "",
+		"serve Prometheus /metrics on this address instead of --addr; \"off\" serves none (env IDP_METRICS_ADDR)")
 	f.StringVar(&o.issuer, "issuer", "http://localhost:8080",
 		"public base URL of the provider (env IDP_ISSUER; when only --addr is given, http://localhost:<its port>)")
 	f.StringVar(&o.displayName, "display-name", "",
@@ -224,6 +227,8 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		ProxyHeader:     o.proxyHeader,
 
 		PasswordHashMemory: int64(o.hashMemory),
+
+		NoMetricsEndpoint: o.metricsAddr != "",
 	}
 	o.limits.apply(&cfg)
 	setMemoryLimit(a.logger, int64(o.hashMemory))
@@ -247,6 +252,25 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
+	}
+
+	if o.metricsAddr != "" && o.metricsAddr != "off" {
+		mln, err := net.Listen("tcp", o.metricsAddr)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen on %s (metrics): %w", o.metricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.Metrics().Handler())
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 60 * time.Second,
+			ErrorLog: slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn)}
+		go func() {
+			if err := ms.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.logger.Error("serve metrics", "err", err)
+			}
+		}()
+		defer func() { _ = ms.Close() }()
+		a.logger.InfoContext(ctx, "serving metrics", "addr", mln.Addr().String())
 	}
 
 	cleanupCtx, stopCleanup := context.WithCancel(ctx)

@@ -20,6 +20,9 @@ type Auditor struct {
 	// ("" outside a request); the server sets it. Nil: events carry neither unless the
 	// caller fills them.
 	Request func(ctx context.Context) (ip, userAgent string)
+	// Observe, when set, is told how long each write took and its error (nil on
+	// success); the server feeds its metrics from it.
+	Observe func(d time.Duration, err error)
 }
 
 // Record appends e, filling Time and the request's IP and user agent (through Request)
@@ -42,7 +45,12 @@ func (a *Auditor) Record(ctx context.Context, e storage.AuditEvent) {
 		}
 	}
 	capAuditEvent(&e)
-	if err := a.Store.AppendAudit(ctx, &e); err != nil && a.Logger != nil {
+	start := time.Now()
+	err := a.Store.AppendAudit(ctx, &e)
+	if a.Observe != nil {
+		a.Observe(time.Since(start), err)
+	}
+	if err != nil && a.Logger != nil {
 		a.Logger.ErrorContext(ctx, "audit write failed", "type", e.Type, "err", err)
 	}
 }

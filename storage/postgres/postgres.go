@@ -27,7 +27,10 @@ type Store struct {
 	pool *pgxpool.Pool
 }
 
-var _ storage.Storage = (*Store)(nil)
+var (
+	_ storage.Storage     = (*Store)(nil)
+	_ storage.PoolStatser = (*Store)(nil)
+)
 
 // Open connects to the PostgreSQL database at url (a postgres:// URL or a key=value
 // connection string) and checks that it answers. It does not migrate: call Migrate.
@@ -46,6 +49,13 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	return &Store{pool: pool}, nil
+}
+
+// PoolStats reports the pgx connection pool: Open is its total connections, InUse the
+// acquired ones.
+func (s *Store) PoolStats() storage.PoolStats {
+	st := s.pool.Stat()
+	return storage.PoolStats{Open: int(st.TotalConns()), InUse: int(st.AcquiredConns()), Idle: int(st.IdleConns()), MaxOpen: int(st.MaxConns())}
 }
 
 // Ping reports whether the database answers.

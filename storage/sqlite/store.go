@@ -31,7 +31,10 @@ type Store struct {
 	db *sql.DB
 }
 
-var _ storage.Storage = (*Store)(nil)
+var (
+	_ storage.Storage     = (*Store)(nil)
+	_ storage.PoolStatser = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the SQLite database at path, creating its parent
 // directory if missing. It does not migrate: call Migrate before first use. path must
@@ -71,6 +74,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // Close releases the database handle.
 func (s *Store) Close() error {
 	return s.db.Close()
+}
+
+// PoolStats reports the database/sql connection pool.
+func (s *Store) PoolStats() storage.PoolStats {
+	st := s.db.Stats()
+	return storage.PoolStats{Open: st.OpenConnections, InUse: st.InUse, Idle: st.Idle, MaxOpen: st.MaxOpenConnections}
 }
 
 // Ping reports whether the database answers.
