@@ -64,6 +64,25 @@ next:
 	return -1
 }
 
+// metricWant is a series and the least value it must have.
+type metricWant struct {
+	name   string
+	labels map[string]string
+	min    float64
+}
+
+// wantMetrics scrapes the provider at base and checks every want; it returns the text.
+func wantMetrics(t *testing.T, base string, wants []metricWant) string {
+	t.Helper()
+	text, fams := scrape(t, base)
+	for _, w := range wants {
+		if got := metricValue(fams, w.name, w.labels); got < w.min {
+			t.Errorf("%s%v = %v, want at least %v", w.name, w.labels, got, w.min)
+		}
+	}
+	return text
+}
+
 // TestMetrics signs in (right and wrong password), issues tokens by two grants, and
 // checks the scrape: the counters moved, routes are labelled by pattern (never a raw
 // path or query), and the database pool gauges are there.
@@ -97,12 +116,7 @@ func TestMetrics(t *testing.T) {
 				resp.Body.Close()
 			}
 
-			text, fams := scrape(t, e.issuer)
-			for _, tc := range []struct {
-				name   string
-				labels map[string]string
-				min    float64
-			}{
+			text := wantMetrics(t, e.issuer, []metricWant{
 				{"openidp_signins_total", map[string]string{"result": "success", "factor": "password"}, 1},
 				{"openidp_signins_total", map[string]string{"result": "failure", "factor": "password"}, 2},
 				{"openidp_signins_total", map[string]string{"result": "locked", "factor": "password"}, 1},
@@ -121,11 +135,7 @@ func TestMetrics(t *testing.T) {
 				{"openidp_db_pool_connections_idle", nil, 0},
 				{"openidp_db_pool_connections_max", nil, 0},
 				{"go_goroutines", nil, 1},
-			} {
-				if got := metricValue(fams, tc.name, tc.labels); got < tc.min {
-					t.Errorf("%s%v = %v, want at least %v", tc.name, tc.labels, got, tc.min)
-				}
-			}
+			})
 			for _, route := range []string{"/userinfo", "/device_authorization", "/revoke", "/end_session"} {
 				if !strings.Contains(text, `route="`+route+`"`) {
 					t.Errorf("no series with route %q", route)

@@ -71,6 +71,12 @@ func TestMFALockout(t *testing.T) {
 				return answerMFA(b, m.env, p, rfc6238(key, m.clock.Now(), 6))
 			})
 			wantAuth(t, claims, []string{"mfa", "otp", "pwd"}, consent.ACRMFA)
+			wantMetrics(t, m.issuer, []metricWant{
+				{"openidp_signins_total", map[string]string{"result": "failure", "factor": "totp"}, 5},
+				{"openidp_signins_total", map[string]string{"result": "locked", "factor": "totp"}, 1},
+				{"openidp_signins_total", map[string]string{"result": "success", "factor": "totp"}, 1},
+				{"openidp_lockouts_total", map[string]string{"kind": "mfa"}, 2},
+			})
 		})
 	}
 }

@@ -101,11 +101,15 @@ func (s *Server) countCodeEvent(e storage.AuditEvent) {
 	}
 }
 
-// countMFASignIn counts a second-factor check of kind that ended with err.
+// countMFASignIn counts a second-factor check of kind that ended with err: a wrong
+// answer is a failure (even when it starts a lock); a try the regulator refused
+// unchecked is locked.
 func (s *Server) countMFASignIn(kind storage.FactorKind, err error) {
 	result := metrics.ResultSuccess
 	var locked *regulation.LockedError
 	switch {
+	case err != nil && guessFailure(err):
+		result = metrics.ResultFailure
 	case errors.As(err, &locked):
 		result = metrics.ResultLocked
 	case err != nil:
