@@ -130,6 +130,8 @@ type DeviceDonePage struct {
 type ErrorPage struct {
 	Title   string
 	Message string
+	// Code is the OAuth error code of a protocol error shown in the browser, if any.
+	Code string
 }
 
 // LogoutPage asks the person to confirm signing out.

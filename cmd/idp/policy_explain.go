@@ -38,7 +38,7 @@ The factor kinds the server offers are taken from the same IDP_* settings as ser
 			if user == "" || client == "" {
 				return usageErrorf("--user and --client are required")
 			}
-			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
+			return a.withExistingAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
 				params := consent.AuthParams{ACRValues: acr, EssentialACR: essentialACR, PromptLogin: promptLogin}
 				if maxAgeSet = cmd.Flags().Changed("max-age"); maxAgeSet {
 					secs := int64(maxAge / time.Second)
