@@ -298,9 +298,19 @@ func (s *Server) handleAccountConfirm(w http.ResponseWriter, r *http.Request) {
 		s.renderAccount(w, r, u, http.StatusBadRequest, "", mfaMessage(err))
 		return
 	}
-	// Let them retype the code. The TOTP key is not shown again (it is sealed); to see
-	// the QR code once more they start the enrolment over.
-	s.renderEnroll(w, r, f, &mfa.Enrollment{ChallengeID: r.PostFormValue("challenge")}, mfaMessage(err), http.StatusUnauthorized)
+	// Let them retype the code. An authenticator-app factor still being added shows its
+	// key and QR code again, rebuilt from the sealed seed, so a mis-scanned key can be
+	// scanned once more.
+	enr := &mfa.Enrollment{ChallengeID: r.PostFormValue("challenge")}
+	if f.Kind == storage.FactorTOTP {
+		pending, perr := (&mfa.TOTP{Env: s.mfaEnv}).Pending(u, f)
+		if perr != nil {
+			s.logger.WarnContext(r.Context(), "totp enrolment not shown again", "err", perr)
+		} else {
+			enr = pending
+		}
+	}
+	s.renderEnroll(w, r, f, enr, mfaMessage(err), http.StatusUnauthorized)
 }
 
 // freshAccountForm is accountForm for sensitive changes: a sign-in older than FreshFor
