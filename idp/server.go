@@ -341,6 +341,7 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("GET /{$}", s.demo.home)
 		mux.HandleFunc("GET /demo/login", s.demo.login)
 		mux.HandleFunc("GET /demo/callback", s.demo.callback)
+		mux.HandleFunc("GET /demo/logout", s.demo.logout)
 		mux.HandleFunc("GET /demo/api", s.demo.callAPI)
 		mux.Handle("GET /demo/api/report", s.demo.report())
 	} else {

@@ -151,11 +151,13 @@ type Claim struct {
 
 // DemoPage is the built-in demo relying party.
 type DemoPage struct {
-	Issuer    string
-	SignedIn  bool
-	Claims    []Claim
-	Error     string
-	LogoutURL string
+	Issuer   string
+	SignedIn bool
+	// SignedInAs names the person signed in to the demo (name, else e-mail, else sub).
+	SignedInAs string
+	Claims     []Claim
+	Error      string
+	LogoutURL  string
 	// The demo's call of its protected API: the HTTP status and the answer.
 	APIStatus string
 	APIResult string
