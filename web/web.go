@@ -204,8 +204,13 @@ type AccountPage struct {
 	BackupFactorID  string
 	BackupRemaining int
 	Kinds           []string // factor kinds that can be added
-	Message         string
+	Message         string   // a confirmation: what the last action did
 	Error           string
+	// ErrorKind is the factor kind whose "add" form the Error concerns: the error is then
+	// shown in that form, beside its field, rather than at the top.
+	ErrorKind string
+	// What the person typed in the form that failed, shown again.
+	EnteredPhone, EnteredEmail string
 	// A sign-in waiting for the person to enrol a second factor (forced enrolment).
 	RequiredBy     string // the application that requires it
 	Recovered      bool   // signed in with a backup code: add a new method first
