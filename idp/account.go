@@ -189,10 +189,18 @@ func (s *Server) accountPage(ctx context.Context, u *storage.User, msg, errMsg s
 }
 
 func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, u *storage.User, status int, msg, errMsg string) {
+	s.renderAccountWith(w, r, u, status, msg, errMsg, nil)
+}
+
+// renderAccountWith is renderAccount with a last change to the page (edit may be nil).
+func (s *Server) renderAccountWith(w http.ResponseWriter, r *http.Request, u *storage.User, status int, msg, errMsg string, edit func(*web.AccountPage)) {
 	page, err := s.accountPage(r.Context(), u, msg, errMsg)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
+	}
+	if edit != nil {
+		edit(&page)
 	}
 	page.CSRF = s.csrfToken(w, r)
 	if ar, c := s.continueLogin(r); ar != nil {
@@ -245,7 +253,14 @@ func (s *Server) handleAccountEnroll(w http.ResponseWriter, r *http.Request) {
 		Name: r.PostFormValue("name"), Phone: r.PostFormValue("phone"), Email: r.PostFormValue("email"),
 	})
 	if err != nil {
-		s.renderAccount(w, r, u, http.StatusBadRequest, "", mfaMessage(err))
+		// The error is shown in the form of the kind being added, beside its field, with
+		// what was typed.
+		s.renderAccountWith(w, r, u, http.StatusBadRequest, "", mfaMessage(err), func(p *web.AccountPage) {
+			if slices.Contains(p.Kinds, string(kind)) {
+				p.ErrorKind = string(kind)
+			}
+			p.EnteredPhone, p.EnteredEmail = r.PostFormValue("phone"), r.PostFormValue("email")
+		})
 		return
 	}
 	s.renderEnroll(w, r, enr.Factor, enr, "", http.StatusOK)
@@ -298,9 +313,19 @@ func (s *Server) handleAccountConfirm(w http.ResponseWriter, r *http.Request) {
 		s.renderAccount(w, r, u, http.StatusBadRequest, "", mfaMessage(err))
 		return
 	}
-	// Let them retype the code. The TOTP key is not shown again (it is sealed); to see
-	// the QR code once more they start the enrolment over.
-	s.renderEnroll(w, r, f, &mfa.Enrollment{ChallengeID: r.PostFormValue("challenge")}, mfaMessage(err), http.StatusUnauthorized)
+	// Let them retype the code. An authenticator-app factor still being added shows its
+	// key and QR code again, rebuilt from the sealed seed, so a mis-scanned key can be
+	// scanned once more.
+	enr := &mfa.Enrollment{ChallengeID: r.PostFormValue("challenge")}
+	if f.Kind == storage.FactorTOTP {
+		pending, perr := (&mfa.TOTP{Env: s.mfaEnv}).Pending(u, f)
+		if perr != nil {
+			s.logger.WarnContext(r.Context(), "totp enrolment not shown again", "err", perr)
+		} else {
+			enr = pending
+		}
+	}
+	s.renderEnroll(w, r, f, enr, mfaMessage(err), http.StatusUnauthorized)
 }
 
 // freshAccountForm is accountForm for sensitive changes: a sign-in older than FreshFor

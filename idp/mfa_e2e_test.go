@@ -215,11 +215,17 @@ func runTOTP(t *testing.T, m *mfaEnv) {
 	if !strings.Contains(p.Body, `autocomplete="one-time-code"`) || !strings.Contains(p.Body, `inputmode="numeric"`) {
 		t.Fatal("OTP input lacks autocomplete/inputmode")
 	}
-	// A wrong code does not finish enrolment.
-	if bad := confirm(b, m.env, p, "000000"); bad.Status != http.StatusUnauthorized {
+	// A wrong code does not finish enrolment, and the page still shows the same key and
+	// QR code to scan again.
+	bad := confirm(b, m.env, p, "000000")
+	if bad.Status != http.StatusUnauthorized {
 		t.Fatalf("wrong enrolment code: status %d", bad.Status)
 	}
-	p = confirm(b, m.env, p, rfc6238(key, m.clock.Now(), 6))
+	if again := secretRE.FindStringSubmatch(bad.Body); again == nil || again[1] != sm[1] ||
+		!strings.Contains(bad.Body, `src="data:image/png;base64,`) || !strings.Contains(bad.Body, "otpauth://totp/") {
+		t.Fatalf("after a wrong code the key or QR code is gone:\n%.1200s", bad.Body)
+	}
+	p = confirm(b, m.env, bad, rfc6238(key, m.clock.Now(), 6))
 	if !strings.Contains(p.Body, "Sign-in method added") || !strings.Contains(p.Body, "Authenticator app") {
 		t.Fatalf("enrolment not confirmed:\n%.800s", p.Body)
 	}

@@ -108,7 +108,7 @@ func (p *phishingEnv) enrolBoth(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`form.enroll:has(input[name="kind"][value="webauthn"]) button[type="submit"]`)),
 	)
 	p.waitFor(t, "the key to be added",
-		`document.querySelector(".notice")?.textContent === "Sign-in method added."`)
+		`document.querySelector(".success")?.textContent === "Sign-in method added."`)
 	listed := p.eval(t, `document.querySelector("table.factors")?.innerText ?? ""`)
 	if !strings.Contains(listed, "Authenticator app") || !strings.Contains(listed, "Security key or passkey (YubiKey)") {
 		t.Fatalf("account page does not list both factors: %q", listed)

@@ -149,26 +149,32 @@ func withDefault(d *time.Duration, v time.Duration) {
 	}
 }
 
-// New builds the provider: it makes sure signing keys exist and assembles the routes.
-func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error) {
+// Validate checks cfg as New does, without a store: `idp serve` calls it before it
+// opens and migrates the database.
+func (cfg Config) Validate() error {
+	_, err := cfg.normalized()
+	return err
+}
+
+// normalized checks cfg and returns it with its defaults filled in.
+func (cfg Config) normalized() (Config, error) {
 	if cfg.Sealer == nil {
-		return nil, errors.New("config: Sealer (encryption key) is required")
+		return cfg, errors.New("config: Sealer (encryption key) is required")
 	}
 	iss, err := url.Parse(cfg.Issuer)
 	if err != nil || iss.Host == "" || (iss.Scheme != "https" && iss.Scheme != "http") {
-		return nil, fmt.Errorf("config: issuer %q must be an absolute http(s) URL", cfg.Issuer)
+		return cfg, fmt.Errorf("config: issuer %q must be an absolute http(s) URL", cfg.Issuer)
 	}
 	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
-	insecure := iss.Scheme == "http"
-	if insecure && !cfg.DevMode && !isLoopback(iss.Hostname()) {
-		return nil, fmt.Errorf("config: issuer %q must use https (http only for localhost or with --dev)", cfg.Issuer)
+	if iss.Scheme == "http" && !cfg.DevMode && !isLoopback(iss.Hostname()) {
+		return cfg, fmt.Errorf("config: issuer %q must use https (http only for localhost or with --dev)", cfg.Issuer)
 	}
 	cfg.DisplayName = strings.TrimSpace(cfg.DisplayName)
 	if cfg.DisplayName == "" {
 		cfg.DisplayName = iss.Host
 	}
 	if iss.Path != "" && iss.Path != "/" {
-		return nil, fmt.Errorf("config: issuer %q must not have a path", cfg.Issuer)
+		return cfg, fmt.Errorf("config: issuer %q must not have a path", cfg.Issuer)
 	}
 	withDefault(&cfg.SessionLifetime, 24*time.Hour)
 	withDefault(&cfg.SessionIdle, 2*time.Hour)
@@ -179,9 +185,22 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	withDefault(&cfg.JWKSMaxAge, DefaultJWKSMaxAge)
 	withDefault(&cfg.DiscoveryMaxAge, DefaultDiscoveryMaxAge)
 	if cfg.KeyPublishDelay < cfg.JWKSMaxAge {
-		return nil, fmt.Errorf("config: key publish delay %s is shorter than the JWKS max-age %s: a verifier with a cached key set could meet a key it does not know",
+		return cfg, fmt.Errorf("config: key publish delay %s is shorter than the JWKS max-age %s: a verifier with a cached key set could meet a key it does not know",
 			cfg.KeyPublishDelay, cfg.JWKSMaxAge)
 	}
+	if _, err := newClientResolver(cfg.TrustedProxies, cfg.ProxyHeader); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// New builds the provider: it makes sure signing keys exist and assembles the routes.
+func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error) {
+	cfg, err := cfg.normalized()
+	if err != nil {
+		return nil, err
+	}
+	insecure := strings.HasPrefix(cfg.Issuer, "http:")
 	cfg.LoginLimits.defaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -332,6 +351,7 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("GET /{$}", s.demo.home)
 		mux.HandleFunc("GET /demo/login", s.demo.login)
 		mux.HandleFunc("GET /demo/callback", s.demo.callback)
+		mux.HandleFunc("GET /demo/logout", s.demo.logout)
 		mux.HandleFunc("GET /demo/api", s.demo.callAPI)
 		mux.Handle("GET /demo/api/report", s.demo.report())
 	} else {
@@ -342,7 +362,8 @@ func (s *Server) routes() http.Handler {
 	if !s.cfg.NoMetricsEndpoint {
 		mux.Handle("GET /metrics", s.metrics.Handler())
 	}
-	mux.Handle("/", s.provider)
+	// Unknown paths get the HTML 404 page rather than op's text/plain one.
+	mux.Handle("/", s.notFoundPages(s.provider))
 	return s.withMetrics(mux, s.withRequestContext(s.withKnownDevice(s.withAuthResponseIssuer(mux))))
 }
 
@@ -429,6 +450,11 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		s.logger.WarnContext(ctx, "readiness check failed", "err", err)
+		if wantsHTML(r) {
+			s.renderError(w, r, http.StatusServiceUnavailable, "Service unavailable",
+				"The sign-in service cannot reach its database just now. Try again in a few minutes.")
+			return
+		}
 		http.Error(w, "database unavailable", http.StatusServiceUnavailable)
 		return
 	}
@@ -491,6 +517,11 @@ func (s *Server) opInterceptor(next http.Handler) http.Handler {
 		st := &reqState{}
 		r = r.WithContext(context.WithValue(r.Context(), reqStateKey{}, st))
 		if strings.HasSuffix(r.URL.Path, "/authorize") {
+			// A request op cannot answer to the relying party is shown to the person as
+			// the HTML error page rather than op's text/plain (server_errorpages.go).
+			hw := &htmlErrorWriter{ResponseWriter: w}
+			defer s.finishHTMLErrors(hw, w, r)
+			w = hw
 			// Size, parameter and per-address limits (op_authorize_limits.go); r.Form is
 			// parsed from here on.
 			if !s.checkAuthorize(w, r) {

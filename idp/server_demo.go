@@ -1,7 +1,9 @@
 package idp
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -71,6 +73,10 @@ func (d *demoRP) report() http.Handler {
 // the API asks for a stronger sign-in, the app signs in again with the acr_values (and
 // max_age) the API named: the person is asked only for what is missing.
 func (d *demoRP) callAPI(w http.ResponseWriter, r *http.Request) {
+	d.hostCookies(d.serveCallAPI)(w, r)
+}
+
+func (d *demoRP) serveCallAPI(w http.ResponseWriter, r *http.Request) {
 	token, err := d.cookies.CheckCookie(r, demoTokenCookie)
 	if err != nil || token == "" {
 		http.Redirect(w, r, "/demo/login", http.StatusSeeOther)
@@ -102,7 +108,11 @@ func (d *demoRP) callAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	page := web.DemoPage{SignedIn: true, APIStatus: resp.Status, APIResult: string(body)}
+	page, ok := d.session(r)
+	if !ok {
+		page = web.DemoPage{SignedIn: true}
+	}
+	page.APIStatus, page.APIResult = resp.Status, string(body)
 	d.render(w, r, page)
 }
 
@@ -126,7 +136,8 @@ func (d *demoRP) relyingParty(r *http.Request) (rp.RelyingParty, error) {
 		return d.rp, nil
 	}
 	p, err := rp.NewRelyingPartyOIDC(r.Context(), d.s.cfg.Issuer, d.client.ClientID, d.client.ClientSecret, d.client.RedirectURI,
-		[]string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail}, rp.WithPKCE(d.cookies), rp.WithCookieHandler(d.cookies))
+		[]string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail}, rp.WithPKCE(d.cookies), rp.WithCookieHandler(d.cookies),
+		rp.WithUnauthorizedHandler(d.unauthorized))
 	if err != nil {
 		return nil, err
 	}
@@ -139,8 +150,101 @@ func (d *demoRP) render(w http.ResponseWriter, r *http.Request, page web.DemoPag
 	d.s.render(w, r, http.StatusOK, web.PageDemo, page)
 }
 
+// demoIDCookie keeps the ID token of the demo's sign-in (encrypted): the demo's own
+// session, from which its home page shows who is signed in.
+const demoIDCookie = "demo_id"
+
+// demoWhoCookie keeps the name and e-mail address of the person signed in to the demo,
+// from userinfo (the ID token carries neither).
+const demoWhoCookie = "demo_who"
+
 func (d *demoRP) home(w http.ResponseWriter, r *http.Request) {
-	d.render(w, r, web.DemoPage{Error: r.URL.Query().Get("error_description")})
+	d.hostCookies(func(w http.ResponseWriter, r *http.Request) {
+		page := web.DemoPage{Error: r.URL.Query().Get("error_description")}
+		if signedIn, ok := d.session(r); ok {
+			signedIn.Error = page.Error
+			page = signedIn
+		}
+		d.render(w, r, page)
+	})(w, r)
+}
+
+// session returns the signed-in page of the demo's own session, if the browser has one.
+func (d *demoRP) session(r *http.Request) (web.DemoPage, bool) {
+	idToken, err := d.cookies.CheckCookie(r, demoIDCookie)
+	if err != nil || idToken == "" {
+		return web.DemoPage{}, false
+	}
+	who, _ := d.cookies.CheckCookie(r, demoWhoCookie)
+	page, err := d.signedInPage(idToken, who)
+	if err != nil {
+		return web.DemoPage{}, false
+	}
+	return page, true
+}
+
+// logout ends the demo's own session, then the provider's (RP-initiated logout).
+func (d *demoRP) logout(w http.ResponseWriter, r *http.Request) {
+	d.hostCookies(func(w http.ResponseWriter, r *http.Request) {
+		q := url.Values{"client_id": {d.client.ClientID}, "post_logout_redirect_uri": {d.s.cfg.Issuer + "/"}}
+		if idToken, err := d.cookies.CheckCookie(r, demoIDCookie); err == nil && idToken != "" {
+			q.Set("id_token_hint", idToken)
+		}
+		for _, name := range []string{demoIDCookie, demoWhoCookie, demoTokenCookie} {
+			d.cookies.DeleteCookie(w, name)
+		}
+		http.Redirect(w, r, d.s.cfg.Issuer+"/end_session?"+q.Encode(), http.StatusSeeOther)
+	})(w, r)
+}
+
+// unauthorized answers a callback the library refuses: most often a reload of the
+// callback page, whose state and PKCE cookies were used up by the first visit. A person
+// signed in to the demo sees the signed-in page; anyone else a sign-in button.
+func (d *demoRP) unauthorized(w http.ResponseWriter, r *http.Request, desc, _ string) {
+	d.s.logger.InfoContext(r.Context(), "demo: callback refused", "reason", desc)
+	if page, ok := d.session(r); ok {
+		d.render(w, r, page)
+		return
+	}
+	d.render(w, r, web.DemoPage{Error: "This sign-in link has already been used, or it expired (reloading the page after signing in does that). Sign in again."})
+}
+
+// signedInPage is the page of a person signed in with idToken, which the demo verified
+// when it received it: who they are, the token's claims and a sign-out link.
+func (d *demoRP) signedInPage(idToken, who string) (web.DemoPage, error) {
+	parts := strings.Split(idToken, ".")
+	if len(parts) != 3 {
+		return web.DemoPage{}, errors.New("not a JWT")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return web.DemoPage{}, err
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		return web.DemoPage{}, err
+	}
+	names := make([]string, 0, len(claims))
+	for k := range claims {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	page := web.DemoPage{SignedIn: true, LogoutURL: "/demo/logout"}
+	for _, k := range names {
+		v, _ := json.Marshal(claims[k])
+		val := string(v)
+		if k == "auth_time" || k == "iat" || k == "exp" {
+			if f, ok := claims[k].(float64); ok {
+				val += "  (" + time.Unix(int64(f), 0).UTC().Format(time.RFC3339) + ")"
+			}
+		}
+		page.Claims = append(page.Claims, web.Claim{Name: k, Value: val})
+	}
+	page.SignedInAs = who
+	if sub, ok := claims["sub"].(string); ok && who == "" {
+		page.SignedInAs = sub
+	}
+	return page, nil
 }
 
 func (d *demoRP) login(w http.ResponseWriter, r *http.Request) {
@@ -170,33 +274,29 @@ func (d *demoRP) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.hostCookies(rp.CodeExchangeHandler(func(w http.ResponseWriter, r *http.Request, tokens *oidc.Tokens[*oidc.IDTokenClaims], _ string, _ rp.RelyingParty) {
-		raw, _ := json.Marshal(tokens.IDTokenClaims)
-		var claims map[string]any
-		_ = json.Unmarshal(raw, &claims)
-		names := make([]string, 0, len(claims))
-		for k := range claims {
-			names = append(names, k)
-		}
-		sort.Strings(names)
 		if err := d.cookies.SetCookie(w, demoTokenCookie, tokens.AccessToken); err != nil {
 			d.s.logger.WarnContext(r.Context(), "demo: access token not kept", "err", err)
 		}
-		page := web.DemoPage{SignedIn: true}
-		for _, k := range names {
-			v, _ := json.Marshal(claims[k])
-			val := string(v)
-			if k == "auth_time" || k == "iat" || k == "exp" {
-				if f, ok := claims[k].(float64); ok {
-					val += "  (" + time.Unix(int64(f), 0).UTC().Format(time.RFC3339) + ")"
-				}
-			}
-			page.Claims = append(page.Claims, web.Claim{Name: k, Value: val})
+		if err := d.cookies.SetCookie(w, demoIDCookie, tokens.IDToken); err != nil {
+			d.s.logger.WarnContext(r.Context(), "demo: sign-in not kept", "err", err)
 		}
-		page.LogoutURL = d.s.cfg.Issuer + "/end_session?" + url.Values{
-			"id_token_hint":            {tokens.IDToken},
-			"client_id":                {d.client.ClientID},
-			"post_logout_redirect_uri": {d.s.cfg.Issuer + "/"},
-		}.Encode()
+		// The ID token carries no e-mail or name: ask userinfo who signed in.
+		var who string
+		if info, err := rp.Userinfo[*oidc.UserInfo](r.Context(), tokens.AccessToken, tokens.TokenType, tokens.IDTokenClaims.GetSubject(), p); err == nil {
+			who = info.Name
+			if info.Email != "" {
+				who = strings.TrimSpace(who + " <" + info.Email + ">")
+			}
+		}
+		if who != "" {
+			if err := d.cookies.SetCookie(w, demoWhoCookie, who); err != nil {
+				d.s.logger.WarnContext(r.Context(), "demo: name not kept", "err", err)
+			}
+		}
+		page, err := d.signedInPage(tokens.IDToken, who)
+		if err != nil {
+			page = web.DemoPage{Error: "the ID token could not be read: " + err.Error()}
+		}
 		d.render(w, r, page)
 	}, p))(w, r)
 }

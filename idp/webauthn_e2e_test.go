@@ -138,7 +138,7 @@ func (w *webauthnEnv) addKeyOnAccountPage(t *testing.T) {
 	)
 	// The enrolment page runs navigator.credentials.create and posts the result.
 	w.waitFor(t, "the key to be added",
-		`document.querySelector(".notice")?.textContent === "Sign-in method added."`)
+		`document.querySelector(".success")?.textContent === "Sign-in method added."`)
 	listed := w.eval(t, `document.querySelector("table.factors")?.innerText ?? ""`)
 	if !strings.Contains(listed, "Security key or passkey (YubiKey)") {
 		t.Fatalf("key not listed on the account page: %q", listed)

@@ -3,7 +3,9 @@ package mfa
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"image/png"
@@ -54,41 +56,14 @@ func (t *TOTP) Enroll(ctx context.Context, u *storage.User, req EnrollRequest) (
 	if u == nil {
 		return nil, errors.New("totp enroll: no user")
 	}
-	issuer := totpIssuer
-	if t.Env.DisplayName != "" || t.Env.Issuer != "" {
-		issuer = issuerName(t.Env)
-	}
-	account := u.Email
-	if account == "" {
-		account = u.ID
-	}
-	// Key URI format: the label is issuer:account, and neither part may contain a
-	// colon (a default display name is a host, which may carry a port).
-	noColon := strings.NewReplacer(":", " ")
-	issuer, account = strings.TrimSpace(noColon.Replace(issuer)), noColon.Replace(account)
-	key, err := totp.Generate(totp.GenerateOpts{
-		Issuer:      issuer,
-		AccountName: account,
-		Period:      totpPeriod,
-		SecretSize:  totpSecretSize,
-		Digits:      otp.DigitsSix,
-		Algorithm:   otp.AlgorithmSHA1,
-	})
-	if err != nil {
+	seed := make([]byte, totpSecretSize)
+	if _, err := rand.Read(seed); err != nil {
 		return nil, fmt.Errorf("generate totp key: %w", err)
 	}
-	// otp leaves "&" and "#" of the issuer unescaped in the query; the URI is rebuilt
-	// escaped per the Key URI format (spaces as %20 in the label and the parameters).
-	if key, err = otp.NewKeyFromURL(keyURI(issuer, account, key.Secret())); err != nil {
-		return nil, fmt.Errorf("totp key uri: %w", err)
-	}
-	img, err := key.Image(totpQRSize, totpQRSize)
+	// Base32 without padding, as otp's own generator writes it.
+	enr, err := t.enrollment(u, base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(seed))
 	if err != nil {
-		return nil, fmt.Errorf("totp qr code: %w", err)
-	}
-	var qr bytes.Buffer
-	if err := png.Encode(&qr, img); err != nil {
-		return nil, fmt.Errorf("totp qr code: %w", err)
+		return nil, err
 	}
 	name := strings.TrimSpace(req.Name)
 	if name == "" {
@@ -101,14 +76,69 @@ func (t *TOTP) Enroll(ctx context.Context, u *storage.User, req EnrollRequest) (
 		Name:      name,
 		CreatedAt: t.Env.now(),
 	}
-	f.Secret, err = t.Env.Sealer.Seal([]byte(key.Secret()), totpAAD(f.ID))
+	f.Secret, err = t.Env.Sealer.Seal([]byte(enr.Secret), totpAAD(f.ID))
 	if err != nil {
 		return nil, fmt.Errorf("seal totp secret: %w", err)
 	}
 	if err := t.Env.Store.CreateFactor(ctx, f); err != nil {
 		return nil, fmt.Errorf("create totp factor: %w", err)
 	}
-	return &Enrollment{Factor: f, Secret: key.Secret(), URI: key.URL(), QRPNG: qr.Bytes()}, nil
+	enr.Factor = f
+	return enr, nil
+}
+
+// Pending rebuilds the enrolment of u's unconfirmed factor f from its sealed seed (the
+// base32 seed, otpauth:// URI and QR code), so that a person who mistyped the
+// confirming code can scan it again. A confirmed factor's seed is never shown again.
+func (t *TOTP) Pending(u *storage.User, f *storage.Factor) (*Enrollment, error) {
+	if err := totpCheckFactor(u, f); err != nil {
+		return nil, err
+	}
+	if f.Confirmed {
+		return nil, fmt.Errorf("totp factor %s is confirmed: its key is not shown again", f.ID)
+	}
+	secret, err := t.Env.Sealer.Open(f.Secret, totpAAD(f.ID))
+	if err != nil {
+		return nil, fmt.Errorf("open totp secret: %w", err)
+	}
+	enr, err := t.enrollment(u, string(secret))
+	if err != nil {
+		return nil, err
+	}
+	enr.Factor = f
+	return enr, nil
+}
+
+// enrollment returns the seed secret of u as shown for enrolment: in base32, as an
+// otpauth:// URI and as a QR code.
+func (t *TOTP) enrollment(u *storage.User, secret string) (*Enrollment, error) {
+	issuer := totpIssuer
+	if t.Env.DisplayName != "" || t.Env.Issuer != "" {
+		issuer = issuerName(t.Env)
+	}
+	account := u.Email
+	if account == "" {
+		account = u.ID
+	}
+	// Key URI format: the label is issuer:account, and neither part may contain a
+	// colon (a default display name is a host, which may carry a port).
+	noColon := strings.NewReplacer(":", " ")
+	issuer, account = strings.TrimSpace(noColon.Replace(issuer)), noColon.Replace(account)
+	// otp leaves "&" and "#" of the issuer unescaped in the query; the URI is built
+	// escaped per the Key URI format (spaces as %20 in the label and the parameters).
+	key, err := otp.NewKeyFromURL(keyURI(issuer, account, secret))
+	if err != nil {
+		return nil, fmt.Errorf("totp key uri: %w", err)
+	}
+	img, err := key.Image(totpQRSize, totpQRSize)
+	if err != nil {
+		return nil, fmt.Errorf("totp qr code: %w", err)
+	}
+	var qr bytes.Buffer
+	if err := png.Encode(&qr, img); err != nil {
+		return nil, fmt.Errorf("totp qr code: %w", err)
+	}
+	return &Enrollment{Secret: key.Secret(), URI: key.URL(), QRPNG: qr.Bytes()}, nil
 }
 
 // keyURI is the otpauth URI of a TOTP seed (Key URI format).

@@ -504,3 +504,36 @@ func TestTOTPOathtool(t *testing.T) {
 		}
 	}
 }
+
+// TestTOTPPending checks that an unconfirmed factor's enrolment can be shown again, the
+// same seed, URI and QR code, and a confirmed or someone else's factor's cannot.
+func TestTOTPPending(t *testing.T) {
+	ctx := context.Background()
+	env := newTestEnv(t)
+	m := &TOTP{Env: env}
+	u := totpTestUser("alice@example.com")
+	e, err := m.Enroll(ctx, u, EnrollRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := env.Store.GetFactor(ctx, e.Factor.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.Pending(u, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Secret != e.Secret || p.URI != e.URI || !bytes.Equal(p.QRPNG, e.QRPNG) || p.Factor.ID != f.ID {
+		t.Errorf("Pending = %+v, want the enrolment %+v", p, e)
+	}
+	if _, err := m.Pending(totpTestUser("bob@example.com"), f); err == nil {
+		t.Error("Pending for another user succeeded")
+	}
+	if err := m.Confirm(ctx, u, f, "", totpTestCode(t, e.Secret, env.now())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Pending(u, f); err == nil {
+		t.Error("Pending of a confirmed factor succeeded")
+	}
+}

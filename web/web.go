@@ -130,6 +130,8 @@ type DeviceDonePage struct {
 type ErrorPage struct {
 	Title   string
 	Message string
+	// Code is the OAuth error code of a protocol error shown in the browser, if any.
+	Code string
 }
 
 // LogoutPage asks the person to confirm signing out.
@@ -149,11 +151,13 @@ type Claim struct {
 
 // DemoPage is the built-in demo relying party.
 type DemoPage struct {
-	Issuer    string
-	SignedIn  bool
-	Claims    []Claim
-	Error     string
-	LogoutURL string
+	Issuer   string
+	SignedIn bool
+	// SignedInAs names the person signed in to the demo (name, else e-mail, else sub).
+	SignedInAs string
+	Claims     []Claim
+	Error      string
+	LogoutURL  string
 	// The demo's call of its protected API: the HTTP status and the answer.
 	APIStatus string
 	APIResult string
@@ -200,8 +204,13 @@ type AccountPage struct {
 	BackupFactorID  string
 	BackupRemaining int
 	Kinds           []string // factor kinds that can be added
-	Message         string
+	Message         string   // a confirmation: what the last action did
 	Error           string
+	// ErrorKind is the factor kind whose "add" form the Error concerns: the error is then
+	// shown in that form, beside its field, rather than at the top.
+	ErrorKind string
+	// What the person typed in the form that failed, shown again.
+	EnteredPhone, EnteredEmail string
 	// A sign-in waiting for the person to enrol a second factor (forced enrolment).
 	RequiredBy     string // the application that requires it
 	Recovered      bool   // signed in with a backup code: add a new method first

@@ -62,6 +62,14 @@ ago (90m, 24h).`,
 			if limit < 0 {
 				return usageErrorf("--limit must not be negative")
 			}
+			if typ != "" {
+				known, ok := audit.KnownType(typ)
+				if !ok {
+					return usageErrorf("unknown event type %q; the event types are:\n  %s",
+						typ, strings.Join(audit.EventTypes, "\n  "))
+				}
+				typ = known
+			}
 			f := storage.AuditFilter{ClientID: client, Type: typ, Limit: limit}
 			if since != "" {
 				t, err := parseSince(since, time.Now())
@@ -70,7 +78,7 @@ ago (90m, 24h).`,
 				}
 				f.Since = t
 			}
-			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
+			return a.withStore(cmd.Context(), existing, func(ctx context.Context, store storage.Storage) error {
 				if user != "" {
 					f.UserID = user
 					if strings.Contains(user, "@") {
@@ -119,7 +127,7 @@ ago (90m, 24h).`,
 	fl := cmd.Flags()
 	fl.StringVar(&user, "user", "", "only events of this user (id or e-mail)")
 	fl.StringVar(&client, "client", "", "only events of this client id")
-	fl.StringVar(&typ, "type", "", "only events of this type, e.g. login.password or adm.user.create")
+	fl.StringVar(&typ, "type", "", "only events of this type, e.g. login.password or admin.user.create (enrol and enroll are both accepted)")
 	fl.StringVar(&since, "since", "", "only events at or after this time (RFC 3339) or this long ago (e.g. 24h)")
 	fl.IntVar(&limit, "limit", 100, "show at most the newest N events; 0 for all")
 	addJSONFlag(cmd, &asJSON)
@@ -166,7 +174,7 @@ the database: the chain cannot detect someone who rewrites it entirely.`,
   idp audit verify --json`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
+			return a.withStore(cmd.Context(), existing, func(ctx context.Context, store storage.Storage) error {
 				res, err := audit.VerifyChain(ctx, store)
 				if err != nil {
 					return err
@@ -255,7 +263,7 @@ neither miss nor repeat an event. The lines go to standard output, or to --outpu
 					return usageErrorf("--until must be after --since")
 				}
 			}
-			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
+			return a.withStore(cmd.Context(), existing, func(ctx context.Context, store storage.Storage) error {
 				events, err := store.ListAudit(ctx, storage.AuditFilter{Since: from})
 				if err != nil {
 					return fmt.Errorf("list audit events: %w", err)

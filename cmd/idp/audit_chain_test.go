@@ -65,6 +65,7 @@ func (c *cli) seedAudit(n int) []auditEventJSON {
 func TestAuditVerify(t *testing.T) {
 	t.Run("intact", func(t *testing.T) {
 		c := newCLI(t)
+		c.ok("", "migrate") // verify only reads: it never creates the database
 		r := c.run("", "audit", "verify")
 		if r.code != 0 || !strings.Contains(r.stdout, "audit chain intact: 0 events") {
 			t.Errorf("empty trail: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)

@@ -129,7 +129,7 @@ func newClientsListCmd(a *app) *cobra.Command {
 		Long:  "List every registered client, oldest first. Secrets are never shown.",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
+			return a.withStore(cmd.Context(), existing, func(ctx context.Context, store storage.Storage) error {
 				clients, err := store.ListClients(ctx)
 				if err != nil {
 					return fmt.Errorf("list clients: %w", err)

@@ -25,6 +25,7 @@ import (
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/backends"
 	"github.com/openidp/idp/storage/seal"
+	"github.com/openidp/idp/storage/sqlite"
 )
 
 // installDefaultLogger makes the command's logger the process-wide slog default too, for
@@ -93,6 +94,10 @@ type app struct {
 	// backchannel announces sessions ended by admin commands to relying parties; run
 	// waits for its deliveries before the process exits.
 	backchannel *backchannel.Notifier
+
+	// devKeyWarned is set once the development-key warning was printed: a command builds
+	// the sealer more than once, and the warning is shown once per run.
+	devKeyWarned bool
 }
 
 // usageError is an error in how the command was invoked; it is printed with the usage.
@@ -261,17 +266,31 @@ func (a *app) dsn() (string, error) {
 	return "sqlite:" + filepath.Join(a.dataDir, "idp.db"), nil
 }
 
-// openStore opens the database and, when migrate is set, applies pending migrations.
-func (a *app) openStore(ctx context.Context, migrate bool) (storage.Storage, error) {
-	dsn, err := a.dsn()
-	if err != nil {
-		return nil, err
+// openStore opens the database and, unless mode is asFound, applies pending migrations.
+// In mode existing it creates neither the database nor the data directory.
+func (a *app) openStore(ctx context.Context, mode storeMode) (storage.Storage, error) {
+	var dsn string
+	var store storage.Storage
+	var err error
+	if mode == existing {
+		dsn = a.database
+		if dsn == "" {
+			dsn = "sqlite:" + filepath.Join(a.dataDir, "idp.db")
+		}
+		store, err = backends.OpenExisting(ctx, dsn)
+		if errors.Is(err, sqlite.ErrNoDatabase) {
+			return nil, fmt.Errorf(`no database at %s: this command only reads one; check --database or --data-dir, or create it with "idp migrate"`, maskDSN(dsn))
+		}
+	} else {
+		if dsn, err = a.dsn(); err != nil {
+			return nil, err
+		}
+		store, err = backends.Open(ctx, dsn)
 	}
-	store, err := backends.Open(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", maskDSN(dsn), err)
 	}
-	if migrate {
+	if mode != asFound {
 		n, err := store.Migrate(ctx)
 		if err != nil {
 			_ = store.Close()
@@ -284,16 +303,18 @@ func (a *app) openStore(ctx context.Context, migrate bool) (storage.Storage, err
 	return store, nil
 }
 
-// The migrate argument of withStore.
+// storeMode is how withStore opens the database.
+type storeMode int
+
 const (
-	migrated = true  // apply pending migrations first: every command that reads or changes data
-	asFound  = false // leave the schema as found: the migrate command applies them itself
+	migrated storeMode = iota // create it if missing and apply pending migrations: commands that change data
+	asFound                   // create it if missing, leave the schema as found: the migrate command applies them itself
+	existing                  // open only an existing database, then migrate: commands that only read
 )
 
-// withStore opens the database (applying pending migrations first when migrate is set),
-// runs fn with it and closes it.
-func (a *app) withStore(ctx context.Context, migrate bool, fn func(ctx context.Context, store storage.Storage) error) error {
-	store, err := a.openStore(ctx, migrate)
+// withStore opens the database as mode says, runs fn with it and closes it.
+func (a *app) withStore(ctx context.Context, mode storeMode, fn func(ctx context.Context, store storage.Storage) error) error {
+	store, err := a.openStore(ctx, mode)
 	if err != nil {
 		return err
 	}
@@ -305,6 +326,14 @@ func (a *app) withStore(ctx context.Context, migrate bool, fn func(ctx context.C
 // (see newAdmin) and closes it.
 func (a *app) withAdmin(ctx context.Context, fn func(ctx context.Context, adm *admin.Admin) error) error {
 	return a.withStore(ctx, migrated, func(ctx context.Context, store storage.Storage) error {
+		return fn(ctx, a.newAdmin(store))
+	})
+}
+
+// withExistingAdmin is withAdmin for commands that only read: it never creates the
+// database (see existing).
+func (a *app) withExistingAdmin(ctx context.Context, fn func(ctx context.Context, adm *admin.Admin) error) error {
+	return a.withStore(ctx, existing, func(ctx context.Context, store storage.Storage) error {
 		return fn(ctx, a.newAdmin(store))
 	})
 }
@@ -448,8 +477,12 @@ func loadOrCreateDevKey(path string) (key []byte, created bool, err error) {
 	return key, false, nil
 }
 
-// warnDevKey prints the loud development-key warning on stderr.
+// warnDevKey prints the loud development-key warning on stderr, once per run.
 func (a *app) warnDevKey(path string, created bool) {
+	if a.devKeyWarned {
+		return
+	}
+	a.devKeyWarned = true
 	verb := "Using"
 	if created {
 		verb = "Created"

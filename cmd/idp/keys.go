@@ -59,7 +59,7 @@ func newKeysListCmd(a *app) *cobra.Command {
   expired  no longer published; deleted by the next cleanup`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
+			return a.withExistingAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
 				list, err := (&keys.Manager{Store: adm.Store}).List(ctx)
 				if err != nil {
 					return err

@@ -180,7 +180,7 @@ func newClientsPolicyShowCmd(a *app) *cobra.Command {
 		Short: "Show a client's MFA policy",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
+			return a.withExistingAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
 				c, err := adm.FindClient(ctx, args[0])
 				if err != nil {
 					return err
@@ -277,7 +277,7 @@ func newPolicyListCmd(a *app) *cobra.Command {
 		Short: "List the MFA policies of every account type and client",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
+			return a.withStore(cmd.Context(), existing, func(ctx context.Context, store storage.Storage) error {
 				byType, err := store.ListTypePolicies(ctx)
 				if err != nil {
 					return fmt.Errorf("list account-type policies: %w", err)

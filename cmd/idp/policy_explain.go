@@ -23,6 +23,7 @@ func addPolicyExplain(cmd *cobra.Command, a *app) {
 		maxAgeSet         bool
 		promptLogin       bool
 		asJSON            bool
+		dev               bool
 	)
 	explain := &cobra.Command{
 		Use:   "explain --user U --client C",
@@ -32,19 +33,21 @@ parameters exactly as a login would, and print the resulting requirement, the ru
 each part of it, and what a fresh login will ask for. Nothing is changed.
 
 The factor kinds the server offers are taken from the same IDP_* settings as serve
-(SMTP for e-mail codes, IDP_SMS_PROVIDER for SMS; TOTP, backup codes and WebAuthn always).`,
+(SMTP for e-mail codes, IDP_SMS_PROVIDER for SMS; TOTP, backup codes and WebAuthn always).
+With --dev (or IDP_DEV), as for "idp serve --dev": e-mail and SMS codes are offered,
+written to the log, unless SMTP or an SMS provider is configured.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if user == "" || client == "" {
 				return usageErrorf("--user and --client are required")
 			}
-			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
+			return a.withExistingAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
 				params := consent.AuthParams{ACRValues: acr, EssentialACR: essentialACR, PromptLogin: promptLogin}
 				if maxAgeSet = cmd.Flags().Changed("max-age"); maxAgeSet {
 					secs := int64(maxAge / time.Second)
 					params.MaxAge = &secs
 				}
-				ex, err := adm.Explain(ctx, user, client, params, availableKinds(a))
+				ex, err := adm.Explain(ctx, user, client, params, availableKinds(a, dev))
 				if err != nil {
 					return err
 				}
@@ -84,17 +87,19 @@ The factor kinds the server offers are taken from the same IDP_* settings as ser
 	f.StringSliceVar(&essentialACR, "essential-acr", nil, "acr values of an essential acr claim (claims parameter)")
 	f.DurationVar(&maxAge, "max-age", 0, "max_age the request would carry")
 	f.BoolVar(&promptLogin, "prompt-login", false, "the request carries prompt=login")
+	f.BoolVar(&dev, "dev", false, "evaluate as a server started with --dev, whose e-mail and SMS codes go to the log (env IDP_DEV)")
 	addJSONFlag(explain, &asJSON)
 	cmd.AddCommand(explain)
 }
 
-// availableKinds are the factor kinds a server started with the same settings offers.
-func availableKinds(a *app) []storage.FactorKind {
+// availableKinds are the factor kinds a server started with the same settings (and dev
+// mode when dev is set) offers.
+func availableKinds(a *app, dev bool) []storage.FactorKind {
 	issuer := os.Getenv("IDP_ISSUER")
 	if issuer == "" {
 		issuer = "http://localhost:8080"
 	}
-	cfg, err := mfaConfigFromEnv(a.logger, false)
+	cfg, err := mfaConfigFromEnv(a.logger, dev)
 	if err != nil {
 		// Invalid sender settings: a server would not start; explain without senders.
 		a.logger.Warn("second-factor settings", "err", err)

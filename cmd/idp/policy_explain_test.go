@@ -112,3 +112,29 @@ func TestPolicyExplain(t *testing.T) {
 		t.Fatalf("missing --client: exit %d", r.code)
 	}
 }
+
+// TestPolicyExplainDev checks that --dev (and IDP_DEV) counts the log e-mail and SMS
+// senders of a dev server, as the running dev server does.
+func TestPolicyExplainDev(t *testing.T) {
+	c := newCLI(t)
+	u := c.createUser("sam@example.com", "correct horse battery")
+	c.addFactor(u.ID, "sms")
+	var out struct {
+		ClientID string `json:"client_id"`
+	}
+	c.okJSON(&out, "clients", "create", "--json", "--name", "Texts", "--redirect-uri", "https://texts.example.com/cb")
+	c.ok("", "clients", "policy", "set", out.ClientID, "--mfa", "required", "--factors", "sms")
+
+	args := []string{"policy", "explain", "--user", u.Email, "--client", out.ClientID}
+	want := "Outcome: password (or a valid session), then one of: sms"
+	if got := c.ok("", args...); strings.Contains(got, want) {
+		t.Errorf("without --dev and an SMS provider, sms counted:\n%s", got)
+	}
+	if got := c.ok("", append(args, "--dev")...); !strings.Contains(got, want) {
+		t.Errorf("--dev: want %q:\n%s", want, got)
+	}
+	t.Setenv("IDP_DEV", "true")
+	if got := c.ok("", args...); !strings.Contains(got, want) {
+		t.Errorf("IDP_DEV=true: want %q:\n%s", want, got)
+	}
+}

@@ -80,7 +80,7 @@ func newResourcesListCmd(a *app) *cobra.Command {
 		Long:  "List every registered resource, oldest first.",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
+			return a.withExistingAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
 				rs, err := adm.ListResources(ctx)
 				if err != nil {
 					return err

@@ -176,33 +176,6 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	dsn, err := a.dsn()
-	if err != nil {
-		return err
-	}
-	store, err := a.openStore(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			a.logger.Error("close database", "err", err)
-		}
-	}()
-	applied, err := store.Migrate(ctx)
-	if err != nil {
-		return fmt.Errorf("migrate database: %w", err)
-	}
-	a.logger.InfoContext(ctx, "database migrated", "applied", applied)
-
-	var demo *admin.DemoSeed
-	if o.dev {
-		demo, err = a.devDemo(ctx, store, o.issuer)
-		if err != nil {
-			return err
-		}
-	}
-
 	mfaCfg, err := mfaConfigFromEnv(a.logger, o.dev)
 	if err != nil {
 		return err
@@ -231,7 +204,39 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		NoMetricsEndpoint: o.metricsAddr != "",
 	}
 	o.limits.apply(&cfg)
+	// Every setting is checked before the database is opened or migrated.
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("start provider: %w", err)
+	}
 	setMemoryLimit(a.logger, int64(o.hashMemory))
+
+	dsn, err := a.dsn()
+	if err != nil {
+		return err
+	}
+	store, err := a.openStore(ctx, asFound)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			a.logger.Error("close database", "err", err)
+		}
+	}()
+	applied, err := store.Migrate(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate database: %w", err)
+	}
+	a.logger.InfoContext(ctx, "database migrated", "applied", applied)
+
+	var demo *admin.DemoSeed
+	if o.dev {
+		demo, err = a.devDemo(ctx, store, o.issuer)
+		if err != nil {
+			return err
+		}
+	}
+
 	if demo != nil {
 		cfg.Demo = &demo.Client
 	}

@@ -125,7 +125,7 @@ func newUsersListCmd(a *app) *cobra.Command {
 		Long:  "List every user, oldest first.",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
+			return a.withStore(cmd.Context(), existing, func(ctx context.Context, store storage.Storage) error {
 				users, err := store.ListUsers(ctx)
 				if err != nil {
 					return fmt.Errorf("list users: %w", err)

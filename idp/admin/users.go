@@ -41,7 +41,7 @@ func (a *Admin) CreateUser(ctx context.Context, actor string, in NewUser) (*stor
 		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserCreate, Result: audit.ResultFailure},
 			fmt.Sprintf("email=%s err=%v", email, err))
 		if errors.Is(err, storage.ErrAlreadyExists) {
-			return nil, fmt.Errorf("a user with e-mail %s already exists: %w", email, err)
+			return nil, existsError{fmt.Sprintf("a user with e-mail %s already exists", email)}
 		}
 		return nil, fmt.Errorf("create user: %w", err)
 	}
@@ -49,6 +49,13 @@ func (a *Admin) CreateUser(ctx context.Context, actor string, in NewUser) (*stor
 		"email="+email)
 	return u, nil
 }
+
+// existsError is a taken unique key, said for people: it wraps storage.ErrAlreadyExists
+// without the database's own message.
+type existsError struct{ msg string }
+
+func (e existsError) Error() string { return e.msg }
+func (e existsError) Unwrap() error { return storage.ErrAlreadyExists }
 
 // NormalizeEmail checks that s is a bare e-mail address and lower-cases it.
 func NormalizeEmail(s string) (string, error) {

@@ -1,5 +1,10 @@
 package audit
 
+import (
+	"slices"
+	"strings"
+)
+
 // Every audit event type the provider records, in one place. Each names what happened;
 // the event's Result (ResultSuccess or ResultFailure) says whether it succeeded.
 // docs/security.md lists them for operators.
@@ -110,3 +115,40 @@ const (
 // events. Its Reason holds RetentionAnchorKey=<hash of the newest removed event>, which
 // documents where the retained chain starts.
 const EventRetention = "audit.retention"
+
+// EventTypes lists every event type above, for validating a type asked for (`idp audit
+// list --type`); a test keeps it complete.
+var EventTypes = []string{
+	EventLoginPassword, EventLoginSSO, EventLogout, EventConsentGrant, EventConsentDeny,
+	EventTokenIssue, EventTokenRefresh, EventRefreshReuse, EventTokenRevoke, EventCodeReuse,
+	EventCodeReplay, EventClientAuth, EventLoginPolicy, EventLoginDevice,
+	EventMFAEnrollStart, EventMFAEnroll, EventMFAVerify, EventMFALockout, EventMFARemove,
+	EventMFARegenerate, EventMFAGrace, EventMFAEnrolRequired, EventMFACodeLimited,
+	EventMFARecovery,
+	EventMFACodeSent, EventMFAProviderFailure, EventMFAWebAuthnCount, EventMFATOTPReplay,
+	EventSessionEnd, EventBackchannelLogout, EventDeviceRemember, EventDeviceRevoke,
+	EventDeviceCode, EventDeviceApprove, EventDeviceDeny,
+	EventAdminUserCreate, EventAdminUserUpdate, EventAdminUserDisable, EventAdminClientCreate,
+	EventAdminClientUpdate, EventAdminClientDelete, EventAdminResourceCreate,
+	EventAdminResourceDelete, EventAdminKeyRotate, EventAdminPolicySet, EventAdminSessionsEnd,
+	EventAdminMFAReset, EventAdminPassword, EventAdminReencrypt,
+	EventRetention,
+}
+
+// KnownType returns the stored event type that typ names, and whether there is one.
+// The stored names spell enrolment both ways (mfa.enroll, mfa.enroll.start, but
+// mfa.enrol.required); they are kept as recorded so that old events still match, and
+// either spelling of the word is accepted here.
+func KnownType(typ string) (string, bool) {
+	for _, cand := range []string{
+		typ,
+		strings.Replace(typ, ".enrol.", ".enroll.", 1),
+		strings.Replace(typ, ".enroll.", ".enrol.", 1),
+		strings.TrimSuffix(typ, ".enrol") + ".enroll",
+	} {
+		if slices.Contains(EventTypes, cand) {
+			return cand, true
+		}
+	}
+	return "", false
+}

@@ -22,13 +22,28 @@ var errBadDSN = errors.New(`storage DSN must be "sqlite:PATH" or a "postgres://"
 // PATH, "postgres://..." or "postgresql://..." the PostgreSQL database at that URL. It
 // does not migrate; call Migrate on the result.
 func Open(ctx context.Context, dsn string) (storage.Storage, error) {
+	return open(ctx, dsn, false)
+}
+
+// OpenExisting is Open for commands that only read: a SQLite database must exist
+// already (sqlite.OpenExisting; the error wraps sqlite.ErrNoDatabase otherwise). A
+// PostgreSQL database is never created by connecting to it.
+func OpenExisting(ctx context.Context, dsn string) (storage.Storage, error) {
+	return open(ctx, dsn, true)
+}
+
+func open(ctx context.Context, dsn string, existing bool) (storage.Storage, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		path := strings.TrimPrefix(dsn, "sqlite:")
 		if path == "" {
 			return nil, fmt.Errorf("open storage: %w: sqlite: needs a file path", errBadDSN)
 		}
-		s, err := sqlite.Open(ctx, path)
+		openSQLite := sqlite.Open
+		if existing {
+			openSQLite = sqlite.OpenExisting
+		}
+		s, err := openSQLite(ctx, path)
 		if err != nil {
 			return nil, fmt.Errorf("open storage: %w", err)
 		}

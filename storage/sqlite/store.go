@@ -41,15 +41,42 @@ var (
 // name a file; ":memory:" is not supported because every pooled connection would see
 // its own database.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path, false)
+}
+
+// ErrNoDatabase is returned by OpenExisting when there is no database file at the path.
+var ErrNoDatabase = errors.New("database does not exist")
+
+// OpenExisting opens the SQLite database at path like Open, but only an existing file:
+// it creates neither the file nor its directory, and fails with ErrNoDatabase when the
+// file is missing. For commands that only read.
+func OpenExisting(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path, true)
+}
+
+func open(ctx context.Context, path string, existing bool) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open sqlite: empty path")
 	}
-	if dir := filepath.Dir(path); dir != "" {
+	name := path
+	if existing {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("open sqlite: %s: %w", path, ErrNoDatabase)
+		} else if err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		// An SQLite URI with mode=rw never creates the file, even should it vanish
+		// after the check above.
+		name = "file:" + (&url.URL{Path: path}).EscapedPath()
+	} else if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("open sqlite: create directory: %w", err)
 		}
 	}
 	q := url.Values{}
+	if existing {
+		q.Set("mode", "rw")
+	}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
@@ -57,7 +84,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// Write transactions take the write lock up front, so a transaction never has to
 	// upgrade a read snapshot (which fails with SQLITE_BUSY instead of waiting).
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", name+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
