@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,15 +42,7 @@ func (s *Store) IssueCodeTokens(ctx context.Context, codeHash string, at *storag
 			return wrapErr("issue code tokens", err)
 		}
 		if tag.RowsAffected() == 0 {
-			var exists bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM code_grants WHERE code_hash = $1)`,
-				codeHash).Scan(&exists); err != nil {
-				return wrapErr("issue code tokens", err)
-			}
-			if !exists {
-				return notFound("issue code tokens")
-			}
-			return fmt.Errorf("postgres: issue code tokens: %w", storage.ErrConflict)
+			return conflictOrNotFound(ctx, tx, "issue code tokens", `SELECT EXISTS (SELECT 1 FROM code_grants WHERE code_hash = $1)`, codeHash)
 		}
 		if rt != nil {
 			if err := insertRefreshToken(ctx, tx, rt); err != nil {

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -59,14 +58,8 @@ func (s *Store) PollDeviceAuthorization(ctx context.Context, deviceCodeHash stri
 		WHERE device_code_hash = $1 AND (last_poll_at IS NULL OR last_poll_at <= $3)
 		RETURNING `+deviceAuthCols, deviceCodeHash, ts(now), ts(now.Add(-interval))))
 	if errors.Is(err, pgx.ErrNoRows) {
-		var exists bool
-		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM device_authorizations WHERE device_code_hash = $1)`,
-			deviceCodeHash).Scan(&exists); err != nil {
-			return nil, wrapErr("poll device authorization", err)
-		}
-		if exists {
-			return nil, fmt.Errorf("postgres: poll device authorization: %w", storage.ErrConflict)
-		}
+		return nil, conflictOrNotFound(ctx, s.pool, "poll device authorization",
+			`SELECT EXISTS (SELECT 1 FROM device_authorizations WHERE device_code_hash = $1)`, deviceCodeHash)
 	}
 	if err != nil {
 		return nil, wrapErr("poll device authorization", err)

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -146,15 +145,7 @@ func (s *Store) AdvanceTOTPStep(ctx context.Context, id string, step int64, used
 	}
 	// Nothing matched: tell a replay from a missing factor. The factor's existence is
 	// all this read decides, so it need not be atomic with the update.
-	var exists bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM factors WHERE id = $1)`, id).
-		Scan(&exists); err != nil {
-		return wrapErr("advance totp step", err)
-	}
-	if !exists {
-		return notFound("advance totp step")
-	}
-	return fmt.Errorf("postgres: advance totp step: %w", storage.ErrConflict)
+	return conflictOrNotFound(ctx, s.pool, "advance totp step", `SELECT EXISTS (SELECT 1 FROM factors WHERE id = $1)`, id)
 }
 
 // ReplaceBackupCodes deletes every backup code of the user and inserts hashes, in one

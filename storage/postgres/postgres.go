@@ -191,6 +191,25 @@ func wrapErr(op string, err error) error {
 	return fmt.Errorf("postgres: %s: %w", op, err)
 }
 
+// rowQueryer runs a single-row query: the pool, a transaction.
+type rowQueryer interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// conflictOrNotFound is the error of operation op when a conditional write matched no
+// row: storage.ErrConflict when the row exists (existsQuery is a SELECT EXISTS (...) for
+// it), else storage.ErrNotFound.
+func conflictOrNotFound(ctx context.Context, q rowQueryer, op, existsQuery string, args ...any) error {
+	var exists bool
+	if err := q.QueryRow(ctx, existsQuery, args...).Scan(&exists); err != nil {
+		return wrapErr(op, err)
+	}
+	if !exists {
+		return notFound(op)
+	}
+	return fmt.Errorf("postgres: %s: %w", op, storage.ErrConflict)
+}
+
 // notFound is the error of an update or delete that matched no row.
 func notFound(op string) error {
 	return fmt.Errorf("postgres: %s: %w", op, storage.ErrNotFound)

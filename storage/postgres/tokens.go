@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -100,15 +99,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.T
 			return wrapErr("rotate refresh token", err)
 		}
 		if tag.RowsAffected() == 0 {
-			var exists bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $1)`, oldID).
-				Scan(&exists); err != nil {
-				return wrapErr("rotate refresh token", err)
-			}
-			if !exists {
-				return notFound("rotate refresh token")
-			}
-			return fmt.Errorf("postgres: rotate refresh token: %w", storage.ErrConflict)
+			return conflictOrNotFound(ctx, tx, "rotate refresh token", `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $1)`, oldID)
 		}
 		if err := insertRefreshToken(ctx, tx, next); err != nil {
 			return err

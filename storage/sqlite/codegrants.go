@@ -46,15 +46,7 @@ func (s *Store) IssueCodeTokens(ctx context.Context, codeHash string, at *storag
 			return err
 		}
 		if n == 0 {
-			var exists bool
-			if err := tx.QueryRowContext(ctx,
-				`SELECT EXISTS (SELECT 1 FROM code_grants WHERE code_hash = ?)`, codeHash).Scan(&exists); err != nil {
-				return err
-			}
-			if exists {
-				return storage.ErrConflict
-			}
-			return storage.ErrNotFound
+			return conflictOrNotFound(ctx, tx, `SELECT EXISTS (SELECT 1 FROM code_grants WHERE code_hash = ?)`, codeHash)
 		}
 		if rt != nil {
 			if err := insertRefreshToken(ctx, tx, rt); err != nil {

@@ -54,14 +54,7 @@ func (s *Store) PollDeviceAuthorization(ctx context.Context, deviceCodeHash stri
 		WHERE device_code_hash = ? AND (last_poll_at IS NULL OR last_poll_at <= ?)
 		RETURNING `+deviceAuthCols, now.UnixNano(), deviceCodeHash, now.Add(-interval).UnixNano()))
 	if errors.Is(err, sql.ErrNoRows) {
-		var exists bool
-		if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM device_authorizations WHERE device_code_hash = ?)`,
-			deviceCodeHash).Scan(&exists); err != nil {
-			return nil, wrap("poll device authorization", err)
-		}
-		if exists {
-			return nil, wrap("poll device authorization", storage.ErrConflict)
-		}
+		err = conflictOrNotFound(ctx, s.db, `SELECT EXISTS (SELECT 1 FROM device_authorizations WHERE device_code_hash = ?)`, deviceCodeHash)
 	}
 	if err != nil {
 		return nil, wrap("poll device authorization", err)

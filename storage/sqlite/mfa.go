@@ -168,15 +168,7 @@ func (s *Store) AdvanceTOTPStep(ctx context.Context, id string, step int64, used
 	}
 	// Nothing matched: tell a replay from a missing factor. The factor's existence is
 	// all this read decides, so it need not be atomic with the update.
-	var exists bool
-	if err := s.db.QueryRowContext(ctx,
-		`SELECT EXISTS (SELECT 1 FROM factors WHERE id = ?)`, id).Scan(&exists); err != nil {
-		return wrap("advance totp step", err)
-	}
-	if !exists {
-		return wrap("advance totp step", storage.ErrNotFound)
-	}
-	return wrap("advance totp step", storage.ErrConflict)
+	return wrap("advance totp step", conflictOrNotFound(ctx, s.db, `SELECT EXISTS (SELECT 1 FROM factors WHERE id = ?)`, id))
 }
 
 // ReplaceBackupCodes deletes every backup code of the user and inserts hashes, in one

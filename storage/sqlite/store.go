@@ -238,6 +238,25 @@ func wrap(op string, err error) error {
 	}
 }
 
+// rowQueryer runs a single-row query: *sql.DB, *sql.Tx.
+type rowQueryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// conflictOrNotFound tells why a conditional write matched no row: storage.ErrConflict
+// when the row exists (existsQuery is a SELECT EXISTS (...) for it), else
+// storage.ErrNotFound.
+func conflictOrNotFound(ctx context.Context, q rowQueryer, existsQuery string, args ...any) error {
+	var exists bool
+	if err := q.QueryRowContext(ctx, existsQuery, args...).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		return storage.ErrConflict
+	}
+	return storage.ErrNotFound
+}
+
 // mustAffect returns storage.ErrNotFound when res changed no row.
 func mustAffect(res sql.Result) error {
 	n, err := res.RowsAffected()

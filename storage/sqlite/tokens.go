@@ -112,15 +112,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.T
 			return err
 		}
 		if n == 0 {
-			var exists bool
-			if err := tx.QueryRowContext(ctx,
-				`SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ?)`, oldID).Scan(&exists); err != nil {
-				return err
-			}
-			if exists {
-				return storage.ErrConflict
-			}
-			return storage.ErrNotFound
+			return conflictOrNotFound(ctx, tx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ?)`, oldID)
 		}
 		if err := insertRefreshToken(ctx, tx, next); err != nil {
 			return err
