@@ -12,10 +12,10 @@ import (
 	"github.com/openidp/idp/idp/audit"
 )
 
-// TestDemoSession checks the demo app's own session: reloading its callback page shows
-// the signed-in page rather than the library's "named cookie not present", the start
-// page shows who is signed in, and signing out forgets it.
-func TestDemoSession(t *testing.T) {
+// newDemoEnv is a provider on SQLite serving the dev-mode demo app, seeded as
+// `idp serve --dev` seeds it.
+func newDemoEnv(t *testing.T) (*env, *admin.DemoSeed) {
+	t.Helper()
 	st := openSQLite(t)
 	var seed *admin.DemoSeed
 	e := newEnv(t, st, func(c *idp.Config) {
@@ -26,6 +26,14 @@ func TestDemoSession(t *testing.T) {
 		}
 		c.Demo = &seed.Client
 	})
+	return e, seed
+}
+
+// TestDemoSession checks the demo app's own session: reloading its callback page shows
+// the signed-in page rather than the library's "named cookie not present", the start
+// page shows who is signed in, and signing out forgets it.
+func TestDemoSession(t *testing.T) {
+	e, seed := newDemoEnv(t)
 	b := e.newBrowser()
 	if p := b.Get(e.issuer + "/"); !strings.Contains(p.Body, `id="signin"`) || strings.Contains(p.Body, "Signed in as") {
 		t.Fatalf("start page before signing in:\n%.800s", p.Body)

@@ -1,9 +1,7 @@
 package idp_test
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,9 +10,7 @@ import (
 	"time"
 
 	"github.com/openidp/idp/consent"
-	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
-	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/rs"
 	"github.com/openidp/idp/storage"
 )
@@ -96,16 +92,7 @@ func TestRFC9470StepUpFromAnAPI(t *testing.T) {
 // in again with the acr_values it named, the person (who has no factor yet) is sent to
 // enrol one, and after that the API answers.
 func TestDemoAPIStepUp(t *testing.T) {
-	st := openSQLite(t)
-	var seed *admin.DemoSeed
-	e := newEnv(t, st, func(c *idp.Config) {
-		a := &admin.Admin{Store: st, Audit: &audit.Auditor{Store: st, Logger: slog.New(slog.DiscardHandler)}}
-		var err error
-		if seed, err = a.SeedDemo(context.Background(), c.Issuer); err != nil {
-			t.Fatal(err)
-		}
-		c.Demo = &seed.Client
-	})
+	e, seed := newDemoEnv(t)
 	b := e.newBrowser()
 	p := b.Login(b.Get(e.issuer+"/demo/login"), seed.Email, seed.Password)
 	if p.IsConsent() {
