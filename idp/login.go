@@ -76,6 +76,10 @@ func (s *Server) drive(w http.ResponseWriter, r *http.Request, f *flowFacts, d d
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginSSO, UserID: f.sess.UserID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess, Reason: "existing session"})
 	}
 	if d.viaDevice {
+		if err := s.recordDeviceSignIn(r, f.sess); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
 		s.touchDevice(r, f.device)
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginDevice, UserID: f.user.ID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess,
 			Reason: "remembered device stood in for the second factor"})

@@ -132,7 +132,7 @@ func (s *Server) handleRecoveryPost(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		att.Failed()
 		fail(u.ID, "wrong password")
-		msg := "Incorrect password."
+		msg := web.N("Incorrect password.")
 		if c.Attempts >= recoveryMaxAttempts {
 			msg += " This link is now used up: ask your administrator for a new one."
 		}

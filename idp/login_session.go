@@ -11,6 +11,7 @@ import (
 
 	"github.com/openidp/idp/idp/backchannel"
 	"github.com/openidp/idp/idp/secret"
+	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
 
@@ -120,7 +121,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, userID str
 	ri := requestInfoFrom(ctx)
 	sess := &storage.Session{
 		ID: id, TokenHash: secret.Hash(value), UserID: userID, AuthTime: now, PasswordAt: now, AMR: amr, ACR: acr,
-		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionLifetime),
+		SignIn: firstStep(amr), CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionLifetime),
 	}
 	if ri != nil {
 		sess.IP, sess.UserAgent = ri.IP, ri.UserAgent
@@ -137,6 +138,39 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, userID str
 	s.setCookie(w, sessionCookie, value, sess.ExpiresAt)
 	s.enforceSessionLimit(ctx, sess)
 	return sess, nil
+}
+
+// firstStep is what a new session's sign-in used, from its amr: the password, or a
+// passkey on its own.
+func firstStep(amr []string) []string {
+	if slices.Contains(amr, mfa.AMRPassword) || !slices.ContainsFunc(amr, func(v string) bool { return v == mfa.AMRHardware || v == mfa.AMRSoftware }) {
+		return []string{storage.SignInPassword}
+	}
+	return []string{storage.SignInPasskey}
+}
+
+// signedInWith is sess's record of what its sign-in used (Session.SignIn) with method
+// added: a second factor verified at sign-in (string(FactorKind)) or
+// SignInRememberedDevice. Factors enrolled on the account page are not added: they were
+// not part of signing in.
+func signedInWith(sess *storage.Session, method string) []string {
+	return appendUnique(sess.SignIn, method)
+}
+
+// recordDeviceSignIn notes in the session that a remembered device stood in for the
+// second factor. The authentication level does not change (the device proves what the
+// session already had), so the cookie is not rotated.
+func (s *Server) recordDeviceSignIn(r *http.Request, sess *storage.Session) error {
+	if slices.Contains(sess.SignIn, storage.SignInRememberedDevice) {
+		return nil
+	}
+	auth := storage.SessionAuth{AuthTime: sess.AuthTime, PasswordAt: sess.PasswordAt, MFAAt: sess.MFAAt,
+		Factors: sess.Factors, AMR: sess.AMR, ACR: sess.ACR, SignIn: signedInWith(sess, storage.SignInRememberedDevice)}
+	if err := s.store.UpdateSessionAuth(r.Context(), sess.ID, auth); err != nil {
+		return err
+	}
+	sess.SignIn = auth.SignIn
+	return nil
 }
 
 // enforceSessionLimit ends the person's oldest live sessions beyond Config.MaxSessions,

@@ -16,7 +16,6 @@ import (
 	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
-	"golang.org/x/text/language"
 
 	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp/admin"
@@ -256,7 +255,7 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 		CodeMethodS256:           true,
 		AuthMethodPost:           true,
 		GrantTypeRefreshToken:    true,
-		SupportedUILocales:       []language.Tag{language.English},
+		SupportedUILocales:       web.Languages(),
 		// Sessions are announced to relying parties through back-channel logout tokens.
 		BackChannelLogoutSupported:        true,
 		BackChannelLogoutSessionSupported: true,
@@ -592,14 +591,16 @@ func (s *Server) callbackBound(r *http.Request) bool {
 	return sess != nil && sess.ID == ar.Login.SessionID
 }
 
+// renderError shows the error page; title and msg are English message ids (the page
+// translates them).
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
-	if err := s.pages.Render(w, status, web.PageError, web.ErrorPage{Title: title, Message: msg}); err != nil {
+	if err := s.pages.Render(w, s.lang(r), status, web.PageError, web.ErrorPage{Title: title, Message: msg}); err != nil {
 		s.logger.ErrorContext(r.Context(), "render error page", "err", err)
 	}
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
-	if err := s.pages.Render(w, status, page, data); err != nil {
+	if err := s.pages.Render(w, s.lang(r), status, page, data); err != nil {
 		s.logger.ErrorContext(r.Context(), "render page", "page", page, "err", err)
 	}
 }

@@ -303,12 +303,25 @@ type Session struct {
 	Factors    []FactorKind // factor kinds verified in this session
 	AMR        []string
 	ACR        string
+	// SignIn lists what the session's sign-in used, in order: SignInPassword (or
+	// SignInPasskey), the kinds of the second factors verified (string(FactorKind)), and
+	// SignInRememberedDevice when a remembered device stood in for the second factor. A
+	// factor enrolled after signing in is not part of it. Empty for sessions created
+	// before it was recorded.
+	SignIn     []string
 	IP         string
 	UserAgent  string
 	CreatedAt  time.Time
 	LastSeenAt time.Time
 	ExpiresAt  time.Time // absolute expiry
 }
+
+// What a session's sign-in used (Session.SignIn), beside the factor kinds.
+const (
+	SignInPassword         = "password"
+	SignInPasskey          = "passkey"
+	SignInRememberedDevice = "remembered_device"
+)
 
 // SessionAuth is what an authentication changes in a session.
 type SessionAuth struct {
@@ -318,6 +331,7 @@ type SessionAuth struct {
 	Factors    []FactorKind
 	AMR        []string
 	ACR        string
+	SignIn     []string // see Session.SignIn
 	// TokenHash, when not empty, replaces the session's cookie hash: the cookie is
 	// rotated whenever the authentication level changes, so a cookie value from before
 	// (fixed or stolen) never carries the new level.
@@ -334,7 +348,8 @@ type SessionStore interface {
 	// GetSession returns the session with that id, or ErrNotFound.
 	GetSession(ctx context.Context, id string) (*Session, error)
 	// UpdateSessionAuth records a new authentication in session id (AuthTime, PasswordAt,
-	// MFAAt, Factors, AMR and ACR of a, and TokenHash when set); ErrNotFound when missing.
+	// MFAAt, Factors, AMR, ACR and SignIn of a, and TokenHash when set); ErrNotFound when
+	// missing.
 	UpdateSessionAuth(ctx context.Context, id string, a SessionAuth) error
 	// AddSessionClient records that session id signed the person in to clientID (for
 	// back-channel logout); adding the same pair twice is not an error.

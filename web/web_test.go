@@ -26,7 +26,7 @@ func TestEveryPageRenders(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.page, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			if err := r.Render(rec, 200, tt.page, tt.data); err != nil {
+			if err := r.Render(rec, English, 200, tt.page, tt.data); err != nil {
 				t.Fatal(err)
 			}
 			if !strings.Contains(rec.Body.String(), tt.want) {
@@ -37,7 +37,7 @@ func TestEveryPageRenders(t *testing.T) {
 			}
 		})
 	}
-	if err := r.Render(httptest.NewRecorder(), 200, "nope.html", nil); err == nil {
+	if err := r.Render(httptest.NewRecorder(), English, 200, "nope.html", nil); err == nil {
 		t.Fatal("unknown page rendered")
 	}
 }

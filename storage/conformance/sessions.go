@@ -55,22 +55,24 @@ func testSessions(t *testing.T, s storage.Storage) {
 	auth := storage.SessionAuth{
 		AuthTime: authTime, PasswordAt: now.Add(-time.Minute), MFAAt: authTime,
 		Factors: []storage.FactorKind{"totp", "webauthn"}, AMR: []string{"pwd", "otp"}, ACR: "urn:acr:mfa",
+		SignIn: []string{storage.SignInPassword, "webauthn", storage.SignInRememberedDevice},
 	}
 	must(t, s.UpdateSessionAuth(ctx, s1.ID, auth))
 	want := *s1
 	want.LastSeenAt, want.AuthTime, want.PasswordAt, want.MFAAt = seen, auth.AuthTime, auth.PasswordAt, auth.MFAAt
-	want.AMR, want.ACR, want.Factors = auth.AMR, auth.ACR, auth.Factors
+	want.AMR, want.ACR, want.Factors, want.SignIn = auth.AMR, auth.ACR, auth.Factors, auth.SignIn
 	got, err = s.GetSession(ctx, s1.ID)
 	must(t, err)
 	equal(t, "session after TouchSession and UpdateSessionAuth", got, &want)
 
-	// A password-only authentication with MFAAt zero clears the stored MFA time.
+	// A password-only authentication with MFAAt zero clears the stored MFA time, and an
+	// empty SignIn the stored one.
 	pwdOnly := storage.SessionAuth{AuthTime: now.Add(20 * time.Minute), PasswordAt: now.Add(20 * time.Minute),
 		AMR: []string{"pwd"}, ACR: "urn:acr:password"}
 	must(t, s.UpdateSessionAuth(ctx, s2.ID, pwdOnly))
 	want2 := *s2
 	want2.AuthTime, want2.PasswordAt, want2.MFAAt = pwdOnly.AuthTime, pwdOnly.PasswordAt, time.Time{}
-	want2.AMR, want2.ACR, want2.Factors = pwdOnly.AMR, pwdOnly.ACR, nil
+	want2.AMR, want2.ACR, want2.Factors, want2.SignIn = pwdOnly.AMR, pwdOnly.ACR, nil, nil
 	got, err = s.GetSession(ctx, s2.ID)
 	must(t, err)
 	equal(t, "session after password-only UpdateSessionAuth", got, &want2)
