@@ -195,6 +195,11 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, u *storag
 
 // renderAccountWith is renderAccount with a last change to the page (edit may be nil).
 func (s *Server) renderAccountWith(w http.ResponseWriter, r *http.Request, u *storage.User, status int, msg, errMsg string, edit func(*web.AccountPage)) {
+	// A sign-in waiting for an enrolment: its ui_locales choose the page's language too.
+	ar, c := s.continueLogin(r)
+	if ri := requestInfoFrom(r.Context()); ri != nil && ar != nil {
+		ri.UILocales = ar.UILocales
+	}
 	page, err := s.accountPage(r, u, msg, errMsg)
 	if err != nil {
 		s.internalError(w, r, err)
@@ -204,7 +209,7 @@ func (s *Server) renderAccountWith(w http.ResponseWriter, r *http.Request, u *st
 		edit(&page)
 	}
 	page.CSRF = s.csrfToken(w, r)
-	if ar, c := s.continueLogin(r); ar != nil {
+	if ar != nil {
 		page.ContinueURL, page.ContinueClient = "/login?id="+url.QueryEscape(ar.ID), c.Name
 		// The name shown comes from the pending sign-in, never from the URL.
 		if r.URL.Query().Get("required") != "" {

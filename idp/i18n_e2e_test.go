@@ -9,6 +9,7 @@ import (
 
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/idptest"
+	"github.com/openidp/idp/storage"
 )
 
 // acceptLanguage sends an Accept-Language header with every request, as a browser
@@ -102,6 +103,16 @@ func TestPageLanguages(t *testing.T) {
 			t.Run("unsupported falls back to English", func(t *testing.T) {
 				want("ui_locales=ja, Accept-Language zh", auth(browserIn(e, "zh-CN,zh;q=0.9"), "ja"), english, german)
 				want("nothing asked", auth(browserIn(e, ""), ""), english, german)
+			})
+			t.Run("forced enrolment keeps the sign-in's language", func(t *testing.T) {
+				strict := e.createClient(admin.NewClient{Name: "Lohn", RedirectURIs: []string{"https://lohn.example.com/cb"}, SkipConsent: true})
+				e.setPolicy(strict, storage.MFAPolicy{MFA: "required"})
+				b := browserIn(e, "en")
+				_, ch := pkce()
+				p := b.Get(e.authURL(strict, url.Values{"code_challenge": {ch}, "code_challenge_method": {"S256"}, "ui_locales": {"de"}}))
+				p = b.Login(p, email, password)
+				want("account page of a forced enrolment", p, []string{`<html lang="de">`, "Kontosicherheit",
+					"Lohn verlangt eine zweite Anmeldemethode.", "Authenticator-App hinzufügen"}, []string{"Account security"})
 			})
 			t.Run("discovery", func(t *testing.T) {
 				var doc struct {

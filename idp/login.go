@@ -250,7 +250,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 			Reason: "rate limited (" + limitName(locked.Key) + ")", UserID: userID})
 		s.metrics.SignIn(metrics.ResultLocked, metrics.FactorPassword)
 		s.metrics.Lockout(metrics.LockoutPassword)
-		s.showLogin(w, r, f, email, loginLockedMessage(locked), http.StatusTooManyRequests)
+		s.showLogin(w, r, f, email, s.loginLockedMessage(r, locked), http.StatusTooManyRequests)
 		return
 	}
 	if err != nil {
@@ -313,12 +313,13 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login?id="+url.QueryEscape(f.ar.ID), http.StatusSeeOther)
 }
 
-// loginLockedMessage tells a person refused by a password limit until when.
-func loginLockedMessage(l *regulation.LockedError) string {
+// loginLockedMessage tells a person refused by a password limit until when, in the
+// language of r's pages.
+func (s *Server) loginLockedMessage(r *http.Request, l *regulation.LockedError) string {
 	if l.Permanent || l.Until.IsZero() {
-		return "Too many failed sign-in attempts. Contact your administrator."
+		return s.tr(r, "Too many failed sign-in attempts. Contact your administrator.")
 	}
-	return "Too many failed sign-in attempts. Try again after " + l.Until.UTC().Format("15:04 MST") + "."
+	return s.tr(r, "Too many failed sign-in attempts. Try again after %s.", l.Until.UTC().Format("15:04 MST"))
 }
 
 // handleConsentPost records the person's answer on the consent page. The answer counts

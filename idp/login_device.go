@@ -63,7 +63,7 @@ func (s *Server) handleDevicePost(w http.ResponseWriter, r *http.Request) {
 	var locked *regulation.LockedError
 	if errors.As(err, &locked) {
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventDeviceCode, Result: audit.ResultFailure, Reason: "rate limited (address)"})
-		s.showDevice(w, r, code, "Too many codes entered. Try again after "+locked.Until.UTC().Format("15:04 MST")+".", http.StatusTooManyRequests)
+		s.showDevice(w, r, code, s.tr(r, "Too many codes entered. Try again after %s.", locked.Until.UTC().Format("15:04 MST")), http.StatusTooManyRequests)
 		return
 	}
 	if err != nil {

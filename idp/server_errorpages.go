@@ -110,7 +110,7 @@ func (s *Server) renderNotFound(w http.ResponseWriter, r *http.Request) {
 // readableError turns a library's error text into a sentence.
 func readableError(text string) string {
 	if text == "" {
-		return "The request could not be completed."
+		return web.N("The request could not be completed.")
 	}
 	text = strings.ToUpper(text[:1]) + text[1:]
 	if !strings.HasSuffix(text, ".") {
