@@ -249,7 +249,7 @@ func VerifyChain(ctx context.Context, store storage.AuditStore, keys ChainKeys) 
 	}
 	if last := chain[len(chain)-1]; len(keys) > 0 && last.ChainKey == "" {
 		return auditBroken(res, last, ProblemDowngraded, fmt.Sprintf(
-			"the newest event (%d) is not keyed: the keyed events were rewritten in the unkeyed form, or no event was written since the upgrade to the keyed chain (then start the server or run \"idp audit checkpoint\" once, which starts it)",
+			"event %d, the newest, is not keyed: the keyed events were rewritten in the unkeyed form, or no event was written since the upgrade to the keyed chain (then start the server or run \"idp audit checkpoint\" once, which starts it)",
 			last.ID)), nil
 	}
 	return res, nil
