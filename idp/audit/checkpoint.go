@@ -225,7 +225,7 @@ func VerifyCheckpoints(res *VerifyResult, source string, lines []CheckpointLine,
 	}
 	for n, l := range lines {
 		where := fmt.Sprintf("checkpoint %d of %s", n+1, source)
-		jws, err := jose.ParseSigned(l.JWS, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+		jws, err := jose.ParseSignedCompact(l.JWS, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
 		if err != nil || len(jws.Signatures) != 1 {
 			fail(l.EventID, ProblemCheckpointSignature, fmt.Sprintf("%s (event %d) is not a valid JWS: %v", where, l.EventID, err))
 			return
@@ -316,7 +316,7 @@ func AttachSignerKeys(lines []CheckpointLine, signingKeys []storage.SigningKey) 
 		pub[sk.ID] = sk.PublicJWK
 	}
 	for i := range lines {
-		jws, err := jose.ParseSigned(lines[i].JWS, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+		jws, err := jose.ParseSignedCompact(lines[i].JWS, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
 		if err != nil || len(jws.Signatures) != 1 {
 			return fmt.Errorf("checkpoint of event %d is not a valid JWS", lines[i].EventID)
 		}

@@ -300,7 +300,7 @@ func TestCheckpoints(t *testing.T) {
 				if l.EventID != evs[2].ID || l.Hash != evs[2].Hash || len(l.JWK) == 0 {
 					t.Fatalf("checkpoint %+v, want event %d hash %s with its key", l, evs[2].ID, evs[2].Hash)
 				}
-				jws, err := jose.ParseSigned(l.JWS, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+				jws, err := jose.ParseSignedCompact(l.JWS, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -455,7 +455,7 @@ func TestCheckpoints(t *testing.T) {
 // mustKid returns the key id in the header of a compact JWS.
 func mustKid(t *testing.T, compact string) string {
 	t.Helper()
-	jws, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+	jws, err := jose.ParseSignedCompact(compact, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
 	if err != nil || len(jws.Signatures) != 1 {
 		t.Fatalf("parse JWS: %v", err)
 	}
