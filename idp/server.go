@@ -224,6 +224,18 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	s.hashes = newHashGate(cfg.PasswordHashMemory, cfg.PasswordHashQueue, cfg.PasswordHashWait)
 	s.keys = &keys.Manager{Store: store, Sealer: cfg.Sealer, Retention: cfg.KeyRetention, PublishDelay: cfg.KeyPublishDelay, Now: cfg.Now}
 	s.audit = &audit.Auditor{Store: store, Logger: cfg.Logger, Now: cfg.Now, Request: auditRequest}
+	// The audit chain is keyed (HMAC) with a key derived from the encryption key, never
+	// stored; a trail of unkeyed events (before the upgrade) gets its audit.chain_keyed
+	// marker before this process appends anything else.
+	if audit.KeyStore(store, cfg.Sealer) {
+		now := time.Now()
+		if cfg.Now != nil {
+			now = cfg.Now()
+		}
+		if err := audit.StartKeyedChain(ctx, store, now); err != nil {
+			return nil, err
+		}
+	}
 	s.setupMetrics()
 	if err := s.keys.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)

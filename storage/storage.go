@@ -503,10 +503,35 @@ type AuditEvent struct {
 	UserAgent string
 	Result    string // success | failure
 	Reason    string
-	// PrevHash and Hash chain the events (set by storage): Hash = ChainHash(PrevHash, e),
-	// PrevHash = the Hash of the event before. Editing or deleting a row breaks the chain.
+	// PrevHash and Hash chain the events (set by storage, see LinkAudit): Hash is
+	// KeyedChainHash(key, PrevHash, e) under the audit chain key named by ChainKey, or
+	// ChainHash(PrevHash, e) for the events written before the chain was keyed (ChainKey
+	// ""); PrevHash is the Hash of the event before. Editing or deleting a row breaks the
+	// chain, and without the key it cannot be recomputed.
 	PrevHash string
 	Hash     string
+	// ChainKey is the id of the audit chain key that keyed Hash ("" for unkeyed events).
+	ChainKey string
+}
+
+// AuditHead is the newest audit event, as a checkpoint signs it.
+type AuditHead struct {
+	EventID  int64
+	Hash     string
+	ChainKey string
+	// Count is how many events the trail holds up to and including EventID.
+	Count int64
+}
+
+// AuditCheckpoint is a signed statement that the audit chain contained event EventID
+// with hash Hash (see idp/audit.Checkpoint). JWS is the compact JWS the provider signed;
+// EventID and Hash repeat its claims for lookups.
+type AuditCheckpoint struct {
+	ID        int64 // assigned by storage, increasing
+	EventID   int64
+	Hash      string
+	CreatedAt time.Time
+	JWS       string
 }
 
 // AuditFilter selects audit events; zero fields do not filter.
@@ -521,13 +546,25 @@ type AuditFilter struct {
 // AuditStore persists the audit trail. Events are append-only.
 type AuditStore interface {
 	// AppendAudit inserts e, setting e.ID, e.PrevHash (the Hash of the newest event, or
-	// "" for the first) and e.Hash = ChainHash(e.PrevHash, e). Appends are serialised
-	// across processes, so the chain never forks.
+	// "" for the first), e.ChainKey and e.Hash with LinkAudit under the store's audit
+	// chain key (AuditChainKeyer). Appends are serialised across processes, so the chain
+	// never forks. Without a key after a keyed event it fails with ErrAuditKeyRequired.
 	AppendAudit(ctx context.Context, e *AuditEvent) error
 	// DeleteAuditBefore removes events older than t (retention) and returns how many.
 	DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error)
 	// ListAudit returns matching events, oldest first (the newest Limit when Limit > 0).
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+
+	// AuditHead returns the newest event and how many events the trail holds up to it,
+	// read consistently; ErrNotFound when the trail is empty.
+	AuditHead(ctx context.Context) (AuditHead, error)
+	// AddAuditCheckpoint stores c and sets c.ID.
+	AddAuditCheckpoint(ctx context.Context, c *AuditCheckpoint) error
+	// ListAuditCheckpoints returns every checkpoint, oldest (lowest id) first.
+	ListAuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
+	// DeleteAuditCheckpointsBefore removes the checkpoints of events with an id below
+	// eventID (their events were removed by retention) and returns how many went.
+	DeleteAuditCheckpointsBefore(ctx context.Context, eventID int64) (int64, error)
 }
 
 // RateLimitStore keeps fixed-window counters shared by every process.

@@ -65,6 +65,8 @@ var envFlags = []struct{ flag, env string }{
 	{"discovery-max-age", "IDP_DISCOVERY_MAX_AGE"},
 	{"max-sessions", "IDP_MAX_SESSIONS"},
 	{"audit-retention", "IDP_AUDIT_RETENTION"},
+	{"audit-checkpoint-interval", "IDP_AUDIT_CHECKPOINT_INTERVAL"},
+	{"audit-checkpoint-file", "IDP_AUDIT_CHECKPOINT_FILE"},
 	{"mfa-grace-logins", "IDP_MFA_GRACE_LOGINS"},
 	{"mfa-grace-period", "IDP_MFA_GRACE_PERIOD"},
 	{"trusted-proxies", "IDP_TRUSTED_PROXIES"},
@@ -289,6 +291,11 @@ func (a *app) openStore(ctx context.Context, mode storeMode) (storage.Storage, e
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", maskDSN(dsn), err)
+	}
+	// With the encryption key at hand, the events this command appends are keyed. Without
+	// it, appending after a keyed event fails (storage.ErrAuditKeyRequired).
+	if sealer, err := a.sealer(false); err == nil {
+		audit.KeyStore(store, sealer)
 	}
 	if mode != asFound {
 		n, err := store.Migrate(ctx)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/storage"
 )
@@ -46,6 +47,9 @@ type serveOptions struct {
 	discoveryMaxAge time.Duration
 	maxSessions     int
 	auditRetention  time.Duration
+	// checkpointEvery and checkpointFile configure the signed audit checkpoints.
+	checkpointEvery time.Duration
+	checkpointFile  string
 	graceLogins     int
 	gracePeriod     time.Duration
 	trustedProxies  proxiesValue // reverse proxies whose proxyHeader is believed
@@ -123,6 +127,8 @@ seeded with a demo user and a demo client, whose credentials are printed at star
 	f.DurationVar(&o.sessionLifetime, "session-lifetime", 24*time.Hour, "absolute lifetime of a sign-in session (env IDP_SESSION_LIFETIME)")
 	f.DurationVar(&o.sessionIdle, "session-idle", 2*time.Hour, "a session unused this long ends (env IDP_SESSION_IDLE)")
 	f.DurationVar(&o.auditRetention, "audit-retention", 0, "delete audit events older than this, once a day, e.g. 8760h; 0 keeps everything (env IDP_AUDIT_RETENTION)")
+	f.DurationVar(&o.checkpointEvery, "audit-checkpoint-interval", 5*time.Minute, "sign a checkpoint of the audit chain's head this often (when it moved); 0 turns it off (env IDP_AUDIT_CHECKPOINT_INTERVAL)")
+	f.StringVar(&o.checkpointFile, "audit-checkpoint-file", "", "also append each signed audit checkpoint to this file as a JSON line (\"-\" for standard output), to keep copies outside the database (env IDP_AUDIT_CHECKPOINT_FILE)")
 	f.IntVar(&o.maxSessions, "max-sessions", 5, "most SSO sessions a person may have at once; the oldest ends (env IDP_MAX_SESSIONS)")
 	f.IntVar(&o.graceLogins, "mfa-grace-logins", 0, "logins allowed without a second factor that policy requires, before enrolment is forced; 0 = none (env IDP_MFA_GRACE_LOGINS)")
 	f.DurationVar(&o.gracePeriod, "mfa-grace-period", 0, "time allowed without a required second factor, from the first such login; 0 = none (env IDP_MFA_GRACE_PERIOD)")
@@ -168,6 +174,9 @@ func issuerForAddr(addr, def string) string {
 func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err := o.limits.validate(); err != nil {
 		return err
+	}
+	if o.checkpointEvery < 0 {
+		return usageErrorf("--audit-checkpoint-interval must not be negative")
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -278,9 +287,24 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		a.logger.InfoContext(ctx, "serving metrics", "addr", mln.Addr().String())
 	}
 
+	checkpointer := &audit.Checkpointer{Store: store, Keys: srv.Keys(), Issuer: o.issuer, Logger: a.logger}
+	switch o.checkpointFile {
+	case "":
+	case "-":
+		checkpointer.Hook = a.stdout
+	default:
+		f, err := os.OpenFile(o.checkpointFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("audit checkpoint file: %w", err)
+		}
+		defer f.Close()
+		checkpointer.Hook = f
+	}
+
 	cleanupCtx, stopCleanup := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.RunCleanup(cleanupCtx, time.Minute) })
+	wg.Go(func() { checkpointer.Run(cleanupCtx, o.checkpointEvery) })
 	defer func() { stopCleanup(); wg.Wait() }() // before the store closes
 
 	a.printBanner(o, dsn, ln.Addr().String(), demo)

@@ -116,6 +116,11 @@ const (
 // documents where the retained chain starts.
 const EventRetention = "audit.retention"
 
+// EventChainKeyed is the marker appended when the audit chain becomes keyed on a trail
+// that holds unkeyed events (the first start after the upgrade to the keyed chain): the
+// only event `idp audit verify` accepts as the first keyed one after unkeyed events.
+const EventChainKeyed = "audit.chain_keyed"
+
 // EventTypes lists every event type above, for validating a type asked for (`idp audit
 // list --type`); a test keeps it complete.
 var EventTypes = []string{
@@ -132,7 +137,7 @@ var EventTypes = []string{
 	EventAdminClientUpdate, EventAdminClientDelete, EventAdminResourceCreate,
 	EventAdminResourceDelete, EventAdminKeyRotate, EventAdminPolicySet, EventAdminSessionsEnd,
 	EventAdminMFAReset, EventAdminPassword, EventAdminReencrypt,
-	EventRetention,
+	EventRetention, EventChainKeyed,
 }
 
 // KnownType returns the stored event type that typ names, and whether there is one.
