@@ -22,15 +22,15 @@ const benchDefaultRedirectURI = "https://bench.example.com/callback"
 
 func newBenchCmd(a *app) *cobra.Command {
 	var (
-		issuer, label, metricsURL          string
-		scenarios                          []string
-		concurrency, requests, people      int
-		duration                           time.Duration
-		seed, noSeed, forwardedFor         bool
-		asJSON                             bool
-		credentialsFile, saveCredentials   string
-		creds                              bench.Credentials
-		username, password, introspectWith string
+		issuer, label, metricsURL                 string
+		scenarios                                 []string
+		concurrency, requests, people             int
+		duration                                  time.Duration
+		seed, noSeed, forwardedFor                bool
+		asJSON                                    bool
+		credentialsFile, saveCredentials, jsonOut string
+		creds                                     bench.Credentials
+		username, password, introspectWith        string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench --issuer URL [flags]",
@@ -129,6 +129,19 @@ operations are reported; otherwise n/a. docs/performance.md gives the method.`,
 				return err
 			}
 			rep := bench.Report{Issuer: issuer, Concurrency: concurrency, Label: label, Results: results}
+			if jsonOut != "" {
+				f, err := os.Create(jsonOut)
+				if err != nil {
+					return fmt.Errorf("write report: %w", err)
+				}
+				err = bench.WriteJSON(f, rep)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					return fmt.Errorf("write report: %w", err)
+				}
+			}
 			if asJSON {
 				return bench.WriteJSON(a.stdout, rep)
 			}
@@ -159,6 +172,7 @@ operations are reported; otherwise n/a. docs/performance.md gives the method.`,
 	f.StringVar(&password, "password", "", "their password")
 	f.StringVar(&introspectWith, "introspect-with", bench.IntrospectService,
 		`who introspects, and so whose token: "service" (a client_credentials token) or "app" (a token from a sign-in)`)
+	f.StringVar(&jsonOut, "json-out", "", "also write the report as JSON to this file")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
 }
