@@ -76,6 +76,9 @@ operations are reported; otherwise n/a. docs/performance.md gives the method.`,
 					return usageErrorf("unknown scenario %q: use %s", s, strings.Join(bench.Scenarios, ", "))
 				}
 			}
+			if concurrency < 1 || people < 1 || requests < 0 || duration <= 0 {
+				return usageErrorf("--concurrency and --people must be at least 1, --duration positive and --requests not negative")
+			}
 			if introspectWith != bench.IntrospectService && introspectWith != bench.IntrospectApp {
 				return usageErrorf("--introspect-with must be %s or %s", bench.IntrospectService, bench.IntrospectApp)
 			}

@@ -78,6 +78,7 @@ func TestBenchUsage(t *testing.T) {
 		{"no issuer", []string{"bench"}, "--issuer is required"},
 		{"unknown scenario", []string{"bench", "--issuer", "http://127.0.0.1:1", "--scenarios", "nope"}, `unknown scenario "nope"`},
 		{"credentials with seed", []string{"bench", "--issuer", "http://127.0.0.1:1", "--credentials", "x.json"}, "--no-seed"},
+		{"no workers", []string{"bench", "--issuer", "http://127.0.0.1:1", "--concurrency", "0"}, "--concurrency"},
 		{"introspect-with", []string{"bench", "--issuer", "http://127.0.0.1:1", "--introspect-with", "who"}, "--introspect-with"},
 	}
 	for _, tc := range tests {

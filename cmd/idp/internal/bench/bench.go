@@ -166,10 +166,8 @@ func (r *runner) nextAddr() string {
 	if !r.o.ForwardedFor {
 		return ""
 	}
-	n := r.xff.Add(1) % (1 << 17)
-	base := netip.MustParseAddr("198.18.0.0").As4()
-	v := uint32(base[0])<<24 | uint32(base[1])<<16 | n
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
+	n := r.xff.Add(1) % (1 << 17) // 198.18.0.0/15 holds 2^17 addresses
+	return netip.AddrFrom4([4]byte{198, 18 + byte(n>>16), byte(n >> 8), byte(n)}).String()
 }
 
 // op is one operation of a scenario by one worker; a worker's state lives in its closure.
@@ -206,7 +204,6 @@ func (r *runner) run(ctx context.Context, name string) (Result, error) {
 		firstErr string
 		wg       sync.WaitGroup
 	)
-	runCtx := ctx
 	var deadline time.Time
 	if r.o.Requests <= 0 {
 		deadline = time.Now().Add(r.o.Duration)
@@ -219,7 +216,7 @@ func (r *runner) run(ctx context.Context, name string) (Result, error) {
 			local := make([]time.Duration, 0, 1024)
 			var localErrs int
 			var localFirst string
-			for runCtx.Err() == nil {
+			for ctx.Err() == nil {
 				if r.o.Requests > 0 {
 					if started.Add(1) > int64(r.o.Requests) {
 						break
@@ -228,10 +225,10 @@ func (r *runner) run(ctx context.Context, name string) (Result, error) {
 					break
 				}
 				t0 := time.Now()
-				err := do(runCtx)
+				err := do(ctx)
 				d := time.Since(t0)
 				if err != nil {
-					if runCtx.Err() != nil {
+					if ctx.Err() != nil {
 						break
 					}
 					localErrs++

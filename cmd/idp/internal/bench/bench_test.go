@@ -266,3 +266,27 @@ func TestForms(t *testing.T) {
 		t.Errorf("form = %+v", f)
 	}
 }
+
+// TestNextAddr checks the X-Forwarded-For addresses: each a new one inside
+// 198.18.0.0/15, wrapping around after the last, and none when ForwardedFor is off.
+func TestNextAddr(t *testing.T) {
+	benchNet := netip.MustParsePrefix("198.18.0.0/15")
+	r := &runner{o: Options{ForwardedFor: true}}
+	seen := map[string]bool{}
+	for range 1000 {
+		a := r.nextAddr()
+		if !benchNet.Contains(netip.MustParseAddr(a)) || seen[a] {
+			t.Fatalf("address %s: outside %s or repeated", a, benchNet)
+		}
+		seen[a] = true
+	}
+	r.xff.Store(1<<17 - 2)
+	for _, want := range []string{"198.19.255.255", "198.18.0.0", "198.18.0.1"} {
+		if got := r.nextAddr(); got != want {
+			t.Errorf("nextAddr = %s, want %s", got, want)
+		}
+	}
+	if got := (&runner{}).nextAddr(); got != "" {
+		t.Errorf("nextAddr without ForwardedFor = %q, want none", got)
+	}
+}

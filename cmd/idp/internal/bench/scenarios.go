@@ -254,11 +254,11 @@ func (pool *totpPool) take(ctx context.Context) (*Person, int64, error) {
 			return s.p, step, nil
 		}
 		pool.waits++
-		pool.mu.Unlock()
 		wait := time.Unix((step+1)*int64(totpPeriod/time.Second), 0).Sub(now)
 		if len(pool.queue) == 0 {
 			wait = 10 * time.Millisecond // every person is in use: one comes back soon
 		}
+		pool.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return nil, 0, ctx.Err()
