@@ -2,12 +2,15 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -289,4 +292,54 @@ func TestNextAddr(t *testing.T) {
 	if got := (&runner{}).nextAddr(); got != "" {
 		t.Errorf("nextAddr without ForwardedFor = %q, want none", got)
 	}
+}
+
+// TestStoreCommits checks the commits per 1,000 operations: read from the metrics before
+// and after a scenario when the server has the counter, and absent when the metrics
+// cannot be read.
+func TestStoreCommits(t *testing.T) {
+	p := newProvider(t)
+	ctx := context.Background()
+	creds, err := p.seeder.Seed(ctx, 1, "https://bench.example.com/callback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads atomic.Int64
+	metricsSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		// 5 commits before the scenario, 25 after: 20 commits for 8 tokens.
+		n := 5 + 20*reads.Add(1) - 20
+		fmt.Fprintf(w, "# TYPE idp_store_commits_total counter\nidp_store_commits_total{kind=\"batch\"} %d\n", n)
+	}))
+	defer metricsSrv.Close()
+	tests := []struct {
+		name, url string
+		want      *float64
+	}{
+		{"counted", metricsSrv.URL, ptr(2500.0)},
+		{"not served", p.issuer + "/no-metrics-here", nil},
+		{"off", "-", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reads.Store(0)
+			results, err := Run(ctx, Options{Issuer: p.issuer, Concurrency: 2, Requests: 8, Credentials: creds,
+				Scenarios: []string{ScenarioClientCredentials}, MetricsURL: tc.url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := results[0].CommitsPer1000
+			if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+				t.Errorf("commits per 1000 = %v, want %v", deref(got), deref(tc.want))
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func deref(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
