@@ -343,3 +343,31 @@ func deref(p *float64) any {
 	}
 	return *p
 }
+
+// TestConsentPage signs in with a client that is not first-party: the first sign-in of
+// the person passes the consent page (allowed), the next ones find the grant.
+func TestConsentPage(t *testing.T) {
+	p := newProvider(t)
+	ctx := context.Background()
+	creds, err := p.seeder.Seed(ctx, 1, "https://bench.example.com/callback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, secret, err := p.seeder.Admin.CreateClient(ctx, "test", admin.NewClient{Name: "third party",
+		RedirectURIs: []string{"https://third.example.com/cb"}, Scopes: []string{"openid", "profile", "email", "offline_access"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds.App, creds.RedirectURI = ClientCredentials{ID: app.ID, Secret: secret}, "https://third.example.com/cb"
+	results, err := Run(ctx, Options{Issuer: p.issuer, Concurrency: 1, Requests: 3, Credentials: creds,
+		Scenarios: []string{ScenarioPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := results[0]; r.Requests != 3 || r.Errors != 0 {
+		t.Errorf("%d done, %d errors (%s), want 3 and none", r.Requests, r.Errors, r.FirstError)
+	}
+	if n := p.auditCount(t, audit.EventConsentGrant); n != 1 {
+		t.Errorf("%d consent grants, want 1 (the first sign-in)", n)
+	}
+}
