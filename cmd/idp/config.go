@@ -208,6 +208,7 @@ IDP_ENCRYPTION_KEYS_OLD, comma-separated.`,
 		newKeysCmd(a),
 		newAuditCmd(a),
 		newPolicyCmd(a),
+		newBenchCmd(a),
 	)
 	return root, a
 }
