@@ -345,6 +345,8 @@ type SessionStore interface {
 	TouchSession(ctx context.Context, id string, at time.Time) error
 	// ListUserSessions returns the sessions of a user, newest first.
 	ListUserSessions(ctx context.Context, userID string) ([]Session, error)
+	// ListClientSessions returns the sessions that signed in to clientID, newest first.
+	ListClientSessions(ctx context.Context, clientID string) ([]Session, error)
 	// DeleteSession removes session id; deleting a missing session is not an error.
 	DeleteSession(ctx context.Context, id string) error
 	// DeleteUserSessions removes every session of a user and returns how many went.
@@ -500,6 +502,11 @@ type AuditFilter struct {
 	ClientID string
 	Type     string
 	Since    time.Time
+	// Until, when set, keeps events that happened before it.
+	Until time.Time
+	// BeforeID, when positive, keeps events with a smaller id: the next page of a
+	// newest-first listing starts before the oldest id of the page shown.
+	BeforeID int64
 	Limit    int // 0 means no limit
 }
 
