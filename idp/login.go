@@ -12,6 +12,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/openidp/idp/consent"
+	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/metrics"
 	"github.com/openidp/idp/idp/regulation"
@@ -111,8 +112,8 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, f *flowFacts) {
 		s.finishDevice(w, r, f)
 		return
 	}
-	if f.ar.ClientID == AccountClientID {
-		// The account page needs the session, not a code.
+	if f.ar.ClientID == AccountClientID || f.ar.ClientID == admin.ConsoleClientID {
+		// The account page and the admin console need the session, not a code.
 		_ = s.store.DeleteAuthRequest(r.Context(), f.ar.ID)
 		http.Redirect(w, r, f.ar.RedirectURI, http.StatusSeeOther)
 		return
