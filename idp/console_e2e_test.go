@@ -237,6 +237,7 @@ func TestAdminConsoleScreenshots(t *testing.T) {
 	chrome := idptest.NewChrome(t)
 	callbacks := catchCallbacks(t, chrome, appOrigin)
 	d := &consoleDriver{env: e, browser: chrome, key: key}
+	d.do(t, "size the window", chromedp.EmulateViewport(1280, 900))
 	waitCallback := func() {
 		t.Helper()
 		select {
@@ -371,6 +372,26 @@ func TestAdminConsoleScreenshots(t *testing.T) {
 		}
 		d.axe(t, "person")
 		saveScreenshot(d.browser, t, "console-person")
+
+		// A recovery link, shown once, never written to the audit trail.
+		d.setValue(t, "#link-reason", "new phone")
+		d.click(t, "#issue-link", "Issue a recovery link?")
+		if got := d.eval(t, `document.querySelector("#reason").value`); got != "new phone" {
+			t.Errorf("the confirmation lost the reason: %q", got)
+		}
+		d.click(t, "#confirm", adaEmail)
+		link := d.text(t, "#recovery-link")
+		if !strings.HasPrefix(link, e.issuer+"/recovery?") {
+			t.Fatalf("recovery link %q", link)
+		}
+		d.open(t, "/admin/people/"+ada.ID, adaEmail)
+		if strings.Contains(d.eval(t, `document.body.innerText`), link) {
+			t.Error("the recovery link is shown again")
+		}
+		if evs, _ := e.store.ListAudit(ctx, storage.AuditFilter{Type: audit.EventAdminMFAReset}); len(evs) != 1 ||
+			strings.Contains(evs[0].Reason, link) || !strings.Contains(evs[0].Reason, `reason="new phone"`) {
+			t.Errorf("recovery link audit: %+v", evs)
+		}
 
 		// Reset MFA: the reason is required, also when the browser's check is bypassed.
 		d.markStale(t)

@@ -110,7 +110,7 @@ func (c *Console) personPageFor(q *request) (*personPage, error) {
 	}
 	for _, f := range fs {
 		row := factorRow{Label: kindLabel(f.Kind), Target: f.Target, Added: fmtTime(f.CreatedAt), LastUsed: fmtTime(f.LastUsedAt), Confirmed: f.Confirmed}
-		if f.Name != "" {
+		if f.Name != "" && f.Name != row.Label {
 			row.Label += " (" + f.Name + ")"
 		}
 		p.Factors = append(p.Factors, row)
