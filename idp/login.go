@@ -138,6 +138,13 @@ func (s *Server) failRequest(w http.ResponseWriter, r *http.Request, ar *storage
 		return
 	}
 	_ = s.store.DeleteAuthRequest(r.Context(), ar.ID)
+	if ar.ClientID == admin.ConsoleClientID {
+		// The console is no relying party to send an error to: going back there would
+		// start the same sign-in again.
+		s.renderError(w, r, http.StatusForbidden, "Cannot open the admin console",
+			"Your sign-in cannot meet what the admin console requires: "+e.Description)
+		return
+	}
 	op.AuthRequestError(w, r, authRequest{r: ar}, e, s.provider)
 }
 

@@ -49,8 +49,12 @@ func (s *Server) consolePolicy() storage.MFAPolicy {
 }
 
 // ensureConsoleClient registers the console's built-in client, or brings its policy in
-// line with the configuration.
+// line with the configuration. A phishing-resistant console needs WebAuthn: without it
+// no administrator could get in.
 func (s *Server) ensureConsoleClient(ctx context.Context) error {
+	if !s.cfg.Console.Disabled && s.cfg.Console.PhishingResistant && !slices.Contains(s.factors.Kinds(), storage.FactorWebAuthn) {
+		return errors.New("the admin console is set to require a phishing-resistant factor, but WebAuthn is not available (the issuer's host is an IP address, or IDP_WEBAUTHN_RP_ID is unset): configure WebAuthn, or drop --admin-console-phishing-resistant")
+	}
 	want := s.consolePolicy()
 	c, err := s.store.GetClient(ctx, admin.ConsoleClientID)
 	if err == nil {
