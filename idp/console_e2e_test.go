@@ -411,9 +411,15 @@ func TestAdminConsoleScreenshots(t *testing.T) {
 			t.Errorf("%d factors left after the reset", len(fs))
 		}
 
-		// A new session, then sign her out everywhere.
+		// Two new sessions: end one, then sign her out everywhere.
+		accountPage(t, e, e.newBrowser(), adaEmail, nil)
 		accountPage(t, e, e.newBrowser(), adaEmail, nil)
 		d.open(t, "/admin/people/"+ada.ID, adaEmail)
+		d.click(t, "#person-sessions button", "End this session?")
+		d.click(t, "#confirm", adaEmail)
+		if ss, _ := e.store.ListUserSessions(ctx, ada.ID); len(ss) != 1 {
+			t.Errorf("%d sessions left after ending one of two", len(ss))
+		}
 		d.click(t, "#end-all", "Sign this person out everywhere?")
 		d.setValue(t, "#reason", "precaution")
 		d.click(t, "#confirm", adaEmail)
@@ -490,6 +496,25 @@ func TestAdminConsoleScreenshots(t *testing.T) {
 		}
 	})
 
+	t.Run("end every session of a client", func(t *testing.T) {
+		if ss, _ := e.store.ListClientSessions(ctx, open.ID); len(ss) == 0 {
+			t.Fatal("nobody is signed in to the open app")
+		}
+		d.open(t, "/admin/clients/"+open.ID, "Open app")
+		if got := d.text(t, "#client-sessions"); !strings.Contains(got, staffEmail) {
+			t.Errorf("sessions of the open app: %q", got)
+		}
+		d.click(t, "#end-client-sessions", "End every session of this client?")
+		d.setValue(t, "#reason", "app compromised")
+		d.markStale(t)
+		d.do(t, "confirm", chromedp.Click(chromedp.CSS("#confirm")))
+		// The administrator's own session signed in to the app too: it ended with the rest.
+		d.waitFor(t, "the sign-in form", `window.consoleStale !== true && document.querySelector("form[action='/login'] #password") !== null`)
+		if ss, _ := e.store.ListClientSessions(ctx, open.ID); len(ss) != 0 {
+			t.Errorf("%d sessions of the app left", len(ss))
+		}
+	})
+
 	// Every change above is in the trail, with the administrator as the actor.
 	events, err := e.store.ListAudit(ctx, storage.AuditFilter{})
 	if err != nil {
@@ -504,6 +529,7 @@ func TestAdminConsoleScreenshots(t *testing.T) {
 	for _, typ := range []string{
 		audit.EventAdminClientCreate, audit.EventAdminClientUpdate, audit.EventAdminClientSecret, audit.EventAdminClientDelete,
 		audit.EventAdminMFAReset, audit.EventAdminSessionsEnd, audit.EventAdminUserDisable, audit.EventAdminPolicySet, audit.EventAdminKeyRotate,
+		audit.EventAdminSessionEnd, audit.EventAdminClientSessionsEnd,
 	} {
 		if !byAdmin[typ] {
 			t.Errorf("no %s event with the administrator as actor", typ)
