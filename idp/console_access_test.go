@@ -101,6 +101,17 @@ func TestAdminConsoleAccess(t *testing.T) {
 		}
 	})
 
+	t.Run("not an administrator, signing in at /admin: refused after the password", func(t *testing.T) {
+		b := e.newBrowser()
+		p := b.Login(b.Get(e.issuer+"/admin"), staffEmail, password)
+		if p.Status != http.StatusForbidden || !strings.Contains(p.Body, "only for accounts of type admin") {
+			t.Errorf("staff signing in to the console: status %d at %s:\n%.400s", p.Status, p.URL, p.Body)
+		}
+		if fs, _ := e.store.ListFactors(ctx, staff.ID); len(fs) != 0 {
+			t.Errorf("staff was made to enrol %d factors", len(fs))
+		}
+	})
+
 	t.Run("no change without the CSRF token", func(t *testing.T) {
 		b := e.newBrowser()
 		if p := signInToConsole(t, e, b, adminEmail, key); !strings.Contains(p.Body, "<h1>Clients</h1>") {

@@ -141,8 +141,7 @@ func (s *Server) failRequest(w http.ResponseWriter, r *http.Request, ar *storage
 	if ar.ClientID == admin.ConsoleClientID {
 		// The console is no relying party to send an error to: going back there would
 		// start the same sign-in again.
-		s.renderError(w, r, http.StatusForbidden, "Cannot open the admin console",
-			"Your sign-in cannot meet what the admin console requires: "+e.Description)
+		s.renderError(w, r, http.StatusForbidden, "Cannot open the admin console", e.Description+".")
 		return
 	}
 	op.AuthRequestError(w, r, authRequest{r: ar}, e, s.provider)
