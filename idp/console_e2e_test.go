@@ -340,6 +340,12 @@ func TestAdminConsoleScreenshots(t *testing.T) {
 		saveScreenshot(d.browser, t, "console-client-policy")
 
 		d.click(t, "#rotate-secret", "Replace the client secret?")
+		if got := d.eval(t, `document.querySelector("main").innerText`); !strings.Contains(got, "The application Shop 2 stops working") || strings.Contains(got, "Saved.") {
+			t.Errorf("confirmation page: %q", got)
+		}
+		if d.eval(t, `String(document.querySelector("#done") === null)`) != "true" {
+			t.Error("the confirmation page shows a success notice")
+		}
 		d.axe(t, "confirmation")
 		d.click(t, "#confirm", "New client secret")
 		second := d.text(t, "#client-secret")

@@ -197,8 +197,8 @@ func (c *Console) keys(q *request) {
 
 func (c *Console) rotateKeys(q *request) {
 	if !c.confirmed(q, confirmPage{Section: "keys", Title: "Rotate the signing keys?",
-		Message: "A new key is added for every algorithm. It is published at once and signs after the publish delay; the keys it replaces stay published for the retention period.",
-		Button:  "Rotate the keys", Cancel: "/admin/keys"}) {
+		Text:   "A new key is added for every algorithm. It is published at once and signs after the publish delay; the keys it replaces stay published for the retention period.",
+		Button: "Rotate the keys", Cancel: "/admin/keys"}) {
 		return
 	}
 	if _, err := c.cfg.Admin.RotateKeys(q.ctx(), q.actor); err != nil {

@@ -424,8 +424,8 @@ func (c *Console) rotateSecret(q *request) {
 		return
 	}
 	if !c.confirmed(q, confirmPage{Section: "clients", Title: "Replace the client secret?",
-		Message: "The application " + cl.Name + " stops working until its configuration has the new secret. The new secret is shown once.",
-		Button:  "Replace the secret", Cancel: "/admin/clients/" + url.PathEscape(cl.ID)}) {
+		Text: "The application %s stops working until its configuration has the new secret. The new secret is shown once.", Subject: cl.Name,
+		Button: "Replace the secret", Cancel: "/admin/clients/" + url.PathEscape(cl.ID)}) {
 		return
 	}
 	secret, err := c.cfg.Admin.RotateClientSecret(q.ctx(), q.actor, cl.ID)
@@ -443,8 +443,8 @@ func (c *Console) deleteClient(q *request) {
 		return
 	}
 	if !c.confirmed(q, confirmPage{Section: "clients", Title: "Delete this client?",
-		Message: "Deleting " + cl.Name + " stops every sign-in and token of this application. This cannot be undone.",
-		Button:  "Delete the client", Cancel: "/admin/clients/" + url.PathEscape(cl.ID)}) {
+		Text: "Deleting %s stops every sign-in and token of this application. This cannot be undone.", Subject: cl.Name,
+		Button: "Delete the client", Cancel: "/admin/clients/" + url.PathEscape(cl.ID)}) {
 		return
 	}
 	if err := c.cfg.Admin.DeleteClient(q.ctx(), q.actor, cl.ID); err != nil {
@@ -461,8 +461,8 @@ func (c *Console) endClientSessions(q *request) {
 		return
 	}
 	if !c.confirmed(q, confirmPage{Section: "clients", Title: "End every session of this client?",
-		Message: "Everyone who signed in to " + cl.Name + " is signed out of the provider (and of applications told by back-channel logout).",
-		Button:  "End the sessions", Cancel: "/admin/clients/" + url.PathEscape(cl.ID), Reason: true}) {
+		Text: "Everyone who signed in to %s is signed out of the provider (and of applications told by back-channel logout).", Subject: cl.Name,
+		Button: "End the sessions", Cancel: "/admin/clients/" + url.PathEscape(cl.ID), Reason: true}) {
 		return
 	}
 	if _, err := c.cfg.Admin.EndClientSessions(q.ctx(), q.actor, cl.ID, q.r.PostFormValue("reason")); err != nil {

@@ -223,12 +223,13 @@ func done(q *request, path, code string) {
 // confirmPage asks before a destructive action.
 type confirmPage struct {
 	base
-	Title   string
-	Message string
-	Action  string
-	Button  string
-	Cancel  string
-	Fields  []field
+	Title string
+	// Text is a page text with one %s, which Subject fills (when set).
+	Text, Subject string
+	Action        string
+	Button        string
+	Cancel        string
+	Fields        []field
 	// Reason asks for a reason (mandatory when ReasonRequired).
 	Reason, ReasonRequired   bool
 	ReasonValue, ReasonError string

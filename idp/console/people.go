@@ -147,8 +147,8 @@ func (c *Console) disablePerson(q *request) {
 		return
 	}
 	if !c.confirmed(q, confirmPage{Section: "people", Title: "Disable this account?",
-		Message: u.Email + " can no longer sign in, is signed out everywhere, and every token is revoked.",
-		Button:  "Disable the account", Cancel: personPath(q)}) {
+		Text: "%s can no longer sign in, is signed out everywhere, and every token is revoked.", Subject: u.Email,
+		Button: "Disable the account", Cancel: personPath(q)}) {
 		return
 	}
 	if err := c.cfg.Admin.DisableUser(q.ctx(), q.actor, u.ID); err != nil {
@@ -208,8 +208,8 @@ func (c *Console) resetMFA(q *request) {
 		return
 	}
 	if !c.confirmed(q, confirmPage{Section: "people", Title: "Reset the second factors?",
-		Message: "Every second factor and backup code of " + u.Email + " is removed, they are signed out everywhere, remembered devices are forgotten and tokens revoked.",
-		Button:  "Reset MFA", Cancel: personPath(q), Reason: true, ReasonRequired: true}) {
+		Text: "Every second factor and backup code of %s is removed, they are signed out everywhere, remembered devices are forgotten and tokens revoked.", Subject: u.Email,
+		Button: "Reset MFA", Cancel: personPath(q), Reason: true, ReasonRequired: true}) {
 		return
 	}
 	opts := admin.ResetOptions{RemoveFactors: true, RecoveryLink: q.r.PostFormValue("recovery_link") == "on"}
@@ -223,8 +223,8 @@ func (c *Console) recoveryLink(q *request) {
 		return
 	}
 	if !c.confirmed(q, confirmPage{Section: "people", Title: "Issue a recovery link?",
-		Message: "The link lets " + u.Email + " sign in with their password alone to add a new second factor. They are signed out everywhere first. Hand the link over on a channel you trust.",
-		Button:  "Issue the link", Cancel: personPath(q), Reason: true, ReasonRequired: true}) {
+		Text: "The link lets %s sign in with their password alone to add a new second factor. They are signed out everywhere first. Hand the link over on a channel you trust.", Subject: u.Email,
+		Button: "Issue the link", Cancel: personPath(q), Reason: true, ReasonRequired: true}) {
 		return
 	}
 	c.reset(q, u, admin.ResetOptions{RecoveryLink: true}, "reset")
@@ -258,8 +258,8 @@ func (c *Console) endPersonSessions(q *request) {
 		return
 	}
 	if !c.confirmed(q, confirmPage{Section: "people", Title: "Sign this person out everywhere?",
-		Message: "Every session of " + u.Email + " ends. Tokens already issued stay valid until they expire.",
-		Button:  "End all sessions", Cancel: personPath(q), Reason: true}) {
+		Text: "Every session of %s ends. Tokens already issued stay valid until they expire.", Subject: u.Email,
+		Button: "End all sessions", Cancel: personPath(q), Reason: true}) {
 		return
 	}
 	if _, err := c.cfg.Admin.EndUserSessions(q.ctx(), q.actor, u.ID, q.r.PostFormValue("reason")); err != nil {
@@ -276,7 +276,7 @@ func (c *Console) endSession(q *request) {
 		back = "/admin/people"
 	}
 	if !c.confirmed(q, confirmPage{Section: "people", Title: "End this session?",
-		Message: "The browser of this session is signed out of the provider.", Button: "End the session", Cancel: back, Reason: true}) {
+		Text: "The browser of this session is signed out of the provider.", Button: "End the session", Cancel: back, Reason: true}) {
 		return
 	}
 	if err := c.cfg.Admin.EndSession(q.ctx(), q.actor, q.r.PathValue("sid"), q.r.PostFormValue("reason")); err != nil {
