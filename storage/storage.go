@@ -102,6 +102,10 @@ type UserStore interface {
 	GetUserByEmail(ctx context.Context, email string) (*User, error)
 	// ListUsers returns all users ordered by creation time.
 	ListUsers(ctx context.Context) ([]User, error)
+	// SearchUsers returns at most limit users (limit > 0) whose e-mail or name contains
+	// query, ignoring the case of ASCII letters (%, _ and \ in query are plain
+	// characters), ordered by e-mail. An empty query matches everyone.
+	SearchUsers(ctx context.Context, query string, limit int) ([]User, error)
 	// UpdateUser replaces name, e-mail, password hash, disabled flag, type, groups, MFA
 	// grace fields and UpdatedAt of the user with u.ID; ErrNotFound when missing,
 	// ErrAlreadyExists when the e-mail is taken.
@@ -842,4 +846,10 @@ type DeviceAuthorizationStore interface {
 	// ErrNotFound when id is unknown, or not pending (or expired) any more.
 	ApproveDeviceAuthorization(ctx context.Context, id string, l AuthLogin, now time.Time) error
 	DenyDeviceAuthorization(ctx context.Context, id string, now time.Time) error
+}
+
+// EscapeLike escapes the wildcards of a SQL LIKE pattern (%, _) and the escape
+// character itself with a backslash, for a LIKE ... ESCAPE '\' that matches s literally.
+func EscapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }

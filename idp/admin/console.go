@@ -131,22 +131,18 @@ func (a *Admin) RotateClientSecret(ctx context.Context, actor, id string) (strin
 	return s, nil
 }
 
-// SearchUsers returns up to limit users whose e-mail or name contains query (case
-// insensitive), ordered by e-mail; an empty query matches everyone. more reports that
-// further users matched.
+// SearchUsers returns up to limit users (limit > 0) whose e-mail or name contains
+// query (ASCII case-insensitive), ordered by e-mail; an empty query matches everyone.
+// more reports that further users matched.
 func (a *Admin) SearchUsers(ctx context.Context, query string, limit int) (users []storage.User, more bool, err error) {
-	all, err := a.Store.ListUsers(ctx)
+	if limit <= 0 {
+		return nil, false, invalidf("search limit must be positive")
+	}
+	users, err = a.Store.SearchUsers(ctx, strings.TrimSpace(query), limit+1)
 	if err != nil {
-		return nil, false, fmt.Errorf("list users: %w", err)
+		return nil, false, fmt.Errorf("search users: %w", err)
 	}
-	q := strings.ToLower(strings.TrimSpace(query))
-	for _, u := range all {
-		if q == "" || strings.Contains(u.Email, q) || strings.Contains(strings.ToLower(u.Name), q) {
-			users = append(users, u)
-		}
-	}
-	slices.SortFunc(users, func(x, y storage.User) int { return strings.Compare(x.Email, y.Email) })
-	if limit > 0 && len(users) > limit {
+	if len(users) > limit {
 		return users[:limit], true, nil
 	}
 	return users, false, nil
