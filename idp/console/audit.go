@@ -112,9 +112,15 @@ func (c *Console) audit(q *request) {
 			events = events[:auditPageSize]
 		}
 		emails := map[string]string{}
+		clientNames := map[string]string{}
+		if cs, err := c.cfg.Admin.ListClients(q.ctx()); err == nil {
+			for _, cl := range cs {
+				clientNames[cl.ID] = cl.Name
+			}
+		}
 		for _, e := range events {
 			row := auditRow{ID: e.ID, Time: e.Time.UTC().Format("2006-01-02 15:04:05"), Type: e.Type, Result: e.Result,
-				UserID: e.UserID, ClientID: e.ClientID, Client: e.ClientID, IP: e.IP, Reason: e.Reason, Failure: e.Result != audit.ResultSuccess}
+				UserID: e.UserID, ClientID: e.ClientID, Client: clientNames[e.ClientID], IP: e.IP, Reason: e.Reason, Failure: e.Result != audit.ResultSuccess}
 			if e.UserID != "" {
 				if _, ok := emails[e.UserID]; !ok {
 					emails[e.UserID] = e.UserID
