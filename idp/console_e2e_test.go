@@ -359,6 +359,10 @@ func TestAdminConsoleScreenshots(t *testing.T) {
 		if _, err := e.store.GetClient(ctx, clientID); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("client after delete: %v", err)
 		}
+		if got := d.text(t, "#done"); got != "Deleted." {
+			t.Errorf("after delete: notice %q", got)
+		}
+		d.open(t, "/admin/clients", "Clients")
 		saveScreenshot(d.browser, t, "console-clients")
 	})
 
