@@ -72,8 +72,14 @@ func signInToConsole(t *testing.T, e *env, b *browser, email string, key []byte)
 // writes nothing, not even an audit event), the phishing-resistant setting refuses an
 // administrator with only TOTP, and a console switched off is not there.
 func TestAdminConsoleAccess(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) { runConsoleAccess(t, be.open(t)) })
+	}
+}
+
+func runConsoleAccess(t *testing.T, st storage.Storage) {
 	ctx := context.Background()
-	e := newEnv(t, openSQLite(t))
+	e := newEnv(t, st)
 	const adminEmail, staffEmail = "admin@example.com", "staff@example.com"
 	if _, err := e.admin.CreateUserOfType(ctx, "test", admin.NewUser{Email: adminEmail, Password: password}, "admin", nil); err != nil {
 		t.Fatal(err)
