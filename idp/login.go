@@ -12,6 +12,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/openidp/idp/consent"
+	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/metrics"
 	"github.com/openidp/idp/idp/regulation"
@@ -115,8 +116,8 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, f *flowFacts) {
 		s.finishDevice(w, r, f)
 		return
 	}
-	if f.ar.ClientID == AccountClientID {
-		// The account page needs the session, not a code.
+	if f.ar.ClientID == AccountClientID || f.ar.ClientID == admin.ConsoleClientID {
+		// The account page and the admin console need the session, not a code.
 		_ = s.store.DeleteAuthRequest(r.Context(), f.ar.ID)
 		http.Redirect(w, r, f.ar.RedirectURI, http.StatusSeeOther)
 		return
@@ -141,6 +142,12 @@ func (s *Server) failRequest(w http.ResponseWriter, r *http.Request, ar *storage
 		return
 	}
 	_ = s.store.DeleteAuthRequest(r.Context(), ar.ID)
+	if ar.ClientID == admin.ConsoleClientID {
+		// The console is no relying party to send an error to: going back there would
+		// start the same sign-in again.
+		s.renderError(w, r, http.StatusForbidden, "Cannot open the admin console", e.Description+".")
+		return
+	}
 	op.AuthRequestError(w, r, authRequest{r: ar}, e, s.provider)
 }
 

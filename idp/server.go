@@ -114,6 +114,9 @@ type Config struct {
 	// NoMetricsEndpoint keeps GET /metrics off this handler (served on its own address,
 	// or not at all).
 	NoMetricsEndpoint bool
+
+	// Console configures the admin console at /admin (server_console.go).
+	Console ConsoleConfig
 }
 
 // Server is the identity provider's HTTP handler.
@@ -254,6 +257,9 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	if err := s.ensureAccountClient(ctx); err != nil {
 		return nil, fmt.Errorf("account client: %w", err)
 	}
+	if err := s.ensureConsoleClient(ctx); err != nil {
+		return nil, fmt.Errorf("console client: %w", err)
+	}
 	s.setupSessions()
 	minted := &accessTokenJWTs{}
 	s.ops = &opStorage{
@@ -344,6 +350,7 @@ func (s *Server) routes() http.Handler {
 	s.sessionRoutes(mux)
 	s.adminRoutes(mux)    // /api/v1/admin/* and GET /api/v1/openapi.yaml
 	s.recoveryRoutes(mux) // GET and POST /recovery
+	s.consoleRoutes(mux)  // the admin console under /admin (idp/console)
 	mux.HandleFunc("GET /account/security", s.handleAccount)
 	mux.HandleFunc("POST /account/security/enroll", s.handleAccountEnroll)
 	mux.HandleFunc("POST /account/security/confirm", s.handleAccountConfirm)

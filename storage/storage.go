@@ -102,6 +102,10 @@ type UserStore interface {
 	GetUserByEmail(ctx context.Context, email string) (*User, error)
 	// ListUsers returns all users ordered by creation time.
 	ListUsers(ctx context.Context) ([]User, error)
+	// SearchUsers returns at most limit users (limit > 0) whose e-mail or name contains
+	// query, ignoring the case of ASCII letters (%, _ and \ in query are plain
+	// characters), ordered by e-mail. An empty query matches everyone.
+	SearchUsers(ctx context.Context, query string, limit int) ([]User, error)
 	// UpdateUser replaces name, e-mail, password hash, disabled flag, type, groups, MFA
 	// grace fields and UpdatedAt of the user with u.ID; ErrNotFound when missing,
 	// ErrAlreadyExists when the e-mail is taken.
@@ -360,6 +364,8 @@ type SessionStore interface {
 	TouchSession(ctx context.Context, id string, at time.Time) error
 	// ListUserSessions returns the sessions of a user, newest first.
 	ListUserSessions(ctx context.Context, userID string) ([]Session, error)
+	// ListClientSessions returns the sessions that signed in to clientID, newest first.
+	ListClientSessions(ctx context.Context, clientID string) ([]Session, error)
 	// DeleteSession removes session id; deleting a missing session is not an error.
 	DeleteSession(ctx context.Context, id string) error
 	// DeleteUserSessions removes every session of a user and returns how many went.
@@ -540,6 +546,11 @@ type AuditFilter struct {
 	ClientID string
 	Type     string
 	Since    time.Time
+	// Until, when set, keeps events that happened before it.
+	Until time.Time
+	// BeforeID, when positive, keeps events with a smaller id: the next page of a
+	// newest-first listing starts before the oldest id of the page shown.
+	BeforeID int64
 	Limit    int // 0 means no limit
 }
 
@@ -887,4 +898,10 @@ type DeviceAuthorizationStore interface {
 	// ErrNotFound when id is unknown, or not pending (or expired) any more.
 	ApproveDeviceAuthorization(ctx context.Context, id string, l AuthLogin, now time.Time) error
 	DenyDeviceAuthorization(ctx context.Context, id string, now time.Time) error
+}
+
+// EscapeLike escapes the wildcards of a SQL LIKE pattern (%, _) and the escape
+// character itself with a backslash, for a LIKE ... ESCAPE '\' that matches s literally.
+func EscapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }

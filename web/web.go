@@ -10,6 +10,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strings"
 
 	"golang.org/x/text/language"
 )
@@ -41,7 +42,25 @@ const (
 	PageDeviceDone = "device_done.html"
 )
 
-var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo, PageMFA, PageAccount, PageEnroll, PageBackupCodes, PageRecovery, PageDevice, PageDeviceDone}
+// Pages of the admin console (idp/console). Each is parsed with the layout and
+// consoleCommon, which holds the console's navigation and notices.
+const (
+	PageConsoleClients  = "console_clients.html"
+	PageConsoleClient   = "console_client.html"
+	PageConsoleSecret   = "console_secret.html"
+	PageConsoleConfirm  = "console_confirm.html"
+	PageConsolePeople   = "console_people.html"
+	PageConsolePerson   = "console_person.html"
+	PageConsolePolicies = "console_policies.html"
+	PageConsoleAudit    = "console_audit.html"
+	PageConsoleKeys     = "console_keys.html"
+)
+
+const consoleCommon = "console_common.html"
+
+var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo, PageMFA, PageAccount, PageEnroll, PageBackupCodes, PageRecovery, PageDevice, PageDeviceDone,
+	PageConsoleClients, PageConsoleClient, PageConsoleSecret, PageConsoleConfirm, PageConsolePeople, PageConsolePerson,
+	PageConsolePolicies, PageConsoleAudit, PageConsoleKeys}
 
 // Renderer renders pages.
 type Renderer struct {
@@ -57,7 +76,11 @@ func New() (*Renderer, error) {
 	for _, lang := range Languages() {
 		r.t[lang] = map[string]*template.Template{}
 		for _, p := range pages {
-			t, err := template.New("layout.html").Funcs(funcs(r, lang)).ParseFS(templateFS, "templates/layout.html", "templates/"+p)
+			files := []string{"templates/layout.html", "templates/" + p}
+			if strings.HasPrefix(p, "console_") {
+				files = append(files, "templates/"+consoleCommon)
+			}
+			t, err := template.New("layout.html").Funcs(funcs(r, lang)).ParseFS(templateFS, files...)
 			if err != nil {
 				return nil, fmt.Errorf("parse template %s: %w", p, err)
 			}

@@ -34,9 +34,13 @@ const demoFileName = "demo.json"
 const shutdownTimeout = 15 * time.Second
 
 type serveOptions struct {
-	dev             bool
-	addr            string
-	metricsAddr     string // "": /metrics on addr; "off": nowhere; else its own listener
+	dev         bool
+	addr        string
+	metricsAddr string // "": /metrics on addr; "off": nowhere; else its own listener
+	// The admin console at /admin.
+	console         bool
+	consolePhish    bool
+	consoleMaxAge   time.Duration
 	issuer          string
 	displayName     string
 	sessionLifetime time.Duration
@@ -129,6 +133,9 @@ seeded with a demo user and a demo client, whose credentials are printed at star
 	f.DurationVar(&o.auditRetention, "audit-retention", 0, "delete audit events older than this, once a day, e.g. 8760h; 0 keeps everything (env IDP_AUDIT_RETENTION)")
 	f.DurationVar(&o.checkpointEvery, "audit-checkpoint-interval", 5*time.Minute, "sign a checkpoint of the audit chain's head this often (when it moved); 0 turns it off (env IDP_AUDIT_CHECKPOINT_INTERVAL)")
 	f.StringVar(&o.checkpointFile, "audit-checkpoint-file", "", "also append each signed audit checkpoint to this file as a JSON line (\"-\" for standard output), to keep copies outside the database (env IDP_AUDIT_CHECKPOINT_FILE)")
+	f.BoolVar(&o.console, "admin-console", true, "serve the admin console at /admin, for accounts of type admin with a second factor; --admin-console=false switches it off (env IDP_ADMIN_CONSOLE)")
+	f.BoolVar(&o.consolePhish, "admin-console-phishing-resistant", false, "the admin console requires a security key or passkey (WebAuthn) as second factor (env IDP_ADMIN_CONSOLE_PHISHING_RESISTANT)")
+	f.DurationVar(&o.consoleMaxAge, "admin-console-max-age", idp.DefaultConsoleMaxAge, "the admin console asks for the second factor again when the session's check is older than this (env IDP_ADMIN_CONSOLE_MAX_AGE)")
 	f.IntVar(&o.maxSessions, "max-sessions", 5, "most SSO sessions a person may have at once; the oldest ends (env IDP_MAX_SESSIONS)")
 	f.IntVar(&o.graceLogins, "mfa-grace-logins", 0, "logins allowed without a second factor that policy requires, before enrolment is forced; 0 = none (env IDP_MFA_GRACE_LOGINS)")
 	f.DurationVar(&o.gracePeriod, "mfa-grace-period", 0, "time allowed without a required second factor, from the first such login; 0 = none (env IDP_MFA_GRACE_PERIOD)")
@@ -211,6 +218,8 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		PasswordHashMemory: int64(o.hashMemory),
 
 		NoMetricsEndpoint: o.metricsAddr != "",
+
+		Console: idp.ConsoleConfig{Disabled: !o.console, PhishingResistant: o.consolePhish, MaxAge: o.consoleMaxAge},
 	}
 	o.limits.apply(&cfg)
 	// Every setting is checked before the database is opened or migrated.

@@ -109,6 +109,14 @@ const (
 	EventAdminPassword = "admin.user.password"
 	// EventAdminReencrypt: an encryption-key rotation (every secret at rest re-sealed).
 	EventAdminReencrypt = "admin.keys.rotate_encryption"
+	// EventAdminUserEnable: a disabled account enabled again.
+	EventAdminUserEnable = "admin.user.enable"
+	// EventAdminClientSecret: a client's secret replaced (the old one stops working).
+	EventAdminClientSecret = "admin.client.secret.rotate"
+	// EventAdminSessionEnd: one session ended by an operator (the reason names it).
+	EventAdminSessionEnd = "admin.session.end"
+	// EventAdminClientSessionsEnd: every session that signed in to a client ended.
+	EventAdminClientSessionsEnd = "admin.client.sessions.end"
 )
 
 // EventRetention is the audit event `idp audit prune` records after removing old
@@ -137,6 +145,7 @@ var EventTypes = []string{
 	EventAdminClientUpdate, EventAdminClientDelete, EventAdminResourceCreate,
 	EventAdminResourceDelete, EventAdminKeyRotate, EventAdminPolicySet, EventAdminSessionsEnd,
 	EventAdminMFAReset, EventAdminPassword, EventAdminReencrypt,
+	EventAdminUserEnable, EventAdminClientSecret, EventAdminSessionEnd, EventAdminClientSessionsEnd,
 	EventRetention, EventChainKeyed,
 }
 

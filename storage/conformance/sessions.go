@@ -143,6 +143,21 @@ func testSessionClients(t *testing.T, s storage.Storage) {
 	wantSessionClients(t, s, s2.ID, "client-a")
 	wantSessionClients(t, s, other.ID, "client-c")
 	wantSessionClients(t, s, "sess-missing")
+	wantClientSessions := func(clientID string, want ...string) {
+		t.Helper()
+		got, err := s.ListClientSessions(ctx, clientID)
+		must(t, err)
+		var ids []string
+		for _, ss := range got {
+			ids = append(ids, ss.ID)
+		}
+		if !slices.Equal(ids, want) {
+			t.Errorf("ListClientSessions(%s) = %v, want %v (newest first)", clientID, ids, want)
+		}
+	}
+	wantClientSessions("client-a", s2.ID, s1.ID)
+	wantClientSessions("client-c", other.ID)
+	wantClientSessions("client-none")
 
 	// The contract leaves the error for a missing session open; either way nothing may
 	// be recorded for it.

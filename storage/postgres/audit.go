@@ -98,6 +98,12 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	if !f.Since.IsZero() {
 		add("time >= ?", ts(f.Since))
 	}
+	if !f.Until.IsZero() {
+		add("time < ?", ts(f.Until))
+	}
+	if f.BeforeID > 0 {
+		add("id < ?", f.BeforeID)
+	}
 	q := `SELECT id, time, type, user_id, client_id, ip, user_agent, result, reason, prev_hash, hash,
 		chain_key FROM audit_events`
 	if len(where) > 0 {

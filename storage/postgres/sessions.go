@@ -126,6 +126,18 @@ func (s *Store) ListUserSessions(ctx context.Context, userID string) ([]storage.
 	return sessions, nil
 }
 
+// ListClientSessions returns the sessions that signed in to clientID, newest first.
+func (s *Store) ListClientSessions(ctx context.Context, clientID string) ([]storage.Session, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+sessionCols+` FROM sessions
+		WHERE id IN (SELECT session_id FROM session_clients WHERE client_id = $1)
+		ORDER BY created_at DESC, id DESC`, clientID)
+	sessions, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Session, error) { return scanSession(r) })
+	if err != nil {
+		return nil, wrapErr("list client sessions", err)
+	}
+	return sessions, nil
+}
+
 // deleteSessionsWhere deletes the sessions matching cond (with $1 its argument) and
 // then their session clients, in one transaction, and returns how many sessions went.
 // The sessions go first: their row locks make a concurrent AddSessionClient wait, and

@@ -87,6 +87,12 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	if !f.Since.IsZero() {
 		where, args = append(where, "occurred_at >= ?"), append(args, f.Since.UnixNano())
 	}
+	if !f.Until.IsZero() {
+		where, args = append(where, "occurred_at < ?"), append(args, f.Until.UnixNano())
+	}
+	if f.BeforeID > 0 {
+		where, args = append(where, "id < ?"), append(args, f.BeforeID)
+	}
 	q := `SELECT id, occurred_at, type, user_id, client_id, ip, user_agent, result, reason,
 		prev_hash, hash, chain_key FROM audit_events`
 	if len(where) > 0 {

@@ -115,6 +115,29 @@ func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error
 	return wrap("touch session", mustAffect(res))
 }
 
+// ListClientSessions returns the sessions that signed in to clientID, newest first.
+func (s *Store) ListClientSessions(ctx context.Context, clientID string) ([]storage.Session, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions
+		WHERE id IN (SELECT session_id FROM session_clients WHERE client_id = ?)
+		ORDER BY created_at DESC, id DESC`, clientID)
+	if err != nil {
+		return nil, wrap("list client sessions", err)
+	}
+	defer rows.Close()
+	var out []storage.Session
+	for rows.Next() {
+		ss, err := scanSession(rows)
+		if err != nil {
+			return nil, wrap("list client sessions", err)
+		}
+		out = append(out, *ss)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list client sessions", err)
+	}
+	return out, nil
+}
+
 // ListUserSessions returns the sessions of a user, newest first.
 func (s *Store) ListUserSessions(ctx context.Context, userID string) ([]storage.Session, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions
