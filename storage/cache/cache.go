@@ -9,6 +9,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -142,7 +143,11 @@ func (h *handler) Watching() {
 }
 
 func (h *handler) Lost(err error) {
-	h.s.logger.Warn("cache: lost track of changes; cache off until watching again", "err", err)
+	if errors.Is(err, context.Canceled) {
+		h.s.logger.Debug("cache: stopped watching changes; cache off")
+	} else {
+		h.s.logger.Warn("cache: lost track of changes; cache off until watching again", "err", err)
+	}
 	h.s.reset(false)
 }
 
