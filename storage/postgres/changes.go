@@ -21,12 +21,13 @@ import (
 // of one rolled back.
 const ChangeChannel = "openidp_cache"
 
+// listenIdle is how long the listener waits for a notification before it checks that
+// its connection is still alive (a network that drops packets silently would otherwise
+// leave it waiting for ever, deaf to changes). A variable for tests.
+var listenIdle = 10 * time.Second
+
 // Timing of WatchChanges.
 const (
-	// listenIdle is how long the listener waits for a notification before it checks
-	// that its connection is still alive (a network that drops packets silently
-	// would otherwise leave it waiting for ever, deaf to changes).
-	listenIdle = 10 * time.Second
 	// listenPingTimeout bounds that check.
 	listenPingTimeout = 5 * time.Second
 	// Back-off between reconnections: doubling from the first to the last.

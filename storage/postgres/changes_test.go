@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/cache"
 	"github.com/openidp/idp/storage/conformance"
+	"github.com/openidp/idp/storage/postgres"
 	"github.com/openidp/idp/storage/postgres/pgtest"
 )
 
@@ -143,3 +145,58 @@ func waitFor(t *testing.T, what string, check func() error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestWatchChangesIdle: a listener that waited through several idle checks (each a
+// timed-out wait and a ping on the same connection) still hears of changes, without
+// reconnecting.
+func TestWatchChangesIdle(t *testing.T) {
+	defer postgres.SetListenIdle(50 * time.Millisecond)()
+	ctx := t.Context()
+	s := newStore(t)
+	var changes, watching, lost int
+	var mu sync.Mutex
+	h := &funcHandler{
+		watching: func() { mu.Lock(); watching++; mu.Unlock() },
+		lost:     func(error) { mu.Lock(); lost++; mu.Unlock() },
+		changed:  func(storage.Change) { mu.Lock(); changes++; mu.Unlock() },
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.WatchChanges(wctx, h) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "watching", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if watching == 0 {
+			return fmt.Errorf("not watching")
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond) // about ten idle checks
+	if err := s.CreateClient(ctx, &storage.Client{ID: "idle", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "change after idle checks", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if changes == 0 {
+			return fmt.Errorf("no change reported")
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if lost != 0 || watching != 1 {
+		t.Fatalf("idle checks broke the connection: lost %d, watching %d", lost, watching)
+	}
+}
+
+type funcHandler struct {
+	watching func()
+	lost     func(error)
+	changed  func(storage.Change)
+}
+
+func (h *funcHandler) Watching()                { h.watching() }
+func (h *funcHandler) Lost(err error)           { h.lost(err) }
+func (h *funcHandler) Changed(c storage.Change) { h.changed(c) }
