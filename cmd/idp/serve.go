@@ -25,6 +25,7 @@ import (
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/cache"
 )
 
 // demoFileName is the file, inside the data directory, that keeps the dev-mode demo seed.
@@ -258,7 +259,19 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if demo != nil {
 		cfg.Demo = &demo.Client
 	}
-	srv, err := idp.New(ctx, store, cfg)
+	// Clients and signing keys are served from memory, dropped when any process
+	// changes them (storage/cache); the watcher stops before the store closes.
+	cached := cache.New(store, cache.Options{Logger: a.logger})
+	cacheCtx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
+	cacheDone := make(chan struct{})
+	go func() {
+		defer close(cacheDone)
+		if err := cached.Run(cacheCtx); err != nil && !errors.Is(err, context.Canceled) {
+			a.logger.Error("cache watcher", "err", err)
+		}
+	}()
+	defer func() { stopCache(); <-cacheDone }()
+	srv, err := idp.New(ctx, cached, cfg)
 	if err != nil {
 		return fmt.Errorf("start provider: %w", err)
 	}

@@ -24,15 +24,23 @@ const (
 )
 
 // Store is a storage.Storage backed by a PostgreSQL database.
+//
+// Statements are prepared once per connection: pgx's default query mode,
+// QueryExecModeCacheStatement, prepares each query text on first use on a connection
+// and keeps it in a per-connection cache (512 statements by default), so the hot
+// queries are parsed and planned once per connection, not once per call.
 type Store struct {
 	pool *pgxpool.Pool
 	// auditKey keys the audit chain (SetAuditChainKey); nil appends unkeyed.
 	auditKey atomic.Pointer[storage.AuditChainKey]
+	// listenConfig configures the dedicated connection of WatchChanges.
+	listenConfig *pgx.ConnConfig
 }
 
 var (
-	_ storage.Storage     = (*Store)(nil)
-	_ storage.PoolStatser = (*Store)(nil)
+	_ storage.Storage       = (*Store)(nil)
+	_ storage.PoolStatser   = (*Store)(nil)
+	_ storage.ChangeWatcher = (*Store)(nil)
 )
 
 // Open connects to the PostgreSQL database at url (a postgres:// URL or a key=value
@@ -43,6 +51,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		// The parse error may quote the URL, password included: keep it out.
 		return nil, errors.New("postgres: invalid connection URL")
 	}
+	listenConfig := cfg.ConnConfig.Copy()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: create pool: %w", err)
@@ -51,7 +60,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, listenConfig: listenConfig}, nil
 }
 
 // PoolStats reports the pgx connection pool: Open is its total connections, InUse the

@@ -31,7 +31,9 @@ func (s *Store) ReserveAttempt(ctx context.Context, key string, rule storage.Att
 		RETURNING count, window_end, blocked_until`
 	var count int
 	var windowEnd, blocked int64
-	err := s.db.QueryRowContext(ctx, q, key, n, attemptsql.WindowEnd(rule, now), rule.Limit).Scan(&count, &windowEnd, &blocked)
+	// The query text depends only on the rule, and rules are a fixed set (idp/regulation),
+	// so it is prepared once per rule.
+	err := s.queryRowPrepared(ctx, s.db, q, key, n, attemptsql.WindowEnd(rule, now), rule.Limit).Scan(&count, &windowEnd, &blocked)
 	if err == nil {
 		return attemptsql.Result(rule, true, count, windowEnd, blocked, now), nil
 	}
@@ -39,7 +41,7 @@ func (s *Store) ReserveAttempt(ctx context.Context, key string, rule storage.Att
 		return storage.AttemptResult{}, wrap("reserve attempt", err)
 	}
 	// Refused: read the counter to say until when (information only; nothing changes).
-	err = s.db.QueryRowContext(ctx, `SELECT count, window_end, blocked_until FROM attempt_counters WHERE key = ?`, key).
+	err = s.rdb.QueryRowContext(ctx, `SELECT count, window_end, blocked_until FROM attempt_counters WHERE key = ?`, key).
 		Scan(&count, &windowEnd, &blocked)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return storage.AttemptResult{}, wrap("read attempt counter", err)

@@ -48,7 +48,7 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r *storage.AuthRequest) e
 
 // GetAuthRequest returns the request with that id, or ErrNotFound.
 func (s *Store) GetAuthRequest(ctx context.Context, id string) (*storage.AuthRequest, error) {
-	r, err := scanAuthRequest(s.db.QueryRowContext(ctx,
+	r, err := scanAuthRequest(s.rdb.QueryRowContext(ctx,
 		`SELECT `+authRequestCols+` FROM auth_requests WHERE id = ?`, id))
 	if err != nil {
 		return nil, wrap("get auth request", err)

@@ -49,7 +49,7 @@ func (s *Store) CreateClient(ctx context.Context, c *storage.Client) error {
 
 // GetClient returns the client with that id, or ErrNotFound.
 func (s *Store) GetClient(ctx context.Context, id string) (*storage.Client, error) {
-	c, err := scanClient(s.db.QueryRowContext(ctx, `SELECT `+clientCols+` FROM clients WHERE id = ?`, id))
+	c, err := scanClient(s.queryRowPrepared(ctx, s.rdb, `SELECT `+clientCols+` FROM clients WHERE id = ?`, id))
 	if err != nil {
 		return nil, wrap("get client", err)
 	}
@@ -58,7 +58,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (*storage.Client, erro
 
 // ListClients returns all clients ordered by creation time.
 func (s *Store) ListClients(ctx context.Context) ([]storage.Client, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+clientCols+` FROM clients ORDER BY created_at, id`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+clientCols+` FROM clients ORDER BY created_at, id`)
 	if err != nil {
 		return nil, wrap("list clients", err)
 	}

@@ -9,7 +9,7 @@ import (
 // GetConsent returns the grant of user to client, or ErrNotFound.
 func (s *Store) GetConsent(ctx context.Context, userID, clientID string) (*storage.Consent, error) {
 	var c storage.Consent
-	err := s.db.QueryRowContext(ctx, `SELECT user_id, client_id, scopes, granted_at
+	err := s.rdb.QueryRowContext(ctx, `SELECT user_id, client_id, scopes, granted_at
 		FROM consents WHERE user_id = ? AND client_id = ?`, userID, clientID).
 		Scan(&c.UserID, &c.ClientID, listCol[string]{&c.Scopes}, timeCol{&c.GrantedAt})
 	if err != nil {

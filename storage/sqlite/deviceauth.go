@@ -42,7 +42,7 @@ func (s *Store) CreateDeviceAuthorization(ctx context.Context, d *storage.Device
 
 // GetDeviceAuthorizationByUserCode returns the authorization of userCodeHash, or ErrNotFound.
 func (s *Store) GetDeviceAuthorizationByUserCode(ctx context.Context, userCodeHash string) (*storage.DeviceAuthorization, error) {
-	d, err := scanDeviceAuth(s.db.QueryRowContext(ctx,
+	d, err := scanDeviceAuth(s.rdb.QueryRowContext(ctx,
 		`SELECT `+deviceAuthCols+` FROM device_authorizations WHERE user_code_hash = ?`, userCodeHash))
 	return d, wrap("get device authorization", err)
 }

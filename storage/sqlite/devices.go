@@ -30,7 +30,7 @@ func (s *Store) CreateDevice(ctx context.Context, d *storage.Device) error {
 // GetDeviceByTokenHash returns the device whose cookie hashes to tokenHash, or
 // ErrNotFound.
 func (s *Store) GetDeviceByTokenHash(ctx context.Context, tokenHash string) (*storage.Device, error) {
-	d, err := scanDevice(s.db.QueryRowContext(ctx,
+	d, err := scanDevice(s.rdb.QueryRowContext(ctx,
 		`SELECT `+deviceCols+` FROM devices WHERE token_hash = ?`, tokenHash))
 	if err != nil {
 		return nil, wrap("get device by token hash", err)
@@ -49,7 +49,7 @@ func (s *Store) TouchDevice(ctx context.Context, id string, at time.Time) error 
 
 // ListUserDevices returns a user's devices, newest first.
 func (s *Store) ListUserDevices(ctx context.Context, userID string) ([]storage.Device, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices
 		WHERE user_id = ? ORDER BY created_at DESC, id DESC`, userID)
 	if err != nil {
 		return nil, wrap("list user devices", err)

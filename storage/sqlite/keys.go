@@ -10,8 +10,12 @@ import (
 
 // ListSigningKeys returns every stored key, newest first.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, algorithm, private_sealed, public_jwk,
+	st, err := s.prepared(ctx, s.rdb, `SELECT id, algorithm, private_sealed, public_jwk,
 		created_at, activates_at, retired_at, expires_at FROM signing_keys ORDER BY created_at DESC, id DESC`)
+	if err != nil {
+		return nil, wrap("list signing keys", err)
+	}
+	rows, err := st.QueryContext(ctx)
 	if err != nil {
 		return nil, wrap("list signing keys", err)
 	}

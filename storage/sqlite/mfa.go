@@ -38,7 +38,7 @@ func scanChallenge(sc scanner) (*storage.Challenge, error) {
 
 // queryFactors runs a SELECT of factorCols and collects the rows.
 func (s *Store) queryFactors(ctx context.Context, query string, args ...any) ([]storage.Factor, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func (s *Store) CreateFactor(ctx context.Context, f *storage.Factor) error {
 
 // GetFactor returns the factor with that id, or ErrNotFound.
 func (s *Store) GetFactor(ctx context.Context, id string) (*storage.Factor, error) {
-	f, err := scanFactor(s.db.QueryRowContext(ctx,
+	f, err := scanFactor(s.rdb.QueryRowContext(ctx,
 		`SELECT `+factorCols+` FROM factors WHERE id = ?`, id))
 	if err != nil {
 		return nil, wrap("get factor", err)
@@ -211,7 +211,7 @@ func (s *Store) ConsumeBackupCode(ctx context.Context, userID, hash string, now 
 // CountBackupCodes returns how many unused backup codes the user has.
 func (s *Store) CountBackupCodes(ctx context.Context, userID string) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM backup_codes
+	err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM backup_codes
 		WHERE user_id = ? AND used_at IS NULL`, userID).Scan(&n)
 	if err != nil {
 		return 0, wrap("count backup codes", err)
@@ -272,7 +272,7 @@ func (s *Store) IncrementFailures(ctx context.Context, key string, now time.Time
 // GetFailures returns the counter of key and until when it is locked; zero values when
 // there is no counter.
 func (s *Store) GetFailures(ctx context.Context, key string) (failures int, lockedUntil time.Time, err error) {
-	err = s.db.QueryRowContext(ctx, `SELECT failures, locked_until FROM failure_counters
+	err = s.rdb.QueryRowContext(ctx, `SELECT failures, locked_until FROM failure_counters
 		WHERE key = ?`, key).Scan(&failures, timeCol{&lockedUntil})
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, time.Time{}, nil
@@ -328,7 +328,7 @@ func (s *Store) GetOrCreateSecret(ctx context.Context, name string, sealed []byt
 
 // ListSecrets returns every sealed secret by name.
 func (s *Store) ListSecrets(ctx context.Context) (map[string][]byte, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, sealed FROM server_secrets`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT name, sealed FROM server_secrets`)
 	if err != nil {
 		return nil, wrap("list secrets", err)
 	}

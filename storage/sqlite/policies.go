@@ -20,7 +20,7 @@ func (s *Store) SetTypePolicy(ctx context.Context, accountType string, p storage
 // GetTypePolicy returns the policy of accountType, or ErrNotFound.
 func (s *Store) GetTypePolicy(ctx context.Context, accountType string) (*storage.MFAPolicy, error) {
 	var p storage.MFAPolicy
-	err := s.db.QueryRowContext(ctx, `SELECT policy FROM type_policies WHERE type = ?`, accountType).
+	err := s.rdb.QueryRowContext(ctx, `SELECT policy FROM type_policies WHERE type = ?`, accountType).
 		Scan(policyCol{&p})
 	if err != nil {
 		return nil, wrap("get type policy", err)
@@ -30,7 +30,7 @@ func (s *Store) GetTypePolicy(ctx context.Context, accountType string) (*storage
 
 // ListTypePolicies returns every account-type policy by type.
 func (s *Store) ListTypePolicies(ctx context.Context) (map[string]storage.MFAPolicy, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT type, policy FROM type_policies`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT type, policy FROM type_policies`)
 	if err != nil {
 		return nil, wrap("list type policies", err)
 	}

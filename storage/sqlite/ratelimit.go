@@ -30,7 +30,7 @@ func (s *Store) HitRateLimit(ctx context.Context, key string, window time.Durati
 // RateLimitCount returns the counter of key if its window is still open at now, else 0.
 func (s *Store) RateLimitCount(ctx context.Context, key string, window time.Duration, now time.Time) (int, error) {
 	var count int
-	err := s.db.QueryRowContext(ctx, `SELECT count FROM rate_limits
+	err := s.rdb.QueryRowContext(ctx, `SELECT count FROM rate_limits
 		WHERE key = ? AND window_start > ?`, key, now.UnixNano()-int64(window)).Scan(&count)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil

@@ -27,7 +27,7 @@ func (s *Store) CreateResource(ctx context.Context, r *storage.Resource) error {
 
 // GetResource returns the resource with that URI, or ErrNotFound.
 func (s *Store) GetResource(ctx context.Context, uri string) (*storage.Resource, error) {
-	r, err := scanResource(s.db.QueryRowContext(ctx, `SELECT `+resourceCols+` FROM resources WHERE uri = ?`, uri))
+	r, err := scanResource(s.rdb.QueryRowContext(ctx, `SELECT `+resourceCols+` FROM resources WHERE uri = ?`, uri))
 	if err != nil {
 		return nil, wrap("get resource", err)
 	}
@@ -36,7 +36,7 @@ func (s *Store) GetResource(ctx context.Context, uri string) (*storage.Resource,
 
 // ListResources returns every resource ordered by creation time.
 func (s *Store) ListResources(ctx context.Context) ([]storage.Resource, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+resourceCols+` FROM resources ORDER BY created_at, uri`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+resourceCols+` FROM resources ORDER BY created_at, uri`)
 	if err != nil {
 		return nil, wrap("list resources", err)
 	}

@@ -35,7 +35,7 @@ func (s *Store) CreateSession(ctx context.Context, ss *storage.Session) error {
 // GetSessionByTokenHash returns the session whose cookie hashes to tokenHash, or
 // ErrNotFound.
 func (s *Store) GetSessionByTokenHash(ctx context.Context, tokenHash string) (*storage.Session, error) {
-	ss, err := scanSession(s.db.QueryRowContext(ctx,
+	ss, err := scanSession(s.rdb.QueryRowContext(ctx,
 		`SELECT `+sessionCols+` FROM sessions WHERE token_hash = ?`, tokenHash))
 	if err != nil {
 		return nil, wrap("get session by token hash", err)
@@ -45,7 +45,7 @@ func (s *Store) GetSessionByTokenHash(ctx context.Context, tokenHash string) (*s
 
 // GetSession returns the session with that id, or ErrNotFound.
 func (s *Store) GetSession(ctx context.Context, id string) (*storage.Session, error) {
-	ss, err := scanSession(s.db.QueryRowContext(ctx,
+	ss, err := scanSession(s.rdb.QueryRowContext(ctx,
 		`SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))
 	if err != nil {
 		return nil, wrap("get session", err)
@@ -86,7 +86,7 @@ func (s *Store) AddSessionClient(ctx context.Context, id, clientID string) error
 
 // ListSessionClients returns the clients session id signed in to, ordered by id.
 func (s *Store) ListSessionClients(ctx context.Context, id string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT client_id FROM session_clients
+	rows, err := s.rdb.QueryContext(ctx, `SELECT client_id FROM session_clients
 		WHERE session_id = ? ORDER BY client_id`, id)
 	if err != nil {
 		return nil, wrap("list session clients", err)
@@ -140,7 +140,7 @@ func (s *Store) ListClientSessions(ctx context.Context, clientID string) ([]stor
 
 // ListUserSessions returns the sessions of a user, newest first.
 func (s *Store) ListUserSessions(ctx context.Context, userID string) ([]storage.Session, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions
 		WHERE user_id = ? ORDER BY created_at DESC, id DESC`, userID)
 	if err != nil {
 		return nil, wrap("list user sessions", err)

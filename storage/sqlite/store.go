@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,24 +20,38 @@ import (
 	"github.com/openidp/idp/storage"
 )
 
-// maxOpenConns bounds the connection pool. In WAL mode readers run in parallel while
-// writers serialize on the database lock; busy_timeout makes a writer wait for it.
-const maxOpenConns = 8
+// maxReaders bounds the pool of read-only connections. In WAL mode readers run in
+// parallel with each other and with the one writer.
+const maxReaders = 8
 
 // busyTimeout is how long a statement waits for the write lock before SQLITE_BUSY.
 const busyTimeout = 10 * time.Second
 
 // Store is a storage.Storage backed by one SQLite database file. It is safe for
 // concurrent use by many goroutines and by several processes sharing the file.
+//
+// It holds two pools on the file: db, one connection that every write goes through
+// (SQLite has one writer at a time anyway; one connection lets writers queue in Go
+// instead of spinning on SQLITE_BUSY), and rdb, read-only connections (query_only) for
+// the methods that only read. In WAL mode a reader sees every transaction committed
+// before its statement began, so a read after a write returns sees the write; reads
+// inside a write transaction stay on that transaction.
 type Store struct {
-	db *sql.DB
+	db  *sql.DB // the writer: one connection, transactions BEGIN IMMEDIATE
+	rdb *sql.DB // the readers: read-only connections
+
+	// stmts holds statements prepared once per pool (stmtKey -> *sql.Stmt), for the
+	// hot queries (see prepared).
+	stmts sync.Map
+
 	// auditKey keys the audit chain (SetAuditChainKey); nil appends unkeyed.
 	auditKey atomic.Pointer[storage.AuditChainKey]
 }
 
 var (
-	_ storage.Storage     = (*Store)(nil)
-	_ storage.PoolStatser = (*Store)(nil)
+	_ storage.Storage       = (*Store)(nil)
+	_ storage.PoolStatser   = (*Store)(nil)
+	_ storage.ChangeWatcher = (*Store)(nil)
 )
 
 // Open opens (creating if needed) the SQLite database at path, creating its parent
@@ -81,9 +96,10 @@ func open(ctx context.Context, path string, existing bool) (*Store, error) {
 		q.Set("mode", "rw")
 	}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	rq := cloneValues(q)
+	q.Add("_pragma", "journal_mode(WAL)")
 	// Write transactions take the write lock up front, so a transaction never has to
 	// upgrade a read snapshot (which fails with SQLITE_BUSY instead of waiting).
 	q.Set("_txlock", "immediate")
@@ -91,25 +107,115 @@ func open(ctx context.Context, path string, existing bool) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	db.SetMaxOpenConns(maxOpenConns)
-	db.SetMaxIdleConns(maxOpenConns)
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
 	s := &Store{db: db}
+	// The writer's first connection creates the file and turns WAL on before any
+	// reader opens it.
 	if err := s.Ping(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
+	// Readers: query_only refuses any write, so a method moved to rdb by mistake
+	// fails loudly instead of writing around the writer.
+	rq.Add("_pragma", "query_only(1)")
+	rdb, err := sql.Open("sqlite", name+"?"+rq.Encode())
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	rdb.SetMaxOpenConns(maxReaders)
+	rdb.SetMaxIdleConns(maxReaders)
+	s.rdb = rdb
+	var one int
+	if err := rdb.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("open sqlite: readers: %w", err)
+	}
 	return s, nil
 }
 
-// Close releases the database handle.
-func (s *Store) Close() error {
-	return s.db.Close()
+func cloneValues(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
 }
 
-// PoolStats reports the database/sql connection pool.
+// Close releases the database handles and the prepared statements.
+func (s *Store) Close() error {
+	s.stmts.Range(func(k, v any) bool {
+		_ = v.(*sql.Stmt).Close()
+		s.stmts.Delete(k)
+		return true
+	})
+	var rerr error
+	if s.rdb != nil {
+		rerr = s.rdb.Close()
+	}
+	return errors.Join(s.db.Close(), rerr)
+}
+
+// PoolStats reports the database/sql connection pools, the writer's and the readers'
+// together.
 func (s *Store) PoolStats() storage.PoolStats {
-	st := s.db.Stats()
-	return storage.PoolStats{Open: st.OpenConnections, InUse: st.InUse, Idle: st.Idle, MaxOpen: st.MaxOpenConnections}
+	w, r := s.db.Stats(), s.rdb.Stats()
+	return storage.PoolStats{
+		Open: w.OpenConnections + r.OpenConnections, InUse: w.InUse + r.InUse,
+		Idle: w.Idle + r.Idle, MaxOpen: w.MaxOpenConnections + r.MaxOpenConnections,
+	}
+}
+
+// stmtKey names a statement prepared on one pool.
+type stmtKey struct {
+	db    *sql.DB
+	query string
+}
+
+// prepared returns query prepared on db, preparing it on first use. database/sql
+// prepares it again on each connection of the pool the first time it runs there, then
+// reuses it: SQLite parses a hot statement once per connection instead of on every
+// call. Only queries whose text comes from a bounded set may go through here.
+func (s *Store) prepared(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
+	k := stmtKey{db, query}
+	if v, ok := s.stmts.Load(k); ok {
+		return v.(*sql.Stmt), nil
+	}
+	st, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if v, loaded := s.stmts.LoadOrStore(k, st); loaded {
+		_ = st.Close()
+		return v.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// errRow is a scanner that fails with err.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// queryRowPrepared runs the single-row query through the prepared statement of db.
+func (s *Store) queryRowPrepared(ctx context.Context, db *sql.DB, query string, args ...any) scanner {
+	st, err := s.prepared(ctx, db, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// execPrepared runs the statement through the prepared statement of db.
+func (s *Store) execPrepared(ctx context.Context, db *sql.DB, query string, args ...any) (sql.Result, error) {
+	st, err := s.prepared(ctx, db, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
 }
 
 // Ping reports whether the database answers.

@@ -19,6 +19,16 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
+// preparedExecer runs statements through the prepared statements of one pool.
+type preparedExecer struct {
+	s  *Store
+	db *sql.DB
+}
+
+func (p preparedExecer) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return p.s.execPrepared(ctx, p.db, query, args...)
+}
+
 func insertAccessToken(ctx context.Context, e execer, at *storage.AccessToken) error {
 	_, err := e.ExecContext(ctx, `INSERT INTO access_tokens (`+accessTokenCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -61,13 +71,13 @@ func scanRefreshToken(sc scanner) (*storage.RefreshToken, error) {
 
 // CreateAccessToken inserts at; ErrAlreadyExists when the id is taken.
 func (s *Store) CreateAccessToken(ctx context.Context, at *storage.AccessToken) error {
-	return wrap("create access token", insertAccessToken(ctx, s.db, at))
+	return wrap("create access token", insertAccessToken(ctx, preparedExecer{s, s.db}, at))
 }
 
 // GetAccessToken returns the access token with that id, or ErrNotFound (also once
 // revoked).
 func (s *Store) GetAccessToken(ctx context.Context, id string) (*storage.AccessToken, error) {
-	at, err := scanAccessToken(s.db.QueryRowContext(ctx,
+	at, err := scanAccessToken(s.queryRowPrepared(ctx, s.rdb,
 		`SELECT `+accessTokenCols+` FROM access_tokens WHERE id = ?`, id))
 	if err != nil {
 		return nil, wrap("get access token", err)
@@ -127,7 +137,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.T
 
 // GetRefreshToken returns the refresh token with that id, or ErrNotFound.
 func (s *Store) GetRefreshToken(ctx context.Context, id string) (*storage.RefreshToken, error) {
-	rt, err := scanRefreshToken(s.db.QueryRowContext(ctx,
+	rt, err := scanRefreshToken(s.rdb.QueryRowContext(ctx,
 		`SELECT `+refreshTokenCols+` FROM refresh_tokens WHERE id = ?`, id))
 	if err != nil {
 		return nil, wrap("get refresh token", err)
@@ -138,7 +148,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, id string) (*storage.Refres
 // GetRefreshTokenByHash returns the refresh token whose value hashes to tokenHash,
 // rotated and revoked ones included, or ErrNotFound.
 func (s *Store) GetRefreshTokenByHash(ctx context.Context, tokenHash string) (*storage.RefreshToken, error) {
-	rt, err := scanRefreshToken(s.db.QueryRowContext(ctx,
+	rt, err := scanRefreshToken(s.rdb.QueryRowContext(ctx,
 		`SELECT `+refreshTokenCols+` FROM refresh_tokens WHERE token_hash = ?`, tokenHash))
 	if err != nil {
 		return nil, wrap("get refresh token by hash", err)

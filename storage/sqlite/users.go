@@ -33,7 +33,7 @@ func (s *Store) CreateUser(ctx context.Context, u *storage.User) error {
 
 // GetUser returns the user with that id, or ErrNotFound.
 func (s *Store) GetUser(ctx context.Context, id string) (*storage.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+	u, err := scanUser(s.rdb.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
 	if err != nil {
 		return nil, wrap("get user", err)
 	}
@@ -42,7 +42,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (*storage.User, error) {
 
 // GetUserByEmail looks the user up by e-mail (case-insensitive), or ErrNotFound.
 func (s *Store) GetUserByEmail(ctx context.Context, email string) (*storage.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE email = ?`,
+	u, err := scanUser(s.rdb.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE email = ?`,
 		strings.ToLower(email)))
 	if err != nil {
 		return nil, wrap("get user by email", err)
@@ -52,7 +52,7 @@ func (s *Store) GetUserByEmail(ctx context.Context, email string) (*storage.User
 
 // ListUsers returns all users ordered by creation time.
 func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users ORDER BY created_at, id`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+userCols+` FROM users ORDER BY created_at, id`)
 	if err != nil {
 		return nil, wrap("list users", err)
 	}
