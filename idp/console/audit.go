@@ -53,7 +53,7 @@ func (c *Console) auditFilter(q *request) (storage.AuditFilter, error) {
 	if who := strings.TrimSpace(v.Get("person")); who != "" {
 		u, err := c.cfg.Admin.FindUser(q.ctx(), who)
 		if errors.Is(err, storage.ErrNotFound) {
-			return f, errors.New("no person has the e-mail address or id " + strconv.Quote(who))
+			return f, errors.New(web.Translate(q.lang, "No person has the e-mail address or id %q.", who))
 		}
 		if err != nil {
 			return f, err
@@ -64,7 +64,7 @@ func (c *Console) auditFilter(q *request) (storage.AuditFilter, error) {
 	if t := strings.TrimSpace(v.Get("type")); t != "" {
 		known, ok := audit.KnownType(t)
 		if !ok {
-			return f, errors.New("unknown event type " + strconv.Quote(t))
+			return f, errors.New(web.Translate(q.lang, "Unknown event type %q.", t))
 		}
 		f.Type = known
 	}
@@ -75,7 +75,7 @@ func (c *Console) auditFilter(q *request) (storage.AuditFilter, error) {
 		if s := strings.TrimSpace(v.Get(tf.key)); s != "" {
 			t, err := time.ParseInLocation(timeInput, s, time.UTC)
 			if err != nil {
-				return f, errors.New("write times as 2025-01-31T12:00 (UTC)")
+				return f, errors.New(web.Translate(q.lang, "Write times as 2025-01-31T12:00 (UTC)."))
 			}
 			*tf.dst = t
 		}
@@ -83,7 +83,7 @@ func (c *Console) auditFilter(q *request) (storage.AuditFilter, error) {
 	if b := v.Get("before"); b != "" {
 		id, err := strconv.ParseInt(b, 10, 64)
 		if err != nil || id < 1 {
-			return f, errors.New("invalid page")
+			return f, errors.New(web.Translate(q.lang, "This page of the audit trail does not exist."))
 		}
 		f.BeforeID = id
 	}
@@ -159,7 +159,7 @@ func (c *Console) audit(q *request) {
 func (c *Console) auditExport(q *request) {
 	f, err := c.auditFilter(q)
 	if err != nil {
-		c.cfg.Error(q.w, q.r, http.StatusBadRequest, "Not done", err.Error())
+		c.renderError(q.w, q.r, http.StatusBadRequest, "Not done", err.Error())
 		return
 	}
 	f.BeforeID, f.Limit = 0, auditExportMax
@@ -249,7 +249,7 @@ func (c *Console) renderPolicies(q *request, status int, formErr string, posted 
 	}
 	slices.Sort(names)
 	for _, t := range names {
-		row := typePolicyRow{Type: t, Policy: policyFormFrom(ps[t]), Text: describePolicy(ps[t])}
+		row := typePolicyRow{Type: t, Policy: policyFormFrom(ps[t]), Text: describePolicy(q.lang, ps[t])}
 		row.Policy.Prefix = "t-" + t + "-"
 		p.Types = append(p.Types, row)
 	}
@@ -257,12 +257,12 @@ func (c *Console) renderPolicies(q *request, status int, formErr string, posted 
 }
 
 func (c *Console) setTypePolicy(q *request) {
-	pol, err := postedPolicy(q.r)
+	pol, err := postedPolicy(q.lang, q.r)
 	if err == nil {
 		_, err = c.cfg.Admin.SetTypePolicy(q.ctx(), q.actor, q.r.PostFormValue("type"), pol)
 	}
 	var inv *admin.InvalidInputError
-	if err != nil && (errors.As(err, &inv) || strings.Contains(err.Error(), "duration")) {
+	if err != nil && errors.As(err, &inv) {
 		c.renderPolicies(q, http.StatusBadRequest, err.Error(), &pol)
 		return
 	}
