@@ -115,7 +115,7 @@ func (c *Console) audit(q *request) {
 		clientNames := map[string]string{}
 		if cs, err := c.cfg.Admin.ListClients(q.ctx()); err == nil {
 			for _, cl := range cs {
-				clientNames[cl.ID] = cl.Name
+				clientNames[cl.ID] = clientName(q.lang, &cl)
 			}
 		}
 		for _, e := range events {

@@ -173,6 +173,15 @@ func describePolicy(lang language.Tag, p storage.MFAPolicy) string {
 	return s
 }
 
+// clientName is the name of cl on a page in lang: a built-in client's name is a message
+// id (the server registers it with web.N), any other is shown as it is.
+func clientName(lang language.Tag, cl *storage.Client) string {
+	if admin.IsBuiltinClient(cl.ID) {
+		return web.Translate(lang, cl.Name)
+	}
+	return cl.Name
+}
+
 func (c *Console) clients(q *request) {
 	cs, err := c.cfg.Admin.ListClients(q.ctx())
 	if err != nil {
@@ -188,7 +197,7 @@ func (c *Console) clients(q *request) {
 		if cl.Public {
 			kind = web.N("Public")
 		}
-		p.Clients = append(p.Clients, clientRow{ID: cl.ID, Name: cl.Name, Kind: kind, Grants: strings.Join(cl.GrantTypes, ", "),
+		p.Clients = append(p.Clients, clientRow{ID: cl.ID, Name: clientName(q.lang, &cl), Kind: kind, Grants: strings.Join(cl.GrantTypes, ", "),
 			Policy: describePolicy(q.lang, cl.Policy), Builtin: admin.IsBuiltinClient(cl.ID)})
 	}
 	c.render(q, http.StatusOK, web.PageConsoleClients, p)
@@ -308,6 +317,9 @@ func (c *Console) showSecret(q *request, cl *storage.Client, secret string, crea
 func (c *Console) clientPageFor(q *request, cl *storage.Client) (clientPage, error) {
 	p := clientPage{base: c.base(q, "clients"), ID: cl.ID, Builtin: admin.IsBuiltinClient(cl.ID),
 		HasSecret: !cl.Public && cl.TokenEndpointAuthMethod == "", Form: formFromClient(cl), Policy: policyFormFrom(cl.Policy)}
+	if p.Builtin {
+		p.Form.Name = clientName(q.lang, cl) // its page has no settings form, only the name as title
+	}
 	if who := strings.TrimSpace(q.r.URL.Query().Get("explain")); who != "" {
 		p.ExplainFor = who
 		ex, err := c.cfg.Admin.Explain(q.ctx(), who, cl.ID, consent.AuthParams{}, c.cfg.Factors)
