@@ -11,8 +11,10 @@ import (
 
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/web"
+	"golang.org/x/text/language"
 )
 
 // The audit, keys and account-type policy pages.
@@ -119,7 +121,7 @@ func (c *Console) audit(q *request) {
 			}
 		}
 		for _, e := range events {
-			row := auditRow{ID: e.ID, Time: e.Time.UTC().Format("2006-01-02 15:04:05"), Type: e.Type, Result: e.Result,
+			row := auditRow{ID: e.ID, Time: e.Time.UTC().Format("2006-01-02 15:04:05"), Type: e.Type, Result: label(q.lang, resultLabels, e.Result),
 				UserID: e.UserID, ClientID: e.ClientID, Client: clientNames[e.ClientID], IP: e.IP, Reason: e.Reason, Failure: e.Result != audit.ResultSuccess}
 			if e.UserID != "" {
 				if _, ok := emails[e.UserID]; !ok {
@@ -178,6 +180,23 @@ func (c *Console) auditExport(q *request) {
 	}
 }
 
+// resultLabels and keyStateLabels name stored values on the pages; a value without a
+// label is shown as it is.
+var (
+	resultLabels   = map[string]string{audit.ResultSuccess: "success", audit.ResultFailure: "failure"}
+	keyStateLabels = map[keys.State]string{
+		keys.StatePending: "pending", keys.StateActive: "active", keys.StateRetired: "retired", keys.StateExpired: "expired",
+	}
+)
+
+// label translates m's label of v into lang, or returns v.
+func label[K ~string](lang language.Tag, m map[K]string, v K) string {
+	if l, ok := m[v]; ok {
+		return web.Translate(lang, l)
+	}
+	return string(v)
+}
+
 type keyRow struct {
 	ID, Alg, State, Created, Activates, Retired, Expires string
 }
@@ -195,7 +214,7 @@ func (c *Console) keys(q *request) {
 	}
 	p := keysPage{base: c.base(q, "keys")}
 	for _, k := range ks {
-		p.Keys = append(p.Keys, keyRow{ID: k.ID, Alg: string(k.Alg), State: string(k.State), Created: fmtTime(k.CreatedAt),
+		p.Keys = append(p.Keys, keyRow{ID: k.ID, Alg: string(k.Alg), State: label(q.lang, keyStateLabels, k.State), Created: fmtTime(k.CreatedAt),
 			Activates: fmtTime(k.ActivatesAt), Retired: fmtTime(k.RetiredAt), Expires: fmtTime(k.ExpiresAt)})
 	}
 	c.render(q, http.StatusOK, web.PageConsoleKeys, p)

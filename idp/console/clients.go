@@ -96,12 +96,7 @@ var policyModeLabels = map[string]string{
 }
 
 // modeName is the translated name of a policy mode (an unknown one as it is).
-func modeName(lang language.Tag, mode string) string {
-	if l, ok := policyModeLabels[mode]; ok {
-		return web.Translate(lang, l)
-	}
-	return mode
-}
+func modeName(lang language.Tag, mode string) string { return label(lang, policyModeLabels, mode) }
 
 var kindLabels = map[storage.FactorKind]string{
 	storage.FactorTOTP: "Authenticator app", storage.FactorSMS: "Text message", storage.FactorEmail: "Email code",
