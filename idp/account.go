@@ -38,7 +38,7 @@ func (s *Server) ensureAccountClient(ctx context.Context) error {
 		return err
 	}
 	err = s.store.CreateClient(ctx, &storage.Client{
-		ID: AccountClientID, Name: "Account security", Public: true, SkipConsent: true,
+		ID: AccountClientID, Name: web.N("Account security"), Public: true, SkipConsent: true,
 		RedirectURIs: []string{s.cfg.Issuer + "/account/security"}, Scopes: []string{"openid"},
 		CreatedAt: s.now(),
 	})

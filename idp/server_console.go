@@ -13,6 +13,7 @@ import (
 	"github.com/openidp/idp/idp/console"
 	"github.com/openidp/idp/idp/secret"
 	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/web"
 )
 
 // The admin console (/admin, package idp/console) is signed in to like the account page:
@@ -69,7 +70,7 @@ func (s *Server) ensureConsoleClient(ctx context.Context) error {
 		return err
 	}
 	err = s.store.CreateClient(ctx, &storage.Client{
-		ID: admin.ConsoleClientID, Name: "Admin console", Public: true, SkipConsent: true,
+		ID: admin.ConsoleClientID, Name: web.N("Admin console"), Public: true, SkipConsent: true,
 		RedirectURIs: []string{s.cfg.Issuer + "/admin"}, Scopes: []string{"openid"}, Policy: want,
 		CreatedAt: s.now(),
 	})

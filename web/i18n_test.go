@@ -94,13 +94,15 @@ func walkTemplate(n parse.Node, visit func([]parse.Node)) {
 }
 
 // goMessageIDs returns the message ids the Go code puts on pages, from the source of the
-// packages that do (idp, mfa, consent):
+// packages that do (idp, idp/console, mfa, consent):
 //   - the literal first argument of web.N, Translate's second, s.tr's second;
 //   - every literal argument of renderError (title, message), renderAccount,
 //     renderAccountWith and renderEnroll (messages);
 //   - constants named msg…;
-//   - literal Error, Message, Title and Label fields of web page types and mfa.InputError;
-//   - the values of map literals in variables named …Labels, …Notices or descriptions.
+//   - literal Error, Message, Title and Label fields of web page types and mfa.InputError,
+//     and in idp/console also the Title, Text and Button of its own …Page types;
+//   - in variables named …Labels, …Notices, …Messages or descriptions: the values of map
+//     literals, and the literal fields (but Value) of the struct literals in a slice.
 func goMessageIDs(t *testing.T) map[string]string {
 	t.Helper()
 	ids := map[string]string{}
@@ -112,7 +114,7 @@ func goMessageIDs(t *testing.T) map[string]string {
 			}
 		}
 	}
-	for _, dir := range []string{"../idp", "../mfa", "../consent"} {
+	for _, dir := range []string{"../idp", "../idp/console", "../mfa", "../consent"} {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
 		for _, f := range files {
 			if strings.HasSuffix(f, "_test.go") {
@@ -148,11 +150,20 @@ func goMessageIDs(t *testing.T) map[string]string {
 						if strings.HasPrefix(id.Name, "msg") && i < len(n.Values) {
 							lit(n.Values[i], f)
 						}
-						if (strings.HasSuffix(id.Name, "Labels") || strings.HasSuffix(id.Name, "Notices") || id.Name == "descriptions") && i < len(n.Values) {
+						if (strings.HasSuffix(id.Name, "Labels") || strings.HasSuffix(id.Name, "Notices") || strings.HasSuffix(id.Name, "Messages") || id.Name == "descriptions") && i < len(n.Values) {
 							if cl, ok := n.Values[i].(*ast.CompositeLit); ok {
 								for _, e := range cl.Elts {
-									if kv, ok := e.(*ast.KeyValueExpr); ok {
-										lit(kv.Value, f)
+									switch e := e.(type) {
+									case *ast.KeyValueExpr: // a map entry
+										lit(e.Value, f)
+									case *ast.CompositeLit: // a struct in a slice: {Value: …, Label: "…"}
+										for _, fe := range e.Elts {
+											if kv, ok := fe.(*ast.KeyValueExpr); ok {
+												if k, ok := kv.Key.(*ast.Ident); ok && k.Name != "Value" {
+													lit(kv.Value, f)
+												}
+											}
+										}
 									}
 								}
 							}
@@ -160,6 +171,7 @@ func goMessageIDs(t *testing.T) map[string]string {
 					}
 				case *ast.CompositeLit:
 					pageType := false
+					fields := []string{"Error", "Message", "Title", "Label"}
 					switch ty := n.Type.(type) {
 					case *ast.SelectorExpr:
 						if x, ok := ty.X.(*ast.Ident); ok && (x.Name == "web" || (x.Name == "mfa" && ty.Sel.Name == "InputError")) {
@@ -167,13 +179,19 @@ func goMessageIDs(t *testing.T) map[string]string {
 						}
 					case *ast.Ident:
 						pageType = ty.Name == "InputError" && strings.HasSuffix(dir, "mfa")
+						if strings.HasSuffix(dir, "console") && strings.HasSuffix(ty.Name, "Page") {
+							// The console's page types (confirmPage): their templates
+							// translate these fields.
+							pageType = true
+							fields = append(fields, "Text", "Button")
+						}
 					}
 					if !pageType {
 						return true
 					}
 					for _, e := range n.Elts {
 						if kv, ok := e.(*ast.KeyValueExpr); ok {
-							if k, ok := kv.Key.(*ast.Ident); ok && slices.Contains([]string{"Error", "Message", "Title", "Label"}, k.Name) {
+							if k, ok := kv.Key.(*ast.Ident); ok && slices.Contains(fields, k.Name) {
 								lit(kv.Value, f)
 							}
 						}

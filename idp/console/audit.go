@@ -11,8 +11,10 @@ import (
 
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/web"
+	"golang.org/x/text/language"
 )
 
 // The audit, keys and account-type policy pages.
@@ -53,7 +55,7 @@ func (c *Console) auditFilter(q *request) (storage.AuditFilter, error) {
 	if who := strings.TrimSpace(v.Get("person")); who != "" {
 		u, err := c.cfg.Admin.FindUser(q.ctx(), who)
 		if errors.Is(err, storage.ErrNotFound) {
-			return f, errors.New("no person has the e-mail address or id " + strconv.Quote(who))
+			return f, errors.New(web.Translate(q.lang, "No person has the e-mail address or id %q.", who))
 		}
 		if err != nil {
 			return f, err
@@ -64,7 +66,7 @@ func (c *Console) auditFilter(q *request) (storage.AuditFilter, error) {
 	if t := strings.TrimSpace(v.Get("type")); t != "" {
 		known, ok := audit.KnownType(t)
 		if !ok {
-			return f, errors.New("unknown event type " + strconv.Quote(t))
+			return f, errors.New(web.Translate(q.lang, "Unknown event type %q.", t))
 		}
 		f.Type = known
 	}
@@ -75,7 +77,7 @@ func (c *Console) auditFilter(q *request) (storage.AuditFilter, error) {
 		if s := strings.TrimSpace(v.Get(tf.key)); s != "" {
 			t, err := time.ParseInLocation(timeInput, s, time.UTC)
 			if err != nil {
-				return f, errors.New("write times as 2025-01-31T12:00 (UTC)")
+				return f, errors.New(web.Translate(q.lang, "Write times as 2025-01-31T12:00 (UTC)."))
 			}
 			*tf.dst = t
 		}
@@ -83,7 +85,7 @@ func (c *Console) auditFilter(q *request) (storage.AuditFilter, error) {
 	if b := v.Get("before"); b != "" {
 		id, err := strconv.ParseInt(b, 10, 64)
 		if err != nil || id < 1 {
-			return f, errors.New("invalid page")
+			return f, errors.New(web.Translate(q.lang, "This page of the audit trail does not exist."))
 		}
 		f.BeforeID = id
 	}
@@ -115,11 +117,11 @@ func (c *Console) audit(q *request) {
 		clientNames := map[string]string{}
 		if cs, err := c.cfg.Admin.ListClients(q.ctx()); err == nil {
 			for _, cl := range cs {
-				clientNames[cl.ID] = cl.Name
+				clientNames[cl.ID] = clientName(q.lang, &cl)
 			}
 		}
 		for _, e := range events {
-			row := auditRow{ID: e.ID, Time: e.Time.UTC().Format("2006-01-02 15:04:05"), Type: e.Type, Result: e.Result,
+			row := auditRow{ID: e.ID, Time: e.Time.UTC().Format("2006-01-02 15:04:05"), Type: e.Type, Result: label(q.lang, resultLabels, e.Result),
 				UserID: e.UserID, ClientID: e.ClientID, Client: clientNames[e.ClientID], IP: e.IP, Reason: e.Reason, Failure: e.Result != audit.ResultSuccess}
 			if e.UserID != "" {
 				if _, ok := emails[e.UserID]; !ok {
@@ -159,7 +161,7 @@ func (c *Console) audit(q *request) {
 func (c *Console) auditExport(q *request) {
 	f, err := c.auditFilter(q)
 	if err != nil {
-		c.cfg.Error(q.w, q.r, http.StatusBadRequest, "Not done", err.Error())
+		c.renderError(q.w, q.r, http.StatusBadRequest, "Not done", err.Error())
 		return
 	}
 	f.BeforeID, f.Limit = 0, auditExportMax
@@ -176,6 +178,23 @@ func (c *Console) auditExport(q *request) {
 	if err := admin.WriteAuditJSONL(q.w, events); err != nil {
 		c.cfg.Logger.WarnContext(q.ctx(), "audit export", "err", err)
 	}
+}
+
+// resultLabels and keyStateLabels name stored values on the pages; a value without a
+// label is shown as it is.
+var (
+	resultLabels   = map[string]string{audit.ResultSuccess: "success", audit.ResultFailure: "failure"}
+	keyStateLabels = map[keys.State]string{
+		keys.StatePending: "pending", keys.StateActive: "active", keys.StateRetired: "retired", keys.StateExpired: "expired",
+	}
+)
+
+// label translates m's label of v into lang, or returns v.
+func label[K ~string](lang language.Tag, m map[K]string, v K) string {
+	if l, ok := m[v]; ok {
+		return web.Translate(lang, l)
+	}
+	return string(v)
 }
 
 type keyRow struct {
@@ -195,7 +214,7 @@ func (c *Console) keys(q *request) {
 	}
 	p := keysPage{base: c.base(q, "keys")}
 	for _, k := range ks {
-		p.Keys = append(p.Keys, keyRow{ID: k.ID, Alg: string(k.Alg), State: string(k.State), Created: fmtTime(k.CreatedAt),
+		p.Keys = append(p.Keys, keyRow{ID: k.ID, Alg: string(k.Alg), State: label(q.lang, keyStateLabels, k.State), Created: fmtTime(k.CreatedAt),
 			Activates: fmtTime(k.ActivatesAt), Retired: fmtTime(k.RetiredAt), Expires: fmtTime(k.ExpiresAt)})
 	}
 	c.render(q, http.StatusOK, web.PageConsoleKeys, p)
@@ -249,7 +268,7 @@ func (c *Console) renderPolicies(q *request, status int, formErr string, posted 
 	}
 	slices.Sort(names)
 	for _, t := range names {
-		row := typePolicyRow{Type: t, Policy: policyFormFrom(ps[t]), Text: describePolicy(ps[t])}
+		row := typePolicyRow{Type: t, Policy: policyFormFrom(ps[t]), Text: describePolicy(q.lang, ps[t])}
 		row.Policy.Prefix = "t-" + t + "-"
 		p.Types = append(p.Types, row)
 	}
@@ -257,12 +276,12 @@ func (c *Console) renderPolicies(q *request, status int, formErr string, posted 
 }
 
 func (c *Console) setTypePolicy(q *request) {
-	pol, err := postedPolicy(q.r)
+	pol, err := postedPolicy(q.lang, q.r)
 	if err == nil {
 		_, err = c.cfg.Admin.SetTypePolicy(q.ctx(), q.actor, q.r.PostFormValue("type"), pol)
 	}
 	var inv *admin.InvalidInputError
-	if err != nil && (errors.As(err, &inv) || strings.Contains(err.Error(), "duration")) {
+	if err != nil && errors.As(err, &inv) {
 		c.renderPolicies(q, http.StatusBadRequest, err.Error(), &pol)
 		return
 	}

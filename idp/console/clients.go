@@ -12,6 +12,7 @@ import (
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/web"
+	"golang.org/x/text/language"
 )
 
 // The clients pages: the list, one client's settings, its MFA policy with the explain
@@ -89,6 +90,14 @@ var modeLabels = []option{
 	{Value: consent.ModeRequired, Label: "Required: always; people without one must enrol"},
 }
 
+// policyModeLabels name a policy's second-factor mode in lists and the explain panel.
+var policyModeLabels = map[string]string{
+	consent.ModeOff: "off", consent.ModeOptional: "optional", consent.ModeRequired: "required",
+}
+
+// modeName is the translated name of a policy mode (an unknown one as it is).
+func modeName(lang language.Tag, mode string) string { return label(lang, policyModeLabels, mode) }
+
 var kindLabels = map[storage.FactorKind]string{
 	storage.FactorTOTP: "Authenticator app", storage.FactorSMS: "Text message", storage.FactorEmail: "Email code",
 	storage.FactorBackup: "Backup code", storage.FactorWebAuthn: "Security key or passkey",
@@ -101,13 +110,14 @@ func kindLabel(k storage.FactorKind) string {
 	return string(k)
 }
 
-func kindList(ks []storage.FactorKind) string {
+// kindList names factor kinds in lang, separated by commas.
+func kindList(lang language.Tag, ks []storage.FactorKind) string {
 	if len(ks) == 0 {
 		return ""
 	}
 	out := make([]string, 0, len(ks))
 	for _, k := range ks {
-		out = append(out, kindLabel(k))
+		out = append(out, web.Translate(lang, kindLabel(k)))
 	}
 	return strings.Join(out, ", ")
 }
@@ -127,15 +137,16 @@ func fmtDuration(d time.Duration) string {
 	return s
 }
 
-// parseDuration reads a form duration ("" is 0).
-func parseDuration(what, v string) (time.Duration, error) {
+// parseDuration reads a form duration ("" is 0); what (a message id) names the field
+// in the error, an *admin.InvalidInputError in lang.
+func parseDuration(lang language.Tag, what, v string) (time.Duration, error) {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0, nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
-		return 0, errors.New(what + ": write a duration such as 15m, 12h or 720h")
+		return 0, &admin.InvalidInputError{Message: web.Translate(lang, "%s: write a duration such as 15m, 12h or 720h", web.Translate(lang, what))}
 	}
 	return d, nil
 }
@@ -145,16 +156,25 @@ func lines(v string) []string {
 	return strings.FieldsFunc(v, func(r rune) bool { return r == '\n' || r == '\r' || r == ' ' || r == ',' || r == '\t' })
 }
 
-func describePolicy(p storage.MFAPolicy) string {
-	v := admin.ToPolicyView(p)
-	s := v.MFA
+// describePolicy summarises a policy in lang: "required (Authenticator app), phishing-resistant".
+func describePolicy(lang language.Tag, p storage.MFAPolicy) string {
+	s := modeName(lang, admin.ToPolicyView(p).MFA)
 	if len(p.Factors) > 0 {
-		s += " (" + kindList(p.Factors) + ")"
+		s = web.Translate(lang, "%s (%s)", s, kindList(lang, p.Factors))
 	}
 	if p.PhishingResistant {
-		s += ", phishing-resistant"
+		s = web.Translate(lang, "%s, phishing-resistant", s)
 	}
 	return s
+}
+
+// clientName is the name of cl on a page in lang: a built-in client's name is a message
+// id (the server registers it with web.N), any other is shown as it is.
+func clientName(lang language.Tag, cl *storage.Client) string {
+	if admin.IsBuiltinClient(cl.ID) {
+		return web.Translate(lang, cl.Name)
+	}
+	return cl.Name
 }
 
 func (c *Console) clients(q *request) {
@@ -168,12 +188,12 @@ func (c *Console) clients(q *request) {
 	})
 	p := clientsPage{base: c.base(q, "clients")}
 	for _, cl := range cs {
-		kind := "Confidential"
+		kind := web.N("Confidential")
 		if cl.Public {
-			kind = "Public"
+			kind = web.N("Public")
 		}
-		p.Clients = append(p.Clients, clientRow{ID: cl.ID, Name: cl.Name, Kind: kind, Grants: strings.Join(cl.GrantTypes, ", "),
-			Policy: describePolicy(cl.Policy), Builtin: admin.IsBuiltinClient(cl.ID)})
+		p.Clients = append(p.Clients, clientRow{ID: cl.ID, Name: clientName(q.lang, &cl), Kind: kind, Grants: strings.Join(cl.GrantTypes, ", "),
+			Policy: describePolicy(q.lang, cl.Policy), Builtin: admin.IsBuiltinClient(cl.ID)})
 	}
 	c.render(q, http.StatusOK, web.PageConsoleClients, p)
 }
@@ -208,6 +228,7 @@ func formFromPost(r *http.Request) clientForm {
 	return f
 }
 
+// policyFormFrom is the policy editor's form for p; its labels are message ids.
 func policyFormFrom(p storage.MFAPolicy) policyForm {
 	v := admin.ToPolicyView(p)
 	f := policyForm{PhishingResistant: p.PhishingResistant, MaxAge: fmtDuration(p.MaxAge), RememberDevice: fmtDuration(p.RememberDevice)}
@@ -229,14 +250,14 @@ func (c *Console) newClientForm(q *request) {
 }
 
 // lifetimes reads the three token lifetimes of the client form.
-func lifetimes(r *http.Request) (at, id, rt time.Duration, err error) {
-	if at, err = parseDuration("Access token lifetime", r.PostFormValue("access_token_lifetime")); err != nil {
+func lifetimes(lang language.Tag, r *http.Request) (at, id, rt time.Duration, err error) {
+	if at, err = parseDuration(lang, web.N("Access token lifetime"), r.PostFormValue("access_token_lifetime")); err != nil {
 		return
 	}
-	if id, err = parseDuration("ID token lifetime", r.PostFormValue("id_token_lifetime")); err != nil {
+	if id, err = parseDuration(lang, web.N("ID token lifetime"), r.PostFormValue("id_token_lifetime")); err != nil {
 		return
 	}
-	rt, err = parseDuration("Refresh token lifetime", r.PostFormValue("refresh_token_lifetime"))
+	rt, err = parseDuration(lang, web.N("Refresh token lifetime"), r.PostFormValue("refresh_token_lifetime"))
 	return
 }
 
@@ -245,7 +266,7 @@ func (c *Console) createClient(q *request) {
 	showErr := func(msg string) {
 		c.render(q, http.StatusBadRequest, web.PageConsoleClient, clientPage{base: c.base(q, "clients"), New: true, Form: formFromPost(r), FormError: msg})
 	}
-	at, id, rt, err := lifetimes(r)
+	at, id, rt, err := lifetimes(q.lang, r)
 	if err != nil {
 		showErr(err.Error())
 		return
@@ -291,13 +312,16 @@ func (c *Console) showSecret(q *request, cl *storage.Client, secret string, crea
 func (c *Console) clientPageFor(q *request, cl *storage.Client) (clientPage, error) {
 	p := clientPage{base: c.base(q, "clients"), ID: cl.ID, Builtin: admin.IsBuiltinClient(cl.ID),
 		HasSecret: !cl.Public && cl.TokenEndpointAuthMethod == "", Form: formFromClient(cl), Policy: policyFormFrom(cl.Policy)}
+	if p.Builtin {
+		p.Form.Name = clientName(q.lang, cl) // its page has no settings form, only the name as title
+	}
 	if who := strings.TrimSpace(q.r.URL.Query().Get("explain")); who != "" {
 		p.ExplainFor = who
 		ex, err := c.cfg.Admin.Explain(q.ctx(), who, cl.ID, consent.AuthParams{}, c.cfg.Factors)
 		var inv *admin.InvalidInputError
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
-			p.ExplainError = "No person has this e-mail address or id."
+			p.ExplainError = web.Translate(q.lang, "No person has this e-mail address or id.")
 		case errors.As(err, &inv):
 			p.ExplainError = inv.Message
 		case err != nil:
@@ -305,9 +329,9 @@ func (c *Console) clientPageFor(q *request, cl *storage.Client) (clientPage, err
 		default:
 			p.Explain = &explainView{
 				User: ex.User, AccountType: ex.AccountType, Outcome: ex.Outcome, Unsatisfiable: ex.Unsatisfiable,
-				Mode: ex.Requirement.Mode, ACR: ex.Requirement.ACR, MaxAge: fmtDuration(ex.Requirement.MFAMaxAge),
+				Mode: modeName(q.lang, ex.Requirement.Mode), ACR: ex.Requirement.ACR, MaxAge: fmtDuration(ex.Requirement.MFAMaxAge),
 				PhishingResistant: ex.Requirement.PhishingResistant, DeviceCanSkip: ex.Requirement.DeviceCanSkip,
-				Enrolled: kindList(ex.Enrolled), Usable: kindList(ex.Usable), Kinds: kindList(ex.Requirement.Kinds),
+				Enrolled: kindList(q.lang, ex.Enrolled), Usable: kindList(q.lang, ex.Usable), Kinds: kindList(q.lang, ex.Requirement.Kinds),
 				Reasons: ex.Requirement.Reasons,
 			}
 		}
@@ -341,7 +365,7 @@ func (c *Console) updateClient(q *request) {
 		c.fail(q, err)
 		return
 	}
-	at, id, rt, err := lifetimes(r)
+	at, id, rt, err := lifetimes(q.lang, r)
 	if err == nil {
 		_, err = c.cfg.Admin.UpdateClient(q.ctx(), q.actor, cl.ID, admin.ClientUpdate{
 			Name: r.PostFormValue("name"), RedirectURIs: lines(r.PostFormValue("redirect_uris")),
@@ -352,7 +376,7 @@ func (c *Console) updateClient(q *request) {
 		})
 	}
 	var inv *admin.InvalidInputError
-	if err != nil && !errors.As(err, &inv) && !strings.Contains(err.Error(), "duration") {
+	if err != nil && !errors.As(err, &inv) {
 		c.fail(q, err)
 		return
 	}
@@ -370,17 +394,17 @@ func (c *Console) updateClient(q *request) {
 	done(q, "/admin/clients/"+url.PathEscape(cl.ID), "saved")
 }
 
-// postedPolicy reads the policy editor's form.
-func postedPolicy(r *http.Request) (storage.MFAPolicy, error) {
+// postedPolicy reads the policy editor's form; errors are in lang.
+func postedPolicy(lang language.Tag, r *http.Request) (storage.MFAPolicy, error) {
 	p := storage.MFAPolicy{MFA: r.PostFormValue("mfa"), PhishingResistant: r.PostFormValue("phishing_resistant") == "on"}
 	for _, k := range r.PostForm["factor"] {
 		p.Factors = append(p.Factors, storage.FactorKind(k))
 	}
 	var err error
-	if p.MaxAge, err = parseDuration("Re-check age", r.PostFormValue("max_age")); err != nil {
+	if p.MaxAge, err = parseDuration(lang, web.N("Re-check age"), r.PostFormValue("max_age")); err != nil {
 		return p, err
 	}
-	p.RememberDevice, err = parseDuration("Remember devices for", r.PostFormValue("remember_device"))
+	p.RememberDevice, err = parseDuration(lang, web.N("Remember devices for"), r.PostFormValue("remember_device"))
 	return p, err
 }
 
@@ -392,15 +416,15 @@ func (c *Console) setClientPolicy(q *request) {
 		return
 	}
 	if admin.IsBuiltinClient(cl.ID) {
-		c.cfg.Error(q.w, q.r, http.StatusBadRequest, "Not done", "The policy of a built-in client is set by the server's configuration.")
+		c.renderError(q.w, q.r, http.StatusBadRequest, "Not done", "The policy of a built-in client is set by the server's configuration.")
 		return
 	}
-	pol, err := postedPolicy(r)
+	pol, err := postedPolicy(q.lang, r)
 	if err == nil {
 		_, err = c.cfg.Admin.SetClientPolicy(q.ctx(), q.actor, cl.ID, pol)
 	}
 	var inv *admin.InvalidInputError
-	if err != nil && !errors.As(err, &inv) && !strings.Contains(err.Error(), "duration") {
+	if err != nil && !errors.As(err, &inv) {
 		c.fail(q, err)
 		return
 	}
@@ -492,7 +516,7 @@ func (c *Console) sessionRows(q *request, ss []storage.Session) ([]sessionRow, e
 		}
 		out = append(out, sessionRow{
 			ID: s.ID, UserID: s.UserID, User: email, Created: fmtTime(s.CreatedAt), LastSeen: fmtTime(s.LastSeenAt),
-			IP: s.IP, Device: s.UserAgent, SignedInWith: kindList(s.Factors),
+			IP: s.IP, Device: s.UserAgent, SignedInWith: kindList(q.lang, s.Factors),
 		})
 	}
 	return out, nil

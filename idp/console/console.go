@@ -18,6 +18,7 @@ import (
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/web"
+	"golang.org/x/text/language"
 )
 
 // AdminType is the account type that may use the console.
@@ -59,6 +60,9 @@ type request struct {
 	user  *storage.User
 	actor string // the audit trail's name for the administrator
 	csrf  string
+	// lang is the language of the console's pages and messages, from Accept-Language
+	// (the console has no ui_locales: it is not an OIDC request).
+	lang language.Tag
 }
 
 func (q *request) ctx() context.Context { return q.r.Context() }
@@ -105,7 +109,7 @@ func New(cfg Config) *Console {
 		c.mux.HandleFunc(rt.pattern, c.gate(rt.h))
 	}
 	c.mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
-		cfg.Error(w, r, http.StatusNotFound, "Page not found", "There is no console page at this address.")
+		c.renderError(w, r, http.StatusNotFound, "Page not found", "There is no console page at this address.")
 	})
 	return c
 }
@@ -117,7 +121,20 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.mux.Serv
 const (
 	msgNotAdmin = "The admin console is only for administrators. Your account is not an administrator account; ask an administrator if you need access."
 	msgCSRF     = "This form has expired or did not come from the console. Go back, reload the page and try again."
+
+	msgReasonRequired = "A reason is required: it is recorded in the audit trail."
 )
+
+// pageLang returns the language of the console's pages for r.
+func pageLang(r *http.Request) language.Tag {
+	return web.MatchLanguage(nil, r.Header.Get("Accept-Language"))
+}
+
+// renderError shows the provider's error page, which translates title and msg (message
+// ids, or texts already translated).
+func (c *Console) renderError(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
+	c.cfg.Error(w, r, status, title, msg)
+}
 
 // gate lets a request through only for an administrator whose session meets the
 // console's policy; changes (POST) also need the CSRF token.
@@ -133,7 +150,7 @@ func (c *Console) gate(h func(*request)) http.HandlerFunc {
 			return
 		}
 		if u.Type != AdminType {
-			c.cfg.Error(w, r, http.StatusForbidden, "Not allowed", msgNotAdmin)
+			c.renderError(w, r, http.StatusForbidden, "Not allowed", msgNotAdmin)
 			return
 		}
 		ok, err := c.cfg.Verified(r.Context(), sess, u)
@@ -148,21 +165,21 @@ func (c *Console) gate(h func(*request)) http.HandlerFunc {
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, 256<<10)
 			if err := r.ParseForm(); err != nil {
-				c.cfg.Error(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
+				c.renderError(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
 				return
 			}
 			if !c.cfg.CheckCSRF(r) {
-				c.cfg.Error(w, r, http.StatusForbidden, "Form expired", msgCSRF)
+				c.renderError(w, r, http.StatusForbidden, "Form expired", msgCSRF)
 				return
 			}
 		}
-		h(&request{w: w, r: r, user: u, actor: "user:" + u.Email, csrf: c.cfg.CSRFToken(w, r)})
+		h(&request{w: w, r: r, user: u, actor: "user:" + u.Email, csrf: c.cfg.CSRFToken(w, r), lang: pageLang(r)})
 	}
 }
 
 func (c *Console) internal(w http.ResponseWriter, r *http.Request, err error) {
 	c.cfg.Logger.ErrorContext(r.Context(), "admin console", "err", err)
-	c.cfg.Error(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a moment.")
+	c.renderError(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a moment.")
 }
 
 // fail answers an error of an admin action: a missing record is 404, refused input
@@ -171,9 +188,9 @@ func (c *Console) fail(q *request, err error) {
 	var inv *admin.InvalidInputError
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		c.cfg.Error(q.w, q.r, http.StatusNotFound, "Not found", "What you asked for does not exist (any more).")
+		c.renderError(q.w, q.r, http.StatusNotFound, "Not found", "What you asked for does not exist (any more).")
 	case errors.As(err, &inv):
-		c.cfg.Error(q.w, q.r, http.StatusBadRequest, "Not done", inv.Message)
+		c.renderError(q.w, q.r, http.StatusBadRequest, "Not done", inv.Message)
 	default:
 		c.internal(q.w, q.r, err)
 	}
@@ -189,7 +206,8 @@ type base struct {
 	Error   string
 }
 
-// Results of actions, shown after the redirect that follows a change (?done=...).
+// Results of actions, shown after the redirect that follows a change (?done=...); the
+// page translates them ({{t .Message}}).
 var doneMessages = map[string]string{
 	"created":   "Created.",
 	"saved":     "Saved.",
@@ -210,7 +228,7 @@ func (c *Console) base(q *request, section string) base {
 }
 
 func (c *Console) render(q *request, status int, page string, data any) {
-	if err := c.cfg.Pages.Render(q.w, web.MatchLanguage(nil, q.r.Header.Get("Accept-Language")), status, page, data); err != nil {
+	if err := c.cfg.Pages.Render(q.w, q.lang, status, page, data); err != nil {
 		c.cfg.Logger.ErrorContext(q.ctx(), "render console page", "page", page, "err", err)
 	}
 }
@@ -223,6 +241,7 @@ func done(q *request, path, code string) {
 // confirmPage asks before a destructive action.
 type confirmPage struct {
 	base
+	// Title, Text and Button are message ids: the page translates them.
 	Title string
 	// Text is a page text with one %s, which Subject fills (when set).
 	Text, Subject string
@@ -245,7 +264,7 @@ func (c *Console) confirmed(q *request, p confirmPage) bool {
 		return true
 	}
 	if q.r.PostFormValue("confirm") == "yes" {
-		p.ReasonError = "A reason is required: it is recorded in the audit trail."
+		p.ReasonError = msgReasonRequired
 	}
 	p.base = c.base(q, p.Section)
 	p.ReasonValue = q.r.PostFormValue("reason")

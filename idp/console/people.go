@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/openidp/idp/idp/admin"
@@ -33,8 +32,10 @@ type peoplePage struct {
 }
 
 type factorRow struct {
-	Label, Target, Added, LastUsed string
-	Confirmed                      bool
+	Label                   string // a message id
+	Name                    string // the person's name for the factor, if any
+	Target, Added, LastUsed string
+	Confirmed               bool
 }
 
 type personPage struct {
@@ -76,7 +77,7 @@ func (c *Console) renderPeople(q *request, status int, formErr string, r *http.R
 func (c *Console) createPerson(q *request) {
 	r := q.r
 	if len(r.PostFormValue("password")) < pwhash.MinLength {
-		c.renderPeople(q, http.StatusBadRequest, "The password must have at least "+strconv.Itoa(pwhash.MinLength)+" characters.", r)
+		c.renderPeople(q, http.StatusBadRequest, web.Translate(q.lang, "The password must have at least %d characters.", pwhash.MinLength), r)
 		return
 	}
 	if _, err := admin.NormalizeEmail(r.PostFormValue("email")); err != nil {
@@ -87,8 +88,11 @@ func (c *Console) createPerson(q *request) {
 		Password: r.PostFormValue("password")}, r.PostFormValue("type"), lines(r.PostFormValue("groups")))
 	var inv *admin.InvalidInputError
 	switch {
-	case errors.Is(err, storage.ErrAlreadyExists), errors.As(err, &inv):
-		c.renderPeople(q, http.StatusBadRequest, err.Error(), r)
+	case errors.Is(err, storage.ErrAlreadyExists):
+		c.renderPeople(q, http.StatusBadRequest, web.Translate(q.lang, "A person with the e-mail address %s already exists.", strings.TrimSpace(r.PostFormValue("email"))), r)
+		return
+	case errors.As(err, &inv):
+		c.renderPeople(q, http.StatusBadRequest, inv.Message, r)
 		return
 	case err != nil:
 		c.fail(q, err)
@@ -111,7 +115,7 @@ func (c *Console) personPageFor(q *request) (*personPage, error) {
 	for _, f := range fs {
 		row := factorRow{Label: kindLabel(f.Kind), Target: f.Target, Added: fmtTime(f.CreatedAt), LastUsed: fmtTime(f.LastUsedAt), Confirmed: f.Confirmed}
 		if f.Name != "" && f.Name != row.Label {
-			row.Label += " (" + f.Name + ")"
+			row.Name = f.Name
 		}
 		p.Factors = append(p.Factors, row)
 	}
@@ -143,7 +147,7 @@ func (c *Console) disablePerson(q *request) {
 		return
 	}
 	if u.ID == q.user.ID {
-		c.cfg.Error(q.w, q.r, http.StatusBadRequest, "Not done", "You cannot disable your own account from the console.")
+		c.renderError(q.w, q.r, http.StatusBadRequest, "Not done", "You cannot disable your own account from the console.")
 		return
 	}
 	if !c.confirmed(q, confirmPage{Section: "people", Title: "Disable this account?",
@@ -175,7 +179,7 @@ func (c *Console) setTypeGroups(q *request) {
 	}
 	typ := r.PostFormValue("type")
 	if u.ID == q.user.ID && strings.TrimSpace(typ) != AdminType {
-		err = &admin.InvalidInputError{Message: "You cannot take the admin type from your own account: another administrator must."}
+		err = &admin.InvalidInputError{Message: web.Translate(q.lang, "You cannot take the admin type from your own account: another administrator must.")}
 	}
 	if err == nil {
 		_, err = c.cfg.Admin.SetUserType(q.ctx(), q.actor, u.ID, typ)
