@@ -61,6 +61,7 @@ func testRefreshTokens(t *testing.T, s storage.Storage) {
 	must(t, s.RotateRefreshToken(ctx, rt1.ID, rotatedAt, rt2, at2))
 	wantRT1 := *rt1
 	wantRT1.RotatedAt = rotatedAt
+	wantRT1.SuccessorID = rt2.ID
 	got, err = s.GetRefreshTokenByHash(ctx, rt1.TokenHash) // rotated ones are still found
 	must(t, err)
 	equal(t, "old token after rotation", got, &wantRT1)

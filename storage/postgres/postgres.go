@@ -13,6 +13,7 @@ import (
 
 	"github.com/openidp/idp/migrations"
 	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/internal/groupcommit"
 )
 
 // Advisory-lock keys of this package. Any constant works as long as nothing else in the
@@ -25,6 +26,9 @@ const (
 // Store is a storage.Storage backed by a PostgreSQL database.
 type Store struct {
 	pool *pgxpool.Pool
+	// w is the group-commit writer: token issues and audit appends of concurrent
+	// requests share its transactions (writer.go).
+	w *groupcommit.Writer[writeJob]
 }
 
 var (
@@ -48,7 +52,9 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	s := &Store{pool: pool}
+	s.w = groupcommit.New(s.runBatch, writerOptions)
+	return s, nil
 }
 
 // PoolStats reports the pgx connection pool: Open is its total connections, InUse the
@@ -68,6 +74,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes every connection of the pool.
 func (s *Store) Close() error {
+	s.w.Close()
 	s.pool.Close()
 	return nil
 }

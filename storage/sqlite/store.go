@@ -16,6 +16,7 @@ import (
 
 	"github.com/openidp/idp/migrations"
 	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/internal/groupcommit"
 )
 
 // maxOpenConns bounds the connection pool. In WAL mode readers run in parallel while
@@ -29,6 +30,9 @@ const busyTimeout = 10 * time.Second
 // concurrent use by many goroutines and by several processes sharing the file.
 type Store struct {
 	db *sql.DB
+	// w is the group-commit writer: token issues and audit appends of concurrent
+	// requests share its transactions (writer.go).
+	w *groupcommit.Writer[writeJob]
 }
 
 var (
@@ -95,11 +99,13 @@ func open(ctx context.Context, path string, existing bool) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
+	s.w = groupcommit.New(s.runBatch, writerOptions)
 	return s, nil
 }
 
 // Close releases the database handle.
 func (s *Store) Close() error {
+	s.w.Close()
 	return s.db.Close()
 }
 
