@@ -65,6 +65,7 @@ var envFlags = []struct{ flag, env string }{
 	{"discovery-max-age", "IDP_DISCOVERY_MAX_AGE"},
 	{"max-sessions", "IDP_MAX_SESSIONS"},
 	{"audit-retention", "IDP_AUDIT_RETENTION"},
+	{"refresh-reuse-grace", "IDP_REFRESH_REUSE_GRACE"},
 	{"mfa-grace-logins", "IDP_MFA_GRACE_LOGINS"},
 	{"mfa-grace-period", "IDP_MFA_GRACE_PERIOD"},
 	{"trusted-proxies", "IDP_TRUSTED_PROXIES"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,6 +47,7 @@ type serveOptions struct {
 	discoveryMaxAge time.Duration
 	maxSessions     int
 	auditRetention  time.Duration
+	refreshGrace    time.Duration
 	graceLogins     int
 	gracePeriod     time.Duration
 	trustedProxies  proxiesValue // reverse proxies whose proxyHeader is believed
@@ -123,6 +125,8 @@ seeded with a demo user and a demo client, whose credentials are printed at star
 	f.DurationVar(&o.sessionLifetime, "session-lifetime", 24*time.Hour, "absolute lifetime of a sign-in session (env IDP_SESSION_LIFETIME)")
 	f.DurationVar(&o.sessionIdle, "session-idle", 2*time.Hour, "a session unused this long ends (env IDP_SESSION_IDLE)")
 	f.DurationVar(&o.auditRetention, "audit-retention", 0, "delete audit events older than this, once a day, e.g. 8760h; 0 keeps everything (env IDP_AUDIT_RETENTION)")
+	f.DurationVar(&o.refreshGrace, "refresh-reuse-grace", idp.DefaultRefreshReuseGrace,
+		"how long the same client may retry a refresh token it just rotated and get the same successor instead of a family revocation; 0 = off (env IDP_REFRESH_REUSE_GRACE)")
 	f.IntVar(&o.maxSessions, "max-sessions", 5, "most SSO sessions a person may have at once; the oldest ends (env IDP_MAX_SESSIONS)")
 	f.IntVar(&o.graceLogins, "mfa-grace-logins", 0, "logins allowed without a second factor that policy requires, before enrolment is forced; 0 = none (env IDP_MFA_GRACE_LOGINS)")
 	f.DurationVar(&o.gracePeriod, "mfa-grace-period", 0, "time allowed without a required second factor, from the first such login; 0 = none (env IDP_MFA_GRACE_PERIOD)")
@@ -196,8 +200,10 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		DiscoveryMaxAge: o.discoveryMaxAge,
 		MaxSessions:     o.maxSessions,
 		AuditRetention:  o.auditRetention,
-		TrustedProxies:  o.trustedProxies.prefixes,
-		ProxyHeader:     o.proxyHeader,
+		// 0 turns the window off; in the Config that is a negative value.
+		RefreshReuseGrace: cmp.Or(o.refreshGrace, -1),
+		TrustedProxies:    o.trustedProxies.prefixes,
+		ProxyHeader:       o.proxyHeader,
 
 		PasswordHashMemory: int64(o.hashMemory),
 
