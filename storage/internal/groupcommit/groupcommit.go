@@ -26,9 +26,10 @@ type RunFunc[J any] func(ctx context.Context, jobs []J) []error
 type Options struct {
 	// MaxBatch is the most jobs in one transaction (default 256).
 	MaxBatch int
-	// MaxWait is how long a batch that already holds more than one job waits for more
-	// (default 0: it takes only what queued while the previous batch committed). A lone
-	// job never waits.
+	// MaxWait is how long a batch waits for more jobs once it has taken those queued
+	// while the previous batch committed (default 0: it does not wait). It waits only
+	// under concurrency — when it already holds more than one job, or the previous batch
+	// did — so a lone request on an idle server is never delayed.
 	MaxWait time.Duration
 	// Timeout bounds one batch's transaction (default 30s).
 	Timeout time.Duration
@@ -105,6 +106,7 @@ func (w *Writer[J]) loop() {
 	defer close(w.done)
 	batch := make([]*request[J], 0, w.opt.MaxBatch)
 	var timer *time.Timer
+	concurrent := false // the previous batch held more than one job
 	for {
 		batch = batch[:0]
 		select {
@@ -130,7 +132,7 @@ func (w *Writer[J]) loop() {
 				continue
 			default:
 			}
-			if lingered || w.opt.MaxWait <= 0 || len(batch) < 2 {
+			if lingered || w.opt.MaxWait <= 0 || len(batch) < 2 && !concurrent {
 				break
 			}
 			lingered = true
@@ -151,6 +153,7 @@ func (w *Writer[J]) loop() {
 				<-timer.C
 			}
 		}
+		concurrent = len(batch) > 1
 		w.runBatch(batch)
 	}
 }
