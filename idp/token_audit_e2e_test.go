@@ -1,0 +1,156 @@
+package idp_test
+
+import (
+	"context"
+	"database/sql"
+	"net/url"
+	"path/filepath"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/secret"
+	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/postgres/pgtest"
+)
+
+// rawDB runs SQL on the test's database beside the store.
+type rawDB struct {
+	exec  func(t *testing.T, q string)
+	count func(t *testing.T, table string) int
+}
+
+// unwritableAudit is how each backend makes the audit table refuse every insert, and
+// undoes it.
+var unwritableAudit = map[string][2]string{
+	"sqlite": {`CREATE TRIGGER audit_unwritable BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit unwritable'); END`,
+		`DROP TRIGGER audit_unwritable`},
+	"postgres": {`CREATE FUNCTION audit_unwritable() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'audit unwritable'; END$$;
+		CREATE TRIGGER audit_unwritable BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION audit_unwritable()`,
+		`DROP TRIGGER audit_unwritable ON audit_events`},
+}
+
+func openRaw(t *testing.T, backend string) (storage.Storage, rawDB) {
+	t.Helper()
+	ctx := context.Background()
+	if backend == "sqlite" {
+		path := filepath.Join(t.TempDir(), "idp.db")
+		st := openSQLiteAt(t, path)
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return st, rawDB{
+			exec: func(t *testing.T, q string) {
+				t.Helper()
+				if _, err := db.ExecContext(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			},
+			count: func(t *testing.T, table string) (n int) {
+				t.Helper()
+				if err := db.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			},
+		}
+	}
+	dsn := pgtest.NewDatabase(t)
+	st := openPostgresAt(t, dsn)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	return st, rawDB{
+		exec: func(t *testing.T, q string) {
+			t.Helper()
+			if _, err := conn.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		},
+		count: func(t *testing.T, table string) (n int) {
+			t.Helper()
+			if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		},
+	}
+}
+
+// When the audit event of a token cannot be written, the token is not issued: the
+// token endpoint answers server_error and stores nothing, and a refresh token whose
+// rotation failed so is still current (its retry is not reuse). Every token issued
+// has its event, found by the token's id.
+func TestNoTokenWithoutAuditEvent(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			st, db := openRaw(t, be.name)
+			e := newEnv(t, st, noAuthorizeLimit)
+			e.createUser("alice@example.com", password)
+			app := e.createClient(admin.NewClient{Name: "App", SkipConsent: true})
+			svc := e.createClient(admin.NewClient{Name: "Svc", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api"}})
+			br := e.newBrowser()
+			rt0 := loginCode(t, e, br, app, nil).RefreshToken
+			cc := url.Values{"grant_type": {"client_credentials"}, "scope": {"api"}}
+			refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt0}}
+			g := authorizeCode(t, e, br, app, nil)
+			exchange := url.Values{"grant_type": {"authorization_code"}, "code": {g.code},
+				"redirect_uri": {app.RedirectURI}, "code_verifier": {g.verifier}}
+
+			accessTokens, refreshTokens := db.count(t, "access_tokens"), db.count(t, "refresh_tokens")
+			db.exec(t, unwritableAudit[be.name][0])
+			for _, tc := range []struct {
+				name   string
+				client testClient
+				form   url.Values
+			}{
+				{"client_credentials", svc, cc},
+				{"refresh", app, refresh},
+				{"code exchange", app, exchange},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					tr := e.tokenRequest(tc.client, tc.form)
+					if tr.Error != "server_error" || tr.AccessToken != "" || tr.RefreshToken != "" {
+						t.Fatalf("token request with the audit table unwritable: %+v, want server_error", tr)
+					}
+				})
+			}
+			if a, r := db.count(t, "access_tokens"), db.count(t, "refresh_tokens"); a != accessTokens || r != refreshTokens {
+				t.Fatalf("tokens stored without their events: access %d→%d, refresh %d→%d", accessTokens, a, refreshTokens, r)
+			}
+			old, err := e.store.GetRefreshTokenByHash(context.Background(), secret.Hash(rt0))
+			if err != nil || !old.RotatedAt.IsZero() || !old.RevokedAt.IsZero() {
+				t.Fatalf("refresh token after a failed rotation: %+v, %v", old, err)
+			}
+
+			db.exec(t, unwritableAudit[be.name][1])
+			for _, tc := range []struct {
+				name   string
+				client testClient
+				form   url.Values
+			}{
+				{"client_credentials", svc, cc},
+				{"refresh", app, refresh},
+			} {
+				tr := e.tokenRequest(tc.client, tc.form)
+				if tr.AccessToken == "" {
+					t.Fatalf("%s once the audit table is writable: %+v", tc.name, tr)
+				}
+				jti, _ := introspect(t, e, tc.client, tr.AccessToken)["jti"].(string)
+				evs, err := e.store.ListAudit(context.Background(), storage.AuditFilter{TokenID: jti})
+				if err != nil || jti == "" || len(evs) != 1 || evs[0].ClientID != tc.client.ID || evs[0].Result != audit.ResultSuccess {
+					t.Fatalf("%s: events of token %q: %+v, %v", tc.name, jti, evs, err)
+				}
+			}
+			if n := e.auditCount(audit.EventRefreshReuse, ""); n != 0 {
+				t.Fatalf("the retry of a refresh that failed was audited as reuse %d times", n)
+			}
+		})
+	}
+}
