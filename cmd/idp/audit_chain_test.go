@@ -154,7 +154,7 @@ func TestAuditExport(t *testing.T) {
 	if len(lines) != len(events) {
 		t.Fatalf("export --since 1h: %d lines, want %d", len(lines), len(events))
 	}
-	keys := []string{"client_id", "hash", "id", "ip", "prev_hash", "reason", "result", "time", "type", "user_agent", "user_id"}
+	keys := []string{"client_id", "factor_id", "family_id", "hash", "id", "ip", "prev_hash", "reason", "result", "session_id", "time", "token_id", "type", "user_agent", "user_id"}
 	for i, l := range lines {
 		var got []string
 		for k := range l {
@@ -174,7 +174,8 @@ func TestAuditExport(t *testing.T) {
 		}
 		e := storage.AuditEvent{Time: tm, Type: l["type"].(string), UserID: l["user_id"].(string),
 			ClientID: l["client_id"].(string), IP: l["ip"].(string), UserAgent: l["user_agent"].(string),
-			Result: l["result"].(string), Reason: l["reason"].(string)}
+			Result: l["result"].(string), Reason: l["reason"].(string), TokenID: l["token_id"].(string),
+			FamilyID: l["family_id"].(string), SessionID: l["session_id"].(string), FactorID: l["factor_id"].(string)}
 		if h := storage.ChainHash(l["prev_hash"].(string), &e); h != l["hash"] {
 			t.Errorf("line %d: recomputed hash %s, exported %s", i, h, l["hash"])
 		}
@@ -297,5 +298,29 @@ func TestAuditHelp(t *testing.T) {
 	}
 	if out := newCLI(t).ok("", "audit", "--help"); !strings.Contains(out, "verify") || !strings.Contains(out, "prune") {
 		t.Errorf("audit --help lacks the subcommands:\n%s", out)
+	}
+}
+
+// audit list shows the ids an event concerns and filters by token; audit verify covers
+// them.
+func TestAuditListIDs(t *testing.T) {
+	c := newCLI(t)
+	c.seedAudit(1)
+	st := c.store()
+	ev := &storage.AuditEvent{Type: audit.EventTokenIssue, Result: audit.ResultSuccess, ClientID: "svc",
+		TokenID: "tok-1", FamilyID: "fam-1", SessionID: "sess-1", FactorID: "fac-1"}
+	if err := st.AppendAudit(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	var got []auditEventJSON
+	c.okJSON(&got, "audit", "list", "--token", "tok-1", "--json")
+	if len(got) != 1 || got[0].TokenID != "tok-1" || got[0].FamilyID != "fam-1" || got[0].SessionID != "sess-1" || got[0].FactorID != "fac-1" {
+		t.Fatalf("audit list --token tok-1 --json = %+v", got)
+	}
+	if out := c.ok("", "audit", "list"); !strings.Contains(out, "token=tok-1 family=fam-1 session=sess-1 factor=fac-1") {
+		t.Fatalf("audit list does not show the ids:\n%s", out)
+	}
+	if out := c.ok("", "audit", "verify"); !strings.Contains(out, "audit chain intact: 2 events") {
+		t.Fatalf("audit verify:\n%s", out)
 	}
 }
