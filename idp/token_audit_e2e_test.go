@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -27,7 +28,7 @@ type rawDB struct {
 var unwritableAudit = map[string][2]string{
 	"sqlite": {`CREATE TRIGGER audit_unwritable BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit unwritable'); END`,
 		`DROP TRIGGER audit_unwritable`},
-	"postgres": {`CREATE FUNCTION audit_unwritable() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'audit unwritable'; END$$;
+	"postgres": {`CREATE OR REPLACE FUNCTION audit_unwritable() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'audit unwritable'; END$$;
 		CREATE TRIGGER audit_unwritable BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION audit_unwritable()`,
 		`DROP TRIGGER audit_unwritable ON audit_events`},
 }
@@ -150,6 +151,79 @@ func TestNoTokenWithoutAuditEvent(t *testing.T) {
 			}
 			if n := e.auditCount(audit.EventRefreshReuse, ""); n != 0 {
 				t.Fatalf("the retry of a refresh that failed was audited as reuse %d times", n)
+			}
+		})
+	}
+}
+
+// A sign-in whose audit event cannot be written does not happen: the password step
+// answers 500 and leaves no session, the second-factor step answers 500 and leaves the
+// session without the factor. Once events can be written, the same steps succeed and
+// their events name the session and the factor.
+func TestSignInNotAuditedFails(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			st, db := openRaw(t, be.name)
+			e := newEnv(t, st, noAuthorizeLimit)
+			u := e.createUser("alice@example.com", password)
+			app := e.createClient(admin.NewClient{Name: "App", SkipConsent: true})
+			ctx := context.Background()
+			sessions := func() []storage.Session {
+				t.Helper()
+				ss, err := e.store.ListUserSessions(ctx, u.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ss
+			}
+
+			// Password.
+			db.exec(t, unwritableAudit[be.name][0])
+			br := e.newBrowser()
+			if p := br.Login(br.Get(e.authURL(app, nil)), u.Email, password); p.Status != 500 {
+				t.Fatalf("password sign-in with the audit table unwritable: status %d", p.Status)
+			}
+			if ss := sessions(); len(ss) != 0 {
+				t.Fatalf("unaudited sign-in left %d sessions", len(ss))
+			}
+			db.exec(t, unwritableAudit[be.name][1])
+			if p := br.Login(br.Get(e.authURL(app, nil)), u.Email, password); p.Status == 500 || p.RedirectParams(t).Get("code") == "" {
+				t.Fatalf("password sign-in: status %d", p.Status)
+			}
+			ss := sessions()
+			evs, err := e.store.ListAudit(ctx, storage.AuditFilter{Type: audit.EventLoginPassword})
+			if err != nil || len(ss) != 1 || len(evs) == 0 || evs[len(evs)-1].SessionID != ss[0].ID {
+				t.Fatalf("sign-in event %+v, sessions %+v (%v)", evs, ss, err)
+			}
+
+			// Second factor.
+			key := enrolTOTP(t, e, br, accountPage(t, e, br, u.Email, nil))
+			br = e.newBrowser()
+			e.clock.Advance(30 * time.Second)
+			mfaPage := br.Login(br.Get(e.authURL(app, nil)), u.Email, password)
+			f := mfaPage.Hidden()
+			f.Set("code", rfc6238(key, e.clock.Now(), 6))
+			db.exec(t, unwritableAudit[be.name][0])
+			if p := br.Post(e.issuer+"/login/mfa", f); p.Status != 500 {
+				t.Fatalf("second factor with the audit table unwritable: status %d", p.Status)
+			}
+			db.exec(t, unwritableAudit[be.name][1])
+			// The newest session is this browser's (the older one enrolled the factor).
+			if s := sessions()[0]; !s.MFAAt.IsZero() {
+				t.Fatalf("an unaudited second factor upgraded session %s", s.ID)
+			}
+			e.clock.Advance(30 * time.Second)
+			f.Set("code", rfc6238(key, e.clock.Now(), 6))
+			if p := br.Post(e.issuer+"/login/mfa", f); p.Status == 500 || p.RedirectParams(t).Get("code") == "" {
+				t.Fatalf("second factor: status %d", p.Status)
+			}
+			factors, err := e.store.ListFactors(ctx, u.ID)
+			if err != nil || len(factors) == 0 {
+				t.Fatal(factors, err)
+			}
+			evs, err = e.store.ListAudit(ctx, storage.AuditFilter{Type: audit.EventMFAVerify})
+			if err != nil || len(evs) == 0 || evs[len(evs)-1].FactorID != factors[0].ID || evs[len(evs)-1].Result != audit.ResultSuccess {
+				t.Fatalf("second-factor event %+v (%v)", evs, err)
 			}
 		})
 	}

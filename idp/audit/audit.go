@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -63,8 +64,12 @@ func (a *Auditor) Observed(ctx context.Context, d time.Duration, err error) {
 	}
 }
 
-// Write appends e (prepared as Prepare does) and returns the error: an action that
-// must not happen unaudited fails with it.
+// ErrNotRecorded wraps the error of Write: the event was not stored, so the action it
+// records must not happen.
+var ErrNotRecorded = errors.New("audit event not recorded")
+
+// Write appends e (prepared as Prepare does) and returns the error (wrapping
+// ErrNotRecorded): an action that must not happen unaudited fails with it.
 func (a *Auditor) Write(ctx context.Context, e storage.AuditEvent) error {
 	p := a.Prepare(ctx, e)
 	start := time.Now()
@@ -76,7 +81,7 @@ func (a *Auditor) Write(ctx context.Context, e storage.AuditEvent) error {
 		if a.Logger != nil {
 			a.Logger.ErrorContext(ctx, "audit write failed", "type", p.Type, "err", err)
 		}
-		return fmt.Errorf("audit %s: %w", p.Type, err)
+		return fmt.Errorf("%w: %s: %w", ErrNotRecorded, p.Type, err)
 	}
 	return nil
 }
