@@ -197,6 +197,9 @@ func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
 }
 
 func (s *opStorage) DeleteAuthRequest(ctx context.Context, id string) error {
+	if st := reqStateFrom(ctx); st != nil && st.deletedAuthRequest == id {
+		return nil // deleted with the tokens of its code (opStorage.issue)
+	}
 	return s.store.DeleteAuthRequest(ctx, id)
 }
 
@@ -291,7 +294,7 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 		TokenID: at.ID, SessionID: g.sessionID,
 		Reason: "access token, scopes " + strings.Join(g.scopes, " ") + resourcesNote(aud, g.clientID)})}}
 	if ar, isCode := req.(authRequest); isCode {
-		w.CodeHash = ar.r.CodeHash
+		w.CodeHash, w.DeleteAuthRequest = ar.r.CodeHash, ar.r.ID
 	}
 	if err := s.issue(ctx, req, w); err != nil {
 		return "", time.Time{}, err
@@ -329,7 +332,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if current == "" || !isRefresh {
 		next.FamilyID = secret.NewID()
 		if ar, isCode := req.(authRequest); isCode {
-			w.CodeHash = ar.r.CodeHash
+			w.CodeHash, w.DeleteAuthRequest = ar.r.CodeHash, ar.r.ID
 		}
 	} else {
 		next.FamilyID = rr.rt.FamilyID
@@ -371,6 +374,9 @@ func (s *opStorage) issue(ctx context.Context, req op.TokenRequest, w *storage.T
 	switch {
 	case err == nil:
 		s.countToken(req)
+		if st := reqStateFrom(ctx); st != nil && w.DeleteAuthRequest != "" {
+			st.deletedAuthRequest = w.DeleteAuthRequest
+		}
 		return nil
 	case w.CodeHash != "" && conflict:
 		ar := req.(authRequest)
@@ -788,6 +794,8 @@ type reqState struct {
 	assertedClient, assertionSecret string
 	// presentingClient is the client op looked up for this token request.
 	presentingClient string
+	// deletedAuthRequest is the auth request deleted with the tokens of its code.
+	deletedAuthRequest string
 }
 
 type reqStateKey struct{}

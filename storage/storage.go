@@ -435,6 +435,9 @@ type TokenIssue struct {
 	// rotated nor revoked) for the issue to go ahead: ErrConflict otherwise. A retry within
 	// the reuse grace window issues an access token beside a successor issued before.
 	RequireCurrent string
+	// DeleteAuthRequest, when set, is the id of an auth request deleted with the issue (the
+	// request whose code the tokens are exchanged for: one transaction fewer per exchange).
+	DeleteAuthRequest string
 	// Refresh (a new family member) and Access are the tokens; either may be nil.
 	Refresh *RefreshToken
 	Access  *AccessToken

@@ -334,6 +334,15 @@ func testIssueTokens(t *testing.T, s storage.Storage) {
 	must(t, err)
 	equal(t, "access token", gotAT, at1)
 
+	// An issue may delete the auth request whose code it exchanges.
+	ar := newAuthRequest("ar-issue", now)
+	must(t, s.CreateAuthRequest(ctx, ar))
+	must(t, s.IssueTokens(ctx, &storage.TokenIssue{DeleteAuthRequest: ar.ID, Access: newAccessToken("at-ar", "user-a", "", now)}))
+	_, err = s.GetAuthRequest(ctx, ar.ID)
+	wantErr(t, err, storage.ErrNotFound)
+	kept := newAuthRequest("ar-kept", now)
+	must(t, s.CreateAuthRequest(ctx, kept))
+
 	// A rotation keeps the successor, sealed by the caller, on the rotated token.
 	rotatedAt := now.Add(time.Minute)
 	rt2, at2 := newRefreshToken("rt-2", "user-a", "fam-1", rotatedAt), newAccessToken("at-2", "user-a", "fam-1", rotatedAt)
@@ -361,7 +370,7 @@ func testIssueTokens(t *testing.T, s storage.Storage) {
 	}{
 		{"rotation of a rotated token", &storage.TokenIssue{RotateID: rt1.ID, RotatedAt: rotatedAt,
 			Refresh: newRefreshToken("rt-x1", "user-a", "fam-1", now), Access: newAccessToken("at-x1", "user-a", "fam-1", now)}, storage.ErrConflict},
-		{"rotation of a missing token", &storage.TokenIssue{RotateID: "rt-missing", RotatedAt: rotatedAt,
+		{"rotation of a missing token", &storage.TokenIssue{RotateID: "rt-missing", RotatedAt: rotatedAt, DeleteAuthRequest: kept.ID,
 			Refresh: newRefreshToken("rt-x2", "user-a", "fam-1", now), Access: newAccessToken("at-x2", "user-a", "fam-1", now)}, storage.ErrNotFound},
 		{"beside a rotated token", &storage.TokenIssue{RequireCurrent: rt1.ID, Access: newAccessToken("at-x3", "user-a", "fam-1", now)}, storage.ErrConflict},
 		{"beside a missing token", &storage.TokenIssue{RequireCurrent: "rt-missing", Access: newAccessToken("at-x4", "user-a", "fam-1", now)}, storage.ErrNotFound},
@@ -386,6 +395,9 @@ func testIssueTokens(t *testing.T, s storage.Storage) {
 				t.Fatalf("failed issue wrote %d audit events", n-before)
 			}
 		})
+	}
+	if _, err := s.GetAuthRequest(ctx, kept.ID); err != nil {
+		t.Fatalf("a failed issue deleted its auth request: %v", err)
 	}
 	wantChain(t, s)
 }

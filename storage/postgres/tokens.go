@@ -142,6 +142,11 @@ func issueJob(w *storage.TokenIssue) writeJob {
 				return err
 			}
 		}
+		if w.DeleteAuthRequest != "" {
+			if _, err := tx.Exec(ctx, `DELETE FROM auth_requests WHERE id = $1`, w.DeleteAuthRequest); err != nil {
+				return err
+			}
+		}
 		for _, e := range w.Events {
 			if err := appendAuditTx(ctx, tx, head, e); err != nil {
 				return err
