@@ -406,13 +406,24 @@ func (s *opStorage) countToken(req op.TokenRequest) {
 	}
 }
 
+// revokeFamilyForReuse revokes the family of the reused token rt and records the reuse,
+// in one transaction (the event's reason is completed with the count first: the
+// revocation and its event commit together or not at all). The request fails with
+// invalid_grant either way; a failed write is logged and counted.
 func (s *opStorage) revokeFamilyForReuse(ctx context.Context, rt *storage.RefreshToken) {
-	n, err := s.store.RevokeRefreshFamily(ctx, rt.FamilyID, s.now())
+	if rt.FamilyID == "" {
+		return
+	}
+	ev := s.audit.Prepare(ctx, storage.AuditEvent{Type: audit.EventRefreshReuse, UserID: rt.UserID, ClientID: rt.ClientID,
+		Result: audit.ResultFailure, TokenID: rt.ID, FamilyID: rt.FamilyID, SessionID: rt.SessionID,
+		Reason: "replayed refresh token; family revoked"})
+	w := &storage.TokenIssue{RevokeFamily: rt.FamilyID, RevokedAt: s.now(), Events: []*storage.AuditEvent{ev}}
+	start := time.Now()
+	err := s.store.IssueTokens(ctx, w)
+	s.audit.Observed(ctx, time.Since(start), err)
 	if err != nil {
 		s.logger.ErrorContext(ctx, "revoke refresh family", "err", err)
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventRefreshReuse, UserID: rt.UserID, ClientID: rt.ClientID, Result: audit.ResultFailure,
-		TokenID: rt.ID, FamilyID: rt.FamilyID, SessionID: rt.SessionID, Reason: fmt.Sprintf("replayed refresh token; family revoked (%d tokens)", n)})
 }
 
 func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {

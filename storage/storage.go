@@ -435,6 +435,12 @@ type TokenIssue struct {
 	// rotated nor revoked) for the issue to go ahead: ErrConflict otherwise. A retry within
 	// the reuse grace window issues an access token beside a successor issued before.
 	RequireCurrent string
+	// RevokeFamily, when set, is a refresh family revoked at RevokedAt with the issue, as
+	// RevokeRefreshFamily does (a detected reuse, recorded by its event); Revoked is set
+	// to how many refresh tokens changed.
+	RevokeFamily string
+	RevokedAt    time.Time
+	Revoked      int64
 	// DeleteAuthRequest, when set, is the id of an auth request deleted with the issue (the
 	// request whose code the tokens are exchanged for: one transaction fewer per exchange).
 	DeleteAuthRequest string

@@ -399,6 +399,25 @@ func testIssueTokens(t *testing.T, s storage.Storage) {
 	if _, err := s.GetAuthRequest(ctx, kept.ID); err != nil {
 		t.Fatalf("a failed issue deleted its auth request: %v", err)
 	}
+
+	// A detected reuse revokes the family with its event.
+	reuse := event("token.refresh.reuse", rt1.ID, "fam-1")
+	w := &storage.TokenIssue{RevokeFamily: "fam-1", RevokedAt: rotatedAt, Events: []*storage.AuditEvent{reuse}}
+	must(t, s.IssueTokens(ctx, w))
+	if w.Revoked != 2 || reuse.ID == 0 {
+		t.Fatalf("revoked %d refresh tokens (event id %d), want 2", w.Revoked, reuse.ID)
+	}
+	for _, id := range []string{rt1.ID, rt2.ID} {
+		rt, err := s.GetRefreshToken(ctx, id)
+		must(t, err)
+		if !rt.RevokedAt.Equal(rotatedAt) {
+			t.Fatalf("%s revoked at %v, want %v", id, rt.RevokedAt, rotatedAt)
+		}
+	}
+	for _, id := range []string{at1.ID, at2.ID, at3.ID} {
+		_, err := s.GetAccessToken(ctx, id)
+		wantErr(t, err, storage.ErrNotFound)
+	}
 	wantChain(t, s)
 }
 

@@ -142,6 +142,17 @@ func issueJob(w *storage.TokenIssue) writeJob {
 				return err
 			}
 		}
+		if w.RevokeFamily != "" {
+			tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $2
+				WHERE family_id = $1 AND revoked_at IS NULL`, w.RevokeFamily, ts(w.RevokedAt))
+			if err != nil {
+				return err
+			}
+			w.Revoked = tag.RowsAffected()
+			if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE family_id = $1`, w.RevokeFamily); err != nil {
+				return err
+			}
+		}
 		if w.DeleteAuthRequest != "" {
 			if _, err := tx.Exec(ctx, `DELETE FROM auth_requests WHERE id = $1`, w.DeleteAuthRequest); err != nil {
 				return err

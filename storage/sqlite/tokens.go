@@ -151,6 +151,19 @@ func issueJob(w *storage.TokenIssue) writeJob {
 				return err
 			}
 		}
+		if w.RevokeFamily != "" {
+			res, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = ?
+				WHERE family_id = ? AND revoked_at IS NULL`, ts(w.RevokedAt), w.RevokeFamily)
+			if err != nil {
+				return err
+			}
+			if w.Revoked, err = res.RowsAffected(); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE family_id = ?`, w.RevokeFamily); err != nil {
+				return err
+			}
+		}
 		if w.DeleteAuthRequest != "" {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = ?`, w.DeleteAuthRequest); err != nil {
 				return err
