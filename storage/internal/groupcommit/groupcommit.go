@@ -87,6 +87,14 @@ func (w *Writer[J]) Do(ctx context.Context, job J) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-w.done:
+		// The writer stopped; the job ran only if it was queued before it drained.
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return ErrClosed
+		}
 	}
 }
 
