@@ -461,29 +461,33 @@ func (s *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token str
 }
 
 // RevokeToken revokes a refresh token (its whole family, with the access tokens issued
-// from it) or an access token. Tokens of other clients and unknown tokens are ignored,
-// as RFC 7009 asks.
+// from it) or an access token, in one transaction with its token.revoke event (when the
+// event cannot be written nothing is revoked: server_error, and the client may retry).
+// Tokens of other clients and unknown tokens are ignored, as RFC 7009 asks.
 func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *oidc.Error {
+	var w *storage.TokenIssue
 	if rt, err := s.store.GetRefreshToken(ctx, tokenOrID); err == nil {
-		if rt.ClientID != clientID {
+		if rt.ClientID != clientID || rt.FamilyID == "" {
 			return nil
 		}
-		if _, err := s.store.RevokeRefreshFamily(ctx, rt.FamilyID, s.now()); err != nil {
-			return oidc.ErrServerError().WithParent(err)
-		}
-		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenRevoke, UserID: rt.UserID, ClientID: clientID, Result: audit.ResultSuccess,
-			TokenID: rt.ID, FamilyID: rt.FamilyID, Reason: "refresh token family revoked"})
-		return nil
-	}
-	if at, err := s.store.GetAccessToken(ctx, tokenOrID); err == nil {
+		w = &storage.TokenIssue{RevokeFamily: rt.FamilyID, RevokedAt: s.now(), Events: []*storage.AuditEvent{s.audit.Prepare(ctx, storage.AuditEvent{
+			Type: audit.EventTokenRevoke, UserID: rt.UserID, ClientID: clientID, Result: audit.ResultSuccess,
+			TokenID: rt.ID, FamilyID: rt.FamilyID, Reason: "refresh token family revoked"})}}
+	} else if at, err := s.store.GetAccessToken(ctx, tokenOrID); err == nil {
 		if at.ClientID != clientID {
 			return nil
 		}
-		if err := s.store.DeleteAccessToken(ctx, at.ID); err != nil {
-			return oidc.ErrServerError().WithParent(err)
-		}
-		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenRevoke, UserID: at.UserID, ClientID: clientID, Result: audit.ResultSuccess,
-			TokenID: at.ID, FamilyID: at.FamilyID, Reason: "access token revoked"})
+		w = &storage.TokenIssue{DeleteAccessToken: at.ID, Events: []*storage.AuditEvent{s.audit.Prepare(ctx, storage.AuditEvent{
+			Type: audit.EventTokenRevoke, UserID: at.UserID, ClientID: clientID, Result: audit.ResultSuccess,
+			TokenID: at.ID, FamilyID: at.FamilyID, Reason: "access token revoked"})}}
+	} else {
+		return nil
+	}
+	start := time.Now()
+	err := s.store.IssueTokens(ctx, w)
+	s.audit.Observed(ctx, time.Since(start), err)
+	if err != nil {
+		return oidc.ErrServerError().WithParent(err)
 	}
 	return nil
 }

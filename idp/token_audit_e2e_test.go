@@ -104,8 +104,13 @@ func TestNoTokenWithoutAuditEvent(t *testing.T) {
 			exchange := url.Values{"grant_type": {"authorization_code"}, "code": {g.code},
 				"redirect_uri": {app.RedirectURI}, "code_verifier": {g.verifier}}
 
+			kept := e.tokenRequest(svc, cc).AccessToken // revoked below, once events can be written
 			accessTokens, refreshTokens := db.count(t, "access_tokens"), db.count(t, "refresh_tokens")
 			db.exec(t, unwritableAudit[be.name][0])
+			// A revocation that cannot be audited does not happen either.
+			if r := postAPI(t, e, "/revoke", url.Values{"token": {kept}}, &svc); r.status < 500 {
+				t.Fatalf("revocation with the audit table unwritable: status %d", r.status)
+			}
 			for _, tc := range []struct {
 				name   string
 				client testClient
@@ -151,6 +156,19 @@ func TestNoTokenWithoutAuditEvent(t *testing.T) {
 			}
 			if n := e.auditCount(audit.EventRefreshReuse, ""); n != 0 {
 				t.Fatalf("the retry of a refresh that failed was audited as reuse %d times", n)
+			}
+			if introspect(t, e, svc, kept)["active"] != true {
+				t.Fatal("an unaudited revocation revoked the token")
+			}
+			if r := postAPI(t, e, "/revoke", url.Values{"token": {kept}}, &svc); r.status != 200 {
+				t.Fatalf("revocation: status %d", r.status)
+			}
+			info := introspect(t, e, svc, kept)
+			if info["active"] != false {
+				t.Fatal("revoked token still active")
+			}
+			if n := e.auditCount(audit.EventTokenRevoke, audit.ResultSuccess); n != 1 {
+				t.Fatalf("%d token.revoke events, want 1", n)
 			}
 		})
 	}

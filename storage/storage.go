@@ -441,6 +441,9 @@ type TokenIssue struct {
 	RevokeFamily string
 	RevokedAt    time.Time
 	Revoked      int64
+	// DeleteAccessToken, when set, is an access token deleted (revoked) with the issue; a
+	// missing one is not an error.
+	DeleteAccessToken string
 	// DeleteAuthRequest, when set, is the id of an auth request deleted with the issue (the
 	// request whose code the tokens are exchanged for: one transaction fewer per exchange).
 	DeleteAuthRequest string

@@ -400,6 +400,13 @@ func testIssueTokens(t *testing.T, s storage.Storage) {
 		t.Fatalf("a failed issue deleted its auth request: %v", err)
 	}
 
+	// An access token revoked with its event.
+	atGone := newAccessToken("at-gone", "user-a", "", now)
+	must(t, s.CreateAccessToken(ctx, atGone))
+	must(t, s.IssueTokens(ctx, &storage.TokenIssue{DeleteAccessToken: atGone.ID, Events: []*storage.AuditEvent{event("token.revoke", atGone.ID, "")}}))
+	_, err = s.GetAccessToken(ctx, atGone.ID)
+	wantErr(t, err, storage.ErrNotFound)
+
 	// A detected reuse revokes the family with its event.
 	reuse := event("token.refresh.reuse", rt1.ID, "fam-1")
 	w := &storage.TokenIssue{RevokeFamily: "fam-1", RevokedAt: rotatedAt, Events: []*storage.AuditEvent{reuse}}

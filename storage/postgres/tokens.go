@@ -153,6 +153,11 @@ func issueJob(w *storage.TokenIssue) writeJob {
 				return err
 			}
 		}
+		if w.DeleteAccessToken != "" {
+			if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE id = $1`, w.DeleteAccessToken); err != nil {
+				return err
+			}
+		}
 		if w.DeleteAuthRequest != "" {
 			if _, err := tx.Exec(ctx, `DELETE FROM auth_requests WHERE id = $1`, w.DeleteAuthRequest); err != nil {
 				return err

@@ -164,6 +164,11 @@ func issueJob(w *storage.TokenIssue) writeJob {
 				return err
 			}
 		}
+		if w.DeleteAccessToken != "" {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE id = ?`, w.DeleteAccessToken); err != nil {
+				return err
+			}
+		}
 		if w.DeleteAuthRequest != "" {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = ?`, w.DeleteAuthRequest); err != nil {
 				return err
