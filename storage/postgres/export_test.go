@@ -6,7 +6,8 @@ import (
 	"github.com/openidp/idp/storage"
 )
 
-// RunIssueBatch runs ws as one batch of the writer, for tests.
+// RunIssueBatch runs ws as one batch of the writer (fast path, then with savepoints
+// when a job fails), for tests.
 func (s *Store) RunIssueBatch(ctx context.Context, ws []*storage.TokenIssue) []error {
 	jobs := make([]writeJob, len(ws))
 	for i, w := range ws {
