@@ -50,7 +50,14 @@ func (s *opStorage) graceRequest(ctx context.Context, rt *storage.RefreshToken) 
 		return nil
 	}
 	st := reqStateFrom(ctx)
-	if st == nil || st.presentingClient != rt.ClientID {
+	if st == nil {
+		return nil
+	}
+	presenting := st.presentingClient
+	if presenting == "" {
+		presenting = st.assertedClient // private_key_jwt (op_client_auth.go)
+	}
+	if presenting != rt.ClientID {
 		return nil
 	}
 	next, err := s.store.GetRefreshToken(ctx, rt.SuccessorID)
