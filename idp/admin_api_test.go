@@ -291,6 +291,17 @@ func runAdminAPI(t *testing.T, e *env) {
 		if st != http.StatusOK || len(out["events"].([]any)) == 0 {
 			t.Fatalf("audit by client: %d %v", st, out)
 		}
+		// The tool's own token was issued with an event that names it; ?token= finds it.
+		var tokenID string
+		for _, ev := range out["events"].([]any) {
+			if m := ev.(map[string]any); m["type"] == audit.EventTokenIssue && m["token_id"] != nil {
+				tokenID = m["token_id"].(string)
+			}
+		}
+		st, out = apiCall(t, e, token, "GET", "/api/v1/admin/audit?token="+url.QueryEscape(tokenID), nil)
+		if evs, _ := out["events"].([]any); tokenID == "" || st != http.StatusOK || len(evs) != 1 || evs[0].(map[string]any)["token_id"] != tokenID {
+			t.Fatalf("audit by token %q: %d %v", tokenID, st, out)
+		}
 		for _, q := range []string{"since=yesterday", "limit=0", "limit=5000"} {
 			if st, out := apiCall(t, e, token, "GET", "/api/v1/admin/audit?"+q, nil); st != http.StatusBadRequest || out["error"] != "invalid_request" {
 				t.Errorf("%s: %d %v", q, st, out)

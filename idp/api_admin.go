@@ -618,13 +618,17 @@ type adminAuditEvent struct {
 	IP        string    `json:"ip,omitempty"`
 	UserAgent string    `json:"user_agent,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
+	TokenID   string    `json:"token_id,omitempty"`
+	FamilyID  string    `json:"family_id,omitempty"`
+	SessionID string    `json:"session_id,omitempty"`
+	FactorID  string    `json:"factor_id,omitempty"`
 	Hash      string    `json:"hash"`
 }
 
 func (api *adminAPI) listAudit(w http.ResponseWriter, r *http.Request, _ string) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	f := storage.AuditFilter{ClientID: q.Get("client"), Type: q.Get("type"), Limit: adminAuditDefaultLimit}
+	f := storage.AuditFilter{ClientID: q.Get("client"), Type: q.Get("type"), TokenID: q.Get("token"), Limit: adminAuditDefaultLimit}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > adminAuditMaxLimit {
@@ -662,6 +666,7 @@ func (api *adminAPI) listAudit(w http.ResponseWriter, r *http.Request, _ string)
 		out = append(out, adminAuditEvent{
 			ID: e.ID, Time: e.Time.UTC(), Type: e.Type, Result: e.Result, UserID: e.UserID, ClientID: e.ClientID,
 			IP: e.IP, UserAgent: e.UserAgent, Reason: e.Reason, Hash: e.Hash,
+			TokenID: e.TokenID, FamilyID: e.FamilyID, SessionID: e.SessionID, FactorID: e.FactorID,
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": out})

@@ -136,16 +136,22 @@ func runRelyingPartyFlow(t *testing.T, e *env) {
 		t.Fatalf("refreshed ID token claims = %+v", refreshed.IDTokenClaims)
 	}
 
-	// Replaying the old refresh token is rejected and kills the family.
+	// The successor is used in turn; replaying the first refresh token then is reuse
+	// (its successor is no longer current, so the reuse grace window does not apply):
+	// rejected, and it kills the family.
+	refreshed2 := e.tokenRequest(app, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshed.RefreshToken}})
+	if refreshed2.RefreshToken == "" {
+		t.Fatalf("second refresh: %+v", refreshed2)
+	}
 	replay := e.tokenRequest(app, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tokens.RefreshToken}})
 	if replay.Error != "invalid_grant" {
 		t.Fatalf("replayed refresh token: %+v", replay)
 	}
-	after := e.tokenRequest(app, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshed.RefreshToken}})
+	after := e.tokenRequest(app, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshed2.RefreshToken}})
 	if after.Error != "invalid_grant" {
 		t.Fatalf("family member after reuse still works: %+v", after)
 	}
-	if got := introspect(t, e, app, refreshed.AccessToken); got["active"] != false {
+	if got := introspect(t, e, app, refreshed2.AccessToken); got["active"] != false {
 		t.Fatalf("access token of a revoked family still active: %v", got)
 	}
 	if e.auditCount(audit.EventRefreshReuse, "") == 0 {

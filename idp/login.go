@@ -310,12 +310,20 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
+	// A sign-in whose event cannot be written does not happen: its session ends.
+	if err := s.audit.Write(ctx, storage.AuditEvent{Type: audit.EventLoginPassword, UserID: u.ID, ClientID: f.ar.ClientID,
+		Result: audit.ResultSuccess, SessionID: sess.ID}); err != nil {
+		if derr := s.store.DeleteSession(ctx, sess.ID); derr != nil {
+			s.logger.ErrorContext(ctx, "end the session of an unaudited sign-in", "err", derr)
+		}
+		s.internalError(w, r, err)
+		return
+	}
 	// The session is attached to this sign-in now, by the password it was entered for.
 	if err := s.recordLogin(r, f, sessionLogin(sess)); err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginPassword, UserID: u.ID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess})
 	s.metrics.SignIn(metrics.ResultSuccess, metrics.FactorPassword)
 	http.Redirect(w, r, "/login?id="+url.QueryEscape(f.ar.ID), http.StatusSeeOther)
 }

@@ -222,11 +222,16 @@ func (s *Server) verify(ctx context.Context, u *storage.User, id, challengeID, r
 		// Full detail for operators (e.g. a WebAuthn origin mismatch); factor errors never
 		// carry the code or secret.
 		s.logger.InfoContext(ctx, "mfa verification failed", "user", u.ID, "kind", f.Kind, "err", err)
-		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAVerify, UserID: u.ID, Result: audit.ResultFailure, Reason: kindReason(f.Kind, errReason(err))})
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAVerify, UserID: u.ID, Result: audit.ResultFailure,
+			FactorID: f.ID, Reason: kindReason(f.Kind, errReason(err))})
 		return nil, f, s.settleMFA(ctx, att, u, f.Kind, err)
 	}
 	_ = s.settleMFA(ctx, att, u, f.Kind, nil)
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAVerify, UserID: u.ID, Result: audit.ResultSuccess, Reason: kindReason(f.Kind, "")})
+	// A check whose event cannot be written does not count: the caller fails.
+	if err := s.audit.Write(ctx, storage.AuditEvent{Type: audit.EventMFAVerify, UserID: u.ID, Result: audit.ResultSuccess,
+		FactorID: f.ID, Reason: kindReason(f.Kind, "")}); err != nil {
+		return nil, f, err
+	}
 	return amr, f, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/openidp/idp/consent"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/web"
@@ -188,6 +189,10 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 	}
 	amr, _, err := s.verify(ctx, st.user, chosen.ID, challengeID, response)
 	s.countMFASignIn(chosen.Kind, err)
+	if errors.Is(err, audit.ErrNotRecorded) {
+		s.internalError(w, r, err)
+		return
+	}
 	if err != nil {
 		page := web.MFAPage{Error: s.mfaMessageFor(r, err)}
 		if (chosen.Kind == storage.FactorEmail || chosen.Kind == storage.FactorSMS) && !errors.Is(err, mfa.ErrExpired) {

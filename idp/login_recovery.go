@@ -153,10 +153,19 @@ func (s *Server) handleRecoveryPost(w http.ResponseWriter, r *http.Request) {
 	if err := att.Succeeded(ctx); err != nil {
 		s.logger.ErrorContext(ctx, "clear password failure counters", "err", err)
 	}
-	if _, err := s.startSession(w, r, u.ID, []string{"pwd"}, consent.ACRPassword); err != nil {
+	sess, err := s.startSession(w, r, u.ID, []string{"pwd"}, consent.ACRPassword)
+	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFARecovery, UserID: u.ID, Result: audit.ResultSuccess, Reason: "link=" + c.ID})
+	// A recovery whose event cannot be written does not happen: its session ends.
+	if err := s.audit.Write(ctx, storage.AuditEvent{Type: audit.EventMFARecovery, UserID: u.ID, Result: audit.ResultSuccess,
+		SessionID: sess.ID, Reason: "link=" + c.ID}); err != nil {
+		if derr := s.store.DeleteSession(ctx, sess.ID); derr != nil {
+			s.logger.ErrorContext(ctx, "end the session of an unaudited recovery", "err", derr)
+		}
+		s.internalError(w, r, err)
+		return
+	}
 	http.Redirect(w, r, "/account/security?msg="+noticeRecovered, http.StatusSeeOther)
 }

@@ -43,6 +43,9 @@ func (a authRequest) GetCodeChallenge() *oidc.CodeChallenge {
 type refreshRequest struct {
 	rt     *storage.RefreshToken
 	scopes []string
+	// grace, when set, answers a retry within the reuse grace window: rt is the
+	// successor issued before (op_refresh_grace.go).
+	grace *graceRetry
 }
 
 var _ op.RefreshTokenRequest = (*refreshRequest)(nil)

@@ -17,6 +17,7 @@ import (
 	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/idp/secret"
 	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/seal"
 )
 
 // opStorage implements op.Storage (and the optional interfaces we use) on top of
@@ -41,6 +42,10 @@ type opStorage struct {
 	// endSession is Server.endSession: it deletes the session, audits it and sends
 	// back-channel logout.
 	endSession func(ctx context.Context, sess *storage.Session, reason string) error
+	// sealer seals the successor of a rotated refresh token; refreshGrace is the reuse
+	// grace window (0: off) (op_refresh_grace.go).
+	sealer       *seal.Sealer
+	refreshGrace time.Duration
 }
 
 var (
@@ -192,6 +197,9 @@ func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
 }
 
 func (s *opStorage) DeleteAuthRequest(ctx context.Context, id string) error {
+	if st := reqStateFrom(ctx); st != nil && st.deletedAuthRequest == id {
+		return nil // deleted with the tokens of its code (opStorage.issue)
+	}
 	return s.store.DeleteAuthRequest(ctx, id)
 }
 
@@ -281,20 +289,24 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 	if err := s.mintAccessToken(ctx, c, req.GetSubject(), at); err != nil {
 		return "", time.Time{}, err
 	}
+	w := &storage.TokenIssue{Access: at, Events: []*storage.AuditEvent{s.audit.Prepare(ctx, storage.AuditEvent{
+		Type: audit.EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
+		TokenID: at.ID, SessionID: g.sessionID,
+		Reason: "access token, scopes " + strings.Join(g.scopes, " ") + resourcesNote(aud, g.clientID)})}}
 	if ar, isCode := req.(authRequest); isCode {
-		if err := s.issueCodeTokens(ctx, ar, at, nil); err != nil {
-			return "", time.Time{}, err
-		}
-	} else if err := s.store.CreateAccessToken(ctx, at); err != nil {
-		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
+		w.CodeHash, w.DeleteAuthRequest = ar.r.CodeHash, ar.r.ID
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
-		Reason: "access token, scopes " + strings.Join(g.scopes, " ") + resourcesNote(aud, g.clientID)})
-	s.countToken(req)
+	if err := s.issue(ctx, req, w); err != nil {
+		return "", time.Time{}, err
+	}
 	return at.ID, at.ExpiresAt, nil
 }
 
 func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
+	rr, isRefresh := req.(*refreshRequest)
+	if isRefresh && rr.grace != nil {
+		return s.reissueSuccessor(ctx, rr)
+	}
 	g, err := s.grantOf(ctx, req)
 	if err != nil {
 		return "", "", time.Time{}, err
@@ -314,43 +326,77 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		Audience: g.audience, Scopes: g.scopes, AuthTime: g.authTime, AMR: g.amr, ACR: g.acr,
 		SessionID: g.sessionID, Resources: g.resources, CreatedAt: now, ExpiresAt: now.Add(c.refreshTokenLifetime()),
 	}
-	rr, isRefresh := req.(*refreshRequest)
+	w := &storage.TokenIssue{Refresh: next}
+	event := storage.AuditEvent{Type: audit.EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
+		SessionID: g.sessionID, Reason: "access and refresh token, scopes " + strings.Join(g.scopes, " ") + resourcesNote(aud, g.clientID)}
 	if current == "" || !isRefresh {
 		next.FamilyID = secret.NewID()
-		at := s.newAccessToken(g, c, next.FamilyID, aud)
-		if err := s.mintAccessToken(ctx, c, req.GetSubject(), at); err != nil {
-			return "", "", time.Time{}, err
-		}
 		if ar, isCode := req.(authRequest); isCode {
-			if err := s.issueCodeTokens(ctx, ar, at, next); err != nil {
-				return "", "", time.Time{}, err
-			}
-		} else if err := s.store.CreateRefreshToken(ctx, next, at); err != nil {
-			return "", "", time.Time{}, fmt.Errorf("store refresh token: %w", err)
+			w.CodeHash, w.DeleteAuthRequest = ar.r.CodeHash, ar.r.ID
 		}
-		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
-			Reason: "access and refresh token, scopes " + strings.Join(g.scopes, " ") + resourcesNote(aud, g.clientID)})
-		s.countToken(req)
-		return at.ID, value, at.ExpiresAt, nil
+	} else {
+		next.FamilyID = rr.rt.FamilyID
+		w.RotateID, w.RotatedAt = rr.rt.ID, now
+		if s.refreshGrace > 0 && s.sealer != nil {
+			if w.SuccessorSealed, err = s.sealer.Seal([]byte(value), successorAAD(next.ID)); err != nil {
+				return "", "", time.Time{}, fmt.Errorf("seal successor: %w", err)
+			}
+		}
+		event.Type, event.Reason = audit.EventTokenRefresh, "refresh token rotated"+resourcesNote(aud, g.clientID)
 	}
-	next.FamilyID = rr.rt.FamilyID
 	at := s.newAccessToken(g, c, next.FamilyID, aud)
 	if err := s.mintAccessToken(ctx, c, req.GetSubject(), at); err != nil {
 		return "", "", time.Time{}, err
 	}
-	err = s.store.RotateRefreshToken(ctx, rr.rt.ID, now, next, at)
-	if errors.Is(err, storage.ErrConflict) {
-		// Lost the race against another redemption of the same token: that is reuse.
-		s.revokeFamilyForReuse(ctx, rr.rt)
-		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
+	w.Access = at
+	event.TokenID, event.FamilyID = at.ID, next.FamilyID
+	w.Events = []*storage.AuditEvent{s.audit.Prepare(ctx, event)}
+	if err := s.issue(ctx, req, w); err != nil {
+		return "", "", time.Time{}, err
 	}
-	if err != nil {
-		return "", "", time.Time{}, fmt.Errorf("rotate refresh token: %w", err)
-	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenRefresh, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
-		Reason: "refresh token rotated" + resourcesNote(aud, g.clientID)})
-	s.countToken(req)
 	return at.ID, value, at.ExpiresAt, nil
+}
+
+// issue stores w — the tokens of req and the audit events that record them — in one
+// transaction, and counts the access token. The tokens exist only if their events do:
+// when the write fails, the token endpoint answers server_error and nothing was issued.
+func (s *opStorage) issue(ctx context.Context, req op.TokenRequest, w *storage.TokenIssue) error {
+	start := time.Now()
+	err := s.store.IssueTokens(ctx, w)
+	conflict, missing := errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrNotFound)
+	if conflict || missing {
+		// A decided outcome (the code was replayed, the token rotated by someone else),
+		// not a failed write.
+		s.audit.Observed(ctx, time.Since(start), nil)
+	} else {
+		s.audit.Observed(ctx, time.Since(start), err)
+	}
+	switch {
+	case err == nil:
+		s.countToken(req)
+		if st := reqStateFrom(ctx); st != nil && w.DeleteAuthRequest != "" {
+			st.deletedAuthRequest = w.DeleteAuthRequest
+		}
+		return nil
+	case w.CodeHash != "" && conflict:
+		ar := req.(authRequest)
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventCodeReplay, UserID: ar.r.Login.UserID, ClientID: ar.r.ClientID,
+			Result: audit.ResultFailure, Reason: "authorization code replayed during its exchange; no tokens issued"})
+		return oidc.ErrInvalidGrant().WithDescription("code already used")
+	case w.CodeHash != "" && missing:
+		// The grant expired with the code and was swept between redemption and issue.
+		return oidc.ErrInvalidGrant().WithDescription("code expired")
+	case w.RotateID != "" && conflict:
+		// Lost the race against another redemption of the same token: that is reuse.
+		if rr, ok := req.(*refreshRequest); ok {
+			s.revokeFamilyForReuse(ctx, rr.rt)
+		}
+		return oidc.ErrInvalidGrant().WithDescription("refresh token already used")
+	case w.RotateID != "" && missing:
+		return oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	default:
+		return oidc.ErrServerError().WithDescription("the token could not be stored").WithParent(err)
+	}
 }
 
 // countToken counts the access token issued for req by its grant.
@@ -360,33 +406,24 @@ func (s *opStorage) countToken(req op.TokenRequest) {
 	}
 }
 
-// issueCodeTokens stores the tokens of a code exchange (rt may be nil) in the grant of
-// the code, so that a replay of the code can revoke them (RFC 6749 §4.1.2). If a replay
-// came between the redemption and now, nothing is stored and the exchange fails with
-// invalid_grant: tokens handed out then would be revoked already.
-func (s *opStorage) issueCodeTokens(ctx context.Context, ar authRequest, at *storage.AccessToken, rt *storage.RefreshToken) error {
-	err := s.store.IssueCodeTokens(ctx, ar.r.CodeHash, at, rt)
-	switch {
-	case errors.Is(err, storage.ErrConflict):
-		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventCodeReplay, UserID: ar.r.Login.UserID, ClientID: ar.r.ClientID,
-			Result: audit.ResultFailure, Reason: "authorization code replayed during its exchange; no tokens issued"})
-		return oidc.ErrInvalidGrant().WithDescription("code already used")
-	case errors.Is(err, storage.ErrNotFound):
-		// The grant expired with the code and was swept between redemption and issue.
-		return oidc.ErrInvalidGrant().WithDescription("code expired")
-	case err != nil:
-		return fmt.Errorf("store tokens: %w", err)
-	}
-	return nil
-}
-
+// revokeFamilyForReuse revokes the family of the reused token rt and records the reuse,
+// in one transaction (the event's reason is completed with the count first: the
+// revocation and its event commit together or not at all). The request fails with
+// invalid_grant either way; a failed write is logged and counted.
 func (s *opStorage) revokeFamilyForReuse(ctx context.Context, rt *storage.RefreshToken) {
-	n, err := s.store.RevokeRefreshFamily(ctx, rt.FamilyID, s.now())
+	if rt.FamilyID == "" {
+		return
+	}
+	ev := s.audit.Prepare(ctx, storage.AuditEvent{Type: audit.EventRefreshReuse, UserID: rt.UserID, ClientID: rt.ClientID,
+		Result: audit.ResultFailure, TokenID: rt.ID, FamilyID: rt.FamilyID, SessionID: rt.SessionID,
+		Reason: "replayed refresh token; family revoked"})
+	w := &storage.TokenIssue{RevokeFamily: rt.FamilyID, RevokedAt: s.now(), Events: []*storage.AuditEvent{ev}}
+	start := time.Now()
+	err := s.store.IssueTokens(ctx, w)
+	s.audit.Observed(ctx, time.Since(start), err)
 	if err != nil {
 		s.logger.ErrorContext(ctx, "revoke refresh family", "err", err)
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventRefreshReuse, UserID: rt.UserID, ClientID: rt.ClientID, Result: audit.ResultFailure,
-		Reason: fmt.Sprintf("replayed refresh token; family revoked (%d tokens)", n)})
 }
 
 func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
@@ -396,9 +433,13 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 	}
 	switch {
 	case !rt.RevokedAt.IsZero():
-		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenRefresh, UserID: rt.UserID, ClientID: rt.ClientID, Result: audit.ResultFailure, Reason: "refresh token revoked"})
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenRefresh, UserID: rt.UserID, ClientID: rt.ClientID, Result: audit.ResultFailure,
+			TokenID: rt.ID, FamilyID: rt.FamilyID, Reason: "refresh token revoked"})
 		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token revoked")
 	case !rt.RotatedAt.IsZero():
+		if retry := s.graceRequest(ctx, rt); retry != nil {
+			return retry, nil
+		}
 		s.revokeFamilyForReuse(ctx, rt)
 		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
 	case s.now().After(rt.ExpiresAt):
@@ -420,27 +461,33 @@ func (s *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token str
 }
 
 // RevokeToken revokes a refresh token (its whole family, with the access tokens issued
-// from it) or an access token. Tokens of other clients and unknown tokens are ignored,
-// as RFC 7009 asks.
+// from it) or an access token, in one transaction with its token.revoke event (when the
+// event cannot be written nothing is revoked: server_error, and the client may retry).
+// Tokens of other clients and unknown tokens are ignored, as RFC 7009 asks.
 func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *oidc.Error {
+	var w *storage.TokenIssue
 	if rt, err := s.store.GetRefreshToken(ctx, tokenOrID); err == nil {
-		if rt.ClientID != clientID {
+		if rt.ClientID != clientID || rt.FamilyID == "" {
 			return nil
 		}
-		if _, err := s.store.RevokeRefreshFamily(ctx, rt.FamilyID, s.now()); err != nil {
-			return oidc.ErrServerError().WithParent(err)
-		}
-		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenRevoke, UserID: rt.UserID, ClientID: clientID, Result: audit.ResultSuccess, Reason: "refresh token family revoked"})
-		return nil
-	}
-	if at, err := s.store.GetAccessToken(ctx, tokenOrID); err == nil {
+		w = &storage.TokenIssue{RevokeFamily: rt.FamilyID, RevokedAt: s.now(), Events: []*storage.AuditEvent{s.audit.Prepare(ctx, storage.AuditEvent{
+			Type: audit.EventTokenRevoke, UserID: rt.UserID, ClientID: clientID, Result: audit.ResultSuccess,
+			TokenID: rt.ID, FamilyID: rt.FamilyID, Reason: "refresh token family revoked"})}}
+	} else if at, err := s.store.GetAccessToken(ctx, tokenOrID); err == nil {
 		if at.ClientID != clientID {
 			return nil
 		}
-		if err := s.store.DeleteAccessToken(ctx, at.ID); err != nil {
-			return oidc.ErrServerError().WithParent(err)
-		}
-		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventTokenRevoke, UserID: at.UserID, ClientID: clientID, Result: audit.ResultSuccess, Reason: "access token revoked"})
+		w = &storage.TokenIssue{DeleteAccessToken: at.ID, Events: []*storage.AuditEvent{s.audit.Prepare(ctx, storage.AuditEvent{
+			Type: audit.EventTokenRevoke, UserID: at.UserID, ClientID: clientID, Result: audit.ResultSuccess,
+			TokenID: at.ID, FamilyID: at.FamilyID, Reason: "access token revoked"})}}
+	} else {
+		return nil
+	}
+	start := time.Now()
+	err := s.store.IssueTokens(ctx, w)
+	s.audit.Observed(ctx, time.Since(start), err)
+	if err != nil {
+		return oidc.ErrServerError().WithParent(err)
 	}
 	return nil
 }
@@ -545,6 +592,10 @@ func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Clie
 	}
 	if st := reqStateFrom(ctx); st != nil {
 		st.signingAlg = c.c.IDTokenSigningAlg
+		// op looks the presenting client up before it authenticates it and reads the
+		// refresh token: a rotated token retried within the grace window is honoured
+		// only for this client (op_refresh_grace.go).
+		st.presentingClient = id
 	}
 	return c, nil
 }
@@ -756,6 +807,10 @@ type reqState struct {
 	// assertedClient authenticated with a client assertion; assertionSecret is the
 	// one-request credential that stands for it (op_client_auth.go).
 	assertedClient, assertionSecret string
+	// presentingClient is the client op looked up for this token request.
+	presentingClient string
+	// deletedAuthRequest is the auth request deleted with the tokens of its code.
+	deletedAuthRequest string
 }
 
 type reqStateKey struct{}

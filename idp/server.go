@@ -79,6 +79,12 @@ type Config struct {
 	// when a new one would exceed it. Default 5.
 	MaxSessions int
 
+	// RefreshReuseGrace is how long after a refresh token was rotated the same client
+	// may present it again and get the same successor (a retry after a lost answer)
+	// instead of a family revocation. Zero: DefaultRefreshReuseGrace (30s); negative:
+	// off, any reuse revokes the family.
+	RefreshReuseGrace time.Duration
+
 	// AuditRetention, when positive, deletes audit events older than this once a day
 	// (recorded in the chain as an audit.retention event). Zero keeps everything.
 	AuditRetention time.Duration
@@ -179,6 +185,9 @@ func (cfg Config) normalized() (Config, error) {
 		return cfg, fmt.Errorf("config: issuer %q must not have a path", cfg.Issuer)
 	}
 	withDefault(&cfg.SessionLifetime, 24*time.Hour)
+	if cfg.RefreshReuseGrace == 0 {
+		cfg.RefreshReuseGrace = DefaultRefreshReuseGrace
+	}
 	withDefault(&cfg.SessionIdle, 2*time.Hour)
 	withDefault(&cfg.AuthRequestLifetime, 30*time.Minute)
 	withDefault(&cfg.CodeLifetime, time.Minute)
@@ -266,6 +275,7 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 		store: store, keys: s.keys, audit: s.audit, logger: cfg.Logger, issuer: cfg.Issuer, now: cfg.Now,
 		authReqTTL: cfg.AuthRequestLifetime, codeTTL: cfg.CodeLifetime, logoutKey: s.csrfKey, deviceKey: s.csrfKey,
 		endSession: s.endSession, minted: minted, tokenIssued: s.metrics.TokenIssued,
+		sealer: cfg.Sealer, refreshGrace: max(cfg.RefreshReuseGrace, 0),
 	}
 	opConfig := &op.Config{
 		CryptoKey:                oidcKey,

@@ -48,9 +48,15 @@ func chainInput(prevHash string, e *AuditEvent, keyed bool) []byte {
 		UserAgent string `json:"ua"`
 		Result    string `json:"result"`
 		Reason    string `json:"reason"`
+		// The ids an event concerns are covered only when set, so events written
+		// before they existed still verify.
+		TokenID   string `json:"token,omitempty"`
+		FamilyID  string `json:"family,omitempty"`
+		SessionID string `json:"session,omitempty"`
+		FactorID  string `json:"factor,omitempty"`
 	}
 	base := v1{prevHash, e.Time.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano), e.Type, e.UserID,
-		e.ClientID, e.IP, e.UserAgent, e.Result, e.Reason}
+		e.ClientID, e.IP, e.UserAgent, e.Result, e.Reason, e.TokenID, e.FamilyID, e.SessionID, e.FactorID}
 	if !keyed {
 		b, _ := json.Marshal(base)
 		return b

@@ -429,6 +429,51 @@ type RefreshToken struct {
 	ExpiresAt time.Time
 	RotatedAt time.Time // zero while current
 	RevokedAt time.Time // zero unless revoked
+	// SuccessorID and SuccessorSealed are set when the token is rotated: the id of the
+	// token that replaced it and that token's value, sealed by the caller (never
+	// plaintext). A client that lost the answer of a rotation and retries within the
+	// reuse grace window is given the same successor again.
+	SuccessorID     string
+	SuccessorSealed []byte
+}
+
+// TokenIssue is one issue of tokens with the audit events that record it, written by
+// IssueTokens all or nothing: a token is never stored without its event, nor an event
+// without its token.
+type TokenIssue struct {
+	// CodeHash, when set, is the redeemed authorization code the tokens are issued for:
+	// they are recorded in its CodeGrant as IssueCodeTokens does (ErrConflict when the
+	// grant was replayed or already given tokens, ErrNotFound when there is none).
+	CodeHash string
+	// RotateID, when set, is the refresh token this issue rotates at RotatedAt, as
+	// RotateRefreshToken does (ErrConflict when it is no longer current, ErrNotFound when
+	// missing); Refresh is its successor, and SuccessorSealed (may be empty) is stored on
+	// the rotated token with Refresh.ID.
+	RotateID        string
+	RotatedAt       time.Time
+	SuccessorSealed []byte
+	// RequireCurrent, when set, names a refresh token that must still be current (neither
+	// rotated nor revoked) for the issue to go ahead: ErrConflict otherwise. A retry within
+	// the reuse grace window issues an access token beside a successor issued before.
+	RequireCurrent string
+	// RevokeFamily, when set, is a refresh family revoked at RevokedAt with the issue, as
+	// RevokeRefreshFamily does (a detected reuse, recorded by its event); Revoked is set
+	// to how many refresh tokens changed.
+	RevokeFamily string
+	RevokedAt    time.Time
+	Revoked      int64
+	// DeleteAccessToken, when set, is an access token deleted (revoked) with the issue; a
+	// missing one is not an error.
+	DeleteAccessToken string
+	// DeleteAuthRequest, when set, is the id of an auth request deleted with the issue (the
+	// request whose code the tokens are exchanged for: one transaction fewer per exchange).
+	DeleteAuthRequest string
+	// Refresh (a new family member) and Access are the tokens; either may be nil.
+	Refresh *RefreshToken
+	Access  *AccessToken
+	// Events are appended to the audit chain in the same transaction, in order; each gets
+	// its ID, PrevHash and Hash as AppendAudit sets them.
+	Events []*AuditEvent
 }
 
 // TokenStore persists access and refresh tokens.
@@ -458,6 +503,18 @@ type TokenStore interface {
 	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int64, error)
 	// RevokeUserTokens revokes every refresh family and deletes every access token of a user.
 	RevokeUserTokens(ctx context.Context, userID string, now time.Time) error
+	// IssueTokens stores w — its tokens, the rotation or code grant it claims, and its
+	// audit events — in one transaction: all of it or, with an error, none of it. Backends
+	// may commit the issues of concurrent callers together (group commit); one caller's
+	// failed issue never fails another's, and IssueTokens returns only once w is durable.
+	IssueTokens(ctx context.Context, w *TokenIssue) error
+}
+
+// CommitCounter is implemented by backends that group writes into shared transactions:
+// Commits is how many write transactions the store's writer has committed, for the
+// openidp_store_commits_total metric and the load tool.
+type CommitCounter interface {
+	Commits() int64
 }
 
 // SigningKey is a token-signing key pair. The private key is sealed (encrypted) by the
@@ -509,6 +566,13 @@ type AuditEvent struct {
 	UserAgent string
 	Result    string // success | failure
 	Reason    string
+	// The ids the event concerns; empty when none. TokenID is an access or refresh
+	// token id, FamilyID a refresh family, SessionID an SSO session, FactorID a second
+	// factor.
+	TokenID   string
+	FamilyID  string
+	SessionID string
+	FactorID  string
 	// PrevHash and Hash chain the events (set by storage, see LinkAudit): Hash is
 	// KeyedChainHash(key, PrevHash, e) under the audit chain key named by ChainKey, or
 	// ChainHash(PrevHash, e) for the events written before the chain was keyed (ChainKey
@@ -545,6 +609,7 @@ type AuditFilter struct {
 	UserID   string
 	ClientID string
 	Type     string
+	TokenID  string
 	Since    time.Time
 	// Until, when set, keeps events that happened before it.
 	Until time.Time
@@ -563,7 +628,8 @@ type AuditStore interface {
 	AppendAudit(ctx context.Context, e *AuditEvent) error
 	// DeleteAuditBefore removes events older than t (retention) and returns how many.
 	DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error)
-	// ListAudit returns matching events, oldest first (the newest Limit when Limit > 0).
+	// ListAudit returns matching events, oldest first (the newest Limit when Limit > 0);
+	// TokenID, when set in f, matches events of that token.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 
 	// AuditHead returns the newest event and how many events the trail holds up to it,

@@ -27,9 +27,24 @@ type auditEventJSON struct {
 	IP        string    `json:"ip,omitempty"`
 	UserAgent string    `json:"user_agent,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
+	TokenID   string    `json:"token_id,omitempty"`
+	FamilyID  string    `json:"family_id,omitempty"`
+	SessionID string    `json:"session_id,omitempty"`
+	FactorID  string    `json:"factor_id,omitempty"`
 	PrevHash  string    `json:"prev_hash,omitempty"`
 	Hash      string    `json:"hash,omitempty"`
 	ChainKey  string    `json:"chain_key,omitempty"`
+}
+
+// auditIDs is the ids an event concerns, for the table of `audit list`: "-" when none.
+func auditIDs(e storage.AuditEvent) string {
+	var ids []string
+	for _, f := range []struct{ k, v string }{{"token", e.TokenID}, {"family", e.FamilyID}, {"session", e.SessionID}, {"factor", e.FactorID}} {
+		if f.v != "" {
+			ids = append(ids, f.k+"="+f.v)
+		}
+	}
+	return dash(strings.Join(ids, " "))
 }
 
 func newAuditCmd(a *app) *cobra.Command {
@@ -50,6 +65,7 @@ for a SIEM, and "idp audit prune" applies a retention period.`,
 func newAuditListCmd(a *app) *cobra.Command {
 	var (
 		user, client, typ, since string
+		token                    string
 		limit                    int
 		asJSON                   bool
 	)
@@ -75,7 +91,7 @@ ago (90m, 24h).`,
 				}
 				typ = known
 			}
-			f := storage.AuditFilter{ClientID: client, Type: typ, Limit: limit}
+			f := storage.AuditFilter{ClientID: client, Type: typ, TokenID: token, Limit: limit}
 			if since != "" {
 				t, err := parseSince(since, time.Now())
 				if err != nil {
@@ -104,6 +120,7 @@ ago (90m, 24h).`,
 						out = append(out, auditEventJSON{
 							ID: e.ID, Time: e.Time.UTC(), Type: e.Type, Result: e.Result, UserID: e.UserID,
 							ClientID: e.ClientID, IP: e.IP, UserAgent: e.UserAgent, Reason: e.Reason,
+							TokenID: e.TokenID, FamilyID: e.FamilyID, SessionID: e.SessionID, FactorID: e.FactorID,
 							PrevHash: e.PrevHash, Hash: e.Hash, ChainKey: e.ChainKey,
 						})
 					}
@@ -116,14 +133,14 @@ ago (90m, 24h).`,
 					}
 				}
 				tw := newTable(a.stdout)
-				fmt.Fprintln(tw, "TIME\tTYPE\tRESULT\tUSER\tCLIENT\tIP\tREASON")
+				fmt.Fprintln(tw, "TIME\tTYPE\tRESULT\tUSER\tCLIENT\tIP\tIDS\tREASON")
 				for _, e := range events {
 					who := e.UserID
 					if email, ok := emails[who]; ok {
 						who = email
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Type, e.Result,
-						dash(who), dash(e.ClientID), dash(e.IP), e.Reason)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Type, e.Result,
+						dash(who), dash(e.ClientID), dash(e.IP), auditIDs(e), e.Reason)
 				}
 				return tw.Flush()
 			})
@@ -132,6 +149,7 @@ ago (90m, 24h).`,
 	fl := cmd.Flags()
 	fl.StringVar(&user, "user", "", "only events of this user (id or e-mail)")
 	fl.StringVar(&client, "client", "", "only events of this client id")
+	fl.StringVar(&token, "token", "", "only events of this token id (an access token's jti, a refresh token's id)")
 	fl.StringVar(&typ, "type", "", "only events of this type, e.g. login.password or admin.user.create (enrol and enroll are both accepted)")
 	fl.StringVar(&since, "since", "", "only events at or after this time (RFC 3339) or this long ago (e.g. 24h)")
 	fl.IntVar(&limit, "limit", 100, "show at most the newest N events; 0 for all")
@@ -429,6 +447,10 @@ type auditLineJSON struct {
 	UserAgent string `json:"user_agent"`
 	Result    string `json:"result"`
 	Reason    string `json:"reason"`
+	TokenID   string `json:"token_id"`
+	FamilyID  string `json:"family_id"`
+	SessionID string `json:"session_id"`
+	FactorID  string `json:"factor_id"`
 	PrevHash  string `json:"prev_hash"`
 	Hash      string `json:"hash"`
 	ChainKey  string `json:"chain_key"` // "" for events written before the chain was keyed
@@ -441,10 +463,11 @@ func newAuditExportCmd(a *app) *cobra.Command {
 		Short: "Export audit events as JSON Lines (for a SIEM)",
 		Long: `Write the audit events at or after --since (and before --until, if given) as JSON Lines:
 one JSON object per line, in chain order, with the keys id, time (RFC 3339, UTC, with
-nanoseconds), type, user_id, client_id, ip, user_agent, result, reason, prev_hash, hash
-and chain_key (the id of the audit chain key, "" for events written before the chain was
-keyed). Every key is always present. Recomputing a keyed hash needs the audit chain key,
-which only the provider (and "idp audit verify") derives from the encryption key.
+nanoseconds), type, user_id, client_id, ip, user_agent, result, reason, token_id,
+family_id, session_id, factor_id (the ids the event concerns, "" when none), prev_hash,
+hash and chain_key (the id of the audit chain key, "" for events written before the chain
+was keyed). Every key is always present. Recomputing a keyed hash needs the audit chain
+key, which only the provider (and "idp audit verify") derives from the encryption key.
 
 --since and --until take an RFC 3339 time (2025-01-31T12:00:00Z) or a duration meaning
 that long ago (24h). Consecutive exports with --until of one equal to --since of the next
@@ -497,6 +520,7 @@ neither miss nor repeat an event. The lines go to standard output, or to --outpu
 					if err := enc.Encode(auditLineJSON{
 						ID: e.ID, Time: e.Time.UTC().Format(time.RFC3339Nano), Type: e.Type, UserID: e.UserID,
 						ClientID: e.ClientID, IP: e.IP, UserAgent: e.UserAgent, Result: e.Result, Reason: e.Reason,
+						TokenID: e.TokenID, FamilyID: e.FamilyID, SessionID: e.SessionID, FactorID: e.FactorID,
 						PrevHash: e.PrevHash, Hash: e.Hash, ChainKey: e.ChainKey,
 					}); err != nil {
 						return fmt.Errorf("export audit events: %w", err)

@@ -165,7 +165,7 @@ func TestAuditExport(t *testing.T) {
 	if len(lines) != len(events) {
 		t.Fatalf("export --since 1h: %d lines, want %d", len(lines), len(events))
 	}
-	keys := []string{"chain_key", "client_id", "hash", "id", "ip", "prev_hash", "reason", "result", "time", "type", "user_agent", "user_id"}
+	keys := []string{"chain_key", "client_id", "factor_id", "family_id", "hash", "id", "ip", "prev_hash", "reason", "result", "session_id", "time", "token_id", "type", "user_agent", "user_id"}
 	sealer, err := seal.New(c.encryptionKey())
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +190,8 @@ func TestAuditExport(t *testing.T) {
 		}
 		e := storage.AuditEvent{Time: tm, Type: l["type"].(string), UserID: l["user_id"].(string),
 			ClientID: l["client_id"].(string), IP: l["ip"].(string), UserAgent: l["user_agent"].(string),
-			Result: l["result"].(string), Reason: l["reason"].(string), ChainKey: l["chain_key"].(string)}
+			Result: l["result"].(string), Reason: l["reason"].(string), ChainKey: l["chain_key"].(string),
+			TokenID: l["token_id"].(string), FamilyID: l["family_id"].(string), SessionID: l["session_id"].(string), FactorID: l["factor_id"].(string)}
 		key, ok := chainKeys[e.ChainKey]
 		if !ok {
 			t.Fatalf("line %d: chain_key %q is not the CLI's encryption key %s", i, e.ChainKey, sealer.CurrentKeyID())
@@ -317,5 +318,29 @@ func TestAuditHelp(t *testing.T) {
 	}
 	if out := newCLI(t).ok("", "audit", "--help"); !strings.Contains(out, "verify") || !strings.Contains(out, "prune") {
 		t.Errorf("audit --help lacks the subcommands:\n%s", out)
+	}
+}
+
+// audit list shows the ids an event concerns and filters by token; audit verify covers
+// them.
+func TestAuditListIDs(t *testing.T) {
+	c := newCLI(t)
+	c.seedAudit(1)
+	st := c.store()
+	ev := &storage.AuditEvent{Type: audit.EventTokenIssue, Result: audit.ResultSuccess, ClientID: "svc",
+		TokenID: "tok-1", FamilyID: "fam-1", SessionID: "sess-1", FactorID: "fac-1"}
+	if err := st.AppendAudit(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	var got []auditEventJSON
+	c.okJSON(&got, "audit", "list", "--token", "tok-1", "--json")
+	if len(got) != 1 || got[0].TokenID != "tok-1" || got[0].FamilyID != "fam-1" || got[0].SessionID != "sess-1" || got[0].FactorID != "fac-1" {
+		t.Fatalf("audit list --token tok-1 --json = %+v", got)
+	}
+	if out := c.ok("", "audit", "list"); !strings.Contains(out, "token=tok-1 family=fam-1 session=sess-1 factor=fac-1") {
+		t.Fatalf("audit list does not show the ids:\n%s", out)
+	}
+	if out := c.ok("", "audit", "verify"); !strings.Contains(out, "audit chain intact: 2 events") {
+		t.Fatalf("audit verify:\n%s", out)
 	}
 }

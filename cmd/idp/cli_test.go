@@ -500,7 +500,7 @@ func TestAuditList(t *testing.T) {
 	}
 
 	table := c.ok("", "audit", "list")
-	for _, col := range []string{"TIME", "TYPE", "RESULT", "USER", "CLIENT", "IP", "REASON", "ada@example.com", audit.EventAdminUserDisable} {
+	for _, col := range []string{"TIME", "TYPE", "RESULT", "USER", "CLIENT", "IP", "IDS", "REASON", "ada@example.com", audit.EventAdminUserDisable} {
 		if !strings.Contains(table, col) {
 			t.Errorf("audit table lacks %q:\n%s", col, table)
 		}

@@ -131,6 +131,16 @@ func TestClusterOnPostgres(t *testing.T) {
 	if rotated.RefreshToken == "" {
 		t.Fatalf("refresh on B: %+v", rotated)
 	}
+	// Within the reuse grace window, A answers a retry of the rotated token with the
+	// successor B issued.
+	if retry := idptest.PostToken(t, issuer+"/oauth/token", client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}}); retry.RefreshToken != rotated.RefreshToken {
+		t.Fatalf("retry on A within the grace window: %+v, want the successor B issued", retry)
+	}
+	// Once the successor is used, replaying the old token is reuse.
+	rotated = idptest.PostToken(t, tokenB, client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rotated.RefreshToken}})
+	if rotated.RefreshToken == "" {
+		t.Fatalf("second refresh on B: %+v", rotated)
+	}
 	if replay := idptest.PostToken(t, issuer+"/oauth/token", client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken}}); replay.Error != "invalid_grant" {
 		t.Fatalf("replay on A: %+v", replay)
 	}

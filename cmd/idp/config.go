@@ -70,6 +70,7 @@ var envFlags = []struct{ flag, env string }{
 	{"audit-retention", "IDP_AUDIT_RETENTION"},
 	{"audit-checkpoint-interval", "IDP_AUDIT_CHECKPOINT_INTERVAL"},
 	{"audit-checkpoint-file", "IDP_AUDIT_CHECKPOINT_FILE"},
+	{"refresh-reuse-grace", "IDP_REFRESH_REUSE_GRACE"},
 	{"mfa-grace-logins", "IDP_MFA_GRACE_LOGINS"},
 	{"mfa-grace-period", "IDP_MFA_GRACE_PERIOD"},
 	{"trusted-proxies", "IDP_TRUSTED_PROXIES"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,6 +56,7 @@ type serveOptions struct {
 	// checkpointEvery and checkpointFile configure the signed audit checkpoints.
 	checkpointEvery time.Duration
 	checkpointFile  string
+	refreshGrace    time.Duration
 	graceLogins     int
 	gracePeriod     time.Duration
 	trustedProxies  proxiesValue // reverse proxies whose proxyHeader is believed
@@ -137,6 +139,8 @@ seeded with a demo user and a demo client, whose credentials are printed at star
 	f.BoolVar(&o.console, "admin-console", true, "serve the admin console at /admin, for accounts of type admin with a second factor; --admin-console=false switches it off (env IDP_ADMIN_CONSOLE)")
 	f.BoolVar(&o.consolePhish, "admin-console-phishing-resistant", false, "the admin console requires a security key or passkey (WebAuthn) as second factor (env IDP_ADMIN_CONSOLE_PHISHING_RESISTANT)")
 	f.DurationVar(&o.consoleMaxAge, "admin-console-max-age", idp.DefaultConsoleMaxAge, "the admin console asks for the second factor again when the session's check is older than this (env IDP_ADMIN_CONSOLE_MAX_AGE)")
+	f.DurationVar(&o.refreshGrace, "refresh-reuse-grace", idp.DefaultRefreshReuseGrace,
+		"how long the same client may retry a refresh token it just rotated and get the same successor instead of a family revocation; 0 = off (env IDP_REFRESH_REUSE_GRACE)")
 	f.IntVar(&o.maxSessions, "max-sessions", 5, "most SSO sessions a person may have at once; the oldest ends (env IDP_MAX_SESSIONS)")
 	f.IntVar(&o.graceLogins, "mfa-grace-logins", 0, "logins allowed without a second factor that policy requires, before enrolment is forced; 0 = none (env IDP_MFA_GRACE_LOGINS)")
 	f.DurationVar(&o.gracePeriod, "mfa-grace-period", 0, "time allowed without a required second factor, from the first such login; 0 = none (env IDP_MFA_GRACE_PERIOD)")
@@ -213,8 +217,10 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		DiscoveryMaxAge: o.discoveryMaxAge,
 		MaxSessions:     o.maxSessions,
 		AuditRetention:  o.auditRetention,
-		TrustedProxies:  o.trustedProxies.prefixes,
-		ProxyHeader:     o.proxyHeader,
+		// 0 turns the window off; in the Config that is a negative value.
+		RefreshReuseGrace: cmp.Or(o.refreshGrace, -1),
+		TrustedProxies:    o.trustedProxies.prefixes,
+		ProxyHeader:       o.proxyHeader,
 
 		PasswordHashMemory: int64(o.hashMemory),
 

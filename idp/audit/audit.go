@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -10,8 +12,10 @@ import (
 	"github.com/openidp/idp/storage"
 )
 
-// Auditor records audit events. A failure to write one is logged, never fatal to the
-// request that caused it (the request's own outcome is already decided).
+// Auditor records audit events. Record logs a failure to write and carries on: it is
+// for events of requests whose outcome is already decided. An action whose event must
+// not be lost writes it with Write and fails when it fails, or — for tokens — hands the
+// Prepared event to the store to commit with the action (storage.TokenIssue).
 type Auditor struct {
 	Store  storage.AuditStore
 	Logger *slog.Logger
@@ -25,9 +29,10 @@ type Auditor struct {
 	Observe func(d time.Duration, err error)
 }
 
-// Record appends e, filling Time and the request's IP and user agent (through Request)
-// when empty, with every string capped (capAuditEvent).
-func (a *Auditor) Record(ctx context.Context, e storage.AuditEvent) {
+// Prepare returns e ready to be stored: Time and the request's IP and user agent
+// (through Request) filled when empty, every string capped (capAuditEvent). It writes
+// nothing; the caller stores it with the action it records.
+func (a *Auditor) Prepare(ctx context.Context, e storage.AuditEvent) *storage.AuditEvent {
 	if e.Time.IsZero() {
 		if a.Now != nil {
 			e.Time = a.Now()
@@ -45,14 +50,45 @@ func (a *Auditor) Record(ctx context.Context, e storage.AuditEvent) {
 		}
 	}
 	capAuditEvent(&e)
+	return &e
+}
+
+// Observed reports a write of prepared events that took d and ended with err to
+// Observe, and logs a failure.
+func (a *Auditor) Observed(ctx context.Context, d time.Duration, err error) {
+	if a.Observe != nil {
+		a.Observe(d, err)
+	}
+	if err != nil && a.Logger != nil {
+		a.Logger.ErrorContext(ctx, "audit write failed", "err", err)
+	}
+}
+
+// ErrNotRecorded wraps the error of Write: the event was not stored, so the action it
+// records must not happen.
+var ErrNotRecorded = errors.New("audit event not recorded")
+
+// Write appends e (prepared as Prepare does) and returns the error (wrapping
+// ErrNotRecorded): an action that must not happen unaudited fails with it.
+func (a *Auditor) Write(ctx context.Context, e storage.AuditEvent) error {
+	p := a.Prepare(ctx, e)
 	start := time.Now()
-	err := a.Store.AppendAudit(ctx, &e)
+	err := a.Store.AppendAudit(ctx, p)
 	if a.Observe != nil {
 		a.Observe(time.Since(start), err)
 	}
-	if err != nil && a.Logger != nil {
-		a.Logger.ErrorContext(ctx, "audit write failed", "type", e.Type, "err", err)
+	if err != nil {
+		if a.Logger != nil {
+			a.Logger.ErrorContext(ctx, "audit write failed", "type", p.Type, "err", err)
+		}
+		return fmt.Errorf("%w: %s: %w", ErrNotRecorded, p.Type, err)
 	}
+	return nil
+}
+
+// Record appends e like Write, logging a failure instead of returning it.
+func (a *Auditor) Record(ctx context.Context, e storage.AuditEvent) {
+	_ = a.Write(ctx, e)
 }
 
 // Limits of the strings an audit event stores, in bytes. A refused request still writes

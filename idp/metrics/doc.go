@@ -195,14 +195,22 @@ func (r *Registry) AuditWrite(d time.Duration, err error) {
 }
 
 // WatchPool exports the connection pool of store, if the store reports one
-// (storage.PoolStatser), as gauges read at each scrape. It is a no-op otherwise, or
-// when called a second time.
+// (storage.PoolStatser), as gauges read at each scrape, and the transactions of its
+// group-commit writer, if it has one (storage.CommitCounter), as a counter. It is a
+// no-op otherwise, or when called a second time.
 func (r *Registry) WatchPool(store any) {
-	ps, ok := store.(storage.PoolStatser)
-	if r == nil || !ok {
+	if r == nil {
 		return
 	}
-	_ = r.reg.Register(poolCollector{ps})
+	if ps, ok := store.(storage.PoolStatser); ok {
+		_ = r.reg.Register(poolCollector{ps})
+	}
+	if cc, ok := store.(storage.CommitCounter); ok {
+		_ = r.reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "openidp_store_commits_total",
+			Help: "Write transactions committed by the store's group-commit writer (token issues and audit events share them).",
+		}, func() float64 { return float64(cc.Commits()) }))
+	}
 }
 
 var (

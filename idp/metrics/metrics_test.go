@@ -18,6 +18,9 @@ func (fakePool) PoolStats() storage.PoolStats {
 	return storage.PoolStats{Open: 3, InUse: 1, Idle: 2, MaxOpen: 10}
 }
 
+// Commits makes fakePool a store with a group-commit writer.
+func (fakePool) Commits() int64 { return 42 }
+
 // Label values outside their fixed sets fold into "other"; a nil registry records
 // nothing and does not panic.
 func TestBoundedLabels(t *testing.T) {
@@ -71,7 +74,7 @@ func TestPoolGaugesAndHandler(t *testing.T) {
 	for _, want := range []string{
 		"openidp_db_pool_connections 3", "openidp_db_pool_connections_in_use 1",
 		"openidp_db_pool_connections_idle 2", "openidp_db_pool_connections_max 10",
-		"go_goroutines", "openidp_audit_write_duration_seconds_bucket",
+		"go_goroutines", "openidp_audit_write_duration_seconds_bucket", "openidp_store_commits_total 42",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("scrape lacks %q", want)

@@ -101,6 +101,15 @@ func New(store storage.Storage, opts Options) *Store {
 // Unwrap returns the store beneath the cache.
 func (s *Store) Unwrap() storage.Storage { return s.Storage }
 
+// Commits reports the write transactions of the store beneath (storage.CommitCounter),
+// or 0 when it has no group-commit writer.
+func (s *Store) Commits() int64 {
+	if cc, ok := s.Storage.(storage.CommitCounter); ok {
+		return cc.Commits()
+	}
+	return 0
+}
+
 // PoolStats reports the connection pool of the store beneath, or zeros when it cannot.
 func (s *Store) PoolStats() storage.PoolStats {
 	if ps, ok := s.Storage.(storage.PoolStatser); ok {

@@ -12,9 +12,11 @@ func testAudit(t *testing.T, s storage.Storage) {
 	now := clock()
 	events := []*storage.AuditEvent{
 		{Type: "login.password", UserID: "user-a", IP: "192.0.2.1", UserAgent: "ua", Result: "success"},
-		{Type: "token.issue", UserID: "user-a", ClientID: "client-1", Result: "success"},
-		{Type: "token.issue", UserID: "user-b", ClientID: "client-1", Result: "success"},
-		{Type: "login.password", UserID: "user-b", IP: "198.51.100.7", Result: "failure", Reason: "bad password"},
+		{Type: "token.issue", UserID: "user-a", ClientID: "client-1", Result: "success",
+			TokenID: "at-1", FamilyID: "fam-1", SessionID: "session-1"},
+		{Type: "token.issue", UserID: "user-b", ClientID: "client-1", Result: "success", TokenID: "at-2"},
+		{Type: "login.password", UserID: "user-b", IP: "198.51.100.7", Result: "failure", Reason: "bad password",
+			FactorID: "factor-1"},
 		{Type: "token.refresh.reuse", UserID: "user-a", ClientID: "client-2", Result: "failure", Reason: "reuse"},
 	}
 	var lastID int64
@@ -47,6 +49,7 @@ func testAudit(t *testing.T, s storage.Storage) {
 		{"limit above count", storage.AuditFilter{Limit: 10}, pick(0, 1, 2, 3, 4)},
 		{"user and limit", storage.AuditFilter{UserID: "user-a", Limit: 2}, pick(1, 4)},
 		{"user and type", storage.AuditFilter{UserID: "user-a", Type: "token.issue"}, pick(1)},
+		{"by token", storage.AuditFilter{TokenID: "at-1"}, pick(1)},
 		{"no match", storage.AuditFilter{ClientID: "client-none"}, nil},
 		{"until", storage.AuditFilter{Until: events[2].Time}, pick(0, 1)},
 		{"since and until", storage.AuditFilter{Since: events[1].Time, Until: events[3].Time}, pick(1, 2)},

@@ -33,6 +33,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshConcurrentRotate", testRefreshConcurrentRotate},
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},
+		{"IssueTokens", testIssueTokens},
+		{"IssueTokensConcurrent", testIssueTokensConcurrent},
 		{"RevokeUserTokens", testRevokeUserTokens},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeyActivation", testSigningKeyActivation},

@@ -61,6 +61,7 @@ func testRefreshTokens(t *testing.T, s storage.Storage) {
 	must(t, s.RotateRefreshToken(ctx, rt1.ID, rotatedAt, rt2, at2))
 	wantRT1 := *rt1
 	wantRT1.RotatedAt = rotatedAt
+	wantRT1.SuccessorID = rt2.ID
 	got, err = s.GetRefreshTokenByHash(ctx, rt1.TokenHash) // rotated ones are still found
 	must(t, err)
 	equal(t, "old token after rotation", got, &wantRT1)
@@ -280,5 +281,206 @@ func testRevokeUserTokens(t *testing.T, s storage.Storage) {
 		got, err := s.GetAccessToken(ctx, at.ID)
 		must(t, err)
 		equal(t, "untouched access token "+at.ID, got, at)
+	}
+}
+
+// auditCount returns how many audit events the store holds.
+func auditCount(t *testing.T, s storage.Storage) int {
+	t.Helper()
+	evs, err := s.ListAudit(t.Context(), storage.AuditFilter{})
+	must(t, err)
+	return len(evs)
+}
+
+// wantChain checks that the stored events form one unbroken chain: each links to the
+// one before and its hash covers it.
+func wantChain(t *testing.T, s storage.Storage) []storage.AuditEvent {
+	t.Helper()
+	evs, err := s.ListAudit(t.Context(), storage.AuditFilter{})
+	must(t, err)
+	prev := ""
+	for i := range evs {
+		e := &evs[i]
+		if e.PrevHash != prev {
+			t.Fatalf("event %d (%s) links to %q, want %q", e.ID, e.Type, e.PrevHash, prev)
+		}
+		if want := storage.ChainHash(e.PrevHash, e); e.Hash != want {
+			t.Fatalf("event %d (%s) hash %q, want %q", e.ID, e.Type, e.Hash, want)
+		}
+		prev = e.Hash
+	}
+	return evs
+}
+
+func testIssueTokens(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	event := func(typ, tokenID, familyID string) *storage.AuditEvent {
+		return &storage.AuditEvent{Time: now, Type: typ, UserID: "user-a", ClientID: "client-1", Result: "success",
+			TokenID: tokenID, FamilyID: familyID, SessionID: "session-1"}
+	}
+
+	// A new family: both tokens and both events, chained in order, the ids stored.
+	rt1, at1 := newRefreshToken("rt-1", "user-a", "fam-1", now), newAccessToken("at-1", "user-a", "fam-1", now)
+	e1, e2 := event("token.issue", "at-1", "fam-1"), event("test.second", "rt-1", "fam-1")
+	must(t, s.IssueTokens(ctx, &storage.TokenIssue{Refresh: rt1, Access: at1, Events: []*storage.AuditEvent{e1, e2}}))
+	if e1.ID == 0 || e2.ID <= e1.ID || e2.PrevHash != e1.Hash || e1.Hash != storage.ChainHash(e1.PrevHash, e1) {
+		t.Fatalf("events not chained in order: %+v %+v", e1, e2)
+	}
+	got, err := s.ListAudit(ctx, storage.AuditFilter{TokenID: "at-1"})
+	must(t, err)
+	equal(t, "events of at-1", got, []storage.AuditEvent{*e1})
+	gotAT, err := s.GetAccessToken(ctx, at1.ID)
+	must(t, err)
+	equal(t, "access token", gotAT, at1)
+
+	// An issue may delete the auth request whose code it exchanges.
+	ar := newAuthRequest("ar-issue", now)
+	must(t, s.CreateAuthRequest(ctx, ar))
+	must(t, s.IssueTokens(ctx, &storage.TokenIssue{DeleteAuthRequest: ar.ID, Access: newAccessToken("at-ar", "user-a", "", now)}))
+	_, err = s.GetAuthRequest(ctx, ar.ID)
+	wantErr(t, err, storage.ErrNotFound)
+	kept := newAuthRequest("ar-kept", now)
+	must(t, s.CreateAuthRequest(ctx, kept))
+
+	// A rotation keeps the successor, sealed by the caller, on the rotated token.
+	rotatedAt := now.Add(time.Minute)
+	rt2, at2 := newRefreshToken("rt-2", "user-a", "fam-1", rotatedAt), newAccessToken("at-2", "user-a", "fam-1", rotatedAt)
+	must(t, s.IssueTokens(ctx, &storage.TokenIssue{RotateID: rt1.ID, RotatedAt: rotatedAt, SuccessorSealed: []byte("sealed rt-2"),
+		Refresh: rt2, Access: at2, Events: []*storage.AuditEvent{event("token.refresh", "at-2", "fam-1")}}))
+	old, err := s.GetRefreshTokenByHash(ctx, rt1.TokenHash)
+	must(t, err)
+	want := *rt1
+	want.RotatedAt, want.SuccessorID, want.SuccessorSealed = rotatedAt, rt2.ID, []byte("sealed rt-2")
+	equal(t, "rotated token", old, &want)
+
+	// An access token beside a current refresh token (a retry in the grace window).
+	at3 := newAccessToken("at-3", "user-a", "fam-1", rotatedAt)
+	must(t, s.IssueTokens(ctx, &storage.TokenIssue{RequireCurrent: rt2.ID, Access: at3,
+		Events: []*storage.AuditEvent{event("token.refresh", "at-3", "fam-1")}}))
+	_, err = s.GetAccessToken(ctx, at3.ID)
+	must(t, err)
+
+	// Failed issues store neither their tokens nor their events.
+	before := auditCount(t, s)
+	cases := []struct {
+		name string
+		w    *storage.TokenIssue
+		want error
+	}{
+		{"rotation of a rotated token", &storage.TokenIssue{RotateID: rt1.ID, RotatedAt: rotatedAt,
+			Refresh: newRefreshToken("rt-x1", "user-a", "fam-1", now), Access: newAccessToken("at-x1", "user-a", "fam-1", now)}, storage.ErrConflict},
+		{"rotation of a missing token", &storage.TokenIssue{RotateID: "rt-missing", RotatedAt: rotatedAt, DeleteAuthRequest: kept.ID,
+			Refresh: newRefreshToken("rt-x2", "user-a", "fam-1", now), Access: newAccessToken("at-x2", "user-a", "fam-1", now)}, storage.ErrNotFound},
+		{"beside a rotated token", &storage.TokenIssue{RequireCurrent: rt1.ID, Access: newAccessToken("at-x3", "user-a", "fam-1", now)}, storage.ErrConflict},
+		{"beside a missing token", &storage.TokenIssue{RequireCurrent: "rt-missing", Access: newAccessToken("at-x4", "user-a", "fam-1", now)}, storage.ErrNotFound},
+		{"for a code without a grant", &storage.TokenIssue{CodeHash: "code-missing", Access: newAccessToken("at-x5", "user-a", "fam-9", now),
+			Refresh: newRefreshToken("rt-x5", "user-a", "fam-9", now)}, storage.ErrNotFound},
+		{"duplicate access token id", &storage.TokenIssue{Access: newAccessToken(at1.ID, "user-a", "", now),
+			Refresh: newRefreshToken("rt-x6", "user-a", "fam-6", now)}, storage.ErrAlreadyExists},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.w.Events = []*storage.AuditEvent{event("token.failed", "", "")}
+			wantErr(t, s.IssueTokens(ctx, tc.w), tc.want)
+			if tc.w.Refresh != nil {
+				_, err := s.GetRefreshToken(ctx, tc.w.Refresh.ID)
+				wantErr(t, err, storage.ErrNotFound)
+			}
+			if tc.w.Access != nil && tc.w.Access.ID != at1.ID {
+				_, err := s.GetAccessToken(ctx, tc.w.Access.ID)
+				wantErr(t, err, storage.ErrNotFound)
+			}
+			if n := auditCount(t, s); n != before {
+				t.Fatalf("failed issue wrote %d audit events", n-before)
+			}
+		})
+	}
+	if _, err := s.GetAuthRequest(ctx, kept.ID); err != nil {
+		t.Fatalf("a failed issue deleted its auth request: %v", err)
+	}
+
+	// An access token revoked with its event.
+	atGone := newAccessToken("at-gone", "user-a", "", now)
+	must(t, s.CreateAccessToken(ctx, atGone))
+	must(t, s.IssueTokens(ctx, &storage.TokenIssue{DeleteAccessToken: atGone.ID, Events: []*storage.AuditEvent{event("token.revoke", atGone.ID, "")}}))
+	_, err = s.GetAccessToken(ctx, atGone.ID)
+	wantErr(t, err, storage.ErrNotFound)
+
+	// A detected reuse revokes the family with its event.
+	reuse := event("token.refresh.reuse", rt1.ID, "fam-1")
+	w := &storage.TokenIssue{RevokeFamily: "fam-1", RevokedAt: rotatedAt, Events: []*storage.AuditEvent{reuse}}
+	must(t, s.IssueTokens(ctx, w))
+	if w.Revoked != 2 || reuse.ID == 0 {
+		t.Fatalf("revoked %d refresh tokens (event id %d), want 2", w.Revoked, reuse.ID)
+	}
+	for _, id := range []string{rt1.ID, rt2.ID} {
+		rt, err := s.GetRefreshToken(ctx, id)
+		must(t, err)
+		if !rt.RevokedAt.Equal(rotatedAt) {
+			t.Fatalf("%s revoked at %v, want %v", id, rt.RevokedAt, rotatedAt)
+		}
+	}
+	for _, id := range []string{at1.ID, at2.ID, at3.ID} {
+		_, err := s.GetAccessToken(ctx, id)
+		wantErr(t, err, storage.ErrNotFound)
+	}
+	wantChain(t, s)
+}
+
+// testIssueTokensConcurrent issues from many goroutines at once, so that a backend that
+// commits them together puts several in one transaction: issues that lose a race fail
+// alone, every other one is stored with its event, and the chain stays one chain.
+func testIssueTokensConcurrent(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	must(t, s.CreateRefreshToken(ctx, newRefreshToken("rt-race", "user-a", "fam-race", now), nil))
+	const n = 32
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			at := newAccessToken(fmt.Sprintf("at-%d", i), "user-a", "fam-race", now)
+			w := &storage.TokenIssue{Access: at, Events: []*storage.AuditEvent{{Time: now, Type: "token.issue", Result: "success", TokenID: at.ID}}}
+			if i%2 == 0 { // every other one rotates the same token: one of them wins
+				w.RotateID, w.RotatedAt = "rt-race", now
+				w.Refresh = newRefreshToken(fmt.Sprintf("rt-%d", i), "user-a", "fam-race", now)
+			}
+			<-start
+			errs[i] = s.IssueTokens(ctx, w)
+		})
+	}
+	close(start)
+	wg.Wait()
+	rotations := 0
+	for i, err := range errs {
+		switch {
+		case i%2 == 1 || err == nil && rotations == 0:
+			must(t, err)
+			if i%2 == 0 {
+				rotations++
+			}
+		default:
+			if err == nil {
+				t.Fatalf("a second rotation of the same token succeeded (issue %d)", i)
+			}
+			wantErr(t, err, storage.ErrConflict)
+		}
+	}
+	if rotations != 1 {
+		t.Fatalf("%d rotations won, want 1", rotations)
+	}
+	for i, err := range errs {
+		id := fmt.Sprintf("at-%d", i)
+		_, getErr := s.GetAccessToken(ctx, id)
+		evs, listErr := s.ListAudit(ctx, storage.AuditFilter{TokenID: id})
+		must(t, listErr)
+		if err == nil && (getErr != nil || len(evs) != 1) || err != nil && (getErr == nil || len(evs) != 0) {
+			t.Fatalf("issue %d (err %v): token lookup %v, %d events", i, err, getErr, len(evs))
+		}
+	}
+	if evs := wantChain(t, s); len(evs) != n/2+1 {
+		t.Fatalf("%d events, want %d", len(evs), n/2+1)
 	}
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,39 +18,19 @@ import (
 const auditLockKey int64 = 0x6964702d61756474
 
 // AppendAudit inserts e as the newest link of the audit hash chain and sets e.ID,
-// e.PrevHash and e.Hash. The transaction takes the advisory lock auditLockKey before it
-// reads the newest hash, so appends from every process are serialised and the chain
-// never forks. The time is stored with microsecond precision, which is what the hash
-// covers; a zero e.Time is set to now first, as in every backend.
+// e.PrevHash and e.Hash. It goes through the group-commit writer (writer.go), whose
+// transaction takes the advisory lock auditLockKey once per batch before it reads the
+// newest hash, so appends from every process are serialised and the chain never forks.
+// The time is stored with microsecond precision, which is what the hash covers; a zero
+// e.Time is set to now first, as in every backend.
 func (s *Store) AppendAudit(ctx context.Context, e *storage.AuditEvent) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	var id int64
-	linked := *e
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, auditLockKey); err != nil {
-			return err
-		}
-		var prev, prevKey string
-		err := tx.QueryRow(ctx, `SELECT hash, chain_key FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&prev, &prevKey)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		if err := storage.LinkAudit(s.auditKey.Load(), prev, prevKey, &linked); err != nil {
-			return err
-		}
-		return tx.QueryRow(ctx, `INSERT INTO audit_events
-			(time, type, user_id, client_id, ip, user_agent, result, reason, prev_hash, hash, chain_key)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
-			ts(e.Time.Truncate(time.Microsecond)), e.Type, e.UserID, e.ClientID, e.IP, e.UserAgent,
-			e.Result, e.Reason, linked.PrevHash, linked.Hash, linked.ChainKey).Scan(&id)
+	err := s.write(ctx, func(ctx context.Context, tx pgx.Tx, head *chainHead) error {
+		return appendAuditTx(ctx, tx, head, e)
 	})
-	if err != nil {
-		return wrapErr("append audit", err)
-	}
-	e.ID, e.PrevHash, e.Hash, e.ChainKey = id, linked.PrevHash, linked.Hash, linked.ChainKey
-	return nil
+	return wrapErr("append audit", err)
 }
 
 // DeleteAuditBefore removes the events older than t (retention) and returns how many
@@ -95,6 +74,9 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	if f.Type != "" {
 		add("type = ?", f.Type)
 	}
+	if f.TokenID != "" {
+		add("token_id = ?", f.TokenID)
+	}
 	if !f.Since.IsZero() {
 		add("time >= ?", ts(f.Since))
 	}
@@ -105,7 +87,8 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 		add("id < ?", f.BeforeID)
 	}
 	q := `SELECT id, time, type, user_id, client_id, ip, user_agent, result, reason, prev_hash, hash,
-		chain_key FROM audit_events`
+		chain_key, COALESCE(token_id, ''), COALESCE(family_id, ''), COALESCE(session_id, ''), COALESCE(factor_id, '')
+		FROM audit_events`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -119,7 +102,8 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.AuditEvent, error) {
 		var e storage.AuditEvent
 		err := r.Scan(&e.ID, scanTS(&e.Time), &e.Type, &e.UserID, &e.ClientID, &e.IP, &e.UserAgent,
-			&e.Result, &e.Reason, &e.PrevHash, &e.Hash, &e.ChainKey)
+			&e.Result, &e.Reason, &e.PrevHash, &e.Hash, &e.ChainKey,
+			&e.TokenID, &e.FamilyID, &e.SessionID, &e.FactorID)
 		return e, err
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,28 +30,31 @@ func scanCodeGrant(row scanner) (*storage.CodeGrant, error) {
 // stored) or waits and then sees, and revokes, what this stored. ErrNotFound when the
 // code has no grant.
 func (s *Store) IssueCodeTokens(ctx context.Context, codeHash string, at *storage.AccessToken, rt *storage.RefreshToken) error {
+	w := &storage.TokenIssue{CodeHash: codeHash, Access: at, Refresh: rt}
+	return wrapErr("issue code tokens", s.write(ctx, issueJob(w)))
+}
+
+// claimCodeGrant records at and rt in the grant of codeHash with a conditional UPDATE:
+// ErrConflict when it was replayed or already given tokens, ErrNotFound when missing.
+func claimCodeGrant(ctx context.Context, tx pgx.Tx, codeHash string, at *storage.AccessToken, rt *storage.RefreshToken) error {
+	if at == nil {
+		return errors.New("code grant without an access token")
+	}
 	familyID, rtExpires := "", time.Time{}
 	if rt != nil {
 		familyID, rtExpires = rt.FamilyID, rt.ExpiresAt
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE code_grants
-			SET access_token_id = $2, family_id = $3, expires_at = GREATEST(expires_at, $4, $5)
-			WHERE code_hash = $1 AND replayed_at IS NULL AND access_token_id = ''`,
-			codeHash, at.ID, familyID, ts(at.ExpiresAt), ts(rtExpires))
-		if err != nil {
-			return wrapErr("issue code tokens", err)
-		}
-		if tag.RowsAffected() == 0 {
-			return conflictOrNotFound(ctx, tx, "issue code tokens", `SELECT EXISTS (SELECT 1 FROM code_grants WHERE code_hash = $1)`, codeHash)
-		}
-		if rt != nil {
-			if err := insertRefreshToken(ctx, tx, rt); err != nil {
-				return err
-			}
-		}
-		return insertAccessToken(ctx, tx, at)
-	})
+	tag, err := tx.Exec(ctx, `UPDATE code_grants
+		SET access_token_id = $2, family_id = $3, expires_at = GREATEST(expires_at, $4, $5)
+		WHERE code_hash = $1 AND replayed_at IS NULL AND access_token_id = ''`,
+		codeHash, at.ID, familyID, ts(at.ExpiresAt), ts(rtExpires))
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return conflictOrNotFound(ctx, tx, "issue code tokens", `SELECT EXISTS (SELECT 1 FROM code_grants WHERE code_hash = $1)`, codeHash)
+	}
+	return nil
 }
 
 // RevokeCodeGrant marks the grant of codeHash replayed (keeping the first replay time),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/openidp/idp/migrations"
 	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/internal/groupcommit"
 )
 
 // Advisory-lock keys of this package. Any constant works as long as nothing else in the
@@ -35,6 +36,9 @@ type Store struct {
 	auditKey atomic.Pointer[storage.AuditChainKey]
 	// listenConfig configures the dedicated connection of WatchChanges.
 	listenConfig *pgx.ConnConfig
+	// w is the group-commit writer: token issues and audit appends of concurrent
+	// requests share its transactions (writer.go).
+	w *groupcommit.Writer[writeJob]
 }
 
 var (
@@ -60,7 +64,9 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	return &Store{pool: pool, listenConfig: listenConfig}, nil
+	s := &Store{pool: pool, listenConfig: listenConfig}
+	s.w = groupcommit.New(s.runBatch, writerOptions)
+	return s, nil
 }
 
 // PoolStats reports the pgx connection pool: Open is its total connections, InUse the
@@ -80,6 +86,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes every connection of the pool.
 func (s *Store) Close() error {
+	s.w.Close()
 	s.pool.Close()
 	return nil
 }

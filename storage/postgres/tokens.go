@@ -22,6 +22,9 @@ const accessTokenCols = `id, client_id, user_id, audience, scopes, auth_time, am
 const refreshTokenCols = `id, token_hash, family_id, client_id, user_id, audience, scopes,
 	auth_time, amr, acr, session_id, created_at, expires_at, rotated_at, revoked_at, resources`
 
+// refreshTokenSelect reads refreshTokenCols and the successor of a rotated token.
+const refreshTokenSelect = refreshTokenCols + `, COALESCE(successor_id, ''), successor_sealed`
+
 func insertAccessToken(ctx context.Context, db execer, at *storage.AccessToken) error {
 	_, err := db.Exec(ctx, `INSERT INTO access_tokens (`+accessTokenCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
@@ -43,7 +46,7 @@ func scanRefreshToken(row scanner) (*storage.RefreshToken, error) {
 	var rt storage.RefreshToken
 	err := row.Scan(&rt.ID, &rt.TokenHash, &rt.FamilyID, &rt.ClientID, &rt.UserID, &rt.Audience, &rt.Scopes,
 		scanTS(&rt.AuthTime), &rt.AMR, &rt.ACR, &rt.SessionID, scanTS(&rt.CreatedAt), scanTS(&rt.ExpiresAt),
-		scanTS(&rt.RotatedAt), scanTS(&rt.RevokedAt), &rt.Resources)
+		scanTS(&rt.RotatedAt), scanTS(&rt.RevokedAt), &rt.Resources, &rt.SuccessorID, &rt.SuccessorSealed)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +55,7 @@ func scanRefreshToken(row scanner) (*storage.RefreshToken, error) {
 
 // CreateAccessToken inserts at; ErrAlreadyExists when its id is taken.
 func (s *Store) CreateAccessToken(ctx context.Context, at *storage.AccessToken) error {
-	return insertAccessToken(ctx, s.pool, at)
+	return wrapErr("create access token", s.write(ctx, issueJob(&storage.TokenIssue{Access: at})))
 }
 
 // GetAccessToken returns the access token with that id, or ErrNotFound.
@@ -76,15 +79,7 @@ func (s *Store) DeleteAccessToken(ctx context.Context, id string) error {
 // CreateRefreshToken inserts rt and, when at is not nil, the access token issued beside
 // it, in one transaction.
 func (s *Store) CreateRefreshToken(ctx context.Context, rt *storage.RefreshToken, at *storage.AccessToken) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := insertRefreshToken(ctx, tx, rt); err != nil {
-			return err
-		}
-		if at != nil {
-			return insertAccessToken(ctx, tx, at)
-		}
-		return nil
-	})
+	return wrapErr("create refresh token", s.write(ctx, issueJob(&storage.TokenIssue{Refresh: rt, Access: at})))
 }
 
 // RotateRefreshToken marks oldID rotated with a conditional UPDATE (only a current,
@@ -92,29 +87,95 @@ func (s *Store) CreateRefreshToken(ctx context.Context, rt *storage.RefreshToken
 // of several concurrent callers wins; the others get ErrConflict. ErrNotFound when oldID
 // does not exist.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.Time, next *storage.RefreshToken, at *storage.AccessToken) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET rotated_at = $2
-			WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL`, oldID, ts(now))
-		if err != nil {
-			return wrapErr("rotate refresh token", err)
+	w := &storage.TokenIssue{RotateID: oldID, RotatedAt: now, Refresh: next, Access: at}
+	return wrapErr("rotate refresh token", s.write(ctx, issueJob(w)))
+}
+
+// IssueTokens stores w through the group-commit writer: its checks, tokens and audit
+// events in one savepoint of a shared transaction, committed before it returns.
+func (s *Store) IssueTokens(ctx context.Context, w *storage.TokenIssue) error {
+	return wrapErr("issue tokens", s.write(ctx, issueJob(w)))
+}
+
+// issueJob is the writer job of w.
+func issueJob(w *storage.TokenIssue) writeJob {
+	return func(ctx context.Context, tx pgx.Tx, head *chainHead) error {
+		if w.RequireCurrent != "" {
+			var current bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens
+				WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL)`, w.RequireCurrent).Scan(&current); err != nil {
+				return err
+			}
+			if !current {
+				return conflictOrNotFound(ctx, tx, "issue tokens", `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $1)`, w.RequireCurrent)
+			}
 		}
-		if tag.RowsAffected() == 0 {
-			return conflictOrNotFound(ctx, tx, "rotate refresh token", `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $1)`, oldID)
+		if w.RotateID != "" {
+			if w.Refresh == nil {
+				return errors.New("rotation without a successor")
+			}
+			var sealed []byte
+			if len(w.SuccessorSealed) > 0 {
+				sealed = w.SuccessorSealed
+			}
+			tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET rotated_at = $2, successor_id = $3, successor_sealed = $4
+				WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL`, w.RotateID, ts(w.RotatedAt), w.Refresh.ID, sealed)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return conflictOrNotFound(ctx, tx, "rotate refresh token", `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $1)`, w.RotateID)
+			}
 		}
-		if err := insertRefreshToken(ctx, tx, next); err != nil {
-			return err
+		if w.CodeHash != "" {
+			if err := claimCodeGrant(ctx, tx, w.CodeHash, w.Access, w.Refresh); err != nil {
+				return err
+			}
 		}
-		if at != nil {
-			return insertAccessToken(ctx, tx, at)
+		if w.Refresh != nil {
+			if err := insertRefreshToken(ctx, tx, w.Refresh); err != nil {
+				return err
+			}
+		}
+		if w.Access != nil {
+			if err := insertAccessToken(ctx, tx, w.Access); err != nil {
+				return err
+			}
+		}
+		if w.RevokeFamily != "" {
+			tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $2
+				WHERE family_id = $1 AND revoked_at IS NULL`, w.RevokeFamily, ts(w.RevokedAt))
+			if err != nil {
+				return err
+			}
+			w.Revoked = tag.RowsAffected()
+			if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE family_id = $1`, w.RevokeFamily); err != nil {
+				return err
+			}
+		}
+		if w.DeleteAccessToken != "" {
+			if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE id = $1`, w.DeleteAccessToken); err != nil {
+				return err
+			}
+		}
+		if w.DeleteAuthRequest != "" {
+			if _, err := tx.Exec(ctx, `DELETE FROM auth_requests WHERE id = $1`, w.DeleteAuthRequest); err != nil {
+				return err
+			}
+		}
+		for _, e := range w.Events {
+			if err := appendAuditTx(ctx, tx, head, e); err != nil {
+				return err
+			}
 		}
 		return nil
-	})
+	}
 }
 
 // GetRefreshToken returns the refresh token with that id, or ErrNotFound.
 func (s *Store) GetRefreshToken(ctx context.Context, id string) (*storage.RefreshToken, error) {
 	rt, err := scanRefreshToken(s.pool.QueryRow(ctx,
-		`SELECT `+refreshTokenCols+` FROM refresh_tokens WHERE id = $1`, id))
+		`SELECT `+refreshTokenSelect+` FROM refresh_tokens WHERE id = $1`, id))
 	if err != nil {
 		return nil, wrapErr("get refresh token", err)
 	}
@@ -125,7 +186,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, id string) (*storage.Refres
 // rotated and revoked ones included, or ErrNotFound.
 func (s *Store) GetRefreshTokenByHash(ctx context.Context, tokenHash string) (*storage.RefreshToken, error) {
 	rt, err := scanRefreshToken(s.pool.QueryRow(ctx,
-		`SELECT `+refreshTokenCols+` FROM refresh_tokens WHERE token_hash = $1`, tokenHash))
+		`SELECT `+refreshTokenSelect+` FROM refresh_tokens WHERE token_hash = $1`, tokenHash))
 	if err != nil {
 		return nil, wrapErr("get refresh token by hash", err)
 	}

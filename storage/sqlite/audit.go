@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -15,35 +14,18 @@ import (
 // e.PrevHash and e.Hash. A zero e.Time is set to now first (the column cannot hold the
 // zero time, and the hash must cover the time that is stored).
 //
-// Reading the newest hash and inserting happen in one write transaction (BEGIN
-// IMMEDIATE, see Open), which holds the database write lock: appends from every
-// goroutine and every process sharing the file are serialised, so the chain never forks.
+// The append goes through the group-commit writer (writer.go): its transaction (BEGIN
+// IMMEDIATE, see Open) holds the database write lock from reading the newest hash to
+// commit, so appends from every goroutine and every process sharing the file are
+// serialised and the chain never forks.
 func (s *Store) AppendAudit(ctx context.Context, e *storage.AuditEvent) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	var id int64
-	linked := *e
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var prev, prevKey string
-		err := tx.QueryRowContext(ctx, `SELECT hash, chain_key FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&prev, &prevKey)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		if err := storage.LinkAudit(s.auditKey.Load(), prev, prevKey, &linked); err != nil {
-			return err
-		}
-		return tx.QueryRowContext(ctx, `INSERT INTO audit_events (occurred_at, type, user_id,
-			client_id, ip, user_agent, result, reason, prev_hash, hash, chain_key)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			e.Time.UnixNano(), e.Type, e.UserID, e.ClientID, e.IP, e.UserAgent, e.Result, e.Reason,
-			linked.PrevHash, linked.Hash, linked.ChainKey).Scan(&id)
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx, head *chainHead) error {
+		return appendAuditTx(ctx, tx, head, e)
 	})
-	if err != nil {
-		return wrap("append audit", err)
-	}
-	e.ID, e.PrevHash, e.Hash, e.ChainKey = id, linked.PrevHash, linked.Hash, linked.ChainKey
-	return nil
+	return wrap("append audit", err)
 }
 
 // DeleteAuditBefore removes the events older than t (retention) and returns how many
@@ -84,6 +66,9 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	if f.Type != "" {
 		where, args = append(where, "type = ?"), append(args, f.Type)
 	}
+	if f.TokenID != "" {
+		where, args = append(where, "token_id = ?"), append(args, f.TokenID)
+	}
 	if !f.Since.IsZero() {
 		where, args = append(where, "occurred_at >= ?"), append(args, f.Since.UnixNano())
 	}
@@ -94,7 +79,8 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 		where, args = append(where, "id < ?"), append(args, f.BeforeID)
 	}
 	q := `SELECT id, occurred_at, type, user_id, client_id, ip, user_agent, result, reason,
-		prev_hash, hash, chain_key FROM audit_events`
+		prev_hash, hash, chain_key, COALESCE(token_id, ''), COALESCE(family_id, ''), COALESCE(session_id, ''),
+		COALESCE(factor_id, '') FROM audit_events`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -114,7 +100,8 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	for rows.Next() {
 		var e storage.AuditEvent
 		if err := rows.Scan(&e.ID, timeCol{&e.Time}, &e.Type, &e.UserID, &e.ClientID, &e.IP,
-			&e.UserAgent, &e.Result, &e.Reason, &e.PrevHash, &e.Hash, &e.ChainKey); err != nil {
+			&e.UserAgent, &e.Result, &e.Reason, &e.PrevHash, &e.Hash, &e.ChainKey,
+			&e.TokenID, &e.FamilyID, &e.SessionID, &e.FactorID); err != nil {
 			return nil, wrap("list audit", err)
 		}
 		out = append(out, e)

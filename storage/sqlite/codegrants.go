@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/openidp/idp/storage"
@@ -26,6 +27,16 @@ func scanCodeGrant(sc scanner) (*storage.CodeGrant, error) {
 // conditional UPDATE first: ErrConflict when it was replayed or already given tokens,
 // ErrNotFound when there is none; either way nothing is stored.
 func (s *Store) IssueCodeTokens(ctx context.Context, codeHash string, at *storage.AccessToken, rt *storage.RefreshToken) error {
+	w := &storage.TokenIssue{CodeHash: codeHash, Access: at, Refresh: rt}
+	return wrap("issue code tokens", s.write(ctx, issueJob(w)))
+}
+
+// claimCodeGrant records at and rt in the grant of codeHash with a conditional UPDATE:
+// ErrConflict when it was replayed or already given tokens, ErrNotFound when missing.
+func claimCodeGrant(ctx context.Context, tx *sql.Tx, codeHash string, at *storage.AccessToken, rt *storage.RefreshToken) error {
+	if at == nil {
+		return errors.New("code grant without an access token")
+	}
 	familyID, expires := "", at.ExpiresAt
 	if rt != nil {
 		familyID = rt.FamilyID
@@ -33,29 +44,21 @@ func (s *Store) IssueCodeTokens(ctx context.Context, codeHash string, at *storag
 			expires = rt.ExpiresAt
 		}
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE code_grants
-			SET access_token_id = ?, family_id = ?, expires_at = MAX(COALESCE(expires_at, 0), COALESCE(?, 0))
-			WHERE code_hash = ? AND replayed_at IS NULL AND access_token_id = ''`,
-			at.ID, familyID, ts(expires), codeHash)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return conflictOrNotFound(ctx, tx, `SELECT EXISTS (SELECT 1 FROM code_grants WHERE code_hash = ?)`, codeHash)
-		}
-		if rt != nil {
-			if err := insertRefreshToken(ctx, tx, rt); err != nil {
-				return err
-			}
-		}
-		return insertAccessToken(ctx, tx, at)
-	})
-	return wrap("issue code tokens", err)
+	res, err := tx.ExecContext(ctx, `UPDATE code_grants
+		SET access_token_id = ?, family_id = ?, expires_at = MAX(COALESCE(expires_at, 0), COALESCE(?, 0))
+		WHERE code_hash = ? AND replayed_at IS NULL AND access_token_id = ''`,
+		at.ID, familyID, ts(expires), codeHash)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return conflictOrNotFound(ctx, tx, `SELECT EXISTS (SELECT 1 FROM code_grants WHERE code_hash = ?)`, codeHash)
+	}
+	return nil
 }
 
 // RevokeCodeGrant marks the grant of codeHash replayed (keeping the first replay time),

@@ -18,6 +18,7 @@ import (
 
 	"github.com/openidp/idp/migrations"
 	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/internal/groupcommit"
 )
 
 // maxReaders bounds the pool of read-only connections. In WAL mode readers run in
@@ -46,6 +47,10 @@ type Store struct {
 
 	// auditKey keys the audit chain (SetAuditChainKey); nil appends unkeyed.
 	auditKey atomic.Pointer[storage.AuditChainKey]
+
+	// w is the group-commit writer: token issues and audit appends of concurrent
+	// requests share its transactions (writer.go).
+	w *groupcommit.Writer[writeJob]
 }
 
 var (
@@ -129,6 +134,7 @@ func open(ctx context.Context, path string, existing bool) (*Store, error) {
 	rdb.SetMaxOpenConns(maxReaders)
 	rdb.SetMaxIdleConns(maxReaders)
 	s.rdb = rdb
+	s.w = groupcommit.New(s.runBatch, writerOptions)
 	var one int
 	if err := rdb.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		_ = s.Close()
@@ -147,6 +153,9 @@ func cloneValues(v url.Values) url.Values {
 
 // Close releases the database handles and the prepared statements.
 func (s *Store) Close() error {
+	if s.w != nil {
+		s.w.Close() // waits for the batches in flight, which use db
+	}
 	s.stmts.Range(func(k, v any) bool {
 		_ = v.(*sql.Stmt).Close()
 		s.stmts.Delete(k)

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/openidp/idp/storage"
@@ -13,6 +14,9 @@ const accessTokenCols = `id, client_id, user_id, audience, scopes, auth_time, am
 
 const refreshTokenCols = `id, token_hash, family_id, client_id, user_id, audience, scopes,
 	auth_time, amr, acr, session_id, created_at, expires_at, rotated_at, revoked_at, resources`
+
+// refreshTokenSelect reads refreshTokenCols and the successor of a rotated token.
+const refreshTokenSelect = refreshTokenCols + `, COALESCE(successor_id, ''), successor_sealed`
 
 // execer is the ExecContext method shared by *sql.DB and *sql.Tx.
 type execer interface {
@@ -62,7 +66,8 @@ func scanRefreshToken(sc scanner) (*storage.RefreshToken, error) {
 	err := sc.Scan(&rt.ID, &rt.TokenHash, &rt.FamilyID, &rt.ClientID, &rt.UserID,
 		listCol[string]{&rt.Audience}, listCol[string]{&rt.Scopes}, timeCol{&rt.AuthTime}, listCol[string]{&rt.AMR},
 		&rt.ACR, &rt.SessionID, timeCol{&rt.CreatedAt}, timeCol{&rt.ExpiresAt},
-		timeCol{&rt.RotatedAt}, timeCol{&rt.RevokedAt}, listCol[string]{&rt.Resources})
+		timeCol{&rt.RotatedAt}, timeCol{&rt.RevokedAt}, listCol[string]{&rt.Resources},
+		&rt.SuccessorID, &rt.SuccessorSealed)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +76,7 @@ func scanRefreshToken(sc scanner) (*storage.RefreshToken, error) {
 
 // CreateAccessToken inserts at; ErrAlreadyExists when the id is taken.
 func (s *Store) CreateAccessToken(ctx context.Context, at *storage.AccessToken) error {
-	return wrap("create access token", insertAccessToken(ctx, preparedExecer{s, s.db}, at))
+	return wrap("create access token", s.write(ctx, issueJob(&storage.TokenIssue{Access: at})))
 }
 
 // GetAccessToken returns the access token with that id, or ErrNotFound (also once
@@ -94,16 +99,7 @@ func (s *Store) DeleteAccessToken(ctx context.Context, id string) error {
 // CreateRefreshToken inserts the first member of a new family together with the access
 // token issued beside it (skipped when at is nil), in one transaction.
 func (s *Store) CreateRefreshToken(ctx context.Context, rt *storage.RefreshToken, at *storage.AccessToken) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := insertRefreshToken(ctx, tx, rt); err != nil {
-			return err
-		}
-		if at != nil {
-			return insertAccessToken(ctx, tx, at)
-		}
-		return nil
-	})
-	return wrap("create refresh token", err)
+	return wrap("create refresh token", s.write(ctx, issueJob(&storage.TokenIssue{Refresh: rt, Access: at})))
 }
 
 // RotateRefreshToken atomically marks refresh token oldID rotated at now — only if it
@@ -111,34 +107,104 @@ func (s *Store) CreateRefreshToken(ctx context.Context, rt *storage.RefreshToken
 // at is nil), in one transaction. ErrConflict when oldID was already rotated or revoked,
 // ErrNotFound when it does not exist; either way nothing changes.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.Time, next *storage.RefreshToken, at *storage.AccessToken) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET rotated_at = ?
-			WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL`, ts(now), oldID)
-		if err != nil {
-			return err
+	w := &storage.TokenIssue{RotateID: oldID, RotatedAt: now, Refresh: next, Access: at}
+	return wrap("rotate refresh token", s.write(ctx, issueJob(w)))
+}
+
+// IssueTokens stores w through the group-commit writer: its checks, tokens and audit
+// events in one savepoint of a shared transaction, committed before it returns.
+func (s *Store) IssueTokens(ctx context.Context, w *storage.TokenIssue) error {
+	return wrap("issue tokens", s.write(ctx, issueJob(w)))
+}
+
+// issueJob is the writer job of w.
+func issueJob(w *storage.TokenIssue) writeJob {
+	return func(ctx context.Context, tx *sql.Tx, head *chainHead) error {
+		if w.RequireCurrent != "" {
+			var current bool
+			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens
+				WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL)`, w.RequireCurrent).Scan(&current); err != nil {
+				return err
+			}
+			if !current {
+				return conflictOrNotFound(ctx, tx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ?)`, w.RequireCurrent)
+			}
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
+		if w.RotateID != "" {
+			if w.Refresh == nil {
+				return errors.New("rotation without a successor")
+			}
+			res, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET rotated_at = ?, successor_id = ?, successor_sealed = ?
+				WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL`,
+				ts(w.RotatedAt), w.Refresh.ID, nullBytes(w.SuccessorSealed), w.RotateID)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return conflictOrNotFound(ctx, tx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ?)`, w.RotateID)
+			}
 		}
-		if n == 0 {
-			return conflictOrNotFound(ctx, tx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ?)`, oldID)
+		if w.CodeHash != "" {
+			if err := claimCodeGrant(ctx, tx, w.CodeHash, w.Access, w.Refresh); err != nil {
+				return err
+			}
 		}
-		if err := insertRefreshToken(ctx, tx, next); err != nil {
-			return err
+		if w.Refresh != nil {
+			if err := insertRefreshToken(ctx, tx, w.Refresh); err != nil {
+				return err
+			}
 		}
-		if at != nil {
-			return insertAccessToken(ctx, tx, at)
+		if w.Access != nil {
+			if err := insertAccessToken(ctx, tx, w.Access); err != nil {
+				return err
+			}
+		}
+		if w.RevokeFamily != "" {
+			res, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = ?
+				WHERE family_id = ? AND revoked_at IS NULL`, ts(w.RevokedAt), w.RevokeFamily)
+			if err != nil {
+				return err
+			}
+			if w.Revoked, err = res.RowsAffected(); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE family_id = ?`, w.RevokeFamily); err != nil {
+				return err
+			}
+		}
+		if w.DeleteAccessToken != "" {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE id = ?`, w.DeleteAccessToken); err != nil {
+				return err
+			}
+		}
+		if w.DeleteAuthRequest != "" {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM auth_requests WHERE id = ?`, w.DeleteAuthRequest); err != nil {
+				return err
+			}
+		}
+		for _, e := range w.Events {
+			if err := appendAuditTx(ctx, tx, head, e); err != nil {
+				return err
+			}
 		}
 		return nil
-	})
-	return wrap("rotate refresh token", err)
+	}
+}
+
+// nullBytes is b, or NULL when b is empty.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // GetRefreshToken returns the refresh token with that id, or ErrNotFound.
 func (s *Store) GetRefreshToken(ctx context.Context, id string) (*storage.RefreshToken, error) {
 	rt, err := scanRefreshToken(s.rdb.QueryRowContext(ctx,
-		`SELECT `+refreshTokenCols+` FROM refresh_tokens WHERE id = ?`, id))
+		`SELECT `+refreshTokenSelect+` FROM refresh_tokens WHERE id = ?`, id))
 	if err != nil {
 		return nil, wrap("get refresh token", err)
 	}
@@ -149,7 +215,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, id string) (*storage.Refres
 // rotated and revoked ones included, or ErrNotFound.
 func (s *Store) GetRefreshTokenByHash(ctx context.Context, tokenHash string) (*storage.RefreshToken, error) {
 	rt, err := scanRefreshToken(s.rdb.QueryRowContext(ctx,
-		`SELECT `+refreshTokenCols+` FROM refresh_tokens WHERE token_hash = ?`, tokenHash))
+		`SELECT `+refreshTokenSelect+` FROM refresh_tokens WHERE token_hash = ?`, tokenHash))
 	if err != nil {
 		return nil, wrap("get refresh token by hash", err)
 	}

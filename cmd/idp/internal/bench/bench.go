@@ -75,7 +75,7 @@ type Result struct {
 	// FirstError is the first error seen, for the report; empty when none.
 	FirstError string `json:"first_error,omitempty"`
 	// CommitsPer1000 is the store commits per 1,000 operations, from the server's
-	// idp_store_commits_total; nil when the server does not expose it.
+	// openidp_store_commits_total; nil when the server does not expose it.
 	CommitsPer1000 *float64 `json:"store_commits_per_1000,omitempty"`
 	// Note says something the figures need to be read with (e.g. a provider without SSO
 	// sessions, where "sso" is a full sign-in each time).

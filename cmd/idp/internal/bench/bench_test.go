@@ -239,10 +239,10 @@ func TestSumMetric(t *testing.T) {
 		want       float64
 		found      bool
 	}{
-		{"labels summed", "# HELP idp_store_commits_total x\nidp_store_commits_total{backend=\"a\"} 3\nidp_store_commits_total{backend=\"b\"} 4.5\n", 7.5, true},
-		{"no labels", "idp_store_commits_total 12\n", 12, true},
+		{"labels summed", "# HELP openidp_store_commits_total x\nopenidp_store_commits_total{backend=\"a\"} 3\nopenidp_store_commits_total{backend=\"b\"} 4.5\n", 7.5, true},
+		{"no labels", "openidp_store_commits_total 12\n", 12, true},
 		{"missing", "idp_http_requests_total 5\n", 0, false},
-		{"prefix only", "idp_store_commits_total_seconds 5\n", 0, false},
+		{"prefix only", "openidp_store_commits_total_seconds 5\n", 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -308,7 +308,7 @@ func TestStoreCommits(t *testing.T) {
 	metricsSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		// 5 commits before the scenario, 25 after: 20 commits for 8 tokens.
 		n := 5 + 20*reads.Add(1) - 20
-		fmt.Fprintf(w, "# TYPE idp_store_commits_total counter\nidp_store_commits_total{kind=\"batch\"} %d\n", n)
+		fmt.Fprintf(w, "# TYPE openidp_store_commits_total counter\nopenidp_store_commits_total{kind=\"batch\"} %d\n", n)
 	}))
 	defer metricsSrv.Close()
 	tests := []struct {

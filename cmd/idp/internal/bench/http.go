@@ -365,7 +365,7 @@ func pkce() (verifier, challenge string) {
 
 // metricStoreCommits is the counter of store transactions committed, if the server
 // exposes it.
-const metricStoreCommits = "idp_store_commits_total"
+const metricStoreCommits = "openidp_store_commits_total"
 
 // storeCommits reads the server's metrics and returns the sum of metricStoreCommits
 // over its labels; false when the metrics cannot be read or lack it.

@@ -1,0 +1,128 @@
+package idp_test
+
+import (
+	"bytes"
+	"context"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/secret"
+	"github.com/openidp/idp/storage"
+)
+
+// A client that lost the answer of a refresh (the process died after the commit, the
+// connection dropped) and retries the token it just rotated gets the same successor
+// within the reuse grace window; any other reuse still revokes the family.
+func TestRefreshReuseGrace(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			e := newEnv(t, be.open(t), noAuthorizeLimit)
+			e.createUser("alice@example.com", password)
+			app := e.createClient(admin.NewClient{Name: "App", SkipConsent: true})
+			other := e.createClient(admin.NewClient{Name: "Other", SkipConsent: true})
+			br := e.newBrowser()
+			refresh := func(c testClient, rt string) tokenResponse {
+				t.Helper()
+				return e.tokenRequest(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+			}
+			tests := []struct {
+				name string
+				// retry presents the rotated token rt0 (whose successor r1 was issued) again
+				// and returns the answer.
+				retry      func(t *testing.T, rt0 string, r1 tokenResponse) tokenResponse
+				sameAnswer bool // else: invalid_grant and the family revoked
+			}{
+				{"same client within the window gets the same successor", func(t *testing.T, rt0 string, r1 tokenResponse) tokenResponse {
+					e.clock.Advance(25 * time.Second)
+					return refresh(app, rt0)
+				}, true},
+				{"same client after the window is reuse", func(t *testing.T, rt0 string, r1 tokenResponse) tokenResponse {
+					e.clock.Advance(31 * time.Second)
+					return refresh(app, rt0)
+				}, false},
+				{"another client within the window is reuse", func(t *testing.T, rt0 string, r1 tokenResponse) tokenResponse {
+					return refresh(other, rt0)
+				}, false},
+				{"once the successor was used it is reuse", func(t *testing.T, rt0 string, r1 tokenResponse) tokenResponse {
+					if r2 := refresh(app, r1.RefreshToken); r2.RefreshToken == "" {
+						t.Fatalf("refresh of the successor: %+v", r2)
+					}
+					return refresh(app, rt0)
+				}, false},
+			}
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					rt0 := loginCode(t, e, br, app, nil).RefreshToken
+					r1 := refresh(app, rt0)
+					if r1.RefreshToken == "" {
+						t.Fatalf("refresh: %+v", r1)
+					}
+					// The successor is kept on the rotated row sealed, never in plaintext.
+					old, err := e.store.GetRefreshTokenByHash(context.Background(), secret.Hash(rt0))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(old.SuccessorSealed) == 0 || bytes.Contains(old.SuccessorSealed, []byte(r1.RefreshToken)) {
+						t.Fatalf("successor stored as %q", old.SuccessorSealed)
+					}
+					reuses := e.auditCount(audit.EventRefreshReuse, "")
+					got := tc.retry(t, rt0, r1)
+					if tc.sameAnswer {
+						if got.RefreshToken != r1.RefreshToken || got.AccessToken == "" || got.AccessToken == r1.AccessToken || got.IDToken == "" {
+							t.Fatalf("retry within the window: %+v, want the same refresh token %q and a new access token", got, r1.RefreshToken)
+						}
+						info := introspect(t, e, app, got.AccessToken)
+						if info["active"] != true {
+							t.Fatalf("access token of the retry inactive: %v", info)
+						}
+						// Its audit event names it.
+						evs, err := e.store.ListAudit(context.Background(), storage.AuditFilter{TokenID: info["jti"].(string)})
+						if err != nil || len(evs) != 1 || evs[0].Type != audit.EventTokenRefresh {
+							t.Fatalf("events of the retry's access token: %+v, %v", evs, err)
+						}
+						// The family lives on: the successor still refreshes.
+						if next := refresh(app, r1.RefreshToken); next.RefreshToken == "" {
+							t.Fatalf("successor after the retry: %+v", next)
+						}
+						if n := e.auditCount(audit.EventRefreshReuse, ""); n != reuses {
+							t.Fatalf("a retry within the window was audited as reuse")
+						}
+						return
+					}
+					if got.Error != "invalid_grant" {
+						t.Fatalf("reuse: %+v, want invalid_grant", got)
+					}
+					if after := refresh(app, r1.RefreshToken); after.Error != "invalid_grant" {
+						t.Fatalf("family survived reuse: %+v", after)
+					}
+					if n := e.auditCount(audit.EventRefreshReuse, ""); n != reuses+1 {
+						t.Fatalf("reuse audited %d times, want once", n-reuses)
+					}
+				})
+			}
+		})
+	}
+}
+
+// With the window off (Config.RefreshReuseGrace negative, --refresh-reuse-grace 0), an
+// immediate retry is reuse.
+func TestRefreshReuseGraceOff(t *testing.T) {
+	e := newEnv(t, openSQLite(t), noAuthorizeLimit, func(c *idp.Config) { c.RefreshReuseGrace = -1 })
+	e.createUser("alice@example.com", password)
+	app := e.createClient(admin.NewClient{Name: "App", SkipConsent: true})
+	rt0 := loginCode(t, e, e.newBrowser(), app, nil).RefreshToken
+	r1 := e.tokenRequest(app, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt0}})
+	if r1.RefreshToken == "" {
+		t.Fatalf("refresh: %+v", r1)
+	}
+	if got := e.tokenRequest(app, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt0}}); got.Error != "invalid_grant" {
+		t.Fatalf("retry with the window off: %+v, want invalid_grant", got)
+	}
+	if after := e.tokenRequest(app, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r1.RefreshToken}}); after.Error != "invalid_grant" {
+		t.Fatalf("family survived reuse: %+v", after)
+	}
+}
