@@ -119,6 +119,9 @@ type EnrollRequest struct {
 	Name  string // label for the factor
 	Phone string // SMS: the number as typed
 	Email string // e-mail: the address (default: the account's)
+	// Device names the browser the person enrols from ("Chrome on macOS"); WebAuthn
+	// names an unnamed credential after it when its authenticator is not a known one.
+	Device string
 }
 
 // Enrollment is what the person needs to finish enrolling.
