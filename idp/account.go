@@ -251,6 +251,7 @@ func (s *Server) handleAccountEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	enr, err := s.startEnroll(r.Context(), u, kind, mfa.EnrollRequest{
 		Name: r.PostFormValue("name"), Phone: r.PostFormValue("phone"), Email: r.PostFormValue("email"),
+		Device: deviceName(r.UserAgent()),
 	})
 	if err != nil {
 		// The error is shown in the form of the kind being added, beside its field, with

@@ -315,6 +315,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login", s.handleLogin)
 	mux.HandleFunc("POST /login", s.handleLoginPost)
+	mux.HandleFunc("POST /login/passkey", s.handlePasskeyLogin)
 	mux.HandleFunc("POST /login/mfa", s.handleMFAVerify)
 	mux.HandleFunc("POST /login/mfa/send", s.handleMFASend)
 	mux.HandleFunc("POST /consent", s.handleConsentPost)

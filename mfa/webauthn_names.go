@@ -44,7 +44,7 @@ func aaguidName(aaguid []byte) string {
 }
 
 // credentialName names a new credential: after its authenticator when the AAGUID is a
-// known one, else after the browser it was added in ("Passkey on Chrome on Linux"); a
+// known one, else after the browser it was added in ("Chrome on Linux"); a
 // credential the browser reports as not discoverable (credProps rk=false) is a security
 // key, not a passkey.
 func credentialName(aaguid []byte, props *protocol.CredentialPropertiesOutput, device string) string {
@@ -55,9 +55,7 @@ func credentialName(aaguid []byte, props *protocol.CredentialPropertiesOutput, d
 	switch {
 	case notDiscoverable:
 		return defaultKeyName
-	case strings.TrimSpace(device) != "":
-		return "Passkey on " + strings.TrimSpace(device)
 	default:
-		return "Passkey"
+		return strings.TrimSpace(device)
 	}
 }

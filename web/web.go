@@ -52,13 +52,22 @@ type Renderer struct {
 func New() (*Renderer, error) {
 	r := &Renderer{t: map[string]*template.Template{}}
 	for _, p := range pages {
-		t, err := template.New("layout.html").Funcs(template.FuncMap{"siteName": func() string { return r.SiteName }}).ParseFS(templateFS, "templates/layout.html", "templates/"+p)
+		t, err := template.New("layout.html").Funcs(template.FuncMap{"siteName": func() string { return r.SiteName }, "t": translate}).ParseFS(templateFS, "templates/layout.html", "templates/"+p)
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", p, err)
 		}
 		r.t[p] = t
 	}
 	return r, nil
+}
+
+// translate is the template func t: the page's English text, formatted with args when
+// it has any. (Translations replace it.)
+func translate(s string, args ...any) string {
+	if len(args) == 0 {
+		return s
+	}
+	return fmt.Sprintf(s, args...)
 }
 
 // Render writes page name with data and the given status. Rendering into a buffer first
@@ -97,6 +106,16 @@ type LoginPage struct {
 	ClientName    string
 	Email         string
 	Error         string
+	// PasskeyOptions, when set, are the request options (JSON) of this sign-in's
+	// passkey ceremony: the page offers passkeys in the e-mail field's autofill
+	// (conditional mediation) and on a "Sign in with a passkey" button.
+	PasskeyOptions template.JS
+	// PasskeyAutostart runs the passkey ceremony as soon as the page loads (the person
+	// chose "Sign in with a passkey" on a page that could not run it yet).
+	PasskeyAutostart bool
+	// PasskeyStart offers "Sign in with a passkey" as a form that first stores the
+	// sign-in (the account page's sign-in form, stored only when used).
+	PasskeyStart bool
 }
 
 // Scope describes one requested scope on the consent page.

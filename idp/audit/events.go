@@ -111,6 +111,11 @@ const (
 	EventAdminReencrypt = "admin.keys.rotate_encryption"
 )
 
+// EventLoginPasskey: a sign-in with a passkey alone. success: a session began (the
+// reason gives its amr); failure: why (invalid assertion, challenge expired or used
+// up, sign count regression, account disabled, rate limited (<limit>)).
+const EventLoginPasskey = "login.passkey"
+
 // EventRetention is the audit event `idp audit prune` records after removing old
 // events. Its Reason holds RetentionAnchorKey=<hash of the newest removed event>, which
 // documents where the retained chain starts.
@@ -119,7 +124,7 @@ const EventRetention = "audit.retention"
 // EventTypes lists every event type above, for validating a type asked for (`idp audit
 // list --type`); a test keeps it complete.
 var EventTypes = []string{
-	EventLoginPassword, EventLoginSSO, EventLogout, EventConsentGrant, EventConsentDeny,
+	EventLoginPassword, EventLoginPasskey, EventLoginSSO, EventLogout, EventConsentGrant, EventConsentDeny,
 	EventTokenIssue, EventTokenRefresh, EventRefreshReuse, EventTokenRevoke, EventCodeReuse,
 	EventCodeReplay, EventClientAuth, EventLoginPolicy, EventLoginDevice,
 	EventMFAEnrollStart, EventMFAEnroll, EventMFAVerify, EventMFALockout, EventMFARemove,
