@@ -340,6 +340,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		{"/api/v1/admin/users/{id}/groups", []string{"put"}},
 		{"/api/v1/admin/users/{id}/sessions", []string{"get", "delete"}},
 		{"/api/v1/admin/users/{id}/mfa/reset", []string{"post"}},
+		{"/api/v1/admin/users/{id}/enrolment-link", []string{"post"}},
 		{"/api/v1/admin/clients", []string{"get", "post"}},
 		{"/api/v1/admin/clients/{id}", []string{"get"}},
 		{"/api/v1/admin/clients/{id}/policy", []string{"put"}},
