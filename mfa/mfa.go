@@ -122,6 +122,10 @@ type EnrollRequest struct {
 	// Device names the browser the person enrols from ("Chrome on macOS"); WebAuthn
 	// names an unnamed credential after it when its authenticator is not a known one.
 	Device string
+	// Passkey: WebAuthn must make a discoverable credential (resident key required), one
+	// that signs in alone; an authenticator that cannot is refused (an account that has
+	// no password needs one).
+	Passkey bool
 }
 
 // Enrollment is what the person needs to finish enrolling.

@@ -90,9 +90,13 @@ func (w *WebAuthn) Enroll(ctx context.Context, u *storage.User, req EnrollReques
 	// A passkey: a discoverable credential (resident key), so that it can sign in alone;
 	// credProps tells whether the authenticator made one. Keys that cannot still work
 	// as a second factor.
+	residentKey := protocol.ResidentKeyRequirementPreferred
+	if req.Passkey {
+		residentKey = protocol.ResidentKeyRequirementRequired
+	}
 	creation, session, err := w.wa.BeginRegistration(user,
 		webauthn.WithExclusions(webauthn.Credentials(user.creds).CredentialDescriptors()),
-		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementPreferred),
+		webauthn.WithResidentKeyRequirement(residentKey),
 		webauthn.WithConveyancePreference(protocol.PreferNoAttestation),
 		webauthn.WithExtensions(webauthn.WithExtensionCredProps()),
 	)
@@ -114,7 +118,7 @@ func (w *WebAuthn) Enroll(ctx context.Context, u *storage.User, req EnrollReques
 	if err := w.env.Store.CreateFactor(ctx, f); err != nil {
 		return nil, fmt.Errorf("create webauthn factor: %w", err)
 	}
-	chID, err := w.saveSession(ctx, u, f, session, strings.TrimSpace(req.Device))
+	chID, err := w.saveSession(ctx, u, f, session, registrationExtras{Device: strings.TrimSpace(req.Device), Passkey: req.Passkey})
 	if err != nil {
 		return nil, err
 	}
@@ -137,10 +141,8 @@ func (w *WebAuthn) Confirm(ctx context.Context, u *storage.User, f *storage.Fact
 	if err != nil {
 		return err
 	}
-	var device struct {
-		Device string `json:"openidp_device"`
-	}
-	_ = json.Unmarshal(ch.Data, &device)
+	var extras registrationExtras
+	_ = json.Unmarshal(ch.Data, &extras)
 	if ch.FactorID != f.ID {
 		return fmt.Errorf("%w: challenge %s is not for factor %s", ErrInvalidCode, challengeID, f.ID)
 	}
@@ -168,8 +170,13 @@ func (w *WebAuthn) Confirm(ctx context.Context, u *storage.User, f *storage.Fact
 	if f.Secret, err = w.sealCredential(f.ID, cred); err != nil {
 		return err
 	}
+	props := parsed.ClientExtensionResults.CredProps
+	if extras.Passkey && props != nil && props.RK != nil && !*props.RK {
+		_ = w.consume(ctx, challengeID)
+		return &InputError{Message: "This security key cannot keep a passkey. Use your phone, your computer or a newer security key."}
+	}
 	if f.Name == "" {
-		f.Name = credentialName(cred.Authenticator.AAGUID, parsed.ClientExtensionResults.CredProps, device.Device)
+		f.Name = credentialName(cred.Authenticator.AAGUID, props, extras.Device)
 	}
 	f.Confirmed = true
 	if err := w.env.Store.UpdateFactor(ctx, f); err != nil {
@@ -195,7 +202,7 @@ func (w *WebAuthn) Challenge(ctx context.Context, u *storage.User, f *storage.Fa
 	if err != nil {
 		return nil, fmt.Errorf("begin webauthn login: %w", err)
 	}
-	chID, err := w.saveSession(ctx, u, f, session, "")
+	chID, err := w.saveSession(ctx, u, f, session, registrationExtras{})
 	if err != nil {
 		return nil, err
 	}
@@ -287,20 +294,31 @@ func (w *WebAuthn) checkFactor(u *storage.User, f *storage.Factor) error {
 	return nil
 }
 
-// saveSession stores a ceremony's session data as a challenge for factor f.
-// device, when not empty, names the browser a registration runs in; it is kept beside
-// the session data (which ignores it when decoded).
-func (w *WebAuthn) saveSession(ctx context.Context, u *storage.User, f *storage.Factor, session *webauthn.SessionData, device string) (string, error) {
+// registrationExtras is what a registration keeps beside the library's session data
+// (which ignores these fields when decoded).
+type registrationExtras struct {
+	Device  string `json:"openidp_device,omitempty"`  // the browser, to name the credential
+	Passkey bool   `json:"openidp_passkey,omitempty"` // a discoverable credential is required
+}
+
+// saveSession stores a ceremony's session data, with the registration's extras, as a
+// challenge for factor f.
+func (w *WebAuthn) saveSession(ctx context.Context, u *storage.User, f *storage.Factor, session *webauthn.SessionData, extras registrationExtras) (string, error) {
 	data, err := json.Marshal(session)
 	if err != nil {
 		return "", fmt.Errorf("encode webauthn session: %w", err)
 	}
-	if device != "" {
+	if extras != (registrationExtras{}) {
 		var m map[string]any
 		if err := json.Unmarshal(data, &m); err != nil {
 			return "", fmt.Errorf("encode webauthn session: %w", err)
 		}
-		m["openidp_device"] = device
+		if extras.Device != "" {
+			m["openidp_device"] = extras.Device
+		}
+		if extras.Passkey {
+			m["openidp_passkey"] = true
+		}
 		if data, err = json.Marshal(m); err != nil {
 			return "", fmt.Errorf("encode webauthn session: %w", err)
 		}

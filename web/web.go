@@ -37,9 +37,11 @@ const (
 	// (RFC 8628), PageDeviceDone what they see once the device is approved.
 	PageDevice     = "device.html"
 	PageDeviceDone = "device_done.html"
+	// PageEnrolLink is where an enrolment link leads: the person registers a passkey.
+	PageEnrolLink = "enrol_link.html"
 )
 
-var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo, PageMFA, PageAccount, PageEnroll, PageBackupCodes, PageRecovery, PageDevice, PageDeviceDone}
+var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo, PageMFA, PageAccount, PageEnroll, PageBackupCodes, PageRecovery, PageDevice, PageDeviceDone, PageEnrolLink}
 
 // Renderer renders pages.
 type Renderer struct {
@@ -238,6 +240,11 @@ type AccountPage struct {
 	// Where the person is signed in, and which browsers skip the second factor.
 	Sessions []SessionView // live SSO sessions, newest first
 	Devices  []DeviceView  // unexpired remembered devices, newest first
+	// The password: HasPassword false for a passkey-only account; CanRemovePassword when
+	// the person has a passkey and no policy needs a password; PasswordNote says why not.
+	HasPassword       bool
+	CanRemovePassword bool
+	PasswordNote      string
 }
 
 // SessionView is one signed-in browser on the account page.
@@ -280,6 +287,21 @@ type EnrollPage struct {
 // BackupCodesPage shows freshly generated backup codes, once.
 type BackupCodesPage struct {
 	Codes []string
+}
+
+// EnrolLinkPage is the page of an enrolment link: a button to start, then the passkey
+// registration, then a confirmation.
+type EnrolLinkPage struct {
+	CSRF  string
+	ID    string // the link's challenge id
+	Token string // the link's secret, posted back with each form
+	Email string // the account's address, once the link was checked
+	// The registration ceremony, once started.
+	FactorID        string
+	ChallengeID     string
+	WebAuthnOptions template.JS // JSON creation options (from json.Marshal)
+	Done            bool        // the passkey is registered
+	Error           string
 }
 
 // RecoveryPage asks for the password behind a one-time recovery link.
