@@ -4,8 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"mime/quotedprintable"
+	"net"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +21,7 @@ import (
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/idptest"
+	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
 
@@ -42,6 +48,7 @@ func TestPasskeyScreenshot(t *testing.T) {
 			}
 			t.Run("step-up from the passkey session", p.stepUp)
 			t.Run("sign-in page", p.signInPage)
+			t.Run("remove the password", p.removePassword)
 			t.Run("guessing limited", p.guessingLimited)
 			t.Logf("%s: %v", be.name, time.Since(start).Round(time.Millisecond))
 		})
@@ -223,5 +230,155 @@ func (p *passkeyEnv) guessingLimited(t *testing.T) {
 	}
 	if len(reasons) != limited+lockAfter+1 || !strings.HasPrefix(reasons[len(reasons)-1], "rate limited") {
 		t.Fatalf("passkey failures audited for the person: %q", reasons)
+	}
+}
+
+// 5. With a passkey, the person removes their password on the account page (the
+// passkey sign-in above is recent enough); from then on the password form refuses it as
+// it refuses a wrong password, and the passkey is the last way in, so it stays.
+func (p *passkeyEnv) removePassword(t *testing.T) {
+	// Signed out: the account page's sign-in offers the passkey behind a button, which
+	// stores the sign-in and runs the ceremony on its page.
+	p.freshBrowser(t)
+	p.do(t, "open the account page", chromedp.Navigate(p.issuer+"/account/security"))
+	p.waitFor(t, "the account page's sign-in", `document.querySelector("#passkey-start") !== null`)
+	p.do(t, "sign in with a passkey", chromedp.Click(chromedp.CSS("#passkey-start")))
+	p.waitFor(t, "the account page", `document.querySelector("#remove-password") !== null`)
+	p.do(t, "remove the password", chromedp.Click(chromedp.CSS("#remove-password")))
+	p.waitFor(t, "the confirmation", `document.querySelector(".success")?.textContent.startsWith("Password removed") && document.querySelector("#no-password") !== null`)
+	u, err := p.store.GetUser(storeCtx(t), p.user.ID)
+	if err != nil || u.PasswordHash != "" {
+		t.Fatalf("user after removing the password: %+v, %v", u, err)
+	}
+	if n := p.auditCount(audit.EventPasswordRemove, audit.ResultSuccess); n != 1 {
+		t.Fatalf("%d password removals audited, want 1", n)
+	}
+	wantPasswordRefused(t, p.env, p.app, webauthnEmail, password)
+
+	factors, err := p.store.ListFactors(storeCtx(t), p.user.ID)
+	if err != nil || len(factors) != 1 {
+		t.Fatalf("factors %+v, %v", factors, err)
+	}
+	p.do(t, "remove the passkey", chromedp.Click(chromedp.CSS(`form[action="/account/security/remove"] button`)))
+	p.waitFor(t, "the refusal", `document.querySelector("p.error")?.textContent.startsWith("You cannot remove this sign-in method")`)
+	if factors, err := p.store.ListFactors(storeCtx(t), p.user.ID); err != nil || len(factors) != 1 {
+		t.Fatalf("the last passkey of an account without a password was removed: %+v, %v", factors, err)
+	}
+}
+
+// wantPasswordRefused signs in to c by password as email and checks that the answer is
+// the one for a wrong password (401, the same message), and the password form again.
+func wantPasswordRefused(t *testing.T, e *env, c testClient, email, pw string) {
+	t.Helper()
+	b := e.newBrowser()
+	got := b.Login(b.Get(e.authURL(c, nil)), email, pw)
+	unknown := b.Login(b.Get(e.authURL(c, nil)), "nobody-"+email, pw)
+	if got.Status != http.StatusUnauthorized || !strings.Contains(got.Body, "Incorrect email or password.") || !got.IsLogin() {
+		t.Fatalf("password sign-in of an account without a password: %d\n%.400s", got.Status, got.Body)
+	}
+	if unknown.Status != got.Status || strings.Count(unknown.Body, "Incorrect email or password.") != strings.Count(got.Body, "Incorrect email or password.") {
+		t.Fatalf("an account without a password answers unlike an unknown one: %d vs %d", got.Status, unknown.Status)
+	}
+}
+
+// TestPasskeyOnlyAccount: an administrator creates a person without a password and
+// e-mails them an enrolment link (over a real SMTP conversation); in Chromium the
+// person registers a device-bound passkey on it, the link is then used up, and the
+// person signs in to a client with the passkey alone (amr hwk mfa user, acr phr), while
+// the password form refuses the account like a wrong password. On every backend.
+func TestPasskeyOnlyAccount(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			st := be.open(t)
+			e := newLocalhostEnv(t, st, nil, nil, nil)
+			browser := idptest.NewChrome(t)
+			key := idptest.AddVirtualAuthenticator(t, browser, idptest.VirtualAuthenticator{Transport: "internal"})
+			w := &webauthnEnv{env: e, browser: browser, key: key, docs: watchDocuments(t, browser),
+				app: e.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{appOrigin + "/cb"}, SkipConsent: true})}
+			w.callbacks = catchCallbacks(t, browser, appOrigin)
+			strict := e.createClient(admin.NewClient{Name: "Treasury", RedirectURIs: []string{appOrigin + "/treasury/cb"}, SkipConsent: true})
+			e.setPolicy(strict, storage.MFAPolicy{MFA: "required", PhishingResistant: true})
+
+			smtpSrv := idptest.NewSMTPServer(t)
+			host, portStr, _ := net.SplitHostPort(smtpSrv.Addr)
+			port, _ := strconv.Atoi(portStr)
+			mailer, err := mfa.NewSMTPSender(mfa.SMTPConfig{Host: host, Port: port, From: "openidp <id@example.com>", TLS: mfa.SMTPNoTLS})
+			if err != nil {
+				t.Fatal(err)
+			}
+			adm := *e.admin
+			adm.Issuer, adm.Mail = e.issuer, mailer.Send
+
+			const email = "cy@example.com"
+			if _, err := adm.CreateUser(storeCtx(t), "test", admin.NewUser{Email: email, Password: password, NoPassword: true}); err == nil {
+				t.Fatal("CreateUser took a password and NoPassword")
+			}
+			u, err := adm.CreateUser(storeCtx(t), "test", admin.NewUser{Email: email, Name: "Cy", NoPassword: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u.PasswordHash != "" {
+				t.Fatal("a passkey-only account got a password hash")
+			}
+			wantPasswordRefused(t, e, w.app, email, "")
+			wantPasswordRefused(t, e, w.app, email, password)
+
+			res, err := adm.EnrolmentLink(storeCtx(t), "test", email, "")
+			if err != nil || !res.Mailed {
+				t.Fatalf("enrolment link: %+v, %v", res, err)
+			}
+			msg := smtpSrv.Last(t, 1)
+			_, body, _ := strings.Cut(msg.Data, "\r\n\r\n")
+			text, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(body)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			link := regexp.MustCompile(`https?://\S+/enrol\?\S+`).FindString(string(text))
+			if len(msg.To) != 1 || msg.To[0] != email || link != res.Link {
+				t.Fatalf("mail to %v with link %q, want %s with %q:\n%s", msg.To, link, email, res.Link, msg.Data)
+			}
+
+			w.do(t, "open the enrolment link", chromedp.Navigate(link))
+			w.waitFor(t, "the enrolment page", `document.querySelector("#enrol-start") !== null`)
+			w.do(t, "set up a passkey", chromedp.Click(chromedp.CSS("#enrol-start")))
+			w.waitFor(t, "the passkey to be registered", `document.querySelector("#enrol-done") !== null`)
+			creds := idptest.VirtualCredentials(t, browser, key)
+			if len(creds) != 1 || !creds[0].IsResidentCredential {
+				t.Fatalf("virtual authenticator holds %+v, want one discoverable credential", creds)
+			}
+			if n := e.auditCount(audit.EventMFAEnrolLink, audit.ResultSuccess); n != 1 {
+				t.Fatalf("%d enrolment links used, want 1", n)
+			}
+
+			// The link is used up.
+			w.do(t, "open the enrolment link again", chromedp.Navigate(link))
+			w.waitFor(t, "the enrolment page", `document.querySelector("#enrol-start") !== null`)
+			w.docs.reset()
+			w.do(t, "set up a passkey again", chromedp.Click(chromedp.CSS("#enrol-start")))
+			if status := w.docs.waitN(t, e.issuer+"/enrol", 1); status != http.StatusBadRequest {
+				t.Fatalf("a used enrolment link answered %d, want 400", status)
+			}
+
+			// Sign in with the passkey alone, to a client that requires phishing resistance.
+			w.freshBrowser(t)
+			verifier, challenge := pkce()
+			w.do(t, "open the authorization URL",
+				chromedp.Navigate(e.authURL(strict, url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}})))
+			q := w.waitCallback(t)
+			tr := e.tokenRequest(strict, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")},
+				"redirect_uri": {strict.RedirectURI}, "code_verifier": {verifier}})
+			if tr.IDToken == "" {
+				t.Fatalf("code exchange: %+v", tr)
+			}
+			claims := verifyWithJWKS(t, e, tr.IDToken, strict.ID)
+			if claims["sub"] != u.ID {
+				t.Fatalf("sub %v, want %s", claims["sub"], u.ID)
+			}
+			wantAuth(t, claims, []string{"hwk", "mfa", "user"}, consent.ACRPhishingResistant)
+
+			// The account page: no password, nothing to remove.
+			w.do(t, "open the account page", chromedp.Navigate(e.issuer+"/account/security"))
+			w.waitFor(t, "the account page without a password", `document.querySelector("#no-password") !== null && document.querySelector("#remove-password") === null`)
+		})
 	}
 }
