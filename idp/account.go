@@ -167,6 +167,11 @@ func (s *Server) accountPage(ctx context.Context, u *storage.User, msg, errMsg s
 		if !f.LastUsedAt.IsZero() {
 			v.LastUsed = f.LastUsedAt.UTC().Format("2006-01-02 15:04 MST")
 		}
+		if wa := s.passkeys(); wa != nil && f.Kind == storage.FactorWebAuthn {
+			if synced, err := wa.Synced(f); err == nil {
+				v.Detail = map[bool]string{true: msgPasskeySynced, false: msgPasskeyDevice}[synced]
+			}
+		}
 		page.Factors = append(page.Factors, v)
 	}
 	page.HasPassword = u.PasswordHash != ""

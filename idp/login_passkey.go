@@ -34,6 +34,12 @@ import (
 // msgPasskeyFailed is what a person is told when a passkey did not sign them in.
 const msgPasskeyFailed = "That passkey could not be used. Try again, or sign in with your email and password."
 
+// How the account page describes a key or passkey.
+const (
+	msgPasskeySynced = "Synced passkey: your provider keeps it on all your devices"
+	msgPasskeyDevice = "Kept on this one device or key"
+)
+
 // passkeyChallengeID names the passkey ceremony of auth request arID.
 func passkeyChallengeID(arID string) string { return "passkey:" + arID }
 

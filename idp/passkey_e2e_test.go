@@ -97,8 +97,8 @@ func (p *passkeyEnv) register(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`form.enroll:has(input[name="kind"][value="webauthn"]) button[type="submit"]`)))
 	p.waitFor(t, "the passkey to be added", `document.querySelector(".success")?.textContent === "Sign-in method added."`)
 	listed := p.eval(t, `document.querySelector("table.factors")?.innerText ?? ""`)
-	if !strings.Contains(listed, "Security key or passkey (Chrome on Linux)") {
-		t.Fatalf("passkey not listed under the browser's name: %q", listed)
+	if !strings.Contains(listed, "Security key or passkey (Chrome on Linux)") || !strings.Contains(listed, "Synced passkey") {
+		t.Fatalf("passkey not listed under the browser's name, as synced: %q", listed)
 	}
 	creds := idptest.VirtualCredentials(t, p.browser, p.key)
 	if len(creds) != 1 || !creds[0].IsResidentCredential || string(creds[0].UserHandle) != base64.StdEncoding.EncodeToString([]byte(p.user.ID)) && string(creds[0].UserHandle) != p.user.ID {
@@ -379,6 +379,9 @@ func TestPasskeyOnlyAccount(t *testing.T) {
 			// The account page: no password, nothing to remove.
 			w.do(t, "open the account page", chromedp.Navigate(e.issuer+"/account/security"))
 			w.waitFor(t, "the account page without a password", `document.querySelector("#no-password") !== null && document.querySelector("#remove-password") === null`)
+			if detail := w.eval(t, `document.querySelector(".factor-detail")?.textContent ?? ""`); detail != "Kept on this one device or key" {
+				t.Fatalf("a device-bound passkey is described as %q", detail)
+			}
 		})
 	}
 }

@@ -133,3 +133,21 @@ func (w *WebAuthn) VerifyPasskey(ctx context.Context, challengeID, response stri
 	}
 	return found.u, append(amr, AMRMFA), nil
 }
+
+// Synced reports whether the confirmed WebAuthn factor f is a synced passkey: its
+// authenticator said it is backup eligible (BE), so the credential may leave the device
+// (a sign-in with it reports AMRSoftware). Otherwise it is bound to one device or key.
+func (w *WebAuthn) Synced(f *storage.Factor) (bool, error) {
+	if f == nil || f.Kind != storage.FactorWebAuthn || !f.Confirmed {
+		return false, fmt.Errorf("%w: not a registered webauthn factor", ErrInvalidCode)
+	}
+	raw, err := w.env.Sealer.Open(f.Secret, []byte("factor:"+f.ID))
+	if err != nil {
+		return false, fmt.Errorf("open webauthn credential %s: %w", f.ID, err)
+	}
+	var cred webauthn.Credential
+	if err := json.Unmarshal(raw, &cred); err != nil {
+		return false, fmt.Errorf("decode webauthn credential %s: %w", f.ID, err)
+	}
+	return cred.Flags.BackupEligible, nil
+}

@@ -214,6 +214,8 @@ type FactorView struct {
 	Target   string // masked
 	Added    string
 	LastUsed string
+	// Detail says more about a key or passkey: synced across devices or bound to one.
+	Detail string
 }
 
 // AccountPage is the person's security settings.
