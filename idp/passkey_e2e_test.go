@@ -195,18 +195,7 @@ func (p *passkeyEnv) guessingLimited(t *testing.T) {
 		t.Fatalf("the sign-in page offers no passkey:\n%.600s", page.Body)
 	}
 	form := page.Hidden()
-	clientData, _ := json.Marshal(map[string]string{"type": "webauthn.get", "challenge": "AAAA", "origin": p.issuer})
-	enc := base64.RawURLEncoding.EncodeToString
-	forged, _ := json.Marshal(map[string]any{
-		"id": enc([]byte("forged")), "rawId": enc([]byte("forged")), "type": "public-key",
-		"response": map[string]string{
-			"clientDataJSON":    enc(clientData),
-			"authenticatorData": enc(make([]byte, 37)),
-			"signature":         enc([]byte("not a signature")),
-			"userHandle":        enc([]byte(p.user.ID)),
-		},
-	})
-	form.Set("response", string(forged))
+	form.Set("response", forgedAssertion(p.issuer, p.user.ID))
 	limited := p.auditCount(audit.EventLoginPasskey, audit.ResultFailure)
 	const lockAfter = 5 // MFALimits.LockAfter's default
 	for i := 1; i <= lockAfter; i++ {
@@ -381,6 +370,63 @@ func TestPasskeyOnlyAccount(t *testing.T) {
 			w.waitFor(t, "the account page without a password", `document.querySelector("#no-password") !== null && document.querySelector("#remove-password") === null`)
 			if detail := w.eval(t, `document.querySelector(".factor-detail")?.textContent ?? ""`); detail != "Kept on this one device or key" {
 				t.Fatalf("a device-bound passkey is described as %q", detail)
+			}
+		})
+	}
+}
+
+// forgedAssertion is a well-formed passkey assertion naming userID, for no challenge of
+// ours and with no valid signature.
+func forgedAssertion(origin, userID string) string {
+	clientData, _ := json.Marshal(map[string]string{"type": "webauthn.get", "challenge": "AAAA", "origin": origin})
+	enc := base64.RawURLEncoding.EncodeToString
+	forged, _ := json.Marshal(map[string]any{
+		"id": enc([]byte("forged")), "rawId": enc([]byte("forged")), "type": "public-key",
+		"response": map[string]string{
+			"clientDataJSON":    enc(clientData),
+			"authenticatorData": enc(make([]byte, 37)),
+			"signature":         enc([]byte("not a signature")),
+			"userHandle":        enc([]byte(userID)),
+		},
+	})
+	return string(forged)
+}
+
+// TestAttackConcurrentPasskeyGuesses: 60 concurrent forged passkey assertions naming
+// one person, for one sign-in, half to each of two provider instances on one database.
+// Each is reserved with the regulator before it is checked, so at most LockAfter (5)
+// are checked and the rest are refused unchecked, in every process.
+func TestAttackConcurrentPasskeyGuesses(t *testing.T) {
+	for _, be := range clusterBackends {
+		t.Run(be.name, func(t *testing.T) {
+			s1, s2 := be.open(t)
+			e := newLocalhostEnv(t, s1, nil, nil, nil)
+			second := newLocalhostEnv(t, s2, e.clock, e.sealer, nil)
+			victim := e.createUser("passkey-victim@example.com", password)
+			app := e.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{appOrigin + "/cb"}, SkipConsent: true})
+			b := e.newBrowser()
+			page := b.Get(e.authURL(app, nil))
+			if !strings.Contains(page.Body, `action="/login/passkey"`) {
+				t.Fatalf("the sign-in page offers no passkey:\n%.600s", page.Body)
+			}
+			form := page.Hidden()
+			form.Set("response", forgedAssertion(e.issuer, victim.ID))
+			const n = 60
+			raceStatuses(t, n, func(i int) (int, error) {
+				issuer := e.issuer
+				if i%2 == 1 {
+					issuer = second.issuer
+				}
+				return postForm(b.Client, issuer+"/login/passkey", form)
+			})
+			checked := auditReasons(t, s1, victim.ID, audit.EventLoginPasskey, "invalid code")
+			locked := auditReasons(t, s1, victim.ID, audit.EventLoginPasskey, "rate limited")
+			t.Logf("%d concurrent forged assertions: %d checked, %d refused unchecked", n, checked, locked)
+			if checked < 1 || checked > 5 {
+				t.Fatalf("%d assertions checked, want 1..5", checked)
+			}
+			if checked+locked != n {
+				t.Fatalf("checked %d + refused %d != %d", checked, locked, n)
 			}
 		})
 	}
