@@ -145,9 +145,10 @@ func (s *Server) fresh(sess *storage.Session) bool {
 	return s.now().Sub(sess.AuthTime) <= s.cfg.MFA.FreshFor
 }
 
-func (s *Server) accountPage(ctx context.Context, u *storage.User, msg, errMsg string) (web.AccountPage, error) {
+func (s *Server) accountPage(r *http.Request, u *storage.User, msg, errMsg string) (web.AccountPage, error) {
+	ctx := r.Context()
 	page := web.AccountPage{Email: u.Email, Message: msg, Error: errMsg}
-	if err := s.accountSessions(ctx, u.ID, &page); err != nil {
+	if err := s.accountSessions(r, u.ID, &page); err != nil {
 		return page, err
 	}
 	all, err := s.store.ListFactors(ctx, u.ID)
@@ -163,7 +164,7 @@ func (s *Server) accountPage(ctx context.Context, u *storage.User, msg, errMsg s
 			page.HasBackup = true
 			continue
 		}
-		v := web.FactorView{ID: f.ID, Label: factorLabel(f), Target: maskTarget(f.Target), Added: f.CreatedAt.UTC().Format("2006-01-02")}
+		v := web.FactorView{ID: f.ID, Label: s.factorLabel(r, f), Target: maskTarget(f.Target), Added: f.CreatedAt.UTC().Format("2006-01-02")}
 		if !f.LastUsedAt.IsZero() {
 			v.LastUsed = f.LastUsedAt.UTC().Format("2006-01-02 15:04 MST")
 		}
@@ -209,7 +210,12 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, u *storag
 
 // renderAccountWith is renderAccount with a last change to the page (edit may be nil).
 func (s *Server) renderAccountWith(w http.ResponseWriter, r *http.Request, u *storage.User, status int, msg, errMsg string, edit func(*web.AccountPage)) {
-	page, err := s.accountPage(r.Context(), u, msg, errMsg)
+	// A sign-in waiting for an enrolment: its ui_locales choose the page's language too.
+	ar, c := s.continueLogin(r)
+	if ri := requestInfoFrom(r.Context()); ri != nil && ar != nil {
+		ri.UILocales = ar.UILocales
+	}
+	page, err := s.accountPage(r, u, msg, errMsg)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -218,7 +224,7 @@ func (s *Server) renderAccountWith(w http.ResponseWriter, r *http.Request, u *st
 		edit(&page)
 	}
 	page.CSRF = s.csrfToken(w, r)
-	if ar, c := s.continueLogin(r); ar != nil {
+	if ar != nil {
 		page.ContinueURL, page.ContinueClient = "/login?id="+url.QueryEscape(ar.ID), c.Name
 		// The name shown comes from the pending sign-in, never from the URL.
 		if r.URL.Query().Get("required") != "" {
@@ -271,7 +277,7 @@ func (s *Server) handleAccountEnroll(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// The error is shown in the form of the kind being added, beside its field, with
 		// what was typed.
-		s.renderAccountWith(w, r, u, http.StatusBadRequest, "", mfaMessage(err), func(p *web.AccountPage) {
+		s.renderAccountWith(w, r, u, http.StatusBadRequest, "", s.mfaMessageFor(r, err), func(p *web.AccountPage) {
 			if slices.Contains(p.Kinds, string(kind)) {
 				p.ErrorKind = string(kind)
 			}
@@ -283,7 +289,7 @@ func (s *Server) handleAccountEnroll(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) renderEnroll(w http.ResponseWriter, r *http.Request, f *storage.Factor, enr *mfa.Enrollment, errMsg string, status int) {
-	page := web.EnrollPage{CSRF: s.csrfToken(w, r), FactorID: f.ID, Kind: string(f.Kind), Label: factorLabel(f), Error: errMsg}
+	page := web.EnrollPage{CSRF: s.csrfToken(w, r), FactorID: f.ID, Kind: string(f.Kind), Label: s.factorLabel(r, f), Error: errMsg}
 	if enr != nil {
 		// Both URLs are built here from our own values, never from input: safe to mark trusted.
 		page.Secret, page.URI, page.ChallengeID, page.SentTo = enr.Secret, template.URL(enr.URI), enr.ChallengeID, enr.SentTo
@@ -315,7 +321,8 @@ func (s *Server) handleAccountConfirm(w http.ResponseWriter, r *http.Request) {
 		if f, ferr := s.store.GetFactor(r.Context(), id); ferr == nil {
 			now := s.now()
 			auth := storage.SessionAuth{AuthTime: now, PasswordAt: passwordTime(sess), MFAAt: now,
-				Factors: appendUnique(sess.Factors, f.Kind), AMR: combineAMR(sess.AMR, enrolAMR(f.Kind))}
+				Factors: appendUnique(sess.Factors, f.Kind), AMR: combineAMR(sess.AMR, enrolAMR(f.Kind)),
+				SignIn: sess.SignIn} // enrolling is not signing in: "Signed in with" stays
 			auth.ACR = acrFor(auth.AMR)
 			if uerr := s.upgradeSession(w, r, sess, auth); uerr != nil {
 				s.logger.WarnContext(r.Context(), "session not upgraded after enrolment", "err", uerr)
@@ -326,7 +333,7 @@ func (s *Server) handleAccountConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	f, ferr := s.store.GetFactor(r.Context(), id)
 	if ferr != nil || f.UserID != u.ID || f.Confirmed || f.Kind == storage.FactorWebAuthn {
-		s.renderAccount(w, r, u, http.StatusBadRequest, "", mfaMessage(err))
+		s.renderAccount(w, r, u, http.StatusBadRequest, "", s.mfaMessageFor(r, err))
 		return
 	}
 	// Let them retype the code. An authenticator-app factor still being added shows its
@@ -341,7 +348,7 @@ func (s *Server) handleAccountConfirm(w http.ResponseWriter, r *http.Request) {
 			enr = pending
 		}
 	}
-	s.renderEnroll(w, r, f, enr, mfaMessage(err), http.StatusUnauthorized)
+	s.renderEnroll(w, r, f, enr, s.mfaMessageFor(r, err), http.StatusUnauthorized)
 }
 
 // freshAccountForm is accountForm for sensitive changes: a sign-in older than FreshFor
@@ -365,9 +372,9 @@ func (s *Server) handleAccountRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.removeFactor(r.Context(), u, r.PostFormValue("factor")); err != nil {
-		msg := "That sign-in method was not found."
+		msg := web.N("That sign-in method was not found.")
 		if errors.Is(err, errLastRequiredFactor) {
-			msg = mfaMessage(err)
+			msg = s.mfaMessageFor(r, err)
 		}
 		s.renderAccount(w, r, u, http.StatusConflict, "", msg)
 		return
@@ -402,7 +409,7 @@ func (s *Server) handleAccountBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	enr, err := s.startEnroll(r.Context(), u, storage.FactorBackup, mfa.EnrollRequest{})
 	if err != nil {
-		s.renderAccount(w, r, u, http.StatusInternalServerError, "", mfaMessage(err))
+		s.renderAccount(w, r, u, http.StatusInternalServerError, "", s.mfaMessageFor(r, err))
 		return
 	}
 	s.render(w, r, http.StatusOK, web.PageBackupCodes, web.BackupCodesPage{Codes: enr.Codes})

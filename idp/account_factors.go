@@ -172,6 +172,14 @@ func (s *Server) displayName() string { return s.cfg.DisplayName }
 // password form refuses it like a wrong password. The last passkey of an account without
 // a password cannot be removed (checkRemoval).
 
+// Why a password stays, as the account page says it.
+const (
+	msgPasswordNone        = "Your account has no password."
+	msgPasswordNeedPasskey = "Add a passkey first: without a password, you sign in with it."
+	msgPasswordPolicy      = "Your organisation's policy for your account needs a password: it cannot be removed."
+	msgPasswordStays       = "Your password cannot be removed."
+)
+
 // errPasswordNeeded: the password cannot be removed (no passkey, or a policy needs it).
 var errPasswordNeeded = errors.New("the password cannot be removed")
 
@@ -187,7 +195,7 @@ func passwordNeededMessage(err error) string {
 	if errors.As(err, &p) {
 		return p.why
 	}
-	return "Your password cannot be removed."
+	return msgPasswordStays
 }
 
 // passwordRemovable reports (nil) whether u may remove their password: they have one, a
@@ -195,10 +203,10 @@ func passwordNeededMessage(err error) string {
 // type's policy does not need a password.
 func (s *Server) passwordRemovable(ctx context.Context, u *storage.User, factors []storage.Factor) error {
 	if u.PasswordHash == "" {
-		return passwordNeededError{"Your account has no password."}
+		return passwordNeededError{msgPasswordNone}
 	}
 	if !slices.ContainsFunc(factors, func(f storage.Factor) bool { return f.Confirmed && f.Kind == storage.FactorWebAuthn }) {
-		return passwordNeededError{"Add a passkey first: without a password, you sign in with it."}
+		return passwordNeededError{msgPasswordNeedPasskey}
 	}
 	tp, err := s.store.GetTypePolicy(ctx, u.Type)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -208,7 +216,7 @@ func (s *Server) passwordRemovable(ctx context.Context, u *storage.User, factors
 		return fmt.Errorf("account type policy: %w", err)
 	}
 	if consent.PasswordRequired(*tp) {
-		return passwordNeededError{"Your organisation's policy for your account needs a password: it cannot be removed."}
+		return passwordNeededError{msgPasswordPolicy}
 	}
 	return nil
 }

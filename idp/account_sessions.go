@@ -1,7 +1,6 @@
 package idp
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -49,33 +48,54 @@ var factorKindLabels = map[storage.FactorKind]string{
 	storage.FactorWebAuthn: "Security key or passkey",
 }
 
-// describeSignIn says how a session signed in: the password and the factor kinds it
-// verified, or, for sessions that do not record kinds, what its amr says.
-func describeSignIn(sess *storage.Session) string {
+// signInLabels names, for people, what a sign-in used (storage.Session.SignIn).
+var signInLabels = map[string]string{
+	storage.SignInPassword:         "Password",
+	storage.SignInPasskey:          "Passkey",
+	storage.SignInRememberedDevice: "Remembered device",
+	string(storage.FactorTOTP):     "Authenticator app",
+	string(storage.FactorBackup):   "Backup code",
+	string(storage.FactorEmail):    "Email code",
+	string(storage.FactorSMS):      "Text message",
+	string(storage.FactorWebAuthn): "Security key or passkey",
+}
+
+// describeSignIn says, in English message ids, what the session's sign-in used: the
+// password (or passkey), the second factors verified and a remembered device standing
+// in, from Session.SignIn; factors enrolled afterwards are not listed. For a session
+// from before SignIn was recorded it falls back to the amr.
+func describeSignIn(sess *storage.Session) []string {
 	var out []string
 	add := func(l string) {
 		if l != "" && !slices.Contains(out, l) {
 			out = append(out, l)
 		}
 	}
-	if len(sess.Factors) == 0 {
-		for _, v := range sess.AMR {
-			add(amrLabels[v])
+	if len(sess.SignIn) > 0 {
+		for _, m := range sess.SignIn {
+			add(signInLabels[m])
 		}
-		return strings.Join(out, ", ")
+		return out
 	}
-	if slices.Contains(sess.AMR, mfa.AMRPassword) {
-		add(amrLabels[mfa.AMRPassword])
+	for _, v := range sess.AMR {
+		add(amrLabels[v])
 	}
-	for _, k := range sess.Factors {
-		add(factorKindLabels[k])
+	return out
+}
+
+// joinLabels translates labels for r's page and joins them into a list.
+func (s *Server) joinLabels(r *http.Request, labels []string) string {
+	out := make([]string, len(labels))
+	for i, l := range labels {
+		out[i] = s.tr(r, l)
 	}
-	return strings.Join(out, ", ")
+	return strings.Join(out, s.tr(r, ", "))
 }
 
 // accountSessions adds the person's live sessions and unexpired remembered devices to the
 // account page. The session of the browser asking is marked as this one.
-func (s *Server) accountSessions(ctx context.Context, userID string, page *web.AccountPage) error {
+func (s *Server) accountSessions(r *http.Request, userID string, page *web.AccountPage) error {
+	ctx := r.Context()
 	sessions, err := s.store.ListUserSessions(ctx, userID)
 	if err != nil {
 		return err
@@ -93,7 +113,7 @@ func (s *Server) accountSessions(ctx context.Context, userID string, page *web.A
 		page.Sessions = append(page.Sessions, web.SessionView{
 			ID: sess.ID, Device: deviceName(sess.UserAgent), UserAgent: sess.UserAgent, IP: sess.IP,
 			Created: accountTime(sess.CreatedAt), LastUsed: accountTime(sess.LastSeenAt),
-			Factors: describeSignIn(sess), Current: current != "" && sess.TokenHash == current,
+			Factors: s.joinLabels(r, describeSignIn(sess)), Current: current != "" && sess.TokenHash == current,
 		})
 	}
 	devices, err := s.store.ListUserDevices(ctx, userID)

@@ -14,6 +14,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/pwhash"
 	"github.com/openidp/idp/storage"
 )
@@ -37,7 +38,7 @@ const (
 // newAdmin returns the admin.Admin the admin API acts through: this server's store, audit
 // trail, keys, clock and issuer; sessions end with back-channel logout.
 func (s *Server) newAdmin() *admin.Admin {
-	a := &admin.Admin{Store: s.store, Audit: s.audit, Keys: s.keys, Now: s.now, Issuer: s.cfg.Issuer, EndSessions: s.EndUserSessions,
+	a := &admin.Admin{Store: s.store, Audit: s.audit, ChainKeys: audit.ChainKeysOf(s.cfg.Sealer), Keys: s.keys, Now: s.now, Issuer: s.cfg.Issuer, EndSessions: s.EndUserSessions, EndOneSession: s.endSession,
 		Hash: s.hashPassword}
 	if sender := s.cfg.MFA.EmailSender; sender != nil {
 		a.Mail = sender.Send

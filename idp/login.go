@@ -12,6 +12,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/openidp/idp/consent"
+	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/metrics"
 	"github.com/openidp/idp/idp/regulation"
@@ -76,6 +77,10 @@ func (s *Server) drive(w http.ResponseWriter, r *http.Request, f *flowFacts, d d
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginSSO, UserID: f.sess.UserID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess, Reason: "existing session"})
 	}
 	if d.viaDevice {
+		if err := s.recordDeviceSignIn(r, f.sess); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
 		s.touchDevice(r, f.device)
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginDevice, UserID: f.user.ID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess,
 			Reason: "remembered device stood in for the second factor"})
@@ -111,8 +116,8 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, f *flowFacts) {
 		s.finishDevice(w, r, f)
 		return
 	}
-	if f.ar.ClientID == AccountClientID {
-		// The account page needs the session, not a code.
+	if f.ar.ClientID == AccountClientID || f.ar.ClientID == admin.ConsoleClientID {
+		// The account page and the admin console need the session, not a code.
 		_ = s.store.DeleteAuthRequest(r.Context(), f.ar.ID)
 		http.Redirect(w, r, f.ar.RedirectURI, http.StatusSeeOther)
 		return
@@ -137,6 +142,12 @@ func (s *Server) failRequest(w http.ResponseWriter, r *http.Request, ar *storage
 		return
 	}
 	_ = s.store.DeleteAuthRequest(r.Context(), ar.ID)
+	if ar.ClientID == admin.ConsoleClientID {
+		// The console is no relying party to send an error to: going back there would
+		// start the same sign-in again.
+		s.renderError(w, r, http.StatusForbidden, "Cannot open the admin console", e.Description+".")
+		return
+	}
 	op.AuthRequestError(w, r, authRequest{r: ar}, e, s.provider)
 }
 
@@ -248,7 +259,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 			Reason: "rate limited (" + limitName(locked.Key) + ")", UserID: userID})
 		s.metrics.SignIn(metrics.ResultLocked, metrics.FactorPassword)
 		s.metrics.Lockout(metrics.LockoutPassword)
-		s.showLogin(w, r, f, email, loginLockedMessage(locked), http.StatusTooManyRequests)
+		s.showLogin(w, r, f, email, s.loginLockedMessage(r, locked), http.StatusTooManyRequests)
 		return
 	}
 	if err != nil {
@@ -314,12 +325,13 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login?id="+url.QueryEscape(f.ar.ID), http.StatusSeeOther)
 }
 
-// loginLockedMessage tells a person refused by a password limit until when.
-func loginLockedMessage(l *regulation.LockedError) string {
+// loginLockedMessage tells a person refused by a password limit until when, in the
+// language of r's pages.
+func (s *Server) loginLockedMessage(r *http.Request, l *regulation.LockedError) string {
 	if l.Permanent || l.Until.IsZero() {
-		return "Too many failed sign-in attempts. Contact your administrator."
+		return s.tr(r, "Too many failed sign-in attempts. Contact your administrator.")
 	}
-	return "Too many failed sign-in attempts. Try again after " + l.Until.UTC().Format("15:04 MST") + "."
+	return s.tr(r, "Too many failed sign-in attempts. Try again after %s.", l.Until.UTC().Format("15:04 MST"))
 }
 
 // handleConsentPost records the person's answer on the consent page. The answer counts

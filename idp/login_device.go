@@ -63,7 +63,7 @@ func (s *Server) handleDevicePost(w http.ResponseWriter, r *http.Request) {
 	var locked *regulation.LockedError
 	if errors.As(err, &locked) {
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventDeviceCode, Result: audit.ResultFailure, Reason: "rate limited (address)"})
-		s.showDevice(w, r, code, "Too many codes entered. Try again after "+locked.Until.UTC().Format("15:04 MST")+".", http.StatusTooManyRequests)
+		s.showDevice(w, r, code, s.tr(r, "Too many codes entered. Try again after %s.", locked.Until.UTC().Format("15:04 MST")), http.StatusTooManyRequests)
 		return
 	}
 	if err != nil {
@@ -139,9 +139,9 @@ func (s *Server) failDevice(w http.ResponseWriter, r *http.Request, ar *storage.
 	}
 	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventDeviceDeny, UserID: ar.Login.UserID, ClientID: ar.ClientID, Result: audit.ResultFailure,
 		Reason: "device authorization " + ar.State + ": " + string(e.ErrorType) + " " + e.Description})
-	title, msg := "Device not signed in", "The sign-in on your device was not completed. You can close this page."
+	title, msg := web.N("Device not signed in"), web.N("The sign-in on your device was not completed. You can close this page.")
 	if e.ErrorType == oidc.AccessDenied {
-		title, msg = "Access denied", "Your device was not given access. You can close this page."
+		title, msg = web.N("Access denied"), web.N("Your device was not given access. You can close this page.")
 	}
 	s.renderError(w, r, http.StatusForbidden, title, msg)
 }

@@ -67,7 +67,7 @@ func (s *Server) enrolLink(w http.ResponseWriter, r *http.Request) (*storage.Cha
 	var locked *regulation.LockedError
 	if errors.As(err, &locked) {
 		fail("", "rate limited ("+limitName(locked.Key)+")")
-		s.renderError(w, r, http.StatusTooManyRequests, "Too many attempts", loginLockedMessage(locked))
+		s.renderError(w, r, http.StatusTooManyRequests, "Too many attempts", s.loginLockedMessage(r, locked))
 		return nil, nil
 	}
 	if err != nil {

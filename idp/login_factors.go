@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/web"
 )
 
 // MFAConfig configures the second factors. A nil sender leaves that factor kind off.
@@ -282,35 +284,50 @@ func (s *Server) removeFactor(ctx context.Context, u *storage.User, id string) e
 	return nil
 }
 
-// mfaMessage is what a person is told about an MFA error.
+// mfaMessage is what a person is told about an MFA error, in English (the JSON API).
 func mfaMessage(err error) string {
+	id, args := mfaText(err)
+	if len(args) == 0 {
+		return id
+	}
+	return fmt.Sprintf(id, args...)
+}
+
+// mfaMessageFor is mfaMessage in the language of r's pages.
+func (s *Server) mfaMessageFor(r *http.Request, err error) string {
+	id, args := mfaText(err)
+	return s.tr(r, id, args...)
+}
+
+// mfaText is the message id (and its arguments) of an MFA error.
+func mfaText(err error) (string, []any) {
 	var locked *regulation.LockedError
 	var in *mfa.InputError
 	switch {
 	case errors.Is(err, mfa.ErrSendLimit):
 		var locked *regulation.LockedError
 		if errors.As(err, &locked) && !locked.Until.IsZero() {
-			return "Too many codes were sent. Try again after " + locked.Until.UTC().Format("15:04 MST") + "."
+			return web.N("Too many codes were sent. Try again after %s."), []any{locked.Until.UTC().Format("15:04 MST")}
 		}
-		return "Too many codes were sent. Wait 15 minutes and try again."
+		return web.N("Too many codes were sent. Wait 15 minutes and try again."), nil
 	case errors.As(err, &locked):
 		if locked.Permanent {
-			return "Too many failed attempts: your second factors are locked. Contact your administrator."
+			return web.N("Too many failed attempts: your second factors are locked. Contact your administrator."), nil
 		}
-		return "Too many failed attempts. Try again after " + locked.Until.UTC().Format("15:04:05 MST") + "."
+		return web.N("Too many failed attempts. Try again after %s."), []any{locked.Until.UTC().Format("15:04:05 MST")}
 	case errors.As(err, &in):
-		return in.Message
+		return in.Message, nil
 	case errors.Is(err, mfa.ErrExpired):
-		return "That code has expired or was used up. Request a new one."
+		return web.N("That code has expired or was used up. Request a new one."), nil
 	case errors.Is(err, mfa.ErrNotConfigured):
-		return "That method is not available on this server."
+		return web.N("That method is not available on this server."), nil
 	case errors.Is(err, errLastRequiredFactor):
-		return "You cannot remove this sign-in method: your account must keep one. Add another method first, then remove this one."
+		return web.N("You cannot remove this sign-in method: your account must keep one. Add another method first, then remove this one."), nil
 	case errors.Is(err, errProofRequired):
-		return "To add a sign-in method, first confirm it is you with one you already have."
+		return web.N("To add a sign-in method, first confirm it is you with one you already have."), nil
 	case errors.Is(err, mfa.ErrInvalidCode), errors.Is(err, mfa.ErrReplay), errors.Is(err, mfa.ErrSignCount):
-		return "That did not work. Check the code (or your security key) and try again."
+		return web.N("That did not work. Check the code (or your security key) and try again."), nil
 	default:
-		return "Something went wrong. Please try again."
+		return web.N("Something went wrong. Please try again."), nil
 	}
 }

@@ -216,6 +216,9 @@ func (s *Server) gatherFlow(r *http.Request, id string) (*flowFacts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errFlowGone, err)
 	}
+	if ri := requestInfoFrom(ctx); ri != nil {
+		ri.UILocales = ar.UILocales // the sign-in's pages speak the language it asked for
+	}
 	now := s.now()
 	if now.After(ar.ExpiresAt) || ar.Login.Done {
 		return nil, errFlowGone

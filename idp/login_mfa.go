@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -51,7 +52,7 @@ func (s *Server) showSecondFactor(w http.ResponseWriter, r *http.Request, f *flo
 		// The browser needs assertion options before it can do anything.
 		_, c, err := s.challenge(r.Context(), f.user, chosen.ID)
 		if err != nil {
-			page.Error = mfaMessage(err)
+			page.Error = s.mfaMessageFor(r, err)
 		} else {
 			page.ChallengeID, page.WebAuthnOptions = c.ID, template.JS(c.Options)
 		}
@@ -72,13 +73,23 @@ func (s *Server) secondFactors(ctx context.Context, userID string) ([]storage.Fa
 // factorLabel is how a factor is named to its owner: the kind, plus the person's own
 // name for apps and keys, or the masked destination for e-mail and SMS.
 func factorLabel(f *storage.Factor) string {
-	kind := factorKindLabels[f.Kind]
+	return labelFactor(f, func(id string, args ...any) string { return fmt.Sprintf(id, args...) })
+}
+
+// factorLabel is factorLabel in the language of r's pages.
+func (s *Server) factorLabel(r *http.Request, f *storage.Factor) string {
+	return labelFactor(f, func(id string, args ...any) string { return s.tr(r, id, args...) })
+}
+
+func labelFactor(f *storage.Factor, tr func(string, ...any) string) string {
+	en := factorKindLabels[f.Kind]
+	kind := tr(en)
 	switch f.Kind {
 	case storage.FactorEmail, storage.FactorSMS:
-		return kind + " (" + maskTarget(f.Target) + ")"
+		return tr(web.N("%s (%s)"), kind, maskTarget(f.Target))
 	case storage.FactorTOTP, storage.FactorWebAuthn:
-		if f.Name != "" && f.Name != kind && f.Name != "Security key" {
-			return kind + " (" + f.Name + ")"
+		if f.Name != "" && f.Name != en && f.Name != "Security key" {
+			return tr(web.N("%s (%s)"), kind, f.Name)
 		}
 	}
 	return kind
@@ -94,7 +105,7 @@ func (s *Server) showMFA(w http.ResponseWriter, r *http.Request, st *flowFacts, 
 	page.ClientName = st.client.Name
 	page.FactorID = chosen.ID
 	page.Kind = string(chosen.Kind)
-	page.Label = factorLabel(chosen)
+	page.Label = s.factorLabel(r, chosen)
 	if page.SentTo == "" && (chosen.Kind == storage.FactorEmail || chosen.Kind == storage.FactorSMS) {
 		page.SentTo = maskTarget(chosen.Target)
 	}
@@ -102,7 +113,7 @@ func (s *Server) showMFA(w http.ResponseWriter, r *http.Request, st *flowFacts, 
 	for i := range factors {
 		if factors[i].ID != chosen.ID {
 			page.Others = append(page.Others, web.FactorChoice{
-				Label: factorLabel(&factors[i]),
+				Label: s.factorLabel(r, &factors[i]),
 				URL:   "/login?" + url.Values{"id": {st.ar.ID}, "factor": {factors[i].ID}}.Encode(),
 			})
 		}
@@ -154,7 +165,7 @@ func (s *Server) handleMFASend(w http.ResponseWriter, r *http.Request) {
 	}
 	page := web.MFAPage{}
 	if _, c, err := s.challenge(r.Context(), st.user, chosen.ID); err != nil {
-		page.Error = mfaMessage(err)
+		page.Error = s.mfaMessageFor(r, err)
 		s.showMFA(w, r, st, ms, chosen, page, http.StatusTooManyRequests)
 		return
 	} else {
@@ -178,7 +189,7 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 	amr, _, err := s.verify(ctx, st.user, chosen.ID, challengeID, response)
 	s.countMFASignIn(chosen.Kind, err)
 	if err != nil {
-		page := web.MFAPage{Error: mfaMessage(err)}
+		page := web.MFAPage{Error: s.mfaMessageFor(r, err)}
 		if (chosen.Kind == storage.FactorEmail || chosen.Kind == storage.FactorSMS) && !errors.Is(err, mfa.ErrExpired) {
 			page.ChallengeID = challengeID // up to three tries per code; a used-up code offers "Send code" again
 		}
@@ -194,6 +205,7 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 	auth := storage.SessionAuth{
 		AuthTime: now, PasswordAt: st.sess.PasswordAt, MFAAt: now,
 		Factors: appendUnique(st.sess.Factors, chosen.Kind), AMR: combineAMR(st.sess.AMR, amr),
+		SignIn: signedInWith(st.sess, string(chosen.Kind)),
 	}
 	auth.ACR = acrFor(auth.AMR)
 	if err := s.upgradeSession(w, r, st.sess, auth); err != nil {

@@ -135,7 +135,7 @@ func (s *Server) handlePasskeyLogin(w http.ResponseWriter, r *http.Request) {
 			Reason: "rate limited (" + limitName(locked.Key) + ")"})
 		s.metrics.SignIn(metrics.ResultLocked, string(storage.FactorWebAuthn))
 		s.metrics.Lockout(metrics.LockoutMFA)
-		s.showLogin(w, r, f, "", loginLockedMessage(locked), http.StatusTooManyRequests)
+		s.showLogin(w, r, f, "", s.loginLockedMessage(r, locked), http.StatusTooManyRequests)
 		return
 	}
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"github.com/openidp/idp/consent"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/console"
 	"github.com/openidp/idp/storage"
 )
 
@@ -61,6 +63,11 @@ func (s *Server) requirement(ctx context.Context, c *storage.Client, u *storage.
 	in := consent.PolicyInput{ClientID: c.ID, Client: c.Policy, AccountType: u.Type}
 	if ar != nil {
 		in.Request = authParams(ar)
+	}
+	if c.ID == admin.ConsoleClientID && u.Type != console.AdminType {
+		// Refused right after the password: nothing to prove, and nothing to enrol, for
+		// a console that will not open.
+		return consent.Requirement{}, fmt.Errorf("%w: the admin console is only for accounts of type %s", consent.ErrUnsatisfiable, console.AdminType)
 	}
 	if c.ID == AccountClientID {
 		// The account page is where people fix their factors: any factor they have

@@ -75,7 +75,7 @@ func (s *Server) handleRecoveryPost(w http.ResponseWriter, r *http.Request) {
 	var locked *regulation.LockedError
 	if errors.As(err, &locked) {
 		fail("", "rate limited ("+limitName(locked.Key)+")")
-		s.showRecovery(w, r, id, token, loginLockedMessage(locked), http.StatusTooManyRequests)
+		s.showRecovery(w, r, id, token, s.loginLockedMessage(r, locked), http.StatusTooManyRequests)
 		return
 	}
 	if err != nil {
@@ -112,7 +112,7 @@ func (s *Server) handleRecoveryPost(w http.ResponseWriter, r *http.Request) {
 	att, err := s.regulator.Reserve(ctx, s.passwordLimits(u.ID, u.Email, requestIP(ctx), s.knownDevice(ctx, u.ID))...)
 	if errors.As(err, &locked) {
 		fail(u.ID, "rate limited ("+limitName(locked.Key)+")")
-		s.showRecovery(w, r, id, token, loginLockedMessage(locked), http.StatusTooManyRequests)
+		s.showRecovery(w, r, id, token, s.loginLockedMessage(r, locked), http.StatusTooManyRequests)
 		return
 	}
 	if err != nil {
@@ -132,7 +132,7 @@ func (s *Server) handleRecoveryPost(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		att.Failed()
 		fail(u.ID, "wrong password")
-		msg := "Incorrect password."
+		msg := web.N("Incorrect password.")
 		if c.Attempts >= recoveryMaxAttempts {
 			msg += " This link is now used up: ask your administrator for a new one."
 		}

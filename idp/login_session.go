@@ -11,6 +11,7 @@ import (
 
 	"github.com/openidp/idp/idp/backchannel"
 	"github.com/openidp/idp/idp/secret"
+	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
 )
 
@@ -127,7 +128,7 @@ func (s *Server) startSessionAuth(w http.ResponseWriter, r *http.Request, userID
 	ri := requestInfoFrom(ctx)
 	sess := &storage.Session{
 		ID: id, TokenHash: secret.Hash(value), UserID: userID, AuthTime: auth.AuthTime, PasswordAt: auth.PasswordAt, MFAAt: auth.MFAAt,
-		Factors: auth.Factors, AMR: auth.AMR, ACR: auth.ACR,
+		Factors: auth.Factors, AMR: auth.AMR, ACR: auth.ACR, SignIn: firstStep(auth.AMR),
 		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionLifetime),
 	}
 	if ri != nil {
@@ -145,6 +146,39 @@ func (s *Server) startSessionAuth(w http.ResponseWriter, r *http.Request, userID
 	s.setCookie(w, sessionCookie, value, sess.ExpiresAt)
 	s.enforceSessionLimit(ctx, sess)
 	return sess, nil
+}
+
+// firstStep is what a new session's sign-in used, from its amr: the password, or a
+// passkey on its own.
+func firstStep(amr []string) []string {
+	if slices.Contains(amr, mfa.AMRPassword) || !slices.ContainsFunc(amr, func(v string) bool { return v == mfa.AMRHardware || v == mfa.AMRSoftware }) {
+		return []string{storage.SignInPassword}
+	}
+	return []string{storage.SignInPasskey}
+}
+
+// signedInWith is sess's record of what its sign-in used (Session.SignIn) with method
+// added: a second factor verified at sign-in (string(FactorKind)) or
+// SignInRememberedDevice. Factors enrolled on the account page are not added: they were
+// not part of signing in.
+func signedInWith(sess *storage.Session, method string) []string {
+	return appendUnique(sess.SignIn, method)
+}
+
+// recordDeviceSignIn notes in the session that a remembered device stood in for the
+// second factor. The authentication level does not change (the device proves what the
+// session already had), so the cookie is not rotated.
+func (s *Server) recordDeviceSignIn(r *http.Request, sess *storage.Session) error {
+	if slices.Contains(sess.SignIn, storage.SignInRememberedDevice) {
+		return nil
+	}
+	auth := storage.SessionAuth{AuthTime: sess.AuthTime, PasswordAt: sess.PasswordAt, MFAAt: sess.MFAAt,
+		Factors: sess.Factors, AMR: sess.AMR, ACR: sess.ACR, SignIn: signedInWith(sess, storage.SignInRememberedDevice)}
+	if err := s.store.UpdateSessionAuth(r.Context(), sess.ID, auth); err != nil {
+		return err
+	}
+	sess.SignIn = auth.SignIn
+	return nil
 }
 
 // enforceSessionLimit ends the person's oldest live sessions beyond Config.MaxSessions,

@@ -23,6 +23,6 @@ func (s *Server) upgradeSession(w http.ResponseWriter, r *http.Request, sess *st
 		ri.SessionTokenHash = auth.TokenHash
 	}
 	sess.TokenHash, sess.AuthTime, sess.PasswordAt, sess.MFAAt = auth.TokenHash, auth.AuthTime, auth.PasswordAt, auth.MFAAt
-	sess.Factors, sess.AMR, sess.ACR = auth.Factors, auth.AMR, auth.ACR
+	sess.Factors, sess.AMR, sess.ACR, sess.SignIn = auth.Factors, auth.AMR, auth.ACR, auth.SignIn
 	return nil
 }

@@ -183,7 +183,7 @@ func (s *Server) checkAuthorize(w http.ResponseWriter, r *http.Request) bool {
 func (s *Server) renderInvalidAuthorize(w http.ResponseWriter, r *http.Request, reason string) {
 	s.logger.InfoContext(r.Context(), "authorization request refused", "reason", reason)
 	s.renderError(w, r, http.StatusBadRequest, "Invalid sign-in request",
-		"The application sent a sign-in request this server does not accept ("+reason+"). Go back to the application and try again.")
+		s.tr(r, "The application sent a sign-in request this server does not accept (%s). Go back to the application and try again.", reason))
 }
 
 // allowAuthorize counts one authorization request against the caller's address and

@@ -18,7 +18,6 @@ func saveScreenshot(ctx context.Context, t *testing.T, name string) {
 	if dir == "" {
 		return
 	}
-	// Quality 100 makes a PNG; below it chromedp v0.23 writes a JPEG.
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)

@@ -16,7 +16,6 @@ import (
 	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
-	"golang.org/x/text/language"
 
 	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp/admin"
@@ -115,6 +114,9 @@ type Config struct {
 	// NoMetricsEndpoint keeps GET /metrics off this handler (served on its own address,
 	// or not at all).
 	NoMetricsEndpoint bool
+
+	// Console configures the admin console at /admin (server_console.go).
+	Console ConsoleConfig
 }
 
 // Server is the identity provider's HTTP handler.
@@ -225,6 +227,18 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	s.hashes = newHashGate(cfg.PasswordHashMemory, cfg.PasswordHashQueue, cfg.PasswordHashWait)
 	s.keys = &keys.Manager{Store: store, Sealer: cfg.Sealer, Retention: cfg.KeyRetention, PublishDelay: cfg.KeyPublishDelay, Now: cfg.Now}
 	s.audit = &audit.Auditor{Store: store, Logger: cfg.Logger, Now: cfg.Now, Request: auditRequest}
+	// The audit chain is keyed (HMAC) with a key derived from the encryption key, never
+	// stored; a trail of unkeyed events (before the upgrade) gets its audit.chain_keyed
+	// marker before this process appends anything else.
+	if audit.KeyStore(store, cfg.Sealer) {
+		now := time.Now()
+		if cfg.Now != nil {
+			now = cfg.Now()
+		}
+		if err := audit.StartKeyedChain(ctx, store, now); err != nil {
+			return nil, err
+		}
+	}
 	s.setupMetrics()
 	if err := s.keys.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
@@ -243,6 +257,9 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 	if err := s.ensureAccountClient(ctx); err != nil {
 		return nil, fmt.Errorf("account client: %w", err)
 	}
+	if err := s.ensureConsoleClient(ctx); err != nil {
+		return nil, fmt.Errorf("console client: %w", err)
+	}
 	s.setupSessions()
 	minted := &accessTokenJWTs{}
 	s.ops = &opStorage{
@@ -256,7 +273,7 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 		CodeMethodS256:           true,
 		AuthMethodPost:           true,
 		GrantTypeRefreshToken:    true,
-		SupportedUILocales:       []language.Tag{language.English},
+		SupportedUILocales:       web.Languages(),
 		// Sessions are announced to relying parties through back-channel logout tokens.
 		BackChannelLogoutSupported:        true,
 		BackChannelLogoutSessionSupported: true,
@@ -335,6 +352,7 @@ func (s *Server) routes() http.Handler {
 	s.enrolmentRoutes(mux)
 	s.adminRoutes(mux)    // /api/v1/admin/* and GET /api/v1/openapi.yaml
 	s.recoveryRoutes(mux) // GET and POST /recovery
+	s.consoleRoutes(mux)  // the admin console under /admin (idp/console)
 	mux.HandleFunc("GET /account/security", s.handleAccount)
 	mux.HandleFunc("POST /account/security/enroll", s.handleAccountEnroll)
 	mux.HandleFunc("POST /account/security/confirm", s.handleAccountConfirm)
@@ -595,14 +613,16 @@ func (s *Server) callbackBound(r *http.Request) bool {
 	return sess != nil && sess.ID == ar.Login.SessionID
 }
 
+// renderError shows the error page; title and msg are English message ids (the page
+// translates them).
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
-	if err := s.pages.Render(w, status, web.PageError, web.ErrorPage{Title: title, Message: msg}); err != nil {
+	if err := s.pages.Render(w, s.lang(r), status, web.PageError, web.ErrorPage{Title: title, Message: msg}); err != nil {
 		s.logger.ErrorContext(r.Context(), "render error page", "err", err)
 	}
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
-	if err := s.pages.Render(w, status, page, data); err != nil {
+	if err := s.pages.Render(w, s.lang(r), status, page, data); err != nil {
 		s.logger.ErrorContext(r.Context(), "render page", "page", page, "err", err)
 	}
 }

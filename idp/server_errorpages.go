@@ -89,9 +89,9 @@ func (s *Server) renderAuthorizeError(w http.ResponseWriter, r *http.Request, st
 	msg := readableError(text)
 	switch {
 	case strings.Contains(text, "client by id"):
-		msg = "The application that sent you here is not known to this sign-in service. Go back to the application and try again, or contact its owner."
+		msg = web.N("The application that sent you here is not known to this sign-in service. Go back to the application and try again, or contact its owner.")
 	case strings.Contains(text, "redirect_uri"):
-		msg = "The application that sent you here asked to return to an address (redirect_uri) it has not registered. Contact the application's owner."
+		msg = web.N("The application that sent you here asked to return to an address (redirect_uri) it has not registered. Contact the application's owner.")
 	}
 	code := "invalid_request"
 	if status >= 500 {
@@ -110,7 +110,7 @@ func (s *Server) renderNotFound(w http.ResponseWriter, r *http.Request) {
 // readableError turns a library's error text into a sentence.
 func readableError(text string) string {
 	if text == "" {
-		return "The request could not be completed."
+		return web.N("The request could not be completed.")
 	}
 	text = strings.ToUpper(text[:1]) + text[1:]
 	if !strings.HasSuffix(text, ".") {

@@ -8,6 +8,9 @@ type requestInfo struct {
 	IP               string
 	UserAgent        string
 	SessionTokenHash string // hash of the SSO session cookie, if the request carried one
+	// UILocales are the ui_locales of the sign-in this request works on, once loaded
+	// (gatherFlow): they choose the page language before Accept-Language.
+	UILocales []string
 }
 
 type requestInfoKey struct{}

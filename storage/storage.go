@@ -102,6 +102,10 @@ type UserStore interface {
 	GetUserByEmail(ctx context.Context, email string) (*User, error)
 	// ListUsers returns all users ordered by creation time.
 	ListUsers(ctx context.Context) ([]User, error)
+	// SearchUsers returns at most limit users (limit > 0) whose e-mail or name contains
+	// query, ignoring the case of ASCII letters (%, _ and \ in query are plain
+	// characters), ordered by e-mail. An empty query matches everyone.
+	SearchUsers(ctx context.Context, query string, limit int) ([]User, error)
 	// UpdateUser replaces name, e-mail, password hash, disabled flag, type, groups, MFA
 	// grace fields and UpdatedAt of the user with u.ID; ErrNotFound when missing,
 	// ErrAlreadyExists when the e-mail is taken.
@@ -303,12 +307,25 @@ type Session struct {
 	Factors    []FactorKind // factor kinds verified in this session
 	AMR        []string
 	ACR        string
+	// SignIn lists what the session's sign-in used, in order: SignInPassword (or
+	// SignInPasskey), the kinds of the second factors verified (string(FactorKind)), and
+	// SignInRememberedDevice when a remembered device stood in for the second factor. A
+	// factor enrolled after signing in is not part of it. Empty for sessions created
+	// before it was recorded.
+	SignIn     []string
 	IP         string
 	UserAgent  string
 	CreatedAt  time.Time
 	LastSeenAt time.Time
 	ExpiresAt  time.Time // absolute expiry
 }
+
+// What a session's sign-in used (Session.SignIn), beside the factor kinds.
+const (
+	SignInPassword         = "password"
+	SignInPasskey          = "passkey"
+	SignInRememberedDevice = "remembered_device"
+)
 
 // SessionAuth is what an authentication changes in a session.
 type SessionAuth struct {
@@ -318,6 +335,7 @@ type SessionAuth struct {
 	Factors    []FactorKind
 	AMR        []string
 	ACR        string
+	SignIn     []string // see Session.SignIn
 	// TokenHash, when not empty, replaces the session's cookie hash: the cookie is
 	// rotated whenever the authentication level changes, so a cookie value from before
 	// (fixed or stolen) never carries the new level.
@@ -334,7 +352,8 @@ type SessionStore interface {
 	// GetSession returns the session with that id, or ErrNotFound.
 	GetSession(ctx context.Context, id string) (*Session, error)
 	// UpdateSessionAuth records a new authentication in session id (AuthTime, PasswordAt,
-	// MFAAt, Factors, AMR and ACR of a, and TokenHash when set); ErrNotFound when missing.
+	// MFAAt, Factors, AMR, ACR and SignIn of a, and TokenHash when set); ErrNotFound when
+	// missing.
 	UpdateSessionAuth(ctx context.Context, id string, a SessionAuth) error
 	// AddSessionClient records that session id signed the person in to clientID (for
 	// back-channel logout); adding the same pair twice is not an error.
@@ -345,6 +364,8 @@ type SessionStore interface {
 	TouchSession(ctx context.Context, id string, at time.Time) error
 	// ListUserSessions returns the sessions of a user, newest first.
 	ListUserSessions(ctx context.Context, userID string) ([]Session, error)
+	// ListClientSessions returns the sessions that signed in to clientID, newest first.
+	ListClientSessions(ctx context.Context, clientID string) ([]Session, error)
 	// DeleteSession removes session id; deleting a missing session is not an error.
 	DeleteSession(ctx context.Context, id string) error
 	// DeleteUserSessions removes every session of a user and returns how many went.
@@ -488,10 +509,35 @@ type AuditEvent struct {
 	UserAgent string
 	Result    string // success | failure
 	Reason    string
-	// PrevHash and Hash chain the events (set by storage): Hash = ChainHash(PrevHash, e),
-	// PrevHash = the Hash of the event before. Editing or deleting a row breaks the chain.
+	// PrevHash and Hash chain the events (set by storage, see LinkAudit): Hash is
+	// KeyedChainHash(key, PrevHash, e) under the audit chain key named by ChainKey, or
+	// ChainHash(PrevHash, e) for the events written before the chain was keyed (ChainKey
+	// ""); PrevHash is the Hash of the event before. Editing or deleting a row breaks the
+	// chain, and without the key it cannot be recomputed.
 	PrevHash string
 	Hash     string
+	// ChainKey is the id of the audit chain key that keyed Hash ("" for unkeyed events).
+	ChainKey string
+}
+
+// AuditHead is the newest audit event, as a checkpoint signs it.
+type AuditHead struct {
+	EventID  int64
+	Hash     string
+	ChainKey string
+	// Count is how many events the trail holds up to and including EventID.
+	Count int64
+}
+
+// AuditCheckpoint is a signed statement that the audit chain contained event EventID
+// with hash Hash (see idp/audit.Checkpoint). JWS is the compact JWS the provider signed;
+// EventID and Hash repeat its claims for lookups.
+type AuditCheckpoint struct {
+	ID        int64 // assigned by storage, increasing
+	EventID   int64
+	Hash      string
+	CreatedAt time.Time
+	JWS       string
 }
 
 // AuditFilter selects audit events; zero fields do not filter.
@@ -500,19 +546,36 @@ type AuditFilter struct {
 	ClientID string
 	Type     string
 	Since    time.Time
+	// Until, when set, keeps events that happened before it.
+	Until time.Time
+	// BeforeID, when positive, keeps events with a smaller id: the next page of a
+	// newest-first listing starts before the oldest id of the page shown.
+	BeforeID int64
 	Limit    int // 0 means no limit
 }
 
 // AuditStore persists the audit trail. Events are append-only.
 type AuditStore interface {
 	// AppendAudit inserts e, setting e.ID, e.PrevHash (the Hash of the newest event, or
-	// "" for the first) and e.Hash = ChainHash(e.PrevHash, e). Appends are serialised
-	// across processes, so the chain never forks.
+	// "" for the first), e.ChainKey and e.Hash with LinkAudit under the store's audit
+	// chain key (AuditChainKeyer). Appends are serialised across processes, so the chain
+	// never forks. Without a key after a keyed event it fails with ErrAuditKeyRequired.
 	AppendAudit(ctx context.Context, e *AuditEvent) error
 	// DeleteAuditBefore removes events older than t (retention) and returns how many.
 	DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error)
 	// ListAudit returns matching events, oldest first (the newest Limit when Limit > 0).
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+
+	// AuditHead returns the newest event and how many events the trail holds up to it,
+	// read consistently; ErrNotFound when the trail is empty.
+	AuditHead(ctx context.Context) (AuditHead, error)
+	// AddAuditCheckpoint stores c and sets c.ID.
+	AddAuditCheckpoint(ctx context.Context, c *AuditCheckpoint) error
+	// ListAuditCheckpoints returns every checkpoint, oldest (lowest id) first.
+	ListAuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
+	// DeleteAuditCheckpointsBefore removes the checkpoints of events with an id below
+	// eventID (their events were removed by retention) and returns how many went.
+	DeleteAuditCheckpointsBefore(ctx context.Context, eventID int64) (int64, error)
 }
 
 // RateLimitStore keeps fixed-window counters shared by every process.
@@ -840,4 +903,10 @@ type DeviceAuthorizationStore interface {
 	// ErrNotFound when id is unknown, or not pending (or expired) any more.
 	ApproveDeviceAuthorization(ctx context.Context, id string, l AuthLogin, now time.Time) error
 	DenyDeviceAuthorization(ctx context.Context, id string, now time.Time) error
+}
+
+// EscapeLike escapes the wildcards of a SQL LIKE pattern (%, _) and the escape
+// character itself with a backslash, for a LIKE ... ESCAPE '\' that matches s literally.
+func EscapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }

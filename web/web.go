@@ -10,6 +10,9 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strings"
+
+	"golang.org/x/text/language"
 )
 
 //go:embed templates/*.html
@@ -41,41 +44,73 @@ const (
 	PageEnrolLink = "enrol_link.html"
 )
 
-var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo, PageMFA, PageAccount, PageEnroll, PageBackupCodes, PageRecovery, PageDevice, PageDeviceDone, PageEnrolLink}
+// Pages of the admin console (idp/console). Each is parsed with the layout and
+// consoleCommon, which holds the console's navigation and notices.
+const (
+	PageConsoleClients  = "console_clients.html"
+	PageConsoleClient   = "console_client.html"
+	PageConsoleSecret   = "console_secret.html"
+	PageConsoleConfirm  = "console_confirm.html"
+	PageConsolePeople   = "console_people.html"
+	PageConsolePerson   = "console_person.html"
+	PageConsolePolicies = "console_policies.html"
+	PageConsoleAudit    = "console_audit.html"
+	PageConsoleKeys     = "console_keys.html"
+)
+
+const consoleCommon = "console_common.html"
+
+var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo, PageMFA, PageAccount, PageEnroll, PageBackupCodes, PageRecovery, PageDevice, PageDeviceDone,
+	PageConsoleClients, PageConsoleClient, PageConsoleSecret, PageConsoleConfirm, PageConsolePeople, PageConsolePerson,
+	PageConsolePolicies, PageConsoleAudit, PageConsoleKeys, PageEnrolLink}
 
 // Renderer renders pages.
 type Renderer struct {
-	t map[string]*template.Template
+	// t holds each page parsed once per language, with that language's "t" and "lang".
+	t map[language.Tag]map[string]*template.Template
 	// SiteName, when set, follows every page title ("Sign in – Example ID").
 	SiteName string
 }
 
-// New parses every page with the shared layout.
+// New parses every page with the shared layout, once per language (Languages).
 func New() (*Renderer, error) {
-	r := &Renderer{t: map[string]*template.Template{}}
-	for _, p := range pages {
-		t, err := template.New("layout.html").Funcs(template.FuncMap{"siteName": func() string { return r.SiteName }, "t": translate}).ParseFS(templateFS, "templates/layout.html", "templates/"+p)
-		if err != nil {
-			return nil, fmt.Errorf("parse template %s: %w", p, err)
+	r := &Renderer{t: map[language.Tag]map[string]*template.Template{}}
+	for _, lang := range Languages() {
+		r.t[lang] = map[string]*template.Template{}
+		for _, p := range pages {
+			files := []string{"templates/layout.html", "templates/" + p}
+			if strings.HasPrefix(p, "console_") {
+				files = append(files, "templates/"+consoleCommon)
+			}
+			t, err := template.New("layout.html").Funcs(funcs(r, lang)).ParseFS(templateFS, files...)
+			if err != nil {
+				return nil, fmt.Errorf("parse template %s: %w", p, err)
+			}
+			r.t[lang][p] = t
 		}
-		r.t[p] = t
 	}
 	return r, nil
 }
 
-// translate is the template func t: the page's English text, formatted with args when
-// it has any. (Translations replace it.)
-func translate(s string, args ...any) string {
-	if len(args) == 0 {
-		return s
+// funcs are the template functions of pages in lang: t translates a message id
+// ({{t "Signed in as %s" .Email}}), lang names the language for <html lang>.
+func funcs(r *Renderer, lang language.Tag) template.FuncMap {
+	return template.FuncMap{
+		"siteName": func() string { return r.SiteName },
+		"t":        func(id string, args ...any) string { return Translate(lang, id, args...) },
+		"lang":     func() string { return lang.String() },
 	}
-	return fmt.Sprintf(s, args...)
 }
 
-// Render writes page name with data and the given status. Rendering into a buffer first
-// means a template error never sends half a page.
-func (r *Renderer) Render(w http.ResponseWriter, status int, name string, data any) error {
-	t, ok := r.t[name]
+// Render writes page name in language lang (see MatchLanguage; English when lang is not
+// one of Languages) with data and the given status. Rendering into a buffer first means
+// a template error never sends half a page.
+func (r *Renderer) Render(w http.ResponseWriter, lang language.Tag, status int, name string, data any) error {
+	byName, ok := r.t[lang]
+	if !ok {
+		lang, byName = English, r.t[English]
+	}
+	t, ok := byName[name]
 	if !ok {
 		return fmt.Errorf("unknown page %q", name)
 	}
@@ -86,6 +121,8 @@ func (r *Renderer) Render(w http.ResponseWriter, status int, name string, data a
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Language", lang.String())
+	h.Add("Vary", "Accept-Language")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'")

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/storage"
 )
 
@@ -28,6 +29,7 @@ type auditEventJSON struct {
 	Reason    string    `json:"reason,omitempty"`
 	PrevHash  string    `json:"prev_hash,omitempty"`
 	Hash      string    `json:"hash,omitempty"`
+	ChainKey  string    `json:"chain_key,omitempty"`
 }
 
 func newAuditCmd(a *app) *cobra.Command {
@@ -36,10 +38,13 @@ func newAuditCmd(a *app) *cobra.Command {
 		Short: "Read, verify, export and prune the audit trail",
 		Long: `Read the audit trail: sign-ins, token issuance and every administrative change.
 
-Every event is hash-chained to the one before it, so editing, deleting or inserting a
-row is detected by "idp audit verify". "idp audit export" writes the events as JSON Lines
+Every event is chained to the one before it by a keyed hash (HMAC under a key derived
+from the encryption key), so editing, deleting or inserting a row is detected by "idp
+audit verify"; signed checkpoints ("idp audit checkpoint", exported with "idp audit
+checkpoints export") anchor the chain outside the database. "idp audit export" writes the events as JSON Lines
 for a SIEM, and "idp audit prune" applies a retention period.`,
-	}, newAuditListCmd(a), newAuditVerifyCmd(a), newAuditExportCmd(a), newAuditPruneCmd(a))
+	}, newAuditListCmd(a), newAuditVerifyCmd(a), newAuditCheckpointCmd(a), newAuditCheckpointsCmd(a),
+		newAuditExportCmd(a), newAuditPruneCmd(a))
 }
 
 func newAuditListCmd(a *app) *cobra.Command {
@@ -99,7 +104,7 @@ ago (90m, 24h).`,
 						out = append(out, auditEventJSON{
 							ID: e.ID, Time: e.Time.UTC(), Type: e.Type, Result: e.Result, UserID: e.UserID,
 							ClientID: e.ClientID, IP: e.IP, UserAgent: e.UserAgent, Reason: e.Reason,
-							PrevHash: e.PrevHash, Hash: e.Hash,
+							PrevHash: e.PrevHash, Hash: e.Hash, ChainKey: e.ChainKey,
 						})
 					}
 					return writeJSON(a.stdout, out)
@@ -153,31 +158,67 @@ func parseTimeFlag(flag, s string, now time.Time) (time.Time, error) {
 }
 
 func newAuditVerifyCmd(a *app) *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON      bool
+		checkpoints string
+	)
 	cmd := &cobra.Command{
-		Use:   "verify",
-		Short: "Check the audit trail's hash chain",
-		Long: `Recompute the hash chain of the audit trail, oldest event first, and report whether it
-is intact.
+		Use:   "verify [--checkpoints FILE]",
+		Short: "Check the audit trail's keyed hash chain and its signed checkpoints",
+		Long: `Recompute the hash chain of the audit trail, oldest event first, check every signed
+checkpoint against it, and report whether it is intact.
 
-Every event stores the hash of the event before it and its own hash over its fields. An
-edited row no longer matches its hash; a deleted or inserted row breaks the link to its
-neighbour. Events removed by "idp audit prune" are expected: the chain is checked from
-the oldest retained event, whose predecessor's hash the prune recorded in an
-audit.retention event. Events written before the chain existed (before the upgrade that
-added it) carry no hash and are counted but not checked.
+Every event stores the hash of the event before it and its own hash: an HMAC-SHA256 over
+its fields under the audit chain key, which is derived from the encryption key and never
+stored (so this command needs IDP_ENCRYPTION_KEY, and IDP_ENCRYPTION_KEYS_OLD for events
+keyed before a rotation). An edited row no longer matches its hash; a deleted or inserted
+row breaks the link to its neighbour; and without the key nobody can recompute the chain.
+Events written before the chain was keyed carry a plain SHA-256 and are accepted only up
+to the audit.chain_keyed marker; an unkeyed event after it is reported as a downgrade.
 
-Exits 0 and prints "audit chain intact: N events" when every event verifies; exits 1
-naming the first broken event otherwise. Keep the printed head hash (or an export) outside
-the database: the chain cannot detect someone who rewrites it entirely.`,
+Events removed by "idp audit prune" are expected: the chain is checked from the oldest
+retained event, whose predecessor's hash the prune recorded in an audit.retention event.
+Events written before the chain existed carry no hash and are counted but not checked.
+
+Each signed checkpoint (see "idp audit checkpoint") must carry a valid signature of one
+of the provider's signing keys, and the chain must still hold the event it names with
+the hash it signed. --checkpoints FILE checks an exported copy ("idp audit checkpoints
+export") as well: a history rewritten in the database, checkpoints included, even by
+someone holding the keys, does not match the copy kept outside.
+
+Exits 0 and prints "audit chain intact: N events" when everything verifies; exits 1
+naming the first problem otherwise.`,
 		Example: `  idp audit verify
-  idp audit verify --json`,
+  idp audit verify --checkpoints /backup/audit-checkpoints.jsonl --json`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var fileLines []audit.CheckpointLine
+			if checkpoints != "" {
+				var err error
+				if fileLines, err = readCheckpointLines(checkpoints); err != nil {
+					return usageError{err}
+				}
+			}
+			sealer, err := a.sealer(false)
+			if err != nil {
+				return fmt.Errorf("the audit chain is keyed with a key derived from the encryption key: %w", err)
+			}
 			return a.withStore(cmd.Context(), existing, func(ctx context.Context, store storage.Storage) error {
-				res, err := audit.VerifyChain(ctx, store)
+				res, err := audit.VerifyChain(ctx, store, audit.ChainKeysOf(sealer))
 				if err != nil {
 					return err
+				}
+				signing, err := store.ListSigningKeys(ctx)
+				if err != nil {
+					return fmt.Errorf("list signing keys: %w", err)
+				}
+				stored, err := audit.StoredCheckpoints(ctx, store)
+				if err != nil {
+					return err
+				}
+				audit.VerifyCheckpoints(&res, "database", stored, signing)
+				if checkpoints != "" {
+					audit.VerifyCheckpoints(&res, checkpoints, fileLines, signing)
 				}
 				if asJSON {
 					if err := writeJSON(a.stdout, res); err != nil {
@@ -189,16 +230,33 @@ the database: the chain cannot detect someone who rewrites it entirely.`,
 					if res.Checked > 0 {
 						fmt.Fprintf(w, "  events %d to %d, head hash %s\n", res.FirstID, res.LastID, res.Head)
 					}
+					if res.Keyed > 0 {
+						fmt.Fprintf(w, "  %d keyed events from event %d (keys %s)\n", res.Keyed, res.KeyedFrom, strings.Join(res.ChainKeys, ", "))
+					}
+					if n := res.Checked - res.Keyed; n > 0 {
+						fmt.Fprintf(w, "  %d older events predate the keyed chain: checked with the unkeyed hash\n", n)
+					}
 					if res.Anchor != "" {
 						fmt.Fprintf(w, "  starts after an event removed by retention, hash %s\n", res.Anchor)
 					}
 					if res.Unchained > 0 {
 						fmt.Fprintf(w, "  %d older events predate the hash chain and were not checked\n", res.Unchained)
 					}
+					for _, c := range res.Checkpoints {
+						fmt.Fprintf(w, "  checkpoints (%s): %d match the chain, %d of pruned events", c.Source, c.Checked, c.Pruned)
+						if c.NewestEventID > 0 {
+							fmt.Fprintf(w, "; the newest covers event %d, signed %s", c.NewestEventID, c.NewestAt.Format(time.RFC3339))
+						}
+						fmt.Fprintln(w)
+						if c.SignatureUnchecked > 0 {
+							fmt.Fprintf(w, "  %d checkpoints (%s) are signed by keys no longer in the database: signature not checked\n",
+								c.SignatureUnchecked, c.Source)
+						}
+					}
 				}
 				if !res.Intact {
-					return fmt.Errorf("audit chain broken at event %d (%d events before it verified): %s",
-						res.BrokenID, res.Checked, res.Reason)
+					return fmt.Errorf("audit chain broken at event %d (%d events verified): %s: %s",
+						res.BrokenID, res.Checked, res.Problem, res.Reason)
 				}
 				if !res.AnchorRecorded {
 					fmt.Fprintf(a.stderr, "Warning: the chain starts after hash %s, which no audit.retention event records: "+
@@ -208,7 +266,154 @@ the database: the chain cannot detect someone who rewrites it entirely.`,
 			})
 		},
 	}
+	cmd.Flags().StringVar(&checkpoints, "checkpoints", "", "also check the exported checkpoints in this JSON Lines file")
 	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+// readCheckpointLines reads a JSON Lines file of checkpoints (as exported).
+func readCheckpointLines(path string) ([]audit.CheckpointLine, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--checkpoints: %w", err)
+	}
+	defer f.Close()
+	var out []audit.CheckpointLine
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var l audit.CheckpointLine
+		if err := json.Unmarshal([]byte(line), &l); err != nil || l.JWS == "" {
+			return nil, fmt.Errorf("--checkpoints %s line %d is not an exported checkpoint (want a JSON object with event_id, hash and jws)", path, n)
+		}
+		out = append(out, l)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// cliIssuer is the issuer a command names in what it signs: IDP_ISSUER, as the server.
+func cliIssuer() string {
+	if v := os.Getenv("IDP_ISSUER"); v != "" {
+		return strings.TrimSuffix(v, "/")
+	}
+	return "http://localhost:8080"
+}
+
+func newAuditCheckpointCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "checkpoint",
+		Short: "Sign a checkpoint of the audit chain's newest event now",
+		Long: `Sign the audit chain's newest event (its id, hash and the number of events) with the
+provider's signing key and store the checkpoint. The server does this on its own every
+--audit-checkpoint-interval (5 minutes by default). Keep copies outside the database
+("idp audit checkpoints export", or idp serve --audit-checkpoint-file): "idp audit verify
+--checkpoints FILE" then detects a history rewritten after them.
+
+On a trail whose newest event predates the keyed chain, it first appends the
+audit.chain_keyed marker, which starts it. Needs IDP_ENCRYPTION_KEY; IDP_ISSUER names
+the issuer in the checkpoint.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sealer, err := a.sealer(false)
+			if err != nil {
+				return err
+			}
+			return a.withStore(cmd.Context(), migrated, func(ctx context.Context, store storage.Storage) error {
+				km := &keys.Manager{Store: store, Sealer: sealer}
+				if err := km.Ensure(ctx); err != nil {
+					return fmt.Errorf("signing keys: %w", err)
+				}
+				cp := &audit.Checkpointer{Store: store, Keys: km, Issuer: cliIssuer(), Logger: a.logger}
+				line, err := cp.Checkpoint(ctx)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(a.stdout, line)
+				}
+				fmt.Fprintf(a.stdout, "Signed a checkpoint of audit event %d, hash %s.\n", line.EventID, line.Hash)
+				return nil
+			})
+		},
+	}
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+func newAuditCheckpointsCmd(a *app) *cobra.Command {
+	return asGroup(&cobra.Command{
+		Use:   "checkpoints",
+		Short: "Export the signed checkpoints of the audit chain",
+	}, newAuditCheckpointsExportCmd(a))
+}
+
+func newAuditCheckpointsExportCmd(a *app) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "export [--output FILE]",
+		Short: "Write the signed audit checkpoints as JSON Lines",
+		Long: `Write every signed checkpoint as JSON Lines, oldest first: one object per line with
+event_id, hash, created_at, jws (the signed checkpoint) and jwk (the public key that
+signed it, so the copy can be checked after the key has left the database).
+
+Keep the file outside the database (another host, write-once storage): "idp audit verify
+--checkpoints FILE" checks the chain against it. Checkpoints of events removed by
+retention are no longer in the database; keep the older exports.`,
+		Example: `  idp audit checkpoints export --output /backup/audit-checkpoints.jsonl`,
+		Args:    usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withStore(cmd.Context(), existing, func(ctx context.Context, store storage.Storage) error {
+				lines, err := audit.StoredCheckpoints(ctx, store)
+				if err != nil {
+					return err
+				}
+				signing, err := store.ListSigningKeys(ctx)
+				if err != nil {
+					return fmt.Errorf("list signing keys: %w", err)
+				}
+				if err := audit.AttachSignerKeys(lines, signing); err != nil {
+					return err
+				}
+				w := a.stdout
+				var f *os.File
+				if output != "" {
+					f, err = os.OpenFile(output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+					if err != nil {
+						return fmt.Errorf("export audit checkpoints: %w", err)
+					}
+					defer f.Close()
+					w = f
+				}
+				bw := bufio.NewWriter(w)
+				enc := json.NewEncoder(bw)
+				enc.SetEscapeHTML(false)
+				for _, l := range lines {
+					if err := enc.Encode(l); err != nil {
+						return fmt.Errorf("export audit checkpoints: %w", err)
+					}
+				}
+				if err := bw.Flush(); err != nil {
+					return fmt.Errorf("export audit checkpoints: %w", err)
+				}
+				if f != nil {
+					if err := f.Close(); err != nil {
+						return fmt.Errorf("export audit checkpoints: %w", err)
+					}
+					fmt.Fprintf(a.stdout, "Exported %d audit checkpoints to %s.\n", len(lines), output)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file instead of standard output")
 	return cmd
 }
 
@@ -226,6 +431,7 @@ type auditLineJSON struct {
 	Reason    string `json:"reason"`
 	PrevHash  string `json:"prev_hash"`
 	Hash      string `json:"hash"`
+	ChainKey  string `json:"chain_key"` // "" for events written before the chain was keyed
 }
 
 func newAuditExportCmd(a *app) *cobra.Command {
@@ -235,8 +441,10 @@ func newAuditExportCmd(a *app) *cobra.Command {
 		Short: "Export audit events as JSON Lines (for a SIEM)",
 		Long: `Write the audit events at or after --since (and before --until, if given) as JSON Lines:
 one JSON object per line, in chain order, with the keys id, time (RFC 3339, UTC, with
-nanoseconds), type, user_id, client_id, ip, user_agent, result, reason, prev_hash and
-hash. Every key is always present.
+nanoseconds), type, user_id, client_id, ip, user_agent, result, reason, prev_hash, hash
+and chain_key (the id of the audit chain key, "" for events written before the chain was
+keyed). Every key is always present. Recomputing a keyed hash needs the audit chain key,
+which only the provider (and "idp audit verify") derives from the encryption key.
 
 --since and --until take an RFC 3339 time (2025-01-31T12:00:00Z) or a duration meaning
 that long ago (24h). Consecutive exports with --until of one equal to --since of the next
@@ -289,7 +497,7 @@ neither miss nor repeat an event. The lines go to standard output, or to --outpu
 					if err := enc.Encode(auditLineJSON{
 						ID: e.ID, Time: e.Time.UTC().Format(time.RFC3339Nano), Type: e.Type, UserID: e.UserID,
 						ClientID: e.ClientID, IP: e.IP, UserAgent: e.UserAgent, Result: e.Result, Reason: e.Reason,
-						PrevHash: e.PrevHash, Hash: e.Hash,
+						PrevHash: e.PrevHash, Hash: e.Hash, ChainKey: e.ChainKey,
 					}); err != nil {
 						return fmt.Errorf("export audit events: %w", err)
 					}

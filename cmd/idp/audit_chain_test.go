@@ -17,8 +17,19 @@ import (
 
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/seal"
 	"github.com/openidp/idp/storage/sqlite"
 )
+
+// encryptionKey is the IDP_ENCRYPTION_KEY the cli runs with.
+func (c *cli) encryptionKey() []byte {
+	c.t.Helper()
+	k, err := seal.ParseKey(os.Getenv(envEncryptionKey))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return k
+}
 
 // dbPath is the default SQLite database of the cli's data directory.
 func (c *cli) dbPath() string { return filepath.Join(c.dataDir, "idp.db") }
@@ -154,7 +165,12 @@ func TestAuditExport(t *testing.T) {
 	if len(lines) != len(events) {
 		t.Fatalf("export --since 1h: %d lines, want %d", len(lines), len(events))
 	}
-	keys := []string{"client_id", "hash", "id", "ip", "prev_hash", "reason", "result", "time", "type", "user_agent", "user_id"}
+	keys := []string{"chain_key", "client_id", "hash", "id", "ip", "prev_hash", "reason", "result", "time", "type", "user_agent", "user_id"}
+	sealer, err := seal.New(c.encryptionKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainKeys := audit.ChainKeysOf(sealer)
 	for i, l := range lines {
 		var got []string
 		for k := range l {
@@ -167,15 +183,19 @@ func TestAuditExport(t *testing.T) {
 		if int64(l["id"].(float64)) != events[i].ID || l["hash"] != events[i].Hash || l["type"] != audit.EventAdminUserCreate {
 			t.Errorf("line %d = %v, want event %+v", i, l, events[i])
 		}
-		// A SIEM can recompute the chain from the exported fields alone.
+		// Whoever holds the audit chain key can recompute the chain from the exported fields.
 		tm, err := time.Parse(time.RFC3339Nano, l["time"].(string))
 		if err != nil {
 			t.Fatalf("line %d time: %v", i, err)
 		}
 		e := storage.AuditEvent{Time: tm, Type: l["type"].(string), UserID: l["user_id"].(string),
 			ClientID: l["client_id"].(string), IP: l["ip"].(string), UserAgent: l["user_agent"].(string),
-			Result: l["result"].(string), Reason: l["reason"].(string)}
-		if h := storage.ChainHash(l["prev_hash"].(string), &e); h != l["hash"] {
+			Result: l["result"].(string), Reason: l["reason"].(string), ChainKey: l["chain_key"].(string)}
+		key, ok := chainKeys[e.ChainKey]
+		if !ok {
+			t.Fatalf("line %d: chain_key %q is not the CLI's encryption key %s", i, e.ChainKey, sealer.CurrentKeyID())
+		}
+		if h := storage.KeyedChainHash(key[:], l["prev_hash"].(string), &e); h != l["hash"] {
 			t.Errorf("line %d: recomputed hash %s, exported %s", i, h, l["hash"])
 		}
 	}

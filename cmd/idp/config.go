@@ -64,7 +64,12 @@ var envFlags = []struct{ flag, env string }{
 	{"jwks-max-age", "IDP_JWKS_MAX_AGE"},
 	{"discovery-max-age", "IDP_DISCOVERY_MAX_AGE"},
 	{"max-sessions", "IDP_MAX_SESSIONS"},
+	{"admin-console", "IDP_ADMIN_CONSOLE"},
+	{"admin-console-phishing-resistant", "IDP_ADMIN_CONSOLE_PHISHING_RESISTANT"},
+	{"admin-console-max-age", "IDP_ADMIN_CONSOLE_MAX_AGE"},
 	{"audit-retention", "IDP_AUDIT_RETENTION"},
+	{"audit-checkpoint-interval", "IDP_AUDIT_CHECKPOINT_INTERVAL"},
+	{"audit-checkpoint-file", "IDP_AUDIT_CHECKPOINT_FILE"},
 	{"mfa-grace-logins", "IDP_MFA_GRACE_LOGINS"},
 	{"mfa-grace-period", "IDP_MFA_GRACE_PERIOD"},
 	{"trusted-proxies", "IDP_TRUSTED_PROXIES"},
@@ -206,6 +211,7 @@ IDP_ENCRYPTION_KEYS_OLD, comma-separated.`,
 		newKeysCmd(a),
 		newAuditCmd(a),
 		newPolicyCmd(a),
+		newBenchCmd(a),
 	)
 	return root, a
 }
@@ -289,6 +295,11 @@ func (a *app) openStore(ctx context.Context, mode storeMode) (storage.Storage, e
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", maskDSN(dsn), err)
+	}
+	// With the encryption key at hand, the events this command appends are keyed. Without
+	// it, appending after a keyed event fails (storage.ErrAuditKeyRequired).
+	if sealer, err := a.sealer(false); err == nil {
+		audit.KeyStore(store, sealer)
 	}
 	if mode != asFound {
 		n, err := store.Migrate(ctx)

@@ -176,7 +176,11 @@ IDP_ENCRYPTION_KEYS_OLD.
 To rotate the encryption key: set the new key in IDP_ENCRYPTION_KEY and the old one in
 IDP_ENCRYPTION_KEYS_OLD on every process, restart them, run this command once, then
 remove the old key from IDP_ENCRYPTION_KEYS_OLD and restart again. The command is
-idempotent: run it again if it was interrupted.`,
+idempotent: run it again if it was interrupted.
+
+Audit events are not re-keyed: those written before the rotation keep hashes keyed with a
+key derived from the old encryption key. Keep the old key for "idp audit verify" (in its
+IDP_ENCRYPTION_KEYS_OLD) for as long as those events are retained.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withSealedAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin, sealer *seal.Sealer) error {

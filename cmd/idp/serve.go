@@ -22,6 +22,7 @@ import (
 
 	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/storage"
 )
@@ -33,9 +34,13 @@ const demoFileName = "demo.json"
 const shutdownTimeout = 15 * time.Second
 
 type serveOptions struct {
-	dev             bool
-	addr            string
-	metricsAddr     string // "": /metrics on addr; "off": nowhere; else its own listener
+	dev         bool
+	addr        string
+	metricsAddr string // "": /metrics on addr; "off": nowhere; else its own listener
+	// The admin console at /admin.
+	console         bool
+	consolePhish    bool
+	consoleMaxAge   time.Duration
 	issuer          string
 	displayName     string
 	sessionLifetime time.Duration
@@ -46,6 +51,9 @@ type serveOptions struct {
 	discoveryMaxAge time.Duration
 	maxSessions     int
 	auditRetention  time.Duration
+	// checkpointEvery and checkpointFile configure the signed audit checkpoints.
+	checkpointEvery time.Duration
+	checkpointFile  string
 	graceLogins     int
 	gracePeriod     time.Duration
 	trustedProxies  proxiesValue // reverse proxies whose proxyHeader is believed
@@ -123,6 +131,11 @@ seeded with a demo user and a demo client, whose credentials are printed at star
 	f.DurationVar(&o.sessionLifetime, "session-lifetime", 24*time.Hour, "absolute lifetime of a sign-in session (env IDP_SESSION_LIFETIME)")
 	f.DurationVar(&o.sessionIdle, "session-idle", 2*time.Hour, "a session unused this long ends (env IDP_SESSION_IDLE)")
 	f.DurationVar(&o.auditRetention, "audit-retention", 0, "delete audit events older than this, once a day, e.g. 8760h; 0 keeps everything (env IDP_AUDIT_RETENTION)")
+	f.DurationVar(&o.checkpointEvery, "audit-checkpoint-interval", 5*time.Minute, "sign a checkpoint of the audit chain's head this often (when it moved); 0 turns it off (env IDP_AUDIT_CHECKPOINT_INTERVAL)")
+	f.StringVar(&o.checkpointFile, "audit-checkpoint-file", "", "also append each signed audit checkpoint to this file as a JSON line (\"-\" for standard output), to keep copies outside the database (env IDP_AUDIT_CHECKPOINT_FILE)")
+	f.BoolVar(&o.console, "admin-console", true, "serve the admin console at /admin, for accounts of type admin with a second factor; --admin-console=false switches it off (env IDP_ADMIN_CONSOLE)")
+	f.BoolVar(&o.consolePhish, "admin-console-phishing-resistant", false, "the admin console requires a security key or passkey (WebAuthn) as second factor (env IDP_ADMIN_CONSOLE_PHISHING_RESISTANT)")
+	f.DurationVar(&o.consoleMaxAge, "admin-console-max-age", idp.DefaultConsoleMaxAge, "the admin console asks for the second factor again when the session's check is older than this (env IDP_ADMIN_CONSOLE_MAX_AGE)")
 	f.IntVar(&o.maxSessions, "max-sessions", 5, "most SSO sessions a person may have at once; the oldest ends (env IDP_MAX_SESSIONS)")
 	f.IntVar(&o.graceLogins, "mfa-grace-logins", 0, "logins allowed without a second factor that policy requires, before enrolment is forced; 0 = none (env IDP_MFA_GRACE_LOGINS)")
 	f.DurationVar(&o.gracePeriod, "mfa-grace-period", 0, "time allowed without a required second factor, from the first such login; 0 = none (env IDP_MFA_GRACE_PERIOD)")
@@ -169,6 +182,9 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err := o.limits.validate(); err != nil {
 		return err
 	}
+	if o.checkpointEvery < 0 {
+		return usageErrorf("--audit-checkpoint-interval must not be negative")
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -202,6 +218,8 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		PasswordHashMemory: int64(o.hashMemory),
 
 		NoMetricsEndpoint: o.metricsAddr != "",
+
+		Console: idp.ConsoleConfig{Disabled: !o.console, PhishingResistant: o.consolePhish, MaxAge: o.consoleMaxAge},
 	}
 	o.limits.apply(&cfg)
 	// Every setting is checked before the database is opened or migrated.
@@ -278,9 +296,24 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		a.logger.InfoContext(ctx, "serving metrics", "addr", mln.Addr().String())
 	}
 
+	checkpointer := &audit.Checkpointer{Store: store, Keys: srv.Keys(), Issuer: o.issuer, Logger: a.logger}
+	switch o.checkpointFile {
+	case "":
+	case "-":
+		checkpointer.Hook = a.stdout
+	default:
+		f, err := os.OpenFile(o.checkpointFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("audit checkpoint file: %w", err)
+		}
+		defer f.Close()
+		checkpointer.Hook = f
+	}
+
 	cleanupCtx, stopCleanup := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.RunCleanup(cleanupCtx, time.Minute) })
+	wg.Go(func() { checkpointer.Run(cleanupCtx, o.checkpointEvery) })
 	defer func() { stopCleanup(); wg.Wait() }() // before the store closes
 
 	a.printBanner(o, dsn, ln.Addr().String(), demo)

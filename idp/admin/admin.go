@@ -41,12 +41,18 @@ type Admin struct {
 	// EndSessions ends every SSO session of a user and returns how many ended. A server
 	// that sends back-channel logout sets it; when nil the sessions are deleted from Store.
 	EndSessions func(ctx context.Context, userID, reason string) (int, error)
+	// EndOneSession ends one SSO session. A server that sends back-channel logout sets it;
+	// when nil the session is deleted from Store.
+	EndOneSession func(ctx context.Context, s *storage.Session, reason string) error
 	// Hash hashes a new password; pwhash.Hash when nil. The server passes its gated
 	// hashPassword, so that API calls share the memory budget of logins.
 	Hash func(ctx context.Context, password string) (string, error)
 	// Mail, when set, e-mails enrolment links to the person (EnrolmentLink); without it
 	// the link is only returned, for the operator to hand over.
 	Mail func(ctx context.Context, to, subject, body string) error
+	// ChainKeys are the audit chain keys VerifyAudit checks the keyed chain with
+	// (audit.ChainKeysOf of the server's encryption keys).
+	ChainKeys audit.ChainKeys
 }
 
 // hashPassword hashes password with a.Hash, or pwhash.Hash.

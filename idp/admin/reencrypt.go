@@ -21,7 +21,9 @@ type ReencryptResult struct {
 // seeds, server secrets) under the sealer's current key; the sealer must still hold the
 // old keys to open them. It is idempotent: values already under the current key are
 // left alone, so an interrupted run can simply be repeated. Afterwards the old keys can
-// be dropped from IDP_ENCRYPTION_KEYS_OLD.
+// be dropped from IDP_ENCRYPTION_KEYS_OLD of the servers. Audit events are not re-keyed
+// (that would rewrite the history): those keyed before the rotation verify only with
+// the old key (audit.ChainKeysOf), so `idp audit verify` keeps it while they are retained.
 func (a *Admin) Reencrypt(ctx context.Context, actor string, sealer *seal.Sealer) (res ReencryptResult, err error) {
 	defer func() {
 		if err != nil {

@@ -3,12 +3,14 @@ package audit
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/seal"
 )
 
 // RetentionAnchorKey is the key, in the Reason of an EventRetention event, of the
@@ -25,6 +27,22 @@ const (
 	// ProblemUnchained: the event has no hash although chained events precede it: it was
 	// written around the chain, or its hashes were erased.
 	ProblemUnchained = "unchained"
+	// ProblemDowngraded: an unkeyed event where only keyed ones may be (after a keyed
+	// event, as the newest event, or a keyed chain starting after unkeyed events
+	// somewhere other than at an audit.chain_keyed marker): keyed events were rewritten
+	// in the unkeyed form, which anyone can compute.
+	ProblemDowngraded = "downgraded"
+	// ProblemUnknownKey: the event is keyed with a key the verifier does not hold (an
+	// encryption key that is no longer configured, or a made-up key id).
+	ProblemUnknownKey = "unknown_key"
+	// ProblemCheckpointSignature: a checkpoint's signature does not verify.
+	ProblemCheckpointSignature = "checkpoint_signature"
+	// ProblemCheckpointMismatch: a signed checkpoint names an event the chain no longer
+	// holds with that hash: the history was rewritten.
+	ProblemCheckpointMismatch = "checkpoint_mismatch"
+	// ProblemTruncated: a signed checkpoint names an event newer than the newest one: the
+	// newest events were deleted.
+	ProblemTruncated = "truncated"
 )
 
 // VerifyResult is what VerifyChain found.
@@ -33,6 +51,13 @@ type VerifyResult struct {
 	Intact bool `json:"intact"`
 	// Checked counts the chained events verified (up to, not including, the broken one).
 	Checked int `json:"checked"`
+	// Keyed counts the verified events whose hash is keyed (HMAC under the audit chain
+	// key); the others were written before the chain was keyed and carry a plain hash.
+	Keyed int `json:"keyed"`
+	// KeyedFrom is the id of the first keyed event, 0 when none is.
+	KeyedFrom int64 `json:"keyed_from,omitempty"`
+	// ChainKeys lists the ids of the audit chain keys (encryption-key ids) seen.
+	ChainKeys []string `json:"chain_keys,omitempty"`
 	// Unchained counts the leading events written before the chain existed (before
 	// migration 0004): they carry no hash and cannot be verified.
 	Unchained int `json:"unchained"`
@@ -49,23 +74,90 @@ type VerifyResult struct {
 	// Head is the Hash of the newest verified event; keep it outside the database (or
 	// export the trail to a SIEM) to detect a rewrite of the whole chain.
 	Head string `json:"head,omitempty"`
-	// BrokenID is the id of the first event that failed, 0 when Intact.
+	// Checkpoints is what the signed checkpoints showed, one entry per source checked
+	// (see VerifyCheckpoints).
+	Checkpoints []CheckpointResult `json:"checkpoints,omitempty"`
+	// BrokenID is the id of the first event that failed, 0 when Intact (for a checkpoint
+	// problem: the event the checkpoint names).
 	BrokenID int64 `json:"broken_id,omitempty"`
-	// Problem is the kind of break (ProblemEdited, ProblemDeletedOrInserted, ProblemUnchained).
+	// Problem is the kind of break (ProblemEdited, ProblemDeletedOrInserted, ...).
 	Problem string `json:"problem,omitempty"`
 	// Reason explains the break in words.
 	Reason string `json:"reason,omitempty"`
+
+	// byID holds the verified events by id, for VerifyCheckpoints.
+	byID map[int64]string
+	// retention is true when the chain holds a successful audit.retention event.
+	retention bool
+}
+
+// ChainKeys are the audit chain keys a verifier holds, by id.
+type ChainKeys map[string][32]byte
+
+// ChainKeysOf derives the audit chain keys from every encryption key sealer holds: the
+// current one keys new events, older ones (IDP_ENCRYPTION_KEYS_OLD) verify events keyed
+// before a rotation.
+func ChainKeysOf(sealer *seal.Sealer) ChainKeys {
+	return sealer.DeriveKeys(storage.AuditChainKeyPurpose)
+}
+
+// CurrentChainKey is the key new events are keyed with: derived from sealer's current
+// encryption key. Give it to the store (storage.AuditChainKeyer) before it appends.
+func CurrentChainKey(sealer *seal.Sealer) *storage.AuditChainKey {
+	return &storage.AuditChainKey{ID: sealer.CurrentKeyID(), Key: sealer.DeriveKey(storage.AuditChainKeyPurpose)}
+}
+
+// KeyStore gives the store its audit chain key from sealer when it takes one
+// (storage.AuditChainKeyer), and reports whether it did.
+func KeyStore(store any, sealer *seal.Sealer) bool {
+	k, ok := store.(storage.AuditChainKeyer)
+	if ok {
+		k.SetAuditChainKey(CurrentChainKey(sealer))
+	}
+	return ok
+}
+
+// StartKeyedChain appends the audit.chain_keyed marker when the newest event is unkeyed,
+// so that the keyed chain starts at the marker (the only place VerifyChain accepts the
+// switch). It does nothing on an empty or already keyed trail. The store must hold its
+// chain key (KeyStore). Call it at start-up, before the process appends anything else.
+func StartKeyedChain(ctx context.Context, store storage.AuditStore, now time.Time) error {
+	head, err := store.AuditHead(ctx)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("start keyed audit chain: %w", err)
+	}
+	if head.ChainKey != "" {
+		return nil
+	}
+	e := storage.AuditEvent{Time: now, Type: EventChainKeyed, Result: ResultSuccess,
+		Reason: fmt.Sprintf("unkeyed_until=%d", head.EventID)}
+	if err := store.AppendAudit(ctx, &e); err != nil {
+		return fmt.Errorf("start keyed audit chain: %w", err)
+	}
+	if e.ChainKey == "" {
+		return errors.New("start keyed audit chain: the store has no audit chain key")
+	}
+	return nil
 }
 
 // VerifyChain reads every audit event, oldest first, and recomputes the hash chain:
-// each event must hash (storage.ChainHash) to its stored Hash, and its PrevHash must be
-// the Hash of the event before it. The first chained event's PrevHash is taken as the
-// anchor, since retention may have removed the events before it. Leading events without
-// a hash (written before the chain existed) are counted and skipped.
+// each event must hash to its stored Hash (keyed events with the key named by their
+// ChainKey, unkeyed ones with storage.ChainHash), and its PrevHash must be the Hash of
+// the event before it. The first chained event's PrevHash is taken as the anchor, since
+// retention may have removed the events before it. Leading events without a hash
+// (written before the chain existed) are counted and skipped.
+//
+// Unkeyed events are accepted only as a prefix that ends at an audit.chain_keyed marker
+// (or ends the trail, when keys is empty): an unkeyed event after a keyed one, a keyed
+// chain starting after unkeyed events anywhere but at the marker, or, when the verifier
+// holds keys, an unkeyed newest event, is a downgrade.
 //
 // It stops at the first break and reports it in the result; the error is only for a
 // failure to read the trail.
-func VerifyChain(ctx context.Context, store storage.AuditStore) (VerifyResult, error) {
+func VerifyChain(ctx context.Context, store storage.AuditStore, keys ChainKeys) (VerifyResult, error) {
 	events, err := store.ListAudit(ctx, storage.AuditFilter{})
 	if err != nil {
 		return VerifyResult{}, fmt.Errorf("verify audit chain: %w", err)
@@ -73,7 +165,7 @@ func VerifyChain(ctx context.Context, store storage.AuditStore) (VerifyResult, e
 	// The chain is in append order, which is id order; do not rely on the backend's.
 	slices.SortStableFunc(events, func(a, b storage.AuditEvent) int { return cmp.Compare(a.ID, b.ID) })
 
-	res := VerifyResult{Intact: true, AnchorRecorded: true}
+	res := VerifyResult{Intact: true, AnchorRecorded: true, byID: map[int64]string{}}
 	i := 0
 	for ; i < len(events) && events[i].Hash == "" && events[i].PrevHash == ""; i++ {
 		res.Unchained++
@@ -85,7 +177,8 @@ func VerifyChain(ctx context.Context, store storage.AuditStore) (VerifyResult, e
 	res.Anchor = chain[0].PrevHash
 	recorded := map[string]bool{}
 	for _, e := range chain {
-		if e.Type == EventRetention {
+		if e.Type == EventRetention && e.Result == ResultSuccess {
+			res.retention = true
 			if h := retentionAnchor(e.Reason); h != "" {
 				recorded[h] = true
 			}
@@ -101,6 +194,7 @@ func VerifyChain(ctx context.Context, store storage.AuditStore) (VerifyResult, e
 	}
 
 	prev := res.Anchor
+	seenKeys := map[string]bool{}
 	for k, e := range chain {
 		switch {
 		case e.Hash == "":
@@ -111,18 +205,52 @@ func VerifyChain(ctx context.Context, store storage.AuditStore) (VerifyResult, e
 			return auditBroken(res, e, ProblemDeletedOrInserted, fmt.Sprintf(
 				"event %d has prev_hash %s but the event before it (id %d) has hash %s: an event between them was deleted, or event %d was inserted",
 				e.ID, auditShortHash(e.PrevHash), chain[k-1].ID, auditShortHash(prev), e.ID)), nil
+		case e.ChainKey == "" && res.Keyed > 0:
+			return auditBroken(res, e, ProblemDowngraded, fmt.Sprintf(
+				"event %d is not keyed although keyed events precede it (from event %d): it was rewritten in the unkeyed form, which anyone can compute",
+				e.ID, res.KeyedFrom)), nil
+		case e.ChainKey != "" && res.Keyed == 0 && k > 0 && e.Type != EventChainKeyed:
+			return auditBroken(res, e, ProblemDowngraded, fmt.Sprintf(
+				"event %d is the first keyed event after unkeyed ones but not an %s marker: keyed events before it were rewritten in the unkeyed form",
+				e.ID, EventChainKeyed)), nil
 		}
-		if want := storage.ChainHash(e.PrevHash, &e); e.Hash != want {
+		want := storage.ChainHash(e.PrevHash, &e)
+		if e.ChainKey != "" {
+			key, ok := keys[e.ChainKey]
+			if !ok {
+				return auditBroken(res, e, ProblemUnknownKey, fmt.Sprintf(
+					"event %d is keyed with audit chain key %s, which this verifier does not hold: configure the encryption key with that id (in IDP_ENCRYPTION_KEYS_OLD after a rotation), or the key id was made up",
+					e.ID, e.ChainKey)), nil
+			}
+			want = storage.KeyedChainHash(key[:], e.PrevHash, &e)
+		}
+		if e.Hash != want {
 			return auditBroken(res, e, ProblemEdited, fmt.Sprintf(
-				"event %d does not hash to its stored hash %s (recomputed %s): the row was edited",
+				"event %d does not hash to its stored hash %s (recomputed %s): the row was edited, or its hash was computed without the audit chain key",
 				e.ID, auditShortHash(e.Hash), auditShortHash(want))), nil
+		}
+		if e.ChainKey != "" {
+			if res.Keyed == 0 {
+				res.KeyedFrom = e.ID
+			}
+			res.Keyed++
+			if !seenKeys[e.ChainKey] {
+				seenKeys[e.ChainKey] = true
+				res.ChainKeys = append(res.ChainKeys, e.ChainKey)
+			}
 		}
 		res.Checked++
 		if res.FirstID == 0 {
 			res.FirstID = e.ID
 		}
 		res.LastID, res.Head = e.ID, e.Hash
+		res.byID[e.ID] = e.Hash
 		prev = e.Hash
+	}
+	if last := chain[len(chain)-1]; len(keys) > 0 && last.ChainKey == "" {
+		return auditBroken(res, last, ProblemDowngraded, fmt.Sprintf(
+			"event %d, the newest, is not keyed: the keyed events were rewritten in the unkeyed form, or no event was written since the upgrade to the keyed chain (then start the server or run \"idp audit checkpoint\" once, which starts it)",
+			last.ID)), nil
 	}
 	return res, nil
 }
@@ -199,11 +327,17 @@ func Prune(ctx context.Context, store storage.AuditStore, actor string, before, 
 		if err != nil {
 			return res, fmt.Errorf("prune audit: removed %d events but could not read the retained ones: %w", res.Removed, err)
 		}
+		var firstKept int64
 		switch {
 		case len(kept) > 0:
-			res.NewestRemovedHash = kept[0].PrevHash
+			res.NewestRemovedHash, firstKept = kept[0].PrevHash, kept[0].ID
 		case len(newest) > 0:
-			res.NewestRemovedHash = newest[0].Hash // everything went
+			res.NewestRemovedHash, firstKept = newest[0].Hash, newest[0].ID+1 // everything went
+		}
+		// The checkpoints of removed events can no longer be checked against the chain;
+		// exported copies still can (VerifyCheckpoints counts them as pruned).
+		if _, err := store.DeleteAuditCheckpointsBefore(ctx, firstKept); err != nil {
+			return res, fmt.Errorf("prune audit: removed %d events but not their checkpoints: %w", res.Removed, err)
 		}
 	}
 	reason := fmt.Sprintf("%s removed=%d", detail, res.Removed)

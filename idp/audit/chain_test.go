@@ -119,7 +119,7 @@ func appendAuditEvents(t *testing.T, st storage.Storage, n int) []storage.AuditE
 
 func verifyAudit(t *testing.T, st storage.Storage) audit.VerifyResult {
 	t.Helper()
-	res, err := audit.VerifyChain(t.Context(), st)
+	res, err := audit.VerifyChain(t.Context(), st, nil)
 	if err != nil {
 		t.Fatalf("VerifyChain: %v", err)
 	}

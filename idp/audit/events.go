@@ -109,6 +109,14 @@ const (
 	EventAdminPassword = "admin.user.password"
 	// EventAdminReencrypt: an encryption-key rotation (every secret at rest re-sealed).
 	EventAdminReencrypt = "admin.keys.rotate_encryption"
+	// EventAdminUserEnable: a disabled account enabled again.
+	EventAdminUserEnable = "admin.user.enable"
+	// EventAdminClientSecret: a client's secret replaced (the old one stops working).
+	EventAdminClientSecret = "admin.client.secret.rotate"
+	// EventAdminSessionEnd: one session ended by an operator (the reason names it).
+	EventAdminSessionEnd = "admin.session.end"
+	// EventAdminClientSessionsEnd: every session that signed in to a client ended.
+	EventAdminClientSessionsEnd = "admin.client.sessions.end"
 )
 
 // EventLoginPasskey: a sign-in with a passkey alone. success: a session began (the
@@ -132,6 +140,11 @@ const (
 // documents where the retained chain starts.
 const EventRetention = "audit.retention"
 
+// EventChainKeyed is the marker appended when the audit chain becomes keyed on a trail
+// that holds unkeyed events (the first start after the upgrade to the keyed chain): the
+// only event `idp audit verify` accepts as the first keyed one after unkeyed events.
+const EventChainKeyed = "audit.chain_keyed"
+
 // EventTypes lists every event type above, for validating a type asked for (`idp audit
 // list --type`); a test keeps it complete.
 var EventTypes = []string{
@@ -148,7 +161,8 @@ var EventTypes = []string{
 	EventAdminClientUpdate, EventAdminClientDelete, EventAdminResourceCreate,
 	EventAdminResourceDelete, EventAdminKeyRotate, EventAdminPolicySet, EventAdminSessionsEnd,
 	EventAdminMFAReset, EventAdminPassword, EventAdminReencrypt,
-	EventRetention,
+	EventAdminUserEnable, EventAdminClientSecret, EventAdminSessionEnd, EventAdminClientSessionsEnd,
+	EventRetention, EventChainKeyed,
 }
 
 // KnownType returns the stored event type that typ names, and whether there is one.

@@ -48,6 +48,10 @@ func testAudit(t *testing.T, s storage.Storage) {
 		{"user and limit", storage.AuditFilter{UserID: "user-a", Limit: 2}, pick(1, 4)},
 		{"user and type", storage.AuditFilter{UserID: "user-a", Type: "token.issue"}, pick(1)},
 		{"no match", storage.AuditFilter{ClientID: "client-none"}, nil},
+		{"until", storage.AuditFilter{Until: events[2].Time}, pick(0, 1)},
+		{"since and until", storage.AuditFilter{Since: events[1].Time, Until: events[3].Time}, pick(1, 2)},
+		{"before id (next page)", storage.AuditFilter{BeforeID: events[3].ID, Limit: 2}, pick(1, 2)},
+		{"before id, user", storage.AuditFilter{BeforeID: events[4].ID, UserID: "user-a"}, pick(0, 1)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -200,3 +200,128 @@ func checkChain(t *testing.T, events []storage.AuditEvent, anchor string, append
 		prev = e.Hash
 	}
 }
+
+// testAuditChainKeyed checks the keyed chain on one store: with a key every append is
+// keyed (KeyedChainHash, ChainKey = the key's id) and links to the event before it,
+// keyed or not; after a keyed event an append without a key is refused
+// (ErrAuditKeyRequired) and writes nothing; a second key (an encryption-key rotation)
+// continues the chain; AuditHead names the newest event and counts the events.
+func testAuditChainKeyed(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	keyer, ok := s.(storage.AuditChainKeyer)
+	if !ok {
+		t.Fatalf("%T does not implement storage.AuditChainKeyer", s)
+	}
+	keyA := &storage.AuditChainKey{ID: "key-a"}
+	keyB := &storage.AuditChainKey{ID: "key-b"}
+	for i := range keyA.Key {
+		keyA.Key[i], keyB.Key[i] = byte(i), byte(255-i)
+	}
+	if _, err := s.AuditHead(ctx); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("AuditHead of an empty trail: %v, want ErrNotFound", err)
+	}
+
+	appendAs := func(t *testing.T, key *storage.AuditChainKey, typ string) storage.AuditEvent {
+		t.Helper()
+		keyer.SetAuditChainKey(key)
+		e := storage.AuditEvent{Time: now, Type: typ, UserID: "u", Result: "success", Reason: "r"}
+		must(t, s.AppendAudit(ctx, &e))
+		return e
+	}
+	unkeyed := appendAs(t, nil, "login.password")
+	if unkeyed.ChainKey != "" || unkeyed.Hash != storage.ChainHash("", &unkeyed) {
+		t.Fatalf("unkeyed append: %+v, want ChainKey \"\" and the unkeyed hash", unkeyed)
+	}
+	a1 := appendAs(t, keyA, "audit.chain_keyed")
+	a2 := appendAs(t, keyA, "token.issue")
+	for _, e := range []storage.AuditEvent{a1, a2} {
+		if e.ChainKey != keyA.ID || e.Hash != storage.KeyedChainHash(keyA.Key[:], e.PrevHash, &e) {
+			t.Errorf("keyed append %d: ChainKey %q hash %s, want %q and the HMAC under key A", e.ID, e.ChainKey, e.Hash, keyA.ID)
+		}
+		if e.Hash == storage.ChainHash(e.PrevHash, &e) || e.Hash == storage.KeyedChainHash(keyB.Key[:], e.PrevHash, &e) {
+			t.Errorf("keyed append %d: hash computable without key A", e.ID)
+		}
+	}
+	if a1.PrevHash != unkeyed.Hash || a2.PrevHash != a1.Hash {
+		t.Errorf("keyed appends do not link: %s→%s, %s→%s", unkeyed.Hash, a1.PrevHash, a1.Hash, a2.PrevHash)
+	}
+
+	t.Run("no key after a keyed event is refused", func(t *testing.T) {
+		keyer.SetAuditChainKey(nil)
+		e := storage.AuditEvent{Time: now, Type: "token.issue", Result: "success"}
+		if err := s.AppendAudit(ctx, &e); !errors.Is(err, storage.ErrAuditKeyRequired) {
+			t.Fatalf("unkeyed append after a keyed event: %v, want ErrAuditKeyRequired", err)
+		}
+		head, err := s.AuditHead(ctx)
+		must(t, err)
+		if head.EventID != a2.ID || head.Hash != a2.Hash || head.ChainKey != keyA.ID || head.Count != 3 {
+			t.Errorf("AuditHead after the refused append = %+v, want event %d (count 3)", head, a2.ID)
+		}
+	})
+
+	t.Run("a new key continues the chain", func(t *testing.T) {
+		b1 := appendAs(t, keyB, "token.issue")
+		if b1.PrevHash != a2.Hash || b1.ChainKey != keyB.ID || b1.Hash != storage.KeyedChainHash(keyB.Key[:], b1.PrevHash, &b1) {
+			t.Fatalf("append under key B: %+v", b1)
+		}
+		events, err := s.ListAudit(ctx, storage.AuditFilter{})
+		must(t, err)
+		want := []string{"", keyA.ID, keyA.ID, keyB.ID}
+		if len(events) != len(want) {
+			t.Fatalf("ListAudit: %d events, want %d", len(events), len(want))
+		}
+		for i, e := range events {
+			if e.ChainKey != want[i] {
+				t.Errorf("event %d reads back with ChainKey %q, want %q", e.ID, e.ChainKey, want[i])
+			}
+		}
+		head, err := s.AuditHead(ctx)
+		must(t, err)
+		if head.EventID != b1.ID || head.Hash != b1.Hash || head.ChainKey != keyB.ID || head.Count != 4 {
+			t.Errorf("AuditHead = %+v, want event %d, key B, count 4", head, b1.ID)
+		}
+	})
+}
+
+// testAuditCheckpoints checks storing, listing and pruning the signed checkpoints.
+func testAuditCheckpoints(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	cps, err := s.ListAuditCheckpoints(ctx)
+	must(t, err)
+	if len(cps) != 0 {
+		t.Fatalf("fresh store has %d checkpoints", len(cps))
+	}
+	var added []storage.AuditCheckpoint
+	for i, ev := range []int64{3, 7, 7, 12} {
+		c := storage.AuditCheckpoint{EventID: ev, Hash: fmt.Sprintf("hash-%d", i), CreatedAt: now.Add(time.Duration(i) * time.Minute),
+			JWS: fmt.Sprintf("header.payload-%d.signature", i)}
+		must(t, s.AddAuditCheckpoint(ctx, &c))
+		if c.ID == 0 || (i > 0 && c.ID <= added[i-1].ID) {
+			t.Fatalf("checkpoint %d: id %d not assigned increasing", i, c.ID)
+		}
+		added = append(added, c)
+	}
+	cps, err = s.ListAuditCheckpoints(ctx)
+	must(t, err)
+	if len(cps) != len(added) {
+		t.Fatalf("ListAuditCheckpoints: %d, want %d", len(cps), len(added))
+	}
+	for i, c := range cps {
+		if c != added[i] && !(c.ID == added[i].ID && c.EventID == added[i].EventID && c.Hash == added[i].Hash &&
+			c.JWS == added[i].JWS && c.CreatedAt.Equal(added[i].CreatedAt)) {
+			t.Errorf("checkpoint %d reads back as %+v, want %+v", i, c, added[i])
+		}
+	}
+	n, err := s.DeleteAuditCheckpointsBefore(ctx, 7)
+	must(t, err)
+	if n != 1 {
+		t.Errorf("DeleteAuditCheckpointsBefore(7) removed %d, want 1 (only the one of event 3)", n)
+	}
+	cps, err = s.ListAuditCheckpoints(ctx)
+	must(t, err)
+	if len(cps) != 3 || cps[0].EventID != 7 || cps[2].EventID != 12 {
+		t.Errorf("after DeleteAuditCheckpointsBefore(7): %+v, want the checkpoints of events 7, 7, 12", cps)
+	}
+}

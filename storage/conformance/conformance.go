@@ -38,6 +38,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"SigningKeyActivation", testSigningKeyActivation},
 		{"Audit", testAudit},
 		{"AuditChain", testAuditChain},
+		{"AuditChainKeyed", testAuditChainKeyed},
+		{"AuditCheckpoints", testAuditCheckpoints},
 		{"RateLimits", testRateLimits},
 		{"Attempts", testAttempts},
 		{"AttemptsConcurrent", testAttemptsConcurrent},

@@ -220,6 +220,7 @@ func newSession(id, userID string, created time.Time) *storage.Session {
 		Factors:    []storage.FactorKind{"totp"},
 		AMR:        []string{"pwd"},
 		ACR:        "urn:acr:password",
+		SignIn:     []string{storage.SignInPassword, "totp"},
 		IP:         "2001:db8::1",
 		UserAgent:  "Mozilla/5.0 (test)",
 		CreatedAt:  created,

@@ -55,22 +55,24 @@ func testSessions(t *testing.T, s storage.Storage) {
 	auth := storage.SessionAuth{
 		AuthTime: authTime, PasswordAt: now.Add(-time.Minute), MFAAt: authTime,
 		Factors: []storage.FactorKind{"totp", "webauthn"}, AMR: []string{"pwd", "otp"}, ACR: "urn:acr:mfa",
+		SignIn: []string{storage.SignInPassword, "webauthn", storage.SignInRememberedDevice},
 	}
 	must(t, s.UpdateSessionAuth(ctx, s1.ID, auth))
 	want := *s1
 	want.LastSeenAt, want.AuthTime, want.PasswordAt, want.MFAAt = seen, auth.AuthTime, auth.PasswordAt, auth.MFAAt
-	want.AMR, want.ACR, want.Factors = auth.AMR, auth.ACR, auth.Factors
+	want.AMR, want.ACR, want.Factors, want.SignIn = auth.AMR, auth.ACR, auth.Factors, auth.SignIn
 	got, err = s.GetSession(ctx, s1.ID)
 	must(t, err)
 	equal(t, "session after TouchSession and UpdateSessionAuth", got, &want)
 
-	// A password-only authentication with MFAAt zero clears the stored MFA time.
+	// A password-only authentication with MFAAt zero clears the stored MFA time, and an
+	// empty SignIn the stored one.
 	pwdOnly := storage.SessionAuth{AuthTime: now.Add(20 * time.Minute), PasswordAt: now.Add(20 * time.Minute),
 		AMR: []string{"pwd"}, ACR: "urn:acr:password"}
 	must(t, s.UpdateSessionAuth(ctx, s2.ID, pwdOnly))
 	want2 := *s2
 	want2.AuthTime, want2.PasswordAt, want2.MFAAt = pwdOnly.AuthTime, pwdOnly.PasswordAt, time.Time{}
-	want2.AMR, want2.ACR, want2.Factors = pwdOnly.AMR, pwdOnly.ACR, nil
+	want2.AMR, want2.ACR, want2.Factors, want2.SignIn = pwdOnly.AMR, pwdOnly.ACR, nil, nil
 	got, err = s.GetSession(ctx, s2.ID)
 	must(t, err)
 	equal(t, "session after password-only UpdateSessionAuth", got, &want2)
@@ -141,6 +143,21 @@ func testSessionClients(t *testing.T, s storage.Storage) {
 	wantSessionClients(t, s, s2.ID, "client-a")
 	wantSessionClients(t, s, other.ID, "client-c")
 	wantSessionClients(t, s, "sess-missing")
+	wantClientSessions := func(clientID string, want ...string) {
+		t.Helper()
+		got, err := s.ListClientSessions(ctx, clientID)
+		must(t, err)
+		var ids []string
+		for _, ss := range got {
+			ids = append(ids, ss.ID)
+		}
+		if !slices.Equal(ids, want) {
+			t.Errorf("ListClientSessions(%s) = %v, want %v (newest first)", clientID, ids, want)
+		}
+	}
+	wantClientSessions("client-a", s2.ID, s1.ID)
+	wantClientSessions("client-c", other.ID)
+	wantClientSessions("client-none")
 
 	// The contract leaves the error for a missing session open; either way nothing may
 	// be recorded for it.

@@ -89,4 +89,25 @@ func testUsers(t *testing.T, s storage.Storage) {
 	list, err := s.ListUsers(ctx)
 	must(t, err)
 	equal(t, "ListUsers", list, []storage.User{*carol, wantAlice, wantBob})
+
+	odd := &storage.User{ID: "user-odd", Email: "under_score%@example.net", Name: "Ödön", CreatedAt: now, UpdatedAt: now}
+	must(t, s.CreateUser(ctx, odd))
+	for _, tc := range []struct {
+		query string
+		limit int
+		want  []storage.User
+	}{
+		{"", 10, []storage.User{wantAlice, wantBob, *carol, *odd}},
+		{"", 2, []storage.User{wantAlice, wantBob}},
+		{"EXAMPLE.COM", 10, []storage.User{wantBob, *carol}},
+		{"alice b", 10, []storage.User{wantAlice}}, // the name
+		{"_", 10, []storage.User{*odd}},            // a literal underscore, not any character
+		{"%", 10, []storage.User{*odd}},
+		{`\`, 10, nil},
+		{"nobody", 10, nil},
+	} {
+		got, err := s.SearchUsers(ctx, tc.query, tc.limit)
+		must(t, err)
+		equal(t, "SearchUsers("+tc.query+")", got, tc.want)
+	}
 }

@@ -27,30 +27,30 @@ func (s *Store) AppendAudit(ctx context.Context, e *storage.AuditEvent) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	var (
-		id         int64
-		prev, hash string
-	)
+	var id int64
+	linked := *e
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, auditLockKey); err != nil {
 			return err
 		}
-		prev = ""
-		err := tx.QueryRow(ctx, `SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&prev)
+		var prev, prevKey string
+		err := tx.QueryRow(ctx, `SELECT hash, chain_key FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&prev, &prevKey)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		hash = storage.ChainHash(prev, e)
+		if err := storage.LinkAudit(s.auditKey.Load(), prev, prevKey, &linked); err != nil {
+			return err
+		}
 		return tx.QueryRow(ctx, `INSERT INTO audit_events
-			(time, type, user_id, client_id, ip, user_agent, result, reason, prev_hash, hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+			(time, type, user_id, client_id, ip, user_agent, result, reason, prev_hash, hash, chain_key)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
 			ts(e.Time.Truncate(time.Microsecond)), e.Type, e.UserID, e.ClientID, e.IP, e.UserAgent,
-			e.Result, e.Reason, prev, hash).Scan(&id)
+			e.Result, e.Reason, linked.PrevHash, linked.Hash, linked.ChainKey).Scan(&id)
 	})
 	if err != nil {
 		return wrapErr("append audit", err)
 	}
-	e.ID, e.PrevHash, e.Hash = id, prev, hash
+	e.ID, e.PrevHash, e.Hash, e.ChainKey = id, linked.PrevHash, linked.Hash, linked.ChainKey
 	return nil
 }
 
@@ -98,8 +98,14 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	if !f.Since.IsZero() {
 		add("time >= ?", ts(f.Since))
 	}
-	q := `SELECT id, time, type, user_id, client_id, ip, user_agent, result, reason, prev_hash, hash
-		FROM audit_events`
+	if !f.Until.IsZero() {
+		add("time < ?", ts(f.Until))
+	}
+	if f.BeforeID > 0 {
+		add("id < ?", f.BeforeID)
+	}
+	q := `SELECT id, time, type, user_id, client_id, ip, user_agent, result, reason, prev_hash, hash,
+		chain_key FROM audit_events`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -113,7 +119,7 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.AuditEvent, error) {
 		var e storage.AuditEvent
 		err := r.Scan(&e.ID, scanTS(&e.Time), &e.Type, &e.UserID, &e.ClientID, &e.IP, &e.UserAgent,
-			&e.Result, &e.Reason, &e.PrevHash, &e.Hash)
+			&e.Result, &e.Reason, &e.PrevHash, &e.Hash, &e.ChainKey)
 		return e, err
 	})
 	if err != nil {

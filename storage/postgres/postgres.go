@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,6 +26,8 @@ const (
 // Store is a storage.Storage backed by a PostgreSQL database.
 type Store struct {
 	pool *pgxpool.Pool
+	// auditKey keys the audit chain (SetAuditChainKey); nil appends unkeyed.
+	auditKey atomic.Pointer[storage.AuditChainKey]
 }
 
 var (

@@ -10,23 +10,23 @@ import (
 )
 
 const sessionCols = `id, token_hash, user_id, auth_time, password_at, mfa_at, factors, amr, acr, ip,
-	user_agent, created_at, last_seen_at, expires_at`
+	user_agent, created_at, last_seen_at, expires_at, sign_in`
 
 func scanSession(row scanner) (storage.Session, error) {
 	var s storage.Session
 	err := row.Scan(&s.ID, &s.TokenHash, &s.UserID, scanTS(&s.AuthTime), scanTS(&s.PasswordAt),
 		scanTS(&s.MFAAt), &s.Factors, &s.AMR, &s.ACR, &s.IP, &s.UserAgent, scanTS(&s.CreatedAt),
-		scanTS(&s.LastSeenAt), scanTS(&s.ExpiresAt))
+		scanTS(&s.LastSeenAt), scanTS(&s.ExpiresAt), &s.SignIn)
 	return s, err
 }
 
 // CreateSession inserts sess; ErrAlreadyExists when its id or token hash is taken.
 func (s *Store) CreateSession(ctx context.Context, sess *storage.Session) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO sessions (`+sessionCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		sess.ID, sess.TokenHash, sess.UserID, ts(sess.AuthTime), ts(sess.PasswordAt), ts(sess.MFAAt),
 		sess.Factors, sess.AMR, sess.ACR, sess.IP, sess.UserAgent, ts(sess.CreatedAt), ts(sess.LastSeenAt),
-		ts(sess.ExpiresAt))
+		ts(sess.ExpiresAt), nonNil(sess.SignIn))
 	return wrapErr("create session", err)
 }
 
@@ -55,10 +55,10 @@ func (s *Store) GetSession(ctx context.Context, id string) (*storage.Session, er
 // when missing.
 func (s *Store) UpdateSessionAuth(ctx context.Context, id string, a storage.SessionAuth) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE sessions
-		SET auth_time = $2, password_at = $3, mfa_at = $4, factors = $5, amr = $6, acr = $7,
+		SET auth_time = $2, password_at = $3, mfa_at = $4, factors = $5, amr = $6, acr = $7, sign_in = $9,
 			token_hash = COALESCE(NULLIF($8, ''), token_hash)
 		WHERE id = $1`,
-		id, ts(a.AuthTime), ts(a.PasswordAt), ts(a.MFAAt), a.Factors, a.AMR, a.ACR, a.TokenHash)
+		id, ts(a.AuthTime), ts(a.PasswordAt), ts(a.MFAAt), a.Factors, a.AMR, a.ACR, a.TokenHash, nonNil(a.SignIn))
 	if err != nil {
 		return wrapErr("update session auth", err)
 	}
@@ -126,6 +126,18 @@ func (s *Store) ListUserSessions(ctx context.Context, userID string) ([]storage.
 	return sessions, nil
 }
 
+// ListClientSessions returns the sessions that signed in to clientID, newest first.
+func (s *Store) ListClientSessions(ctx context.Context, clientID string) ([]storage.Session, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+sessionCols+` FROM sessions
+		WHERE id IN (SELECT session_id FROM session_clients WHERE client_id = $1)
+		ORDER BY created_at DESC, id DESC`, clientID)
+	sessions, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Session, error) { return scanSession(r) })
+	if err != nil {
+		return nil, wrapErr("list client sessions", err)
+	}
+	return sessions, nil
+}
+
 // deleteSessionsWhere deletes the sessions matching cond (with $1 its argument) and
 // then their session clients, in one transaction, and returns how many sessions went.
 // The sessions go first: their row locks make a concurrent AddSessionClient wait, and
@@ -163,4 +175,12 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string) (int64, e
 		return 0, wrapErr("delete user sessions", err)
 	}
 	return n, nil
+}
+
+// nonNil stores an absent list as an empty array: the column is NOT NULL.
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }

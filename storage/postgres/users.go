@@ -59,6 +59,20 @@ func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 	return users, nil
 }
 
+// SearchUsers returns at most limit users whose e-mail or name contains query (ASCII
+// case-insensitive), ordered by e-mail.
+func (s *Store) SearchUsers(ctx context.Context, query string, limit int) ([]storage.User, error) {
+	pattern := "%" + storage.EscapeLike(strings.ToLower(query)) + "%"
+	rows, _ := s.pool.Query(ctx, `SELECT `+userCols+` FROM users
+		WHERE email LIKE $1 ESCAPE '\' OR lower(name) LIKE $1 ESCAPE '\'
+		ORDER BY email COLLATE "C" LIMIT $2`, pattern, limit)
+	users, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.User, error) { return scanUser(r) })
+	if err != nil {
+		return nil, wrapErr("search users", err)
+	}
+	return users, nil
+}
+
 // UpdateUser replaces name, e-mail, password hash, disabled flag, type, groups, MFA
 // grace fields and UpdatedAt of user u.ID; ErrNotFound when missing, ErrAlreadyExists
 // when the e-mail is taken.

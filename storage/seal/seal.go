@@ -29,6 +29,7 @@ type Sealer struct {
 	current string
 	master  []byte
 	aeads   map[string]cipher.AEAD
+	keys    map[string][]byte // every key held, by id, for DeriveKeys
 }
 
 // KeyID returns the public identifier of a key: the first 8 bytes of its SHA-256, in hex.
@@ -62,7 +63,7 @@ func NewKey() []byte {
 
 // New returns a Sealer that seals with current and opens with current or any of older.
 func New(current []byte, older ...[]byte) (*Sealer, error) {
-	s := &Sealer{aeads: map[string]cipher.AEAD{}, master: bytes.Clone(current)}
+	s := &Sealer{aeads: map[string]cipher.AEAD{}, keys: map[string][]byte{}, master: bytes.Clone(current)}
 	for i, k := range append([][]byte{current}, older...) {
 		if len(k) != KeySize {
 			return nil, fmt.Errorf("encryption key %d: want %d bytes, got %d", i, KeySize, len(k))
@@ -80,6 +81,7 @@ func New(current []byte, older ...[]byte) (*Sealer, error) {
 			s.current = id
 		}
 		s.aeads[id] = aead
+		s.keys[id] = bytes.Clone(k)
 	}
 	return s, nil
 }
@@ -136,5 +138,22 @@ func (s *Sealer) DeriveKey(purpose string) [32]byte {
 	}
 	var out [32]byte
 	copy(out[:], k)
+	return out
+}
+
+// DeriveKeys derives the purpose-bound subkey of DeriveKey from every key the Sealer
+// holds (the current one and the older ones), by key id: for data keyed under an older
+// key that must still be checked, such as audit events chained before a key rotation.
+func (s *Sealer) DeriveKeys(purpose string) map[string][32]byte {
+	out := make(map[string][32]byte, len(s.keys))
+	for id, k := range s.keys {
+		d, err := hkdf.Key(sha256.New, k, nil, "openidp "+purpose, 32)
+		if err != nil {
+			panic(fmt.Sprintf("hkdf: %v", err))
+		}
+		var key [32]byte
+		copy(key[:], d)
+		out[id] = key
+	}
 	return out
 }

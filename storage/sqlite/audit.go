@@ -23,24 +23,26 @@ func (s *Store) AppendAudit(ctx context.Context, e *storage.AuditEvent) error {
 		e.Time = time.Now()
 	}
 	var id int64
-	var prev, hash string
+	linked := *e
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		prev = ""
-		err := tx.QueryRowContext(ctx, `SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&prev)
+		var prev, prevKey string
+		err := tx.QueryRowContext(ctx, `SELECT hash, chain_key FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&prev, &prevKey)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		hash = storage.ChainHash(prev, e)
+		if err := storage.LinkAudit(s.auditKey.Load(), prev, prevKey, &linked); err != nil {
+			return err
+		}
 		return tx.QueryRowContext(ctx, `INSERT INTO audit_events (occurred_at, type, user_id,
-			client_id, ip, user_agent, result, reason, prev_hash, hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			client_id, ip, user_agent, result, reason, prev_hash, hash, chain_key)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			e.Time.UnixNano(), e.Type, e.UserID, e.ClientID, e.IP, e.UserAgent, e.Result, e.Reason,
-			prev, hash).Scan(&id)
+			linked.PrevHash, linked.Hash, linked.ChainKey).Scan(&id)
 	})
 	if err != nil {
 		return wrap("append audit", err)
 	}
-	e.ID, e.PrevHash, e.Hash = id, prev, hash
+	e.ID, e.PrevHash, e.Hash, e.ChainKey = id, linked.PrevHash, linked.Hash, linked.ChainKey
 	return nil
 }
 
@@ -85,8 +87,14 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	if !f.Since.IsZero() {
 		where, args = append(where, "occurred_at >= ?"), append(args, f.Since.UnixNano())
 	}
+	if !f.Until.IsZero() {
+		where, args = append(where, "occurred_at < ?"), append(args, f.Until.UnixNano())
+	}
+	if f.BeforeID > 0 {
+		where, args = append(where, "id < ?"), append(args, f.BeforeID)
+	}
 	q := `SELECT id, occurred_at, type, user_id, client_id, ip, user_agent, result, reason,
-		prev_hash, hash FROM audit_events`
+		prev_hash, hash, chain_key FROM audit_events`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -106,7 +114,7 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	for rows.Next() {
 		var e storage.AuditEvent
 		if err := rows.Scan(&e.ID, timeCol{&e.Time}, &e.Type, &e.UserID, &e.ClientID, &e.IP,
-			&e.UserAgent, &e.Result, &e.Reason, &e.PrevHash, &e.Hash); err != nil {
+			&e.UserAgent, &e.Result, &e.Reason, &e.PrevHash, &e.Hash, &e.ChainKey); err != nil {
 			return nil, wrap("list audit", err)
 		}
 		out = append(out, e)

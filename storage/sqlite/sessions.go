@@ -9,13 +9,13 @@ import (
 )
 
 const sessionCols = `id, token_hash, user_id, auth_time, password_at, mfa_at, factors, amr, acr, ip,
-	user_agent, created_at, last_seen_at, expires_at`
+	user_agent, created_at, last_seen_at, expires_at, sign_in`
 
 func scanSession(sc scanner) (*storage.Session, error) {
 	var ss storage.Session
 	err := sc.Scan(&ss.ID, &ss.TokenHash, &ss.UserID, timeCol{&ss.AuthTime},
 		timeCol{&ss.PasswordAt}, timeCol{&ss.MFAAt}, listCol[storage.FactorKind]{&ss.Factors}, listCol[string]{&ss.AMR}, &ss.ACR, &ss.IP, &ss.UserAgent, timeCol{&ss.CreatedAt}, timeCol{&ss.LastSeenAt},
-		timeCol{&ss.ExpiresAt})
+		timeCol{&ss.ExpiresAt}, listCol[string]{&ss.SignIn})
 	if err != nil {
 		return nil, err
 	}
@@ -25,10 +25,10 @@ func scanSession(sc scanner) (*storage.Session, error) {
 // CreateSession inserts ss; ErrAlreadyExists when the id or token hash is taken.
 func (s *Store) CreateSession(ctx context.Context, ss *storage.Session) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (`+sessionCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		ss.ID, ss.TokenHash, ss.UserID, ts(ss.AuthTime), ts(ss.PasswordAt), ts(ss.MFAAt),
 		list(ss.Factors), list(ss.AMR), ss.ACR, ss.IP, ss.UserAgent, ts(ss.CreatedAt), ts(ss.LastSeenAt),
-		ts(ss.ExpiresAt))
+		ts(ss.ExpiresAt), list(ss.SignIn))
 	return wrap("create session", err)
 }
 
@@ -58,10 +58,10 @@ func (s *Store) GetSession(ctx context.Context, id string) (*storage.Session, er
 // when missing.
 func (s *Store) UpdateSessionAuth(ctx context.Context, id string, a storage.SessionAuth) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE sessions
-		SET auth_time = ?, password_at = ?, mfa_at = ?, factors = ?, amr = ?, acr = ?,
+		SET auth_time = ?, password_at = ?, mfa_at = ?, factors = ?, amr = ?, acr = ?, sign_in = ?,
 			token_hash = COALESCE(NULLIF(?, ''), token_hash)
 		WHERE id = ?`,
-		ts(a.AuthTime), ts(a.PasswordAt), ts(a.MFAAt), list(a.Factors), list(a.AMR), a.ACR, a.TokenHash, id)
+		ts(a.AuthTime), ts(a.PasswordAt), ts(a.MFAAt), list(a.Factors), list(a.AMR), a.ACR, list(a.SignIn), a.TokenHash, id)
 	if err != nil {
 		return wrap("update session auth", err)
 	}
@@ -113,6 +113,29 @@ func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error
 		return wrap("touch session", err)
 	}
 	return wrap("touch session", mustAffect(res))
+}
+
+// ListClientSessions returns the sessions that signed in to clientID, newest first.
+func (s *Store) ListClientSessions(ctx context.Context, clientID string) ([]storage.Session, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions
+		WHERE id IN (SELECT session_id FROM session_clients WHERE client_id = ?)
+		ORDER BY created_at DESC, id DESC`, clientID)
+	if err != nil {
+		return nil, wrap("list client sessions", err)
+	}
+	defer rows.Close()
+	var out []storage.Session
+	for rows.Next() {
+		ss, err := scanSession(rows)
+		if err != nil {
+			return nil, wrap("list client sessions", err)
+		}
+		out = append(out, *ss)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list client sessions", err)
+	}
+	return out, nil
 }
 
 // ListUserSessions returns the sessions of a user, newest first.

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -29,6 +30,8 @@ const busyTimeout = 10 * time.Second
 // concurrent use by many goroutines and by several processes sharing the file.
 type Store struct {
 	db *sql.DB
+	// auditKey keys the audit chain (SetAuditChainKey); nil appends unkeyed.
+	auditKey atomic.Pointer[storage.AuditChainKey]
 }
 
 var (

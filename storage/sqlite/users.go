@@ -71,6 +71,31 @@ func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 	return out, nil
 }
 
+// SearchUsers returns at most limit users whose e-mail or name contains query (ASCII
+// case-insensitive), ordered by e-mail.
+func (s *Store) SearchUsers(ctx context.Context, query string, limit int) ([]storage.User, error) {
+	pattern := "%" + storage.EscapeLike(strings.ToLower(query)) + "%"
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users
+		WHERE email LIKE ? ESCAPE '\' OR lower(name) LIKE ? ESCAPE '\'
+		ORDER BY email LIMIT ?`, pattern, pattern, limit)
+	if err != nil {
+		return nil, wrap("search users", err)
+	}
+	defer rows.Close()
+	var out []storage.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, wrap("search users", err)
+		}
+		out = append(out, *u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("search users", err)
+	}
+	return out, nil
+}
+
 // UpdateUser replaces name, e-mail, password hash, disabled flag, type, groups, MFA
 // grace fields and UpdatedAt of the user with u.ID; ErrNotFound when missing,
 // ErrAlreadyExists when the e-mail is taken.

@@ -80,11 +80,15 @@
     var mode = form.getAttribute("data-webauthn-mode");
     var button = document.getElementById("webauthn-start");
     var busy = false;
+    // The page's texts, in its language (data-msg-* attributes set by the template).
+    function msg(name, fallback) {
+      return form.getAttribute("data-msg-" + name) || fallback;
+    }
 
     function start() {
       if (busy) return;
       if (!window.PublicKeyCredential || !navigator.credentials) {
-        showError(form, "This browser does not support security keys or passkeys.");
+        showError(form, msg("unsupported", "This browser does not support security keys or passkeys."));
         return;
       }
       busy = true;
@@ -101,8 +105,8 @@
         busy = false;
         if (button) button.disabled = false;
         showError(form, err && err.name === "NotAllowedError"
-          ? "The request was cancelled or timed out. Try again."
-          : "Your security key or passkey could not be used" + (err && err.message ? ": " + err.message : "."));
+          ? msg("cancelled", "The request was cancelled or timed out. Try again.")
+          : msg("failed", "Your security key or passkey could not be used.") + (err && err.message ? " (" + err.message + ")" : ""));
       });
     }
 

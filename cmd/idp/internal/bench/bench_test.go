@@ -1,0 +1,373 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/openidp/idp/idp"
+	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/seal"
+	"github.com/openidp/idp/storage/sqlite"
+)
+
+// provider is a real openidp on a SQLite file, served over loopback HTTP, that trusts
+// the bench as its proxy (so X-Forwarded-For spreads the per-address limits).
+type provider struct {
+	issuer string
+	store  storage.Storage
+	seeder *Seeder
+}
+
+func newProvider(t *testing.T) *provider {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "idp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := seal.New(seal.NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(nil)
+	issuer := "http://" + ts.Listener.Addr().String()
+	srv, err := idp.New(ctx, st, idp.Config{
+		Issuer: issuer, Sealer: sealer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = srv
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return &provider{issuer: issuer, store: st, seeder: &Seeder{
+		Admin: &admin.Admin{Store: st, Audit: srv.Auditor()}, Factors: st, Sealer: sealer, Issuer: issuer,
+	}}
+}
+
+// auditCount counts the successful audit events of type typ.
+func (p *provider) auditCount(t *testing.T, typ string) int {
+	t.Helper()
+	evs, err := p.store.ListAudit(context.Background(), storage.AuditFilter{Type: typ})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs {
+		if e.Result == audit.ResultSuccess {
+			n++
+		}
+	}
+	return n
+}
+
+// TestScenarios runs every scenario for a fixed number of operations against a real
+// provider on SQLite and checks that each completed without an error, and that the
+// provider saw them: the tokens issued and refreshed, the sign-ins with a password and
+// with a TOTP code, each in the audit trail.
+func TestScenarios(t *testing.T) {
+	p := newProvider(t)
+	ctx := context.Background()
+	creds, err := p.seeder.Seed(ctx, 12, "https://bench.example.com/callback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(creds.People) != 12 || len(creds.TOTPPeople) != 12 {
+		t.Fatalf("seeded %d people and %d with TOTP, want 12 each", len(creds.People), len(creds.TOTPPeople))
+	}
+	const requests, workers = 10, 3
+	before := map[string]int{}
+	for _, typ := range []string{audit.EventTokenIssue, audit.EventTokenRefresh, audit.EventLoginPassword, audit.EventMFAVerify, audit.EventLoginSSO} {
+		before[typ] = p.auditCount(t, typ)
+	}
+	results, err := Run(ctx, Options{Issuer: p.issuer, Concurrency: workers, Requests: requests,
+		Credentials: creds, ForwardedFor: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != len(Scenarios) {
+		t.Fatalf("got %d results, want one per scenario (%d)", len(results), len(Scenarios))
+	}
+	for i, r := range results {
+		if r.Scenario != Scenarios[i] {
+			t.Errorf("result %d is %s, want %s", i, r.Scenario, Scenarios[i])
+		}
+		if r.Errors != 0 || r.Requests != requests {
+			t.Errorf("%s: %d done, %d errors (first: %s), want %d done and none", r.Scenario, r.Requests, r.Errors, r.FirstError, requests)
+		}
+		if r.P50 <= 0 || r.P99 < r.P50 || r.Max < r.P99 || r.PerSecond <= 0 {
+			t.Errorf("%s: inconsistent figures p50 %s p99 %s max %s rate %f", r.Scenario, r.P50, r.P99, r.Max, r.PerSecond)
+		}
+		if r.CommitsPer1000 != nil {
+			t.Errorf("%s: store commits reported (%f) by a server without %s", r.Scenario, *r.CommitsPer1000, metricStoreCommits)
+		}
+		if r.Note != "" {
+			t.Errorf("%s: note %q", r.Scenario, r.Note)
+		}
+	}
+	// What the provider recorded is at least what the bench did (set-up sign-ins add
+	// more: each refresh chain, introspected token and SSO session starts with one).
+	for typ, min := range map[string]int{
+		audit.EventTokenRefresh:  requests,
+		audit.EventLoginPassword: 2*requests + workers, // password, password + TOTP, SSO set-up
+		audit.EventMFAVerify:     requests,
+		audit.EventLoginSSO:      requests,
+		// client_credentials and introspection's tokens, and one per sign-in's code exchange
+		audit.EventTokenIssue: requests + 3*requests,
+	} {
+		if got := p.auditCount(t, typ) - before[typ]; got < min {
+			t.Errorf("%d successful %s events, want at least %d", got, typ, min)
+		}
+	}
+	// Every TOTP person used signed in with a fresh code: the provider accepted a time
+	// step for each.
+	used := 0
+	for _, tp := range creds.TOTPPeople {
+		u, err := p.store.GetUserByEmail(ctx, tp.Email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs, err := p.store.ListFactors(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fs) == 1 && fs[0].LastStep > 0 {
+			used++
+		}
+	}
+	if used != requests {
+		t.Errorf("%d TOTP people have a used time step, want %d (one per sign-in, none reused)", used, requests)
+	}
+}
+
+// TestExistingCredentials drives the token scenarios with credentials given instead of
+// seeded, as against another issuer: client_credentials and introspection need only the
+// service client; a wrong secret is counted as errors, not a crash.
+func TestExistingCredentials(t *testing.T) {
+	p := newProvider(t)
+	ctx := context.Background()
+	seeded, err := p.seeder.Seed(ctx, 1, "https://bench.example.com/callback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		secret     string
+		wantErrors bool
+	}{
+		{"right secret", seeded.Service.Secret, false},
+		{"wrong secret", "not-the-secret", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			creds := &Credentials{Service: ClientCredentials{ID: seeded.Service.ID, Secret: tc.secret}, Scope: "api", IntrospectWith: IntrospectService}
+			results, err := Run(ctx, Options{Issuer: p.issuer + "/", Concurrency: 2, Requests: 6, Credentials: creds,
+				Scenarios: []string{ScenarioClientCredentials}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := results[0]
+			if tc.wantErrors {
+				if r.Errors != 6 || r.Requests != 0 || !strings.Contains(r.FirstError, "401") {
+					t.Errorf("got %d done, %d errors (%s), want 6 errors with the 401", r.Requests, r.Errors, r.FirstError)
+				}
+				return
+			}
+			if r.Errors != 0 || r.Requests != 6 {
+				t.Errorf("got %d done, %d errors (%s), want 6 done", r.Requests, r.Errors, r.FirstError)
+			}
+		})
+	}
+	// Introspection needs a token the service may introspect: a set-up failure is an error.
+	if _, err := Run(ctx, Options{Issuer: p.issuer, Concurrency: 1, Requests: 1,
+		Credentials: &Credentials{IntrospectWith: IntrospectService}, Scenarios: []string{ScenarioIntrospection}}); err == nil {
+		t.Error("introspection without a service client ran")
+	}
+}
+
+// TestTOTPPool checks that a person is handed out at most once per TOTP time step, and
+// again from the next step.
+func TestTOTPPool(t *testing.T) {
+	now := time.Unix(1_000_000_020, 0) // 20 s into a step
+	pool := newTOTPPool([]Person{{Email: "a"}, {Email: "b"}})
+	pool.now = func() time.Time { return now }
+	ctx := context.Background()
+	step := currentStep(now)
+	for _, want := range []string{"a", "b"} {
+		p, s, err := pool.take(ctx)
+		if err != nil || p.Email != want || s != step {
+			t.Fatalf("take = %v %d %v, want %s at step %d", p, s, err, want, step)
+		}
+		pool.give(p, s)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if p, _, err := pool.take(cancelled); err == nil {
+		t.Fatalf("handed out %s again in the same step", p.Email)
+	}
+	if pool.waits != 1 {
+		t.Errorf("waits = %d, want 1", pool.waits)
+	}
+	now = now.Add(totpPeriod)
+	if p, s, err := pool.take(ctx); err != nil || p.Email != "a" || s != step+1 {
+		t.Errorf("next step: take = %v %d %v, want a at step %d", p, s, err, step+1)
+	}
+}
+
+// TestSumMetric reads a counter from the Prometheus text format: summed over its
+// labels, absent when missing, other metrics with the name as prefix ignored.
+func TestSumMetric(t *testing.T) {
+	tests := []struct {
+		name, text string
+		want       float64
+		found      bool
+	}{
+		{"labels summed", "# HELP idp_store_commits_total x\nidp_store_commits_total{backend=\"a\"} 3\nidp_store_commits_total{backend=\"b\"} 4.5\n", 7.5, true},
+		{"no labels", "idp_store_commits_total 12\n", 12, true},
+		{"missing", "idp_http_requests_total 5\n", 0, false},
+		{"prefix only", "idp_store_commits_total_seconds 5\n", 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, found := sumMetric(strings.NewReader(tc.text), metricStoreCommits)
+			if got != tc.want || found != tc.found {
+				t.Errorf("sumMetric = %v %v, want %v %v", got, found, tc.want, tc.found)
+			}
+		})
+	}
+}
+
+// TestForms reads the forms of a sign-in page: fields with their values, submit
+// buttons, GET forms skipped.
+func TestForms(t *testing.T) {
+	body := `<form method="get" action="/search"><input name="q"></form>
+<form method="post" action="/consent"><input type="hidden" name="id" value="a&amp;b"><input type="hidden" name="csrf" value="c">
+<button type="submit" name="action" value="allow">Allow</button><button type="button" name="x" value="y">X</button></form>`
+	fs := forms(body)
+	if len(fs) != 1 {
+		t.Fatalf("got %d forms, want 1", len(fs))
+	}
+	f := fs[0]
+	if f.action != "/consent" || f.fields.Get("id") != "a&b" || f.fields.Get("csrf") != "c" || f.buttons.Get("action") != "allow" || f.buttons.Has("x") {
+		t.Errorf("form = %+v", f)
+	}
+}
+
+// TestNextAddr checks the X-Forwarded-For addresses: each a new one inside
+// 198.18.0.0/15, wrapping around after the last, and none when ForwardedFor is off.
+func TestNextAddr(t *testing.T) {
+	benchNet := netip.MustParsePrefix("198.18.0.0/15")
+	r := &runner{o: Options{ForwardedFor: true}}
+	seen := map[string]bool{}
+	for range 1000 {
+		a := r.nextAddr()
+		if !benchNet.Contains(netip.MustParseAddr(a)) || seen[a] {
+			t.Fatalf("address %s: outside %s or repeated", a, benchNet)
+		}
+		seen[a] = true
+	}
+	r.xff.Store(1<<17 - 2)
+	for _, want := range []string{"198.19.255.255", "198.18.0.0", "198.18.0.1"} {
+		if got := r.nextAddr(); got != want {
+			t.Errorf("nextAddr = %s, want %s", got, want)
+		}
+	}
+	if got := (&runner{}).nextAddr(); got != "" {
+		t.Errorf("nextAddr without ForwardedFor = %q, want none", got)
+	}
+}
+
+// TestStoreCommits checks the commits per 1,000 operations: read from the metrics before
+// and after a scenario when the server has the counter, and absent when the metrics
+// cannot be read.
+func TestStoreCommits(t *testing.T) {
+	p := newProvider(t)
+	ctx := context.Background()
+	creds, err := p.seeder.Seed(ctx, 1, "https://bench.example.com/callback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads atomic.Int64
+	metricsSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		// 5 commits before the scenario, 25 after: 20 commits for 8 tokens.
+		n := 5 + 20*reads.Add(1) - 20
+		fmt.Fprintf(w, "# TYPE idp_store_commits_total counter\nidp_store_commits_total{kind=\"batch\"} %d\n", n)
+	}))
+	defer metricsSrv.Close()
+	tests := []struct {
+		name, url string
+		want      *float64
+	}{
+		{"counted", metricsSrv.URL, ptr(2500.0)},
+		{"not served", p.issuer + "/no-metrics-here", nil},
+		{"off", "-", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reads.Store(0)
+			results, err := Run(ctx, Options{Issuer: p.issuer, Concurrency: 2, Requests: 8, Credentials: creds,
+				Scenarios: []string{ScenarioClientCredentials}, MetricsURL: tc.url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := results[0].CommitsPer1000
+			if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+				t.Errorf("commits per 1000 = %v, want %v", deref(got), deref(tc.want))
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func deref(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// TestConsentPage signs in with a client that is not first-party: the first sign-in of
+// the person passes the consent page (allowed), the next ones find the grant.
+func TestConsentPage(t *testing.T) {
+	p := newProvider(t)
+	ctx := context.Background()
+	creds, err := p.seeder.Seed(ctx, 1, "https://bench.example.com/callback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, secret, err := p.seeder.Admin.CreateClient(ctx, "test", admin.NewClient{Name: "third party",
+		RedirectURIs: []string{"https://third.example.com/cb"}, Scopes: []string{"openid", "profile", "email", "offline_access"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds.App, creds.RedirectURI = ClientCredentials{ID: app.ID, Secret: secret}, "https://third.example.com/cb"
+	results, err := Run(ctx, Options{Issuer: p.issuer, Concurrency: 1, Requests: 3, Credentials: creds,
+		Scenarios: []string{ScenarioPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := results[0]; r.Requests != 3 || r.Errors != 0 {
+		t.Errorf("%d done, %d errors (%s), want 3 and none", r.Requests, r.Errors, r.FirstError)
+	}
+	if n := p.auditCount(t, audit.EventConsentGrant); n != 1 {
+		t.Errorf("%d consent grants, want 1 (the first sign-in)", n)
+	}
+}

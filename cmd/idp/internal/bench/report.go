@@ -1,0 +1,60 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is what `idp bench --json` prints.
+type Report struct {
+	Issuer      string   `json:"issuer"`
+	Concurrency int      `json:"concurrency"`
+	Label       string   `json:"label,omitempty"`
+	Results     []Result `json:"results"`
+}
+
+// WriteJSON writes rep as indented JSON.
+func WriteJSON(w io.Writer, rep Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// WriteText writes rep as a table: one row per scenario with req/s, p50, p99, max,
+// errors and store commits per 1,000 operations (n/a when the server does not count
+// them), then the notes and first errors.
+func WriteText(w io.Writer, rep Report) error {
+	if rep.Label != "" {
+		fmt.Fprintf(w, "%s\n", rep.Label)
+	}
+	fmt.Fprintf(w, "issuer %s, concurrency %d\n", rep.Issuer, rep.Concurrency)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tops\treq/s\tp50\tp99\tmax\terrors\tcommits/1000\t")
+	for _, r := range rep.Results {
+		commits := "n/a"
+		if r.CommitsPer1000 != nil {
+			commits = fmt.Sprintf("%.1f", *r.CommitsPer1000)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%s\t%d\t%s\t\n", r.Scenario, r.Requests, r.PerSecond,
+			ms(r.P50), ms(r.P99), ms(r.Max), r.Errors, commits)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rep.Results {
+		if r.Note != "" {
+			fmt.Fprintf(w, "note %s: %s\n", r.Scenario, r.Note)
+		}
+		if r.FirstError != "" {
+			fmt.Fprintf(w, "first error %s: %s\n", r.Scenario, strings.TrimSpace(r.FirstError))
+		}
+	}
+	return nil
+}
+
+// ms formats d in milliseconds with two decimals.
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
