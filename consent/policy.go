@@ -254,3 +254,12 @@ func typeName(t string) string {
 func (r Requirement) Counts(kind storage.FactorKind) bool {
 	return len(r.Kinds) == 0 || slices.Contains(r.Kinds, kind)
 }
+
+// PasswordRequired reports whether an account-type policy needs its accounts to keep a
+// password: when it names the factor kinds that count and passkeys (WebAuthn) are not
+// among them, a passkey is not a sanctioned way in for that account type, so the
+// password stays. Otherwise a passkey with user verification satisfies every policy
+// (it is multi-factor and phishing-resistant) and a person with one may drop the password.
+func PasswordRequired(p storage.MFAPolicy) bool {
+	return len(p.Factors) > 0 && !slices.Contains(p.Factors, storage.FactorWebAuthn)
+}

@@ -168,7 +168,22 @@ func (s *Server) accountPage(r *http.Request, u *storage.User, msg, errMsg strin
 		if !f.LastUsedAt.IsZero() {
 			v.LastUsed = f.LastUsedAt.UTC().Format("2006-01-02 15:04 MST")
 		}
+		if wa := s.passkeys(); wa != nil && f.Kind == storage.FactorWebAuthn {
+			if synced, err := wa.Synced(f); err == nil {
+				v.Detail = map[bool]string{true: msgPasskeySynced, false: msgPasskeyDevice}[synced]
+			}
+		}
 		page.Factors = append(page.Factors, v)
+	}
+	page.HasPassword = u.PasswordHash != ""
+	if page.HasPassword {
+		if err := s.passwordRemovable(ctx, u, all); err == nil {
+			page.CanRemovePassword = true
+		} else if errors.Is(err, errPasswordNeeded) {
+			page.PasswordNote = passwordNeededMessage(err)
+		} else {
+			return page, err
+		}
 	}
 	if page.HasBackup {
 		page.BackupRemaining, err = s.store.CountBackupCodes(ctx, u.ID)
@@ -257,6 +272,7 @@ func (s *Server) handleAccountEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	enr, err := s.startEnroll(r.Context(), u, kind, mfa.EnrollRequest{
 		Name: r.PostFormValue("name"), Phone: r.PostFormValue("phone"), Email: r.PostFormValue("email"),
+		Device: deviceName(r.UserAgent()),
 	})
 	if err != nil {
 		// The error is shown in the form of the kind being added, beside its field, with
@@ -366,6 +382,24 @@ func (s *Server) handleAccountRemove(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/account/security?msg="+noticeRemoved, http.StatusSeeOther)
 }
 
+// handleAccountPasswordRemove removes the person's password (passkey-only from then
+// on); it needs a fresh sign-in.
+func (s *Server) handleAccountPasswordRemove(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.freshAccountForm(w, r)
+	if !ok {
+		return
+	}
+	if err := s.removePassword(r.Context(), u); err != nil {
+		if errors.Is(err, errPasswordNeeded) {
+			s.renderAccount(w, r, u, http.StatusConflict, "", passwordNeededMessage(err))
+			return
+		}
+		s.internalError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/account/security?msg="+noticePasswordRemoved, http.StatusSeeOther)
+}
+
 // handleAccountBackup generates new backup codes (invalidating the old ones) and shows
 // them once; it needs a fresh sign-in.
 func (s *Server) handleAccountBackup(w http.ResponseWriter, r *http.Request) {
@@ -388,6 +422,7 @@ const (
 	noticeSessionEnded    = "session-ended"
 	noticeDeviceForgotten = "device-forgotten"
 	noticeRecovered       = "recovered"
+	noticePasswordRemoved = "password-removed"
 )
 
 var accountNotices = map[string]string{
@@ -396,6 +431,7 @@ var accountNotices = map[string]string{
 	noticeSessionEnded:    "Session ended.",
 	noticeDeviceForgotten: "Device forgotten.",
 	noticeRecovered:       msgRecoveryDone,
+	noticePasswordRemoved: "Password removed. You sign in with your passkey.",
 }
 
 // mayAddOnPage applies the add-a-factor rule on the account page: an account that has a

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/storage"
 )
@@ -76,6 +77,20 @@ func (s *Server) mayAddFactor(ctx context.Context, u *storage.User, sess *storag
 // checkRemoval refuses to remove factor id of u when that would leave u, whose
 // account-type policy requires MFA, without a factor that counts for that policy.
 func (s *Server) checkRemoval(ctx context.Context, u *storage.User, id string) error {
+	if u.PasswordHash == "" {
+		// Without a password, the passkeys are the way in: the last one stays.
+		all, err := s.store.ListFactors(ctx, u.ID)
+		if err != nil {
+			return fmt.Errorf("list factors: %w", err)
+		}
+		isPasskey := func(f storage.Factor) bool { return f.Confirmed && f.Kind == storage.FactorWebAuthn }
+		removing := slices.ContainsFunc(all, func(f storage.Factor) bool { return f.ID == id && isPasskey(f) })
+		if removing && !slices.ContainsFunc(all, func(f storage.Factor) bool { return f.ID != id && isPasskey(f) }) {
+			s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFARemove, UserID: u.ID, Result: audit.ResultFailure,
+				Reason: "refused: the account has no password and this is its last passkey (factor=" + id + ")"})
+			return errLastRequiredFactor
+		}
+	}
 	tp, err := s.store.GetTypePolicy(ctx, u.Type)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
@@ -151,3 +166,78 @@ func (s *Server) announceFactorChange(ctx context.Context, u *storage.User, f *s
 
 // displayName names the service in messages to people.
 func (s *Server) displayName() string { return s.cfg.DisplayName }
+
+// Removing the password. A person with a passkey may remove their password where no
+// policy needs one (consent.PasswordRequired): the account becomes passkey-only, and the
+// password form refuses it like a wrong password. The last passkey of an account without
+// a password cannot be removed (checkRemoval).
+
+// Why a password stays, as the account page says it.
+const (
+	msgPasswordNone        = "Your account has no password."
+	msgPasswordNeedPasskey = "Add a passkey first: without a password, you sign in with it."
+	msgPasswordPolicy      = "Your organisation's policy for your account needs a password: it cannot be removed."
+	msgPasswordStays       = "Your password cannot be removed."
+)
+
+// errPasswordNeeded: the password cannot be removed (no passkey, or a policy needs it).
+var errPasswordNeeded = errors.New("the password cannot be removed")
+
+// passwordNeededError says why the password stays.
+type passwordNeededError struct{ why string }
+
+func (e passwordNeededError) Error() string { return e.why }
+func (e passwordNeededError) Unwrap() error { return errPasswordNeeded }
+
+// passwordNeededMessage is what the account page says about a password that stays.
+func passwordNeededMessage(err error) string {
+	var p passwordNeededError
+	if errors.As(err, &p) {
+		return p.why
+	}
+	return msgPasswordStays
+}
+
+// passwordRemovable reports (nil) whether u may remove their password: they have one, a
+// confirmed passkey among factors (their factors, confirmed or not), and their account
+// type's policy does not need a password.
+func (s *Server) passwordRemovable(ctx context.Context, u *storage.User, factors []storage.Factor) error {
+	if u.PasswordHash == "" {
+		return passwordNeededError{msgPasswordNone}
+	}
+	if !slices.ContainsFunc(factors, func(f storage.Factor) bool { return f.Confirmed && f.Kind == storage.FactorWebAuthn }) {
+		return passwordNeededError{msgPasswordNeedPasskey}
+	}
+	tp, err := s.store.GetTypePolicy(ctx, u.Type)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("account type policy: %w", err)
+	}
+	if consent.PasswordRequired(*tp) {
+		return passwordNeededError{msgPasswordPolicy}
+	}
+	return nil
+}
+
+// removePassword removes u's password, when passwordRemovable allows it; audited.
+func (s *Server) removePassword(ctx context.Context, u *storage.User) error {
+	factors, err := s.store.ListFactors(ctx, u.ID)
+	if err != nil {
+		return fmt.Errorf("list factors: %w", err)
+	}
+	if err := s.passwordRemovable(ctx, u, factors); err != nil {
+		if errors.Is(err, errPasswordNeeded) {
+			s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventPasswordRemove, UserID: u.ID, Result: audit.ResultFailure, Reason: "refused: " + err.Error()})
+		}
+		return err
+	}
+	u.PasswordHash, u.UpdatedAt = "", s.now()
+	if err := s.store.UpdateUser(ctx, u); err != nil {
+		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventPasswordRemove, UserID: u.ID, Result: audit.ResultFailure, Reason: "not saved"})
+		return fmt.Errorf("remove password: %w", err)
+	}
+	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventPasswordRemove, UserID: u.ID, Result: audit.ResultSuccess})
+	return nil
+}

@@ -124,6 +124,40 @@ func runAdminAPI(t *testing.T, e *env) {
 		}
 	})
 
+	t.Run("passkey-only users", func(t *testing.T) {
+		st, out := apiCall(t, e, token, "POST", "/api/v1/admin/users", map[string]any{
+			"email": "cy@example.com", "no_password": true, "send_enrolment_link": true})
+		link, _ := out["enrolment_link"].(string)
+		if st != http.StatusCreated || out["has_password"] != false || !strings.HasPrefix(link, e.issuer+"/enrol?id=") || out["enrolment_link_mailed"] != false {
+			t.Fatalf("create passkey-only user: %d %v", st, out)
+		}
+		if u, err := e.store.GetUserByEmail(ctx, "cy@example.com"); err != nil || u.PasswordHash != "" {
+			t.Fatalf("stored passkey-only user %+v, %v", u, err)
+		}
+		if st, out := apiCall(t, e, token, "GET", "/api/v1/admin/users/staff@example.com", nil); st != http.StatusOK || out["has_password"] != true {
+			t.Fatalf("user with a password: %d %v", st, out)
+		}
+		st, out = apiCall(t, e, token, "POST", "/api/v1/admin/users/cy@example.com/enrolment-link", nil)
+		if again, _ := out["enrolment_link"].(string); st != http.StatusOK || again == "" || again == link {
+			t.Fatalf("new enrolment link: %d %v", st, out)
+		}
+		for _, tt := range []struct {
+			name string
+			body map[string]any
+		}{
+			{"password and no_password", map[string]any{"email": "dee@example.com", "password": password, "no_password": true}},
+			{"enrolment link for a password account", map[string]any{"email": "dee@example.com", "password": password, "send_enrolment_link": true}},
+			{"neither password nor no_password", map[string]any{"email": "dee@example.com"}},
+		} {
+			if st, out := apiCall(t, e, token, "POST", "/api/v1/admin/users", tt.body); st != http.StatusBadRequest || out["error"] != "invalid_request" {
+				t.Errorf("%s: %d %v", tt.name, st, out)
+			}
+		}
+		if _, err := e.store.GetUserByEmail(ctx, "dee@example.com"); err == nil {
+			t.Error("a refused create left a user behind")
+		}
+	})
+
 	t.Run("client and type policies", func(t *testing.T) {
 		app := e.createClient(admin.NewClient{Name: "Payroll"})
 		path := "/api/v1/admin/clients/" + app.ID + "/policy"
@@ -351,6 +385,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		{"/api/v1/admin/users/{id}/groups", []string{"put"}},
 		{"/api/v1/admin/users/{id}/sessions", []string{"get", "delete"}},
 		{"/api/v1/admin/users/{id}/mfa/reset", []string{"post"}},
+		{"/api/v1/admin/users/{id}/enrolment-link", []string{"post"}},
 		{"/api/v1/admin/clients", []string{"get", "post"}},
 		{"/api/v1/admin/clients/{id}", []string{"get"}},
 		{"/api/v1/admin/clients/{id}/policy", []string{"put"}},

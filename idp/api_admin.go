@@ -38,8 +38,12 @@ const (
 // newAdmin returns the admin.Admin the admin API acts through: this server's store, audit
 // trail, keys, clock and issuer; sessions end with back-channel logout.
 func (s *Server) newAdmin() *admin.Admin {
-	return &admin.Admin{Store: s.store, Audit: s.audit, ChainKeys: audit.ChainKeysOf(s.cfg.Sealer), Keys: s.keys, Now: s.now, Issuer: s.cfg.Issuer, EndSessions: s.EndUserSessions, EndOneSession: s.endSession,
+	a := &admin.Admin{Store: s.store, Audit: s.audit, ChainKeys: audit.ChainKeysOf(s.cfg.Sealer), Keys: s.keys, Now: s.now, Issuer: s.cfg.Issuer, EndSessions: s.EndUserSessions, EndOneSession: s.endSession,
 		Hash: s.hashPassword}
+	if sender := s.cfg.MFA.EmailSender; sender != nil {
+		a.Mail = sender.Send
+	}
+	return a
 }
 
 // adminAPI serves the admin endpoints.
@@ -67,6 +71,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		{"GET /api/v1/admin/users/{id}/sessions", api.listSessions},
 		{"DELETE /api/v1/admin/users/{id}/sessions", api.endSessions},
 		{"POST /api/v1/admin/users/{id}/mfa/reset", api.resetMFA},
+		{"POST /api/v1/admin/users/{id}/enrolment-link", api.enrolmentLink},
 		{"GET /api/v1/admin/clients", api.listClients},
 		{"POST /api/v1/admin/clients", api.createClient},
 		{"GET /api/v1/admin/clients/{id}", api.getClient},
@@ -203,6 +208,7 @@ type adminUserView struct {
 	Type            string     `json:"type"`
 	Groups          []string   `json:"groups"`
 	Disabled        bool       `json:"disabled"`
+	HasPassword     bool       `json:"has_password"`
 	MFAGraceStarted *time.Time `json:"mfa_grace_started,omitempty"`
 	MFAGraceLogins  int        `json:"mfa_grace_logins,omitempty"`
 	CreatedAt       time.Time  `json:"created_at"`
@@ -212,7 +218,7 @@ type adminUserView struct {
 func toAdminUser(u *storage.User) adminUserView {
 	v := adminUserView{
 		ID: u.ID, Email: u.Email, Name: u.Name, Type: u.Type, Groups: nonNilStrings(u.Groups), Disabled: u.Disabled,
-		MFAGraceLogins: u.MFAGraceLogins, CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(),
+		HasPassword: u.PasswordHash != "", MFAGraceLogins: u.MFAGraceLogins, CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(),
 	}
 	if !u.MFAGraceStarted.IsZero() {
 		t := u.MFAGraceStarted.UTC()
@@ -247,6 +253,36 @@ type adminNewUser struct {
 	Password string   `json:"password"`
 	Type     string   `json:"type"`
 	Groups   []string `json:"groups"`
+	// NoPassword creates a passkey-only account; SendEnrolmentLink then issues (and
+	// e-mails, when the server sends e-mail) its enrolment link.
+	NoPassword        bool `json:"no_password"`
+	SendEnrolmentLink bool `json:"send_enrolment_link"`
+}
+
+// adminNewUserResponse is a created user, with its enrolment link when one was asked for.
+type adminNewUserResponse struct {
+	adminUserView
+	*adminEnrolmentLink
+}
+
+// adminEnrolmentLink is an enrolment link as the admin API returns it.
+type adminEnrolmentLink struct {
+	EnrolmentLink          string    `json:"enrolment_link"`
+	EnrolmentLinkExpiresAt time.Time `json:"enrolment_link_expires_at"`
+	EnrolmentLinkMailed    bool      `json:"enrolment_link_mailed"`
+}
+
+func toEnrolmentLink(res *admin.EnrolmentResult) *adminEnrolmentLink {
+	return &adminEnrolmentLink{EnrolmentLink: res.Link, EnrolmentLinkExpiresAt: res.ExpiresAt.UTC(), EnrolmentLinkMailed: res.Mailed}
+}
+
+func (api *adminAPI) enrolmentLink(w http.ResponseWriter, r *http.Request, actor string) {
+	res, err := api.admin.EnrolmentLink(r.Context(), actor, r.PathValue("id"), "")
+	if err != nil {
+		api.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toEnrolmentLink(res))
 }
 
 func (api *adminAPI) createUser(w http.ResponseWriter, r *http.Request, actor string) {
@@ -259,16 +295,32 @@ func (api *adminAPI) createUser(w http.ResponseWriter, r *http.Request, actor st
 		writeAPIError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
-	if len(req.Password) < pwhash.MinLength {
+	switch {
+	case req.NoPassword && req.Password != "":
+		writeAPIError(w, http.StatusBadRequest, "invalid_request", "give either a password or no_password, not both")
+		return
+	case req.SendEnrolmentLink && !req.NoPassword:
+		writeAPIError(w, http.StatusBadRequest, "invalid_request", "send_enrolment_link needs no_password")
+		return
+	case !req.NoPassword && len(req.Password) < pwhash.MinLength:
 		writeAPIError(w, http.StatusBadRequest, "invalid_request", "password must be at least "+strconv.Itoa(pwhash.MinLength)+" characters")
 		return
 	}
-	u, err := api.admin.CreateUserOfType(r.Context(), actor, admin.NewUser{Email: req.Email, Name: req.Name, Password: req.Password}, req.Type, req.Groups)
+	u, err := api.admin.CreateUserOfType(r.Context(), actor, admin.NewUser{Email: req.Email, Name: req.Name, Password: req.Password, NoPassword: req.NoPassword}, req.Type, req.Groups)
 	if err != nil {
 		api.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, toAdminUser(u))
+	out := adminNewUserResponse{adminUserView: toAdminUser(u)}
+	if req.SendEnrolmentLink {
+		res, err := api.admin.EnrolmentLink(r.Context(), actor, u.ID, "")
+		if err != nil {
+			api.fail(w, r, err)
+			return
+		}
+		out.adminEnrolmentLink = toEnrolmentLink(res)
+	}
+	writeJSON(w, http.StatusCreated, out)
 }
 
 func (api *adminAPI) getUser(w http.ResponseWriter, r *http.Request, _ string) {

@@ -275,7 +275,7 @@ func (s *Server) handleAPIEnroll(w http.ResponseWriter, r *http.Request) {
 		apiMFAError(w, err)
 		return
 	}
-	enr, err := s.startEnroll(r.Context(), u, kind, mfa.EnrollRequest{Name: req.Name, Phone: req.Phone, Email: req.Email})
+	enr, err := s.startEnroll(r.Context(), u, kind, mfa.EnrollRequest{Name: req.Name, Phone: req.Phone, Email: req.Email, Device: deviceName(r.UserAgent())})
 	if err != nil {
 		apiMFAError(w, err)
 		return

@@ -447,6 +447,40 @@ func TestAdminConsoleScreenshots(t *testing.T) {
 		}
 	})
 
+	t.Run("a passkey-only person", func(t *testing.T) {
+		const cyEmail = "cy@example.com"
+		d.open(t, "/admin/people", "People")
+		d.setValue(t, "#new-email", cyEmail)
+		d.setValue(t, "#new-password", password)
+		d.eval(t, `document.querySelector("#new-no-password").checked = true; ""`)
+		d.click(t, "#create-person button[type=submit]", "People")
+		if got := d.text(t, "#form-error"); !strings.Contains(got, "not both") {
+			t.Fatalf("a password and no password: %q", got)
+		}
+		d.setValue(t, "#new-email", cyEmail)
+		d.eval(t, `document.querySelector("#new-password").value = ""; ""`)
+		d.eval(t, `document.querySelector("#new-no-password").checked = true; ""`)
+		d.click(t, "#create-person button[type=submit]", cyEmail)
+		link := d.text(t, "#enrolment-link")
+		if !strings.HasPrefix(link, e.issuer+"/enrol?") {
+			t.Fatalf("enrolment link %q", link)
+		}
+		if got := d.text(t, "#passwordless"); got == "" {
+			t.Error("the person's page does not say there is no password")
+		}
+		u, err := e.store.GetUserByEmail(ctx, cyEmail)
+		if err != nil || u.PasswordHash != "" {
+			t.Fatalf("stored person %+v, %v", u, err)
+		}
+		d.click(t, "#issue-enrolment-link", cyEmail)
+		if again := d.text(t, "#enrolment-link"); again == link || !strings.HasPrefix(again, e.issuer+"/enrol?") {
+			t.Fatalf("second enrolment link %q (first %q)", again, link)
+		}
+		if evs, _ := e.store.ListAudit(ctx, storage.AuditFilter{Type: audit.EventAdminEnrolLink, UserID: u.ID}); len(evs) != 2 || strings.Contains(evs[0].Reason, link) {
+			t.Errorf("enrolment link audit: %+v", evs)
+		}
+	})
+
 	t.Run("account type policies", func(t *testing.T) {
 		d.open(t, "/admin/policies", "Account type policies")
 		d.setValue(t, "#new-type", "staff")

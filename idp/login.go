@@ -157,9 +157,11 @@ func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, f *flowFacts, email, msg string, status int) {
-	s.render(w, r, status, web.PageLogin, web.LoginPage{
+	page := web.LoginPage{
 		AuthRequestID: f.ar.ID, CSRF: s.csrfToken(w, r), ClientName: f.client.Name, Email: email, Error: msg,
-	})
+	}
+	s.passkeyPage(r, f, &page)
+	s.render(w, r, status, web.PageLogin, page)
 }
 
 func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, f *flowFacts) {
@@ -282,6 +284,9 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case u == nil:
 			reason = "unknown account"
+		case hash == "":
+			// A passkey-only account: refused exactly as a wrong password is.
+			reason = "no password (passkey-only account)"
 		case ok && u.Disabled:
 			reason = "account disabled"
 		}

@@ -43,13 +43,17 @@ type GracePeriod struct {
 	Period time.Duration // time since the first such login
 }
 
-// combineAMR merges AMR values, adds "mfa" when two or more kinds of factor were used,
-// and returns them sorted.
+// combineAMR merges AMR values, adds "mfa" when two or more kinds of factor were used
+// (or keeps it when a set already has it: a passkey with user verification is
+// multi-factor on its own), and returns them sorted.
 func combineAMR(sets ...[]string) []string {
 	var out []string
+	multi := false
 	for _, s := range sets {
 		for _, v := range s {
-			if v != mfa.AMRMFA && !slices.Contains(out, v) {
+			if v == mfa.AMRMFA {
+				multi = true
+			} else if !slices.Contains(out, v) {
 				out = append(out, v)
 			}
 		}
@@ -61,7 +65,7 @@ func combineAMR(sets ...[]string) []string {
 			kinds++
 		}
 	}
-	if kinds >= 2 {
+	if kinds >= 2 || multi {
 		out = append(out, mfa.AMRMFA)
 	}
 	sort.Strings(out)

@@ -23,6 +23,14 @@ func TestDecide(t *testing.T) {
 		s.MFAAt, s.Factors, s.AMR, s.ACR = now.Add(-time.Hour), []storage.FactorKind{"totp"}, []string{"mfa", "otp", "pwd"}, consent.ACRMFA
 		return s
 	}
+	// A passkey sign-in a minute ago: both factors at once, phishing-resistant.
+	passkeySession := func() *storage.Session {
+		return &storage.Session{ID: "s1", UserID: "u1", AuthTime: now.Add(-time.Minute), PasswordAt: now.Add(-time.Minute),
+			MFAAt: now.Add(-time.Minute), Factors: []storage.FactorKind{storage.FactorWebAuthn},
+			AMR: []string{"mfa", "swk", "user"}, ACR: consent.ACRPhishingResistant}
+	}
+	passkey := storage.Factor{ID: "f3", UserID: "u1", Kind: storage.FactorWebAuthn, Confirmed: true}
+	phr := consent.Requirement{Mode: consent.ModeRequired, PhishingResistant: true, Kinds: []storage.FactorKind{storage.FactorWebAuthn}, ACR: consent.ACRPhishingResistant}
 	totp := storage.Factor{ID: "f1", UserID: "u1", Kind: "totp", Confirmed: true}
 	backup := storage.Factor{ID: "f2", UserID: "u1", Kind: "backup", Confirmed: true, CreatedAt: now.Add(-48 * time.Hour)}
 	optional := consent.Requirement{Mode: consent.ModeOptional}
@@ -91,6 +99,25 @@ func TestDecide(t *testing.T) {
 			f.sess = mfaSession()
 			withTOTP(f)
 			f.req.MFAMaxAge = 10 * time.Minute
+		}, want: stepSecondFactor},
+		{name: "passkey session, phishing resistance required: on, and the request reports it", facts: func(f *flowFacts) {
+			f.sess, f.req = passkeySession(), phr
+			f.confirmed, f.usable = []storage.Factor{passkey}, []storage.Factor{passkey}
+		}, want: stepIssue, check: func(t *testing.T, d decision) {
+			if d.login.ACR != consent.ACRPhishingResistant || !slices.Equal(d.login.AMR, []string{"mfa", "swk", "user"}) {
+				t.Errorf("login %+v, want the passkey's amr and phr", d.login)
+			}
+		}},
+		{name: "passkey session, MFA re-checked every 10m, within it: on", facts: func(f *flowFacts) {
+			f.sess, f.req = passkeySession(), required
+			f.req.MFAMaxAge = 10 * time.Minute
+			f.confirmed, f.usable = []storage.Factor{passkey}, []storage.Factor{passkey}
+		}, want: stepIssue},
+		{name: "passkey session older than the re-check age: the passkey again", facts: func(f *flowFacts) {
+			f.sess, f.req = passkeySession(), required
+			f.sess.MFAAt = now.Add(-time.Hour)
+			f.req.MFAMaxAge = 10 * time.Minute
+			f.confirmed, f.usable = []storage.Factor{passkey}, []storage.Factor{passkey}
 		}, want: stepSecondFactor},
 		{name: "remembered device within the allowed age: on", facts: func(f *flowFacts) {
 			withTOTP(f)
@@ -180,6 +207,31 @@ func TestDecide(t *testing.T) {
 			}
 			if tc.check != nil {
 				tc.check(t, d)
+			}
+		})
+	}
+}
+
+// TestCombineAMRKeepsPasskeyMFA: a passkey's own "mfa" survives a later check (step-up)
+// that adds no new kind; "mfa" still needs two kinds otherwise.
+func TestCombineAMRKeepsPasskeyMFA(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sets [][]string
+		want []string
+	}{
+		{"passkey, then the passkey again", [][]string{{"mfa", "swk", "user"}, {"swk", "user"}}, []string{"mfa", "swk", "user"}},
+		{"password, then a key", [][]string{{"pwd"}, {"hwk", "user"}}, []string{"hwk", "mfa", "pwd", "user"}},
+		{"password alone", [][]string{{"pwd"}}, []string{"pwd"}},
+		{"a key without the password", [][]string{{"hwk", "user"}}, []string{"hwk", "user"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := combineAMR(tc.sets...)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("combineAMR = %v, want %v", got, tc.want)
+			}
+			if acr := acrFor(got); slices.Contains(tc.want, "mfa") && (slices.Contains(tc.want, "hwk") || slices.Contains(tc.want, "swk")) && acr != consent.ACRPhishingResistant {
+				t.Fatalf("acr %s, want phr", acr)
 			}
 		})
 	}

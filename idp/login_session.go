@@ -99,6 +99,13 @@ func (s *Server) sessionLive(sess *storage.Session, now time.Time) bool {
 // apps hold, so that a later logout still reaches them; a different person's session
 // ends. If the person then has more sessions than allowed, the oldest end.
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request, userID string, amr []string, acr string) (*storage.Session, error) {
+	now := s.now()
+	return s.startSessionAuth(w, r, userID, storage.SessionAuth{AuthTime: now, PasswordAt: now, AMR: amr, ACR: acr})
+}
+
+// startSessionAuth is startSession for a sign-in that proved auth (a passkey proves
+// both factors at once).
+func (s *Server) startSessionAuth(w http.ResponseWriter, r *http.Request, userID string, auth storage.SessionAuth) (*storage.Session, error) {
 	ctx := r.Context()
 	id := secret.NewID()
 	var clients []string
@@ -120,8 +127,9 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, userID str
 	value := secret.Token(32)
 	ri := requestInfoFrom(ctx)
 	sess := &storage.Session{
-		ID: id, TokenHash: secret.Hash(value), UserID: userID, AuthTime: now, PasswordAt: now, AMR: amr, ACR: acr,
-		SignIn: firstStep(amr), CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionLifetime),
+		ID: id, TokenHash: secret.Hash(value), UserID: userID, AuthTime: auth.AuthTime, PasswordAt: auth.PasswordAt, MFAAt: auth.MFAAt,
+		Factors: auth.Factors, AMR: auth.AMR, ACR: auth.ACR, SignIn: firstStep(auth.AMR),
+		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.cfg.SessionLifetime),
 	}
 	if ri != nil {
 		sess.IP, sess.UserAgent = ri.IP, ri.UserAgent

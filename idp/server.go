@@ -342,6 +342,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login", s.handleLogin)
 	mux.HandleFunc("POST /login", s.handleLoginPost)
+	mux.HandleFunc("POST /login/passkey", s.handlePasskeyLogin)
 	mux.HandleFunc("POST /login/mfa", s.handleMFAVerify)
 	mux.HandleFunc("POST /login/mfa/send", s.handleMFASend)
 	mux.HandleFunc("POST /consent", s.handleConsentPost)
@@ -358,6 +359,7 @@ func (s *Server) routes() http.Handler {
 	me("DELETE /api/v1/me/mfa/{id}", s.handleAPIRemove)
 	me("OPTIONS /api/v1/me/{path...}", func(http.ResponseWriter, *http.Request) {})
 	s.sessionRoutes(mux)
+	s.enrolmentRoutes(mux)
 	s.adminRoutes(mux)    // /api/v1/admin/* and GET /api/v1/openapi.yaml
 	s.recoveryRoutes(mux) // GET and POST /recovery
 	s.consoleRoutes(mux)  // the admin console under /admin (idp/console)
@@ -365,6 +367,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /account/security/enroll", s.handleAccountEnroll)
 	mux.HandleFunc("POST /account/security/confirm", s.handleAccountConfirm)
 	mux.HandleFunc("POST /account/security/remove", s.handleAccountRemove)
+	mux.HandleFunc("POST /account/security/password/remove", s.handleAccountPasswordRemove)
 	mux.HandleFunc("POST /account/security/backup-codes", s.handleAccountBackup)
 	mux.HandleFunc("GET /logout", s.handleLogoutPage)
 	mux.HandleFunc("POST /logout", s.handleLogoutPost)

@@ -119,6 +119,13 @@ type EnrollRequest struct {
 	Name  string // label for the factor
 	Phone string // SMS: the number as typed
 	Email string // e-mail: the address (default: the account's)
+	// Device names the browser the person enrols from ("Chrome on macOS"); WebAuthn
+	// names an unnamed credential after it when its authenticator is not a known one.
+	Device string
+	// Passkey: WebAuthn must make a discoverable credential (resident key required), one
+	// that signs in alone; an authenticator that cannot is refused (an account that has
+	// no password needs one).
+	Passkey bool
 }
 
 // Enrollment is what the person needs to finish enrolling.

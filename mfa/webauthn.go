@@ -87,18 +87,25 @@ func (w *WebAuthn) Enroll(ctx context.Context, u *storage.User, req EnrollReques
 	if err != nil {
 		return nil, err
 	}
+	// A passkey: a discoverable credential (resident key), so that it can sign in alone;
+	// credProps tells whether the authenticator made one. Keys that cannot still work
+	// as a second factor.
+	residentKey := protocol.ResidentKeyRequirementPreferred
+	if req.Passkey {
+		residentKey = protocol.ResidentKeyRequirementRequired
+	}
 	creation, session, err := w.wa.BeginRegistration(user,
 		webauthn.WithExclusions(webauthn.Credentials(user.creds).CredentialDescriptors()),
-		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementPreferred),
+		webauthn.WithResidentKeyRequirement(residentKey),
 		webauthn.WithConveyancePreference(protocol.PreferNoAttestation),
+		webauthn.WithExtensions(webauthn.WithExtensionCredProps()),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("begin webauthn registration: %w", err)
 	}
+	// An unnamed credential is named at Confirm, from its authenticator (AAGUID) or the
+	// browser it was added in.
 	name := strings.TrimSpace(req.Name)
-	if name == "" {
-		name = defaultKeyName
-	}
 	now := w.env.now()
 	f := &storage.Factor{
 		ID:        newID(),
@@ -111,7 +118,7 @@ func (w *WebAuthn) Enroll(ctx context.Context, u *storage.User, req EnrollReques
 	if err := w.env.Store.CreateFactor(ctx, f); err != nil {
 		return nil, fmt.Errorf("create webauthn factor: %w", err)
 	}
-	chID, err := w.saveSession(ctx, u, f, session)
+	chID, err := w.saveSession(ctx, u, f, session, registrationExtras{Device: strings.TrimSpace(req.Device), Passkey: req.Passkey})
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +141,8 @@ func (w *WebAuthn) Confirm(ctx context.Context, u *storage.User, f *storage.Fact
 	if err != nil {
 		return err
 	}
+	var extras registrationExtras
+	_ = json.Unmarshal(ch.Data, &extras)
 	if ch.FactorID != f.ID {
 		return fmt.Errorf("%w: challenge %s is not for factor %s", ErrInvalidCode, challengeID, f.ID)
 	}
@@ -161,6 +170,14 @@ func (w *WebAuthn) Confirm(ctx context.Context, u *storage.User, f *storage.Fact
 	if f.Secret, err = w.sealCredential(f.ID, cred); err != nil {
 		return err
 	}
+	props := parsed.ClientExtensionResults.CredProps
+	if extras.Passkey && props != nil && props.RK != nil && !*props.RK {
+		_ = w.consume(ctx, challengeID)
+		return &InputError{Message: "This security key cannot keep a passkey. Use your phone, your computer or a newer security key."}
+	}
+	if f.Name == "" {
+		f.Name = credentialName(cred.Authenticator.AAGUID, props, extras.Device)
+	}
 	f.Confirmed = true
 	if err := w.env.Store.UpdateFactor(ctx, f); err != nil {
 		return fmt.Errorf("save webauthn credential: %w", err)
@@ -185,7 +202,7 @@ func (w *WebAuthn) Challenge(ctx context.Context, u *storage.User, f *storage.Fa
 	if err != nil {
 		return nil, fmt.Errorf("begin webauthn login: %w", err)
 	}
-	chID, err := w.saveSession(ctx, u, f, session)
+	chID, err := w.saveSession(ctx, u, f, session, registrationExtras{})
 	if err != nil {
 		return nil, err
 	}
@@ -223,11 +240,20 @@ func (w *WebAuthn) Verify(ctx context.Context, u *storage.User, f *storage.Facto
 	if err != nil {
 		return nil, fmt.Errorf("%w: verify assertion: %w", ErrInvalidCode, err)
 	}
+	return w.finishAssertion(ctx, u, user, cred, parsed, challengeID)
+}
+
+// finishAssertion settles a verified assertion: it refuses a signature counter that went
+// back (a cloned authenticator), spends the challenge, stores the credential's new state
+// and returns the AMR values of the credential used.
+func (w *WebAuthn) finishAssertion(ctx context.Context, u *storage.User, user *webauthnUser, cred *webauthn.Credential,
+	parsed *protocol.ParsedCredentialAssertionData, challengeID string) ([]string, error) {
 	i := user.index(cred.ID)
 	if i < 0 {
 		return nil, fmt.Errorf("%w: credential not registered", ErrInvalidCode)
 	}
 	used := user.factors[i]
+	var err error
 	stored := user.creds[i].Authenticator.SignCount
 	got := parsed.Response.AuthenticatorData.Counter
 	if cred.Authenticator.CloneWarning || (stored != 0 && got <= stored) {
@@ -268,11 +294,34 @@ func (w *WebAuthn) checkFactor(u *storage.User, f *storage.Factor) error {
 	return nil
 }
 
-// saveSession stores a ceremony's session data as a challenge for factor f.
-func (w *WebAuthn) saveSession(ctx context.Context, u *storage.User, f *storage.Factor, session *webauthn.SessionData) (string, error) {
+// registrationExtras is what a registration keeps beside the library's session data
+// (which ignores these fields when decoded).
+type registrationExtras struct {
+	Device  string `json:"openidp_device,omitempty"`  // the browser, to name the credential
+	Passkey bool   `json:"openidp_passkey,omitempty"` // a discoverable credential is required
+}
+
+// saveSession stores a ceremony's session data, with the registration's extras, as a
+// challenge for factor f.
+func (w *WebAuthn) saveSession(ctx context.Context, u *storage.User, f *storage.Factor, session *webauthn.SessionData, extras registrationExtras) (string, error) {
 	data, err := json.Marshal(session)
 	if err != nil {
 		return "", fmt.Errorf("encode webauthn session: %w", err)
+	}
+	if extras != (registrationExtras{}) {
+		var m map[string]any
+		if err := json.Unmarshal(data, &m); err != nil {
+			return "", fmt.Errorf("encode webauthn session: %w", err)
+		}
+		if extras.Device != "" {
+			m["openidp_device"] = extras.Device
+		}
+		if extras.Passkey {
+			m["openidp_passkey"] = true
+		}
+		if data, err = json.Marshal(m); err != nil {
+			return "", fmt.Errorf("encode webauthn session: %w", err)
+		}
 	}
 	now := w.env.now()
 	ch := &storage.Challenge{

@@ -813,6 +813,11 @@ type MFAStore interface {
 
 	// CreateChallenge inserts c.
 	CreateChallenge(ctx context.Context, c *Challenge) error
+	// ReplaceChallenge inserts c, or when a challenge with c.ID exists replaces every
+	// field of it with c's (its attempts and consumption included): one challenge per
+	// id, overwritten, so that a caller that names challenges after something bounded
+	// (a passkey sign-in's auth request) stores a bounded number of rows.
+	ReplaceChallenge(ctx context.Context, c *Challenge) error
 	// AttemptChallenge atomically counts one attempt at challenge id and returns it
 	// (with Attempts including this one), only while it is unconsumed, unexpired at now
 	// and has had fewer than maxAttempts attempts; ErrNotFound otherwise.

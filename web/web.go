@@ -40,6 +40,8 @@ const (
 	// (RFC 8628), PageDeviceDone what they see once the device is approved.
 	PageDevice     = "device.html"
 	PageDeviceDone = "device_done.html"
+	// PageEnrolLink is where an enrolment link leads: the person registers a passkey.
+	PageEnrolLink = "enrol_link.html"
 )
 
 // Pages of the admin console (idp/console). Each is parsed with the layout and
@@ -60,7 +62,7 @@ const consoleCommon = "console_common.html"
 
 var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo, PageMFA, PageAccount, PageEnroll, PageBackupCodes, PageRecovery, PageDevice, PageDeviceDone,
 	PageConsoleClients, PageConsoleClient, PageConsoleSecret, PageConsoleConfirm, PageConsolePeople, PageConsolePerson,
-	PageConsolePolicies, PageConsoleAudit, PageConsoleKeys}
+	PageConsolePolicies, PageConsoleAudit, PageConsoleKeys, PageEnrolLink}
 
 // Renderer renders pages.
 type Renderer struct {
@@ -143,6 +145,16 @@ type LoginPage struct {
 	ClientName    string
 	Email         string
 	Error         string
+	// PasskeyOptions, when set, are the request options (JSON) of this sign-in's
+	// passkey ceremony: the page offers passkeys in the e-mail field's autofill
+	// (conditional mediation) and on a "Sign in with a passkey" button.
+	PasskeyOptions template.JS
+	// PasskeyAutostart runs the passkey ceremony as soon as the page loads (the person
+	// chose "Sign in with a passkey" on a page that could not run it yet).
+	PasskeyAutostart bool
+	// PasskeyStart offers "Sign in with a passkey" as a form that first stores the
+	// sign-in (the account page's sign-in form, stored only when used).
+	PasskeyStart bool
 }
 
 // Scope describes one requested scope on the consent page.
@@ -239,6 +251,8 @@ type FactorView struct {
 	Target   string // masked
 	Added    string
 	LastUsed string
+	// Detail says more about a key or passkey: synced across devices or bound to one.
+	Detail string
 }
 
 // AccountPage is the person's security settings.
@@ -265,6 +279,11 @@ type AccountPage struct {
 	// Where the person is signed in, and which browsers skip the second factor.
 	Sessions []SessionView // live SSO sessions, newest first
 	Devices  []DeviceView  // unexpired remembered devices, newest first
+	// The password: HasPassword false for a passkey-only account; CanRemovePassword when
+	// the person has a passkey and no policy needs a password; PasswordNote says why not.
+	HasPassword       bool
+	CanRemovePassword bool
+	PasswordNote      string
 }
 
 // SessionView is one signed-in browser on the account page.
@@ -307,6 +326,21 @@ type EnrollPage struct {
 // BackupCodesPage shows freshly generated backup codes, once.
 type BackupCodesPage struct {
 	Codes []string
+}
+
+// EnrolLinkPage is the page of an enrolment link: a button to start, then the passkey
+// registration, then a confirmation.
+type EnrolLinkPage struct {
+	CSRF  string
+	ID    string // the link's challenge id
+	Token string // the link's secret, posted back with each form
+	Email string // the account's address, once the link was checked
+	// The registration ceremony, once started.
+	FactorID        string
+	ChallengeID     string
+	WebAuthnOptions template.JS // JSON creation options (from json.Marshal)
+	Done            bool        // the passkey is registered
+	Error           string
 }
 
 // RecoveryPage asks for the password behind a one-time recovery link.

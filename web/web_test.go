@@ -66,7 +66,7 @@ type (
 	}
 	tcPerson struct {
 		ID, Email, Name, Type, Groups string
-		Disabled                      bool
+		Disabled, Passwordless        bool
 	}
 	tcClientsPage struct {
 		tcBase
@@ -125,6 +125,8 @@ type (
 		}
 		Sessions                             []tcSession
 		RecoveryLink, LinkExpires, FormError string
+		EnrolmentLink                        string
+		EnrolmentMailed                      bool
 	}
 	tcPoliciesPage struct {
 		tcBase
@@ -249,6 +251,7 @@ func TestEveryPageInEveryLanguage(t *testing.T) {
 		PageRecovery:    RecoveryPage{Error: "Incorrect password."},
 		PageDevice:      DevicePage{Error: "That code is not valid. Check the code on your device and try again."},
 		PageDeviceDone:  DeviceDonePage{ClientName: "TV"},
+		PageEnrolLink:   EnrolLinkPage{Error: "That passkey could not be used. Try again, or sign in with your email and password."},
 	}
 	for page, d := range consoleTestData() {
 		data[page] = d

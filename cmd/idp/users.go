@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -38,7 +39,7 @@ func newUsersCmd(a *app) *cobra.Command {
 		Short: "Manage users",
 		Long:  "Create, list and disable the people who can sign in, set their account type and groups, and reset their second factors.",
 	}, newUsersCreateCmd(a), newUsersListCmd(a), newUsersDisableCmd(a),
-		newUsersSetTypeCmd(a), newUsersSetGroupsCmd(a), newUsersMFACmd(a), newUsersSetPasswordCmd(a))
+		newUsersSetTypeCmd(a), newUsersSetGroupsCmd(a), newUsersMFACmd(a), newUsersSetPasswordCmd(a), newUsersEnrolmentLinkCmd(a))
 }
 
 func newUsersCreateCmd(a *app) *cobra.Command {
@@ -47,43 +48,80 @@ func newUsersCreateCmd(a *app) *cobra.Command {
 		accountType   string
 		groups        []string
 		passwordStdin bool
+		noPassword    bool
+		enrolLink     bool
+		issuer        string
 		asJSON        bool
 	)
 	cmd := &cobra.Command{
-		Use:   "create --email EMAIL [--name NAME] [--type TYPE] [--groups G1,G2] --password-stdin",
+		Use:   "create --email EMAIL [--name NAME] [--type TYPE] [--groups G1,G2] (--password-stdin | --no-password [--enrolment-link])",
 		Short: "Create a user",
-		Long: `Create a user who signs in with an e-mail address and a password.
+		Long: `Create a user who signs in with an e-mail address and a password, or with passkeys only.
 
 The password is read from standard input (one trailing newline is removed), never from
 a flag, so that it does not end up in the shell history or the process list.
 --password-stdin is required to say so explicitly.
 
+--no-password creates a passkey-only account instead: it has no password and signs in
+with a passkey. --enrolment-link then issues the one-time link (valid 24 hours) on
+which the person registers their first passkey: it is e-mailed to them when SMTP is
+configured (IDP_SMTP_HOST ...) and printed. The link is built on --issuer (env
+IDP_ISSUER), the provider's public URL. "idp users enrolment-link" issues a new one.
+
 --type sets the account type, whose MFA policy combines with each client's (see
 "idp policy"); --groups the groups the user belongs to.`,
 		Example: `  printf '%s\n' "$PASSWORD" | idp users create --email ada@example.com --name "Ada Lovelace" --password-stdin
-  printf '%s\n' "$PASSWORD" | idp users create --email bob@example.com --type staff --groups ops,oncall --password-stdin`,
+  printf '%s\n' "$PASSWORD" | idp users create --email bob@example.com --type staff --groups ops,oncall --password-stdin
+  idp users create --email cy@example.com --no-password --enrolment-link --issuer https://id.example.com`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !passwordStdin {
-				return usageErrorf("--password-stdin is required: pipe the password on standard input (passwords are never accepted as flags)")
+			switch {
+			case passwordStdin && noPassword:
+				return usageErrorf("give either --password-stdin or --no-password, not both")
+			case !passwordStdin && !noPassword:
+				return usageErrorf("--password-stdin is required: pipe the password on standard input (passwords are never accepted as flags); or --no-password for a passkey-only account")
+			case enrolLink && !noPassword:
+				return usageErrorf("--enrolment-link goes with --no-password")
+			case enrolLink && strings.TrimSpace(issuer) == "":
+				return usageErrorf("--issuer (or IDP_ISSUER) is required with --enrolment-link: the link points at the provider")
 			}
 			if strings.TrimSpace(email) == "" {
 				return usageErrorf("--email is required")
 			}
-			password, err := readPassword(a.stdin)
+			var password string
+			if passwordStdin {
+				var err error
+				if password, err = readPassword(a.stdin); err != nil {
+					return err
+				}
+			}
+			mail, err := a.mailer()
 			if err != nil {
 				return err
 			}
 			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
-				u, err := adm.CreateUserOfType(ctx, cliActor, admin.NewUser{Email: email, Name: name, Password: password}, accountType, groups)
+				adm.Mail = mail
+				u, err := adm.CreateUserOfType(ctx, cliActor, admin.NewUser{Email: email, Name: name, Password: password, NoPassword: noPassword}, accountType, groups)
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					return writeJSON(a.stdout, toUserJSON(u))
+				var link *admin.EnrolmentResult
+				if enrolLink {
+					if link, err = adm.EnrolmentLink(ctx, cliActor, u.ID, issuer); err != nil {
+						return fmt.Errorf("user %s created, but: %w", u.Email, err)
+					}
 				}
-				_, err = fmt.Fprintf(a.stdout, "Created user %s (id %s).\n", u.Email, u.ID)
-				return err
+				if asJSON {
+					out := struct {
+						userJSON
+						*enrolmentJSON
+					}{toUserJSON(u), toEnrolmentJSON(link)}
+					return writeJSON(a.stdout, out)
+				}
+				if _, err = fmt.Fprintf(a.stdout, "Created user %s (id %s).\n", u.Email, u.ID); err != nil {
+					return err
+				}
+				return printEnrolmentLink(a.stdout, link)
 			})
 		},
 	}
@@ -92,7 +130,98 @@ a flag, so that it does not end up in the shell history or the process list.
 	f.StringVar(&name, "name", "", "display name")
 	f.StringVar(&accountType, "type", "", "account type, e.g. staff or customer (default: the default type)")
 	f.StringSliceVar(&groups, "groups", nil, "groups the user belongs to (comma-separated)")
-	f.BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input (required)")
+	f.BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input (required, unless --no-password)")
+	f.BoolVar(&noPassword, "no-password", false, "create a passkey-only account, without a password")
+	f.BoolVar(&enrolLink, "enrolment-link", false, "with --no-password: issue the one-time link on which the person registers a passkey")
+	f.StringVar(&issuer, "issuer", "", "public URL of the provider, for the enrolment link (env IDP_ISSUER)")
+	addJSONFlag(cmd, &asJSON)
+	return cmd
+}
+
+// enrolmentJSON is an enrolment link as printed by --json.
+type enrolmentJSON struct {
+	EnrolmentLink          string    `json:"enrolment_link"`
+	EnrolmentLinkExpiresAt time.Time `json:"enrolment_link_expires_at"`
+	EnrolmentLinkMailed    bool      `json:"enrolment_link_mailed"`
+}
+
+func toEnrolmentJSON(res *admin.EnrolmentResult) *enrolmentJSON {
+	if res == nil {
+		return nil
+	}
+	return &enrolmentJSON{EnrolmentLink: res.Link, EnrolmentLinkExpiresAt: res.ExpiresAt.UTC(), EnrolmentLinkMailed: res.Mailed}
+}
+
+// printEnrolmentLink tells the operator about an enrolment link (nothing when nil).
+func printEnrolmentLink(w io.Writer, res *admin.EnrolmentResult) error {
+	if res == nil {
+		return nil
+	}
+	if res.Mailed {
+		if _, err := fmt.Fprintf(w, "Enrolment link e-mailed to %s.\n", res.Email); err != nil {
+			return err
+		}
+	}
+	if _, err := fmt.Fprintf(w, "\nEnrolment link (one use, valid until %s):\n\n  %s\n\n", res.ExpiresAt.UTC().Format(time.RFC3339), res.Link); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, "On it the person registers a passkey. It will not be shown again.")
+	return err
+}
+
+// mailer returns the e-mail sender configured by IDP_SMTP_* (nil when IDP_SMTP_HOST is
+// not set), for e-mailing enrolment links.
+func (a *app) mailer() (func(ctx context.Context, to, subject, body string) error, error) {
+	if os.Getenv("IDP_SMTP_HOST") == "" {
+		return nil, nil
+	}
+	cfg, err := mfaConfigFromEnv(a.logger, false)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.EmailSender == nil {
+		return nil, nil
+	}
+	return cfg.EmailSender.Send, nil
+}
+
+func newUsersEnrolmentLinkCmd(a *app) *cobra.Command {
+	var (
+		issuer string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "enrolment-link USER [--issuer URL]",
+		Short: "Issue a one-time link on which a user registers a passkey",
+		Long: `Issue a one-time link, valid 24 hours, on which the user with that id or e-mail
+registers a passkey without a password: for passkey-only accounts ("idp users create
+--no-password"). It is e-mailed to the person when SMTP is configured (IDP_SMTP_HOST
+...) and printed; it is never stored or logged. The link is built on --issuer (env
+IDP_ISSUER), the provider's public URL.`,
+		Example: `  idp users enrolment-link cy@example.com --issuer https://id.example.com`,
+		Args:    usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(issuer) == "" {
+				return usageErrorf("--issuer (or IDP_ISSUER) is required: the link points at the provider")
+			}
+			mail, err := a.mailer()
+			if err != nil {
+				return err
+			}
+			return a.withAdmin(cmd.Context(), func(ctx context.Context, adm *admin.Admin) error {
+				adm.Mail = mail
+				res, err := adm.EnrolmentLink(ctx, cliActor, args[0], issuer)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(a.stdout, toEnrolmentJSON(res))
+				}
+				return printEnrolmentLink(a.stdout, res)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&issuer, "issuer", "", "public URL of the provider, for the link (env IDP_ISSUER)")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
 }

@@ -47,6 +47,9 @@ type Admin struct {
 	// Hash hashes a new password; pwhash.Hash when nil. The server passes its gated
 	// hashPassword, so that API calls share the memory budget of logins.
 	Hash func(ctx context.Context, password string) (string, error)
+	// Mail, when set, e-mails enrolment links to the person (EnrolmentLink); without it
+	// the link is only returned, for the operator to hand over.
+	Mail func(ctx context.Context, to, subject, body string) error
 	// ChainKeys are the audit chain keys VerifyAudit checks the keyed chain with
 	// (audit.ChainKeysOf of the server's encryption keys).
 	ChainKeys audit.ChainKeys

@@ -127,28 +127,37 @@ func (a *Admin) ResetMFA(ctx context.Context, actor, user, reason string, opts R
 	}
 	detail := done() + " tokens_revoked=true"
 	if opts.RecoveryLink {
-		link, c, err := a.newRecoveryLink(ctx, base, u.ID, now)
+		// A person without a password cannot use a recovery link (it asks for the
+		// password): they get an enrolment link, on which they register a new passkey.
+		kind, path := ChallengeRecovery, "/recovery"
+		if u.PasswordHash == "" {
+			kind, path = ChallengeEnrolment, "/enrol"
+		}
+		link, c, err := a.newLink(ctx, base, path, kind, u.ID, now)
 		if err != nil {
 			return fail("issue a recovery link", err)
 		}
 		res.RecoveryLink, res.RecoveryExpiresAt = link, c.ExpiresAt
 		detail += " recovery_link=" + c.ID
+		if kind == ChallengeEnrolment {
+			detail += " (enrolment link: the account has no password)"
+		}
 	}
 	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminMFAReset, UserID: u.ID, Result: audit.ResultSuccess}, detail)
 	return res, nil
 }
 
-// newRecoveryLink stores a recovery challenge for userID and returns its link. Only the
-// SHA-256 of the link's 256-bit secret is stored.
-func (a *Admin) newRecoveryLink(ctx context.Context, base, userID string, now time.Time) (string, *storage.Challenge, error) {
+// newLink stores a one-time link challenge of kind for userID and returns its link (base
+// + path). Only the SHA-256 of the link's 256-bit secret is stored.
+func (a *Admin) newLink(ctx context.Context, base, path, kind, userID string, now time.Time) (string, *storage.Challenge, error) {
 	token := secret.Token(32)
 	c := &storage.Challenge{
-		ID: secret.NewID(), UserID: userID, Kind: ChallengeRecovery, CodeHash: secret.Hash(token),
+		ID: secret.NewID(), UserID: userID, Kind: kind, CodeHash: secret.Hash(token),
 		CreatedAt: now, ExpiresAt: now.Add(RecoveryLinkLifetime),
 	}
 	if err := a.Store.CreateChallenge(ctx, c); err != nil {
 		return "", nil, err
 	}
 	q := url.Values{"id": {c.ID}, "token": {token}}
-	return base + "/recovery?" + q.Encode(), c, nil
+	return base + path + "?" + q.Encode(), c, nil
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"net/url"
 	"strings"
+	"time"
 
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/secret"
@@ -15,18 +17,27 @@ import (
 // NewUser is the input of Admin.CreateUser.
 type NewUser struct {
 	Email, Name, Password string
+	// NoPassword creates a passkey-only account: it has no password (Password must be
+	// empty) and signs in with a passkey registered through an enrolment link.
+	NoPassword bool
 }
 
-// CreateUser validates and stores a new user with a hashed password. The e-mail is
-// stored lower-cased; a taken e-mail returns an error wrapping storage.ErrAlreadyExists.
+// CreateUser validates and stores a new user with a hashed password, or with none when
+// in.NoPassword. The e-mail is stored lower-cased; a taken e-mail returns an error
+// wrapping storage.ErrAlreadyExists.
 func (a *Admin) CreateUser(ctx context.Context, actor string, in NewUser) (*storage.User, error) {
 	email, err := NormalizeEmail(in.Email)
 	if err != nil {
 		return nil, err
 	}
-	hash, err := a.hashPassword(ctx, in.Password)
-	if err != nil {
-		return nil, err
+	var hash string
+	switch {
+	case in.NoPassword && in.Password != "":
+		return nil, invalidf("give either a password or no password, not both")
+	case !in.NoPassword:
+		if hash, err = a.hashPassword(ctx, in.Password); err != nil {
+			return nil, err
+		}
 	}
 	now := a.now()
 	u := &storage.User{
@@ -45,9 +56,70 @@ func (a *Admin) CreateUser(ctx context.Context, actor string, in NewUser) (*stor
 		}
 		return nil, fmt.Errorf("create user: %w", err)
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserCreate, UserID: u.ID, Result: audit.ResultSuccess},
-		"email="+email)
+	detail := "email=" + email
+	if in.NoPassword {
+		detail += " passkey_only=true"
+	}
+	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserCreate, UserID: u.ID, Result: audit.ResultSuccess}, detail)
 	return u, nil
+}
+
+// ChallengeEnrolment is the storage.Challenge kind of an enrolment link.
+const ChallengeEnrolment = "enrolment"
+
+// EnrolmentResult is what EnrolmentLink did.
+type EnrolmentResult struct {
+	UserID string
+	Email  string
+	// Link is the one-time link (valid RecoveryLinkLifetime): it is not stored and cannot
+	// be shown again.
+	Link      string
+	ExpiresAt time.Time
+	// Mailed says the link was e-mailed to the person (Admin.Mail is set).
+	Mailed bool
+}
+
+// EnrolmentLink issues a one-time link, valid RecoveryLinkLifetime, on which the person
+// with that id or e-mail registers a passkey (no password asked: for passkey-only
+// accounts). It is e-mailed to the person's address when Admin.Mail is set, and
+// returned. issuer is the link's base URL (Admin.Issuer when empty).
+func (a *Admin) EnrolmentLink(ctx context.Context, actor, user, issuer string) (*EnrolmentResult, error) {
+	base := strings.TrimRight(strings.TrimSpace(issuer), "/")
+	if base == "" {
+		base = strings.TrimRight(strings.TrimSpace(a.Issuer), "/")
+	}
+	if iss, err := url.Parse(base); base == "" || err != nil || !iss.IsAbs() || iss.Host == "" {
+		return nil, invalidf("an enrolment link needs the issuer URL (e.g. https://id.example.com), got %q", base)
+	}
+	u, err := a.FindUser(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	if u.Disabled {
+		return nil, invalidf("user %s is disabled", u.Email)
+	}
+	link, c, err := a.newLink(ctx, base, "/enrol", ChallengeEnrolment, u.ID, a.now())
+	if err != nil {
+		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminEnrolLink, UserID: u.ID, Result: audit.ResultFailure}, fmt.Sprintf("err=%v", err))
+		return nil, fmt.Errorf("issue an enrolment link: %w", err)
+	}
+	res := &EnrolmentResult{UserID: u.ID, Email: u.Email, Link: link, ExpiresAt: c.ExpiresAt}
+	detail := "link=" + c.ID
+	if a.Mail != nil {
+		subject := "Set up your passkey"
+		body := fmt.Sprintf("An account was prepared for you (%s).\n\nOpen this link to set up a passkey, with which you sign in:\n%s\n\n"+
+			"The link works once and expires at %s. If you did not expect it, ignore this message.\n",
+			u.Email, link, c.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"))
+		if err := a.Mail(ctx, u.Email, subject, body); err != nil {
+			a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminEnrolLink, UserID: u.ID, Result: audit.ResultFailure},
+				detail+fmt.Sprintf(" not e-mailed: err=%v", err))
+			return nil, fmt.Errorf("e-mail the enrolment link: %w", err)
+		}
+		res.Mailed = true
+		detail += " mailed=true"
+	}
+	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminEnrolLink, UserID: u.ID, Result: audit.ResultSuccess}, detail)
+	return res, nil
 }
 
 // existsError is a taken unique key, said for people: it wraps storage.ErrAlreadyExists

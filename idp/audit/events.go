@@ -119,6 +119,22 @@ const (
 	EventAdminClientSessionsEnd = "admin.client.sessions.end"
 )
 
+// EventLoginPasskey: a sign-in with a passkey alone. success: a session began (the
+// reason gives its amr); failure: why (invalid assertion, challenge expired or used
+// up, sign count regression, account disabled, rate limited (<limit>)).
+const EventLoginPasskey = "login.passkey"
+
+// Passkey-only accounts.
+const (
+	// EventAdminEnrolLink: an administrator issued an enrolment link (a person with no
+	// password, or whose only factors were reset, registers a passkey with it).
+	EventAdminEnrolLink = "admin.user.enrolment_link"
+	// EventMFAEnrolLink: an enrolment link was used to register a passkey (or refused).
+	EventMFAEnrolLink = "mfa.enrolment_link"
+	// EventPasswordRemove: a person with a passkey removed their password.
+	EventPasswordRemove = "account.password.remove"
+)
+
 // EventRetention is the audit event `idp audit prune` records after removing old
 // events. Its Reason holds RetentionAnchorKey=<hash of the newest removed event>, which
 // documents where the retained chain starts.
@@ -132,7 +148,7 @@ const EventChainKeyed = "audit.chain_keyed"
 // EventTypes lists every event type above, for validating a type asked for (`idp audit
 // list --type`); a test keeps it complete.
 var EventTypes = []string{
-	EventLoginPassword, EventLoginSSO, EventLogout, EventConsentGrant, EventConsentDeny,
+	EventLoginPassword, EventLoginPasskey, EventAdminEnrolLink, EventMFAEnrolLink, EventPasswordRemove, EventLoginSSO, EventLogout, EventConsentGrant, EventConsentDeny,
 	EventTokenIssue, EventTokenRefresh, EventRefreshReuse, EventTokenRevoke, EventCodeReuse,
 	EventCodeReplay, EventClientAuth, EventLoginPolicy, EventLoginDevice,
 	EventMFAEnrollStart, EventMFAEnroll, EventMFAVerify, EventMFALockout, EventMFARemove,

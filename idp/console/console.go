@@ -98,6 +98,7 @@ func New(cfg Config) *Console {
 		{"POST /admin/people/{id}/account", c.setTypeGroups},
 		{"POST /admin/people/{id}/reset-mfa", c.resetMFA},
 		{"POST /admin/people/{id}/recovery-link", c.recoveryLink},
+		{"POST /admin/people/{id}/enrolment-link", c.enrolmentLink},
 		{"POST /admin/people/{id}/sessions/end", c.endPersonSessions},
 		{"POST /admin/sessions/{sid}/end", c.endSession},
 		{"GET /admin/audit", c.audit},
@@ -221,6 +222,7 @@ var doneMessages = map[string]string{
 	"keys":      "New signing keys are added. They sign once they have been published for the publish delay.",
 	"typeset":   "The account type policy is saved.",
 	"personnew": "The person is created.",
+	"enrolment": "A new enrolment link is issued.",
 }
 
 func (c *Console) base(q *request, section string) base {

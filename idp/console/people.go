@@ -20,6 +20,7 @@ const peoplePageSize = 50
 type personRow struct {
 	ID, Email, Name, Type, Groups string
 	Disabled                      bool
+	Passwordless                  bool // no password: signs in with a passkey
 }
 
 type peoplePage struct {
@@ -47,10 +48,15 @@ type personPage struct {
 	RecoveryLink string
 	LinkExpires  string
 	FormError    string
+	// EnrolmentLink is a new enrolment link of a passkey-only person, shown once;
+	// EnrolmentMailed says it was also e-mailed to them.
+	EnrolmentLink   string
+	EnrolmentMailed bool
 }
 
 func toRow(u *storage.User) personRow {
-	return personRow{ID: u.ID, Email: u.Email, Name: u.Name, Type: u.Type, Groups: strings.Join(u.Groups, ", "), Disabled: u.Disabled}
+	return personRow{ID: u.ID, Email: u.Email, Name: u.Name, Type: u.Type, Groups: strings.Join(u.Groups, ", "), Disabled: u.Disabled,
+		Passwordless: u.PasswordHash == ""}
 }
 
 func (c *Console) people(q *request) {
@@ -76,7 +82,12 @@ func (c *Console) renderPeople(q *request, status int, formErr string, r *http.R
 
 func (c *Console) createPerson(q *request) {
 	r := q.r
-	if len(r.PostFormValue("password")) < pwhash.MinLength {
+	noPassword := r.PostFormValue("no_password") == "1"
+	switch {
+	case noPassword && r.PostFormValue("password") != "":
+		c.renderPeople(q, http.StatusBadRequest, web.Translate(q.lang, msgPasswordOrPasskey), r)
+		return
+	case !noPassword && len(r.PostFormValue("password")) < pwhash.MinLength:
 		c.renderPeople(q, http.StatusBadRequest, web.Translate(q.lang, "The password must have at least %d characters.", pwhash.MinLength), r)
 		return
 	}
@@ -85,7 +96,7 @@ func (c *Console) createPerson(q *request) {
 		return
 	}
 	u, err := c.cfg.Admin.CreateUserOfType(q.ctx(), q.actor, admin.NewUser{Email: r.PostFormValue("email"), Name: r.PostFormValue("name"),
-		Password: r.PostFormValue("password")}, r.PostFormValue("type"), lines(r.PostFormValue("groups")))
+		Password: r.PostFormValue("password"), NoPassword: noPassword}, r.PostFormValue("type"), lines(r.PostFormValue("groups")))
 	var inv *admin.InvalidInputError
 	switch {
 	case errors.Is(err, storage.ErrAlreadyExists):
@@ -98,7 +109,44 @@ func (c *Console) createPerson(q *request) {
 		c.fail(q, err)
 		return
 	}
+	if noPassword {
+		// A passkey-only person gets their enrolment link at once.
+		q.r.SetPathValue("id", u.ID)
+		c.showEnrolmentLink(q, u, "personnew")
+		return
+	}
 	done(q, "/admin/people/"+url.PathEscape(u.ID), "personnew")
+}
+
+// msgPasswordOrPasskey: the create form had a password and "no password".
+const msgPasswordOrPasskey = "Give an initial password, or choose no password, not both."
+
+// enrolmentLink issues a new enrolment link for a person (a passkey-only account
+// registers its passkey on it).
+func (c *Console) enrolmentLink(q *request) {
+	u, err := c.cfg.Admin.FindUser(q.ctx(), q.r.PathValue("id"))
+	if err != nil {
+		c.fail(q, err)
+		return
+	}
+	c.showEnrolmentLink(q, u, "enrolment")
+}
+
+// showEnrolmentLink issues an enrolment link for u and shows it once on their page.
+func (c *Console) showEnrolmentLink(q *request, u *storage.User, code string) {
+	res, err := c.cfg.Admin.EnrolmentLink(q.ctx(), q.actor, u.ID, "")
+	if err != nil {
+		c.fail(q, err)
+		return
+	}
+	p, err := c.personPageFor(q)
+	if err != nil {
+		c.fail(q, err)
+		return
+	}
+	p.Message = doneMessages[code]
+	p.EnrolmentLink, p.EnrolmentMailed, p.LinkExpires = res.Link, res.Mailed, fmtTime(res.ExpiresAt)
+	c.render(q, http.StatusOK, web.PageConsolePerson, p)
 }
 
 // personPageFor builds the page of the person named in the path.

@@ -184,3 +184,36 @@ func testFailureCounters(t *testing.T, s storage.Storage) {
 		})
 	}
 }
+
+// testReplaceChallenge: ReplaceChallenge inserts, then overwrites every field of the
+// challenge with the same id (a used or exhausted challenge becomes a fresh one), and
+// never adds a second row.
+func testReplaceChallenge(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	first := &storage.Challenge{ID: "passkey:ar-1", Kind: "passkey", Data: []byte(`{"c":1}`), CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	must(t, s.ReplaceChallenge(ctx, first))
+	got, err := s.AttemptChallenge(ctx, first.ID, now, 1)
+	must(t, err)
+	want := *first
+	want.Attempts = 1
+	equal(t, "first attempt", got, &want)
+	must(t, s.ConsumeChallenge(ctx, first.ID, now))
+
+	second := &storage.Challenge{ID: first.ID, Kind: "passkey", Data: []byte(`{"c":2}`), CreatedAt: now.Add(time.Second), ExpiresAt: now.Add(2 * time.Minute)}
+	must(t, s.ReplaceChallenge(ctx, second))
+	got, err = s.AttemptChallenge(ctx, first.ID, now.Add(time.Second), 1)
+	must(t, err)
+	want = *second
+	want.Attempts = 1
+	equal(t, "attempt after replacement", got, &want)
+	runErrCases(t, []errCase{
+		{"replaced challenge has one attempt like any other", func() error {
+			_, err := s.AttemptChallenge(ctx, first.ID, now.Add(time.Second), 1)
+			return err
+		}, storage.ErrNotFound},
+		{"create with the replaced id still conflicts", func() error {
+			return s.CreateChallenge(ctx, &storage.Challenge{ID: first.ID, CreatedAt: now, ExpiresAt: now.Add(time.Minute)})
+		}, storage.ErrAlreadyExists},
+	})
+}

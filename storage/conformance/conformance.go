@@ -55,6 +55,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"BackupCodes", testBackupCodes},
 		{"BackupCodeConcurrentConsume", testBackupCodeConcurrentConsume},
 		{"Challenges", testChallenges},
+		{"ReplaceChallenge", testReplaceChallenge},
 		{"ChallengeConcurrentAttempts", testChallengeConcurrentAttempts},
 		{"FailureCounters", testFailureCounters},
 		{"Secrets", testSecrets},

@@ -198,6 +198,19 @@ func (s *Store) CreateChallenge(ctx context.Context, c *storage.Challenge) error
 	return wrapErr("create challenge", err)
 }
 
+// ReplaceChallenge inserts c or overwrites the challenge with c.ID, in one upsert.
+func (s *Store) ReplaceChallenge(ctx context.Context, c *storage.Challenge) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO challenges (`+challengeCols+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id, factor_id = EXCLUDED.factor_id,
+			kind = EXCLUDED.kind, code_hash = EXCLUDED.code_hash, data = EXCLUDED.data,
+			attempts = EXCLUDED.attempts, created_at = EXCLUDED.created_at,
+			expires_at = EXCLUDED.expires_at, consumed_at = EXCLUDED.consumed_at`,
+		c.ID, c.UserID, c.FactorID, c.Kind, c.CodeHash, bytesArg(c.Data), c.Attempts,
+		ts(c.CreatedAt), ts(c.ExpiresAt), ts(c.ConsumedAt))
+	return wrapErr("replace challenge", err)
+}
+
 // AttemptChallenge counts one attempt at challenge id and returns it, Attempts
 // including this one, with one conditional UPDATE ... RETURNING that matches only while
 // the challenge is unconsumed, unexpired at now (a zero expiry never matches) and has

@@ -228,6 +228,19 @@ func (s *Store) CreateChallenge(ctx context.Context, c *storage.Challenge) error
 	return wrap("create challenge", err)
 }
 
+// ReplaceChallenge inserts c or overwrites the challenge with c.ID, in one upsert.
+func (s *Store) ReplaceChallenge(ctx context.Context, c *storage.Challenge) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO challenges (`+challengeCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, factor_id = excluded.factor_id,
+			kind = excluded.kind, code_hash = excluded.code_hash, data = excluded.data,
+			attempts = excluded.attempts, created_at = excluded.created_at,
+			expires_at = excluded.expires_at, consumed_at = excluded.consumed_at`,
+		c.ID, c.UserID, c.FactorID, c.Kind, c.CodeHash, blob(c.Data), c.Attempts,
+		ts(c.CreatedAt), ts(c.ExpiresAt), ts(c.ConsumedAt))
+	return wrap("replace challenge", err)
+}
+
 // AttemptChallenge counts one attempt at challenge id and returns it, Attempts
 // including this one, with one conditional UPDATE ... RETURNING that matches only while
 // the challenge is unconsumed, unexpired at now (a zero expiry never matches) and has

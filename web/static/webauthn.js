@@ -3,6 +3,9 @@
 // #webauthn-form with data-webauthn-mode="create" (register) or "get" (sign in) and a
 // hidden input name="response". This script runs the ceremony, puts the credential
 // (JSON, base64url fields, as go-webauthn parses it) in that input and submits the form.
+// A "get" form with data-conditional also offers the person's passkeys in the autofill
+// of the fields marked autocomplete="... webauthn" (conditional mediation), for as long
+// as the page is open; the button then cancels that and asks at once.
 "use strict";
 
 (function () {
@@ -107,7 +110,38 @@
       });
     }
 
-    if (button) button.addEventListener("click", start);
+    var conditional = null; // the AbortController of a pending conditional request
+
+    function startConditional() {
+      if (!window.PublicKeyCredential || !PublicKeyCredential.isConditionalMediationAvailable) return;
+      PublicKeyCredential.isConditionalMediationAvailable().then(function (ok) {
+        if (!ok || busy) return;
+        conditional = new AbortController();
+        var signal = conditional.signal;
+        return navigator.credentials.get({
+          publicKey: publicKeyOptions(script.textContent, mode), mediation: "conditional", signal: signal
+        }).then(function (cred) {
+          if (signal.aborted || busy) return;
+          busy = true;
+          form.elements.response.value = serialise(cred);
+          form.submit();
+        });
+      }).catch(function () {
+        // Cancelled (the button asks instead) or not chosen: nothing to say.
+      });
+    }
+
+    function startModal() {
+      if (conditional) {
+        conditional.abort();
+        conditional = null;
+      }
+      // The browser needs a moment to settle the aborted request.
+      setTimeout(start, 0);
+    }
+
+    if (button) button.addEventListener("click", form.hasAttribute("data-conditional") ? startModal : start);
     if (form.hasAttribute("data-autostart")) start();
+    else if (form.hasAttribute("data-conditional")) startConditional();
   });
 })();
