@@ -327,6 +327,13 @@ func TestAuditListIDs(t *testing.T) {
 	c := newCLI(t)
 	c.seedAudit(1)
 	st := c.store()
+	sealer, err := seal.New(c.encryptionKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !audit.KeyStore(st, sealer) { // the CLI keyed the chain: append as the server does
+		t.Fatal("the store takes no audit chain key")
+	}
 	ev := &storage.AuditEvent{Type: audit.EventTokenIssue, Result: audit.ResultSuccess, ClientID: "svc",
 		TokenID: "tok-1", FamilyID: "fam-1", SessionID: "sess-1", FactorID: "fac-1"}
 	if err := st.AppendAudit(t.Context(), ev); err != nil {

@@ -101,6 +101,14 @@ func New(store storage.Storage, opts Options) *Store {
 // Unwrap returns the store beneath the cache.
 func (s *Store) Unwrap() storage.Storage { return s.Storage }
 
+// SetAuditChainKey passes k to the store beneath (storage.AuditChainKeyer), which keys
+// the audit chain; the cache holds no audit events.
+func (s *Store) SetAuditChainKey(k *storage.AuditChainKey) {
+	if ak, ok := s.Storage.(storage.AuditChainKeyer); ok {
+		ak.SetAuditChainKey(k)
+	}
+}
+
 // Commits reports the write transactions of the store beneath (storage.CommitCounter),
 // or 0 when it has no group-commit writer.
 func (s *Store) Commits() int64 {
