@@ -141,6 +141,7 @@ type Server struct {
 	backchannel *backchannel.Notifier
 	hashes      *hashGate // bounds the memory of concurrent argon2id computations
 	metrics     *metrics.Registry
+	resets      resetWork // background sending of password-reset links (login_reset.go)
 }
 
 func withDefault(d *time.Duration, v time.Duration) {
@@ -333,6 +334,7 @@ func (s *Server) routes() http.Handler {
 	s.sessionRoutes(mux)
 	s.adminRoutes(mux)    // /api/v1/admin/* and GET /api/v1/openapi.yaml
 	s.recoveryRoutes(mux) // GET and POST /recovery
+	s.resetRoutes(mux)    // /password/forgot and /password/reset (login_reset.go)
 	mux.HandleFunc("GET /account/security", s.handleAccount)
 	mux.HandleFunc("POST /account/security/enroll", s.handleAccountEnroll)
 	mux.HandleFunc("POST /account/security/confirm", s.handleAccountConfirm)

@@ -37,9 +37,27 @@ const (
 	// (RFC 8628), PageDeviceDone what they see once the device is approved.
 	PageDevice     = "device.html"
 	PageDeviceDone = "device_done.html"
+	// PageResetRequest asks for the e-mail address of a forgotten password,
+	// PageResetSent says a link is on its way (whether or not the account exists),
+	// PageResetPassword is the new-password form behind the link and PageResetDone
+	// confirms the change.
+	PageResetRequest  = "reset_request.html"
+	PageResetSent     = "reset_sent.html"
+	PageResetPassword = "reset_password.html"
+	PageResetDone     = "reset_done.html"
 )
 
-var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo, PageMFA, PageAccount, PageEnroll, PageBackupCodes, PageRecovery, PageDevice, PageDeviceDone}
+var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo, PageMFA, PageAccount, PageEnroll, PageBackupCodes, PageRecovery, PageDevice, PageDeviceDone,
+	PageResetRequest, PageResetSent, PageResetPassword, PageResetDone}
+
+// translate is the template func t: the English text, formatted with args when there
+// are any (the i18n work replaces it with a lookup in the person's language).
+func translate(s string, args ...any) string {
+	if len(args) == 0 {
+		return s
+	}
+	return fmt.Sprintf(s, args...)
+}
 
 // Renderer renders pages.
 type Renderer struct {
@@ -52,7 +70,7 @@ type Renderer struct {
 func New() (*Renderer, error) {
 	r := &Renderer{t: map[string]*template.Template{}}
 	for _, p := range pages {
-		t, err := template.New("layout.html").Funcs(template.FuncMap{"siteName": func() string { return r.SiteName }}).ParseFS(templateFS, "templates/layout.html", "templates/"+p)
+		t, err := template.New("layout.html").Funcs(template.FuncMap{"siteName": func() string { return r.SiteName }, "t": translate}).ParseFS(templateFS, "templates/layout.html", "templates/"+p)
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", p, err)
 		}
@@ -97,6 +115,8 @@ type LoginPage struct {
 	ClientName    string
 	Email         string
 	Error         string
+	// ResetURL is the "Forgot your password?" link; empty when password reset is off.
+	ResetURL string
 }
 
 // Scope describes one requested scope on the consent page.
@@ -184,6 +204,17 @@ type MFAPage struct {
 	Others          []FactorChoice
 	CanRemember     bool // offer "remember this device"
 	Error           string
+	// Action is where the check is posted ("/login/mfa" when empty); sending a code
+	// posts to Action + "/send".
+	Action string
+}
+
+// FormAction is where the page's check is posted.
+func (p MFAPage) FormAction() string {
+	if p.Action == "" {
+		return "/login/mfa"
+	}
+	return p.Action
 }
 
 // FactorView is one enrolled factor on the account page.
@@ -269,4 +300,32 @@ type RecoveryPage struct {
 	ID    string // the link's challenge id
 	Token string // the link's secret, posted back with the form
 	Error string
+}
+
+// ResetRequestPage asks for the e-mail address of an account whose password is forgotten.
+type ResetRequestPage struct {
+	CSRF          string
+	AuthRequestID string // the sign-in to return to afterwards
+	Email         string
+	Error         string
+}
+
+// ResetSentPage says that a link was sent if the address belongs to an account. It is the
+// same whether or not it does.
+type ResetSentPage struct {
+	LoginURL string // back to the sign-in, or empty
+}
+
+// ResetPasswordPage is the new-password form behind a reset link.
+type ResetPasswordPage struct {
+	CSRF  string
+	Token string // the link's secret, posted back with the form
+	Error string
+	// MinLength is the shortest password accepted.
+	MinLength int
+}
+
+// ResetDonePage confirms a password reset.
+type ResetDonePage struct {
+	ContinueURL string // the sign-in to resume, or the account page
 }
