@@ -19,8 +19,9 @@ func saveScreenshot(ctx context.Context, t *testing.T, name string) {
 		return
 	}
 	// chromedp v0.23 returns the image from Run (the contract's text passes a pointer,
-	// which this version does not accept).
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	// which this version does not accept), and quality 100 is what makes it a PNG (any
+	// other quality gives a JPEG).
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}

@@ -22,6 +22,13 @@ func TestEveryPageRenders(t *testing.T) {
 		{PageLogout, LogoutPage{CSRF: "c"}, `action="/logout"`},
 		{PageLoggedOut, nil, "signed out"},
 		{PageDemo, DemoPage{SignedIn: true, Claims: []Claim{{"amr", `["pwd"]`}}}, "amr"},
+		{PageLogin, LoginPage{AuthRequestID: "ar1", ResetURL: "/password/forgot?id=ar1"}, `<a href="/password/forgot?id=ar1">Forgot your password?</a>`},
+		{PageMFA, MFAPage{Kind: "totp", Action: "/password/reset/mfa"}, `action="/password/reset/mfa"`},
+		{PageMFA, MFAPage{Kind: "email", NeedSend: true}, `action="/login/mfa/send"`},
+		{PageResetRequest, ResetRequestPage{CSRF: "c", AuthRequestID: "a&b"}, `href="/login?id=a%26b"`},
+		{PageResetSent, ResetSentPage{LoginURL: "/login?id=ar1"}, "expires in 15 minutes"},
+		{PageResetPassword, ResetPasswordPage{CSRF: "c", Token: "tok", MinLength: 8}, "At least 8 characters."},
+		{PageResetDone, ResetDonePage{ContinueURL: "/account/security"}, `href="/account/security"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.page, func(t *testing.T) {
