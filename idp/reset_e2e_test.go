@@ -105,7 +105,7 @@ func postNewPassword(t *testing.T, b *browser, link, pw string) page {
 	return b.Post(b.Issuer+"/password/reset", f)
 }
 
-func isResetMFA(p page) bool { return strings.Contains(p.Body, `action="/password/reset/mfa"`) }
+func isResetMFA(p page) bool { return strings.Contains(p.Body, `action="/password/reset/mfa`) }
 
 // answerResetMFA posts code on the second-factor page of a reset.
 func answerResetMFA(b *browser, p page, code string) page {
@@ -131,6 +131,7 @@ func TestPasswordResetEndToEnd(t *testing.T) {
 			t.Run("SecondFactorBeforeNewPassword", func(t *testing.T) { runResetWithTOTP(t, m) })
 			t.Run("SingleUseUnderConcurrency", func(t *testing.T) { runResetConcurrent(t, m) })
 			t.Run("Expiry", func(t *testing.T) { runResetExpiry(t, m) })
+			t.Run("NewerPendingPasswordWins", func(t *testing.T) { runResetStalePending(t, m) })
 		})
 	}
 }
@@ -349,6 +350,37 @@ func runResetExpiry(t *testing.T, m *mfaEnv) {
 	}
 }
 
+// runResetStalePending: two windows post different passwords with one link; the
+// second-factor page of the first is then stale and changes nothing, and the second
+// completes with an e-mail code (the factor of a person whose only method is e-mail).
+func runResetStalePending(t *testing.T, m *mfaEnv) {
+	email := "two-windows@example.com"
+	u := m.createUser(email, password)
+	addVerifiedAddress(t, m.env, u.ID, email)
+	n := m.smtp.Count()
+	forgot(t, m, m.newBrowser(), email)
+	m.server.WaitPasswordResets()
+	link := resetLinkIn(t, m, n+1, email)
+
+	first, second := m.newBrowser(), m.newBrowser()
+	p1 := postNewPassword(t, first, link, newPassword+"1")
+	p2 := postNewPassword(t, second, link, newPassword+"2")
+	if !isResetMFA(p1) || !isResetMFA(p2) || !strings.Contains(p2.Body, "Send code") {
+		t.Fatalf("no e-mail second-factor page (status %d, %d):\n%.600s", p1.Status, p2.Status, p2.Body)
+	}
+	if stale := first.Post(m.issuer+"/password/reset/mfa/send", p1.Hidden()); stale.Status != http.StatusConflict || !strings.Contains(stale.Body, "Start again") {
+		t.Fatalf("second-factor page of a replaced password: status %d\n%.500s", stale.Status, stale.Body)
+	}
+	p2 = second.Post(m.issuer+"/password/reset/mfa/send", p2.Hidden())
+	code := idptest.Code(t, m.smtp.Last(t, n+2).Data)
+	if p := answerResetMFA(second, p2, code); p.Status != http.StatusOK || !strings.Contains(p.Body, "Password changed") {
+		t.Fatalf("e-mail code: status %d\n%.600s", p.Status, p.Body)
+	}
+	if !passwordWorks(t, m.env, m.app, email, newPassword+"2") || passwordWorks(t, m.env, m.app, email, newPassword+"1") {
+		t.Fatal("the replaced password took effect, or the newer one did not")
+	}
+}
+
 // TestPasswordResetRateLimits: requests are limited per address typed (per account) and
 // per source address, the same for addresses with and without an account.
 func TestPasswordResetRateLimits(t *testing.T) {
@@ -356,6 +388,7 @@ func TestPasswordResetRateLimits(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			m := newMFAEnv(t, be.open(t), func(c *idp.Config) {
 				c.MFA.SendLimits = idp.SendLimits{PerDestinationHour: 2, PerDestinationDay: 3, PerAddressHour: 4, PerAddressDay: 5}
+				c.LoginLimits.PerIP = 3
 			})
 			email := "limited@example.com"
 			u := m.createUser(email, password)
@@ -384,6 +417,22 @@ func TestPasswordResetRateLimits(t *testing.T) {
 			// Reset requests never use up the person's sign-in codes.
 			if n := m.auditCount(audit.EventMFACodeLimited, ""); n != 0 {
 				t.Errorf("%d sign-in code sends refused, want 0", n)
+			}
+			link := resetLinkIn(t, m, n+1, email)
+			// Guessing link tokens is limited per source address (here 3 per window);
+			// then even the right link is refused unchecked, and it was not used up.
+			b := m.newBrowser()
+			for i := range 3 {
+				if p := b.Get(m.issuer + "/password/reset?token=" + idptest.RandString()); p.Status != http.StatusBadRequest {
+					t.Fatalf("guess %d: status %d", i+1, p.Status)
+				}
+			}
+			if p := b.Get(link); p.Status != http.StatusTooManyRequests || !strings.Contains(p.Body, "Too many") {
+				t.Fatalf("link after 3 wrong guesses: status %d, want 429\n%.400s", p.Status, p.Body)
+			}
+			m.clock.Advance(16 * time.Minute) // the guessing window, and the link, have passed
+			if p := b.Get(link); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "has expired") {
+				t.Fatalf("link after the window: status %d\n%.400s", p.Status, p.Body)
 			}
 		})
 	}
