@@ -103,6 +103,11 @@ func (s *Server) goReset(ctx context.Context, fn func(ctx context.Context)) bool
 	return true
 }
 
+// WaitPasswordResets waits until the background work of every password-reset request
+// made so far has finished (links stored and mailed, or refused); each is bounded by a
+// minute. Call it at shutdown, after the HTTP server stopped and before the store closes.
+func (s *Server) WaitPasswordResets() { s.resets.wg.Wait() }
+
 // resetEnabled reports whether password reset is offered: it needs an e-mail sender.
 func (s *Server) resetEnabled() bool { return s.cfg.MFA.EmailSender != nil }
 
