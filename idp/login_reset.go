@@ -59,6 +59,8 @@ const (
 	resetWorkers = 16
 	// resetWorkTimeout bounds one background job.
 	resetWorkTimeout = time.Minute
+	// resetStartDelay is how long a background job waits for its request to end.
+	resetStartDelay = time.Second
 	// maxPasswordBytes is the longest new password accepted.
 	maxPasswordBytes = 1024
 )
@@ -85,7 +87,9 @@ func (rw *resetWork) sem() chan struct{} {
 
 // goReset runs fn in the background with a context that keeps ctx's values (the
 // request's address and user agent, for the audit trail) but not its cancellation.
-// It returns false when every worker is busy and fn was dropped.
+// fn starts once the request is over (its context ends when the handler returns, or
+// after resetStartDelay), so that its work never slows the answer down. It returns
+// false when every worker is busy and fn was dropped.
 func (s *Server) goReset(ctx context.Context, fn func(ctx context.Context)) bool {
 	select {
 	case s.resets.sem() <- struct{}{}:
@@ -93,9 +97,16 @@ func (s *Server) goReset(ctx context.Context, fn func(ctx context.Context)) bool
 		return false
 	}
 	s.resets.wg.Add(1)
+	requestDone := ctx.Done()
 	go func() {
 		defer s.resets.wg.Done()
 		defer func() { <-s.resets.sem() }()
+		timer := time.NewTimer(resetStartDelay)
+		select {
+		case <-requestDone:
+		case <-timer.C:
+		}
+		timer.Stop()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resetWorkTimeout)
 		defer cancel()
 		fn(ctx)
