@@ -159,6 +159,7 @@ func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, f *flowFacts, email, msg string, status int) {
 	page := web.LoginPage{
 		AuthRequestID: f.ar.ID, CSRF: s.csrfToken(w, r), ClientName: f.client.Name, Email: email, Error: msg,
+		ResetURL: s.resetURL(f.ar.ID),
 	}
 	s.passkeyPage(r, f, &page)
 	s.render(w, r, status, web.PageLogin, page)

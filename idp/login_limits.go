@@ -141,9 +141,16 @@ func (l *SendLimits) defaults() {
 
 // sendLimits are the limits of one code sent to target by a request from ip.
 func (s *Server) sendLimits(target, ip string) []regulation.Limit {
+	return s.sendLimitsFor("send", target, ip)
+}
+
+// sendLimitsFor are the send limits of one message of kind purpose ("send" for codes,
+// "reset" for password-reset links) to target by a request from ip. Each purpose counts
+// on its own, so that anonymous reset requests never use up a person's sign-in codes.
+func (s *Server) sendLimitsFor(purpose, target, ip string) []regulation.Limit {
 	l := s.cfg.MFA.SendLimits
 	rule := func(n int, w time.Duration) storage.AttemptRule { return storage.AttemptRule{Limit: n, Window: w} }
-	dest, addr := "dest:"+regulation.KeyPart(strings.ToLower(target))+":send:", "ip:"+regulation.KeyPart(ip)+":send:"
+	dest, addr := "dest:"+regulation.KeyPart(strings.ToLower(target))+":"+purpose+":", "ip:"+regulation.KeyPart(ip)+":"+purpose+":"
 	return []regulation.Limit{
 		{Key: dest + "h", Rule: rule(l.PerDestinationHour, time.Hour)},
 		{Key: dest + "d", Rule: rule(l.PerDestinationDay, 24*time.Hour)},
@@ -225,6 +232,13 @@ func (s *Server) mfaLimits(userID, ip, device string) []regulation.Limit {
 func (s *Server) recoveryLinkLimits(ip string) []regulation.Limit {
 	l := s.cfg.LoginLimits
 	return []regulation.Limit{{Key: "ip:" + regulation.KeyPart(ip) + ":recovery", Rule: storage.AttemptRule{Limit: l.PerIP, Window: l.Window}, OnSuccess: regulation.Release}}
+}
+
+// resetLinkLimits bound guesses at password-reset links from one address (a right link
+// is given back).
+func (s *Server) resetLinkLimits(ip string) []regulation.Limit {
+	l := s.cfg.LoginLimits
+	return []regulation.Limit{{Key: "ip:" + regulation.KeyPart(ip) + ":resetlink", Rule: storage.AttemptRule{Limit: l.PerIP, Window: l.Window}, OnSuccess: regulation.Release}}
 }
 
 // limitName says which kind of limit a counter key is, for audit reasons.

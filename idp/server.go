@@ -149,6 +149,7 @@ type Server struct {
 	backchannel *backchannel.Notifier
 	hashes      *hashGate // bounds the memory of concurrent argon2id computations
 	metrics     *metrics.Registry
+	resets      resetWork // background sending of password-reset links (login_reset.go)
 }
 
 func withDefault(d *time.Duration, v time.Duration) {
@@ -363,6 +364,7 @@ func (s *Server) routes() http.Handler {
 	s.adminRoutes(mux)    // /api/v1/admin/* and GET /api/v1/openapi.yaml
 	s.recoveryRoutes(mux) // GET and POST /recovery
 	s.consoleRoutes(mux)  // the admin console under /admin (idp/console)
+	s.resetRoutes(mux)    // /password/forgot and /password/reset (login_reset.go)
 	mux.HandleFunc("GET /account/security", s.handleAccount)
 	mux.HandleFunc("POST /account/security/enroll", s.handleAccountEnroll)
 	mux.HandleFunc("POST /account/security/confirm", s.handleAccountConfirm)

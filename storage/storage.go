@@ -58,6 +58,7 @@ type Storage interface {
 	DeviceStore
 	ResourceStore
 	DeviceAuthorizationStore
+	PasswordResetStore
 
 	// Migrate applies the embedded migrations not yet applied and returns how many it
 	// applied. Safe to run from several processes at once.
@@ -65,7 +66,7 @@ type Storage interface {
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	// DeleteExpired removes auth requests, code grants, sessions, tokens, rate-limit
-	// windows and signing keys whose expiry is before now, and device authorizations a day
+	// windows, signing keys and password-reset links whose expiry is before now, and device authorizations a day
 	// after their expiry (a late poll is still answered expired_token). It returns how
 	// many rows went.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
@@ -975,4 +976,44 @@ type DeviceAuthorizationStore interface {
 // character itself with a backslash, for a LIKE ... ESCAPE '\' that matches s literally.
 func EscapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// PasswordReset is a password-reset link sent by e-mail ("Forgot your password?"). The
+// link's token is stored only as a hash. A new password posted with the link waits here
+// (PendingHash, an argon2id hash) until the person has passed their second factor;
+// CompletePasswordReset then makes it the account's password.
+type PasswordReset struct {
+	ID        string
+	UserID    string
+	TokenHash string // hex SHA-256 of the link's token
+	// AuthRequestID is the sign-in the person came from, to resume afterwards; may be empty.
+	AuthRequestID string
+	// PendingID names the pending password (a random id, new at every
+	// SetPasswordResetPending); PendingHash is its argon2id hash. Empty until a new
+	// password is posted.
+	PendingID   string
+	PendingHash string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	ConsumedAt  time.Time // zero until used (or invalidated by another link's use)
+}
+
+// PasswordResetStore keeps password-reset links.
+type PasswordResetStore interface {
+	// CreatePasswordReset inserts r; ErrAlreadyExists when its id or token hash is taken.
+	CreatePasswordReset(ctx context.Context, r *PasswordReset) error
+	// GetPasswordReset returns the link whose token hashes to tokenHash, or ErrNotFound.
+	// Expiry and ConsumedAt are the caller's to check.
+	GetPasswordReset(ctx context.Context, tokenHash string) (*PasswordReset, error)
+	// SetPasswordResetPending records a pending new password (pendingID, hash) on link
+	// id, replacing an earlier one, only while the link is unconsumed and unexpired at
+	// now; ErrNotFound otherwise.
+	SetPasswordResetPending(ctx context.Context, id, pendingID, hash string, now time.Time) error
+	// CompletePasswordReset uses link id, in one transaction: a conditional update marks
+	// it consumed only while it is unconsumed, unexpired at now and its pending password
+	// is pendingID (so that of any number of concurrent callers, in any process, exactly
+	// one succeeds); the user's password hash becomes the pending one (and UpdatedAt
+	// now); and every other unconsumed link of the user is marked consumed. It returns
+	// the link as it was before; ErrNotFound (and nothing changed) otherwise.
+	CompletePasswordReset(ctx context.Context, id, pendingID string, now time.Time) (*PasswordReset, error)
 }

@@ -42,6 +42,14 @@ const (
 	PageDeviceDone = "device_done.html"
 	// PageEnrolLink is where an enrolment link leads: the person registers a passkey.
 	PageEnrolLink = "enrol_link.html"
+	// PageResetRequest asks for the e-mail address of a forgotten password,
+	// PageResetSent says a link is on its way (whether or not the account exists),
+	// PageResetPassword is the new-password form behind the link and PageResetDone
+	// confirms the change.
+	PageResetRequest  = "reset_request.html"
+	PageResetSent     = "reset_sent.html"
+	PageResetPassword = "reset_password.html"
+	PageResetDone     = "reset_done.html"
 )
 
 // Pages of the admin console (idp/console). Each is parsed with the layout and
@@ -62,7 +70,8 @@ const consoleCommon = "console_common.html"
 
 var pages = []string{PageLogin, PageConsent, PageError, PageLogout, PageLoggedOut, PageDemo, PageMFA, PageAccount, PageEnroll, PageBackupCodes, PageRecovery, PageDevice, PageDeviceDone,
 	PageConsoleClients, PageConsoleClient, PageConsoleSecret, PageConsoleConfirm, PageConsolePeople, PageConsolePerson,
-	PageConsolePolicies, PageConsoleAudit, PageConsoleKeys, PageEnrolLink}
+	PageConsolePolicies, PageConsoleAudit, PageConsoleKeys, PageEnrolLink,
+	PageResetRequest, PageResetSent, PageResetPassword, PageResetDone}
 
 // Renderer renders pages.
 type Renderer struct {
@@ -155,6 +164,8 @@ type LoginPage struct {
 	// PasskeyStart offers "Sign in with a passkey" as a form that first stores the
 	// sign-in (the account page's sign-in form, stored only when used).
 	PasskeyStart bool
+	// ResetURL is the "Forgot your password?" link; empty when password reset is off.
+	ResetURL string
 }
 
 // Scope describes one requested scope on the consent page.
@@ -242,6 +253,17 @@ type MFAPage struct {
 	Others          []FactorChoice
 	CanRemember     bool // offer "remember this device"
 	Error           string
+	// Action is where the check is posted ("/login/mfa" when empty); sending a code
+	// posts to Action + "/send".
+	Action string
+}
+
+// FormAction is where the page's check is posted.
+func (p MFAPage) FormAction() string {
+	if p.Action == "" {
+		return "/login/mfa"
+	}
+	return p.Action
 }
 
 // FactorView is one enrolled factor on the account page.
@@ -349,4 +371,32 @@ type RecoveryPage struct {
 	ID    string // the link's challenge id
 	Token string // the link's secret, posted back with the form
 	Error string
+}
+
+// ResetRequestPage asks for the e-mail address of an account whose password is forgotten.
+type ResetRequestPage struct {
+	CSRF          string
+	AuthRequestID string // the sign-in to return to afterwards
+	Email         string
+	Error         string
+}
+
+// ResetSentPage says that a link was sent if the address belongs to an account. It is the
+// same whether or not it does.
+type ResetSentPage struct {
+	LoginURL string // back to the sign-in, or empty
+}
+
+// ResetPasswordPage is the new-password form behind a reset link.
+type ResetPasswordPage struct {
+	CSRF  string
+	Token string // the link's secret, posted back with the form
+	Error string
+	// MinLength is the shortest password accepted.
+	MinLength int
+}
+
+// ResetDonePage confirms a password reset.
+type ResetDonePage struct {
+	ContinueURL string // the sign-in to resume, or the account page
 }

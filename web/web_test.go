@@ -24,6 +24,13 @@ func TestEveryPageRenders(t *testing.T) {
 		{PageLogout, LogoutPage{CSRF: "c"}, `action="/logout"`},
 		{PageLoggedOut, nil, "signed out"},
 		{PageDemo, DemoPage{SignedIn: true, Claims: []Claim{{"amr", `["pwd"]`}}}, "amr"},
+		{PageLogin, LoginPage{AuthRequestID: "ar1", ResetURL: "/password/forgot?id=ar1"}, `<a href="/password/forgot?id=ar1">Forgot your password?</a>`},
+		{PageMFA, MFAPage{Kind: "totp", Action: "/password/reset/mfa"}, `action="/password/reset/mfa"`},
+		{PageMFA, MFAPage{Kind: "email", NeedSend: true}, `action="/login/mfa/send"`},
+		{PageResetRequest, ResetRequestPage{CSRF: "c", AuthRequestID: "a&b"}, `href="/login?id=a%26b"`},
+		{PageResetSent, ResetSentPage{LoginURL: "/login?id=ar1"}, "expires in 15 minutes"},
+		{PageResetPassword, ResetPasswordPage{CSRF: "c", Token: "tok", MinLength: 8}, "At least 8 characters."},
+		{PageResetDone, ResetDonePage{ContinueURL: "/account/security"}, `href="/account/security"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.page, func(t *testing.T) {
@@ -238,20 +245,24 @@ func TestEveryPageInEveryLanguage(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := map[string]any{
-		PageLogin:       LoginPage{ClientName: "App", Error: "Incorrect email or password."},
-		PageConsent:     ConsentPage{ClientName: "App", UserEmail: "a@example.com", Scopes: []Scope{{Name: "openid", Description: "sign you in and know who you are"}}},
-		PageError:       ErrorPage{Title: "Page not found", Message: "The form could not be read.", Code: "invalid_request"},
-		PageLogout:      LogoutPage{UserEmail: "a@example.com"},
-		PageLoggedOut:   nil,
-		PageDemo:        DemoPage{SignedIn: true, SignedInAs: "Ada", APIStatus: "200"},
-		PageMFA:         MFAPage{Kind: "totp", Label: "Authenticator app", CanRemember: true, Others: []FactorChoice{{Label: "Backup code", URL: "/x"}}},
-		PageAccount:     AccountPage{Email: "a@example.com", Factors: []FactorView{{Label: "Authenticator app", Added: "2026-01-01"}}, HasBackup: true, Kinds: []string{"totp", "webauthn", "sms", "email"}, Message: "Session ended.", RequiredBy: "App", ContinueURL: "/login?id=x", ContinueClient: "App", Sessions: []SessionView{{Device: "Firefox on Linux", Current: true, Factors: "Password"}}, Devices: []DeviceView{{Name: "Firefox on Linux"}}},
-		PageEnroll:      EnrollPage{Kind: "totp", Label: "Authenticator app", QRDataURI: "data:image/png;base64,AA", Secret: "ABC"},
-		PageBackupCodes: BackupCodesPage{Codes: []string{"AAAA-BBBB"}},
-		PageRecovery:    RecoveryPage{Error: "Incorrect password."},
-		PageDevice:      DevicePage{Error: "That code is not valid. Check the code on your device and try again."},
-		PageDeviceDone:  DeviceDonePage{ClientName: "TV"},
-		PageEnrolLink:   EnrolLinkPage{Error: "That passkey could not be used. Try again, or sign in with your email and password."},
+		PageLogin:         LoginPage{ClientName: "App", Error: "Incorrect email or password."},
+		PageConsent:       ConsentPage{ClientName: "App", UserEmail: "a@example.com", Scopes: []Scope{{Name: "openid", Description: "sign you in and know who you are"}}},
+		PageError:         ErrorPage{Title: "Page not found", Message: "The form could not be read.", Code: "invalid_request"},
+		PageLogout:        LogoutPage{UserEmail: "a@example.com"},
+		PageLoggedOut:     nil,
+		PageDemo:          DemoPage{SignedIn: true, SignedInAs: "Ada", APIStatus: "200"},
+		PageMFA:           MFAPage{Kind: "totp", Label: "Authenticator app", CanRemember: true, Others: []FactorChoice{{Label: "Backup code", URL: "/x"}}},
+		PageAccount:       AccountPage{Email: "a@example.com", Factors: []FactorView{{Label: "Authenticator app", Added: "2026-01-01"}}, HasBackup: true, Kinds: []string{"totp", "webauthn", "sms", "email"}, Message: "Session ended.", RequiredBy: "App", ContinueURL: "/login?id=x", ContinueClient: "App", Sessions: []SessionView{{Device: "Firefox on Linux", Current: true, Factors: "Password"}}, Devices: []DeviceView{{Name: "Firefox on Linux"}}},
+		PageEnroll:        EnrollPage{Kind: "totp", Label: "Authenticator app", QRDataURI: "data:image/png;base64,AA", Secret: "ABC"},
+		PageBackupCodes:   BackupCodesPage{Codes: []string{"AAAA-BBBB"}},
+		PageRecovery:      RecoveryPage{Error: "Incorrect password."},
+		PageDevice:        DevicePage{Error: "That code is not valid. Check the code on your device and try again."},
+		PageDeviceDone:    DeviceDonePage{ClientName: "TV"},
+		PageEnrolLink:     EnrolLinkPage{Error: "That passkey could not be used. Try again, or sign in with your email and password."},
+		PageResetRequest:  ResetRequestPage{AuthRequestID: "ar1", Email: "a@example.com", Error: "Too many reset requests. Try again later."},
+		PageResetSent:     ResetSentPage{LoginURL: "/login?id=ar1"},
+		PageResetPassword: ResetPasswordPage{Token: "tok", MinLength: 8, Error: "The two passwords are not the same."},
+		PageResetDone:     ResetDonePage{ContinueURL: "/account/security"},
 	}
 	for page, d := range consoleTestData() {
 		data[page] = d

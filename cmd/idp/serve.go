@@ -358,6 +358,8 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	// Logout tokens still on their way to relying parties are delivered (each bounded).
 	srv.Backchannel().Wait()
+	// Password-reset links being mailed are sent (each bounded).
+	srv.WaitPasswordResets()
 	a.logger.Info("stopped")
 	return nil
 }

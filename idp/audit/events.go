@@ -62,6 +62,21 @@ const (
 	EventMFATOTPReplay      = "mfa.totp.replay"
 )
 
+// Password reset by e-mail ("Forgot your password?"). Reasons never carry the link or
+// the address typed.
+const (
+	// EventPasswordResetRequest: a reset link was asked for. Success: a link was sent
+	// (the reason names it and how many addresses got it); failure: none was (unknown or
+	// disabled account, no verified address, a send limit refused it).
+	EventPasswordResetRequest = "password.reset.request"
+	// EventPasswordResetComplete: a new password took effect through a reset link; the
+	// reason says how many sessions ended and devices were forgotten.
+	EventPasswordResetComplete = "password.reset.complete"
+	// EventPasswordResetFailure: a reset link was refused (unknown, expired or used link,
+	// the address's guessing limit, a wrong second factor, a lost race).
+	EventPasswordResetFailure = "password.reset.failure"
+)
+
 // Sessions, back-channel logout and trusted devices.
 const (
 	// EventSessionEnd: an SSO session was ended (logout, session limit, account page,
@@ -155,6 +170,7 @@ var EventTypes = []string{
 	EventMFARegenerate, EventMFAGrace, EventMFAEnrolRequired, EventMFACodeLimited,
 	EventMFARecovery,
 	EventMFACodeSent, EventMFAProviderFailure, EventMFAWebAuthnCount, EventMFATOTPReplay,
+	EventPasswordResetRequest, EventPasswordResetComplete, EventPasswordResetFailure,
 	EventSessionEnd, EventBackchannelLogout, EventDeviceRemember, EventDeviceRevoke,
 	EventDeviceCode, EventDeviceApprove, EventDeviceDeny,
 	EventAdminUserCreate, EventAdminUserUpdate, EventAdminUserDisable, EventAdminClientCreate,

@@ -70,6 +70,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Resources", testResources},
 		{"DeviceAuthorizations", testDeviceAuthorizations},
 		{"DeviceAuthorizationConcurrentConsume", testDeviceAuthorizationConcurrentConsume},
+		{"PasswordResets", testPasswordResets},
+		{"PasswordResetConcurrentComplete", testPasswordResetConcurrentComplete},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

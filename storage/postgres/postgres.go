@@ -145,7 +145,7 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 
 // DeleteExpired removes auth requests, code grants, sessions, access and refresh tokens
 // that expired before now, rate-limit counters whose window closed by now, retired
-// signing keys past their expiry, MFA challenges and remembered devices that expired
+// signing keys past their expiry, MFA challenges, remembered devices and password-reset links that expired
 // before now, attempt counters whose window and back-off are over, and the session
 // clients of sessions that no longer exist. It returns the number of rows removed,
 // session clients not counted. Attempt counters without a window, the old failure
@@ -162,6 +162,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		{"signing keys", `DELETE FROM signing_keys WHERE expires_at < $1`},
 		{"challenges", `DELETE FROM challenges WHERE expires_at < $1`},
 		{"devices", `DELETE FROM devices WHERE expires_at < $1`},
+		{"password resets", `DELETE FROM password_resets WHERE expires_at < $1`},
 		// Kept a day past expiry, so that a late poll is still told expired_token.
 		{"device authorizations", `DELETE FROM device_authorizations WHERE expires_at < $1::timestamptz - interval '1 day'`},
 		{"used assertions", `DELETE FROM used_assertions WHERE expires_at < $1`},

@@ -26,6 +26,7 @@ var expiryDeletes = []struct {
 	{"signing keys", `DELETE FROM signing_keys WHERE expires_at < ?1`, false},
 	{"challenges", `DELETE FROM challenges WHERE expires_at < ?1`, false},
 	{"devices", `DELETE FROM devices WHERE expires_at < ?1`, false},
+	{"password resets", `DELETE FROM password_resets WHERE expires_at < ?1`, false},
 	// Kept a day past expiry, so that a late poll is still told expired_token.
 	{"device authorizations", `DELETE FROM device_authorizations WHERE expires_at < ?1 - 86400000000000`, false},
 	{"used assertions", `DELETE FROM used_assertions WHERE expires_at < ?1`, false},
@@ -34,8 +35,8 @@ var expiryDeletes = []struct {
 }
 
 // DeleteExpired removes auth requests, code grants, sessions (with their session
-// clients), tokens, rate-limit windows, signing keys, MFA challenges and remembered
-// devices whose expiry is before now, device authorizations a day after their expiry,
+// clients), tokens, rate-limit windows, signing keys, MFA challenges, remembered
+// devices and password-reset links whose expiry is before now, device authorizations a day after their expiry,
 // and attempt counters whose window and back-off are over, in one transaction, and returns how many rows went (session clients not
 // counted). Attempt counters without a window, the old failure counters and server
 // secrets never expire.
