@@ -61,6 +61,10 @@ type flowFacts struct {
 	grace      GracePeriod
 
 	grant *storage.Consent // the person's earlier consent to this client, if any
+
+	// respond, when set, answers a finished sign-in in the current response instead of
+	// redirecting the browser to /authorize/callback (op_sso.go).
+	respond func(w http.ResponseWriter, r *http.Request, ar *storage.AuthRequest)
 }
 
 // decision is what decide returns.
@@ -211,11 +215,17 @@ func inGrace(g GracePeriod, u *storage.User, now time.Time, counted bool) bool {
 // gatherFlow reads what decide needs for the auth request id in this browser. It fails
 // with errFlowGone when the request is unknown, expired or finished.
 func (s *Server) gatherFlow(r *http.Request, id string) (*flowFacts, error) {
-	ctx := r.Context()
-	ar, err := s.store.GetAuthRequest(ctx, id)
+	ar, err := s.store.GetAuthRequest(r.Context(), id)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errFlowGone, err)
 	}
+	return s.gatherFlowFor(r, ar)
+}
+
+// gatherFlowFor is gatherFlow for an auth request already read (or just created, when
+// /authorize answers an SSO sign-in itself: op_sso.go).
+func (s *Server) gatherFlowFor(r *http.Request, ar *storage.AuthRequest) (*flowFacts, error) {
+	ctx := r.Context()
 	if ri := requestInfoFrom(ctx); ri != nil {
 		ri.UILocales = ar.UILocales // the sign-in's pages speak the language it asked for
 	}
@@ -253,7 +263,11 @@ var errFlowGone = errors.New("auth request expired or finished")
 // gatherSecondFactor fills the second-factor facts of f.
 func (s *Server) gatherSecondFactor(r *http.Request, f *flowFacts) error {
 	ctx := r.Context()
-	req, err := s.requirement(ctx, f.client, f.user, f.ar)
+	tp, err := s.typePolicy(ctx, f.client, f.user)
+	if err != nil {
+		return err
+	}
+	req, err := s.requirementWith(f.client, f.user, f.ar, tp)
 	if errors.Is(err, consent.ErrUnsatisfiable) {
 		f.reqErr = err
 		return nil
@@ -265,16 +279,14 @@ func (s *Server) gatherSecondFactor(r *http.Request, f *flowFacts) error {
 	if req.Mode == consent.ModeOff && len(req.Kinds) == 0 {
 		return nil
 	}
-	if f.confirmed, err = s.confirmedFactors(ctx, f.user.ID); err != nil {
-		return err
+	raw, err := s.store.ListFactors(ctx, f.user.ID)
+	if err != nil {
+		return fmt.Errorf("list factors: %w", err)
 	}
+	f.confirmed = s.offeredConfirmed(raw)
 	f.usable = req.UsableFactors(f.confirmed)
 	if len(f.usable) == 0 && req.Mode != consent.ModeOff {
 		// Fail closed when the person's factors exist but their kinds are switched off.
-		raw, err := s.store.ListFactors(ctx, f.user.ID)
-		if err != nil {
-			return err
-		}
 		if slices.ContainsFunc(raw, func(g storage.Factor) bool {
 			return g.Confirmed && g.Kind != storage.FactorBackup && !slices.ContainsFunc(f.confirmed, func(c storage.Factor) bool { return c.ID == g.ID })
 		}) && len(consent.Requirement{}.UsableFactors(f.confirmed)) == 0 {
@@ -285,7 +297,7 @@ func (s *Server) gatherSecondFactor(r *http.Request, f *flowFacts) error {
 	if req.DeviceCanSkip {
 		f.device = s.rememberedDevice(r, f.user.ID)
 	}
-	policyOnly, err := s.requirement(ctx, f.client, f.user, nil)
+	policyOnly, err := s.requirementWith(f.client, f.user, nil, tp)
 	params := authParams(f.ar)
 	requestAsks := len(params.EssentialACR) > 0 || slices.ContainsFunc(params.ACRValues, func(v string) bool { return v == consent.ACRMFA || v == consent.ACRPhishingResistant })
 	f.policyOnly = err == nil && !requestAsks && policyOnly.Mode == req.Mode && policyOnly.PhishingResistant == req.PhishingResistant

@@ -125,13 +125,22 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
 		return nil, fmt.Errorf("create auth request: %w", err)
 	}
+	if st := reqStateFrom(ctx); st != nil {
+		st.created = ar
+	}
 	return authRequest{r: ar}, nil
 }
 
 func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
-	ar, err := s.store.GetAuthRequest(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("auth request: %w", err)
+	var ar *storage.AuthRequest
+	if st := reqStateFrom(ctx); st != nil && st.authRequest != nil && st.authRequest.ID == id {
+		// Finished within this very request (op_sso.go): what was just written.
+		ar = st.authRequest
+	} else {
+		var err error
+		if ar, err = s.store.GetAuthRequest(ctx, id); err != nil {
+			return nil, fmt.Errorf("auth request: %w", err)
+		}
 	}
 	if s.now().After(ar.ExpiresAt) {
 		return nil, errors.New("auth request expired")
@@ -756,6 +765,10 @@ type reqState struct {
 	// assertedClient authenticated with a client assertion; assertionSecret is the
 	// one-request credential that stands for it (op_client_auth.go).
 	assertedClient, assertionSecret string
+	// created is the auth request CreateAuthRequest stored in this request; authRequest
+	// is the one an SSO sign-in answered by /authorize finished (op_sso.go), which
+	// AuthRequestByID returns without reading it again.
+	created, authRequest *storage.AuthRequest
 }
 
 type reqStateKey struct{}
