@@ -353,6 +353,13 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	switch r.PostFormValue("action") {
 	case "allow":
+		if !f.grantRead {
+			// The grant widens by this answer: start from the stored one.
+			if err := s.loadGrant(ctx, f); err != nil {
+				s.internalError(w, r, err)
+				return
+			}
+		}
 		c := &storage.Consent{UserID: f.sess.UserID, ClientID: f.ar.ClientID, Scopes: consent.Merge(f.grant, f.ar.Scopes), GrantedAt: s.now()}
 		if err := s.store.SaveConsent(ctx, c); err != nil {
 			s.internalError(w, r, err)

@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -60,11 +61,15 @@ type flowFacts struct {
 	policyOnly bool
 	grace      GracePeriod
 
-	grant *storage.Consent // the person's earlier consent to this client, if any
+	grant     *storage.Consent // the person's earlier consent to this client, if any
+	grantRead bool             // grant was read (it is not when it cannot matter: gatherFlowFor)
 
 	// respond, when set, answers a finished sign-in in the current response instead of
 	// redirecting the browser to /authorize/callback (op_sso.go).
 	respond func(w http.ResponseWriter, r *http.Request, ar *storage.AuthRequest)
+	// unsaved: ar is not stored yet (op_sso.go); recordLogin changes it in memory only,
+	// and it is stored, login record included, with its code.
+	unsaved bool
 }
 
 // decision is what decide returns.
@@ -233,7 +238,8 @@ func (s *Server) gatherFlowFor(r *http.Request, ar *storage.AuthRequest) (*flowF
 	if now.After(ar.ExpiresAt) || ar.Login.Done {
 		return nil, errFlowGone
 	}
-	c, err := s.store.GetClient(ctx, ar.ClientID)
+	// Within op's routes (op_sso.go) the client op has already read in this request.
+	c, err := s.ops.getClient(ctx, ar.ClientID)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
@@ -249,12 +255,29 @@ func (s *Server) gatherFlowFor(r *http.Request, ar *storage.AuthRequest) (*flowF
 	if err := s.gatherSecondFactor(r, f); err != nil {
 		return nil, err
 	}
-	if f.grant, err = s.store.GetConsent(ctx, f.sess.UserID, ar.ClientID); errors.Is(err, storage.ErrNotFound) {
-		f.grant = nil
-	} else if err != nil {
+	if f.client.SkipConsent && !slices.Contains(ar.Prompt, oidc.PromptConsent) {
+		// A first-party client's sign-in never shows the consent page: the grant cannot
+		// change what happens (loadGrant reads it if the page is answered anyway).
+		return f, nil
+	}
+	if err := s.loadGrant(ctx, f); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// loadGrant reads the person's earlier consent to the client into f.grant (nil without
+// one) and marks it read.
+func (s *Server) loadGrant(ctx context.Context, f *flowFacts) error {
+	g, err := s.store.GetConsent(ctx, f.sess.UserID, f.ar.ClientID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		g = nil
+	case err != nil:
+		return err
+	}
+	f.grant, f.grantRead = g, true
+	return nil
 }
 
 // errFlowGone: the auth request is unknown, expired or finished.
@@ -315,6 +338,10 @@ func (s *Server) recordLogin(r *http.Request, f *flowFacts, l storage.AuthLogin)
 	cur := f.ar.Login
 	if cur.UserID == l.UserID && cur.SessionID == l.SessionID && cur.AuthTime.Equal(l.AuthTime) && slices.Equal(cur.AMR, l.AMR) &&
 		cur.ACR == l.ACR && cur.Done == l.Done && cur.Grace == l.Grace {
+		return nil
+	}
+	if f.unsaved {
+		f.ar.Login = l
 		return nil
 	}
 	if err := s.store.SetAuthRequestLogin(r.Context(), f.ar.ID, l); err != nil {

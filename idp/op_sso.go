@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -18,7 +19,10 @@ import (
 // to the sign-in pages exactly as before.
 
 // serveAuthorize runs op's /authorize (next) for r, answering an SSO sign-in directly
-// when it can (see above).
+// when it can (see above). With a session cookie, op's CreateAuthRequest leaves the new
+// request unstored (reqState.deferInsert): a sign-in finished here stores it once, with
+// its login record and code (opStorage.SaveAuthCode); otherwise it is stored here before
+// op's redirect to the sign-in pages goes out.
 func (s *Server) serveAuthorize(next http.Handler, w http.ResponseWriter, r *http.Request, st *reqState) {
 	ri := requestInfoFrom(r.Context())
 	if ri == nil || ri.SessionTokenHash == "" {
@@ -27,10 +31,22 @@ func (s *Server) serveAuthorize(next http.Handler, w http.ResponseWriter, r *htt
 		return
 	}
 	buf := &bufferedResponse{header: w.Header()}
+	st.deferInsert = true
 	next.ServeHTTP(buf, r)
-	if ar := st.created; ar != nil && buf.status == http.StatusFound &&
-		w.Header().Get("Location") == s.cfg.Issuer+"/login?id="+ar.ID && s.answerSSO(next, w, r, st, ar) {
-		return
+	st.deferInsert = false
+	if ar := st.created; ar != nil && st.unsaved {
+		if buf.status == http.StatusFound && w.Header().Get("Location") == s.cfg.Issuer+"/login?id="+ar.ID &&
+			s.answerSSO(next, w, r, st, ar) {
+			// Answered. Had the sign-in failed before its code, the request stays
+			// unstored: nothing refers to it.
+			return
+		}
+		if err := s.store.CreateAuthRequest(r.Context(), ar); err != nil {
+			w.Header().Del("Location")
+			s.internalError(w, r, fmt.Errorf("create auth request: %w", err))
+			return
+		}
+		st.unsaved = false
 	}
 	if buf.status == 0 {
 		buf.status = http.StatusOK
@@ -51,6 +67,7 @@ func (s *Server) answerSSO(next http.Handler, w http.ResponseWriter, r *http.Req
 	if d.step != stepIssue || finishRecordsFirst(ar) {
 		return false
 	}
+	f.unsaved = true
 	// op's redirect to the sign-in pages is dropped; its callback answers instead.
 	w.Header().Del("Location")
 	w.Header().Del("Content-Type")

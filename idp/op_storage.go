@@ -122,11 +122,13 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	for _, l := range req.UILocales {
 		ar.UILocales = append(ar.UILocales, l.String())
 	}
+	if st := reqStateFrom(ctx); st != nil && st.deferInsert {
+		// Stored by serveAuthorize or SaveAuthCode (op_sso.go).
+		st.created, st.unsaved = ar, true
+		return authRequest{r: ar}, nil
+	}
 	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
 		return nil, fmt.Errorf("create auth request: %w", err)
-	}
-	if st := reqStateFrom(ctx); st != nil {
-		st.created = ar
 	}
 	return authRequest{r: ar}, nil
 }
@@ -197,6 +199,17 @@ func (s *opStorage) revokeReplayedCode(ctx context.Context, codeHash string) boo
 }
 
 func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
+	if st := reqStateFrom(ctx); st != nil && st.unsaved && st.authRequest != nil && st.authRequest.ID == id {
+		// An SSO sign-in finished within /authorize (op_sso.go): the request, its login
+		// record and its code are stored in one insert.
+		ar := st.authRequest
+		ar.CodeHash, ar.CodeExpiresAt = secret.Hash(code), s.now().Add(s.codeTTL)
+		if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
+			return fmt.Errorf("create auth request: %w", err)
+		}
+		st.unsaved = false
+		return nil
+	}
 	return s.store.SaveAuthCode(ctx, id, secret.Hash(code), s.now().Add(s.codeTTL))
 }
 
@@ -765,10 +778,14 @@ type reqState struct {
 	// assertedClient authenticated with a client assertion; assertionSecret is the
 	// one-request credential that stands for it (op_client_auth.go).
 	assertedClient, assertionSecret string
-	// created is the auth request CreateAuthRequest stored in this request; authRequest
+	// created is the auth request CreateAuthRequest made in this request; authRequest
 	// is the one an SSO sign-in answered by /authorize finished (op_sso.go), which
 	// AuthRequestByID returns without reading it again.
 	created, authRequest *storage.AuthRequest
+	// deferInsert: CreateAuthRequest leaves created unstored (unsaved is then true) for
+	// /authorize to store once it knows how the request ends (op_sso.go): a finished
+	// SSO sign-in stores it with its login record and code in one insert.
+	deferInsert, unsaved bool
 }
 
 type reqStateKey struct{}

@@ -1,10 +1,13 @@
 package idp_test
 
 import (
+	"context"
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
 )
 
@@ -43,9 +46,101 @@ func TestSSOSignInCost(t *testing.T) {
 					t.Fatalf("SSO sign-in: %+v", tr)
 				}
 			}
-			_, total := st.snapshot()
+			calls, total := st.snapshot()
 			t.Logf("per SSO sign-in: %.1f store calls, %.1f browser round trips (+1 code exchange); %d sign-ins: %s",
 				float64(total)/n, float64(ct.n.Load())/n, n, st)
+			if got := ct.n.Load(); got != n {
+				t.Errorf("%d browser round trips for %d SSO sign-ins, want one each (/authorize straight back to the client)", got, n)
+			}
+			// The calls of the sign-in path (token issuance, audit, clients and keys are
+			// other parts' business): each at most what one sign-in needs.
+			for _, c := range []struct {
+				method string
+				want   int // per sign-in
+			}{
+				{"CreateAuthRequest", 1},     // stored once, finished, with its code
+				{"GetAuthRequest", 0},        // never read back within /authorize
+				{"SetAuthRequestLogin", 0},   // the login record goes in with the insert
+				{"SaveAuthCode", 0},          // so does the code
+				{"GetSessionByTokenHash", 1}, // the session, once
+				{"GetUser", 2},               // the person at /authorize and for the ID token
+				{"GetTypePolicy", 1},         // the account type's policy, once
+				{"ListFactors", 1},           // the factors, once
+				{"GetConsent", 0},            // a first-party client: no consent page possible
+				{"TouchSession", 0},          // last used within the minute: not written again
+				{"ConsumeAuthCode", 1},
+				{"DeleteAuthRequest", 1},
+			} {
+				if got := calls[c.method]; got != c.want*n {
+					t.Errorf("%s called %d times in %d SSO sign-ins, want %d", c.method, got, n, c.want*n)
+				}
+			}
+		})
+	}
+}
+
+// TestSSOSessionTouchCoalesced: an SSO sign-in writes the session's LastSeenAt at most
+// once a minute, and the idle timeout still ends the session (measured from the stored
+// LastSeenAt: at most a minute early, never late).
+func TestSSOSessionTouchCoalesced(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			st := newCallCountingStore(be.open(t))
+			const idle = time.Hour
+			e := newEnv(t, st, noAuthorizeLimit, func(c *idp.Config) { c.SessionIdle = idle })
+			u := e.createUser("alice@example.com", password)
+			app := e.createClient(admin.NewClient{Name: "App", RedirectURIs: []string{"https://app.example.com/cb"}, SkipConsent: true})
+			br := e.newBrowser()
+			loginCode(t, e, br, app, nil)
+			lastSeen := func() time.Time {
+				t.Helper()
+				ss, err := e.store.ListUserSessions(context.Background(), u.ID)
+				if err != nil || len(ss) != 1 {
+					t.Fatalf("sessions: %v, %v", ss, err)
+				}
+				return ss[0].LastSeenAt
+			}
+			start := lastSeen()
+
+			steps := []struct {
+				name      string
+				advance   time.Duration
+				wantTouch int  // TouchSession calls in this step
+				moved     bool // LastSeenAt is the step's time afterwards
+			}{
+				{"within the minute", 30 * time.Second, 0, false},
+				{"again within the minute", 29 * time.Second, 0, false},
+				{"past the minute", 2 * time.Second, 1, true},
+				{"right after", time.Second, 0, false},
+			}
+			for _, s := range steps {
+				e.clock.Advance(s.advance)
+				st.reset()
+				if tr := loginCode(t, e, br, app, nil); tr.IDToken == "" {
+					t.Fatalf("%s: SSO sign-in failed: %+v", s.name, tr)
+				}
+				calls, _ := st.snapshot()
+				if calls["TouchSession"] != s.wantTouch {
+					t.Errorf("%s: TouchSession called %d times, want %d", s.name, calls["TouchSession"], s.wantTouch)
+				}
+				got := lastSeen()
+				if s.moved {
+					if got.Sub(start) < time.Minute {
+						t.Errorf("%s: LastSeenAt %v not moved on (session started %v)", s.name, got, start)
+					}
+					start = got
+				} else if !got.Equal(start) {
+					t.Errorf("%s: LastSeenAt %v, want it unchanged at %v", s.name, got, start)
+				}
+			}
+
+			// Idle for the timeout after the last stored use (one step ago, 1 s earlier):
+			// the session is over and the password form is back.
+			e.clock.Advance(idle)
+			p := br.Get(e.authURL(app, nil))
+			if !p.IsLogin() {
+				t.Fatalf("after %v idle: want the password form, got %d %s", idle, p.Status, p.Location)
+			}
 		})
 	}
 }
