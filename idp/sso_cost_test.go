@@ -3,6 +3,8 @@ package idp_test
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -140,6 +142,83 @@ func TestSSOSessionTouchCoalesced(t *testing.T) {
 			p := br.Get(e.authURL(app, nil))
 			if !p.IsLogin() {
 				t.Fatalf("after %v idle: want the password form, got %d %s", idle, p.Status, p.Location)
+			}
+		})
+	}
+}
+
+// TestSSOAuthorizeOutcomes: with a session cookie, /authorize answers the sign-ins that
+// need no page itself, and every other outcome exactly as without that shortcut: the
+// page is shown (its auth request stored), or the error page.
+func TestSSOAuthorizeOutcomes(t *testing.T) {
+	e := newEnv(t, openSQLite(t), noAuthorizeLimit)
+	e.createUser("alice@example.com", password)
+	first := e.createClient(admin.NewClient{Name: "First", RedirectURIs: []string{"https://first.example.com/cb"}, SkipConsent: true})
+	third := e.createClient(admin.NewClient{Name: "Third", RedirectURIs: []string{"https://third.example.com/cb"}})
+	br := e.newBrowser()
+	ct := &countingTransport{next: http.DefaultTransport}
+	br.Client.Transport = ct
+	loginCode(t, e, br, first, nil)
+
+	type outcome int
+	const (
+		code outcome = iota
+		loginPage
+		consentPage
+		errorPage
+	)
+	rows := []struct {
+		name   string
+		c      testClient
+		extra  url.Values
+		want   outcome
+		visits int64 // browser requests to the provider
+	}{
+		{"first-party app: straight back", first, nil, code, 1},
+		{"prompt=none: straight back", first, url.Values{"prompt": {"none"}}, code, 1},
+		{"prompt=login: the password form", first, url.Values{"prompt": {"login"}}, loginPage, 2},
+		{"max_age=0: the password form", first, url.Values{"max_age": {"0"}}, loginPage, 2},
+		{"third-party app without consent: the consent page", third, nil, consentPage, 2},
+		{"unregistered redirect_uri: the error page", first, url.Values{"redirect_uri": {"https://evil.example.com/cb"}}, errorPage, 1},
+	}
+	for _, row := range rows {
+		t.Run(row.name, func(t *testing.T) {
+			_, challenge := pkce()
+			q := url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+			for k, v := range row.extra {
+				q[k] = v
+			}
+			ct.n.Store(0)
+			p := br.Get(e.authURL(row.c, q))
+			if got := ct.n.Load(); got != row.visits {
+				t.Errorf("%d requests to the provider, want %d", got, row.visits)
+			}
+			switch row.want {
+			case code:
+				if p.RedirectParams(t).Get("code") == "" {
+					t.Fatalf("no code: %s", p.Location)
+				}
+			case loginPage:
+				// The page's auth request was stored: the password completes it.
+				p = br.Login(p, "alice@example.com", password)
+				if p.RedirectParams(t).Get("code") == "" {
+					t.Fatalf("no code after the password: %s", p.Location)
+				}
+			case consentPage:
+				p = br.Consent(p, "allow")
+				if p.RedirectParams(t).Get("code") == "" {
+					t.Fatalf("no code after consent: %s", p.Location)
+				}
+				// Consent given: the next sign-in to that app needs no page.
+				ct.n.Store(0)
+				p = br.Get(e.authURL(row.c, nil))
+				if p.RedirectParams(t).Get("code") == "" || ct.n.Load() != 1 {
+					t.Fatalf("after consent: %d requests, %s", ct.n.Load(), p.Location)
+				}
+			case errorPage:
+				if p.Status != http.StatusBadRequest || p.Location != "" || !strings.Contains(p.Body, "redirect_uri") || !strings.Contains(p.Body, "<html") {
+					t.Fatalf("want the HTML error page, got %d %s:\n%.400s", p.Status, p.Location, p.Body)
+				}
 			}
 		})
 	}
