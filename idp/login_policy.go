@@ -56,15 +56,6 @@ func authParams(ar *storage.AuthRequest) consent.AuthParams {
 		ACRValues: ar.ACRValues, EssentialACR: ar.EssentialACR}
 }
 
-// requirement computes what this login of user u to client c must prove.
-func (s *Server) requirement(ctx context.Context, c *storage.Client, u *storage.User, ar *storage.AuthRequest) (consent.Requirement, error) {
-	tp, err := s.typePolicy(ctx, c, u)
-	if err != nil {
-		return consent.Requirement{}, err
-	}
-	return s.requirementWith(c, u, ar, tp)
-}
-
 // typePolicy reads the policy of u's account type that applies to a login to c (nil for
 // none: no policy stored, or the account page, which ignores it).
 func (s *Server) typePolicy(ctx context.Context, c *storage.Client, u *storage.User) (*storage.MFAPolicy, error) {
@@ -81,8 +72,9 @@ func (s *Server) typePolicy(ctx context.Context, c *storage.Client, u *storage.U
 	return nil, fmt.Errorf("account type policy: %w", err)
 }
 
-// requirementWith is requirement with the account type's policy tp already read
-// (typePolicy), so that one sign-in step reads it once.
+// requirementWith computes what this login of user u to client c must prove (the
+// request ar's own demands included unless ar is nil), with the account type's policy
+// tp already read (typePolicy), so that one sign-in step reads it once.
 func (s *Server) requirementWith(c *storage.Client, u *storage.User, ar *storage.AuthRequest, tp *storage.MFAPolicy) (consent.Requirement, error) {
 	in := consent.PolicyInput{ClientID: c.ID, Client: c.Policy, AccountType: u.Type}
 	if ar != nil {
