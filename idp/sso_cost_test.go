@@ -49,7 +49,7 @@ func TestSSOSignInCost(t *testing.T) {
 				}
 			}
 			calls, total := st.snapshot()
-			t.Logf("per SSO sign-in: %.1f store calls, %.1f browser round trips (+1 code exchange); %d sign-ins: %s",
+			t.Logf("per SSO sign-in: %.1f store calls of the sign-in path, %.1f browser round trips (+1 code exchange); %d sign-ins: %s",
 				float64(total)/n, float64(ct.n.Load())/n, n, st)
 			if got := ct.n.Load(); got != n {
 				t.Errorf("%d browser round trips for %d SSO sign-ins, want one each (/authorize straight back to the client)", got, n)
