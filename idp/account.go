@@ -136,7 +136,7 @@ func (s *Server) accountUser(w http.ResponseWriter, r *http.Request) (*storage.S
 			return nil, nil
 		}
 	}
-	_ = s.store.TouchSession(r.Context(), sess.ID, s.now())
+	s.touchSession(r.Context(), sess)
 	return sess, u
 }
 

@@ -66,14 +66,15 @@ func (s *Server) drive(w http.ResponseWriter, r *http.Request, f *flowFacts, d d
 			return
 		}
 	}
-	if f.sess != nil && d.step != stepPassword && d.step != stepFail {
+	// An issued request's login record is written once, by finish, together with Done.
+	if f.sess != nil && d.step != stepPassword && d.step != stepFail && (d.step != stepIssue || finishRecordsFirst(f.ar)) {
 		if err := s.recordLogin(r, f, d.login); err != nil {
 			s.internalError(w, r, err)
 			return
 		}
 	}
 	if d.attached && d.step != stepFail && d.step != stepPassword {
-		_ = s.store.TouchSession(ctx, f.sess.ID, s.now())
+		s.touchSession(ctx, f.sess)
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginSSO, UserID: f.sess.UserID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess, Reason: "existing session"})
 	}
 	if d.viaDevice {
@@ -103,14 +104,29 @@ func (s *Server) drive(w http.ResponseWriter, r *http.Request, f *flowFacts, d d
 	case stepConsent:
 		s.showConsent(w, r, f)
 	case stepIssue:
-		s.finish(w, r, f)
+		s.finish(w, r, f, d.login)
 	}
 }
 
-// finish marks the auth request done and hands the browser back to op, which issues the code.
-func (s *Server) finish(w http.ResponseWriter, r *http.Request, f *flowFacts) {
+// finishRecordsFirst reports whether finish needs the login record stored before it
+// runs: device sign-ins and the account page's do not end in a code.
+func finishRecordsFirst(ar *storage.AuthRequest) bool {
+	return isDeviceRequest(ar) || ar.ClientID == AccountClientID
+}
+
+// finish marks the auth request done, with login as its login record, and hands the
+// browser back to op, which issues the code: through a redirect to
+// /authorize/callback, or in this very response when /authorize itself answers an SSO
+// sign-in (f.respond, op_sso.go).
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, f *flowFacts, login storage.AuthLogin) {
+	if finishRecordsFirst(f.ar) {
+		if err := s.recordLogin(r, f, login); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+	}
 	// The browser completed a sign-in as this person: its guesses count on their own.
-	s.markKnownDevice(w, r, f.ar.Login.UserID)
+	s.markKnownDevice(w, r, login.UserID)
 	if isDeviceRequest(f.ar) {
 		// A device sign-in approves its device authorization instead (login_device.go).
 		s.finishDevice(w, r, f)
@@ -122,7 +138,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, f *flowFacts) {
 		http.Redirect(w, r, f.ar.RedirectURI, http.StatusSeeOther)
 		return
 	}
-	done := f.ar.Login
+	done := login
 	done.Done = true
 	if err := s.recordLogin(r, f, done); err != nil {
 		s.internalError(w, r, err)
@@ -132,6 +148,10 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, f *flowFacts) {
 		s.logger.WarnContext(r.Context(), "record session client", "err", err)
 	}
 	s.clearCookie(w, continueCookie)
+	if f.respond != nil {
+		f.respond(w, r, f.ar)
+		return
+	}
 	http.Redirect(w, r, s.cfg.Issuer+"/authorize/callback?id="+url.QueryEscape(f.ar.ID), http.StatusSeeOther)
 }
 
@@ -354,6 +374,13 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	switch r.PostFormValue("action") {
 	case "allow":
+		if !f.grantRead {
+			// The grant widens by this answer: start from the stored one.
+			if err := s.loadGrant(ctx, f); err != nil {
+				s.internalError(w, r, err)
+				return
+			}
+		}
 		c := &storage.Consent{UserID: f.sess.UserID, ClientID: f.ar.ClientID, Scopes: consent.Merge(f.grant, f.ar.Scopes), GrantedAt: s.now()}
 		if err := s.store.SaveConsent(ctx, c); err != nil {
 			s.internalError(w, r, err)

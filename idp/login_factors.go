@@ -91,7 +91,13 @@ func (s *Server) confirmedFactors(ctx context.Context, userID string) ([]storage
 	if err != nil {
 		return nil, fmt.Errorf("list factors: %w", err)
 	}
-	out := all[:0]
+	return s.offeredConfirmed(all), nil
+}
+
+// offeredConfirmed returns, in a new slice, the confirmed factors of all whose kind this
+// server offers, backup codes last (confirmedFactors without the read).
+func (s *Server) offeredConfirmed(all []storage.Factor) []storage.Factor {
+	out := make([]storage.Factor, 0, len(all))
 	for _, f := range all {
 		if _, err := s.factors.Get(f.Kind); err == nil && f.Confirmed {
 			out = append(out, f)
@@ -101,7 +107,7 @@ func (s *Server) confirmedFactors(ctx context.Context, userID string) ([]storage
 	slices.SortStableFunc(out, func(a, b storage.Factor) int {
 		return boolInt(a.Kind == storage.FactorBackup) - boolInt(b.Kind == storage.FactorBackup)
 	})
-	return out, nil
+	return out
 }
 
 func boolInt(b bool) int {

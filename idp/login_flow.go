@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -60,7 +61,15 @@ type flowFacts struct {
 	policyOnly bool
 	grace      GracePeriod
 
-	grant *storage.Consent // the person's earlier consent to this client, if any
+	grant     *storage.Consent // the person's earlier consent to this client, if any
+	grantRead bool             // grant was read (it is not when it cannot matter: gatherFlowFor)
+
+	// respond, when set, answers a finished sign-in in the current response instead of
+	// redirecting the browser to /authorize/callback (op_sso.go).
+	respond func(w http.ResponseWriter, r *http.Request, ar *storage.AuthRequest)
+	// unsaved: ar is not stored yet (op_sso.go); recordLogin changes it in memory only,
+	// and it is stored, login record included, with its code.
+	unsaved bool
 }
 
 // decision is what decide returns.
@@ -211,11 +220,17 @@ func inGrace(g GracePeriod, u *storage.User, now time.Time, counted bool) bool {
 // gatherFlow reads what decide needs for the auth request id in this browser. It fails
 // with errFlowGone when the request is unknown, expired or finished.
 func (s *Server) gatherFlow(r *http.Request, id string) (*flowFacts, error) {
-	ctx := r.Context()
-	ar, err := s.store.GetAuthRequest(ctx, id)
+	ar, err := s.store.GetAuthRequest(r.Context(), id)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errFlowGone, err)
 	}
+	return s.gatherFlowFor(r, ar)
+}
+
+// gatherFlowFor is gatherFlow for an auth request already read (or just created, when
+// /authorize answers an SSO sign-in itself: op_sso.go).
+func (s *Server) gatherFlowFor(r *http.Request, ar *storage.AuthRequest) (*flowFacts, error) {
+	ctx := r.Context()
 	if ri := requestInfoFrom(ctx); ri != nil {
 		ri.UILocales = ar.UILocales // the sign-in's pages speak the language it asked for
 	}
@@ -223,7 +238,8 @@ func (s *Server) gatherFlow(r *http.Request, id string) (*flowFacts, error) {
 	if now.After(ar.ExpiresAt) || ar.Login.Done {
 		return nil, errFlowGone
 	}
-	c, err := s.store.GetClient(ctx, ar.ClientID)
+	// Within op's routes (op_sso.go) the client op has already read in this request.
+	c, err := s.ops.getClient(ctx, ar.ClientID)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
@@ -239,12 +255,29 @@ func (s *Server) gatherFlow(r *http.Request, id string) (*flowFacts, error) {
 	if err := s.gatherSecondFactor(r, f); err != nil {
 		return nil, err
 	}
-	if f.grant, err = s.store.GetConsent(ctx, f.sess.UserID, ar.ClientID); errors.Is(err, storage.ErrNotFound) {
-		f.grant = nil
-	} else if err != nil {
+	if f.client.SkipConsent && !slices.Contains(ar.Prompt, oidc.PromptConsent) {
+		// A first-party client's sign-in never shows the consent page: the grant cannot
+		// change what happens (loadGrant reads it if the page is answered anyway).
+		return f, nil
+	}
+	if err := s.loadGrant(ctx, f); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// loadGrant reads the person's earlier consent to the client into f.grant (nil without
+// one) and marks it read.
+func (s *Server) loadGrant(ctx context.Context, f *flowFacts) error {
+	g, err := s.store.GetConsent(ctx, f.sess.UserID, f.ar.ClientID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		g = nil
+	case err != nil:
+		return err
+	}
+	f.grant, f.grantRead = g, true
+	return nil
 }
 
 // errFlowGone: the auth request is unknown, expired or finished.
@@ -253,7 +286,11 @@ var errFlowGone = errors.New("auth request expired or finished")
 // gatherSecondFactor fills the second-factor facts of f.
 func (s *Server) gatherSecondFactor(r *http.Request, f *flowFacts) error {
 	ctx := r.Context()
-	req, err := s.requirement(ctx, f.client, f.user, f.ar)
+	tp, err := s.typePolicy(ctx, f.client, f.user)
+	if err != nil {
+		return err
+	}
+	req, err := s.requirementWith(f.client, f.user, f.ar, tp)
 	if errors.Is(err, consent.ErrUnsatisfiable) {
 		f.reqErr = err
 		return nil
@@ -265,16 +302,14 @@ func (s *Server) gatherSecondFactor(r *http.Request, f *flowFacts) error {
 	if req.Mode == consent.ModeOff && len(req.Kinds) == 0 {
 		return nil
 	}
-	if f.confirmed, err = s.confirmedFactors(ctx, f.user.ID); err != nil {
-		return err
+	raw, err := s.store.ListFactors(ctx, f.user.ID)
+	if err != nil {
+		return fmt.Errorf("list factors: %w", err)
 	}
+	f.confirmed = s.offeredConfirmed(raw)
 	f.usable = req.UsableFactors(f.confirmed)
 	if len(f.usable) == 0 && req.Mode != consent.ModeOff {
 		// Fail closed when the person's factors exist but their kinds are switched off.
-		raw, err := s.store.ListFactors(ctx, f.user.ID)
-		if err != nil {
-			return err
-		}
 		if slices.ContainsFunc(raw, func(g storage.Factor) bool {
 			return g.Confirmed && g.Kind != storage.FactorBackup && !slices.ContainsFunc(f.confirmed, func(c storage.Factor) bool { return c.ID == g.ID })
 		}) && len(consent.Requirement{}.UsableFactors(f.confirmed)) == 0 {
@@ -285,7 +320,7 @@ func (s *Server) gatherSecondFactor(r *http.Request, f *flowFacts) error {
 	if req.DeviceCanSkip {
 		f.device = s.rememberedDevice(r, f.user.ID)
 	}
-	policyOnly, err := s.requirement(ctx, f.client, f.user, nil)
+	policyOnly, err := s.requirementWith(f.client, f.user, nil, tp)
 	params := authParams(f.ar)
 	requestAsks := len(params.EssentialACR) > 0 || slices.ContainsFunc(params.ACRValues, func(v string) bool { return v == consent.ACRMFA || v == consent.ACRPhishingResistant })
 	f.policyOnly = err == nil && !requestAsks && policyOnly.Mode == req.Mode && policyOnly.PhishingResistant == req.PhishingResistant
@@ -303,6 +338,10 @@ func (s *Server) recordLogin(r *http.Request, f *flowFacts, l storage.AuthLogin)
 	cur := f.ar.Login
 	if cur.UserID == l.UserID && cur.SessionID == l.SessionID && cur.AuthTime.Equal(l.AuthTime) && slices.Equal(cur.AMR, l.AMR) &&
 		cur.ACR == l.ACR && cur.Done == l.Done && cur.Grace == l.Grace {
+		return nil
+	}
+	if f.unsaved {
+		f.ar.Login = l
 		return nil
 	}
 	if err := s.store.SetAuthRequestLogin(r.Context(), f.ar.ID, l); err != nil {

@@ -58,8 +58,37 @@ func authParams(ar *storage.AuthRequest) consent.AuthParams {
 		ACRValues: ar.ACRValues, EssentialACR: ar.EssentialACR}
 }
 
-// requirement computes what this login of user u to client c must prove.
+// requirement computes what a login of user u to client c must prove, reading the
+// account type's policy. The sign-in steps read that policy once and call
+// requirementWith; the console's gate and the password reset use this.
 func (s *Server) requirement(ctx context.Context, c *storage.Client, u *storage.User, ar *storage.AuthRequest) (consent.Requirement, error) {
+	tp, err := s.typePolicy(ctx, c, u)
+	if err != nil {
+		return consent.Requirement{}, err
+	}
+	return s.requirementWith(c, u, ar, tp)
+}
+
+// typePolicy reads the policy of u's account type that applies to a login to c (nil for
+// none: no policy stored, or the account page, which ignores it).
+func (s *Server) typePolicy(ctx context.Context, c *storage.Client, u *storage.User) (*storage.MFAPolicy, error) {
+	if c.ID == AccountClientID {
+		return nil, nil
+	}
+	tp, err := s.store.GetTypePolicy(ctx, u.Type)
+	switch {
+	case err == nil:
+		return tp, nil
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, nil
+	}
+	return nil, fmt.Errorf("account type policy: %w", err)
+}
+
+// requirementWith computes what this login of user u to client c must prove (the
+// request ar's own demands included unless ar is nil), with the account type's policy
+// tp already read (typePolicy), so that one sign-in step reads it once.
+func (s *Server) requirementWith(c *storage.Client, u *storage.User, ar *storage.AuthRequest, tp *storage.MFAPolicy) (consent.Requirement, error) {
 	in := consent.PolicyInput{ClientID: c.ID, Client: c.Policy, AccountType: u.Type}
 	if ar != nil {
 		in.Request = authParams(ar)
@@ -76,13 +105,7 @@ func (s *Server) requirement(ctx context.Context, c *storage.Client, u *storage.
 		in.Available = s.factors.Kinds()
 		return consent.Evaluate(in)
 	}
-	tp, err := s.store.GetTypePolicy(ctx, u.Type)
-	switch {
-	case err == nil:
-		in.TypePolicy = tp
-	case !errors.Is(err, storage.ErrNotFound):
-		return consent.Requirement{}, fmt.Errorf("account type policy: %w", err)
-	}
+	in.TypePolicy = tp
 	in.Available = s.factors.Kinds()
 	return consent.Evaluate(in)
 }

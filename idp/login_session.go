@@ -82,6 +82,32 @@ func (s *Server) currentSession(r *http.Request) *storage.Session {
 	return sess
 }
 
+// sessionTouchEvery bounds how often a session's LastSeenAt is written: a use of the
+// session within this long of the stored LastSeenAt writes nothing (one write per
+// session per interval instead of one per sign-in). The idle timeout is measured from
+// the stored LastSeenAt, so a session can end as idle up to this long (or a tenth of the
+// idle timeout, if that is less) before SessionIdle of true inactivity: never later.
+const sessionTouchEvery = time.Minute
+
+// touchInterval is how stale a session's LastSeenAt may get before touchSession writes it.
+func (s *Server) touchInterval() time.Duration {
+	return min(sessionTouchEvery, s.cfg.SessionIdle/10)
+}
+
+// touchSession records a use of sess now, unless LastSeenAt was written within
+// touchInterval (see sessionTouchEvery). A failed write is logged: the use happened.
+func (s *Server) touchSession(ctx context.Context, sess *storage.Session) {
+	now := s.now()
+	if now.Sub(sess.LastSeenAt) < s.touchInterval() {
+		return
+	}
+	if err := s.store.TouchSession(ctx, sess.ID, now); err != nil {
+		s.logger.WarnContext(ctx, "touch session", "err", err)
+		return
+	}
+	sess.LastSeenAt = now
+}
+
 // defaultMaxSessions is how many SSO sessions a person may have at once when
 // Config.MaxSessions is not set.
 const defaultMaxSessions = 5

@@ -165,7 +165,8 @@ func (s *Server) resolvePushedRequest(w http.ResponseWriter, r *http.Request) bo
 	reqURI := r.Form.Get("request_uri")
 	if !strings.HasPrefix(reqURI, requestURIPrefix) {
 		if reqURI == "" && clientID != "" {
-			if c, err := s.store.GetClient(r.Context(), clientID); err == nil && c.RequirePAR {
+			// The per-request read (opStorage.getClient): op reads the same client next.
+			if c, err := s.ops.getClient(r.Context(), clientID); err == nil && c.RequirePAR {
 				s.renderInvalidAuthorize(w, r, "this application must push its authorization requests (request_uri)")
 				return false
 			}

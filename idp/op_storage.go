@@ -127,6 +127,11 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	for _, l := range req.UILocales {
 		ar.UILocales = append(ar.UILocales, l.String())
 	}
+	if st := reqStateFrom(ctx); st != nil && st.deferInsert {
+		// Stored by serveAuthorize or SaveAuthCode (op_sso.go).
+		st.created, st.unsaved = ar, true
+		return authRequest{r: ar}, nil
+	}
 	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
 		return nil, fmt.Errorf("create auth request: %w", err)
 	}
@@ -134,9 +139,15 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 }
 
 func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
-	ar, err := s.store.GetAuthRequest(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("auth request: %w", err)
+	var ar *storage.AuthRequest
+	if st := reqStateFrom(ctx); st != nil && st.authRequest != nil && st.authRequest.ID == id {
+		// Finished within this very request (op_sso.go): what was just written.
+		ar = st.authRequest
+	} else {
+		var err error
+		if ar, err = s.store.GetAuthRequest(ctx, id); err != nil {
+			return nil, fmt.Errorf("auth request: %w", err)
+		}
 	}
 	if s.now().After(ar.ExpiresAt) {
 		return nil, errors.New("auth request expired")
@@ -193,6 +204,17 @@ func (s *opStorage) revokeReplayedCode(ctx context.Context, codeHash string) boo
 }
 
 func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
+	if st := reqStateFrom(ctx); st != nil && st.unsaved && st.authRequest != nil && st.authRequest.ID == id {
+		// An SSO sign-in finished within /authorize (op_sso.go): the request, its login
+		// record and its code are stored in one insert.
+		ar := st.authRequest
+		ar.CodeHash, ar.CodeExpiresAt = secret.Hash(code), s.now().Add(s.codeTTL)
+		if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
+			return fmt.Errorf("create auth request: %w", err)
+		}
+		st.unsaved = false
+		return nil
+	}
 	return s.store.SaveAuthCode(ctx, id, secret.Hash(code), s.now().Add(s.codeTTL))
 }
 
@@ -811,6 +833,14 @@ type reqState struct {
 	presentingClient string
 	// deletedAuthRequest is the auth request deleted with the tokens of its code.
 	deletedAuthRequest string
+	// created is the auth request CreateAuthRequest made in this request; authRequest
+	// is the one an SSO sign-in answered by /authorize finished (op_sso.go), which
+	// AuthRequestByID returns without reading it again.
+	created, authRequest *storage.AuthRequest
+	// deferInsert: CreateAuthRequest leaves created unstored (unsaved is then true) for
+	// /authorize to store once it knows how the request ends (op_sso.go): a finished
+	// SSO sign-in stores it with its login record and code in one insert.
+	deferInsert, unsaved bool
 }
 
 type reqStateKey struct{}

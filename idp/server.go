@@ -610,6 +610,11 @@ func (s *Server) opInterceptor(next http.Handler) http.Handler {
 			s.serveAPI(kind, next, w, r)
 			return
 		}
+		if strings.HasSuffix(r.URL.Path, "/authorize") {
+			// An SSO sign-in that needs no page is answered here (op_sso.go).
+			s.serveAuthorize(next, w, r, st)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -72,16 +72,16 @@ func (s *Store) UpdateSessionAuth(ctx context.Context, id string, a storage.Sess
 // the same pair twice is not an error. ErrNotFound when the session does not exist
 // (nothing is recorded then, so no row outlives its session).
 func (s *Store) AddSessionClient(ctx context.Context, id, clientID string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM sessions WHERE id = ?`, id).Scan(&one); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO session_clients (session_id, client_id)
-			VALUES (?, ?) ON CONFLICT (session_id, client_id) DO NOTHING`, id, clientID)
-		return err
-	})
-	return wrap("add session client", err)
+	// One statement (no transaction: every SSO sign-in makes this call). A pair already
+	// recorded is rewritten as it is, so that a row is affected exactly when the session
+	// exists.
+	res, err := s.db.ExecContext(ctx, `INSERT INTO session_clients (session_id, client_id)
+		SELECT id, ? FROM sessions WHERE id = ?
+		ON CONFLICT (session_id, client_id) DO UPDATE SET client_id = excluded.client_id`, clientID, id)
+	if err != nil {
+		return wrap("add session client", err)
+	}
+	return wrap("add session client", mustAffect(res))
 }
 
 // ListSessionClients returns the clients session id signed in to, ordered by id.
