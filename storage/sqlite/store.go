@@ -51,6 +51,9 @@ type Store struct {
 	// w is the group-commit writer: token issues and audit appends of concurrent
 	// requests share its transactions (writer.go).
 	w *groupcommit.Writer[writeJob]
+	// wstmts are the writer's prepared statements (writerStmts); only the writer's
+	// goroutine touches it, and Close after the writer stopped.
+	wstmts map[string]*sql.Stmt
 }
 
 var (
@@ -156,6 +159,9 @@ func (s *Store) Close() error {
 	if s.w != nil {
 		s.w.Close() // waits for the batches in flight, which use db
 	}
+	for _, st := range s.wstmts {
+		_ = st.Close()
+	}
 	s.stmts.Range(func(k, v any) bool {
 		_ = v.(*sql.Stmt).Close()
 		s.stmts.Delete(k)
@@ -216,15 +222,6 @@ func (s *Store) queryRowPrepared(ctx context.Context, db *sql.DB, query string, 
 		return errRow{err}
 	}
 	return st.QueryRowContext(ctx, args...)
-}
-
-// execPrepared runs the statement through the prepared statement of db.
-func (s *Store) execPrepared(ctx context.Context, db *sql.DB, query string, args ...any) (sql.Result, error) {
-	st, err := s.prepared(ctx, db, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.ExecContext(ctx, args...)
 }
 
 // Ping reports whether the database answers.

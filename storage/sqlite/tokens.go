@@ -23,27 +23,15 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// preparedExecer runs statements through the prepared statements of one pool.
-type preparedExecer struct {
-	s  *Store
-	db *sql.DB
-}
-
-func (p preparedExecer) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return p.s.execPrepared(ctx, p.db, query, args...)
-}
-
 func insertAccessToken(ctx context.Context, e execer, at *storage.AccessToken) error {
-	_, err := e.ExecContext(ctx, `INSERT INTO access_tokens (`+accessTokenCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := e.ExecContext(ctx, accessTokenInsertSQL,
 		at.ID, at.ClientID, at.UserID, list(at.Audience), list(at.Scopes), ts(at.AuthTime),
 		list(at.AMR), at.ACR, at.SessionID, at.FamilyID, ts(at.CreatedAt), ts(at.ExpiresAt))
 	return err
 }
 
 func insertRefreshToken(ctx context.Context, e execer, rt *storage.RefreshToken) error {
-	_, err := e.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshTokenCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := e.ExecContext(ctx, refreshTokenInsertSQL,
 		rt.ID, rt.TokenHash, rt.FamilyID, rt.ClientID, rt.UserID, list(rt.Audience),
 		list(rt.Scopes), ts(rt.AuthTime), list(rt.AMR), rt.ACR, rt.SessionID,
 		ts(rt.CreatedAt), ts(rt.ExpiresAt), ts(rt.RotatedAt), ts(rt.RevokedAt), list(rt.Resources))
@@ -122,8 +110,7 @@ func issueJob(w *storage.TokenIssue) writeJob {
 	return func(ctx context.Context, tx *sql.Tx, head *chainHead) error {
 		if w.RequireCurrent != "" {
 			var current bool
-			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens
-				WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL)`, w.RequireCurrent).Scan(&current); err != nil {
+			if err := head.queryRow(ctx, tx, refreshCurrentSQL, w.RequireCurrent).Scan(&current); err != nil {
 				return err
 			}
 			if !current {
@@ -134,8 +121,7 @@ func issueJob(w *storage.TokenIssue) writeJob {
 			if w.Refresh == nil {
 				return errors.New("rotation without a successor")
 			}
-			res, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET rotated_at = ?, successor_id = ?, successor_sealed = ?
-				WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL`,
+			res, err := head.exec(ctx, tx, refreshRotateSQL,
 				ts(w.RotatedAt), w.Refresh.ID, nullBytes(w.SuccessorSealed), w.RotateID)
 			if err != nil {
 				return err
@@ -152,12 +138,12 @@ func issueJob(w *storage.TokenIssue) writeJob {
 			}
 		}
 		if w.Refresh != nil {
-			if err := insertRefreshToken(ctx, tx, w.Refresh); err != nil {
+			if err := insertRefreshToken(ctx, headExecer{head, tx}, w.Refresh); err != nil {
 				return err
 			}
 		}
 		if w.Access != nil {
-			if err := insertAccessToken(ctx, tx, w.Access); err != nil {
+			if err := insertAccessToken(ctx, headExecer{head, tx}, w.Access); err != nil {
 				return err
 			}
 		}

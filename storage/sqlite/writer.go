@@ -33,12 +33,14 @@ func (s *Store) write(ctx context.Context, job writeJob) error {
 // runs inside a savepoint: a failing job is rolled back alone and the others commit.
 func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
 	errs := make([]error, len(jobs))
+	stmts := s.writerStmts(ctx)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		head, err := auditHead(ctx, tx)
+		head, err := auditHead(ctx, tx, stmts)
 		if err != nil {
 			return err
 		}
 		head.key = s.auditKey.Load()
+		head.stmts = stmts
 		if len(jobs) == 1 {
 			// No one else to protect: a failure rolls the transaction back.
 			errs[0] = jobs[0](ctx, tx, &head)
@@ -75,17 +77,87 @@ func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
 // chain key id ("" when there is none), and the key that keys the batch's events (the
 // store's audit chain key when the batch began; nil appends unkeyed, see
 // storage.LinkAudit).
+//
+// It also carries the writer's prepared statements (writerStmts), through which the
+// batch's hot statements run (exec, queryRow).
 type chainHead struct {
 	Hash, Key string
 	key       *storage.AuditChainKey
+	stmts     map[string]*sql.Stmt
+}
+
+// The statements every token issue runs, prepared once on the writer's connection
+// (writerStmts) instead of parsed anew in every transaction.
+const (
+	auditHeadSQL   = `SELECT hash, chain_key FROM audit_events ORDER BY id DESC LIMIT 1`
+	auditInsertSQL = `INSERT INTO audit_events (occurred_at, type, user_id,
+		client_id, ip, user_agent, result, reason, prev_hash, hash, chain_key, token_id, family_id, session_id, factor_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	accessTokenInsertSQL  = `INSERT INTO access_tokens (` + accessTokenCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	refreshTokenInsertSQL = `INSERT INTO refresh_tokens (` + refreshTokenCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	refreshRotateSQL      = `UPDATE refresh_tokens SET rotated_at = ?, successor_id = ?, successor_sealed = ?
+		WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL`
+	refreshCurrentSQL = `SELECT EXISTS (SELECT 1 FROM refresh_tokens
+		WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL)`
+)
+
+var writerSQL = []string{auditHeadSQL, auditInsertSQL, accessTokenInsertSQL, refreshTokenInsertSQL, refreshRotateSQL, refreshCurrentSQL}
+
+// writerStmts returns the writer's prepared statements, preparing them on first use. It
+// runs in the writer goroutine before the batch's transaction begins: preparing needs
+// the one write connection, which the transaction would hold. Nil when they cannot be
+// prepared yet (before migrations); the batch then runs its statements unprepared.
+func (s *Store) writerStmts(ctx context.Context) map[string]*sql.Stmt {
+	if s.wstmts != nil {
+		return s.wstmts
+	}
+	m := make(map[string]*sql.Stmt, len(writerSQL))
+	for _, q := range writerSQL {
+		st, err := s.db.PrepareContext(ctx, q)
+		if err != nil {
+			for _, st := range m {
+				_ = st.Close()
+			}
+			return nil
+		}
+		m[q] = st
+	}
+	s.wstmts = m
+	return m
+}
+
+// exec runs query in tx, through its prepared statement when the writer has one.
+func (h *chainHead) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if st := h.stmts[query]; st != nil {
+		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, query, args...)
+}
+
+// queryRow is exec for a query that returns one row.
+func (h *chainHead) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	if st := h.stmts[query]; st != nil {
+		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, query, args...)
+}
+
+// headExecer is the execer of a job's statements in tx (chainHead.exec).
+type headExecer struct {
+	h  *chainHead
+	tx *sql.Tx
+}
+
+func (e headExecer) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return e.h.exec(ctx, e.tx, query, args...)
 }
 
 // auditHead returns the newest audit event's hash and chain key id, "" when there is none.
-func auditHead(ctx context.Context, tx *sql.Tx) (chainHead, error) {
-	var head chainHead
-	err := tx.QueryRowContext(ctx, `SELECT hash, chain_key FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&head.Hash, &head.Key)
+func auditHead(ctx context.Context, tx *sql.Tx, stmts map[string]*sql.Stmt) (chainHead, error) {
+	head := chainHead{stmts: stmts}
+	err := head.queryRow(ctx, tx, auditHeadSQL).Scan(&head.Hash, &head.Key)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return chainHead{}, err
+		return chainHead{stmts: stmts}, err
 	}
 	return head, nil
 }
@@ -110,9 +182,7 @@ func appendAuditTx(ctx context.Context, tx *sql.Tx, head *chainHead, e *storage.
 		return err
 	}
 	var id int64
-	if err := tx.QueryRowContext(ctx, `INSERT INTO audit_events (occurred_at, type, user_id,
-		client_id, ip, user_agent, result, reason, prev_hash, hash, chain_key, token_id, family_id, session_id, factor_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+	if err := head.queryRow(ctx, tx, auditInsertSQL,
 		e.Time.UnixNano(), e.Type, e.UserID, e.ClientID, e.IP, e.UserAgent, e.Result, e.Reason,
 		linked.PrevHash, linked.Hash, linked.ChainKey, nullable(e.TokenID), nullable(e.FamilyID), nullable(e.SessionID), nullable(e.FactorID)).Scan(&id); err != nil {
 		return err
