@@ -183,12 +183,19 @@ func (s *Server) handlePasskeyLogin(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
+	// A sign-in whose event cannot be written does not happen: its session ends.
+	if err := s.audit.Write(ctx, storage.AuditEvent{Type: audit.EventLoginPasskey, UserID: u.ID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess,
+		Reason: "amr " + fmt.Sprint(amr), SessionID: sess.ID}); err != nil {
+		if derr := s.store.DeleteSession(ctx, sess.ID); derr != nil {
+			s.logger.ErrorContext(ctx, "end the session of an unaudited sign-in", "err", derr)
+		}
+		s.internalError(w, r, err)
+		return
+	}
 	if err := s.recordLogin(r, f, sessionLogin(sess)); err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginPasskey, UserID: u.ID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess,
-		Reason: "amr " + fmt.Sprint(amr)})
 	s.metrics.SignIn(metrics.ResultSuccess, string(storage.FactorWebAuthn))
 	http.Redirect(w, r, "/login?id="+url.QueryEscape(f.ar.ID), http.StatusSeeOther)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime/quotedprintable"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -278,7 +280,7 @@ func wantPasswordRefused(t *testing.T, e *env, c testClient, email, pw string) {
 func TestPasskeyOnlyAccount(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
-			st := be.open(t)
+			st := &auditSwitchStore{Storage: be.open(t)}
 			e := newLocalhostEnv(t, st, nil, nil, nil)
 			browser := idptest.NewChrome(t)
 			key := idptest.AddVirtualAuthenticator(t, browser, idptest.VirtualAuthenticator{Transport: "internal"})
@@ -346,6 +348,20 @@ func TestPasskeyOnlyAccount(t *testing.T) {
 			w.do(t, "set up a passkey again", chromedp.Click(chromedp.CSS("#enrol-start")))
 			if status := w.docs.waitN(t, e.issuer+"/enrol", 1); status != http.StatusBadRequest {
 				t.Fatalf("a used enrolment link answered %d, want 400", status)
+			}
+
+			// A passkey sign-in whose audit event cannot be written does not happen: 500,
+			// and no session is left behind.
+			w.freshBrowser(t)
+			st.failAudit.Store(true)
+			w.docs.reset()
+			w.do(t, "open the authorization URL with the audit trail unwritable", chromedp.Navigate(e.authURL(strict, nil)))
+			if status := w.docs.waitN(t, e.issuer+"/login/passkey", 1); status != http.StatusInternalServerError {
+				t.Fatalf("an unaudited passkey sign-in answered %d, want 500", status)
+			}
+			st.failAudit.Store(false)
+			if ss, err := e.store.ListUserSessions(storeCtx(t), u.ID); err != nil || len(ss) != 0 {
+				t.Fatalf("an unaudited passkey sign-in left sessions %+v (%v)", ss, err)
 			}
 
 			// Sign in with the passkey alone, to a client that requires phishing resistance.
@@ -438,4 +454,18 @@ func TestAttackConcurrentPasskeyGuesses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// auditSwitchStore is a store whose audit appends fail while failAudit is set, as when
+// the audit table cannot be written.
+type auditSwitchStore struct {
+	storage.Storage
+	failAudit atomic.Bool
+}
+
+func (s *auditSwitchStore) AppendAudit(ctx context.Context, e *storage.AuditEvent) error {
+	if s.failAudit.Load() {
+		return errors.New("audit unwritable")
+	}
+	return s.Storage.AppendAudit(ctx, e)
 }
