@@ -600,7 +600,12 @@ func (s *Server) handleResetMFAVerify(w http.ResponseWriter, r *http.Request) {
 	if chosen.Kind == storage.FactorWebAuthn {
 		response = r.PostFormValue("response")
 	}
-	if _, _, err := s.verify(ctx, u, chosen.ID, challengeID, response); err != nil {
+	_, _, err := s.verify(ctx, u, chosen.ID, challengeID, response)
+	if errors.Is(err, audit.ErrNotRecorded) {
+		s.internalError(w, r, err) // a check that cannot be audited does not count
+		return
+	}
+	if err != nil {
 		s.resetFail(ctx, u.ID, kindReason(chosen.Kind, "second factor: "+errReason(err))+" link="+link.ID)
 		page := web.MFAPage{Error: mfaMessage(err)}
 		if (chosen.Kind == storage.FactorEmail || chosen.Kind == storage.FactorSMS) && !errors.Is(err, mfa.ErrExpired) {
@@ -623,6 +628,12 @@ func (s *Server) handleResetMFAVerify(w http.ResponseWriter, r *http.Request) {
 func (s *Server) completeReset(w http.ResponseWriter, r *http.Request, link *storage.PasswordReset, u *storage.User, pendingID, how string) {
 	ctx := r.Context()
 	now := s.now()
+	// The password before the reset, put back if the reset cannot be audited.
+	before, err := s.store.GetUser(ctx, u.ID)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
 	if _, err := s.store.CompletePasswordReset(ctx, link.ID, pendingID, now); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			s.resetFail(ctx, u.ID, "link used, expired or replaced meanwhile link="+link.ID)
@@ -657,7 +668,22 @@ func (s *Server) completeReset(w http.ResponseWriter, r *http.Request, link *sto
 		reason += "; errors: " + strings.Join(problems, "; ")
 		s.logger.ErrorContext(ctx, "password reset: clean-up incomplete", "user", u.ID, "errors", problems)
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventPasswordResetComplete, UserID: u.ID, Result: audit.ResultSuccess, Reason: reason})
+	// A reset whose event cannot be written does not happen: the old password is put back
+	// (the sessions, devices and tokens stay ended: that only protects the person), and
+	// they ask for a new link.
+	if err := s.audit.Write(ctx, storage.AuditEvent{Type: audit.EventPasswordResetComplete, UserID: u.ID, Result: audit.ResultSuccess, Reason: reason}); err != nil {
+		if cur, gerr := s.store.GetUser(ctx, u.ID); gerr == nil {
+			cur.PasswordHash, cur.UpdatedAt = before.PasswordHash, s.now()
+			if uerr := s.store.UpdateUser(ctx, cur); uerr != nil {
+				s.logger.ErrorContext(ctx, "password reset not audited: old password not restored", "user", u.ID, "err", uerr)
+			}
+		} else {
+			s.logger.ErrorContext(ctx, "password reset not audited: old password not restored", "user", u.ID, "err", gerr)
+		}
+		s.clearCookie(w, sessionCookie)
+		s.internalError(w, r, err)
+		return
+	}
 	s.announcePasswordReset(ctx, u)
 	// This browser's session ended with the others.
 	s.clearCookie(w, sessionCookie)

@@ -457,14 +457,15 @@ func TestAttackConcurrentPasskeyGuesses(t *testing.T) {
 }
 
 // auditSwitchStore is a store whose audit appends fail while failAudit is set, as when
-// the audit table cannot be written.
+// the audit table cannot be written; with failType set, only appends of that event type.
 type auditSwitchStore struct {
 	storage.Storage
 	failAudit atomic.Bool
+	failType  atomic.Value // string
 }
 
 func (s *auditSwitchStore) AppendAudit(ctx context.Context, e *storage.AuditEvent) error {
-	if s.failAudit.Load() {
+	if t, _ := s.failType.Load().(string); s.failAudit.Load() && (t == "" || t == e.Type) {
 		return errors.New("audit unwritable")
 	}
 	return s.Storage.AppendAudit(ctx, e)

@@ -126,12 +126,14 @@ func passwordWorks(t *testing.T, e *env, c testClient, email, pw string) bool {
 func TestPasswordResetEndToEnd(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
-			m := newMFAEnv(t, be.open(t))
+			st := &auditSwitchStore{Storage: be.open(t)}
+			m := newMFAEnv(t, st)
 			t.Run("UnknownAndKnownIndistinguishable", func(t *testing.T) { runResetIndistinguishable(t, m) })
 			t.Run("SecondFactorBeforeNewPassword", func(t *testing.T) { runResetWithTOTP(t, m) })
 			t.Run("SingleUseUnderConcurrency", func(t *testing.T) { runResetConcurrent(t, m) })
 			t.Run("Expiry", func(t *testing.T) { runResetExpiry(t, m) })
 			t.Run("NewerPendingPasswordWins", func(t *testing.T) { runResetStalePending(t, m) })
+			t.Run("UnauditedResetDoesNotHappen", func(t *testing.T) { runResetUnaudited(t, m, st) })
 		})
 	}
 }
@@ -378,6 +380,36 @@ func runResetStalePending(t *testing.T, m *mfaEnv) {
 	}
 	if !passwordWorks(t, m.env, m.app, email, newPassword+"2") || passwordWorks(t, m.env, m.app, email, newPassword+"1") {
 		t.Fatal("the replaced password took effect, or the newer one did not")
+	}
+}
+
+// runResetUnaudited: a reset whose completion event cannot be written does not happen:
+// the old password still works and the new one does not.
+func runResetUnaudited(t *testing.T, m *mfaEnv, st *auditSwitchStore) {
+	email := "unaudited@example.com"
+	u := m.createUser(email, password)
+	addVerifiedAddress(t, m.env, u.ID, email)
+	n := m.smtp.Count()
+	forgot(t, m, m.newBrowser(), email)
+	m.server.WaitPasswordResets()
+	link := resetLinkIn(t, m, n+1, email)
+	b := m.newBrowser()
+	p := postNewPassword(t, b, link, newPassword)
+	if !isResetMFA(p) {
+		t.Fatalf("no second-factor page (status %d):\n%.600s", p.Status, p.Body)
+	}
+	p = b.Post(m.issuer+"/password/reset/mfa/send", p.Hidden())
+	code := idptest.Code(t, m.smtp.Last(t, n+2).Data)
+	st.failType.Store(audit.EventPasswordResetComplete) // the factor's check is audited; the completion is not
+	st.failAudit.Store(true)
+	done := answerResetMFA(b, p, code)
+	st.failAudit.Store(false)
+	st.failType.Store("")
+	if done.Status != http.StatusInternalServerError {
+		t.Fatalf("an unaudited reset answered %d, want 500:\n%.600s", done.Status, done.Body)
+	}
+	if passwordWorks(t, m.env, m.app, email, newPassword) || !passwordWorks(t, m.env, m.app, email, password) {
+		t.Fatal("an unaudited reset changed the password")
 	}
 }
 
