@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/storage"
@@ -435,27 +436,6 @@ retention are no longer in the database; keep the older exports.`,
 	return cmd
 }
 
-// auditLineJSON is one line of `audit export`: every field, always present, so that a
-// SIEM can index the events and recompute their hashes.
-type auditLineJSON struct {
-	ID        int64  `json:"id"`
-	Time      string `json:"time"` // RFC 3339 with nanoseconds, UTC
-	Type      string `json:"type"`
-	UserID    string `json:"user_id"`
-	ClientID  string `json:"client_id"`
-	IP        string `json:"ip"`
-	UserAgent string `json:"user_agent"`
-	Result    string `json:"result"`
-	Reason    string `json:"reason"`
-	TokenID   string `json:"token_id"`
-	FamilyID  string `json:"family_id"`
-	SessionID string `json:"session_id"`
-	FactorID  string `json:"factor_id"`
-	PrevHash  string `json:"prev_hash"`
-	Hash      string `json:"hash"`
-	ChainKey  string `json:"chain_key"` // "" for events written before the chain was keyed
-}
-
 func newAuditExportCmd(a *app) *cobra.Command {
 	var since, until, output string
 	cmd := &cobra.Command{
@@ -517,12 +497,7 @@ neither miss nor repeat an event. The lines go to standard output, or to --outpu
 					if !to.IsZero() && !e.Time.Before(to) {
 						continue
 					}
-					if err := enc.Encode(auditLineJSON{
-						ID: e.ID, Time: e.Time.UTC().Format(time.RFC3339Nano), Type: e.Type, UserID: e.UserID,
-						ClientID: e.ClientID, IP: e.IP, UserAgent: e.UserAgent, Result: e.Result, Reason: e.Reason,
-						TokenID: e.TokenID, FamilyID: e.FamilyID, SessionID: e.SessionID, FactorID: e.FactorID,
-						PrevHash: e.PrevHash, Hash: e.Hash, ChainKey: e.ChainKey,
-					}); err != nil {
+					if err := enc.Encode(admin.NewAuditLine(e)); err != nil {
 						return fmt.Errorf("export audit events: %w", err)
 					}
 					n++

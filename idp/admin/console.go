@@ -310,8 +310,9 @@ func (a *Admin) VerifyAudit(ctx context.Context) (audit.VerifyResult, error) {
 	return audit.VerifyChain(ctx, a.Audit.Store, a.ChainKeys)
 }
 
-// AuditLine is one line of an audit export: every field, always present, so that a SIEM
-// can index the events and recompute their hashes (the format of `idp audit export`).
+// AuditLine is one line of an audit export (`idp audit export`, the console's download):
+// every field, always present, so that a SIEM can index the events and, with the audit
+// chain key, recompute their hashes.
 type AuditLine struct {
 	ID        int64  `json:"id"`
 	Time      string `json:"time"` // RFC 3339 with nanoseconds, UTC
@@ -322,18 +323,30 @@ type AuditLine struct {
 	UserAgent string `json:"user_agent"`
 	Result    string `json:"result"`
 	Reason    string `json:"reason"`
+	TokenID   string `json:"token_id"`
+	FamilyID  string `json:"family_id"`
+	SessionID string `json:"session_id"`
+	FactorID  string `json:"factor_id"`
 	PrevHash  string `json:"prev_hash"`
 	Hash      string `json:"hash"`
+	ChainKey  string `json:"chain_key"` // "" for events written before the chain was keyed
+}
+
+// NewAuditLine is e as a line of an audit export.
+func NewAuditLine(e storage.AuditEvent) AuditLine {
+	return AuditLine{
+		ID: e.ID, Time: e.Time.UTC().Format(time.RFC3339Nano), Type: e.Type, UserID: e.UserID, ClientID: e.ClientID,
+		IP: e.IP, UserAgent: e.UserAgent, Result: e.Result, Reason: e.Reason,
+		TokenID: e.TokenID, FamilyID: e.FamilyID, SessionID: e.SessionID, FactorID: e.FactorID,
+		PrevHash: e.PrevHash, Hash: e.Hash, ChainKey: e.ChainKey,
+	}
 }
 
 // WriteAuditJSONL writes events to w as JSON Lines, one AuditLine each.
 func WriteAuditJSONL(w io.Writer, events []storage.AuditEvent) error {
 	enc := json.NewEncoder(w)
 	for _, e := range events {
-		if err := enc.Encode(AuditLine{
-			ID: e.ID, Time: e.Time.UTC().Format(time.RFC3339Nano), Type: e.Type, UserID: e.UserID, ClientID: e.ClientID,
-			IP: e.IP, UserAgent: e.UserAgent, Result: e.Result, Reason: e.Reason, PrevHash: e.PrevHash, Hash: e.Hash,
-		}); err != nil {
+		if err := enc.Encode(NewAuditLine(e)); err != nil {
 			return err
 		}
 	}

@@ -148,6 +148,23 @@ func TestConsoleSessionsAndUsers(t *testing.T) {
 	if err := json.Unmarshal(bytes.TrimSpace(buf.Bytes()), &line); err != nil || line.Hash == "" || line.Type != audit.EventAdminClientSessionsEnd {
 		t.Fatalf("export line %q: %v", buf.String(), err)
 	}
+	// The console's export is `idp audit export`'s format: every field, the ids an
+	// event concerns and its chain key included.
+	buf.Reset()
+	withIDs := storage.AuditEvent{ID: 7, Type: audit.EventTokenIssue, TokenID: "tok", FamilyID: "fam", SessionID: "sid",
+		FactorID: "fac", PrevHash: "p", Hash: "h", ChainKey: "k1"}
+	if err := WriteAuditJSONL(&buf, []storage.AuditEvent{withIDs}); err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &fields); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"token_id": "tok", "family_id": "fam", "session_id": "sid", "factor_id": "fac", "chain_key": "k1", "user_id": ""} {
+		if got, ok := fields[k]; !ok || got != want {
+			t.Errorf("export field %s = %v (present %t), want %q", k, got, ok, want)
+		}
+	}
 	if res, err := a.VerifyAudit(ctx); err != nil || !res.Intact {
 		t.Fatalf("VerifyAudit = %+v, %v", res, err)
 	}
