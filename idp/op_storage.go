@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -39,6 +40,9 @@ type opStorage struct {
 	// minted holds the JWT access tokens minted for op until it takes them through
 	// tokenCrypto (op_access_token.go).
 	minted *accessTokenJWTs
+	// signers caches the access-token signer of each signing key by key id
+	// (op_access_token.go): a key's material never changes for its id.
+	signers sync.Map // string -> jose.Signer
 	// endSession is Server.endSession: it deletes the session, audits it and sends
 	// back-channel logout.
 	endSession func(ctx context.Context, sess *storage.Session, reason string) error

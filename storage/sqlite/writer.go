@@ -47,17 +47,17 @@ func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
 			return errs[0]
 		}
 		for i, job := range jobs {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT job`); err != nil {
+			if _, err := head.exec(ctx, tx, savepointSQL); err != nil {
 				return err
 			}
 			saved := head
 			if errs[i] = job(ctx, tx, &head); errs[i] != nil {
 				head = saved
-				if _, err := tx.ExecContext(ctx, `ROLLBACK TO job`); err != nil {
+				if _, err := head.exec(ctx, tx, rollbackToSQL); err != nil {
 					return err
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `RELEASE job`); err != nil {
+			if _, err := head.exec(ctx, tx, releaseSQL); err != nil {
 				return err
 			}
 		}
@@ -101,7 +101,14 @@ const (
 		WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL)`
 )
 
-var writerSQL = []string{auditHeadSQL, auditInsertSQL, accessTokenInsertSQL, refreshTokenInsertSQL, refreshRotateSQL, refreshCurrentSQL}
+// A batch's savepoints, one per job (runBatch).
+const (
+	savepointSQL  = `SAVEPOINT job`
+	rollbackToSQL = `ROLLBACK TO job`
+	releaseSQL    = `RELEASE job`
+)
+
+var writerSQL = []string{savepointSQL, rollbackToSQL, releaseSQL, auditHeadSQL, auditInsertSQL, accessTokenInsertSQL, refreshTokenInsertSQL, refreshRotateSQL, refreshCurrentSQL}
 
 // writerStmts returns the writer's prepared statements, preparing them on first use. It
 // runs in the writer goroutine before the batch's transaction begins: preparing needs
