@@ -29,7 +29,7 @@ func TestWriterAndReaders(t *testing.T) {
 	for _, p := range []struct {
 		pragma string
 		want   string
-	}{{"temp_store", "2"}, {"journal_mode", "wal"}, {"synchronous", "1"}} {
+	}{{"temp_store", "2"}, {"journal_mode", "wal"}, {"synchronous", "1"}, {"wal_autocheckpoint", "4000"}} {
 		var got string
 		if err := s.db.QueryRowContext(ctx, "PRAGMA "+p.pragma).Scan(&got); err != nil {
 			t.Fatalf("PRAGMA %s: %v", p.pragma, err)
