@@ -73,7 +73,7 @@ func signCompact(t *testing.T, key *ecdsa.PrivateKey, kid, payload string) strin
 
 // verifyCompact parses token and verifies it with v.
 func verifyCompact(v *verifiedKeySet, token string) (string, error) {
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		return "", err
 	}
