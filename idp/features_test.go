@@ -68,6 +68,13 @@ func TestSigningAlgorithmsAndKeyRotation(t *testing.T) {
 			if newKid == oldKid || !slices.Contains(ids, newKid) {
 				t.Fatalf("after the publish delay the signing key is %s, want one of the rotated %v", newKid, ids)
 			}
+			// Access tokens follow the key that signs now (their signer is kept per key).
+			if kid := jwtHeader(t, esTok.AccessToken).KeyID; kid != oldKid {
+				t.Fatalf("access token before the rotation signed by %s, want %s", kid, oldKid)
+			}
+			if kid := jwtHeader(t, after.AccessToken).KeyID; kid != newKid {
+				t.Fatalf("access token after the publish delay signed by %s, want %s", kid, newKid)
+			}
 			// Tokens signed before the rotation still verify: the old key stays published.
 			verifyWithJWKS(t, e, esTok.IDToken, es.ID)
 			verifyWithJWKS(t, e, after.IDToken, es.ID)

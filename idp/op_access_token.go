@@ -140,10 +140,9 @@ func (s *opStorage) mintAccessToken(ctx context.Context, c *client, sub string, 
 	if err != nil {
 		return fmt.Errorf("access token signing key: %w", err)
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: k.Alg, Key: jose.JSONWebKey{Key: k.Private, KeyID: k.ID}},
-		(&jose.SignerOptions{}).WithType(accessTokenJWTTyp))
+	signer, err := s.accessTokenSigner(k)
 	if err != nil {
-		return fmt.Errorf("access token signer: %w", err)
+		return err
 	}
 	payload, err := json.Marshal(newAccessTokenClaims(s.issuer, sub, at))
 	if err != nil {
@@ -159,4 +158,21 @@ func (s *opStorage) mintAccessToken(ctx context.Context, c *client, sub string, 
 	}
 	s.minted.put(at.ID, token)
 	return nil
+}
+
+// accessTokenSigner returns the signer of access tokens with k, built once per key: the
+// key set is still read for every token (which key signs is decided anew), only the
+// signer of a key id is kept, as its key material never changes. A jose.Signer is safe
+// for concurrent use.
+func (s *opStorage) accessTokenSigner(k *keys.Key) (jose.Signer, error) {
+	if v, ok := s.signers.Load(k.ID); ok {
+		return v.(jose.Signer), nil
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: k.Alg, Key: jose.JSONWebKey{Key: k.Private, KeyID: k.ID}},
+		(&jose.SignerOptions{}).WithType(accessTokenJWTTyp))
+	if err != nil {
+		return nil, fmt.Errorf("access token signer: %w", err)
+	}
+	v, _ := s.signers.LoadOrStore(k.ID, signer)
+	return v.(jose.Signer), nil
 }

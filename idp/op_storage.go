@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -39,6 +40,9 @@ type opStorage struct {
 	// minted holds the JWT access tokens minted for op until it takes them through
 	// tokenCrypto (op_access_token.go).
 	minted *accessTokenJWTs
+	// signers caches the access-token signer of each signing key by key id
+	// (op_access_token.go): a key's material never changes for its id.
+	signers sync.Map // string -> jose.Signer
 	// endSession is Server.endSession: it deletes the session, audits it and sends
 	// back-channel logout.
 	endSession func(ctx context.Context, sess *storage.Session, reason string) error
@@ -467,7 +471,7 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 	case s.now().After(rt.ExpiresAt):
 		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token expired")
 	}
-	u, err := s.store.GetUser(ctx, rt.UserID)
+	u, err := s.requestUser(ctx, rt.UserID)
 	if err != nil || u.Disabled {
 		return nil, oidc.ErrInvalidGrant().WithDescription("user not active")
 	}
@@ -671,7 +675,7 @@ func (s *opStorage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, strin
 // setUserClaims fills userinfo for a user according to scopes; sub is always set.
 func (s *opStorage) setUserClaims(ctx context.Context, ui *oidc.UserInfo, userID string, scopes []string) error {
 	ui.Subject = userID
-	u, err := s.store.GetUser(ctx, userID)
+	u, err := s.requestUser(ctx, userID)
 	if err != nil {
 		return fmt.Errorf("load user: %w", err)
 	}
@@ -825,6 +829,7 @@ type reqState struct {
 	claims     string                       // the claims parameter of an authorization request
 	resources  []string                     // the resource parameters (RFC 8707) of /authorize or /token
 	clients    map[string]*storage.Client   // clients read during this request
+	user       *storage.User                // the user requestUser read during this request
 	device     *storage.DeviceAuthorization // the device authorization a device_code token request consumed
 	// assertedClient authenticated with a client assertion; assertionSecret is the
 	// one-request credential that stands for it (op_client_auth.go).
@@ -844,6 +849,24 @@ type reqState struct {
 }
 
 type reqStateKey struct{}
+
+// requestUser returns the user with that id, read once per request: a refresh reads the
+// person when it checks the refresh token and again for the ID token's claims, within
+// the same request.
+func (s *opStorage) requestUser(ctx context.Context, id string) (*storage.User, error) {
+	st := reqStateFrom(ctx)
+	if st != nil && st.user != nil && st.user.ID == id {
+		return st.user, nil
+	}
+	u, err := s.store.GetUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if st != nil {
+		st.user = u
+	}
+	return u, nil
+}
 
 func reqStateFrom(ctx context.Context) *reqState {
 	st, _ := ctx.Value(reqStateKey{}).(*reqState)

@@ -297,6 +297,9 @@ func New(ctx context.Context, store storage.Storage, cfg Config) (*Server, error
 		op.WithHttpInterceptors(s.opInterceptor),
 		// Hands op the RFC 9068 access tokens opStorage mints (op_access_token.go).
 		op.WithCrypto(newTokenCrypto(oidcKey, minted)),
+		// Access tokens are verified against the published keys with a memo of the
+		// signatures already verified (op_keyset.go).
+		op.WithAccessTokenKeySet(newVerifiedKeySet(s.ops)),
 		// Token, userinfo, JWKS and discovery are called with bearer tokens or client
 		// credentials, never cookies: any origin may call them, without credentials.
 		op.WithCORSOptions(&cors.Options{

@@ -24,6 +24,20 @@ func TestWriterAndReaders(t *testing.T) {
 	if _, err := s.rdb.ExecContext(ctx, `DELETE FROM clients`); err == nil {
 		t.Fatal("a reader connection accepted a write")
 	}
+	// The writer keeps its savepoints' statement journal in memory (no temporary file
+	// written per batch) and stays durable: WAL, synchronous never below NORMAL.
+	for _, p := range []struct {
+		pragma string
+		want   string
+	}{{"temp_store", "2"}, {"journal_mode", "wal"}, {"synchronous", "1"}, {"wal_autocheckpoint", "4000"}} {
+		var got string
+		if err := s.db.QueryRowContext(ctx, "PRAGMA "+p.pragma).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s: %v", p.pragma, err)
+		}
+		if got != p.want {
+			t.Errorf("writer PRAGMA %s = %s, want %s", p.pragma, got, p.want)
+		}
+	}
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)

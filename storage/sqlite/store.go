@@ -108,6 +108,19 @@ func open(ctx context.Context, path string, existing bool) (*Store, error) {
 	q.Add("_pragma", "synchronous(NORMAL)")
 	rq := cloneValues(q)
 	q.Add("_pragma", "journal_mode(WAL)")
+	// The writer's batches run each job in a savepoint, whose statement journal (the
+	// pages' images before the savepoint) SQLite spills to a temporary file once it passes
+	// 64 KiB: in memory it costs no write system calls in the serial writer. Only the
+	// rollback of a savepoint reads it; the WAL alone makes a commit durable, so this
+	// changes no durability.
+	q.Add("_pragma", "temp_store(MEMORY)")
+	// The writer checkpoints the WAL into the database file every 4,000 pages (16 MiB
+	// with 4 KiB pages) instead of SQLite's 1,000: the token and audit tables' hot pages
+	// (the right-most leaves, the indexes' inner pages) are rewritten by almost every
+	// batch, and a checkpoint copies each page once however many batches changed it, so
+	// fewer, larger checkpoints copy and fsync less per token. Commits are as durable as
+	// before: a checkpoint only moves committed pages from the WAL to the database file.
+	q.Add("_pragma", "wal_autocheckpoint(4000)")
 	// Write transactions take the write lock up front, so a transaction never has to
 	// upgrade a read snapshot (which fails with SQLITE_BUSY instead of waiting).
 	q.Set("_txlock", "immediate")

@@ -189,7 +189,7 @@ func nullBytes(b []byte) any {
 
 // GetRefreshToken returns the refresh token with that id, or ErrNotFound.
 func (s *Store) GetRefreshToken(ctx context.Context, id string) (*storage.RefreshToken, error) {
-	rt, err := scanRefreshToken(s.rdb.QueryRowContext(ctx,
+	rt, err := scanRefreshToken(s.queryRowPrepared(ctx, s.rdb,
 		`SELECT `+refreshTokenSelect+` FROM refresh_tokens WHERE id = ?`, id))
 	if err != nil {
 		return nil, wrap("get refresh token", err)
@@ -200,7 +200,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, id string) (*storage.Refres
 // GetRefreshTokenByHash returns the refresh token whose value hashes to tokenHash,
 // rotated and revoked ones included, or ErrNotFound.
 func (s *Store) GetRefreshTokenByHash(ctx context.Context, tokenHash string) (*storage.RefreshToken, error) {
-	rt, err := scanRefreshToken(s.rdb.QueryRowContext(ctx,
+	rt, err := scanRefreshToken(s.queryRowPrepared(ctx, s.rdb,
 		`SELECT `+refreshTokenSelect+` FROM refresh_tokens WHERE token_hash = ?`, tokenHash))
 	if err != nil {
 		return nil, wrap("get refresh token by hash", err)

@@ -47,17 +47,17 @@ func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
 			return errs[0]
 		}
 		for i, job := range jobs {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT job`); err != nil {
+			if _, err := head.exec(ctx, tx, savepointSQL); err != nil {
 				return err
 			}
 			saved := head
 			if errs[i] = job(ctx, tx, &head); errs[i] != nil {
 				head = saved
-				if _, err := tx.ExecContext(ctx, `ROLLBACK TO job`); err != nil {
+				if _, err := head.exec(ctx, tx, rollbackToSQL); err != nil {
 					return err
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `RELEASE job`); err != nil {
+			if _, err := head.exec(ctx, tx, releaseSQL); err != nil {
 				return err
 			}
 		}
@@ -92,7 +92,7 @@ const (
 	auditHeadSQL   = `SELECT hash, chain_key FROM audit_events ORDER BY id DESC LIMIT 1`
 	auditInsertSQL = `INSERT INTO audit_events (occurred_at, type, user_id,
 		client_id, ip, user_agent, result, reason, prev_hash, hash, chain_key, token_id, family_id, session_id, factor_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	accessTokenInsertSQL  = `INSERT INTO access_tokens (` + accessTokenCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	refreshTokenInsertSQL = `INSERT INTO refresh_tokens (` + refreshTokenCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	refreshRotateSQL      = `UPDATE refresh_tokens SET rotated_at = ?, successor_id = ?, successor_sealed = ?
@@ -101,7 +101,14 @@ const (
 		WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL)`
 )
 
-var writerSQL = []string{auditHeadSQL, auditInsertSQL, accessTokenInsertSQL, refreshTokenInsertSQL, refreshRotateSQL, refreshCurrentSQL}
+// A batch's savepoints, one per job (runBatch).
+const (
+	savepointSQL  = `SAVEPOINT job`
+	rollbackToSQL = `ROLLBACK TO job`
+	releaseSQL    = `RELEASE job`
+)
+
+var writerSQL = []string{savepointSQL, rollbackToSQL, releaseSQL, auditHeadSQL, auditInsertSQL, accessTokenInsertSQL, refreshTokenInsertSQL, refreshRotateSQL, refreshCurrentSQL}
 
 // writerStmts returns the writer's prepared statements, preparing them on first use. It
 // runs in the writer goroutine before the batch's transaction begins: preparing needs
@@ -181,10 +188,16 @@ func appendAuditTx(ctx context.Context, tx *sql.Tx, head *chainHead, e *storage.
 	if err := storage.LinkAudit(head.key, head.Hash, head.Key, &linked); err != nil {
 		return err
 	}
-	var id int64
-	if err := head.queryRow(ctx, tx, auditInsertSQL,
+	// The id is the row's rowid (INTEGER PRIMARY KEY): the insert's last_insert_rowid,
+	// without RETURNING's result row.
+	res, err := head.exec(ctx, tx, auditInsertSQL,
 		e.Time.UnixNano(), e.Type, e.UserID, e.ClientID, e.IP, e.UserAgent, e.Result, e.Reason,
-		linked.PrevHash, linked.Hash, linked.ChainKey, nullable(e.TokenID), nullable(e.FamilyID), nullable(e.SessionID), nullable(e.FactorID)).Scan(&id); err != nil {
+		linked.PrevHash, linked.Hash, linked.ChainKey, nullable(e.TokenID), nullable(e.FamilyID), nullable(e.SessionID), nullable(e.FactorID))
+	if err != nil {
+		return err
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
 		return err
 	}
 	e.ID, e.PrevHash, e.Hash, e.ChainKey = id, linked.PrevHash, linked.Hash, linked.ChainKey
