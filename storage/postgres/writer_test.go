@@ -41,3 +41,112 @@ func TestBatchJobFailsAlone(t *testing.T) {
 		t.Fatalf("events %+v, want at-a then at-c chained", evs)
 	}
 }
+
+// pipelineIssue is an issue of access token id with n audit events naming it.
+func pipelineIssue(id string, n int, now time.Time) *storage.TokenIssue {
+	w := &storage.TokenIssue{Access: &storage.AccessToken{ID: id, ClientID: "c", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}}
+	for range n {
+		w.Events = append(w.Events, &storage.AuditEvent{Time: now, Type: "token.issue", Result: "success", TokenID: id})
+	}
+	return w
+}
+
+// pipelineRefresh is a refresh token id of family fam.
+func pipelineRefresh(id, fam string, now time.Time) *storage.RefreshToken {
+	return &storage.RefreshToken{ID: id, TokenHash: "h-" + id, FamilyID: fam, ClientID: "c", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+}
+
+// A batch that succeeds runs pipelined: its events are stored in queue order, each
+// linked to the one before, with the ids, hashes and counts handed back to the jobs.
+func TestBatchPipelinedChain(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Microsecond)
+	for _, rt := range []*storage.RefreshToken{pipelineRefresh("rt-1", "f1", now), pipelineRefresh("rt-2", "f2", now), pipelineRefresh("rt-3", "f2", now)} {
+		if err := s.IssueTokens(ctx, &storage.TokenIssue{Refresh: rt}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := pipelineIssue("at-a", 2, now)
+	rot := pipelineIssue("at-r", 1, now)
+	rot.RotateID, rot.RotatedAt, rot.RequireCurrent, rot.Refresh = "rt-1", now, "rt-1", pipelineRefresh("rt-1b", "f1", now)
+	rev := &storage.TokenIssue{RevokeFamily: "f2", RevokedAt: now,
+		Events: []*storage.AuditEvent{{Time: now, Type: "token.reuse", Result: "failure", FamilyID: "f2"}}}
+	c := pipelineIssue("at-c", 2, now)
+	ws := []*storage.TokenIssue{a, rot, rev, c}
+	for i, err := range s.RunIssueBatch(ctx, ws) {
+		if err != nil {
+			t.Fatalf("job %d: %v", i, err)
+		}
+	}
+	if rev.Revoked != 2 {
+		t.Fatalf("revoked %d, want 2", rev.Revoked)
+	}
+	var sent []*storage.AuditEvent
+	for _, w := range ws {
+		sent = append(sent, w.Events...)
+	}
+	got, err := s.ListAudit(ctx, storage.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(sent) {
+		t.Fatalf("%d events stored, want %d", len(got), len(sent))
+	}
+	for i, e := range got {
+		if e.ID != sent[i].ID || e.Hash != sent[i].Hash || e.PrevHash != sent[i].PrevHash || e.Type != sent[i].Type {
+			t.Fatalf("event %d stored %+v, job has %+v", i, e, *sent[i])
+		}
+		if i > 0 && (e.PrevHash != got[i-1].Hash || e.ID <= got[i-1].ID) {
+			t.Fatalf("event %d (id %d) does not follow event %d (id %d)", i, e.ID, i-1, got[i-1].ID)
+		}
+		if e.Hash != storage.ChainHash(e.PrevHash, &got[i]) {
+			t.Fatalf("event %d: hash does not cover it", i)
+		}
+	}
+	old, err := s.GetRefreshToken(ctx, "rt-1")
+	if err != nil || old.RotatedAt.IsZero() || old.SuccessorID != "rt-1b" {
+		t.Fatalf("rt-1 %+v, %v: want rotated to rt-1b", old, err)
+	}
+}
+
+// Conflicts inside one batch fail only their own job: the second rotation of a token
+// and an issue requiring a token the batch already rotated get ErrConflict, a
+// rotation of a missing token ErrNotFound; the others commit.
+func TestBatchConflictsFailAlone(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Microsecond)
+	if err := s.IssueTokens(ctx, &storage.TokenIssue{Refresh: pipelineRefresh("rt-1", "f1", now)}); err != nil {
+		t.Fatal(err)
+	}
+	rotate := func(id, from, next string) *storage.TokenIssue {
+		w := pipelineIssue(id, 1, now)
+		w.RotateID, w.RotatedAt, w.Refresh = from, now, pipelineRefresh(next, "f1", now)
+		return w
+	}
+	first, second := rotate("at-1", "rt-1", "rt-1b"), rotate("at-2", "rt-1", "rt-1c")
+	stale := pipelineIssue("at-3", 1, now)
+	stale.RequireCurrent = "rt-1"
+	missing := rotate("at-4", "rt-x", "rt-xb")
+	ok := pipelineIssue("at-5", 1, now)
+	errs := s.RunIssueBatch(ctx, []*storage.TokenIssue{first, second, stale, missing, ok})
+	want := []error{nil, storage.ErrConflict, storage.ErrConflict, storage.ErrNotFound, nil}
+	for i := range want {
+		if (want[i] == nil) != (errs[i] == nil) || (want[i] != nil && !errors.Is(errs[i], want[i])) {
+			t.Fatalf("errors %v, want %v", errs, want)
+		}
+	}
+	for id, stored := range map[string]bool{"at-1": true, "at-2": false, "at-3": false, "at-4": false, "at-5": true} {
+		if _, err := s.GetAccessToken(ctx, id); (err == nil) != stored {
+			t.Fatalf("%s stored: %v, want %v", id, err == nil, stored)
+		}
+	}
+	evs, err := s.ListAudit(ctx, storage.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || evs[0].TokenID != "at-1" || evs[1].TokenID != "at-5" || evs[1].PrevHash != evs[0].Hash {
+		t.Fatalf("events %+v, want at-1 then at-5 chained", evs)
+	}
+}
