@@ -47,8 +47,9 @@ func (s *Store) write(ctx context.Context, job writeJob) error {
 // and reads the chain head once for the whole batch — not once per request — so the
 // processes of a cluster serialise on it once per batch.
 //
-// The fast path (runPipelined) sends the whole batch in three round trips: BEGIN, the
-// lock and the head read; then every statement of every job; then COMMIT. A failing job
+// The fast path (runPipelined) sends the whole batch in two or three round trips: BEGIN,
+// the lock and the head read; every statement of every job (in the same round trip when
+// the head can be foreseen); COMMIT. A failing job
 // must not fail the others: if any statement fails, or a conditional one matches
 // nothing, that transaction is rolled back and the batch runs again statement by
 // statement with each job in a savepoint, so the failing job is rolled back alone (with
@@ -82,23 +83,86 @@ func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
 // held, or it could miss an event another process committed while this one waited.
 func lockAndHead(b *pgx.Batch, head *chainHead) {
 	b.Queue(`SELECT pg_advisory_xact_lock($1)`, auditLockKey)
-	b.Queue(`SELECT hash, chain_key FROM audit_events ORDER BY id DESC LIMIT 1`).QueryRow(func(row pgx.Row) error {
-		if err := row.Scan(&head.Hash, &head.Key); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		return nil
-	})
+	b.Queue(headSQL).QueryRow(func(row pgx.Row) error { return scanHead(row, head) })
 }
+
+const headSQL = `SELECT hash, chain_key FROM audit_events ORDER BY id DESC LIMIT 1`
+
+// scanHead reads the newest event's hash and chain key into head ("" when there is none).
+func scanHead(row pgx.Row, head *chainHead) error {
+	head.Hash, head.Key = "", ""
+	if err := row.Scan(&head.Hash, &head.Key); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	return nil
+}
+
+// errHeadMoved fails a speculative batch whose chain head was not the one it assumed.
+var errHeadMoved = errors.New("the audit chain head moved")
 
 // runPipelined runs jobs in one transaction with every job's statements pipelined. It
 // returns nil once the transaction has committed. On an error before COMMIT was sent,
 // nothing was stored and retry is true; an error of the COMMIT itself leaves the outcome
 // unknown, so the jobs must not be run again (retry false).
+//
+// When the store knows the head its previous batch left (s.lastHead), it speculates
+// that no one appended since: the jobs' events are linked to that head and sent in the
+// same round trip as BEGIN, the lock and the head read, so the batch takes two round
+// trips. The head read under the lock is compared before anything commits; if another
+// process (or retention) moved it, the transaction is rolled back and the batch runs
+// again with the head it read first (three round trips).
 func (s *Store) runPipelined(ctx context.Context, jobs []writeJob) (retry bool, err error) {
+	if spec := s.lastHead.Swap(nil); spec != nil {
+		retry, err := s.runPipelinedFrom(ctx, jobs, spec)
+		if !errors.Is(err, errHeadMoved) {
+			return retry, err
+		}
+	}
+	return s.runPipelinedFrom(ctx, jobs, nil)
+}
+
+// runPipelinedFrom is runPipelined, speculating that the chain head is spec when spec is
+// not nil.
+func (s *Store) runPipelinedFrom(ctx context.Context, jobs []writeJob, spec *[2]string) (retry bool, err error) {
 	head := chainHead{key: s.auditKey.Load()}
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
-	lockAndHead(b, &head)
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, auditLockKey)
+	b.Queue(headSQL).QueryRow(func(row pgx.Row) error {
+		var read chainHead
+		if err := scanHead(row, &read); err != nil {
+			return err
+		}
+		if spec != nil && (read.Hash != spec[0] || read.Key != spec[1]) {
+			return errHeadMoved
+		}
+		head.Hash, head.Key = read.Hash, read.Key
+		return nil
+	})
+	jb := b
+	if spec != nil {
+		head.Hash, head.Key = spec[0], spec[1]
+	} else {
+		jb = &pgx.Batch{}
+	}
+	// queueJobs is called once the head is known: before sending when speculating,
+	// otherwise after the first round trip.
+	var dones []func()
+	queueJobs := func() error {
+		for _, j := range jobs {
+			done, err := j.queue(jb, &head)
+			if err != nil {
+				return err
+			}
+			dones = append(dones, done)
+		}
+		return nil
+	}
+	if spec != nil {
+		if err := queueJobs(); err != nil {
+			return true, err
+		}
+	}
 	br := s.pool.SendBatch(ctx, b)
 	tx := br.Tx()
 	defer func() {
@@ -109,21 +173,18 @@ func (s *Store) runPipelined(ctx context.Context, jobs []writeJob) (retry bool, 
 	if err := br.Close(); err != nil {
 		return true, err
 	}
-	jb := &pgx.Batch{}
-	dones := make([]func(), 0, len(jobs))
-	for _, j := range jobs {
-		done, err := j.queue(jb, &head)
-		if err != nil {
+	if spec == nil {
+		if err := queueJobs(); err != nil {
 			return true, err
 		}
-		dones = append(dones, done)
-	}
-	if err := tx.SendBatch(ctx, jb).Close(); err != nil {
-		return true, err
+		if err := tx.SendBatch(ctx, jb).Close(); err != nil {
+			return true, err
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return false, err
 	}
+	s.lastHead.Store(&[2]string{head.Hash, head.Key})
 	for _, done := range dones {
 		done()
 	}

@@ -2,10 +2,14 @@ package postgres_test
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/postgres"
+	"github.com/openidp/idp/storage/postgres/pgtest"
 )
 
 // One batch of three issues whose middle one fails: the other two commit with their
@@ -148,5 +152,78 @@ func TestBatchConflictsFailAlone(t *testing.T) {
 	}
 	if len(evs) != 2 || evs[0].TokenID != "at-1" || evs[1].TokenID != "at-5" || evs[1].PrevHash != evs[0].Hash {
 		t.Fatalf("events %+v, want at-1 then at-5 chained", evs)
+	}
+}
+
+// Two processes append to one chain: a batch that assumed the head its process left
+// last finds it moved by the other and is linked to the real head instead, and a
+// retention delete that empties the chain is noticed the same way. The chain stays one
+// unbroken list in id order.
+func TestBatchHeadMovedByAnotherProcess(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	a, b := openStore(t, url), openStore(t, url)
+	ctx := t.Context()
+	if _, err := a.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Microsecond)
+	issue := func(s *postgres.Store, id string) {
+		t.Helper()
+		if err := s.IssueTokens(ctx, pipelineIssue(id, 2, now)); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+	issue(a, "at-a1")
+	issue(b, "at-b1")
+	issue(a, "at-a2")
+	issue(a, "at-a3")
+	if _, err := a.DeleteAuditBefore(ctx, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	issue(a, "at-a4")
+	issue(b, "at-b2")
+	issue(a, "at-a5")
+	evs, err := a.ListAudit(ctx, storage.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for i, e := range evs {
+		order = append(order, e.TokenID)
+		prev := ""
+		if i > 0 {
+			prev = evs[i-1].Hash
+		}
+		if e.PrevHash != prev || e.Hash != storage.ChainHash(prev, &evs[i]) {
+			t.Fatalf("event %d (%s) is not linked to the one before", i, e.TokenID)
+		}
+	}
+	want := []string{"at-a4", "at-a4", "at-b2", "at-b2", "at-a5", "at-a5"}
+	if !slices.Equal(order, want) {
+		t.Fatalf("events %v, want %v", order, want)
+	}
+}
+
+// A batch of the writer's largest size, many statements per job, goes through the
+// pipeline whole.
+func TestBatchLargePipeline(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Microsecond)
+	ws := make([]*storage.TokenIssue, 256)
+	for i := range ws {
+		ws[i] = pipelineIssue(fmt.Sprintf("at-%03d", i), 3, now)
+	}
+	for i, err := range s.RunIssueBatch(ctx, ws) {
+		if err != nil {
+			t.Fatalf("job %d: %v", i, err)
+		}
+	}
+	evs, err := s.ListAudit(ctx, storage.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 3*len(ws) || evs[len(evs)-1].TokenID != "at-255" || evs[len(evs)-1].ID != ws[255].Events[2].ID {
+		t.Fatalf("%d events, want %d ending with at-255's", len(evs), 3*len(ws))
 	}
 }
