@@ -49,11 +49,11 @@ func (s *Store) write(ctx context.Context, job writeJob) error {
 //
 // The fast path (runPipelined) sends the whole batch in two or three round trips: BEGIN,
 // the lock and the head read; every statement of every job (in the same round trip when
-// the head can be foreseen); COMMIT. A failing job
-// must not fail the others: if any statement fails, or a conditional one matches
-// nothing, that transaction is rolled back and the batch runs again statement by
-// statement with each job in a savepoint, so the failing job is rolled back alone (with
-// its precise error) and the others commit.
+// the head can be foreseen); COMMIT. A failing job must not fail the others: if any
+// statement fails, or a conditional one matches nothing, that transaction is rolled
+// back and the batch runs again statement by statement with each job in a savepoint,
+// so the failing job is rolled back alone (with its precise error) and the others
+// commit. A failed COMMIT is not run again: its outcome is unknown.
 func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
 	pipelined := true
 	for _, j := range jobs {
