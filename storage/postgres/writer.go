@@ -133,10 +133,14 @@ func (s *Store) runPipelinedFrom(ctx context.Context, jobs []writeJob, spec *[2]
 		if err := scanHead(row, &read); err != nil {
 			return err
 		}
-		if spec != nil && (read.Hash != spec[0] || read.Key != spec[1]) {
+		if spec == nil {
+			head.Hash, head.Key = read.Hash, read.Key
+			return nil
+		}
+		// The jobs are already linked (and head advanced) from spec.
+		if read.Hash != spec[0] || read.Key != spec[1] {
 			return errHeadMoved
 		}
-		head.Hash, head.Key = read.Hash, read.Key
 		return nil
 	})
 	jb := b

@@ -227,3 +227,25 @@ func TestBatchLargePipeline(t *testing.T) {
 		t.Fatalf("%d events, want %d ending with at-255's", len(evs), 3*len(ws))
 	}
 }
+
+// A process appending alone links each batch to the head its previous batch left
+// without a rolled-back attempt: the events' ids follow one another with no gap (a
+// speculation that missed would have spent ids of the sequence).
+func TestBatchSpeculationHolds(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Microsecond)
+	var ids []int64
+	for i := range 5 {
+		w := pipelineIssue(fmt.Sprintf("at-%d", i), 2, now)
+		if err := s.IssueTokens(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, w.Events[0].ID, w.Events[1].ID)
+	}
+	for i := 1; i < len(ids); i++ {
+		if ids[i] != ids[i-1]+1 {
+			t.Fatalf("event ids %v: a batch was rolled back", ids)
+		}
+	}
+}
