@@ -30,8 +30,11 @@ type writeJob struct {
 type queueFunc func(b *pgx.Batch, head *chainHead) (done func(), err error)
 
 // writerOptions bound a batch: at most 256 jobs, and a batch that already holds several
-// jobs waits at most 1ms for more.
-var writerOptions = groupcommit.Options{MaxBatch: 256, MaxWait: time.Millisecond}
+// jobs waits at most 250µs for more. A pipelined batch costs two round trips, so a
+// longer linger (1ms before) mostly kept the waiting requests waiting: with 8 clients it
+// gave ~2,450 client_credentials tokens/s against ~3,200–3,500/s, at ~130 instead of
+// ~220 commits per 1,000 tokens.
+var writerOptions = groupcommit.Options{MaxBatch: 256, MaxWait: 250 * time.Microsecond}
 
 var _ storage.CommitCounter = (*Store)(nil)
 
