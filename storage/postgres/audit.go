@@ -27,8 +27,11 @@ func (s *Store) AppendAudit(ctx context.Context, e *storage.AuditEvent) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	err := s.write(ctx, func(ctx context.Context, tx pgx.Tx, head *chainHead) error {
-		return appendAuditTx(ctx, tx, head, e)
+	err := s.write(ctx, writeJob{
+		run: func(ctx context.Context, tx pgx.Tx, head *chainHead) error {
+			return appendAuditTx(ctx, tx, head, e)
+		},
+		queue: func(b *pgx.Batch, head *chainHead) (func(), error) { return queueAudit(b, head, e) },
 	})
 	return wrapErr("append audit", err)
 }

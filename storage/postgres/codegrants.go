@@ -34,20 +34,25 @@ func (s *Store) IssueCodeTokens(ctx context.Context, codeHash string, at *storag
 	return wrapErr("issue code tokens", s.write(ctx, issueJob(w)))
 }
 
+const claimCodeGrantSQL = `UPDATE code_grants
+	SET access_token_id = $2, family_id = $3, expires_at = GREATEST(expires_at, $4, $5)
+	WHERE code_hash = $1 AND replayed_at IS NULL AND access_token_id = ''`
+
+func claimCodeGrantArgs(codeHash string, at *storage.AccessToken, rt *storage.RefreshToken) []any {
+	familyID, rtExpires := "", time.Time{}
+	if rt != nil {
+		familyID, rtExpires = rt.FamilyID, rt.ExpiresAt
+	}
+	return []any{codeHash, at.ID, familyID, ts(at.ExpiresAt), ts(rtExpires)}
+}
+
 // claimCodeGrant records at and rt in the grant of codeHash with a conditional UPDATE:
 // ErrConflict when it was replayed or already given tokens, ErrNotFound when missing.
 func claimCodeGrant(ctx context.Context, tx pgx.Tx, codeHash string, at *storage.AccessToken, rt *storage.RefreshToken) error {
 	if at == nil {
 		return errors.New("code grant without an access token")
 	}
-	familyID, rtExpires := "", time.Time{}
-	if rt != nil {
-		familyID, rtExpires = rt.FamilyID, rt.ExpiresAt
-	}
-	tag, err := tx.Exec(ctx, `UPDATE code_grants
-		SET access_token_id = $2, family_id = $3, expires_at = GREATEST(expires_at, $4, $5)
-		WHERE code_hash = $1 AND replayed_at IS NULL AND access_token_id = ''`,
-		codeHash, at.ID, familyID, ts(at.ExpiresAt), ts(rtExpires))
+	tag, err := tx.Exec(ctx, claimCodeGrantSQL, claimCodeGrantArgs(codeHash, at, rt)...)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,9 @@ type Store struct {
 	// w is the group-commit writer: token issues and audit appends of concurrent
 	// requests share its transactions (writer.go).
 	w *groupcommit.Writer[writeJob]
+	// lastHead is the audit chain head (hash, chain key id) the writer's last pipelined
+	// batch committed, which the next batch assumes (runPipelined); nil when unknown.
+	lastHead atomic.Pointer[[2]string]
 }
 
 var (

@@ -25,20 +25,30 @@ const refreshTokenCols = `id, token_hash, family_id, client_id, user_id, audienc
 // refreshTokenSelect reads refreshTokenCols and the successor of a rotated token.
 const refreshTokenSelect = refreshTokenCols + `, COALESCE(successor_id, ''), successor_sealed`
 
+const insertAccessSQL = `INSERT INTO access_tokens (` + accessTokenCols + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+
+func accessArgs(at *storage.AccessToken) []any {
+	return []any{at.ID, at.ClientID, at.UserID, at.Audience, at.Scopes, ts(at.AuthTime), at.AMR, at.ACR,
+		at.SessionID, at.FamilyID, ts(at.CreatedAt), ts(at.ExpiresAt)}
+}
+
 func insertAccessToken(ctx context.Context, db execer, at *storage.AccessToken) error {
-	_, err := db.Exec(ctx, `INSERT INTO access_tokens (`+accessTokenCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		at.ID, at.ClientID, at.UserID, at.Audience, at.Scopes, ts(at.AuthTime), at.AMR, at.ACR,
-		at.SessionID, at.FamilyID, ts(at.CreatedAt), ts(at.ExpiresAt))
+	_, err := db.Exec(ctx, insertAccessSQL, accessArgs(at)...)
 	return wrapErr("create access token", err)
 }
 
-func insertRefreshToken(ctx context.Context, db execer, rt *storage.RefreshToken) error {
-	_, err := db.Exec(ctx, `INSERT INTO refresh_tokens (`+refreshTokenCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-		rt.ID, rt.TokenHash, rt.FamilyID, rt.ClientID, rt.UserID, rt.Audience, rt.Scopes,
+const insertRefreshSQL = `INSERT INTO refresh_tokens (` + refreshTokenCols + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+
+func refreshArgs(rt *storage.RefreshToken) []any {
+	return []any{rt.ID, rt.TokenHash, rt.FamilyID, rt.ClientID, rt.UserID, rt.Audience, rt.Scopes,
 		ts(rt.AuthTime), rt.AMR, rt.ACR, rt.SessionID, ts(rt.CreatedAt), ts(rt.ExpiresAt),
-		ts(rt.RotatedAt), ts(rt.RevokedAt), rt.Resources)
+		ts(rt.RotatedAt), ts(rt.RevokedAt), rt.Resources}
+}
+
+func insertRefreshToken(ctx context.Context, db execer, rt *storage.RefreshToken) error {
+	_, err := db.Exec(ctx, insertRefreshSQL, refreshArgs(rt)...)
 	return wrapErr("create refresh token", err)
 }
 
@@ -97,34 +107,56 @@ func (s *Store) IssueTokens(ctx context.Context, w *storage.TokenIssue) error {
 	return wrapErr("issue tokens", s.write(ctx, issueJob(w)))
 }
 
-// issueJob is the writer job of w.
+// SQL of the statements of a token issue, shared by issueJob's two forms.
+const (
+	requireCurrentSQL = `SELECT EXISTS (SELECT 1 FROM refresh_tokens
+		WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL)`
+	rotateSQL = `UPDATE refresh_tokens SET rotated_at = $2, successor_id = $3, successor_sealed = $4
+		WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL`
+	revokeFamilySQL = `UPDATE refresh_tokens SET revoked_at = $2
+		WHERE family_id = $1 AND revoked_at IS NULL`
+	deleteFamilyAccessSQL = `DELETE FROM access_tokens WHERE family_id = $1`
+	deleteAccessSQL       = `DELETE FROM access_tokens WHERE id = $1`
+	deleteAuthRequestSQL  = `DELETE FROM auth_requests WHERE id = $1`
+	refreshExistsSQL      = `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $1)`
+)
+
+// sealedArg is the successor_sealed argument of a rotation: NULL when empty.
+func sealedArg(w *storage.TokenIssue) []byte {
+	if len(w.SuccessorSealed) > 0 {
+		return w.SuccessorSealed
+	}
+	return nil
+}
+
+// issueJob is the writer job of w: run checks and writes statement by statement (and
+// tells a conflict from a missing row); queue pipelines the same statements, each
+// conditional one failing the batch with errJobFailed when it matches nothing.
 func issueJob(w *storage.TokenIssue) writeJob {
+	return writeJob{run: issueRun(w), queue: issueQueue(w)}
+}
+
+func issueRun(w *storage.TokenIssue) func(ctx context.Context, tx pgx.Tx, head *chainHead) error {
 	return func(ctx context.Context, tx pgx.Tx, head *chainHead) error {
 		if w.RequireCurrent != "" {
 			var current bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens
-				WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL)`, w.RequireCurrent).Scan(&current); err != nil {
+			if err := tx.QueryRow(ctx, requireCurrentSQL, w.RequireCurrent).Scan(&current); err != nil {
 				return err
 			}
 			if !current {
-				return conflictOrNotFound(ctx, tx, "issue tokens", `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $1)`, w.RequireCurrent)
+				return conflictOrNotFound(ctx, tx, "issue tokens", refreshExistsSQL, w.RequireCurrent)
 			}
 		}
 		if w.RotateID != "" {
 			if w.Refresh == nil {
 				return errors.New("rotation without a successor")
 			}
-			var sealed []byte
-			if len(w.SuccessorSealed) > 0 {
-				sealed = w.SuccessorSealed
-			}
-			tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET rotated_at = $2, successor_id = $3, successor_sealed = $4
-				WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL`, w.RotateID, ts(w.RotatedAt), w.Refresh.ID, sealed)
+			tag, err := tx.Exec(ctx, rotateSQL, w.RotateID, ts(w.RotatedAt), w.Refresh.ID, sealedArg(w))
 			if err != nil {
 				return err
 			}
 			if tag.RowsAffected() == 0 {
-				return conflictOrNotFound(ctx, tx, "rotate refresh token", `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $1)`, w.RotateID)
+				return conflictOrNotFound(ctx, tx, "rotate refresh token", refreshExistsSQL, w.RotateID)
 			}
 		}
 		if w.CodeHash != "" {
@@ -143,23 +175,22 @@ func issueJob(w *storage.TokenIssue) writeJob {
 			}
 		}
 		if w.RevokeFamily != "" {
-			tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $2
-				WHERE family_id = $1 AND revoked_at IS NULL`, w.RevokeFamily, ts(w.RevokedAt))
+			tag, err := tx.Exec(ctx, revokeFamilySQL, w.RevokeFamily, ts(w.RevokedAt))
 			if err != nil {
 				return err
 			}
 			w.Revoked = tag.RowsAffected()
-			if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE family_id = $1`, w.RevokeFamily); err != nil {
+			if _, err := tx.Exec(ctx, deleteFamilyAccessSQL, w.RevokeFamily); err != nil {
 				return err
 			}
 		}
 		if w.DeleteAccessToken != "" {
-			if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE id = $1`, w.DeleteAccessToken); err != nil {
+			if _, err := tx.Exec(ctx, deleteAccessSQL, w.DeleteAccessToken); err != nil {
 				return err
 			}
 		}
 		if w.DeleteAuthRequest != "" {
-			if _, err := tx.Exec(ctx, `DELETE FROM auth_requests WHERE id = $1`, w.DeleteAuthRequest); err != nil {
+			if _, err := tx.Exec(ctx, deleteAuthRequestSQL, w.DeleteAuthRequest); err != nil {
 				return err
 			}
 		}
@@ -169,6 +200,79 @@ func issueJob(w *storage.TokenIssue) writeJob {
 			}
 		}
 		return nil
+	}
+}
+
+// matched fails a queued conditional statement that matched no row.
+func matched(ct pgconn.CommandTag) error {
+	if ct.RowsAffected() == 0 {
+		return errJobFailed
+	}
+	return nil
+}
+
+func issueQueue(w *storage.TokenIssue) queueFunc {
+	return func(b *pgx.Batch, head *chainHead) (func(), error) {
+		if w.RequireCurrent != "" {
+			b.Queue(requireCurrentSQL, w.RequireCurrent).QueryRow(func(row pgx.Row) error {
+				var current bool
+				if err := row.Scan(&current); err != nil {
+					return err
+				}
+				if !current {
+					return errJobFailed
+				}
+				return nil
+			})
+		}
+		if w.RotateID != "" {
+			if w.Refresh == nil {
+				return nil, errors.New("rotation without a successor")
+			}
+			b.Queue(rotateSQL, w.RotateID, ts(w.RotatedAt), w.Refresh.ID, sealedArg(w)).Exec(matched)
+		}
+		if w.CodeHash != "" {
+			if w.Access == nil {
+				return nil, errors.New("code grant without an access token")
+			}
+			b.Queue(claimCodeGrantSQL, claimCodeGrantArgs(w.CodeHash, w.Access, w.Refresh)...).Exec(matched)
+		}
+		if w.Refresh != nil {
+			b.Queue(insertRefreshSQL, refreshArgs(w.Refresh)...)
+		}
+		if w.Access != nil {
+			b.Queue(insertAccessSQL, accessArgs(w.Access)...)
+		}
+		var revoked int64
+		if w.RevokeFamily != "" {
+			b.Queue(revokeFamilySQL, w.RevokeFamily, ts(w.RevokedAt)).Exec(func(ct pgconn.CommandTag) error {
+				revoked = ct.RowsAffected()
+				return nil
+			})
+			b.Queue(deleteFamilyAccessSQL, w.RevokeFamily)
+		}
+		if w.DeleteAccessToken != "" {
+			b.Queue(deleteAccessSQL, w.DeleteAccessToken)
+		}
+		if w.DeleteAuthRequest != "" {
+			b.Queue(deleteAuthRequestSQL, w.DeleteAuthRequest)
+		}
+		dones := make([]func(), 0, len(w.Events))
+		for _, e := range w.Events {
+			done, err := queueAudit(b, head, e)
+			if err != nil {
+				return nil, err
+			}
+			dones = append(dones, done)
+		}
+		return func() {
+			if w.RevokeFamily != "" {
+				w.Revoked = revoked
+			}
+			for _, done := range dones {
+				done()
+			}
+		}, nil
 	}
 }
 
