@@ -105,10 +105,12 @@ func open(ctx context.Context, path string, existing bool) (*Store, error) {
 	}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(ON)")
-	// FULL: a commit is on disk (the WAL fsynced) before the writer answers, so an issued
-	// token and its audit event survive a power loss, not only a process crash (NORMAL
-	// would skip that fsync in WAL mode). Group commit makes it one fsync per batch.
-	q.Add("_pragma", "synchronous(FULL)")
+	// NORMAL: in WAL mode a commit is written to the WAL before it returns (it survives a
+	// crash of the process) and fsynced at the next checkpoint or FULL commit. The
+	// group-commit writer's batches — every token and every audit event — commit with
+	// synchronous=FULL (inBatchTx): fsynced before they are answered, so they survive a
+	// power loss too, and a batch's fsync also covers the WAL frames written before it.
+	q.Add("_pragma", "synchronous(NORMAL)")
 	rq := cloneValues(q)
 	q.Add("_pragma", "journal_mode(WAL)")
 	// The writer's batches run each job in a savepoint, whose statement journal (the

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"time"
 
@@ -34,7 +35,7 @@ func (s *Store) write(ctx context.Context, job writeJob) error {
 func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
 	errs := make([]error, len(jobs))
 	stmts := s.writerStmts(ctx)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inBatchTx(ctx, func(tx *sql.Tx) error {
 		head, err := auditHead(ctx, tx, stmts)
 		if err != nil {
 			return err
@@ -71,6 +72,35 @@ func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
 		}
 	}
 	return errs
+}
+
+// inBatchTx runs fn in a write transaction on the writer's connection whose commit is
+// fsynced before it returns: synchronous=FULL for the transaction, NORMAL again after
+// it. Tokens and audit events are then durable against a power loss, not only a crash
+// of the process, at one fsync per batch (group commit).
+func (s *Store) inBatchTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
+		return err
+	}
+	defer func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn }) // never reuse it at FULL
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
 
 // chainHead is where a batch's next audit event links to: the newest event's hash and

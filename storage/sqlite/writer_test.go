@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"testing"
 	"time"
@@ -42,5 +44,29 @@ func TestBatchJobFailsAlone(t *testing.T) {
 	}
 	if got := s.Commits(); got != 0 {
 		t.Fatalf("Commits() = %d: runBatch called directly is not counted by the writer", got)
+	}
+}
+
+// A batch commits with synchronous=FULL (fsynced before it is answered: tokens and audit
+// events survive a power loss); the writer's connection is back at NORMAL afterwards.
+func TestBatchCommitsFull(t *testing.T) {
+	s := newMigrated(t)
+	ctx := t.Context()
+	var inBatch int
+	errs := s.runBatch(ctx, []writeJob{func(ctx context.Context, tx *sql.Tx, _ *chainHead) error {
+		return tx.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&inBatch)
+	}})
+	if errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if inBatch != 2 {
+		t.Fatalf("a batch ran with synchronous=%d, want 2 (FULL)", inBatch)
+	}
+	var after int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if after != 1 {
+		t.Fatalf("the writer's connection is at synchronous=%d after a batch, want 1 (NORMAL)", after)
 	}
 }
