@@ -2,11 +2,7 @@ package idp
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
-
-	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/storage"
@@ -76,15 +72,7 @@ func (s *opStorage) graceRequest(ctx context.Context, rt *storage.RefreshToken) 
 // and a new access token beside it, stored with its audit event only while the
 // successor is still current.
 func (s *opStorage) reissueSuccessor(ctx context.Context, rr *refreshRequest) (string, string, time.Time, error) {
-	g, err := s.grantOf(ctx, rr)
-	if err != nil {
-		return "", "", time.Time{}, err
-	}
-	c, err := s.loadClient(ctx, g.clientID)
-	if err != nil {
-		return "", "", time.Time{}, fmt.Errorf("load client: %w", err)
-	}
-	aud, err := s.accessAudience(ctx, g)
+	g, c, aud, err := s.tokenGrantFor(ctx, rr)
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
@@ -96,19 +84,8 @@ func (s *opStorage) reissueSuccessor(ctx context.Context, rr *refreshRequest) (s
 		Type: audit.EventTokenRefresh, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
 		TokenID: at.ID, FamilyID: rr.rt.FamilyID, SessionID: g.sessionID,
 		Reason: "rotated refresh token presented again within the reuse grace window; same successor returned" + resourcesNote(aud, g.clientID)})}}
-	start := time.Now()
-	err = s.store.IssueTokens(ctx, w)
-	switch {
-	case errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrNotFound):
-		// The successor was used or revoked in the meantime: this is reuse after all.
-		s.audit.Observed(ctx, time.Since(start), nil)
-		s.revokeFamilyForReuse(ctx, rr.grace.rotated)
-		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
-	case err != nil:
-		s.audit.Observed(ctx, time.Since(start), err)
-		return "", "", time.Time{}, oidc.ErrServerError().WithDescription("the token could not be stored").WithParent(err)
+	if err := s.issue(ctx, rr, w); err != nil { // a used or revoked successor is reuse after all
+		return "", "", time.Time{}, err
 	}
-	s.audit.Observed(ctx, time.Since(start), nil)
-	s.countToken(rr)
 	return at.ID, rr.grace.value, at.ExpiresAt, nil
 }

@@ -298,16 +298,26 @@ func (s *opStorage) newAccessToken(g tokenGrant, c *client, familyID string, aud
 	}
 }
 
-func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+// tokenGrantFor reads what every token issue needs: the grant of req, its client and the
+// access token's audience.
+func (s *opStorage) tokenGrantFor(ctx context.Context, req op.TokenRequest) (tokenGrant, *client, []string, error) {
 	g, err := s.grantOf(ctx, req)
 	if err != nil {
-		return "", time.Time{}, err
+		return tokenGrant{}, nil, nil, err
 	}
 	c, err := s.loadClient(ctx, g.clientID)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("load client: %w", err)
+		return tokenGrant{}, nil, nil, fmt.Errorf("load client: %w", err)
 	}
 	aud, err := s.accessAudience(ctx, g)
+	if err != nil {
+		return tokenGrant{}, nil, nil, err
+	}
+	return g, c, aud, nil
+}
+
+func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	g, c, aud, err := s.tokenGrantFor(ctx, req)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -333,15 +343,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if isRefresh && rr.grace != nil {
 		return s.reissueSuccessor(ctx, rr)
 	}
-	g, err := s.grantOf(ctx, req)
-	if err != nil {
-		return "", "", time.Time{}, err
-	}
-	c, err := s.loadClient(ctx, g.clientID)
-	if err != nil {
-		return "", "", time.Time{}, fmt.Errorf("load client: %w", err)
-	}
-	aud, err := s.accessAudience(ctx, g)
+	g, c, aud, err := s.tokenGrantFor(ctx, req)
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
@@ -420,6 +422,13 @@ func (s *opStorage) issue(ctx context.Context, req op.TokenRequest, w *storage.T
 		return oidc.ErrInvalidGrant().WithDescription("refresh token already used")
 	case w.RotateID != "" && missing:
 		return oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	case w.RequireCurrent != "" && (conflict || missing):
+		// A retry within the reuse grace window whose successor was used or revoked in
+		// the meantime: this is reuse after all.
+		if rr, ok := req.(*refreshRequest); ok && rr.grace != nil {
+			s.revokeFamilyForReuse(ctx, rr.grace.rotated)
+		}
+		return oidc.ErrInvalidGrant().WithDescription("refresh token already used")
 	default:
 		return oidc.ErrServerError().WithDescription("the token could not be stored").WithParent(err)
 	}
