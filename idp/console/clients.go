@@ -358,6 +358,28 @@ func (c *Console) client(q *request) {
 	c.render(q, http.StatusOK, web.PageConsoleClient, p)
 }
 
+// refused answers a change of client cl that failed with err, and reports whether it did
+// (false: err is nil). Bad input shows the client's page again with what was posted and
+// the error (fill sets them); any other error is the usual failure page.
+func (c *Console) refused(q *request, cl *storage.Client, err error, fill func(*clientPage)) bool {
+	if err == nil {
+		return false
+	}
+	var inv *admin.InvalidInputError
+	if !errors.As(err, &inv) {
+		c.fail(q, err)
+		return true
+	}
+	p, perr := c.clientPageFor(q, cl)
+	if perr != nil {
+		c.internal(q.w, q.r, perr)
+		return true
+	}
+	fill(&p)
+	c.render(q, http.StatusBadRequest, web.PageConsoleClient, p)
+	return true
+}
+
 func (c *Console) updateClient(q *request) {
 	r := q.r
 	cl, err := c.cfg.Admin.FindClient(q.ctx(), r.PathValue("id"))
@@ -375,20 +397,10 @@ func (c *Console) updateClient(q *request) {
 			BackchannelLogoutURI: r.PostFormValue("backchannel_logout_uri"),
 		})
 	}
-	var inv *admin.InvalidInputError
-	if err != nil && !errors.As(err, &inv) {
-		c.fail(q, err)
-		return
-	}
-	if err != nil {
-		p, perr := c.clientPageFor(q, cl)
-		if perr != nil {
-			c.internal(q.w, q.r, perr)
-			return
-		}
+	if c.refused(q, cl, err, func(p *clientPage) {
 		p.Form, p.FormError = formFromPost(r), err.Error()
 		p.Form.Public = cl.Public
-		c.render(q, http.StatusBadRequest, web.PageConsoleClient, p)
+	}) {
 		return
 	}
 	done(q, "/admin/clients/"+url.PathEscape(cl.ID), "saved")
@@ -423,19 +435,7 @@ func (c *Console) setClientPolicy(q *request) {
 	if err == nil {
 		_, err = c.cfg.Admin.SetClientPolicy(q.ctx(), q.actor, cl.ID, pol)
 	}
-	var inv *admin.InvalidInputError
-	if err != nil && !errors.As(err, &inv) {
-		c.fail(q, err)
-		return
-	}
-	if err != nil {
-		p, perr := c.clientPageFor(q, cl)
-		if perr != nil {
-			c.internal(q.w, q.r, perr)
-			return
-		}
-		p.Policy, p.PolicyError = policyFormFrom(pol), err.Error()
-		c.render(q, http.StatusBadRequest, web.PageConsoleClient, p)
+	if c.refused(q, cl, err, func(p *clientPage) { p.Policy, p.PolicyError = policyFormFrom(pol), err.Error() }) {
 		return
 	}
 	done(q, "/admin/clients/"+url.PathEscape(cl.ID), "policy")
