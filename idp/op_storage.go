@@ -292,7 +292,7 @@ func (s *opStorage) loadClient(ctx context.Context, id string) (*client, error) 
 func (s *opStorage) newAccessToken(g tokenGrant, c *client, familyID string, aud []string) *storage.AccessToken {
 	now := s.now()
 	return &storage.AccessToken{
-		ID: secret.NewID(), ClientID: g.clientID, UserID: g.userID, Audience: aud, Scopes: g.scopes,
+		ID: secret.NewSortableID(), ClientID: g.clientID, UserID: g.userID, Audience: aud, Scopes: g.scopes,
 		AuthTime: g.authTime, AMR: g.amr, ACR: g.acr, SessionID: g.sessionID, FamilyID: familyID,
 		CreatedAt: now, ExpiresAt: now.Add(c.accessTokenLifetime()),
 	}
@@ -350,7 +350,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	now := s.now()
 	value := "rt_" + secret.Token(32)
 	next := &storage.RefreshToken{
-		ID: secret.NewID(), TokenHash: secret.Hash(value), ClientID: g.clientID, UserID: g.userID,
+		ID: secret.NewSortableID(), TokenHash: secret.Hash(value), ClientID: g.clientID, UserID: g.userID,
 		Audience: g.audience, Scopes: g.scopes, AuthTime: g.authTime, AMR: g.amr, ACR: g.acr,
 		SessionID: g.sessionID, Resources: g.resources, CreatedAt: now, ExpiresAt: now.Add(c.refreshTokenLifetime()),
 	}
@@ -358,7 +358,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	event := storage.AuditEvent{Type: audit.EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
 		SessionID: g.sessionID, Reason: "access and refresh token, scopes " + strings.Join(g.scopes, " ") + resourcesNote(aud, g.clientID)}
 	if current == "" || !isRefresh {
-		next.FamilyID = secret.NewID()
+		next.FamilyID = secret.NewSortableID()
 		if ar, isCode := req.(authRequest); isCode {
 			w.CodeHash, w.DeleteAuthRequest = ar.r.CodeHash, ar.r.ID
 		}

@@ -58,7 +58,7 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 		args  []any
 	)
 	if f.UserID != "" {
-		where, args = append(where, "user_id = ?"), append(args, f.UserID)
+		where, args = append(where, "user_id = ? AND user_id <> ''"), append(args, f.UserID) // the index holds only user_id <> ''
 	}
 	if f.ClientID != "" {
 		where, args = append(where, "client_id = ?"), append(args, f.ClientID)

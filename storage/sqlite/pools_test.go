@@ -25,12 +25,13 @@ func TestWriterAndReaders(t *testing.T) {
 		t.Fatal("a reader connection accepted a write")
 	}
 	// The writer keeps its savepoints' statement journal in memory (no temporary file
-	// written per batch) and stays durable: WAL, synchronous NORMAL between batches (a
-	// batch itself commits with FULL: TestBatchCommitsFull).
+	// written per batch) and stays durable: WAL, synchronous NORMAL (a batch is flushed
+	// by the writer's Sync: TestBatchSyncedBeforeAnswer), and checkpoints left to the
+	// background checkpointer (TestBackgroundCheckpoints) up to a WAL of 20,000 pages.
 	for _, p := range []struct {
 		pragma string
 		want   string
-	}{{"temp_store", "2"}, {"journal_mode", "wal"}, {"synchronous", "1"}, {"wal_autocheckpoint", "4000"}} {
+	}{{"temp_store", "2"}, {"journal_mode", "wal"}, {"synchronous", "1"}, {"wal_autocheckpoint", "20000"}} {
 		var got string
 		if err := s.db.QueryRowContext(ctx, "PRAGMA "+p.pragma).Scan(&got); err != nil {
 			t.Fatalf("PRAGMA %s: %v", p.pragma, err)

@@ -54,6 +54,10 @@ type Store struct {
 	// wstmts are the writer's prepared statements (writerStmts); only the writer's
 	// goroutine touches it, and Close after the writer stopped.
 	wstmts map[string]*sql.Stmt
+	// walPath is the database's write-ahead log, which syncWAL flushes to disk.
+	walPath string
+	// ckpt is the background checkpointer (checkpoint.go).
+	ckpt *checkpointer
 }
 
 var (
@@ -106,10 +110,10 @@ func open(ctx context.Context, path string, existing bool) (*Store, error) {
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(ON)")
 	// NORMAL: in WAL mode a commit is written to the WAL before it returns (it survives a
-	// crash of the process) and fsynced at the next checkpoint or FULL commit. The
-	// group-commit writer's batches — every token and every audit event — commit with
-	// synchronous=FULL (inBatchTx): fsynced before they are answered, so they survive a
-	// power loss too, and a batch's fsync also covers the WAL frames written before it.
+	// crash of the process) and fsynced at the next checkpoint. The group-commit
+	// writer's batches — every token and every audit event — are fsynced before they are
+	// answered (syncWAL), so they survive a power loss too; that fsync also covers the
+	// WAL frames written before it.
 	q.Add("_pragma", "synchronous(NORMAL)")
 	rq := cloneValues(q)
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -119,17 +123,18 @@ func open(ctx context.Context, path string, existing bool) (*Store, error) {
 	// rollback of a savepoint reads it; the WAL alone makes a commit durable, so this
 	// changes no durability.
 	q.Add("_pragma", "temp_store(MEMORY)")
-	// The writer checkpoints the WAL into the database file every 4,000 pages (16 MiB
-	// with 4 KiB pages) instead of SQLite's 1,000: the token and audit tables' hot pages
-	// (the right-most leaves, the indexes' inner pages) are rewritten by almost every
-	// batch, and a checkpoint copies each page once however many batches changed it, so
-	// fewer, larger checkpoints copy and fsync less per token. Commits are as durable as
-	// before: a checkpoint only moves committed pages from the WAL to the database file.
-	q.Add("_pragma", "wal_autocheckpoint(4000)")
+	// Checkpoints (copying committed pages from the WAL into the database file, and
+	// fsyncing it) run in the background (checkpointer), off the writer's path: a
+	// checkpoint in a commit would hold up every request waiting on that batch. The
+	// writer checkpoints by itself only past 20,000 pages (80 MiB with 4 KiB pages),
+	// should the background checkpoints stop. A checkpoint changes no durability: it
+	// only moves committed pages.
+	cq := cloneValues(q)
+	q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerAutoCheckpoint))
 	// Write transactions take the write lock up front, so a transaction never has to
 	// upgrade a read snapshot (which fails with SQLITE_BUSY instead of waiting).
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", name+"?"+q.Encode())
+	db, err := sql.Open(driverName, name+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
@@ -137,7 +142,7 @@ func open(ctx context.Context, path string, existing bool) (*Store, error) {
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	s := &Store{db: db}
+	s := &Store{db: db, walPath: path + "-wal"}
 	// The writer's first connection creates the file and turns WAL on before any
 	// reader opens it.
 	if err := s.Ping(ctx); err != nil {
@@ -147,7 +152,7 @@ func open(ctx context.Context, path string, existing bool) (*Store, error) {
 	// Readers: query_only refuses any write, so a method moved to rdb by mistake
 	// fails loudly instead of writing around the writer.
 	rq.Add("_pragma", "query_only(1)")
-	rdb, err := sql.Open("sqlite", name+"?"+rq.Encode())
+	rdb, err := sql.Open(driverName, name+"?"+rq.Encode())
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
@@ -155,7 +160,15 @@ func open(ctx context.Context, path string, existing bool) (*Store, error) {
 	rdb.SetMaxOpenConns(maxReaders)
 	rdb.SetMaxIdleConns(maxReaders)
 	s.rdb = rdb
-	s.w = groupcommit.New(s.runBatch, writerOptions)
+	cdb, err := sql.Open(driverName, name+"?"+cq.Encode())
+	if err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	s.startCheckpointer(cdb)
+	opt := writerOptions
+	opt.Sync = s.syncWAL
+	s.w = groupcommit.New(s.runBatch, opt)
 	var one int
 	if err := rdb.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		_ = s.Close()
@@ -177,6 +190,7 @@ func (s *Store) Close() error {
 	if s.w != nil {
 		s.w.Close() // waits for the batches in flight, which use db
 	}
+	cerr := s.stopCheckpointer()
 	for _, st := range s.wstmts {
 		_ = st.Close()
 	}
@@ -189,7 +203,7 @@ func (s *Store) Close() error {
 	if s.rdb != nil {
 		rerr = s.rdb.Close()
 	}
-	return errors.Join(s.db.Close(), rerr)
+	return errors.Join(s.db.Close(), rerr, cerr)
 }
 
 // PoolStats reports the database/sql connection pools, the writer's and the readers'

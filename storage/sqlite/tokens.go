@@ -156,7 +156,7 @@ func issueJob(w *storage.TokenIssue) writeJob {
 			if w.Revoked, err = res.RowsAffected(); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE family_id = ?`, w.RevokeFamily); err != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE family_id = ? AND family_id <> ''`, w.RevokeFamily); err != nil {
 				return err
 			}
 		}
@@ -225,7 +225,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 		if n, err = res.RowsAffected(); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE family_id = ?`, familyID)
+		_, err = tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE family_id = ? AND family_id <> ''`, familyID)
 		return err
 	})
 	if err != nil {
@@ -248,7 +248,7 @@ func (s *Store) RevokeUserTokens(ctx context.Context, userID string, now time.Ti
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM access_tokens
-			WHERE user_id = ? OR (family_id <> '' AND family_id IN (`+families+`))`,
+			WHERE (user_id = ? AND user_id <> '') OR (family_id <> '' AND family_id IN (`+families+`))`,
 			userID, userID)
 		return err
 	})

@@ -3,8 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/openidp/idp/storage"
@@ -15,37 +15,60 @@ import (
 // transaction; the audit events it appends are chained after *head, which it advances.
 type writeJob func(ctx context.Context, tx *sql.Tx, head *chainHead) error
 
-// writerOptions bound a batch: at most 256 jobs, and a batch that already holds several
-// jobs waits at most 1ms for more.
-var writerOptions = groupcommit.Options{MaxBatch: 256, MaxWait: time.Millisecond}
+// writerOptions: at most 256 jobs a batch. A batch lingers by yielding the processor —
+// it takes in the jobs of requests being worked on, and never waits on an idle
+// processor — for at most 1ms. Its commit is made durable by syncWAL while the next
+// batch already runs (the store sets Sync).
+var writerOptions = groupcommit.Options{MaxBatch: 256, MaxWait: time.Millisecond, Yield: true}
 
 var _ storage.CommitCounter = (*Store)(nil)
 
 // Commits returns how many write transactions the store's writer has run.
 func (s *Store) Commits() int64 { return s.w.Commits() }
 
-// write runs job through the writer and waits until its batch has committed.
+// write runs job through the writer and waits until its batch has committed and is
+// durable.
 func (s *Store) write(ctx context.Context, job writeJob) error {
 	return s.w.Do(ctx, job)
 }
 
 // runBatch runs jobs in one write transaction (BEGIN IMMEDIATE: it holds the database
-// write lock, so the audit chain head read once at its start stays the head). Each job
-// runs inside a savepoint: a failing job is rolled back alone and the others commit.
+// write lock, so the audit chain head read once at its start stays the head). The jobs
+// run one after the other, without savepoints: nearly every batch commits whole. When
+// a job fails, that transaction is rolled back and the batch runs again with each job
+// inside a savepoint, so that the failing job is rolled back alone and the others
+// commit. Jobs are deterministic in what the database holds, so running one again is
+// safe.
 func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
 	errs := make([]error, len(jobs))
 	stmts := s.writerStmts(ctx)
+	var jobFailed bool
 	err := s.inBatchTx(ctx, func(tx *sql.Tx) error {
-		head, err := auditHead(ctx, tx, stmts)
+		head, err := s.batchHead(ctx, tx, stmts)
 		if err != nil {
 			return err
 		}
-		head.key = s.auditKey.Load()
-		head.stmts = stmts
-		if len(jobs) == 1 {
-			// No one else to protect: a failure rolls the transaction back.
-			errs[0] = jobs[0](ctx, tx, &head)
-			return errs[0]
+		for i, job := range jobs {
+			if errs[i] = job(ctx, tx, &head); errs[i] != nil {
+				jobFailed = true
+				return errs[i]
+			}
+		}
+		return nil
+	})
+	if err == nil || len(jobs) == 1 || !jobFailed {
+		if err != nil {
+			for i := range errs {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	clear(errs)
+	err = s.inBatchTx(ctx, func(tx *sql.Tx) error {
+		head, err := s.batchHead(ctx, tx, stmts)
+		if err != nil {
+			return err
 		}
 		for i, job := range jobs {
 			if _, err := head.exec(ctx, tx, savepointSQL); err != nil {
@@ -74,25 +97,24 @@ func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
 	return errs
 }
 
-// inBatchTx runs fn in a write transaction on the writer's connection whose commit is
-// fsynced before it returns: synchronous=FULL for the transaction, NORMAL again after
-// it. Tokens and audit events are then durable against a power loss, not only a crash
-// of the process, at one fsync per batch (group commit).
-func (s *Store) inBatchTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	conn, err := s.db.Conn(ctx)
+// batchHead returns the audit chain head a batch starts from, keyed with the store's
+// current chain key and carrying the writer's statements.
+func (s *Store) batchHead(ctx context.Context, tx *sql.Tx, stmts map[string]*sql.Stmt) (chainHead, error) {
+	head, err := auditHead(ctx, tx, stmts)
 	if err != nil {
-		return err
+		return head, err
 	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
-		return err
-	}
-	defer func() {
-		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`); err != nil {
-			_ = conn.Raw(func(any) error { return driver.ErrBadConn }) // never reuse it at FULL
-		}
-	}()
-	tx, err := conn.BeginTx(ctx, nil)
+	head.key = s.auditKey.Load()
+	head.stmts = stmts
+	return head, nil
+}
+
+// inBatchTx runs fn in a write transaction on the writer's connection. It commits at
+// synchronous=NORMAL: the commit is in the WAL (it survives a crash of the process) but
+// not yet on the disk; the writer's Sync (syncWAL) flushes it before any job of the
+// batch is answered, while the writer already runs the next batch.
+func (s *Store) inBatchTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -101,6 +123,18 @@ func (s *Store) inBatchTx(ctx context.Context, fn func(tx *sql.Tx) error) error 
 		return err
 	}
 	return tx.Commit()
+}
+
+// syncWAL flushes the write-ahead log to the disk (fdatasync): every transaction
+// committed before it began is then durable against a power loss, as
+// synchronous=FULL would have made it. fsync flushes a file's data whichever descriptor
+// wrote it, so a descriptor of its own serves; the log is opened anew each time, so a
+// log SQLite recreated is the one flushed.
+func (s *Store) syncWAL(context.Context) error {
+	if err := datasyncPath(s.walPath); err != nil {
+		return fmt.Errorf("flush the write-ahead log: %w", err)
+	}
+	return nil
 }
 
 // chainHead is where a batch's next audit event links to: the newest event's hash and

@@ -2,8 +2,13 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
+	"fmt"
+	"github.com/openidp/idp/idp/secret"
+	"github.com/openidp/idp/storage/internal/groupcommit"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,26 +52,100 @@ func TestBatchJobFailsAlone(t *testing.T) {
 	}
 }
 
-// A batch commits with synchronous=FULL (fsynced before it is answered: tokens and audit
-// events survive a power loss); the writer's connection is back at NORMAL afterwards.
-func TestBatchCommitsFull(t *testing.T) {
+// A job is answered only after its batch's commit has been flushed to the disk: the
+// writer's Sync flushes the write-ahead log (fdatasync) after the commit, and when that
+// fails the job fails, although its transaction committed.
+func TestBatchSyncedBeforeAnswer(t *testing.T) {
 	s := newMigrated(t)
 	ctx := t.Context()
-	var inBatch int
-	errs := s.runBatch(ctx, []writeJob{func(ctx context.Context, tx *sql.Tx, _ *chainHead) error {
-		return tx.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&inBatch)
-	}})
-	if errs[0] != nil {
-		t.Fatal(errs[0])
+	var syncs atomic.Int64
+	var committedAtSync atomic.Bool
+	s.w.Close()
+	opt := writerOptions
+	opt.Sync = func(ctx context.Context) error {
+		syncs.Add(1)
+		// What the batch wrote is committed (visible to a reader) when Sync runs.
+		var n int
+		if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM access_tokens`).Scan(&n); err == nil && n > 0 {
+			committedAtSync.Store(true)
+		}
+		return s.syncWAL(ctx)
 	}
-	if inBatch != 2 {
-		t.Fatalf("a batch ran with synchronous=%d, want 2 (FULL)", inBatch)
+	s.w = groupcommit.New(s.runBatch, opt)
+	now := time.Now()
+	issue := func(id string) *storage.TokenIssue {
+		return &storage.TokenIssue{Access: &storage.AccessToken{ID: id, ClientID: "c", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}}
 	}
-	var after int
-	if err := s.db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&after); err != nil {
+	if err := s.IssueTokens(ctx, issue("at-1")); err != nil {
 		t.Fatal(err)
 	}
-	if after != 1 {
-		t.Fatalf("the writer's connection is at synchronous=%d after a batch, want 1 (NORMAL)", after)
+	if syncs.Load() != 1 || !committedAtSync.Load() {
+		t.Fatalf("%d syncs, committed when synced: %v; want one, after the commit", syncs.Load(), committedAtSync.Load())
+	}
+	// The log cannot be flushed: the job fails.
+	s.walPath = filepath.Join(t.TempDir(), "missing-wal")
+	err := s.IssueTokens(ctx, issue("at-2"))
+	if err == nil || !strings.Contains(err.Error(), "flush the write-ahead log") {
+		t.Fatalf("IssueTokens with the log unflushable: %v, want the flush error", err)
+	}
+}
+
+// An event that does not link to the newest event — a fork, or a skip — is refused by
+// the database itself (migration 0019's trigger).
+func TestAuditForkRefused(t *testing.T) {
+	s := newMigrated(t)
+	ctx := t.Context()
+	for range 2 {
+		if err := s.AppendAudit(ctx, &storage.AuditEvent{Type: "test", Result: "success"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := s.ListAudit(ctx, storage.AuditFilter{})
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("events %v, %v", evs, err)
+	}
+	for _, prev := range []string{evs[0].Hash, "", "0000"} { // the older event: a fork; none; made up
+		_, err := s.db.ExecContext(ctx, `INSERT INTO audit_events (occurred_at, type, prev_hash, hash) VALUES (?, 'forged', ?, 'x')`,
+			time.Now().UnixNano(), prev)
+		if err == nil || !strings.Contains(err.Error(), "must link to the newest event") {
+			t.Fatalf("insert linking to %q: %v, want it refused", prev, err)
+		}
+	}
+	// Linking to the newest is accepted.
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO audit_events (occurred_at, type, prev_hash, hash) VALUES (?, 'next', ?, 'y')`,
+		time.Now().UnixNano(), evs[1].Hash); err != nil {
+		t.Fatalf("insert linking to the newest: %v", err)
+	}
+}
+
+// The background checkpointer copies the WAL into the database file while the writer
+// never checkpoints by itself (below 20,000 pages): after a burst of writes, the WAL is
+// fully copied within a few checkpoint intervals and the writer starts it over.
+func TestBackgroundCheckpoints(t *testing.T) {
+	s := newMigrated(t)
+	ctx := t.Context()
+	now := time.Now()
+	for i := range 200 {
+		id := secret.NewSortableID()
+		if err := s.IssueTokens(ctx, &storage.TokenIssue{Access: &storage.AccessToken{ID: id, ClientID: "c", CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
+			Events: []*storage.AuditEvent{{Type: "token.issue", Result: "success", TokenID: id, Reason: fmt.Sprint(i)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs := s.ckpt.runs.Load()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		last := s.ckpt.last.Load()
+		logFrames, copied := last>>32, last&0xffffffff
+		if s.ckpt.runs.Load() > runs+1 && logFrames > 0 && logFrames == copied {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpointer ran %d times, last: WAL %d frames, %d copied", s.ckpt.runs.Load()-runs, logFrames, copied)
+		}
+		time.Sleep(checkpointInterval)
+	}
+	if n := s.ckpt.errors.Load(); n != 0 {
+		t.Fatalf("%d checkpoints failed", n)
 	}
 }

@@ -4,11 +4,19 @@
 // short linger), runs them in one transaction and answers each job only after that
 // transaction commits. Many requests then share one commit (one fsync), and whatever a
 // transaction must serialise (the audit chain head) is taken once per batch.
+//
+// With Options.Sync the flush is pipelined: the writer commits a batch without waiting
+// for the disk and goes on with the next one, while a second goroutine makes the
+// committed batches durable (one Sync for all the batches committed while the previous
+// Sync ran) and only then answers their jobs. A job is still answered only once what it
+// wrote is durable; the writer just no longer idles while the disk flushes.
 package groupcommit
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,12 +35,24 @@ type Options struct {
 	// MaxBatch is the most jobs in one transaction (default 256).
 	MaxBatch int
 	// MaxWait is how long a batch waits for more jobs once it has taken those queued
-	// while the previous batch committed (default 0: it does not wait). It waits only
-	// under concurrency — when it already holds more than one job, or the previous batch
-	// did — so a lone request on an idle server is never delayed.
+	// while the previous batch committed (default 0: it does not wait). Without Yield it
+	// waits only under concurrency — when it already holds more than one job, or the
+	// previous batch did — so a lone request on an idle server is never delayed.
 	MaxWait time.Duration
+	// Yield makes the linger yield the processor instead of sleeping: the batch waits
+	// for more jobs only while other goroutines are runnable (they may be about to
+	// queue one), and at most MaxWait. On a busy server this gathers the jobs of the
+	// requests being worked on without ever leaving the processor idle, and a lone
+	// request on an idle server is not delayed at all.
+	Yield bool
 	// Timeout bounds one batch's transaction (default 30s).
 	Timeout time.Duration
+	// Sync, when set, makes committed batches durable. RunFunc then commits without
+	// waiting for the disk, and a job is answered only after a Sync that began after
+	// its batch committed has returned nil. A Sync error is the error of every job of
+	// the batches it covered that had none (their transactions committed, but their
+	// durability is unknown).
+	Sync func(ctx context.Context) error
 }
 
 // Writer is a per-store group-commit writer. Its zero value is not usable: use New.
@@ -40,6 +60,7 @@ type Writer[J any] struct {
 	run     RunFunc[J]
 	opt     Options
 	queue   chan *request[J]
+	synced  chan committed[J] // batches committed, waiting for Sync (nil without Sync)
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -52,6 +73,12 @@ type request[J any] struct {
 	done chan error
 }
 
+// committed is a batch whose transaction has ended, with its jobs' results.
+type committed[J any] struct {
+	batch []*request[J]
+	errs  []error
+}
+
 // New starts a writer that runs batches with run.
 func New[J any](run RunFunc[J], opt Options) *Writer[J] {
 	if opt.MaxBatch <= 0 {
@@ -62,7 +89,25 @@ func New[J any](run RunFunc[J], opt Options) *Writer[J] {
 	}
 	w := &Writer[J]{run: run, opt: opt, queue: make(chan *request[J], opt.MaxBatch),
 		stop: make(chan struct{}), done: make(chan struct{})}
-	go w.loop()
+	if opt.Sync == nil {
+		go func() {
+			w.loop()
+			close(w.done)
+		}()
+		return w
+	}
+	// At most syncQueue committed batches wait for their Sync; a writer further ahead
+	// of the disk waits.
+	const syncQueue = 8
+	w.synced = make(chan committed[J], syncQueue)
+	go func() {
+		w.loop()
+		close(w.synced)
+	}()
+	go func() {
+		w.syncLoop()
+		close(w.done)
+	}()
 	return w
 }
 
@@ -111,7 +156,6 @@ func (w *Writer[J]) Close() {
 }
 
 func (w *Writer[J]) loop() {
-	defer close(w.done)
 	batch := make([]*request[J], 0, w.opt.MaxBatch)
 	var timer *time.Timer
 	concurrent := false // the previous batch held more than one job
@@ -131,38 +175,63 @@ func (w *Writer[J]) loop() {
 				}
 			}
 		}
-		lingered := false
-	collect:
-		for len(batch) < w.opt.MaxBatch {
-			select {
-			case r := <-w.queue:
-				batch = append(batch, r)
-				continue
-			default:
-			}
-			if lingered || w.opt.MaxWait <= 0 || len(batch) < 2 && !concurrent {
-				break
-			}
-			lingered = true
-			if timer == nil {
-				timer = time.NewTimer(w.opt.MaxWait)
-			} else {
-				timer.Reset(w.opt.MaxWait)
-			}
-			for len(batch) < w.opt.MaxBatch {
-				select {
-				case r := <-w.queue:
-					batch = append(batch, r)
-				case <-timer.C:
-					break collect
-				}
-			}
-			if !timer.Stop() {
-				<-timer.C
-			}
+		w.drain(&batch)
+		switch {
+		case w.opt.MaxWait <= 0 || len(batch) >= w.opt.MaxBatch:
+		case w.opt.Yield:
+			w.lingerYielding(&batch)
+		case len(batch) > 1 || concurrent:
+			w.lingerSleeping(&batch, &timer)
 		}
 		concurrent = len(batch) > 1
 		w.runBatch(batch)
+	}
+}
+
+// drain adds to *batch the jobs already queued, up to MaxBatch.
+func (w *Writer[J]) drain(batch *[]*request[J]) {
+	for len(*batch) < w.opt.MaxBatch {
+		select {
+		case r := <-w.queue:
+			*batch = append(*batch, r)
+		default:
+			return
+		}
+	}
+}
+
+// lingerSleeping adds to *batch the jobs that arrive within MaxWait, up to MaxBatch.
+func (w *Writer[J]) lingerSleeping(batch *[]*request[J], timer **time.Timer) {
+	if *timer == nil {
+		*timer = time.NewTimer(w.opt.MaxWait)
+	} else {
+		(*timer).Reset(w.opt.MaxWait)
+	}
+	for len(*batch) < w.opt.MaxBatch {
+		select {
+		case r := <-w.queue:
+			*batch = append(*batch, r)
+		case <-(*timer).C:
+			return
+		}
+	}
+	if !(*timer).Stop() {
+		<-(*timer).C
+	}
+}
+
+// lingerYielding adds to *batch the jobs queued while the other runnable goroutines run,
+// yielding the processor to them until a round adds nothing, the batch is full, or
+// MaxWait has passed.
+func (w *Writer[J]) lingerYielding(batch *[]*request[J]) {
+	deadline := time.Now().Add(w.opt.MaxWait)
+	for len(*batch) < w.opt.MaxBatch {
+		runtime.Gosched()
+		n := len(*batch)
+		w.drain(batch)
+		if len(*batch) == n || !time.Now().Before(deadline) {
+			return
+		}
 	}
 }
 
@@ -176,6 +245,52 @@ func (w *Writer[J]) runBatch(batch []*request[J]) {
 	cancel()
 	w.commits.Add(1)
 	w.jobs.Add(int64(len(batch)))
+	if w.synced != nil {
+		// Copied: the loop reuses batch's array for the next batch.
+		w.synced <- committed[J]{batch: append([]*request[J](nil), batch...), errs: errs}
+		return
+	}
+	answer(batch, errs)
+}
+
+// syncLoop makes the committed batches durable and answers their jobs: it takes every
+// batch committed so far, runs one Sync for all of them, and answers them in commit
+// order. It returns once the writer has stopped and every batch is answered.
+func (w *Writer[J]) syncLoop() {
+	var pending []committed[J]
+	for c := range w.synced {
+		pending = append(pending[:0], c)
+	more:
+		for {
+			select {
+			case c, ok := <-w.synced:
+				if !ok {
+					break more
+				}
+				pending = append(pending, c)
+			default:
+				break more
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), w.opt.Timeout)
+		err := w.opt.Sync(ctx)
+		cancel()
+		for _, c := range pending {
+			if err != nil {
+				for i := range c.batch {
+					if i < len(c.errs) && c.errs[i] == nil {
+						c.errs[i] = fmt.Errorf("groupcommit: make the batch durable: %w", err)
+					}
+				}
+			}
+			answer(c.batch, c.errs)
+		}
+		clear(pending)
+	}
+}
+
+// answer delivers each job of batch its result.
+func answer[J any](batch []*request[J], errs []error) {
 	for i, r := range batch {
 		var err error
 		if i < len(errs) {

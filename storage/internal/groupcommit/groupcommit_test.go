@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Jobs queued while a batch runs go together into the next one, each gets its own
@@ -112,5 +115,179 @@ func TestClosedAndCancelled(t *testing.T) {
 	cancel()
 	if err := w2.Do(ctx, 1); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Do with an ended context: %v, want context.Canceled", err)
+	}
+}
+
+// With Sync, a job is answered only after a Sync that began after its batch committed
+// returned; batches committed while a Sync runs share the next one; a Sync error is the
+// error of every job that had none, and a job that failed keeps its own error.
+func TestSync(t *testing.T) {
+	var mu sync.Mutex
+	committed := map[int]bool{} // job -> its batch committed
+	synced := map[int]bool{}    // job -> a Sync began after its commit and returned
+	var syncs int
+	failSync := false
+	run := func(_ context.Context, jobs []int) []error {
+		mu.Lock()
+		defer mu.Unlock()
+		errs := make([]error, len(jobs))
+		for i, j := range jobs {
+			if j < 0 {
+				errs[i] = fmt.Errorf("job %d failed", j)
+				continue
+			}
+			committed[j] = true
+		}
+		return errs
+	}
+	syncStarted := make(chan struct{}, 1)
+	releaseSync := make(chan struct{})
+	syncFn := func(context.Context) error {
+		mu.Lock()
+		covered := make([]int, 0, len(committed))
+		for j := range committed {
+			covered = append(covered, j)
+		}
+		fail := failSync
+		mu.Unlock()
+		select {
+		case syncStarted <- struct{}{}:
+		default:
+		}
+		<-releaseSync
+		mu.Lock()
+		defer mu.Unlock()
+		syncs++
+		for _, j := range covered {
+			synced[j] = true
+		}
+		if fail {
+			return errors.New("disk gone")
+		}
+		return nil
+	}
+	w := New(run, Options{Sync: syncFn})
+	defer w.Close()
+	ctx := t.Context()
+
+	// Job 1 commits; its Sync blocks. Jobs 2..9 commit meanwhile, in batches of their
+	// own, and wait for the next Sync.
+	first := make(chan error, 1)
+	go func() { first <- w.Do(ctx, 1) }()
+	<-syncStarted
+	var wg sync.WaitGroup
+	results := make([]error, 10)
+	for j := 2; j <= 9; j++ {
+		wg.Go(func() { results[j] = w.Do(ctx, j) })
+	}
+	for {
+		mu.Lock()
+		n := len(committed)
+		mu.Unlock()
+		// Every batch but the first one's is waiting for the next Sync.
+		if n == 9 && int64(len(w.synced)) == w.Commits()-1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	select {
+	case err := <-first:
+		t.Fatalf("job 1 answered (%v) before its Sync returned", err)
+	default:
+	}
+	releaseSync <- struct{}{} // the first Sync returns: job 1 only
+	if err := <-first; err != nil {
+		t.Fatalf("job 1: %v", err)
+	}
+	releaseSync <- struct{}{} // one Sync for all the batches committed meanwhile
+	wg.Wait()
+	mu.Lock()
+	for j := 1; j <= 9; j++ {
+		if !synced[j] {
+			t.Errorf("job %d answered without a Sync after its commit", j)
+		}
+	}
+	if syncs != 2 {
+		t.Errorf("%d Syncs for 9 jobs committed during the first, want 2", syncs)
+	}
+	failSync = true
+	mu.Unlock()
+	for j := 2; j <= 9; j++ {
+		if results[j] != nil {
+			t.Errorf("job %d: %v", j, results[j])
+		}
+	}
+
+	// A failing Sync fails the committed jobs; a failed job keeps its own error.
+	errs := make(chan error, 2)
+	go func() { errs <- w.Do(ctx, 10) }()
+	<-syncStarted
+	go func() { errs <- w.Do(ctx, -1) }()
+	close(releaseSync)
+	for range 2 {
+		err := <-errs
+		if err == nil || !strings.Contains(err.Error(), "disk gone") && !strings.Contains(err.Error(), "job -1 failed") {
+			t.Fatalf("with a failing Sync: %v", err)
+		}
+		if strings.Contains(err.Error(), "disk gone") && strings.Contains(err.Error(), "job -1") {
+			t.Fatalf("a failed job took the Sync's error: %v", err)
+		}
+	}
+}
+
+// Close answers every job already queued, through their Sync, before it returns.
+func TestSyncClose(t *testing.T) {
+	var syncs atomic.Int64
+	w := New(func(_ context.Context, jobs []int) []error { return make([]error, len(jobs)) },
+		Options{Sync: func(context.Context) error { syncs.Add(1); return nil }})
+	var wg sync.WaitGroup
+	for j := range 20 {
+		wg.Go(func() {
+			if err := w.Do(t.Context(), j); err != nil {
+				t.Errorf("job %d: %v", j, err)
+			}
+		})
+	}
+	wg.Wait()
+	w.Close()
+	if syncs.Load() == 0 {
+		t.Fatal("no Sync ran")
+	}
+	if err := w.Do(t.Context(), 99); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Do after Close: %v, want ErrClosed", err)
+	}
+}
+
+// With Yield, jobs submitted by goroutines that are runnable while the batch lingers
+// join it, and a lone job is not held back by MaxWait.
+func TestYield(t *testing.T) {
+	var mu sync.Mutex
+	var sizes []int
+	w := New(func(_ context.Context, jobs []int) []error {
+		mu.Lock()
+		sizes = append(sizes, len(jobs))
+		mu.Unlock()
+		return make([]error, len(jobs))
+	}, Options{MaxWait: time.Hour, Yield: true})
+	defer w.Close()
+	// A lone job on an idle writer: answered although MaxWait is an hour.
+	if err := w.Do(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	// Ten goroutines started together: whichever job comes first, the others are
+	// runnable while it lingers and join its batch, or the next.
+	var wg sync.WaitGroup
+	for j := range 10 {
+		wg.Go(func() {
+			if err := w.Do(t.Context(), j); err != nil {
+				t.Errorf("job %d: %v", j, err)
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) > 1+10/2 {
+		t.Fatalf("batch sizes %v: the linger gathered nothing", sizes)
 	}
 }
