@@ -35,14 +35,17 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r *storage.AuthRequest) e
 	if r.MaxAge != nil {
 		maxAge = *r.MaxAge
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO auth_requests (`+authRequestCols+`)
+	err := s.writeCommitted(ctx, func(ctx context.Context, tx *sql.Tx, _ *chainHead) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO auth_requests (`+authRequestCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.ClientID, r.RedirectURI, r.State, r.Nonce, list(r.Scopes), r.ResponseType,
-		r.ResponseMode, list(r.Prompt), maxAge, list(r.ACRValues), r.LoginHint,
-		list(r.UILocales), r.CodeChallenge, r.CodeChallengeMethod, r.HintUserID,
-		ts(r.CreatedAt), ts(r.ExpiresAt), r.Login.UserID, r.Login.SessionID,
-		ts(r.Login.AuthTime), list(r.Login.AMR), r.Login.ACR, r.Login.Done, r.CodeHash,
-		ts(r.CodeExpiresAt), list(r.EssentialACR), r.Login.Grace, list(r.Resources))
+			r.ID, r.ClientID, r.RedirectURI, r.State, r.Nonce, list(r.Scopes), r.ResponseType,
+			r.ResponseMode, list(r.Prompt), maxAge, list(r.ACRValues), r.LoginHint,
+			list(r.UILocales), r.CodeChallenge, r.CodeChallengeMethod, r.HintUserID,
+			ts(r.CreatedAt), ts(r.ExpiresAt), r.Login.UserID, r.Login.SessionID,
+			ts(r.Login.AuthTime), list(r.Login.AMR), r.Login.ACR, r.Login.Done, r.CodeHash,
+			ts(r.CodeExpiresAt), list(r.EssentialACR), r.Login.Grace, list(r.Resources))
+		return err
+	})
 	return wrap("create auth request", err)
 }
 
@@ -91,7 +94,7 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, codeHash string, now time.T
 		return nil, wrap("consume auth code", storage.ErrNotFound)
 	}
 	var r *storage.AuthRequest
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeCommitted(ctx, func(ctx context.Context, tx *sql.Tx, _ *chainHead) error {
 		var err error
 		r, err = scanAuthRequest(tx.QueryRowContext(ctx, `UPDATE auth_requests SET code_redeemed = 1
 			WHERE code_hash = ?1 AND code_redeemed = 0 AND code_expires_at > ?2

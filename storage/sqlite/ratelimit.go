@@ -14,13 +14,15 @@ import (
 func (s *Store) HitRateLimit(ctx context.Context, key string, window time.Duration, now time.Time) (int, error) {
 	n := now.UnixNano()
 	var count int
-	err := s.db.QueryRowContext(ctx, `INSERT INTO rate_limits (key, window_start, count, expires_at)
+	err := s.writeCommitted(ctx, func(ctx context.Context, tx *sql.Tx, _ *chainHead) error {
+		return tx.QueryRowContext(ctx, `INSERT INTO rate_limits (key, window_start, count, expires_at)
 		VALUES (?1, ?2, 1, ?2 + ?3)
 		ON CONFLICT (key) DO UPDATE SET
 			count        = CASE WHEN window_start <= ?2 - ?3 THEN 1  ELSE count + 1 END,
 			expires_at   = CASE WHEN window_start <= ?2 - ?3 THEN ?2 + ?3 ELSE expires_at END,
 			window_start = CASE WHEN window_start <= ?2 - ?3 THEN ?2 ELSE window_start END
 		RETURNING count`, key, n, int64(window)).Scan(&count)
+	})
 	if err != nil {
 		return 0, wrap("hit rate limit", err)
 	}

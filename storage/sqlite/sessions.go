@@ -75,13 +75,16 @@ func (s *Store) AddSessionClient(ctx context.Context, id, clientID string) error
 	// One statement (no transaction: every SSO sign-in makes this call). A pair already
 	// recorded is rewritten as it is, so that a row is affected exactly when the session
 	// exists.
-	res, err := s.db.ExecContext(ctx, `INSERT INTO session_clients (session_id, client_id)
+	err := s.writeCommitted(ctx, func(ctx context.Context, tx *sql.Tx, _ *chainHead) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO session_clients (session_id, client_id)
 		SELECT id, ? FROM sessions WHERE id = ?
 		ON CONFLICT (session_id, client_id) DO UPDATE SET client_id = excluded.client_id`, clientID, id)
-	if err != nil {
-		return wrap("add session client", err)
-	}
-	return wrap("add session client", mustAffect(res))
+		if err != nil {
+			return err
+		}
+		return mustAffect(res)
+	})
+	return wrap("add session client", err)
 }
 
 // ListSessionClients returns the clients session id signed in to, ordered by id.

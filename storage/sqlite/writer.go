@@ -32,6 +32,17 @@ func (s *Store) write(ctx context.Context, job writeJob) error {
 	return s.w.Do(ctx, job)
 }
 
+// writeCommitted runs job through the writer and waits until its batch has committed,
+// not until it is flushed to the disk (groupcommit.DoCommitted): for the small writes
+// of every sign-in (a rate-limit counter, an authorization request, its code's
+// redemption, a session's client), which then share the batch's transaction instead of
+// paying for one of their own. They are as durable as before (SQLite's NORMAL: they
+// survive a crash of the process; the next flush makes them survive a power loss), and
+// the tokens issued after them are flushed with them.
+func (s *Store) writeCommitted(ctx context.Context, job writeJob) error {
+	return s.w.DoCommitted(ctx, job)
+}
+
 // runBatch runs jobs in one write transaction (BEGIN IMMEDIATE: it holds the database
 // write lock, so the audit chain head read once at its start stays the head). The jobs
 // run one after the other, without savepoints: nearly every batch commits whole. When

@@ -71,6 +71,8 @@ type Writer[J any] struct {
 type request[J any] struct {
 	job  J
 	done chan error
+	// committed: answer once the batch has committed, without waiting for its Sync.
+	committed bool
 }
 
 // committed is a batch whose transaction has ended, with its jobs' results.
@@ -111,10 +113,23 @@ func New[J any](run RunFunc[J], opt Options) *Writer[J] {
 	return w
 }
 
-// Do queues job and waits until the transaction that ran it has committed (nil) or
-// failed, or ctx ends. When ctx ends first the job may still commit.
+// Do queues job and waits until the transaction that ran it has committed (nil) — and,
+// with Options.Sync, been made durable — or failed, or ctx ends. When ctx ends first the
+// job may still commit.
 func (w *Writer[J]) Do(ctx context.Context, job J) error {
-	r := &request[J]{job: job, done: make(chan error, 1)}
+	return w.do(ctx, &request[J]{job: job, done: make(chan error, 1)})
+}
+
+// DoCommitted is Do for a job that needs its transaction committed but not made
+// durable: it is answered as soon as its batch commits, without waiting for the Sync
+// (whatever Sync later flushes covers it too). For writes that may be lost with the
+// machine's power but must be atomic and visible at once: rate-limit counters, an
+// authorization request in progress. A batch of such jobs alone runs no Sync.
+func (w *Writer[J]) DoCommitted(ctx context.Context, job J) error {
+	return w.do(ctx, &request[J]{job: job, done: make(chan error, 1), committed: true})
+}
+
+func (w *Writer[J]) do(ctx context.Context, r *request[J]) error {
 	select {
 	case <-w.stop:
 		return ErrClosed
@@ -245,12 +260,30 @@ func (w *Writer[J]) runBatch(batch []*request[J]) {
 	cancel()
 	w.commits.Add(1)
 	w.jobs.Add(int64(len(batch)))
-	if w.synced != nil {
-		// Copied: the loop reuses batch's array for the next batch.
-		w.synced <- committed[J]{batch: append([]*request[J](nil), batch...), errs: errs}
+	if w.synced == nil {
+		answer(batch, errs)
 		return
 	}
-	answer(batch, errs)
+	// Jobs that need no Sync are answered now; the others (copied: the loop reuses
+	// batch's array for the next batch) wait for the next Sync.
+	var durable committed[J]
+	for i, r := range batch {
+		var err error
+		if i < len(errs) {
+			err = errs[i]
+		} else {
+			err = errors.New("groupcommit: no result for job")
+		}
+		if r.committed {
+			r.done <- err
+			continue
+		}
+		durable.batch = append(durable.batch, r)
+		durable.errs = append(durable.errs, err)
+	}
+	if len(durable.batch) > 0 {
+		w.synced <- durable
+	}
 }
 
 // syncLoop makes the committed batches durable and answers their jobs: it takes every

@@ -125,11 +125,12 @@ func TestSync(t *testing.T) {
 	var mu sync.Mutex
 	committed := map[int]bool{} // job -> its batch committed
 	synced := map[int]bool{}    // job -> a Sync began after its commit and returned
-	var syncs int
+	var syncs, batches int
 	failSync := false
 	run := func(_ context.Context, jobs []int) []error {
 		mu.Lock()
 		defer mu.Unlock()
+		batches++
 		errs := make([]error, len(jobs))
 		for i, j := range jobs {
 			if j < 0 {
@@ -182,10 +183,11 @@ func TestSync(t *testing.T) {
 	}
 	for {
 		mu.Lock()
-		n := len(committed)
+		n, ran := len(committed), batches
 		mu.Unlock()
-		// Every batch but the first one's is waiting for the next Sync.
-		if n == 9 && int64(len(w.synced)) == w.Commits()-1 {
+		// Every batch but the first one's has been handed to the syncer and waits for
+		// the next Sync.
+		if n == 9 && len(w.synced) == ran-1 {
 			break
 		}
 		runtime.Gosched()
@@ -258,24 +260,15 @@ func TestSyncClose(t *testing.T) {
 	}
 }
 
-// With Yield, jobs submitted by goroutines that are runnable while the batch lingers
-// join it, and a lone job is not held back by MaxWait.
+// With Yield, the linger never waits for MaxWait: a lone job on an idle writer, and a
+// burst of concurrent jobs, are answered although MaxWait is an hour.
 func TestYield(t *testing.T) {
-	var mu sync.Mutex
-	var sizes []int
-	w := New(func(_ context.Context, jobs []int) []error {
-		mu.Lock()
-		sizes = append(sizes, len(jobs))
-		mu.Unlock()
-		return make([]error, len(jobs))
-	}, Options{MaxWait: time.Hour, Yield: true})
+	w := New(func(_ context.Context, jobs []int) []error { return make([]error, len(jobs)) },
+		Options{MaxWait: time.Hour, Yield: true})
 	defer w.Close()
-	// A lone job on an idle writer: answered although MaxWait is an hour.
 	if err := w.Do(t.Context(), 1); err != nil {
 		t.Fatal(err)
 	}
-	// Ten goroutines started together: whichever job comes first, the others are
-	// runnable while it lingers and join its batch, or the next.
 	var wg sync.WaitGroup
 	for j := range 10 {
 		wg.Go(func() {
@@ -285,9 +278,45 @@ func TestYield(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if len(sizes) > 1+10/2 {
-		t.Fatalf("batch sizes %v: the linger gathered nothing", sizes)
+	if got := w.Jobs(); got != 11 {
+		t.Fatalf("%d jobs run, want 11", got)
+	}
+}
+
+// A DoCommitted job is answered once its batch commits, while a Sync is still running;
+// a Do job of the same batch waits for the Sync; a batch of DoCommitted jobs alone runs
+// no Sync.
+func TestDoCommitted(t *testing.T) {
+	var syncs atomic.Int64
+	release := make(chan struct{})
+	w := New(func(_ context.Context, jobs []int) []error { return make([]error, len(jobs)) },
+		Options{Sync: func(context.Context) error { syncs.Add(1); <-release; return nil }})
+	defer w.Close()
+	ctx := t.Context()
+	for j := range 5 {
+		if err := w.DoCommitted(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := syncs.Load(); n != 0 {
+		t.Fatalf("%d Syncs for committed-only jobs, want 0", n)
+	}
+	durable := make(chan error, 1)
+	go func() { durable <- w.Do(ctx, 10) }()
+	for syncs.Load() == 0 {
+		runtime.Gosched()
+	}
+	// The Sync of job 10 is blocked: a committed-only job still gets through.
+	if err := w.DoCommitted(ctx, 11); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-durable:
+		t.Fatalf("durable job answered (%v) before its Sync returned", err)
+	default:
+	}
+	close(release)
+	if err := <-durable; err != nil {
+		t.Fatal(err)
 	}
 }
