@@ -268,12 +268,7 @@ func (w *Writer[J]) runBatch(batch []*request[J]) {
 	// batch's array for the next batch) wait for the next Sync.
 	var durable committed[J]
 	for i, r := range batch {
-		var err error
-		if i < len(errs) {
-			err = errs[i]
-		} else {
-			err = errors.New("groupcommit: no result for job")
-		}
+		err := resultOf(errs, i)
 		if r.committed {
 			r.done <- err
 			continue
@@ -325,12 +320,14 @@ func (w *Writer[J]) syncLoop() {
 // answer delivers each job of batch its result.
 func answer[J any](batch []*request[J], errs []error) {
 	for i, r := range batch {
-		var err error
-		if i < len(errs) {
-			err = errs[i]
-		} else {
-			err = errors.New("groupcommit: no result for job")
-		}
-		r.done <- err
+		r.done <- resultOf(errs, i)
 	}
+}
+
+// resultOf is job i's result in errs, as the RunFunc returned it.
+func resultOf(errs []error, i int) error {
+	if i < len(errs) {
+		return errs[i]
+	}
+	return errors.New("groupcommit: no result for job")
 }
