@@ -32,8 +32,8 @@ func (s *Store) ReserveAttempt(ctx context.Context, key string, rule storage.Att
 	var count int
 	var windowEnd, blocked int64
 	// The query text depends only on the rule, and rules are a fixed set (idp/regulation),
-	// so it is prepared once per rule.
-	err := s.queryRowPrepared(ctx, s.db, q, key, n, attemptsql.WindowEnd(rule, now), rule.Limit).Scan(&count, &windowEnd, &blocked)
+	// so the connection keeps one prepared statement per rule (stmtcache.go).
+	err := s.db.QueryRowContext(ctx, q, key, n, attemptsql.WindowEnd(rule, now), rule.Limit).Scan(&count, &windowEnd, &blocked)
 	if err == nil {
 		return attemptsql.Result(rule, true, count, windowEnd, blocked, now), nil
 	}

@@ -58,11 +58,7 @@ func (s *Store) watchChanges(ctx context.Context, h storage.ChangeHandler, every
 
 // changeCounters reads the change counter of every kind.
 func (s *Store) changeCounters(ctx context.Context) (map[storage.ChangeKind]int64, error) {
-	st, err := s.prepared(ctx, s.rdb, `SELECT name, version FROM cache_versions`)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read change counters: %w", err)
-	}
-	rows, err := st.QueryContext(ctx)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT name, version FROM cache_versions`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read change counters: %w", err)
 	}

@@ -49,7 +49,7 @@ func (s *Store) CreateClient(ctx context.Context, c *storage.Client) error {
 
 // GetClient returns the client with that id, or ErrNotFound.
 func (s *Store) GetClient(ctx context.Context, id string) (*storage.Client, error) {
-	c, err := scanClient(s.queryRowPrepared(ctx, s.rdb, `SELECT `+clientCols+` FROM clients WHERE id = ?`, id))
+	c, err := scanClient(s.rdb.QueryRowContext(ctx, `SELECT `+clientCols+` FROM clients WHERE id = ?`, id))
 	if err != nil {
 		return nil, wrap("get client", err)
 	}

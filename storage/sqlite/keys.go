@@ -10,12 +10,8 @@ import (
 
 // ListSigningKeys returns every stored key, newest first.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
-	st, err := s.prepared(ctx, s.rdb, `SELECT id, algorithm, private_sealed, public_jwk,
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, algorithm, private_sealed, public_jwk,
 		created_at, activates_at, retired_at, expires_at FROM signing_keys ORDER BY created_at DESC, id DESC`)
-	if err != nil {
-		return nil, wrap("list signing keys", err)
-	}
-	rows, err := st.QueryContext(ctx)
 	if err != nil {
 		return nil, wrap("list signing keys", err)
 	}

@@ -72,9 +72,9 @@ func (s *Store) UpdateSessionAuth(ctx context.Context, id string, a storage.Sess
 // the same pair twice is not an error. ErrNotFound when the session does not exist
 // (nothing is recorded then, so no row outlives its session).
 func (s *Store) AddSessionClient(ctx context.Context, id, clientID string) error {
-	// One statement (no transaction: every SSO sign-in makes this call). A pair already
-	// recorded is rewritten as it is, so that a row is affected exactly when the session
-	// exists.
+	// One statement, in the writer's batch (every SSO sign-in makes this call). A pair
+	// already recorded is rewritten as it is, so that a row is affected exactly when the
+	// session exists.
 	err := s.writeCommitted(ctx, func(ctx context.Context, tx *sql.Tx, _ *chainHead) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO session_clients (session_id, client_id)
 		SELECT id, ? FROM sessions WHERE id = ?

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,19 +40,12 @@ type Store struct {
 	db  *sql.DB // the writer: one connection, transactions BEGIN IMMEDIATE
 	rdb *sql.DB // the readers: read-only connections
 
-	// stmts holds statements prepared once per pool (stmtKey -> *sql.Stmt), for the
-	// hot queries (see prepared).
-	stmts sync.Map
-
 	// auditKey keys the audit chain (SetAuditChainKey); nil appends unkeyed.
 	auditKey atomic.Pointer[storage.AuditChainKey]
 
 	// w is the group-commit writer: token issues and audit appends of concurrent
 	// requests share its transactions (writer.go).
 	w *groupcommit.Writer[writeJob]
-	// wstmts are the writer's prepared statements (writerStmts); only the writer's
-	// goroutine touches it, and Close after the writer stopped.
-	wstmts map[string]*sql.Stmt
 	// walPath is the database's write-ahead log, which syncWAL flushes to disk.
 	walPath string
 	// ckpt is the background checkpointer (checkpoint.go).
@@ -185,20 +177,13 @@ func cloneValues(v url.Values) url.Values {
 	return out
 }
 
-// Close releases the database handles and the prepared statements.
+// Close stops the writer and the checkpointer and closes the database handles (and with
+// them the statements their connections keep).
 func (s *Store) Close() error {
 	if s.w != nil {
 		s.w.Close() // waits for the batches in flight, which use db
 	}
 	cerr := s.stopCheckpointer()
-	for _, st := range s.wstmts {
-		_ = st.Close()
-	}
-	s.stmts.Range(func(k, v any) bool {
-		_ = v.(*sql.Stmt).Close()
-		s.stmts.Delete(k)
-		return true
-	})
 	var rerr error
 	if s.rdb != nil {
 		rerr = s.rdb.Close()
@@ -214,46 +199,6 @@ func (s *Store) PoolStats() storage.PoolStats {
 		Open: w.OpenConnections + r.OpenConnections, InUse: w.InUse + r.InUse,
 		Idle: w.Idle + r.Idle, MaxOpen: w.MaxOpenConnections + r.MaxOpenConnections,
 	}
-}
-
-// stmtKey names a statement prepared on one pool.
-type stmtKey struct {
-	db    *sql.DB
-	query string
-}
-
-// prepared returns query prepared on db, preparing it on first use. database/sql
-// prepares it again on each connection of the pool the first time it runs there, then
-// reuses it: SQLite parses a hot statement once per connection instead of on every
-// call. Only queries whose text comes from a bounded set may go through here.
-func (s *Store) prepared(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
-	k := stmtKey{db, query}
-	if v, ok := s.stmts.Load(k); ok {
-		return v.(*sql.Stmt), nil
-	}
-	st, err := db.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if v, loaded := s.stmts.LoadOrStore(k, st); loaded {
-		_ = st.Close()
-		return v.(*sql.Stmt), nil
-	}
-	return st, nil
-}
-
-// errRow is a scanner that fails with err.
-type errRow struct{ err error }
-
-func (r errRow) Scan(...any) error { return r.err }
-
-// queryRowPrepared runs the single-row query through the prepared statement of db.
-func (s *Store) queryRowPrepared(ctx context.Context, db *sql.DB, query string, args ...any) scanner {
-	st, err := s.prepared(ctx, db, query)
-	if err != nil {
-		return errRow{err}
-	}
-	return st.QueryRowContext(ctx, args...)
 }
 
 // Ping reports whether the database answers.

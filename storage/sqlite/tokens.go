@@ -70,7 +70,7 @@ func (s *Store) CreateAccessToken(ctx context.Context, at *storage.AccessToken) 
 // GetAccessToken returns the access token with that id, or ErrNotFound (also once
 // revoked).
 func (s *Store) GetAccessToken(ctx context.Context, id string) (*storage.AccessToken, error) {
-	at, err := scanAccessToken(s.queryRowPrepared(ctx, s.rdb,
+	at, err := scanAccessToken(s.rdb.QueryRowContext(ctx,
 		`SELECT `+accessTokenCols+` FROM access_tokens WHERE id = ?`, id))
 	if err != nil {
 		return nil, wrap("get access token", err)
@@ -110,7 +110,7 @@ func issueJob(w *storage.TokenIssue) writeJob {
 	return func(ctx context.Context, tx *sql.Tx, head *chainHead) error {
 		if w.RequireCurrent != "" {
 			var current bool
-			if err := head.queryRow(ctx, tx, refreshCurrentSQL, w.RequireCurrent).Scan(&current); err != nil {
+			if err := tx.QueryRowContext(ctx, refreshCurrentSQL, w.RequireCurrent).Scan(&current); err != nil {
 				return err
 			}
 			if !current {
@@ -121,7 +121,7 @@ func issueJob(w *storage.TokenIssue) writeJob {
 			if w.Refresh == nil {
 				return errors.New("rotation without a successor")
 			}
-			res, err := head.exec(ctx, tx, refreshRotateSQL,
+			res, err := tx.ExecContext(ctx, refreshRotateSQL,
 				ts(w.RotatedAt), w.Refresh.ID, nullBytes(w.SuccessorSealed), w.RotateID)
 			if err != nil {
 				return err
@@ -138,12 +138,12 @@ func issueJob(w *storage.TokenIssue) writeJob {
 			}
 		}
 		if w.Refresh != nil {
-			if err := insertRefreshToken(ctx, headExecer{head, tx}, w.Refresh); err != nil {
+			if err := insertRefreshToken(ctx, tx, w.Refresh); err != nil {
 				return err
 			}
 		}
 		if w.Access != nil {
-			if err := insertAccessToken(ctx, headExecer{head, tx}, w.Access); err != nil {
+			if err := insertAccessToken(ctx, tx, w.Access); err != nil {
 				return err
 			}
 		}
@@ -189,7 +189,7 @@ func nullBytes(b []byte) any {
 
 // GetRefreshToken returns the refresh token with that id, or ErrNotFound.
 func (s *Store) GetRefreshToken(ctx context.Context, id string) (*storage.RefreshToken, error) {
-	rt, err := scanRefreshToken(s.queryRowPrepared(ctx, s.rdb,
+	rt, err := scanRefreshToken(s.rdb.QueryRowContext(ctx,
 		`SELECT `+refreshTokenSelect+` FROM refresh_tokens WHERE id = ?`, id))
 	if err != nil {
 		return nil, wrap("get refresh token", err)
@@ -200,7 +200,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, id string) (*storage.Refres
 // GetRefreshTokenByHash returns the refresh token whose value hashes to tokenHash,
 // rotated and revoked ones included, or ErrNotFound.
 func (s *Store) GetRefreshTokenByHash(ctx context.Context, tokenHash string) (*storage.RefreshToken, error) {
-	rt, err := scanRefreshToken(s.queryRowPrepared(ctx, s.rdb,
+	rt, err := scanRefreshToken(s.rdb.QueryRowContext(ctx,
 		`SELECT `+refreshTokenSelect+` FROM refresh_tokens WHERE token_hash = ?`, tokenHash))
 	if err != nil {
 		return nil, wrap("get refresh token by hash", err)

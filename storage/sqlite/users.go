@@ -33,7 +33,7 @@ func (s *Store) CreateUser(ctx context.Context, u *storage.User) error {
 
 // GetUser returns the user with that id, or ErrNotFound.
 func (s *Store) GetUser(ctx context.Context, id string) (*storage.User, error) {
-	u, err := scanUser(s.queryRowPrepared(ctx, s.rdb, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+	u, err := scanUser(s.rdb.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
 	if err != nil {
 		return nil, wrap("get user", err)
 	}

@@ -52,10 +52,9 @@ func (s *Store) writeCommitted(ctx context.Context, job writeJob) error {
 // safe.
 func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
 	errs := make([]error, len(jobs))
-	stmts := s.writerStmts(ctx)
 	var jobFailed bool
-	err := s.inBatchTx(ctx, func(tx *sql.Tx) error {
-		head, err := s.batchHead(ctx, tx, stmts)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		head, err := s.batchHead(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -76,23 +75,23 @@ func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
 		return errs
 	}
 	clear(errs)
-	err = s.inBatchTx(ctx, func(tx *sql.Tx) error {
-		head, err := s.batchHead(ctx, tx, stmts)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		head, err := s.batchHead(ctx, tx)
 		if err != nil {
 			return err
 		}
 		for i, job := range jobs {
-			if _, err := head.exec(ctx, tx, savepointSQL); err != nil {
+			if _, err := tx.ExecContext(ctx, savepointSQL); err != nil {
 				return err
 			}
 			saved := head
 			if errs[i] = job(ctx, tx, &head); errs[i] != nil {
 				head = saved
-				if _, err := head.exec(ctx, tx, rollbackToSQL); err != nil {
+				if _, err := tx.ExecContext(ctx, rollbackToSQL); err != nil {
 					return err
 				}
 			}
-			if _, err := head.exec(ctx, tx, releaseSQL); err != nil {
+			if _, err := tx.ExecContext(ctx, releaseSQL); err != nil {
 				return err
 			}
 		}
@@ -109,31 +108,14 @@ func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
 }
 
 // batchHead returns the audit chain head a batch starts from, keyed with the store's
-// current chain key and carrying the writer's statements.
-func (s *Store) batchHead(ctx context.Context, tx *sql.Tx, stmts map[string]*sql.Stmt) (chainHead, error) {
-	head, err := auditHead(ctx, tx, stmts)
+// current chain key.
+func (s *Store) batchHead(ctx context.Context, tx *sql.Tx) (chainHead, error) {
+	head, err := auditHead(ctx, tx)
 	if err != nil {
 		return head, err
 	}
 	head.key = s.auditKey.Load()
-	head.stmts = stmts
 	return head, nil
-}
-
-// inBatchTx runs fn in a write transaction on the writer's connection. It commits at
-// synchronous=NORMAL: the commit is in the WAL (it survives a crash of the process) but
-// not yet on the disk; the writer's Sync (syncWAL) flushes it before any job of the
-// batch is answered, while the writer already runs the next batch.
-func (s *Store) inBatchTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
 }
 
 // syncWAL flushes the write-ahead log to the disk (fdatasync): every transaction
@@ -152,17 +134,13 @@ func (s *Store) syncWAL(context.Context) error {
 // chain key id ("" when there is none), and the key that keys the batch's events (the
 // store's audit chain key when the batch began; nil appends unkeyed, see
 // storage.LinkAudit).
-//
-// It also carries the writer's prepared statements (writerStmts), through which the
-// batch's hot statements run (exec, queryRow).
 type chainHead struct {
 	Hash, Key string
 	key       *storage.AuditChainKey
-	stmts     map[string]*sql.Stmt
 }
 
-// The statements every token issue runs, prepared once on the writer's connection
-// (writerStmts) instead of parsed anew in every transaction.
+// The statements every token issue runs (the writer's connection keeps them prepared,
+// stmtcache.go).
 const (
 	auditHeadSQL   = `SELECT hash, chain_key FROM audit_events ORDER BY id DESC LIMIT 1`
 	auditInsertSQL = `INSERT INTO audit_events (occurred_at, type, user_id,
@@ -183,63 +161,12 @@ const (
 	releaseSQL    = `RELEASE job`
 )
 
-var writerSQL = []string{savepointSQL, rollbackToSQL, releaseSQL, auditHeadSQL, auditInsertSQL, accessTokenInsertSQL, refreshTokenInsertSQL, refreshRotateSQL, refreshCurrentSQL}
-
-// writerStmts returns the writer's prepared statements, preparing them on first use. It
-// runs in the writer goroutine before the batch's transaction begins: preparing needs
-// the one write connection, which the transaction would hold. Nil when they cannot be
-// prepared yet (before migrations); the batch then runs its statements unprepared.
-func (s *Store) writerStmts(ctx context.Context) map[string]*sql.Stmt {
-	if s.wstmts != nil {
-		return s.wstmts
-	}
-	m := make(map[string]*sql.Stmt, len(writerSQL))
-	for _, q := range writerSQL {
-		st, err := s.db.PrepareContext(ctx, q)
-		if err != nil {
-			for _, st := range m {
-				_ = st.Close()
-			}
-			return nil
-		}
-		m[q] = st
-	}
-	s.wstmts = m
-	return m
-}
-
-// exec runs query in tx, through its prepared statement when the writer has one.
-func (h *chainHead) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	if st := h.stmts[query]; st != nil {
-		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
-	}
-	return tx.ExecContext(ctx, query, args...)
-}
-
-// queryRow is exec for a query that returns one row.
-func (h *chainHead) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
-	if st := h.stmts[query]; st != nil {
-		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
-	}
-	return tx.QueryRowContext(ctx, query, args...)
-}
-
-// headExecer is the execer of a job's statements in tx (chainHead.exec).
-type headExecer struct {
-	h  *chainHead
-	tx *sql.Tx
-}
-
-func (e headExecer) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return e.h.exec(ctx, e.tx, query, args...)
-}
-
 // auditHead returns the newest audit event's hash and chain key id, "" when there is none.
-func auditHead(ctx context.Context, tx *sql.Tx, stmts map[string]*sql.Stmt) (chainHead, error) {
-	head := chainHead{stmts: stmts}
-	err := head.queryRow(ctx, tx, auditHeadSQL).Scan(&head.Hash, &head.Key)
+func auditHead(ctx context.Context, tx *sql.Tx) (chainHead, error) {
+	var head chainHead
+	err := tx.QueryRowContext(ctx, auditHeadSQL).Scan(&head.Hash, &head.Key)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return chainHead{stmts: stmts}, err
+		return chainHead{}, err
 	}
 	return head, nil
 }
@@ -265,7 +192,7 @@ func appendAuditTx(ctx context.Context, tx *sql.Tx, head *chainHead, e *storage.
 	}
 	// The id is the row's rowid (INTEGER PRIMARY KEY): the insert's last_insert_rowid,
 	// without RETURNING's result row.
-	res, err := head.exec(ctx, tx, auditInsertSQL,
+	res, err := tx.ExecContext(ctx, auditInsertSQL,
 		e.Time.UnixNano(), e.Type, e.UserID, e.ClientID, e.IP, e.UserAgent, e.Result, e.Reason,
 		linked.PrevHash, linked.Hash, linked.ChainKey, nullable(e.TokenID), nullable(e.FamilyID), nullable(e.SessionID), nullable(e.FactorID))
 	if err != nil {

@@ -305,8 +305,8 @@ func (w *Writer[J]) syncLoop() {
 		cancel()
 		for _, c := range pending {
 			if err != nil {
-				for i := range c.batch {
-					if i < len(c.errs) && c.errs[i] == nil {
+				for i := range c.errs { // runBatch gave every job of c a result
+					if c.errs[i] == nil {
 						c.errs[i] = fmt.Errorf("groupcommit: make the batch durable: %w", err)
 					}
 				}
