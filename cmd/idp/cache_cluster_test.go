@@ -73,16 +73,7 @@ func (c *cacheCluster) createClient(args ...string) idptest.Client {
 func (c *cacheCluster) serve() *proc {
 	c.t.Helper()
 	addr := freeAddr(c.t)
-	p := &proc{addr: addr, stderr: &syncBuffer{}}
-	p.cmd = exec.Command(c.bin, "serve", "--addr", addr, "--issuer", "http://"+addr)
-	p.cmd.Env = c.env
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	c.t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
-	waitReady(c.t, addr, p.stderr)
-	return p
+	return startServeProcess(c.t, c.bin, c.env, addr, "http://"+addr)
 }
 
 func (c *cacheCluster) token(p *proc, cl idptest.Client, scope string) idptest.TokenResponse {

@@ -42,6 +42,22 @@ type proc struct {
 	stderr *syncBuffer
 }
 
+// startServeProcess starts `idp serve` (binary bin, environment env) on addr answering for
+// issuer, waits until it is ready, and kills it at cleanup.
+func startServeProcess(t *testing.T, bin string, env []string, addr, issuer string) *proc {
+	t.Helper()
+	p := &proc{addr: addr, stderr: &syncBuffer{}}
+	p.cmd = exec.Command(bin, "serve", "--addr", addr, "--issuer", issuer)
+	p.cmd.Env = env
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
+	waitReady(t, addr, p.stderr)
+	return p
+}
+
 // TestClusterOnPostgres runs two `idp serve` processes on one PostgreSQL database behind
 // one issuer URL: a login on one is finished on the other, refresh-token reuse is
 // detected across them, and a key rotation made by a third process is seen by both.
@@ -82,19 +98,7 @@ func TestClusterOnPostgres(t *testing.T) {
 
 	addrA, addrB := freeAddr(t), freeAddr(t)
 	issuer := "http://" + addrA // the "load balancer" address both processes answer for
-	start := func(addr string) *proc {
-		t.Helper()
-		p := &proc{addr: addr, stderr: &syncBuffer{}}
-		p.cmd = exec.Command(bin, "serve", "--addr", addr, "--issuer", issuer)
-		p.cmd.Env = env
-		p.cmd.Stderr = p.stderr
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
-		waitReady(t, addr, p.stderr)
-		return p
-	}
+	start := func(addr string) *proc { return startServeProcess(t, bin, env, addr, issuer) }
 	a, b := start(addrA), start(addrB)
 
 	// Log in on A; redeem the code on B.

@@ -164,19 +164,7 @@ func TestKill9UnderLoad(t *testing.T) {
 
 	addrs := [2]string{freeAddr(t), freeAddr(t)}
 	issuer := "http://" + addrs[0]
-	start := func(addr string) *proc {
-		t.Helper()
-		p := &proc{addr: addr, stderr: &syncBuffer{}}
-		p.cmd = exec.Command(bin, "serve", "--addr", addr, "--issuer", issuer)
-		p.cmd.Env = env
-		p.cmd.Stderr = p.stderr
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
-		waitReady(t, addr, p.stderr)
-		return p
-	}
+	start := func(addr string) *proc { return startServeProcess(t, bin, env, addr, issuer) }
 	start(addrs[0])
 	b := start(addrs[1])
 	proxy := &crashProxy{target: "http://" + addrs[1], hc: &http.Client{Timeout: 30 * time.Second}, gate: make(chan struct{})}
