@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
@@ -192,6 +194,10 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The protocol library opens OpenTelemetry spans on every request. openidp exports
+	// no traces: a no-op provider makes those spans free, where the default global one
+	// allocates each of them (6% of the bytes allocated per client_credentials token).
+	otel.SetTracerProvider(noop.NewTracerProvider())
 
 	sealer, err := a.sealer(o.dev)
 	if err != nil {

@@ -283,24 +283,49 @@ func (k *Manager) unseal(sk *storage.SigningKey) (crypto.Signer, error) {
 // Active returns the key that signs for alg now: of the active keys, the one activated
 // last (the newest, if two processes created one together). A pending key never signs,
 // however new: verifiers may not know it yet.
+//
+// It runs for every token signed, so it opens only the key it returns, and reads the
+// key list without copying it when the store can hand it out shared (the cache).
 func (k *Manager) Active(ctx context.Context, alg string) (*Key, error) {
-	keys, err := k.Published(ctx)
+	stored, err := k.listShared(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list signing keys: %w", err)
 	}
-	var best *Key
-	for i := range keys {
-		kk := &keys[i]
-		if kk.State != StateActive || string(kk.Alg) != alg {
+	now := k.now()
+	var best *storage.SigningKey
+	for i := range stored {
+		sk := &stored[i]
+		if sk.Algorithm != alg || stateAt(sk, now) != StateActive {
 			continue
 		}
-		if best == nil || kk.ActivatesAt.After(best.ActivatesAt) ||
-			(kk.ActivatesAt.Equal(best.ActivatesAt) && kk.CreatedAt.After(best.CreatedAt)) {
-			best = kk
+		if best == nil || sk.Activation().After(best.Activation()) ||
+			(sk.Activation().Equal(best.Activation()) && sk.CreatedAt.After(best.CreatedAt)) {
+			best = sk
 		}
 	}
 	if best == nil {
 		return nil, fmt.Errorf("no active %s signing key", alg)
 	}
-	return best, nil
+	key := keyAt(best, now)
+	signer, err := k.unseal(best)
+	if err != nil {
+		return nil, err
+	}
+	key.Private, key.Public = signer, signer.Public()
+	return &key, nil
+}
+
+// SharedKeyLister is a key store that can list its keys without copying them: the
+// caller only reads the slice and the keys' bytes, and never keeps or modifies them.
+// The cache (storage/cache) is one.
+type SharedKeyLister interface {
+	ListSigningKeysShared(ctx context.Context) ([]storage.SigningKey, error)
+}
+
+// listShared lists the stored keys, shared with the store when it allows it.
+func (k *Manager) listShared(ctx context.Context) ([]storage.SigningKey, error) {
+	if l, ok := k.Store.(SharedKeyLister); ok {
+		return l.ListSigningKeysShared(ctx)
+	}
+	return k.Store.ListSigningKeys(ctx)
 }

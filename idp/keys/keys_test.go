@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/openidp/idp/idp/keys"
+	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/seal"
 	"github.com/openidp/idp/storage/sqlite"
 )
@@ -140,5 +141,56 @@ func TestRotateWithoutKeys(t *testing.T) {
 		if err != nil || !slices.Contains(ids, k.ID) {
 			t.Errorf("%s: active key %v, err %v; want one of %v", alg, k, err, ids)
 		}
+	}
+}
+
+// sharedLister is a key store that can share its list, counting how it is read.
+type sharedLister struct {
+	*sqlite.Store
+	shared, copied int
+}
+
+func (s *sharedLister) ListSigningKeysShared(ctx context.Context) ([]storage.SigningKey, error) {
+	s.shared++
+	return s.Store.ListSigningKeys(ctx)
+}
+
+func (s *sharedLister) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	s.copied++
+	return s.Store.ListSigningKeys(ctx)
+}
+
+// TestActiveUsesSharedList: Active, which runs for every token signed, reads the key
+// list through SharedKeyLister when the store offers it (the cache: no copy of every
+// key per token), and picks the same key as from a plain store.
+func TestActiveUsesSharedList(t *testing.T) {
+	ctx := context.Background()
+	st, sealer := openStore(t)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	plain := &keys.Manager{Store: st, Sealer: sealer, Retention: time.Hour, Now: func() time.Time { return now }}
+	if err := plain.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Rotate(ctx); err != nil { // no publish delay: the new keys sign at once
+		t.Fatal(err)
+	}
+	want, err := plain.Active(ctx, keys.AlgES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := &sharedLister{Store: st}
+	m := &keys.Manager{Store: ls, Sealer: sealer, Retention: time.Hour, Now: func() time.Time { return now }}
+	got, err := m.Active(ctx, keys.AlgES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != want.ID || got.Private == nil || got.Public == nil {
+		t.Fatalf("Active = %s (private %v), want %s", got.ID, got.Private != nil, want.ID)
+	}
+	if ls.shared != 1 || ls.copied != 0 {
+		t.Fatalf("list read shared %d, copied %d times; want shared once", ls.shared, ls.copied)
+	}
+	if _, err := m.Active(ctx, "HS256"); err == nil {
+		t.Fatal("Active for an algorithm without keys: no error")
 	}
 }

@@ -251,6 +251,24 @@ func (s *Store) GetClient(ctx context.Context, id string) (*storage.Client, erro
 
 // ListSigningKeys returns every stored key, newest first, from memory when it is there.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	keys, shared, err := s.listSigningKeys(ctx)
+	if shared {
+		keys = cloneKeys(keys)
+	}
+	return keys, err
+}
+
+// ListSigningKeysShared is ListSigningKeys without the copy: the keys may be the
+// cache's own, which the caller must only read, and not keep. keys.Manager uses it for
+// every token it signs. A cached entry is never modified, only replaced or dropped, so
+// a list handed out stays as it was.
+func (s *Store) ListSigningKeysShared(ctx context.Context) ([]storage.SigningKey, error) {
+	keys, _, err := s.listSigningKeys(ctx)
+	return keys, err
+}
+
+// listSigningKeys returns the keys, and whether they are the cache's own (shared).
+func (s *Store) listSigningKeys(ctx context.Context) ([]storage.SigningKey, bool, error) {
 	now := s.opts.Now()
 	s.mu.RLock()
 	e := s.keys
@@ -258,19 +276,19 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, erro
 	s.mu.RUnlock()
 	if on && e != nil && now.Before(e.expires) {
 		s.count(true)
-		return cloneKeys(e.keys), nil
+		return e.keys, true, nil
 	}
 	s.count(false)
 	keys, err := s.Storage.ListSigningKeys(ctx)
 	if err != nil || !on {
-		return keys, err
+		return keys, false, err
 	}
 	s.mu.Lock()
 	if s.watching && s.epoch == epoch {
 		s.keys = &keysEntry{keys: cloneKeys(keys), expires: now.Add(s.opts.TTL)}
 	}
 	s.mu.Unlock()
-	return keys, nil
+	return keys, false, nil
 }
 
 func (s *Store) count(hit bool) {

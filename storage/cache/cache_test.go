@@ -302,3 +302,46 @@ func BenchmarkGetClient(b *testing.B) {
 		})
 	}
 }
+
+// TestCacheSharedKeys: ListSigningKeysShared serves the cached list itself (no copy per
+// token signed), ListSigningKeys still a copy, and a key change replaces the list
+// without touching one handed out before.
+func TestCacheSharedKeys(t *testing.T) {
+	ctx := context.Background()
+	f := newFake()
+	f.keys = []storage.SigningKey{{ID: "k1", Algorithm: "ES256", PublicJWK: []byte(`{"kid":"k1"}`)}}
+	c, h := start(t, f, cache.Options{TTL: time.Minute})
+	h.Watching()
+	first, err := c.ListSigningKeysShared(ctx) // a miss: read from the store
+	if err != nil || len(first) != 1 || first[0].ID != "k1" {
+		t.Fatalf("first list = %v, %v", first, err)
+	}
+	a, _ := c.ListSigningKeysShared(ctx)
+	b, _ := c.ListSigningKeysShared(ctx)
+	if got := f.reads.Load(); got != 1 {
+		t.Fatalf("store read %d times, want 1 (hits are served from memory)", got)
+	}
+	if &a[0] != &b[0] {
+		t.Fatal("two hits got two copies; want the cached list itself")
+	}
+	cp, _ := c.ListSigningKeys(ctx)
+	if &cp[0] == &a[0] {
+		t.Fatal("ListSigningKeys handed out the cached list; want a copy")
+	}
+	cp[0].PublicJWK[2] = 'X'
+	if again, _ := c.ListSigningKeysShared(ctx); string(again[0].PublicJWK) != `{"kid":"k1"}` {
+		t.Fatalf("a change to ListSigningKeys' copy reached the cache: %s", again[0].PublicJWK)
+	}
+
+	f.mu.Lock()
+	f.keys = []storage.SigningKey{{ID: "k2", Algorithm: "ES256"}, {ID: "k1", Algorithm: "ES256"}}
+	f.mu.Unlock()
+	h.Changed(storage.Change{Kind: storage.ChangeSigningKeys})
+	now, _ := c.ListSigningKeysShared(ctx)
+	if len(now) != 2 || now[0].ID != "k2" {
+		t.Fatalf("after the change: %v, want k2 first", now)
+	}
+	if len(a) != 1 || a[0].ID != "k1" {
+		t.Fatalf("the list handed out before the change changed: %v", a)
+	}
+}

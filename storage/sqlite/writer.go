@@ -50,7 +50,15 @@ func (s *Store) writeCommitted(ctx context.Context, job writeJob) error {
 // inside a savepoint, so that the failing job is rolled back alone and the others
 // commit. Jobs are deterministic in what the database holds, so running one again is
 // safe.
+//
+// The statements run on a context that cannot be cancelled. modernc's driver starts a
+// goroutine for every statement run on a cancellable one, to interrupt it when the
+// context ends: for a client_credentials token that was two goroutines, two progress
+// handlers and a mutex per token. A batch needs no interruption: its transaction holds
+// the write lock from BEGIN IMMEDIATE (a wait for the lock is bounded by busy_timeout),
+// and its statements touch a few rows each.
 func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
+	ctx = context.WithoutCancel(ctx)
 	errs := make([]error, len(jobs))
 	var jobFailed bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
