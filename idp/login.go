@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -75,7 +76,7 @@ func (s *Server) drive(w http.ResponseWriter, r *http.Request, f *flowFacts, d d
 	}
 	if d.attached && d.step != stepFail && d.step != stepPassword {
 		s.touchSession(ctx, f.sess)
-		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginSSO, UserID: f.sess.UserID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess, Reason: "existing session"})
+		s.flowEvent(ctx, f, storage.AuditEvent{Type: audit.EventLoginSSO, UserID: f.sess.UserID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess, Reason: "existing session"})
 	}
 	if d.viaDevice {
 		if err := s.recordDeviceSignIn(r, f.sess); err != nil {
@@ -83,7 +84,7 @@ func (s *Server) drive(w http.ResponseWriter, r *http.Request, f *flowFacts, d d
 			return
 		}
 		s.touchDevice(r, f.device)
-		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventLoginDevice, UserID: f.user.ID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess,
+		s.flowEvent(ctx, f, storage.AuditEvent{Type: audit.EventLoginDevice, UserID: f.user.ID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess,
 			Reason: "remembered device stood in for the second factor"})
 	}
 	switch d.step {
@@ -106,6 +107,19 @@ func (s *Server) drive(w http.ResponseWriter, r *http.Request, f *flowFacts, d d
 	case stepIssue:
 		s.finish(w, r, f, d.login)
 	}
+}
+
+// flowEvent records e. For a sign-in answered within its /authorize request, whose
+// request is not stored yet (f.unsaved, op_sso.go), it keeps e instead, to be written
+// in the same transaction as the request, its code and the session's client
+// (opStorage.SaveAuthCode, storage.FinishAuthRequest): the events then exist exactly
+// when the code does, and cost no transaction of their own.
+func (s *Server) flowEvent(ctx context.Context, f *flowFacts, e storage.AuditEvent) {
+	if st := reqStateFrom(ctx); f.unsaved && st != nil {
+		st.finishEvents = append(st.finishEvents, s.audit.Prepare(ctx, e))
+		return
+	}
+	s.audit.Record(ctx, e)
 }
 
 // finishRecordsFirst reports whether finish needs the login record stored before it
@@ -144,7 +158,10 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, f *flowFacts, lo
 		s.internalError(w, r, err)
 		return
 	}
-	if err := s.store.AddSessionClient(r.Context(), f.ar.Login.SessionID, f.ar.ClientID); err != nil {
+	if st := reqStateFrom(r.Context()); f.unsaved && st != nil {
+		// Stored with the request (flowEvent).
+		st.finishClient = f.ar.ClientID
+	} else if err := s.store.AddSessionClient(r.Context(), f.ar.Login.SessionID, f.ar.ClientID); err != nil {
 		s.logger.WarnContext(r.Context(), "record session client", "err", err)
 	}
 	s.clearCookie(w, continueCookie)

@@ -213,8 +213,22 @@ func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
 		// record and its code are stored in one insert.
 		ar := st.authRequest
 		ar.CodeHash, ar.CodeExpiresAt = secret.Hash(code), s.now().Add(s.codeTTL)
-		if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
-			return fmt.Errorf("create auth request: %w", err)
+		if st.finishClient == "" && len(st.finishEvents) == 0 {
+			if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
+				return fmt.Errorf("create auth request: %w", err)
+			}
+		} else {
+			// With the session's client and the flow's events (Server.flowEvent): if
+			// the events cannot be written, no code is issued.
+			start := time.Now()
+			err := s.store.FinishAuthRequest(ctx, &storage.AuthRequestFinish{
+				Request: ar, SessionClient: st.finishClient, Events: st.finishEvents})
+			if len(st.finishEvents) > 0 {
+				s.audit.Observed(ctx, time.Since(start), err)
+			}
+			if err != nil {
+				return fmt.Errorf("finish auth request: %w", err)
+			}
 		}
 		st.unsaved = false
 		return nil
@@ -855,6 +869,10 @@ type reqState struct {
 	// /authorize to store once it knows how the request ends (op_sso.go): a finished
 	// SSO sign-in stores it with its login record and code in one insert.
 	deferInsert, unsaved bool
+	// finishClient and finishEvents are the session's client and the audit events of an
+	// SSO sign-in finished within /authorize, written with its request (SaveAuthCode).
+	finishClient string
+	finishEvents []*storage.AuditEvent
 }
 
 type reqStateKey struct{}

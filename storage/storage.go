@@ -245,11 +245,30 @@ type AuthLogin struct {
 	Grace bool
 }
 
+// AuthRequestFinish is what an SSO sign-in answered within its /authorize request
+// writes (FinishAuthRequest): one transaction where there were three, and on
+// PostgreSQL one batch of round trips instead of four.
+type AuthRequestFinish struct {
+	// Request is the finished request, with its login record and code.
+	Request *AuthRequest
+	// SessionClient, when set, is recorded as a client the session Request.Login.SessionID
+	// signed in to, as AddSessionClient does; a session that no longer exists records
+	// nothing, and is not an error (it was signed out meanwhile).
+	SessionClient string
+	// Events are appended to the audit chain in the same transaction, in order; each gets
+	// its ID, PrevHash and Hash as AppendAudit sets them.
+	Events []*AuditEvent
+}
+
 // AuthRequestStore persists authorization requests, their codes and what each redeemed
 // code issued (CodeGrant).
 type AuthRequestStore interface {
 	// CreateAuthRequest inserts r.
 	CreateAuthRequest(ctx context.Context, r *AuthRequest) error
+	// FinishAuthRequest stores the writes of a sign-in finished within one request, in
+	// one transaction: the request (inserted as CreateAuthRequest does), the session's
+	// client and the audit events. A failure stores none of them.
+	FinishAuthRequest(ctx context.Context, f *AuthRequestFinish) error
 	// GetAuthRequest returns the request with that id, or ErrNotFound. Expiry is the
 	// caller's to check.
 	GetAuthRequest(ctx context.Context, id string) (*AuthRequest, error)

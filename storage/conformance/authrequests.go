@@ -163,3 +163,65 @@ func testAuthCodeConcurrentConsume(t *testing.T, s storage.Storage) {
 		t.Fatalf("%d of %d concurrent ConsumeAuthCode calls won, want exactly 1", wins, concurrency)
 	}
 }
+
+// testFinishAuthRequest: FinishAuthRequest stores the request, the session's client and
+// the events together, links the events into the chain, records nothing for a session
+// signed out meanwhile, and stores nothing at all when any part fails.
+func testFinishAuthRequest(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	sess := newSession("sess-finish", "user-1", now)
+	must(t, s.CreateSession(ctx, sess))
+	must(t, s.AppendAudit(ctx, &storage.AuditEvent{Time: now, Type: "login.password", UserID: "user-1", Result: "success"}))
+
+	ar := newAuthRequest("ar-finish", now)
+	ar.Login.SessionID, ar.CodeHash, ar.CodeExpiresAt = sess.ID, "code-finish", now.Add(time.Minute)
+	events := []*storage.AuditEvent{
+		{Time: now, Type: "login.sso", UserID: "user-1", ClientID: ar.ClientID, Result: "success", Reason: "existing session"},
+		{Time: now, Type: "login.device", UserID: "user-1", ClientID: ar.ClientID, Result: "success"},
+	}
+	must(t, s.FinishAuthRequest(ctx, &storage.AuthRequestFinish{Request: ar, SessionClient: ar.ClientID, Events: events}))
+	got, err := s.GetAuthRequest(ctx, ar.ID)
+	must(t, err)
+	equal(t, "GetAuthRequest", got, ar)
+	wantSessionClients(t, s, sess.ID, ar.ClientID)
+	all, err := s.ListAudit(ctx, storage.AuditFilter{})
+	must(t, err)
+	if len(all) != 3 {
+		t.Fatalf("%d events stored, want 3", len(all))
+	}
+	for i, e := range events {
+		stored := all[i+1]
+		if e.ID == 0 || e.ID != stored.ID || e.Hash != stored.Hash || stored.Type != e.Type {
+			t.Errorf("event %d: returned id %d hash %s, stored %+v", i, e.ID, e.Hash, stored)
+		}
+		if stored.PrevHash != all[i].Hash {
+			t.Errorf("event %d does not link to the one before it", i)
+		}
+	}
+
+	// A session signed out meanwhile: the request and events are stored, no client.
+	gone := newAuthRequest("ar-finish-gone", now)
+	gone.Login.SessionID = "sess-missing"
+	must(t, s.FinishAuthRequest(ctx, &storage.AuthRequestFinish{Request: gone, SessionClient: gone.ClientID,
+		Events: []*storage.AuditEvent{{Time: now, Type: "login.sso", Result: "success"}}}))
+	if _, err := s.GetAuthRequest(ctx, gone.ID); err != nil {
+		t.Errorf("request of a signed-out session: %v", err)
+	}
+	wantSessionClients(t, s, "sess-missing")
+
+	// A part fails (the request exists already): nothing of it is stored.
+	other := newSession("sess-finish-2", "user-2", now)
+	must(t, s.CreateSession(ctx, other))
+	dup := newAuthRequest(ar.ID, now)
+	dup.Login.SessionID = other.ID
+	err = s.FinishAuthRequest(ctx, &storage.AuthRequestFinish{Request: dup, SessionClient: "client-dup",
+		Events: []*storage.AuditEvent{{Time: now, Type: "login.sso", UserID: "user-2", Result: "success"}}})
+	wantErr(t, err, storage.ErrAlreadyExists)
+	wantSessionClients(t, s, other.ID)
+	after, err := s.ListAudit(ctx, storage.AuditFilter{})
+	must(t, err)
+	if len(after) != 4 {
+		t.Errorf("%d events after a failed finish, want 4 (none of it stored)", len(after))
+	}
+}

@@ -23,6 +23,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"UsedAssertions", testUsedAssertions},
 		{"PushedRequests", testPushedRequests},
 		{"AuthRequests", testAuthRequests},
+		{"FinishAuthRequest", testFinishAuthRequest},
 		{"AuthCodes", testAuthCodes},
 		{"AuthCodeConcurrentConsume", testAuthCodeConcurrentConsume},
 		{"CodeReplay", testCodeReplay},

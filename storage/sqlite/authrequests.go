@@ -31,22 +31,53 @@ func scanAuthRequest(sc scanner) (*storage.AuthRequest, error) {
 
 // CreateAuthRequest inserts r; ErrAlreadyExists when the id (or code hash) is taken.
 func (s *Store) CreateAuthRequest(ctx context.Context, r *storage.AuthRequest) error {
+	err := s.writeCommitted(ctx, func(ctx context.Context, tx *sql.Tx, _ *chainHead) error {
+		return insertAuthRequest(ctx, tx, r)
+	})
+	return wrap("create auth request", err)
+}
+
+// FinishAuthRequest stores f in one job of the writer's batch. It waits for the batch's
+// flush, as its events must be durable before the code is handed out.
+func (s *Store) FinishAuthRequest(ctx context.Context, f *storage.AuthRequestFinish) error {
+	for _, e := range f.Events {
+		if e.Time.IsZero() {
+			e.Time = time.Now()
+		}
+	}
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx, head *chainHead) error {
+		if err := insertAuthRequest(ctx, tx, f.Request); err != nil {
+			return err
+		}
+		if f.SessionClient != "" {
+			if _, err := tx.ExecContext(ctx, addSessionClientSQL, f.SessionClient, f.Request.Login.SessionID); err != nil {
+				return err
+			}
+		}
+		for _, e := range f.Events {
+			if err := appendAuditTx(ctx, tx, head, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrap("finish auth request", err)
+}
+
+func insertAuthRequest(ctx context.Context, tx *sql.Tx, r *storage.AuthRequest) error {
 	var maxAge any
 	if r.MaxAge != nil {
 		maxAge = *r.MaxAge
 	}
-	err := s.writeCommitted(ctx, func(ctx context.Context, tx *sql.Tx, _ *chainHead) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO auth_requests (`+authRequestCols+`)
+	_, err := tx.ExecContext(ctx, `INSERT INTO auth_requests (`+authRequestCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.ID, r.ClientID, r.RedirectURI, r.State, r.Nonce, list(r.Scopes), r.ResponseType,
-			r.ResponseMode, list(r.Prompt), maxAge, list(r.ACRValues), r.LoginHint,
-			list(r.UILocales), r.CodeChallenge, r.CodeChallengeMethod, r.HintUserID,
-			ts(r.CreatedAt), ts(r.ExpiresAt), r.Login.UserID, r.Login.SessionID,
-			ts(r.Login.AuthTime), list(r.Login.AMR), r.Login.ACR, r.Login.Done, r.CodeHash,
-			ts(r.CodeExpiresAt), list(r.EssentialACR), r.Login.Grace, list(r.Resources))
-		return err
-	})
-	return wrap("create auth request", err)
+		r.ID, r.ClientID, r.RedirectURI, r.State, r.Nonce, list(r.Scopes), r.ResponseType,
+		r.ResponseMode, list(r.Prompt), maxAge, list(r.ACRValues), r.LoginHint,
+		list(r.UILocales), r.CodeChallenge, r.CodeChallengeMethod, r.HintUserID,
+		ts(r.CreatedAt), ts(r.ExpiresAt), r.Login.UserID, r.Login.SessionID,
+		ts(r.Login.AuthTime), list(r.Login.AMR), r.Login.ACR, r.Login.Done, r.CodeHash,
+		ts(r.CodeExpiresAt), list(r.EssentialACR), r.Login.Grace, list(r.Resources))
+	return err
 }
 
 // GetAuthRequest returns the request with that id, or ErrNotFound.

@@ -76,9 +76,7 @@ func (s *Store) AddSessionClient(ctx context.Context, id, clientID string) error
 	// already recorded is rewritten as it is, so that a row is affected exactly when the
 	// session exists.
 	err := s.writeCommitted(ctx, func(ctx context.Context, tx *sql.Tx, _ *chainHead) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO session_clients (session_id, client_id)
-		SELECT id, ? FROM sessions WHERE id = ?
-		ON CONFLICT (session_id, client_id) DO UPDATE SET client_id = excluded.client_id`, clientID, id)
+		res, err := tx.ExecContext(ctx, addSessionClientSQL, clientID, id)
 		if err != nil {
 			return err
 		}
@@ -86,6 +84,13 @@ func (s *Store) AddSessionClient(ctx context.Context, id, clientID string) error
 	})
 	return wrap("add session client", err)
 }
+
+// addSessionClientSQL records client ($1) for session ($2) when the session exists. A
+// pair already recorded is rewritten as it is, so that a row is affected exactly when
+// the session exists.
+const addSessionClientSQL = `INSERT INTO session_clients (session_id, client_id)
+		SELECT id, ? FROM sessions WHERE id = ?
+		ON CONFLICT (session_id, client_id) DO UPDATE SET client_id = excluded.client_id`
 
 // ListSessionClients returns the clients session id signed in to, ordered by id.
 func (s *Store) ListSessionClients(ctx context.Context, id string) ([]string, error) {
