@@ -56,8 +56,8 @@ func TestSSOFinishAudited(t *testing.T) {
 			verifier, challenge := pkce()
 			authURL := e.authURL(two, url.Values{"code_challenge": {challenge}, "code_challenge_method": {"S256"}})
 			q := b.Get(authURL).RedirectParams(t)
-			if q.Get("code") != "" || q.Get("error") == "" {
-				t.Fatalf("SSO with its event unwritable answered %v; want an error and no code", q)
+			if q.Get("code") != "" || q.Get("error") != "server_error" {
+				t.Fatalf("SSO with its event unwritable answered %v; want error=server_error and no code", q)
 			}
 			if n := sessionsOf(two.ID); n != 0 {
 				t.Fatalf("the unaudited SSO sign-in recorded the client with %d sessions", n)

@@ -86,6 +86,11 @@ func (s *callCountingStore) CreateAuthRequest(a0 context.Context, a1 *storage.Au
 	return s.Storage.CreateAuthRequest(a0, a1)
 }
 
+func (s *callCountingStore) FinishAuthRequest(a0 context.Context, a1 *storage.AuthRequestFinish) error {
+	s.count("FinishAuthRequest")
+	return s.Storage.FinishAuthRequest(a0, a1)
+}
+
 func (s *callCountingStore) DeleteAuthRequest(a0 context.Context, a1 string) error {
 	s.count("DeleteAuthRequest")
 	return s.Storage.DeleteAuthRequest(a0, a1)
