@@ -85,19 +85,7 @@ func (s *Store) FinishAuthRequest(ctx context.Context, f *storage.AuthRequestFin
 			if f.SessionClient != "" {
 				b.Queue(finishSessionClientSQL, f.Request.Login.SessionID, f.SessionClient)
 			}
-			var dones []func()
-			for _, e := range f.Events {
-				done, err := queueAudit(b, head, e)
-				if err != nil {
-					return nil, err
-				}
-				dones = append(dones, done)
-			}
-			return func() {
-				for _, d := range dones {
-					d()
-				}
-			}, nil
+			return queueAudits(b, head, f.Events)
 		},
 	})
 	return wrapErr("finish auth request", err)

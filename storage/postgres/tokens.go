@@ -257,21 +257,15 @@ func issueQueue(w *storage.TokenIssue) queueFunc {
 		if w.DeleteAuthRequest != "" {
 			b.Queue(deleteAuthRequestSQL, w.DeleteAuthRequest)
 		}
-		dones := make([]func(), 0, len(w.Events))
-		for _, e := range w.Events {
-			done, err := queueAudit(b, head, e)
-			if err != nil {
-				return nil, err
-			}
-			dones = append(dones, done)
+		audited, err := queueAudits(b, head, w.Events)
+		if err != nil {
+			return nil, err
 		}
 		return func() {
 			if w.RevokeFamily != "" {
 				w.Revoked = revoked
 			}
-			for _, done := range dones {
-				done()
-			}
+			audited()
 		}, nil
 	}
 }

@@ -324,3 +324,21 @@ func queueAudit(b *pgx.Batch, head *chainHead, e *storage.AuditEvent) (done func
 		e.ID, e.PrevHash, e.Hash, e.ChainKey = id, linked.PrevHash, linked.Hash, linked.ChainKey
 	}, nil
 }
+
+// queueAudits queues the inserts of events, in order, as queueAudit does; done fills in
+// every one of them once the batch has committed.
+func queueAudits(b *pgx.Batch, head *chainHead, events []*storage.AuditEvent) (done func(), err error) {
+	dones := make([]func(), 0, len(events))
+	for _, e := range events {
+		d, err := queueAudit(b, head, e)
+		if err != nil {
+			return nil, err
+		}
+		dones = append(dones, d)
+	}
+	return func() {
+		for _, d := range dones {
+			d()
+		}
+	}, nil
+}
