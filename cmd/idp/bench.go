@@ -24,7 +24,7 @@ func newBenchCmd(a *app) *cobra.Command {
 	var (
 		issuer, label, metricsURL                 string
 		scenarios                                 []string
-		concurrency, requests, people             int
+		concurrency, requests, people, rounds     int
 		duration                                  time.Duration
 		seed, noSeed, forwardedFor                bool
 		asJSON                                    bool
@@ -62,7 +62,11 @@ openidp allows 60 authorization requests a minute per address: start the server 
 address of 198.18.0.0/15 (the range RFC 2544 sets aside for benchmarks).
 
 When the server's /metrics has openidp_store_commits_total, the store commits per 1,000
-operations are reported; otherwise n/a. docs/performance.md gives the method.`,
+operations are reported; otherwise n/a.
+
+--rounds N runs the scenarios N times over (each in order, then again) and reports each
+scenario's median round, with every round's operations per second below the table.
+docs/performance.md gives the method.`,
 		Example: `  idp bench --database sqlite:./idp-data/idp.db --issuer http://127.0.0.1:8080 --forwarded-for
   idp bench --issuer http://localhost:9998 --no-seed --scenarios client_credentials \
       --client-id sid1 --client-secret verysecret --json`,
@@ -126,7 +130,7 @@ operations are reported; otherwise n/a. docs/performance.md gives the method.`,
 			}
 			results, err := bench.Run(ctx, bench.Options{
 				Issuer: issuer, Scenarios: scenarios, Concurrency: concurrency, Duration: duration,
-				Requests: requests, Credentials: c, MetricsURL: metricsURL, ForwardedFor: forwardedFor,
+				Requests: requests, Rounds: rounds, Credentials: c, MetricsURL: metricsURL, ForwardedFor: forwardedFor,
 			})
 			if err != nil {
 				return err
@@ -157,6 +161,7 @@ operations are reported; otherwise n/a. docs/performance.md gives the method.`,
 	f.IntVar(&concurrency, "concurrency", 8, "concurrent workers, each with one request in flight")
 	f.DurationVar(&duration, "duration", 10*time.Second, "how long each scenario runs")
 	f.IntVar(&requests, "requests", 0, "run each scenario for exactly this many operations instead of --duration")
+	f.IntVar(&rounds, "rounds", 1, "run the scenarios this many times, one round after the other, and report each one's median round")
 	f.IntVar(&people, "people", 1000, "people to seed with a password, and as many with TOTP as well")
 	f.BoolVar(&seed, "seed", true, "seed people and clients in the database first")
 	f.BoolVar(&noSeed, "no-seed", false, "seed nothing: use the credentials given")

@@ -9,6 +9,8 @@
 # Environment:
 #   DURATION=15s      how long each scenario runs
 #   CONCURRENCY=8     bench workers
+#   ROUNDS=1          run the scenarios this many times over and report each one's median
+#                     round (with every round's req/s); 3 or 5 steady a noisy machine
 #   PEOPLE=1000       people seeded (and as many with TOTP): enough that no TOTP code is
 #                     reused at the password + TOTP rate (about 1 person per sign-in per 30 s)
 #   SERVER_CPU=0      CPU the server is pinned to (taskset -c)
@@ -21,6 +23,7 @@ set -euo pipefail
 
 DURATION=${DURATION:-15s}
 CONCURRENCY=${CONCURRENCY:-8}
+ROUNDS=${ROUNDS:-1}
 PEOPLE=${PEOPLE:-1000}
 SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
@@ -65,13 +68,13 @@ wait_for() {
 bench() {
 	local name=$1
 	shift
-	local label="$name, server on CPU $SERVER_CPU, bench on CPU $BENCH_CPU, $CONCURRENCY workers, $DURATION per scenario${LABEL:+, $LABEL}"
+	local label="$name, server on CPU $SERVER_CPU, bench on CPU $BENCH_CPU, $CONCURRENCY workers, $DURATION per scenario$([ "$ROUNDS" -gt 1 ] && echo ", median of $ROUNDS rounds")${LABEL:+, $LABEL}"
 	local json=()
 	if [ -n "$OUT" ]; then
 		mkdir -p "$OUT"
 		json=(--json-out "$OUT/$name.json")
 	fi
-	taskset -c "$BENCH_CPU" "$work/idp" bench --concurrency "$CONCURRENCY" --duration "$DURATION" --label "$label" "${json[@]}" "$@"
+	taskset -c "$BENCH_CPU" "$work/idp" bench --concurrency "$CONCURRENCY" --duration "$DURATION" --rounds "$ROUNDS" --label "$label" "${json[@]}" "$@"
 	echo
 }
 

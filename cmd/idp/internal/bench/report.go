@@ -26,7 +26,8 @@ func WriteJSON(w io.Writer, rep Report) error {
 
 // WriteText writes rep as a table: one row per scenario with req/s, p50, p99, max,
 // errors and store commits per 1,000 operations (n/a when the server does not count
-// them), then the notes and first errors.
+// them), then every round's req/s (when there were several), the notes and first
+// errors.
 func WriteText(w io.Writer, rep Report) error {
 	if rep.Label != "" {
 		fmt.Fprintf(w, "%s\n", rep.Label)
@@ -46,6 +47,13 @@ func WriteText(w io.Writer, rep Report) error {
 		return err
 	}
 	for _, r := range rep.Results {
+		if len(r.RoundsPerSecond) > 1 {
+			rates := make([]string, len(r.RoundsPerSecond))
+			for i, v := range r.RoundsPerSecond {
+				rates[i] = fmt.Sprintf("%.1f", v)
+			}
+			fmt.Fprintf(w, "rounds %s: %s req/s; the row is the median round (errors: all rounds)\n", r.Scenario, strings.Join(rates, ", "))
+		}
 		if r.Note != "" {
 			fmt.Fprintf(w, "note %s: %s\n", r.Scenario, r.Note)
 		}

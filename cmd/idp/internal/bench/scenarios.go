@@ -103,14 +103,22 @@ func (r *runner) scenario(ctx context.Context, name string) (*scenario, error) {
 		if err := r.needSignIn(c.TOTPPeople); err != nil {
 			return nil, err
 		}
-		pool := newTOTPPool(c.TOTPPeople)
+		// One pool for every round: a person who signed in during one round must not be
+		// handed out again within the same time step by the next.
+		if r.totp == nil {
+			r.totp = newTOTPPool(c.TOTPPeople)
+		}
+		pool := r.totp
+		pool.mu.Lock()
+		waitsBefore := pool.waits
+		pool.mu.Unlock()
 		sc := &scenario{after: func() string {
 			pool.mu.Lock()
 			defer pool.mu.Unlock()
-			if pool.waits == 0 {
+			if pool.waits == waitsBefore {
 				return ""
 			}
-			return fmt.Sprintf("workers waited %d times for a person whose TOTP code was not yet used: seed more people", pool.waits)
+			return fmt.Sprintf("workers waited %d times for a person whose TOTP code was not yet used: seed more people", pool.waits-waitsBefore)
 		}}
 		sc.setup = func(context.Context, int) (op, error) {
 			return func(ctx context.Context) error {
