@@ -11,6 +11,8 @@ const (
 	ChangeClient ChangeKind = "client"
 	// ChangeSigningKeys: a signing key was added, retired, re-sealed or deleted.
 	ChangeSigningKeys ChangeKind = "signing_keys"
+	// ChangeTypePolicy: an account type's policy was set or deleted.
+	ChangeTypePolicy ChangeKind = "type_policy"
 )
 
 // Change is one committed change to records a process may cache.
@@ -37,8 +39,8 @@ type ChangeHandler interface {
 }
 
 // ChangeWatcher is implemented by backends that can tell a process about changes to
-// clients and signing keys committed by any process sharing the database (itself
-// included), so that a cache of them stays correct (storage/cache).
+// clients, signing keys and type policies committed by any process sharing the
+// database (itself included), so that a cache of them stays correct (storage/cache).
 type ChangeWatcher interface {
 	// WatchChanges reports changes to h until ctx ends, reconnecting with back-off when
 	// its connection breaks, and then returns ctx's error. Calls to h come from one

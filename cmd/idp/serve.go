@@ -271,8 +271,9 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if demo != nil {
 		cfg.Demo = &demo.Client
 	}
-	// Clients and signing keys are served from memory, dropped when any process
-	// changes them (storage/cache); the watcher stops before the store closes.
+	// Clients, signing keys and account types' policies are served from memory,
+	// dropped when any process changes them (storage/cache); the watcher stops before
+	// the store closes.
 	cached := cache.New(store, cache.Options{Logger: a.logger})
 	cacheCtx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
 	cacheDone := make(chan struct{})

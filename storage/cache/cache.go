@@ -1,5 +1,6 @@
-// Package cache keeps clients and signing keys in process memory in front of a
-// storage.Storage, and drops them when any process sharing the database changes them.
+// Package cache keeps clients, signing keys and account types' policies in process
+// memory in front of a storage.Storage, and drops them when any process sharing the
+// database changes them.
 //
 // The store under the cache must implement storage.ChangeWatcher; its changes arrive
 // through Run. Until Run has started watching, and whenever the watcher has lost track
@@ -22,7 +23,10 @@ import (
 // Defaults of Options.
 const (
 	DefaultMaxClients = 10_000
-	DefaultTTL        = time.Minute
+	// DefaultMaxTypePolicies bounds the account types whose policy (or its absence) is
+	// kept.
+	DefaultMaxTypePolicies = 1_000
+	DefaultTTL             = time.Minute
 )
 
 // Options tune a Store. The zero value uses the defaults.
@@ -31,6 +35,10 @@ type Options struct {
 	// dropped for each new one. Only clients that exist are kept, so lookups of random
 	// client ids cannot grow the cache.
 	MaxClients int
+	// MaxTypePolicies bounds how many account types' policies are kept, the types
+	// without one included (their absence is what most sign-ins read); when full, an
+	// arbitrary one is dropped for each new one.
+	MaxTypePolicies int
 	// TTL is how long an entry is served at most, a safety net behind the change
 	// notifications.
 	TTL time.Duration
@@ -40,8 +48,8 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Store is a storage.Storage that serves GetClient and ListSigningKeys from memory
-// when it can. Every other method goes straight to the store beneath. Writes made
+// Store is a storage.Storage that serves GetClient, ListSigningKeys and GetTypePolicy
+// from memory when it can. Every other method goes straight to the store beneath. Writes made
 // through the Store drop the entries they touch at once; writes by other processes
 // arrive through Run.
 type Store struct {
@@ -56,15 +64,22 @@ type Store struct {
 	// epoch counts invalidations. A read from the database fills the cache only if no
 	// invalidation happened since it began, so a value read before a change cannot
 	// land in the cache after the change's invalidation.
-	epoch   uint64
-	clients map[string]clientEntry
-	keys    *keysEntry
+	epoch    uint64
+	clients  map[string]clientEntry
+	keys     *keysEntry
+	policies map[string]policyEntry
 
 	hits, misses atomic.Uint64
 }
 
 type clientEntry struct {
 	c       *storage.Client
+	expires time.Time
+}
+
+// policyEntry is an account type's policy, or nil when the type has none.
+type policyEntry struct {
+	p       *storage.MFAPolicy
 	expires time.Time
 }
 
@@ -84,6 +99,9 @@ func New(store storage.Storage, opts Options) *Store {
 	if opts.MaxClients <= 0 {
 		opts.MaxClients = DefaultMaxClients
 	}
+	if opts.MaxTypePolicies <= 0 {
+		opts.MaxTypePolicies = DefaultMaxTypePolicies
+	}
 	if opts.TTL <= 0 {
 		opts.TTL = DefaultTTL
 	}
@@ -95,7 +113,8 @@ func New(store storage.Storage, opts Options) *Store {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	w, _ := store.(storage.ChangeWatcher)
-	return &Store{Storage: store, watcher: w, opts: opts, logger: logger, clients: map[string]clientEntry{}}
+	return &Store{Storage: store, watcher: w, opts: opts, logger: logger,
+		clients: map[string]clientEntry{}, policies: map[string]policyEntry{}}
 }
 
 // Unwrap returns the store beneath the cache.
@@ -174,6 +193,8 @@ func (h *handler) Changed(c storage.Change) {
 		h.s.invalidateClient(c.ID)
 	case storage.ChangeSigningKeys:
 		h.s.invalidateKeys()
+	case storage.ChangeTypePolicy:
+		h.s.invalidatePolicies()
 	default: // a kind this version does not know: drop everything
 		h.s.reset(h.s.Watching())
 	}
@@ -197,6 +218,7 @@ func (s *Store) reset(watching bool) {
 	s.watching = watching
 	clear(s.clients)
 	s.keys = nil
+	clear(s.policies)
 }
 
 // invalidateClient drops client id, or every client when id is empty.
@@ -216,6 +238,53 @@ func (s *Store) invalidateKeys() {
 	defer s.mu.Unlock()
 	s.epoch++
 	s.keys = nil
+}
+
+// invalidatePolicies drops every account type's policy.
+func (s *Store) invalidatePolicies() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.epoch++
+	clear(s.policies)
+}
+
+// GetTypePolicy returns the policy of accountType, or storage.ErrNotFound, from memory
+// when it is there. That a type has no policy is kept too: it is what a sign-in of a
+// person whose type has none reads.
+func (s *Store) GetTypePolicy(ctx context.Context, accountType string) (*storage.MFAPolicy, error) {
+	now := s.opts.Now()
+	s.mu.RLock()
+	e, ok := s.policies[accountType]
+	on, epoch := s.watching, s.epoch
+	s.mu.RUnlock()
+	if on && ok && now.Before(e.expires) {
+		s.count(true)
+		if e.p == nil {
+			return nil, storage.ErrNotFound
+		}
+		return clonePolicy(e.p), nil
+	}
+	s.count(false)
+	p, err := s.Storage.GetTypePolicy(ctx, accountType)
+	if !on || (err != nil && !errors.Is(err, storage.ErrNotFound)) {
+		return p, err
+	}
+	entry := policyEntry{expires: now.Add(s.opts.TTL)}
+	if err == nil {
+		entry.p = clonePolicy(p)
+	}
+	s.mu.Lock()
+	if s.watching && s.epoch == epoch {
+		if _, present := s.policies[accountType]; !present && len(s.policies) >= s.opts.MaxTypePolicies {
+			for k := range s.policies { // drop an arbitrary entry: map order is random
+				delete(s.policies, k)
+				break
+			}
+		}
+		s.policies[accountType] = entry
+	}
+	s.mu.Unlock()
+	return p, err
 }
 
 // GetClient returns the client with that id, from memory when it is there. A missing
@@ -342,6 +411,24 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 }
 
 // cloneClient copies c deeply enough that the caller may change the copy.
+// SetTypePolicy stores the policy of accountType and drops the cached policies.
+func (s *Store) SetTypePolicy(ctx context.Context, accountType string, p storage.MFAPolicy) error {
+	defer s.invalidatePolicies()
+	return s.Storage.SetTypePolicy(ctx, accountType, p)
+}
+
+// DeleteTypePolicy removes the policy of accountType and drops the cached policies.
+func (s *Store) DeleteTypePolicy(ctx context.Context, accountType string) error {
+	defer s.invalidatePolicies()
+	return s.Storage.DeleteTypePolicy(ctx, accountType)
+}
+
+func clonePolicy(p *storage.MFAPolicy) *storage.MFAPolicy {
+	c := *p
+	c.Factors = slices.Clone(p.Factors)
+	return &c
+}
+
 func cloneClient(c *storage.Client) *storage.Client {
 	cp := *c
 	cp.SecretHash = slices.Clone(c.SecretHash)

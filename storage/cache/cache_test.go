@@ -56,6 +56,14 @@ func (f *fakeStore) ListSigningKeys(context.Context) ([]storage.SigningKey, erro
 	return append([]storage.SigningKey(nil), f.keys...), nil
 }
 
+func (f *fakeStore) GetTypePolicy(_ context.Context, typ string) (*storage.MFAPolicy, error) {
+	f.reads.Add(1)
+	if typ == "staff" {
+		return &storage.MFAPolicy{MFA: "required"}, nil
+	}
+	return nil, storage.ErrNotFound
+}
+
 func (f *fakeStore) set(c storage.Client) {
 	f.mu.Lock()
 	f.clients[c.ID] = c
@@ -343,5 +351,54 @@ func TestCacheSharedKeys(t *testing.T) {
 	}
 	if len(a) != 1 || a[0].ID != "k1" {
 		t.Fatalf("the list handed out before the change changed: %v", a)
+	}
+}
+
+// TestCacheTypePoliciesBounded: a type's policy and a type's lack of one are served from
+// memory, at most MaxTypePolicies types are kept however many are looked up, and a
+// type_policy change drops them all.
+func TestCacheTypePoliciesBounded(t *testing.T) {
+	f := newFake()
+	c, h := start(t, f, cache.Options{MaxTypePolicies: 3})
+	h.Watching()
+	ctx := context.Background()
+	lookup := func(typ string) error {
+		t.Helper()
+		p, err := c.GetTypePolicy(ctx, typ)
+		if typ == "staff" && (err != nil || p.MFA != "required") {
+			t.Fatalf("staff: %+v, %v", p, err)
+		}
+		if typ != "staff" && !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("%s: want ErrNotFound, got %+v, %v", typ, p, err)
+		}
+		return err
+	}
+	_ = lookup("staff")
+	_ = lookup("guest")
+	before := f.reads.Load()
+	_ = lookup("staff")
+	_ = lookup("guest")
+	if got := f.reads.Load() - before; got != 0 {
+		t.Fatalf("%d reads reached the store for cached types (a policy and a missing one), want 0", got)
+	}
+	for i := range 100 {
+		_ = lookup(fmt.Sprintf("type-%d", i))
+	}
+	// Three types kept at most: of staff, guest and the last type, at least one of
+	// the first two was dropped, so the three take at least one read.
+	before = f.reads.Load()
+	for _, typ := range []string{"staff", "guest", "type-99"} {
+		_ = lookup(typ)
+	}
+	if got := f.reads.Load() - before; got < 1 {
+		t.Fatalf("100 types looked up and all of staff, guest and type-99 still cached: the bound of 3 is not kept")
+	}
+	// A change of any type's policy drops them all.
+	_ = lookup("staff")
+	h.Changed(storage.Change{Kind: storage.ChangeTypePolicy})
+	before = f.reads.Load()
+	_ = lookup("staff")
+	if got := f.reads.Load() - before; got != 1 {
+		t.Fatalf("after a type_policy change: %d reads, want 1", got)
 	}
 }

@@ -180,6 +180,63 @@ func testCacheSeesOtherProcess(t *testing.T, open func(t *testing.T) storage.Sto
 		return nil
 	})
 
+	// Account types' policies. A type without one reads as not found, from memory too
+	// (what most sign-ins read); one set, changed or deleted elsewhere shows up.
+	eventually(t, "a type without a policy served from memory", func() error {
+		if _, err := c.GetTypePolicy(ctx, "staff"); !isNotFound(err) {
+			return fmt.Errorf("policy of a type without one: %v", err)
+		}
+		hits, _ := c.Stats()
+		if _, err := c.GetTypePolicy(ctx, "staff"); !isNotFound(err) {
+			return fmt.Errorf("second read: %v", err)
+		}
+		if h, _ := c.Stats(); h != hits+1 {
+			return fmt.Errorf("not served from memory: hits %d -> %d", hits, h)
+		}
+		return nil
+	})
+	policyIs := func(what, mfa string) {
+		t.Helper()
+		eventually(t, what, func() error {
+			p, err := c.GetTypePolicy(ctx, "staff")
+			if err != nil {
+				return err
+			}
+			if p.MFA != mfa {
+				return fmt.Errorf("policy %+v, want mfa %q", p, mfa)
+			}
+			return nil
+		})
+	}
+	must(t, other.SetTypePolicy(ctx, "staff", storage.MFAPolicy{MFA: "required", Factors: []storage.FactorKind{storage.FactorTOTP}}))
+	policyIs("policy set by another process seen", "required")
+	p, err := c.GetTypePolicy(ctx, "staff")
+	must(t, err)
+	p.Factors[0] = storage.FactorEmail // the caller owns its copy
+	p, err = c.GetTypePolicy(ctx, "staff")
+	must(t, err)
+	if len(p.Factors) != 1 || p.Factors[0] != storage.FactorTOTP {
+		t.Fatalf("read after the caller changed its copy: %+v", p)
+	}
+	must(t, other.SetTypePolicy(ctx, "staff", storage.MFAPolicy{MFA: "off"}))
+	policyIs("policy changed by another process seen", "off")
+	must(t, other.DeleteTypePolicy(ctx, "staff"))
+	eventually(t, "policy deleted by another process seen", func() error {
+		if p, err := c.GetTypePolicy(ctx, "staff"); !isNotFound(err) {
+			return fmt.Errorf("deleted policy still returned: %+v, %v", p, err)
+		}
+		return nil
+	})
+	// Set through the cache: seen at once.
+	must(t, c.SetTypePolicy(ctx, "staff", storage.MFAPolicy{MFA: "optional"}))
+	if p, err := c.GetTypePolicy(ctx, "staff"); err != nil || p.MFA != "optional" {
+		t.Fatalf("own policy change not seen at once: %+v, %v", p, err)
+	}
+	must(t, c.DeleteTypePolicy(ctx, "staff"))
+	if _, err := c.GetTypePolicy(ctx, "staff"); !isNotFound(err) {
+		t.Fatalf("own policy delete not seen at once: %v", err)
+	}
+
 	// Deleted elsewhere: the cache stops returning it.
 	must(t, other.DeleteClient(ctx, cl.ID))
 	eventually(t, "delete by another process seen", func() error {

@@ -16,9 +16,9 @@ import (
 )
 
 // ChangeChannel is the NOTIFY channel of changes to cached records. Triggers
-// (migration 0014) notify it in the same transaction as every change to clients and
-// signing keys, so a listener hears of a change only once it is committed, and never
-// of one rolled back.
+// (migrations 0014 and 0020) notify it in the same transaction as every change to
+// clients, signing keys and type policies, so a listener hears of a change only once
+// it is committed, and never of one rolled back.
 const ChangeChannel = "openidp_cache"
 
 // listenIdle is how long the listener waits for a notification before it checks that

@@ -14,8 +14,8 @@ import (
 // within about this long.
 const ChangePollInterval = 500 * time.Millisecond
 
-// WatchChanges reports changes to clients and signing keys until ctx ends. Triggers
-// (migration 0014) bump a counter per kind in the same transaction as every change, by
+// WatchChanges reports changes to clients, signing keys and type policies until ctx
+// ends. Triggers (migrations 0014 and 0020) bump a counter per kind in the same transaction as every change, by
 // any process; WatchChanges reads the counters every ChangePollInterval and reports a
 // kind whose counter moved as a change to any record of it (Change.ID empty). Reading
 // the counters is one indexed read on a reader connection.
