@@ -65,21 +65,16 @@ type Store struct {
 	// invalidation happened since it began, so a value read before a change cannot
 	// land in the cache after the change's invalidation.
 	epoch    uint64
-	clients  map[string]clientEntry
+	clients  map[string]entry[*storage.Client]
 	keys     *keysEntry
-	policies map[string]policyEntry
+	policies map[string]entry[*storage.MFAPolicy] // nil: the type has no policy
 
 	hits, misses atomic.Uint64
 }
 
-type clientEntry struct {
-	c       *storage.Client
-	expires time.Time
-}
-
-// policyEntry is an account type's policy, or nil when the type has none.
-type policyEntry struct {
-	p       *storage.MFAPolicy
+// entry is a cached record and when it stops being served.
+type entry[T any] struct {
+	v       T
 	expires time.Time
 }
 
@@ -114,7 +109,7 @@ func New(store storage.Storage, opts Options) *Store {
 	}
 	w, _ := store.(storage.ChangeWatcher)
 	return &Store{Storage: store, watcher: w, opts: opts, logger: logger,
-		clients: map[string]clientEntry{}, policies: map[string]policyEntry{}}
+		clients: map[string]entry[*storage.Client]{}, policies: map[string]entry[*storage.MFAPolicy]{}}
 }
 
 // Unwrap returns the store beneath the cache.
@@ -252,70 +247,81 @@ func (s *Store) invalidatePolicies() {
 // when it is there. That a type has no policy is kept too: it is what a sign-in of a
 // person whose type has none reads.
 func (s *Store) GetTypePolicy(ctx context.Context, accountType string) (*storage.MFAPolicy, error) {
-	now := s.opts.Now()
-	s.mu.RLock()
-	e, ok := s.policies[accountType]
-	on, epoch := s.watching, s.epoch
-	s.mu.RUnlock()
-	if on && ok && now.Before(e.expires) {
-		s.count(true)
-		if e.p == nil {
+	e, hit, fill := lookup(s, s.policies, accountType)
+	if hit {
+		if e.v == nil {
 			return nil, storage.ErrNotFound
 		}
-		return clonePolicy(e.p), nil
+		return clonePolicy(e.v), nil
 	}
-	s.count(false)
 	p, err := s.Storage.GetTypePolicy(ctx, accountType)
-	if !on || (err != nil && !errors.Is(err, storage.ErrNotFound)) {
-		return p, err
+	switch {
+	case err == nil:
+		fill.put(s.policies, clonePolicy(p), s.opts.MaxTypePolicies)
+	case errors.Is(err, storage.ErrNotFound):
+		fill.put(s.policies, nil, s.opts.MaxTypePolicies)
 	}
-	entry := policyEntry{expires: now.Add(s.opts.TTL)}
-	if err == nil {
-		entry.p = clonePolicy(p)
-	}
-	s.mu.Lock()
-	if s.watching && s.epoch == epoch {
-		if _, present := s.policies[accountType]; !present && len(s.policies) >= s.opts.MaxTypePolicies {
-			for k := range s.policies { // drop an arbitrary entry: map order is random
-				delete(s.policies, k)
-				break
-			}
-		}
-		s.policies[accountType] = entry
-	}
-	s.mu.Unlock()
 	return p, err
 }
 
 // GetClient returns the client with that id, from memory when it is there. A missing
 // client is not remembered.
 func (s *Store) GetClient(ctx context.Context, id string) (*storage.Client, error) {
-	now := s.opts.Now()
-	s.mu.RLock()
-	e, ok := s.clients[id]
-	on, epoch := s.watching, s.epoch
-	s.mu.RUnlock()
-	if on && ok && now.Before(e.expires) {
-		s.count(true)
-		return cloneClient(e.c), nil
+	e, hit, fill := lookup(s, s.clients, id)
+	if hit {
+		return cloneClient(e.v), nil
 	}
-	s.count(false)
 	c, err := s.Storage.GetClient(ctx, id)
-	if err != nil || !on {
+	if err != nil {
 		return c, err
 	}
-	s.mu.Lock()
-	if s.watching && s.epoch == epoch {
-		if _, present := s.clients[id]; !present && len(s.clients) >= s.opts.MaxClients {
-			for k := range s.clients { // drop an arbitrary entry: map order is random
-				delete(s.clients, k)
-				break
-			}
-		}
-		s.clients[id] = clientEntry{c: cloneClient(c), expires: now.Add(s.opts.TTL)}
-	}
-	s.mu.Unlock()
+	fill.put(s.clients, cloneClient(c), s.opts.MaxClients)
 	return c, nil
+}
+
+// filler stores what a lookup that missed read from the database, unless the cache was
+// off at the lookup or has dropped entries since (a value read before a change must not
+// land in the cache after the change's invalidation).
+type filler[T any] struct {
+	s       *Store
+	key     string
+	on      bool
+	epoch   uint64
+	expires time.Time
+}
+
+// lookup returns key's entry of m when the cache is on and the entry fresh (hit), and
+// counts the lookup; on a miss, fill stores what the caller reads instead.
+func lookup[T any](s *Store, m map[string]entry[T], key string) (e entry[T], hit bool, fill filler[T]) {
+	now := s.opts.Now()
+	s.mu.RLock()
+	e, ok := m[key]
+	on, epoch := s.watching, s.epoch
+	s.mu.RUnlock()
+	hit = on && ok && now.Before(e.expires)
+	s.count(hit)
+	return e, hit, filler[T]{s: s, key: key, on: on, epoch: epoch, expires: now.Add(s.opts.TTL)}
+}
+
+// put stores v under the lookup's key in m, which holds at most limit entries: when full,
+// an arbitrary one is dropped for it.
+func (f filler[T]) put(m map[string]entry[T], v T, limit int) {
+	if !f.on {
+		return
+	}
+	s := f.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.watching || s.epoch != f.epoch {
+		return
+	}
+	if _, present := m[f.key]; !present && len(m) >= limit {
+		for k := range m { // drop an arbitrary entry: map order is random
+			delete(m, k)
+			break
+		}
+	}
+	m[f.key] = entry[T]{v: v, expires: f.expires}
 }
 
 // ListSigningKeys returns every stored key, newest first, from memory when it is there.

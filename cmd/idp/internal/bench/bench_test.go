@@ -63,6 +63,28 @@ func newProvider(t *testing.T) *provider {
 }
 
 // auditCount counts the successful audit events of type typ.
+// usedTOTPPeople counts the people of creds with TOTP whose factor has a time step the
+// provider accepted: those who signed in with a code.
+func (p *provider) usedTOTPPeople(t *testing.T, creds *Credentials) int {
+	t.Helper()
+	ctx := context.Background()
+	used := 0
+	for _, tp := range creds.TOTPPeople {
+		u, err := p.store.GetUserByEmail(ctx, tp.Email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs, err := p.store.ListFactors(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fs) == 1 && fs[0].LastStep > 0 {
+			used++
+		}
+	}
+	return used
+}
+
 func (p *provider) auditCount(t *testing.T, typ string) int {
 	t.Helper()
 	evs, err := p.store.ListAudit(context.Background(), storage.AuditFilter{Type: typ})
@@ -142,21 +164,7 @@ func TestScenarios(t *testing.T) {
 	}
 	// Every TOTP person used signed in with a fresh code: the provider accepted a time
 	// step for each.
-	used := 0
-	for _, tp := range creds.TOTPPeople {
-		u, err := p.store.GetUserByEmail(ctx, tp.Email)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fs, err := p.store.ListFactors(ctx, u.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(fs) == 1 && fs[0].LastStep > 0 {
-			used++
-		}
-	}
-	if used != requests {
+	if used := p.usedTOTPPeople(t, creds); used != requests {
 		t.Errorf("%d TOTP people have a used time step, want %d (one per sign-in, none reused)", used, requests)
 	}
 }
