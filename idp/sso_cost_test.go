@@ -62,7 +62,7 @@ func TestSSOSignInCost(t *testing.T) {
 			}{
 				{"FinishAuthRequest", 1},     // stored once, finished, with its code, the session's client and the event
 				{"CreateAuthRequest", 0},     // (FinishAuthRequest inserts it)
-				{"AddSessionClient", 0},      // (so does it the session's client)
+				{"AddSessionClient", 0},      // (it stores the session's client too)
 				{"GetAuthRequest", 0},        // never read back within /authorize
 				{"SetAuthRequestLogin", 0},   // the login record goes in with the insert
 				{"SaveAuthCode", 0},          // so does the code

@@ -49,9 +49,9 @@ type Options struct {
 }
 
 // Store is a storage.Storage that serves GetClient, ListSigningKeys and GetTypePolicy
-// from memory when it can. Every other method goes straight to the store beneath. Writes made
-// through the Store drop the entries they touch at once; writes by other processes
-// arrive through Run.
+// from memory when it can. Every other method goes straight to the store beneath.
+// Writes made through the Store drop the entries they touch at once; writes by other
+// processes arrive through Run.
 type Store struct {
 	storage.Storage
 	watcher storage.ChangeWatcher
@@ -416,7 +416,6 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 	return s.Storage.Migrate(ctx)
 }
 
-// cloneClient copies c deeply enough that the caller may change the copy.
 // SetTypePolicy stores the policy of accountType and drops the cached policies.
 func (s *Store) SetTypePolicy(ctx context.Context, accountType string, p storage.MFAPolicy) error {
 	defer s.invalidatePolicies()
@@ -429,12 +428,14 @@ func (s *Store) DeleteTypePolicy(ctx context.Context, accountType string) error 
 	return s.Storage.DeleteTypePolicy(ctx, accountType)
 }
 
+// clonePolicy copies p deeply enough that the caller may change the copy.
 func clonePolicy(p *storage.MFAPolicy) *storage.MFAPolicy {
 	c := *p
 	c.Factors = slices.Clone(p.Factors)
 	return &c
 }
 
+// cloneClient copies c deeply enough that the caller may change the copy.
 func cloneClient(c *storage.Client) *storage.Client {
 	cp := *c
 	cp.SecretHash = slices.Clone(c.SecretHash)

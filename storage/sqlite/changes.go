@@ -15,10 +15,11 @@ import (
 const ChangePollInterval = 500 * time.Millisecond
 
 // WatchChanges reports changes to clients, signing keys and type policies until ctx
-// ends. Triggers (migrations 0014 and 0020) bump a counter per kind in the same transaction as every change, by
-// any process; WatchChanges reads the counters every ChangePollInterval and reports a
-// kind whose counter moved as a change to any record of it (Change.ID empty). Reading
-// the counters is one indexed read on a reader connection.
+// ends. Triggers (migrations 0014 and 0020) bump a counter per kind in the same
+// transaction as every change, by any process; WatchChanges reads the counters every
+// ChangePollInterval and reports a kind whose counter moved as a change to any record
+// of it (Change.ID empty). Reading the counters is one indexed read on a reader
+// connection.
 func (s *Store) WatchChanges(ctx context.Context, h storage.ChangeHandler) error {
 	return s.watchChanges(ctx, h, ChangePollInterval)
 }
