@@ -287,15 +287,18 @@ func (w *webauthnEnv) eval(t *testing.T, js string) string {
 	return s
 }
 
-// waitFor waits up to browserStep for a JavaScript expression to be true, across page
-// loads (an evaluation that fails because the page is changing is retried).
+// waitFor waits up to browserStep for a JavaScript expression to be true on a page that
+// has finished loading, across page loads (an evaluation that fails because the page is
+// changing is retried). Waiting for the load matters to a click that follows: chromedp
+// clicks at the element's position, and a page whose stylesheet is still loading can
+// move the element after that position was read, so that the click lands elsewhere.
 func (w *webauthnEnv) waitFor(t *testing.T, what, js string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(w.browser, browserStep)
 	defer cancel()
 	for {
 		ectx, ecancel := context.WithTimeout(ctx, 2*time.Second)
-		ok, err := chromedp.Run(ectx, chromedp.Evaluate[bool]("Boolean("+js+")"))
+		ok, err := chromedp.Run(ectx, chromedp.Evaluate[bool]("document.readyState === 'complete' && Boolean("+js+")"))
 		ecancel()
 		if err == nil && ok {
 			return
