@@ -126,3 +126,56 @@ func TestRefreshReuseGraceOff(t *testing.T) {
 		t.Fatalf("family survived reuse: %+v", after)
 	}
 }
+
+// The sealed successor is kept only for the window: the periodic cleanup leaves it while
+// a retry may still come (and the retry still gets the same successor after a cleanup),
+// and clears it once the window is over, keeping the rotation itself. A token rotated
+// longer ago no longer has its successor at rest under the encryption key of the day.
+func TestRefreshSuccessorClearedAfterGrace(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			e := newEnv(t, be.open(t), noAuthorizeLimit)
+			e.createUser("alice@example.com", password)
+			app := e.createClient(admin.NewClient{Name: "App", SkipConsent: true})
+			ctx := context.Background()
+			refresh := func(rt string) tokenResponse {
+				t.Helper()
+				return e.tokenRequest(app, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+			}
+			rotated := func(rt string) *storage.RefreshToken {
+				t.Helper()
+				old, err := e.store.GetRefreshTokenByHash(ctx, secret.Hash(rt))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return old
+			}
+			rt0 := loginCode(t, e, e.newBrowser(), app, nil).RefreshToken
+			r1 := refresh(rt0)
+			if r1.RefreshToken == "" {
+				t.Fatalf("refresh: %+v", r1)
+			}
+
+			e.clock.Advance(20 * time.Second)
+			e.server.CleanupForTest(ctx)
+			if old := rotated(rt0); len(old.SuccessorSealed) == 0 {
+				t.Fatal("the cleanup cleared a successor within the window")
+			}
+			if got := refresh(rt0); got.RefreshToken != r1.RefreshToken {
+				t.Fatalf("retry within the window after a cleanup: %+v, want the same successor", got)
+			}
+
+			e.clock.Advance(11 * time.Second) // 31 s after the rotation
+			e.server.CleanupForTest(ctx)
+			old := rotated(rt0)
+			if len(old.SuccessorSealed) != 0 || old.SuccessorID == "" || old.RotatedAt.IsZero() {
+				t.Fatalf("after the window and a cleanup: successor %q sealed %d bytes, rotated %v; want the id and rotation kept, the value gone",
+					old.SuccessorID, len(old.SuccessorSealed), old.RotatedAt)
+			}
+			// The successor itself is untouched and still refreshes.
+			if next := refresh(r1.RefreshToken); next.RefreshToken == "" {
+				t.Fatalf("successor after the cleanup: %+v", next)
+			}
+		})
+	}
+}

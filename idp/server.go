@@ -647,8 +647,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 	}
 }
 
-// RunCleanup deletes expired rows every interval, and applies audit retention once a
-// day, until ctx ends.
+// RunCleanup deletes expired rows and clears the sealed successors of refresh tokens
+// rotated longer ago than the reuse grace window every interval, and applies audit
+// retention once a day, until ctx ends.
 func (s *Server) RunCleanup(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -662,13 +663,28 @@ func (s *Server) RunCleanup(ctx context.Context, interval time.Duration) {
 		case <-daily.C:
 			s.applyAuditRetention(ctx)
 		case <-t.C:
-			n, err := s.store.DeleteExpired(ctx, s.now())
-			if err != nil {
-				s.logger.WarnContext(ctx, "cleanup failed", "err", err)
-			} else if n > 0 {
-				s.logger.DebugContext(ctx, "cleanup", "deleted", n)
-			}
+			s.cleanup(ctx)
 		}
+	}
+}
+
+// cleanup deletes expired rows and clears the sealed successors of refresh tokens
+// rotated before the reuse grace window (all of them when the window is off): past the
+// window they serve no retry, and each is the sealed value of a token that may still be
+// current.
+func (s *Server) cleanup(ctx context.Context) {
+	now := s.now()
+	n, err := s.store.DeleteExpired(ctx, now)
+	if err != nil {
+		s.logger.WarnContext(ctx, "cleanup failed", "err", err)
+	} else if n > 0 {
+		s.logger.DebugContext(ctx, "cleanup", "deleted", n)
+	}
+	cleared, err := s.store.ClearRefreshSuccessors(ctx, now.Add(-max(s.cfg.RefreshReuseGrace, 0)))
+	if err != nil {
+		s.logger.WarnContext(ctx, "clear sealed refresh successors failed", "err", err)
+	} else if cleared > 0 {
+		s.logger.DebugContext(ctx, "cleanup", "refresh_successors_cleared", cleared)
 	}
 }
 

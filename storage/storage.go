@@ -523,6 +523,13 @@ type TokenStore interface {
 	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int64, error)
 	// RevokeUserTokens revokes every refresh family and deletes every access token of a user.
 	RevokeUserTokens(ctx context.Context, userID string, now time.Time) error
+	// ClearRefreshSuccessors forgets the sealed successor value (SuccessorSealed) of every
+	// refresh token rotated before rotatedBefore, keeping its SuccessorID, and returns how
+	// many it cleared. The value serves only retries within the reuse grace window; the
+	// cleanup clears it once the window is over, so that the value of a token that may
+	// still be current does not stay at rest, sealed under a key that may since have been
+	// rotated out.
+	ClearRefreshSuccessors(ctx context.Context, rotatedBefore time.Time) (int64, error)
 	// IssueTokens stores w — its tokens, the rotation or code grant it claims, and its
 	// audit events — in one transaction: all of it or, with an error, none of it. Backends
 	// may commit the issues of concurrent callers together (group commit); one caller's

@@ -34,6 +34,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshConcurrentRotate", testRefreshConcurrentRotate},
 		{"RevokeRefreshFamily", testRevokeRefreshFamily},
+		{"ClearRefreshSuccessors", testClearRefreshSuccessors},
 		{"IssueTokens", testIssueTokens},
 		{"IssueTokensConcurrent", testIssueTokensConcurrent},
 		{"RevokeUserTokens", testRevokeUserTokens},

@@ -99,6 +99,34 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.T
 	return wrap("rotate refresh token", s.write(ctx, issueJob(w)))
 }
 
+// clearSuccessorsBatch bounds one statement of ClearRefreshSuccessors: a backlog is
+// cleared in short transactions, between which the writer's batches go on.
+const clearSuccessorsBatch = 1000
+
+// ClearRefreshSuccessors sets successor_sealed to NULL on the refresh tokens rotated
+// before rotatedBefore, clearSuccessorsBatch rows a statement, and returns how many it
+// cleared. The partial index refresh_tokens_successor_sealed (migration 0021) holds only
+// the rows that keep one.
+func (s *Store) ClearRefreshSuccessors(ctx context.Context, rotatedBefore time.Time) (int64, error) {
+	var total int64
+	for {
+		res, err := s.db.ExecContext(ctx, `UPDATE refresh_tokens SET successor_sealed = NULL
+			WHERE id IN (SELECT id FROM refresh_tokens
+				WHERE successor_sealed IS NOT NULL AND rotated_at < ? LIMIT ?)`, ts(rotatedBefore), clearSuccessorsBatch)
+		if err != nil {
+			return total, wrap("clear refresh successors", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, wrap("clear refresh successors", err)
+		}
+		total += n
+		if n < clearSuccessorsBatch {
+			return total, nil
+		}
+	}
+}
+
 // IssueTokens stores w through the group-commit writer: its checks, tokens and audit
 // events in one savepoint of a shared transaction, committed before it returns.
 func (s *Store) IssueTokens(ctx context.Context, w *storage.TokenIssue) error {
