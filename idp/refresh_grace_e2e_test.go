@@ -20,14 +20,12 @@ import (
 func TestRefreshReuseGrace(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
-			e := newEnv(t, be.open(t), noAuthorizeLimit)
-			e.createUser("alice@example.com", password)
-			app := e.createClient(admin.NewClient{Name: "App", SkipConsent: true})
+			e, app := newGraceEnv(t, be.open(t))
 			other := e.createClient(admin.NewClient{Name: "Other", SkipConsent: true})
 			br := e.newBrowser()
 			refresh := func(c testClient, rt string) tokenResponse {
 				t.Helper()
-				return e.tokenRequest(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+				return refreshWith(t, e, c, rt)
 			}
 			tests := []struct {
 				name string
@@ -134,13 +132,11 @@ func TestRefreshReuseGraceOff(t *testing.T) {
 func TestRefreshSuccessorClearedAfterGrace(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
-			e := newEnv(t, be.open(t), noAuthorizeLimit)
-			e.createUser("alice@example.com", password)
-			app := e.createClient(admin.NewClient{Name: "App", SkipConsent: true})
+			e, app := newGraceEnv(t, be.open(t))
 			ctx := context.Background()
 			refresh := func(rt string) tokenResponse {
 				t.Helper()
-				return e.tokenRequest(app, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+				return refreshWith(t, e, app, rt)
 			}
 			rotated := func(rt string) *storage.RefreshToken {
 				t.Helper()
@@ -178,4 +174,19 @@ func TestRefreshSuccessorClearedAfterGrace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newGraceEnv is a provider on st with the person alice and the client App, which
+// skips consent.
+func newGraceEnv(t *testing.T, st storage.Storage) (*env, testClient) {
+	t.Helper()
+	e := newEnv(t, st, noAuthorizeLimit)
+	e.createUser("alice@example.com", password)
+	return e, e.createClient(admin.NewClient{Name: "App", SkipConsent: true})
+}
+
+// refreshWith redeems the refresh token rt as client c.
+func refreshWith(t *testing.T, e *env, c testClient, rt string) tokenResponse {
+	t.Helper()
+	return e.tokenRequest(c, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
 }
