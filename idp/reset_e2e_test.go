@@ -501,6 +501,9 @@ func TestPasswordResetScreenshot(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`a[href^="/password/forgot"]`)))
 	run("ask for a link", chromedp.Click(chromedp.CSS(`a[href^="/password/forgot"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`form[action="/password/forgot"] #email`)),
+		// Loaded before the click: chromedp clicks at the button's position, which the
+		// stylesheet may still move while the page loads.
+		chromedp.Poll[chromedp.Void](`document.readyState === "complete"`),
 		chromedp.SendKeys(chromedp.CSS("#email"), email),
 		chromedp.Click(chromedp.CSS(`form[action="/password/forgot"] button[type="submit"]`)),
 		chromedp.WaitNotPresent(chromedp.CSS(`form[action="/password/forgot"]`)))
