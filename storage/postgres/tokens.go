@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/internal/sweep"
 )
 
 // execer is a pool or a transaction.
@@ -101,28 +102,18 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.T
 	return wrapErr("rotate refresh token", s.write(ctx, issueJob(w)))
 }
 
-// clearSuccessorsBatch bounds one statement of ClearRefreshSuccessors: a backlog is
-// cleared in short transactions, each holding few row locks.
-const clearSuccessorsBatch = 1000
-
 // ClearRefreshSuccessors sets successor_sealed to NULL on the refresh tokens rotated
-// before rotatedBefore, clearSuccessorsBatch rows a statement, and returns how many it
-// cleared. The partial index refresh_tokens_successor_sealed (migration 0021) holds only
-// the rows that keep one.
+// before rotatedBefore, sweep.Batch rows a statement, and returns how many it cleared.
+// The partial index refresh_tokens_successor_sealed (migration 0021) holds only the rows
+// that keep one.
 func (s *Store) ClearRefreshSuccessors(ctx context.Context, rotatedBefore time.Time) (int64, error) {
-	var total int64
-	for {
+	n, err := sweep.Repeat(func(limit int) (int64, error) {
 		tag, err := s.pool.Exec(ctx, `UPDATE refresh_tokens SET successor_sealed = NULL
 			WHERE id IN (SELECT id FROM refresh_tokens
-				WHERE successor_sealed IS NOT NULL AND rotated_at < $1 LIMIT $2)`, ts(rotatedBefore), clearSuccessorsBatch)
-		if err != nil {
-			return total, wrapErr("clear refresh successors", err)
-		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < clearSuccessorsBatch {
-			return total, nil
-		}
-	}
+				WHERE successor_sealed IS NOT NULL AND rotated_at < $1 LIMIT $2)`, ts(rotatedBefore), limit)
+		return tag.RowsAffected(), err
+	})
+	return n, wrapErr("clear refresh successors", err)
 }
 
 // IssueTokens stores w through the group-commit writer: its checks, tokens and audit

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/internal/sweep"
 )
 
 const accessTokenCols = `id, client_id, user_id, audience, scopes, auth_time, amr, acr,
@@ -99,32 +100,21 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, now time.T
 	return wrap("rotate refresh token", s.write(ctx, issueJob(w)))
 }
 
-// clearSuccessorsBatch bounds one statement of ClearRefreshSuccessors: a backlog is
-// cleared in short transactions, between which the writer's batches go on.
-const clearSuccessorsBatch = 1000
-
 // ClearRefreshSuccessors sets successor_sealed to NULL on the refresh tokens rotated
-// before rotatedBefore, clearSuccessorsBatch rows a statement, and returns how many it
-// cleared. The partial index refresh_tokens_successor_sealed (migration 0021) holds only
-// the rows that keep one.
+// before rotatedBefore, sweep.Batch rows a statement, and returns how many it cleared.
+// The partial index refresh_tokens_successor_sealed (migration 0021) holds only the rows
+// that keep one.
 func (s *Store) ClearRefreshSuccessors(ctx context.Context, rotatedBefore time.Time) (int64, error) {
-	var total int64
-	for {
+	n, err := sweep.Repeat(func(limit int) (int64, error) {
 		res, err := s.db.ExecContext(ctx, `UPDATE refresh_tokens SET successor_sealed = NULL
 			WHERE id IN (SELECT id FROM refresh_tokens
-				WHERE successor_sealed IS NOT NULL AND rotated_at < ? LIMIT ?)`, ts(rotatedBefore), clearSuccessorsBatch)
+				WHERE successor_sealed IS NOT NULL AND rotated_at < ? LIMIT ?)`, ts(rotatedBefore), limit)
 		if err != nil {
-			return total, wrap("clear refresh successors", err)
+			return 0, err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, wrap("clear refresh successors", err)
-		}
-		total += n
-		if n < clearSuccessorsBatch {
-			return total, nil
-		}
-	}
+		return res.RowsAffected()
+	})
+	return n, wrap("clear refresh successors", err)
 }
 
 // IssueTokens stores w through the group-commit writer: its checks, tokens and audit
