@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/secret"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
@@ -274,6 +275,10 @@ func (s *Server) handleAccountEnroll(w http.ResponseWriter, r *http.Request) {
 		Name: r.PostFormValue("name"), Phone: r.PostFormValue("phone"), Email: r.PostFormValue("email"),
 		Device: deviceName(r.UserAgent()),
 	})
+	if errors.Is(err, audit.ErrNotRecorded) {
+		s.internalError(w, r, err)
+		return
+	}
 	if err != nil {
 		// The error is shown in the form of the kind being added, beside its field, with
 		// what was typed.
@@ -331,6 +336,10 @@ func (s *Server) handleAccountConfirm(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/account/security?msg="+noticeAdded, http.StatusSeeOther)
 		return
 	}
+	if errors.Is(err, audit.ErrNotRecorded) {
+		s.internalError(w, r, err)
+		return
+	}
 	f, ferr := s.store.GetFactor(r.Context(), id)
 	if ferr != nil || f.UserID != u.ID || f.Confirmed || f.Kind == storage.FactorWebAuthn {
 		s.renderAccount(w, r, u, http.StatusBadRequest, "", s.mfaMessageFor(r, err))
@@ -372,6 +381,10 @@ func (s *Server) handleAccountRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.removeFactor(r.Context(), u, r.PostFormValue("factor")); err != nil {
+		if errors.Is(err, audit.ErrNotRecorded) {
+			s.internalError(w, r, err)
+			return
+		}
 		msg := web.N("That sign-in method was not found.")
 		if errors.Is(err, errLastRequiredFactor) {
 			msg = s.mfaMessageFor(r, err)
@@ -408,6 +421,10 @@ func (s *Server) handleAccountBackup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	enr, err := s.startEnroll(r.Context(), u, storage.FactorBackup, mfa.EnrollRequest{})
+	if errors.Is(err, audit.ErrNotRecorded) {
+		s.internalError(w, r, err)
+		return
+	}
 	if err != nil {
 		s.renderAccount(w, r, u, http.StatusInternalServerError, "", s.mfaMessageFor(r, err))
 		return

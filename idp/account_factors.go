@@ -233,11 +233,17 @@ func (s *Server) removePassword(ctx context.Context, u *storage.User) error {
 		}
 		return err
 	}
-	u.PasswordHash, u.UpdatedAt = "", s.now()
-	if err := s.store.UpdateUser(ctx, u); err != nil {
-		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventPasswordRemove, UserID: u.ID, Result: audit.ResultFailure, Reason: "not saved"})
+	// Written ahead: a removal whose event cannot be written does not happen.
+	ev := storage.AuditEvent{Type: audit.EventPasswordRemove, UserID: u.ID, Result: audit.ResultSuccess}
+	if err := s.audit.Write(ctx, ev); err != nil {
 		return fmt.Errorf("remove password: %w", err)
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventPasswordRemove, UserID: u.ID, Result: audit.ResultSuccess})
+	hash := u.PasswordHash
+	u.PasswordHash, u.UpdatedAt = "", s.now()
+	if err := s.store.UpdateUser(ctx, u); err != nil {
+		u.PasswordHash = hash
+		s.notDone(ctx, ev, err)
+		return fmt.Errorf("remove password: %w", err)
+	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/regulation"
 	"github.com/openidp/idp/mfa"
 	"github.com/openidp/idp/storage"
@@ -183,6 +184,9 @@ func apiMFAError(w http.ResponseWriter, err error) {
 	var locked *regulation.LockedError
 	var in *mfa.InputError
 	switch {
+	case errors.Is(err, audit.ErrNotRecorded):
+		// The change did not happen: its audit event could not be written.
+		writeAPIError(w, http.StatusInternalServerError, "server_error", "something went wrong")
 	case errors.Is(err, mfa.ErrSendLimit):
 		if errors.As(err, &locked) && !locked.Until.IsZero() {
 			w.Header().Set("Retry-After", locked.Until.UTC().Format(http.TimeFormat))

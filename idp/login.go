@@ -67,6 +67,22 @@ func (s *Server) drive(w http.ResponseWriter, r *http.Request, f *flowFacts, d d
 			return
 		}
 	}
+	// The events of what this step lets through are written before it is recorded: a
+	// sign-in whose event cannot be written does not go on.
+	attached := d.attached && d.step != stepFail && d.step != stepPassword
+	if attached {
+		if err := s.flowEvent(ctx, f, storage.AuditEvent{Type: audit.EventLoginSSO, UserID: f.sess.UserID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess, Reason: "existing session"}); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+	}
+	if d.viaDevice {
+		if err := s.flowEvent(ctx, f, storage.AuditEvent{Type: audit.EventLoginDevice, UserID: f.user.ID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess,
+			Reason: "remembered device stood in for the second factor"}); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+	}
 	// An issued request's login record is written once, by finish, together with Done.
 	if f.sess != nil && d.step != stepPassword && d.step != stepFail && (d.step != stepIssue || finishRecordsFirst(f.ar)) {
 		if err := s.recordLogin(r, f, d.login); err != nil {
@@ -74,9 +90,8 @@ func (s *Server) drive(w http.ResponseWriter, r *http.Request, f *flowFacts, d d
 			return
 		}
 	}
-	if d.attached && d.step != stepFail && d.step != stepPassword {
+	if attached {
 		s.touchSession(ctx, f.sess)
-		s.flowEvent(ctx, f, storage.AuditEvent{Type: audit.EventLoginSSO, UserID: f.sess.UserID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess, Reason: "existing session"})
 	}
 	if d.viaDevice {
 		if err := s.recordDeviceSignIn(r, f.sess); err != nil {
@@ -84,8 +99,6 @@ func (s *Server) drive(w http.ResponseWriter, r *http.Request, f *flowFacts, d d
 			return
 		}
 		s.touchDevice(r, f.device)
-		s.flowEvent(ctx, f, storage.AuditEvent{Type: audit.EventLoginDevice, UserID: f.user.ID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess,
-			Reason: "remembered device stood in for the second factor"})
 	}
 	switch d.step {
 	case stepPassword:
@@ -109,17 +122,19 @@ func (s *Server) drive(w http.ResponseWriter, r *http.Request, f *flowFacts, d d
 	}
 }
 
-// flowEvent records e. For a sign-in answered within its /authorize request, whose
-// request is not stored yet (f.unsaved, op_sso.go), it keeps e instead, to be written
-// in the same transaction as the request, its code and the session's client
-// (opStorage.SaveAuthCode, storage.FinishAuthRequest): the events then exist exactly
-// when the code does, and cost no transaction of their own.
-func (s *Server) flowEvent(ctx context.Context, f *flowFacts, e storage.AuditEvent) {
+// flowEvent writes e, the event of a sign-in step that lets the person through, and
+// returns its error: the step does not happen when it fails. For a sign-in answered
+// within its /authorize request, whose request is not stored yet (f.unsaved,
+// op_sso.go), it keeps e instead, to be written in the same transaction as the request,
+// its code and the session's client (opStorage.SaveAuthCode,
+// storage.FinishAuthRequest): the events then exist exactly when the code does, and
+// cost no transaction of their own.
+func (s *Server) flowEvent(ctx context.Context, f *flowFacts, e storage.AuditEvent) error {
 	if st := reqStateFrom(ctx); f.unsaved && st != nil {
 		st.finishEvents = append(st.finishEvents, s.audit.Prepare(ctx, e))
-		return
+		return nil
 	}
-	s.audit.Record(ctx, e)
+	return s.audit.Write(ctx, e)
 }
 
 // finishRecordsFirst reports whether finish needs the login record stored before it
@@ -399,12 +414,18 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		c := &storage.Consent{UserID: f.sess.UserID, ClientID: f.ar.ClientID, Scopes: consent.Merge(f.grant, f.ar.Scopes), GrantedAt: s.now()}
-		if err := s.store.SaveConsent(ctx, c); err != nil {
+		// Written ahead: a grant whose event cannot be written is not stored.
+		ev := storage.AuditEvent{Type: audit.EventConsentGrant, UserID: c.UserID, ClientID: c.ClientID, Result: audit.ResultSuccess,
+			Reason: "scopes " + strings.Join(f.ar.Scopes, " ")}
+		if err := s.audit.Write(ctx, ev); err != nil {
 			s.internalError(w, r, err)
 			return
 		}
-		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventConsentGrant, UserID: c.UserID, ClientID: c.ClientID, Result: audit.ResultSuccess,
-			Reason: "scopes " + strings.Join(f.ar.Scopes, " ")})
+		if err := s.store.SaveConsent(ctx, c); err != nil {
+			s.notDone(ctx, ev, err)
+			s.internalError(w, r, err)
+			return
+		}
 		f.grant = c
 		d.step = stepIssue
 		s.drive(w, r, f, d)

@@ -107,10 +107,21 @@ func (s *Server) handleDevicePost(w http.ResponseWriter, r *http.Request) {
 func (s *Server) finishDevice(w http.ResponseWriter, r *http.Request, f *flowFacts) {
 	ctx := r.Context()
 	l := f.ar.Login
+	// Written ahead: an approval whose event cannot be written is not stored, and the
+	// device's polls stay pending until the code expires.
+	ev := storage.AuditEvent{Type: audit.EventDeviceApprove, UserID: l.UserID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess,
+		SessionID: l.SessionID, Reason: "device authorization " + f.ar.State + ", scopes " + strings.Join(f.ar.Scopes, " ")}
+	if err := s.audit.Write(ctx, ev); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
 	err := s.store.ApproveDeviceAuthorization(ctx, f.ar.State, storage.AuthLogin{UserID: l.UserID, SessionID: l.SessionID,
 		AuthTime: l.AuthTime, AMR: l.AMR, ACR: l.ACR, Done: true}, s.now())
 	_ = s.store.DeleteAuthRequest(ctx, f.ar.ID)
 	s.clearCookie(w, continueCookie)
+	if err != nil {
+		s.notDone(ctx, ev, err)
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		s.renderError(w, r, http.StatusBadRequest, "Code expired",
 			"This device code has expired or was already used. Start again on your device.")
@@ -123,8 +134,6 @@ func (s *Server) finishDevice(w http.ResponseWriter, r *http.Request, f *flowFac
 	if err := s.store.AddSessionClient(ctx, l.SessionID, f.ar.ClientID); err != nil {
 		s.logger.WarnContext(ctx, "record session client", "err", err)
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventDeviceApprove, UserID: l.UserID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess,
-		Reason: "device authorization " + f.ar.State + ", scopes " + strings.Join(f.ar.Scopes, " ")})
 	s.render(w, r, http.StatusOK, web.PageDeviceDone, web.DeviceDonePage{ClientName: f.client.Name})
 }
 

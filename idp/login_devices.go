@@ -39,15 +39,20 @@ func (s *Server) rememberDevice(w http.ResponseWriter, r *http.Request, userID s
 		ID: secret.NewID(), UserID: userID, TokenHash: secret.Hash(value), Name: deviceName(r.UserAgent()), IP: s.clientIP(r),
 		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(ttl),
 	}
+	// Written ahead: a device whose event cannot be written is not remembered.
+	ev := storage.AuditEvent{Type: audit.EventDeviceRemember, UserID: userID, Result: audit.ResultSuccess,
+		Reason: fmt.Sprintf("device=%s name=%q until %s", d.ID, d.Name, d.ExpiresAt.UTC().Format(time.RFC3339))}
+	if err := s.audit.Write(ctx, ev); err != nil {
+		return fmt.Errorf("remember device: %w", err)
+	}
 	if err := s.store.CreateDevice(ctx, d); err != nil {
+		s.notDone(ctx, ev, err)
 		return fmt.Errorf("remember device: %w", err)
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: s.cookieName(deviceCookie), Value: value, Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode,
 		MaxAge: int(ttl.Seconds()),
 	})
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventDeviceRemember, UserID: userID, Result: audit.ResultSuccess,
-		Reason: fmt.Sprintf("device=%s name=%q until %s", d.ID, d.Name, d.ExpiresAt.UTC().Format(time.RFC3339))})
 	return nil
 }
 

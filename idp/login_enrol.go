@@ -35,12 +35,18 @@ func (s *Server) countGrace(w http.ResponseWriter, r *http.Request, f *flowFacts
 	}
 	u.MFAGraceLogins++
 	u.UpdatedAt = now
-	if err := s.store.UpdateUser(r.Context(), u); err != nil {
+	// Written ahead: a grace sign-in whose event cannot be written does not go on.
+	ev := storage.AuditEvent{Type: audit.EventMFAGrace, UserID: u.ID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess,
+		Reason: fmt.Sprintf("second factor required but not enrolled; grace login %d (started %s)", u.MFAGraceLogins, u.MFAGraceStarted.UTC().Format(time.RFC3339))}
+	if err := s.audit.Write(r.Context(), ev); err != nil {
 		s.internalError(w, r, err)
 		return false
 	}
-	s.audit.Record(r.Context(), storage.AuditEvent{Type: audit.EventMFAGrace, UserID: u.ID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess,
-		Reason: fmt.Sprintf("second factor required but not enrolled; grace login %d (started %s)", u.MFAGraceLogins, u.MFAGraceStarted.UTC().Format(time.RFC3339))})
+	if err := s.store.UpdateUser(r.Context(), u); err != nil {
+		s.notDone(r.Context(), ev, err)
+		s.internalError(w, r, err)
+		return false
+	}
 	return true
 }
 

@@ -158,6 +158,15 @@ func (s *Server) handleEnrolLinkConfirm(w http.ResponseWriter, r *http.Request) 
 		s.enrolLinkInvalid(w, r)
 		return
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAEnrolLink, UserID: u.ID, Result: audit.ResultSuccess, Reason: "link=" + c.ID + " factor=" + factorID})
+	// A use of the link whose event cannot be written does not keep its passkey; the link
+	// is spent, and the person asks for a new one.
+	if err := s.audit.Write(ctx, storage.AuditEvent{Type: audit.EventMFAEnrolLink, UserID: u.ID, Result: audit.ResultSuccess,
+		FactorID: factorID, Reason: "link=" + c.ID + " factor=" + factorID}); err != nil {
+		if derr := s.store.DeleteFactor(ctx, u.ID, factorID); derr != nil && !errors.Is(derr, storage.ErrNotFound) {
+			s.logger.ErrorContext(ctx, "remove passkey of an unaudited enrolment link", "err", derr)
+		}
+		s.internalError(w, r, err)
+		return
+	}
 	s.render(w, r, http.StatusOK, web.PageEnrolLink, web.EnrolLinkPage{Done: true, Email: u.Email})
 }

@@ -155,19 +155,29 @@ func (s *Server) startEnroll(ctx context.Context, u *storage.User, kind storage.
 			}
 		}
 	}
+	if kind == storage.FactorBackup {
+		// New backup codes work at once: written ahead, a set whose event cannot be
+		// written is not made (the old codes stay).
+		ev := storage.AuditEvent{Type: audit.EventMFARegenerate, UserID: u.ID, Result: audit.ResultSuccess, Reason: kindReason(kind, "")}
+		if err := s.audit.Write(ctx, ev); err != nil {
+			return nil, err
+		}
+		enr, err := impl.Enroll(ctx, u, req)
+		if err != nil {
+			s.notDone(ctx, ev, err)
+			return nil, err
+		}
+		s.announceFactorChange(ctx, u, enr.Factor, true)
+		return enr, nil
+	}
+	// Any other factor is unusable until confirmEnroll, whose event is written before it
+	// counts: starting grants nothing, and its event follows the outcome.
 	enr, err := impl.Enroll(ctx, u, req)
 	if err != nil {
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAEnrollStart, UserID: u.ID, Result: audit.ResultFailure, Reason: kindReason(kind, errReason(err))})
 		return nil, err
 	}
-	typ := audit.EventMFAEnrollStart
-	if kind == storage.FactorBackup {
-		typ = audit.EventMFARegenerate
-	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: typ, UserID: u.ID, Result: audit.ResultSuccess, Reason: kindReason(kind, "")})
-	if kind == storage.FactorBackup {
-		s.announceFactorChange(ctx, u, enr.Factor, true)
-	}
+	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAEnrollStart, UserID: u.ID, Result: audit.ResultSuccess, Reason: kindReason(kind, "")})
 	return enr, nil
 }
 
@@ -191,7 +201,15 @@ func (s *Server) confirmEnroll(ctx context.Context, u *storage.User, id, challen
 		return s.settleMFA(ctx, att, u, f.Kind, err)
 	}
 	_ = s.settleMFA(ctx, att, u, f.Kind, nil)
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAEnroll, UserID: u.ID, Result: audit.ResultSuccess, Reason: kindReason(f.Kind, "factor="+f.ID)})
+	// The factor is confirmed by Confirm, with its check: an enrolment whose event
+	// cannot be written is taken back, and the person starts it again.
+	if err := s.audit.Write(ctx, storage.AuditEvent{Type: audit.EventMFAEnroll, UserID: u.ID, Result: audit.ResultSuccess,
+		FactorID: f.ID, Reason: kindReason(f.Kind, "factor="+f.ID)}); err != nil {
+		if derr := s.store.DeleteFactor(ctx, u.ID, f.ID); derr != nil && !errors.Is(derr, storage.ErrNotFound) {
+			s.logger.ErrorContext(ctx, "unaudited enrolment not taken back", "user", u.ID, "factor", f.ID, "err", derr)
+		}
+		return err
+	}
 	s.announceFactorChange(ctx, u, f, true)
 	return nil
 }
@@ -285,10 +303,15 @@ func (s *Server) removeFactor(ctx context.Context, u *storage.User, id string) e
 	if err := s.checkRemoval(ctx, u, id); err != nil {
 		return err
 	}
+	// Written ahead: a removal whose event cannot be written does not happen.
+	ev := storage.AuditEvent{Type: audit.EventMFARemove, UserID: u.ID, Result: audit.ResultSuccess, FactorID: id, Reason: kindReason(f.Kind, "factor="+id)}
+	if err := s.audit.Write(ctx, ev); err != nil {
+		return err
+	}
 	if err := s.store.DeleteFactor(ctx, u.ID, id); err != nil {
+		s.notDone(ctx, ev, err)
 		return fmt.Errorf("delete factor: %w", err)
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFARemove, UserID: u.ID, Result: audit.ResultSuccess, Reason: kindReason(f.Kind, "factor="+id)})
 	if f.Confirmed {
 		s.announceFactorChange(ctx, u, f, false)
 	}

@@ -255,12 +255,18 @@ func (s *Server) sendResetLink(ctx context.Context, email, authRequestID string)
 	token := secret.Token(resetTokenBytes)
 	link := &storage.PasswordReset{ID: secret.NewID(), UserID: u.ID, TokenHash: secret.Hash(token),
 		AuthRequestID: authRequestID, CreatedAt: now, ExpiresAt: now.Add(ResetLinkLifetime)}
+	// Written ahead: a link whose event cannot be written is neither stored nor sent.
+	ev := storage.AuditEvent{Type: audit.EventPasswordResetRequest, UserID: u.ID, Result: audit.ResultSuccess,
+		Reason: fmt.Sprintf("link=%s addresses=%d", link.ID, len(to))}
+	if err := s.audit.Write(ctx, ev); err != nil {
+		s.logger.ErrorContext(ctx, "password reset: no link, its event was not written", "user", u.ID, "err", err)
+		return
+	}
 	if err := s.store.CreatePasswordReset(ctx, link); err != nil {
+		s.notDone(ctx, ev, err)
 		s.logger.ErrorContext(ctx, "password reset: store link", "user", u.ID, "err", err)
 		return
 	}
-	s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventPasswordResetRequest, UserID: u.ID, Result: audit.ResultSuccess,
-		Reason: fmt.Sprintf("link=%s addresses=%d", link.ID, len(to))})
 	name := s.displayName()
 	subject := name + ": reset your password"
 	body := fmt.Sprintf("Someone (we hope you) asked to reset the password of your %s account.\n\n"+
