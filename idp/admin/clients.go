@@ -123,17 +123,19 @@ func (a *Admin) createClient(ctx context.Context, actor string, in NewClient, al
 	}
 	c.ID = secret.NewID()
 	c.CreatedAt = a.now()
-	if err := a.Store.CreateClient(ctx, c); err != nil {
-		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientCreate, Result: audit.ResultFailure},
-			fmt.Sprintf("name=%q err=%v", c.Name, err))
-		return nil, "", fmt.Errorf("create client: %w", err)
-	}
 	kind := "confidential"
 	if c.Public {
 		kind = "public"
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientCreate, ClientID: c.ID, Result: audit.ResultSuccess},
-		fmt.Sprintf("name=%q type=%s grants=%s", c.Name, kind, strings.Join(c.GrantTypes, ",")))
+	if err := a.writeAhead(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientCreate, ClientID: c.ID, Result: audit.ResultSuccess},
+		fmt.Sprintf("name=%q type=%s grants=%s", c.Name, kind, strings.Join(c.GrantTypes, ","))); err != nil {
+		return nil, "", fmt.Errorf("create client: %w", err)
+	}
+	if err := a.Store.CreateClient(ctx, c); err != nil {
+		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientCreate, ClientID: c.ID, Result: audit.ResultFailure},
+			fmt.Sprintf("name=%q err=%v", c.Name, err))
+		return nil, "", fmt.Errorf("create client: %w", err)
+	}
 	return c, clientSecret, nil
 }
 
@@ -336,22 +338,33 @@ func validateRedirectURI(raw, what string, allowHTTP bool) error {
 // replace sign until then and stay published for a.Keys.Retention after that. It refuses
 // a retention shorter than the longest ID-token or access-token lifetime of any client:
 // tokens signed just before the switch would stop verifying before they expire.
+//
+// The keys are made first (keys.Manager.PrepareRotation), their ids written to the
+// audit trail, and only then stored: no key is added when the event cannot be written.
 func (a *Admin) RotateKeys(ctx context.Context, actor string) ([]string, error) {
 	if a.Keys == nil {
 		return nil, errors.New("rotate keys: no key manager configured")
 	}
 	err := a.checkKeyRetention(ctx)
-	var ids []string
+	var rot *keys.Rotation
 	if err == nil {
-		ids, err = a.Keys.Rotate(ctx)
+		rot, err = a.Keys.PrepareRotation(ctx)
 	}
 	if err != nil {
 		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminKeyRotate, Result: audit.ResultFailure},
 			fmt.Sprintf("err=%v", err))
 		return nil, fmt.Errorf("rotate keys: %w", err)
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminKeyRotate, Result: audit.ResultSuccess},
-		"key_ids="+strings.Join(ids, ","))
+	ids := rot.IDs()
+	detail := "key_ids=" + strings.Join(ids, ",")
+	if err := a.writeAhead(ctx, actor, storage.AuditEvent{Type: audit.EventAdminKeyRotate, Result: audit.ResultSuccess}, detail); err != nil {
+		return nil, fmt.Errorf("rotate keys: %w", err)
+	}
+	if err := a.Keys.StoreRotation(ctx, rot); err != nil {
+		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminKeyRotate, Result: audit.ResultFailure},
+			fmt.Sprintf("%s; err=%v", detail, err))
+		return nil, fmt.Errorf("rotate keys: %w", err)
+	}
 	return ids, nil
 }
 

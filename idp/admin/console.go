@@ -79,17 +79,20 @@ func (a *Admin) UpdateClient(ctx context.Context, actor, id string, in ClientUpd
 	detail := fmt.Sprintf("name=%q redirect_uris=%s grants=%s scopes=%s backchannel_logout_uri=%q lifetimes=%s/%s/%s",
 		c.Name, strings.Join(c.RedirectURIs, ","), strings.Join(c.GrantTypes, ","), strings.Join(c.Scopes, ","),
 		c.BackchannelLogoutURI, c.AccessTokenLifetime, c.IDTokenLifetime, c.RefreshTokenLifetime)
+	if err := a.writeAhead(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientUpdate, ClientID: c.ID, Result: audit.ResultSuccess}, detail); err != nil {
+		return nil, fmt.Errorf("update client %s: %w", c.ID, err)
+	}
 	if err := a.Store.UpdateClient(ctx, c); err != nil {
 		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientUpdate, ClientID: c.ID, Result: audit.ResultFailure},
 			detail+fmt.Sprintf(" err=%v", err))
 		return nil, fmt.Errorf("update client %s: %w", c.ID, err)
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientUpdate, ClientID: c.ID, Result: audit.ResultSuccess}, detail)
 	return c, nil
 }
 
 // DeleteClient removes client id. Tokens it holds stop working, since they name a
-// client that no longer exists.
+// client that no longer exists. It only takes access away, so it goes ahead when its
+// audit event cannot be written (recordProtective).
 func (a *Admin) DeleteClient(ctx context.Context, actor, id string) error {
 	if IsBuiltinClient(id) {
 		return invalidf("client %s is built in: it cannot be deleted", id)
@@ -103,7 +106,7 @@ func (a *Admin) DeleteClient(ctx context.Context, actor, id string) error {
 			fmt.Sprintf("name=%q err=%v", c.Name, err))
 		return fmt.Errorf("delete client %s: %w", c.ID, err)
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientDelete, ClientID: c.ID, Result: audit.ResultSuccess},
+	a.recordProtective(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientDelete, ClientID: c.ID, Result: audit.ResultSuccess},
 		fmt.Sprintf("name=%q", c.Name))
 	return nil
 }
@@ -120,14 +123,16 @@ func (a *Admin) RotateClientSecret(ctx context.Context, actor, id string) (strin
 		return "", invalidf("client %s has no secret: it is public or authenticates with private_key_jwt", c.ID)
 	}
 	s, hash := secret.NewClientSecret()
+	if err := a.writeAhead(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientSecret, ClientID: c.ID, Result: audit.ResultSuccess},
+		fmt.Sprintf("name=%q", c.Name)); err != nil {
+		return "", fmt.Errorf("rotate secret of client %s: %w", c.ID, err)
+	}
 	c.SecretHash = hash
 	if err := a.Store.UpdateClient(ctx, c); err != nil {
 		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientSecret, ClientID: c.ID, Result: audit.ResultFailure},
 			fmt.Sprintf("err=%v", err))
 		return "", fmt.Errorf("rotate secret of client %s: %w", c.ID, err)
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientSecret, ClientID: c.ID, Result: audit.ResultSuccess},
-		fmt.Sprintf("name=%q", c.Name))
 	return s, nil
 }
 
@@ -154,13 +159,15 @@ func (a *Admin) EnableUser(ctx context.Context, actor, idOrEmail string) error {
 	if err != nil {
 		return err
 	}
+	if err := a.writeAhead(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserEnable, UserID: u.ID, Result: audit.ResultSuccess}, "email="+u.Email); err != nil {
+		return fmt.Errorf("enable user %s: %w", u.ID, err)
+	}
 	u.Disabled, u.UpdatedAt = false, a.now()
 	if err := a.Store.UpdateUser(ctx, u); err != nil {
 		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserEnable, UserID: u.ID, Result: audit.ResultFailure},
 			fmt.Sprintf("err=%v", err))
 		return fmt.Errorf("enable user %s: %w", u.ID, err)
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserEnable, UserID: u.ID, Result: audit.ResultSuccess}, "email="+u.Email)
 	return nil
 }
 
@@ -214,7 +221,8 @@ func (a *Admin) endOne(ctx context.Context, s *storage.Session, reason string) e
 }
 
 // EndSession ends the session with that id. Tokens already issued stay valid until
-// they expire or are revoked.
+// they expire or are revoked. It only takes access away, so it goes ahead when its audit
+// event cannot be written (recordProtective).
 func (a *Admin) EndSession(ctx context.Context, actor, sessionID, reason string) error {
 	reason = strings.TrimSpace(reason)
 	s, err := a.Store.GetSession(ctx, sessionID)
@@ -232,12 +240,13 @@ func (a *Admin) EndSession(ctx context.Context, actor, sessionID, reason string)
 		return fmt.Errorf("end session %s: %w", s.ID, err)
 	}
 	ev.Result = audit.ResultSuccess
-	a.record(ctx, actor, ev, detail)
+	a.recordProtective(ctx, actor, ev, detail)
 	return nil
 }
 
 // EndClientSessions ends every session that signed in to client id and returns how many
-// ended.
+// ended. It only takes access away, so it goes ahead when its audit event cannot be
+// written (recordProtective).
 func (a *Admin) EndClientSessions(ctx context.Context, actor, id, reason string) (int, error) {
 	reason = strings.TrimSpace(reason)
 	c, err := a.FindClient(ctx, id)
@@ -260,7 +269,7 @@ func (a *Admin) EndClientSessions(ctx context.Context, actor, id, reason string)
 			fmt.Sprintf("reason=%q sessions_ended=%d err=%v", reason, n, err))
 		return n, fmt.Errorf("end sessions of client %s: %w", c.ID, err)
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientSessionsEnd, ClientID: c.ID, Result: audit.ResultSuccess},
+	a.recordProtective(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientSessionsEnd, ClientID: c.ID, Result: audit.ResultSuccess},
 		fmt.Sprintf("reason=%q sessions_ended=%d", reason, n))
 	return n, nil
 }

@@ -113,8 +113,8 @@ func describePolicy(p storage.MFAPolicy) string {
 		p.MFA, factors, p.PhishingResistant, p.MaxAge, p.RememberDevice)
 }
 
-// CreateUserOfType creates a user like CreateUser and gives them an account type and
-// groups. Type and groups are checked before anything is written.
+// CreateUserOfType creates a user like CreateUser with an account type and groups,
+// stored with the user. Type and groups are checked before anything is written.
 func (a *Admin) CreateUserOfType(ctx context.Context, actor string, in NewUser, accountType string, groups []string) (*storage.User, error) {
 	typ, err := NormalizeAccountType(accountType)
 	if err != nil {
@@ -124,19 +124,10 @@ func (a *Admin) CreateUserOfType(ctx context.Context, actor string, in NewUser, 
 	if err != nil {
 		return nil, err
 	}
-	u, err := a.CreateUser(ctx, actor, in)
-	if err != nil || (typ == "" && len(gs) == 0) {
-		return u, err
+	if len(gs) == 0 {
+		gs = nil // as CreateUser stores them
 	}
-	u.Type, u.Groups, u.UpdatedAt = typ, gs, a.now()
-	if err := a.Store.UpdateUser(ctx, u); err != nil {
-		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserUpdate, UserID: u.ID, Result: audit.ResultFailure},
-			fmt.Sprintf("created without type and groups: err=%v", err))
-		return nil, fmt.Errorf("set type and groups of user %s: %w", u.ID, err)
-	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserUpdate, UserID: u.ID, Result: audit.ResultSuccess},
-		fmt.Sprintf("type=%q groups=%q", typ, strings.Join(gs, ",")))
-	return u, nil
+	return a.createUser(ctx, actor, in, typ, gs)
 }
 
 // SetUserType sets the account type of the user with that id or e-mail; an empty type
@@ -151,14 +142,16 @@ func (a *Admin) SetUserType(ctx context.Context, actor, user, accountType string
 		return nil, err
 	}
 	old := u.Type
+	if err := a.writeAhead(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserUpdate, UserID: u.ID, Result: audit.ResultSuccess},
+		fmt.Sprintf("type=%q (was %q)", typ, old)); err != nil {
+		return nil, fmt.Errorf("set type of user %s: %w", u.ID, err)
+	}
 	u.Type, u.UpdatedAt = typ, a.now()
 	if err := a.Store.UpdateUser(ctx, u); err != nil {
 		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserUpdate, UserID: u.ID, Result: audit.ResultFailure},
 			fmt.Sprintf("type=%q err=%v", typ, err))
 		return nil, fmt.Errorf("set type of user %s: %w", u.ID, err)
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserUpdate, UserID: u.ID, Result: audit.ResultSuccess},
-		fmt.Sprintf("type=%q (was %q)", typ, old))
 	return u, nil
 }
 
@@ -173,14 +166,16 @@ func (a *Admin) SetUserGroups(ctx context.Context, actor, user string, groups []
 		return nil, err
 	}
 	old := strings.Join(u.Groups, ",")
+	if err := a.writeAhead(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserUpdate, UserID: u.ID, Result: audit.ResultSuccess},
+		fmt.Sprintf("groups=%q (was %q)", strings.Join(gs, ","), old)); err != nil {
+		return nil, fmt.Errorf("set groups of user %s: %w", u.ID, err)
+	}
 	u.Groups, u.UpdatedAt = gs, a.now()
 	if err := a.Store.UpdateUser(ctx, u); err != nil {
 		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserUpdate, UserID: u.ID, Result: audit.ResultFailure},
 			fmt.Sprintf("groups=%q err=%v", strings.Join(gs, ","), err))
 		return nil, fmt.Errorf("set groups of user %s: %w", u.ID, err)
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserUpdate, UserID: u.ID, Result: audit.ResultSuccess},
-		fmt.Sprintf("groups=%q (was %q)", strings.Join(gs, ","), old))
 	return u, nil
 }
 
@@ -211,14 +206,16 @@ func (a *Admin) SetClientPolicy(ctx context.Context, actor, clientID string, p s
 	if err != nil {
 		return nil, err
 	}
+	if err := a.writeAhead(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientUpdate, ClientID: c.ID, Result: audit.ResultSuccess},
+		"policy: "+describePolicy(np)); err != nil {
+		return nil, fmt.Errorf("set policy of client %s: %w", c.ID, err)
+	}
 	c.Policy = np
 	if err := a.Store.UpdateClient(ctx, c); err != nil {
 		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientUpdate, ClientID: c.ID, Result: audit.ResultFailure},
 			fmt.Sprintf("policy: %s err=%v", describePolicy(np), err))
 		return nil, fmt.Errorf("set policy of client %s: %w", c.ID, err)
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminClientUpdate, ClientID: c.ID, Result: audit.ResultSuccess},
-		"policy: "+describePolicy(np))
 	return &np, nil
 }
 
@@ -236,12 +233,14 @@ func (a *Admin) SetTypePolicy(ctx context.Context, actor, accountType string, p 
 	if err != nil {
 		return nil, err
 	}
+	if err := a.writeAhead(ctx, actor, storage.AuditEvent{Type: audit.EventAdminPolicySet, Result: audit.ResultSuccess},
+		fmt.Sprintf("account_type=%s %s", typ, describePolicy(np))); err != nil {
+		return nil, fmt.Errorf("set policy of account type %s: %w", typ, err)
+	}
 	if err := a.Store.SetTypePolicy(ctx, typ, np); err != nil {
 		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminPolicySet, Result: audit.ResultFailure},
 			fmt.Sprintf("account_type=%s %s err=%v", typ, describePolicy(np), err))
 		return nil, fmt.Errorf("set policy of account type %s: %w", typ, err)
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminPolicySet, Result: audit.ResultSuccess},
-		fmt.Sprintf("account_type=%s %s", typ, describePolicy(np)))
 	return &np, nil
 }

@@ -24,9 +24,15 @@ type ReencryptResult struct {
 // be dropped from IDP_ENCRYPTION_KEYS_OLD of the servers. Audit events are not re-keyed
 // (that would rewrite the history): those keyed before the rotation verify only with
 // the old key (audit.ChainKeysOf), so `idp audit verify` keeps it while they are retained.
+//
+// Every value is opened and re-sealed in memory first; then the audit event, with the
+// counts of what is about to be re-sealed, is written ahead, and only then are the new
+// values stored. Nothing is stored when the event cannot be written. A failure while
+// storing is recorded as a failure event counting what was stored.
 func (a *Admin) Reencrypt(ctx context.Context, actor string, sealer *seal.Sealer) (res ReencryptResult, err error) {
+	refused := false // the event could not be written ahead: nothing changed, no failure event
 	defer func() {
-		if err != nil {
+		if err != nil && !refused {
 			a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminReencrypt, Result: audit.ResultFailure},
 				fmt.Sprintf("key=%s signing_keys=%d factors=%d server_secrets=%d; stopped: %v", sealer.CurrentKeyID(), res.SigningKeys, res.Factors, res.ServerSecrets, err))
 		}
@@ -42,6 +48,14 @@ func (a *Admin) Reencrypt(ctx context.Context, actor string, sealer *seal.Sealer
 		out, err := sealer.Seal(plain, []byte(aad))
 		return out, true, err
 	}
+	// resealed is a value to store: the id (or name) it is stored under and its new
+	// sealed form.
+	type resealed struct {
+		id  string
+		out []byte
+	}
+	var signingKeys, factors, secrets []resealed
+
 	keys, err := a.Store.ListSigningKeys(ctx)
 	if err != nil {
 		return res, fmt.Errorf("list signing keys: %w", err)
@@ -55,17 +69,14 @@ func (a *Admin) Reencrypt(ctx context.Context, actor string, sealer *seal.Sealer
 			res.Unchanged++
 			continue
 		}
-		if err := a.Store.UpdateSigningKeySealed(ctx, k.ID, out); err != nil {
-			return res, fmt.Errorf("store signing key %s: %w", k.ID, err)
-		}
-		res.SigningKeys++
+		signingKeys = append(signingKeys, resealed{k.ID, out})
 	}
-	factors, err := a.Store.ListAllFactors(ctx)
+	allFactors, err := a.Store.ListAllFactors(ctx)
 	if err != nil {
 		return res, fmt.Errorf("list factors: %w", err)
 	}
-	for i := range factors {
-		f := &factors[i]
+	for i := range allFactors {
+		f := &allFactors[i]
 		if len(f.Secret) == 0 {
 			continue // e-mail, SMS and backup factors keep no secret
 		}
@@ -77,22 +88,13 @@ func (a *Admin) Reencrypt(ctx context.Context, actor string, sealer *seal.Sealer
 			res.Unchanged++
 			continue
 		}
-		// Re-read just before writing so a factor confirmed or used meanwhile keeps that.
-		fresh, err := a.Store.GetFactor(ctx, f.ID)
-		if err != nil {
-			return res, fmt.Errorf("factor %s: %w", f.ID, err)
-		}
-		fresh.Secret = out
-		if err := a.Store.UpdateFactor(ctx, fresh); err != nil {
-			return res, fmt.Errorf("store factor %s: %w", f.ID, err)
-		}
-		res.Factors++
+		factors = append(factors, resealed{f.ID, out})
 	}
-	secrets, err := a.Store.ListSecrets(ctx)
+	serverSecrets, err := a.Store.ListSecrets(ctx)
 	if err != nil {
 		return res, fmt.Errorf("list server secrets: %w", err)
 	}
-	for name, sealed := range secrets {
+	for name, sealed := range serverSecrets {
 		out, changed, err := reseal(sealed, "server-secret:"+name)
 		if err != nil {
 			return res, fmt.Errorf("server secret %s: %w", name, err)
@@ -101,12 +103,37 @@ func (a *Admin) Reencrypt(ctx context.Context, actor string, sealer *seal.Sealer
 			res.Unchanged++
 			continue
 		}
-		if err := a.Store.UpdateSecret(ctx, name, out); err != nil {
-			return res, fmt.Errorf("store server secret %s: %w", name, err)
+		secrets = append(secrets, resealed{name, out})
+	}
+
+	if err := a.writeAhead(ctx, actor, storage.AuditEvent{Type: audit.EventAdminReencrypt, Result: audit.ResultSuccess},
+		fmt.Sprintf("key=%s signing_keys=%d factors=%d server_secrets=%d", sealer.CurrentKeyID(), len(signingKeys), len(factors), len(secrets))); err != nil {
+		refused = true
+		return res, fmt.Errorf("re-encrypt: %w", err)
+	}
+	for _, k := range signingKeys {
+		if err := a.Store.UpdateSigningKeySealed(ctx, k.id, k.out); err != nil {
+			return res, fmt.Errorf("store signing key %s: %w", k.id, err)
+		}
+		res.SigningKeys++
+	}
+	for _, f := range factors {
+		// Re-read just before writing so a factor confirmed or used meanwhile keeps that.
+		fresh, err := a.Store.GetFactor(ctx, f.id)
+		if err != nil {
+			return res, fmt.Errorf("factor %s: %w", f.id, err)
+		}
+		fresh.Secret = f.out
+		if err := a.Store.UpdateFactor(ctx, fresh); err != nil {
+			return res, fmt.Errorf("store factor %s: %w", f.id, err)
+		}
+		res.Factors++
+	}
+	for _, sc := range secrets {
+		if err := a.Store.UpdateSecret(ctx, sc.id, sc.out); err != nil {
+			return res, fmt.Errorf("store server secret %s: %w", sc.id, err)
 		}
 		res.ServerSecrets++
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminReencrypt, Result: audit.ResultSuccess},
-		fmt.Sprintf("key=%s signing_keys=%d factors=%d server_secrets=%d", sealer.CurrentKeyID(), res.SigningKeys, res.Factors, res.ServerSecrets))
 	return res, nil
 }

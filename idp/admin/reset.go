@@ -32,7 +32,8 @@ func (a *Admin) endSessions(ctx context.Context, userID, reason string) (int, er
 }
 
 // EndUserSessions signs the user with that id or e-mail out of every browser. Tokens
-// already issued stay valid until they expire or are revoked.
+// already issued stay valid until they expire or are revoked. It only takes access
+// away, so it goes ahead when its audit event cannot be written (recordProtective).
 func (a *Admin) EndUserSessions(ctx context.Context, actor, user, reason string) (int, error) {
 	u, err := a.FindUser(ctx, user)
 	if err != nil {
@@ -45,7 +46,7 @@ func (a *Admin) EndUserSessions(ctx context.Context, actor, user, reason string)
 			fmt.Sprintf("reason=%q err=%v", reason, err))
 		return 0, fmt.Errorf("end sessions of user %s: %w", u.ID, err)
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminSessionsEnd, UserID: u.ID, Result: audit.ResultSuccess},
+	a.recordProtective(ctx, actor, storage.AuditEvent{Type: audit.EventAdminSessionsEnd, UserID: u.ID, Result: audit.ResultSuccess},
 		fmt.Sprintf("reason=%q sessions_ended=%d", reason, n))
 	return n, nil
 }
@@ -78,6 +79,13 @@ type ResetResult struct {
 // lost theirs: it ends every session, forgets every remembered device, revokes every
 // token, clears the MFA lockout and, as opts asks, removes every factor and issues a
 // recovery link. reason is mandatory and recorded in the audit trail (the link never is).
+//
+// A reset removes factors, lifts the lockout and issues a link: it widens access, so its
+// audit event is written ahead, before any step, and nothing happens when it cannot be
+// written (to cut a person's access while the trail is down, end their sessions or
+// disable them). The event says what the reset does, not how many factors, sessions and
+// devices it removed (known only afterwards; ResetResult has them); a step that fails
+// is recorded as a failure event with the counts so far.
 func (a *Admin) ResetMFA(ctx context.Context, actor, user, reason string, opts ResetOptions) (*ResetResult, error) {
 	reason = strings.TrimSpace(reason)
 	if reason == "" {
@@ -97,6 +105,30 @@ func (a *Admin) ResetMFA(ctx context.Context, actor, user, reason string, opts R
 		return nil, err
 	}
 	res := &ResetResult{UserID: u.ID, Email: u.Email}
+	now := a.now()
+	// Every reset ends the sessions, forgets the devices, revokes the tokens and lifts the
+	// lockout; the detail names what varies.
+	detail := fmt.Sprintf("reason=%q remove_factors=%t", reason, opts.RemoveFactors)
+	var (
+		link string
+		c    *storage.Challenge
+	)
+	if opts.RecoveryLink {
+		// A person without a password cannot use a recovery link (it asks for the
+		// password): they get an enrolment link, on which they register a new passkey.
+		kind, path := ChallengeRecovery, "/recovery"
+		if u.PasswordHash == "" {
+			kind, path = ChallengeEnrolment, "/enrol"
+		}
+		link, c = newLink(base, path, kind, u.ID, now)
+		detail += " recovery_link=" + c.ID
+		if kind == ChallengeEnrolment {
+			detail += " (enrolment link: the account has no password)"
+		}
+	}
+	if err := a.writeAhead(ctx, actor, storage.AuditEvent{Type: audit.EventAdminMFAReset, UserID: u.ID, Result: audit.ResultSuccess}, detail); err != nil {
+		return nil, fmt.Errorf("reset MFA of user %s: %w", u.ID, err)
+	}
 	done := func() string {
 		return fmt.Sprintf("reason=%q factors_removed=%d sessions_ended=%d devices_removed=%d",
 			reason, res.FactorsRemoved, res.SessionsEnded, res.DevicesRemoved)
@@ -106,7 +138,6 @@ func (a *Admin) ResetMFA(ctx context.Context, actor, user, reason string, opts R
 			fmt.Sprintf("%s; failed to %s: err=%v", done(), step, err))
 		return nil, fmt.Errorf("reset MFA of user %s: %s: %w", u.ID, step, err)
 	}
-	now := a.now()
 	if opts.RemoveFactors {
 		if res.FactorsRemoved, err = a.Store.DeleteUserFactors(ctx, u.ID); err != nil {
 			return fail("remove factors", err)
@@ -125,39 +156,24 @@ func (a *Admin) ResetMFA(ctx context.Context, actor, user, reason string, opts R
 	if err := regulation.UnlockUser(ctx, a.Store, u.ID); err != nil {
 		return fail("clear the MFA lockout", err)
 	}
-	detail := done() + " tokens_revoked=true"
-	if opts.RecoveryLink {
-		// A person without a password cannot use a recovery link (it asks for the
-		// password): they get an enrolment link, on which they register a new passkey.
-		kind, path := ChallengeRecovery, "/recovery"
-		if u.PasswordHash == "" {
-			kind, path = ChallengeEnrolment, "/enrol"
-		}
-		link, c, err := a.newLink(ctx, base, path, kind, u.ID, now)
-		if err != nil {
+	if c != nil {
+		if err := a.Store.CreateChallenge(ctx, c); err != nil {
 			return fail("issue a recovery link", err)
 		}
 		res.RecoveryLink, res.RecoveryExpiresAt = link, c.ExpiresAt
-		detail += " recovery_link=" + c.ID
-		if kind == ChallengeEnrolment {
-			detail += " (enrolment link: the account has no password)"
-		}
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminMFAReset, UserID: u.ID, Result: audit.ResultSuccess}, detail)
 	return res, nil
 }
 
-// newLink stores a one-time link challenge of kind for userID and returns its link (base
-// + path). Only the SHA-256 of the link's 256-bit secret is stored.
-func (a *Admin) newLink(ctx context.Context, base, path, kind, userID string, now time.Time) (string, *storage.Challenge, error) {
+// newLink returns a one-time link (base + path) for userID and its challenge of kind,
+// for the caller to store (Store.CreateChallenge) once its audit event is written. Only
+// the SHA-256 of the link's 256-bit secret is in the challenge.
+func newLink(base, path, kind, userID string, now time.Time) (string, *storage.Challenge) {
 	token := secret.Token(32)
 	c := &storage.Challenge{
 		ID: secret.NewID(), UserID: userID, Kind: kind, CodeHash: secret.Hash(token),
 		CreatedAt: now, ExpiresAt: now.Add(RecoveryLinkLifetime),
 	}
-	if err := a.Store.CreateChallenge(ctx, c); err != nil {
-		return "", nil, err
-	}
 	q := url.Values{"id": {c.ID}, "token": {token}}
-	return base + path + "?" + q.Encode(), c, nil
+	return base + path + "?" + q.Encode(), c
 }

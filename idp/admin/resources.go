@@ -87,13 +87,28 @@ func (a *Admin) CreateResource(ctx context.Context, actor string, in NewResource
 	}
 	r.RequiredScopes = scopes
 	r.CreatedAt = a.now()
-	if err := a.Store.CreateResource(ctx, r); err != nil {
+	failed := func(err error) {
 		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminResourceCreate, Result: audit.ResultFailure},
 			fmt.Sprintf("uri=%q err=%v", r.URI, err))
+	}
+	// A taken URI is refused before the success event is written ahead;
+	// Store.CreateResource below still refuses one taken meanwhile.
+	switch _, err := a.Store.GetResource(ctx, r.URI); {
+	case err == nil:
+		taken := existsError{fmt.Sprintf("resource %s already exists", r.URI)}
+		failed(taken)
+		return nil, taken
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, fmt.Errorf("create resource: look up %s: %w", r.URI, err)
+	}
+	if err := a.writeAhead(ctx, actor, storage.AuditEvent{Type: audit.EventAdminResourceCreate, Result: audit.ResultSuccess},
+		fmt.Sprintf("uri=%q clients=%s scopes=%s", r.URI, strings.Join(r.AllowedClients, ","), strings.Join(r.RequiredScopes, ","))); err != nil {
 		return nil, fmt.Errorf("create resource: %w", err)
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminResourceCreate, Result: audit.ResultSuccess},
-		fmt.Sprintf("uri=%q clients=%s scopes=%s", r.URI, strings.Join(r.AllowedClients, ","), strings.Join(r.RequiredScopes, ",")))
+	if err := a.Store.CreateResource(ctx, r); err != nil {
+		failed(err)
+		return nil, fmt.Errorf("create resource: %w", err)
+	}
 	return r, nil
 }
 
@@ -108,13 +123,15 @@ func (a *Admin) ListResources(ctx context.Context) ([]storage.Resource, error) {
 
 // DeleteResource removes the resource with that URI; storage.ErrNotFound when there is
 // none. Tokens already issued for it stay valid until they expire; no new ones are issued.
+// It only takes access away, so it goes ahead when its audit event cannot be written
+// (recordProtective).
 func (a *Admin) DeleteResource(ctx context.Context, actor, uri string) error {
 	if err := a.Store.DeleteResource(ctx, uri); err != nil {
 		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminResourceDelete, Result: audit.ResultFailure},
 			fmt.Sprintf("uri=%q err=%v", uri, err))
 		return fmt.Errorf("delete resource: %w", err)
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminResourceDelete, Result: audit.ResultSuccess},
+	a.recordProtective(ctx, actor, storage.AuditEvent{Type: audit.EventAdminResourceDelete, Result: audit.ResultSuccess},
 		fmt.Sprintf("uri=%q", uri))
 	return nil
 }

@@ -26,15 +26,36 @@ type NewUser struct {
 // in.NoPassword. The e-mail is stored lower-cased; a taken e-mail returns an error
 // wrapping storage.ErrAlreadyExists.
 func (a *Admin) CreateUser(ctx context.Context, actor string, in NewUser) (*storage.User, error) {
+	return a.createUser(ctx, actor, in, "", nil)
+}
+
+// createUser is CreateUser, the user stored with account type typ and groups gs
+// (normalized). With a type or groups, an admin.user.update event naming them follows
+// the admin.user.create event (both written ahead).
+func (a *Admin) createUser(ctx context.Context, actor string, in NewUser, typ string, gs []string) (*storage.User, error) {
 	email, err := NormalizeEmail(in.Email)
 	if err != nil {
 		return nil, err
 	}
-	var hash string
-	switch {
-	case in.NoPassword && in.Password != "":
+	if in.NoPassword && in.Password != "" {
 		return nil, invalidf("give either a password or no password, not both")
-	case !in.NoPassword:
+	}
+	failed := func(userID string, err error) {
+		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserCreate, UserID: userID, Result: audit.ResultFailure},
+			fmt.Sprintf("email=%s err=%v", email, err))
+	}
+	taken := existsError{fmt.Sprintf("a user with e-mail %s already exists", email)}
+	// A taken e-mail is refused before its success event is written ahead, and before
+	// the password is hashed; CreateUser below still refuses one taken meanwhile.
+	switch _, err := a.Store.GetUserByEmail(ctx, email); {
+	case err == nil:
+		failed("", taken)
+		return nil, taken
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, fmt.Errorf("create user: look up e-mail %s: %w", email, err)
+	}
+	var hash string
+	if !in.NoPassword {
 		if hash, err = a.hashPassword(ctx, in.Password); err != nil {
 			return nil, err
 		}
@@ -45,22 +66,37 @@ func (a *Admin) CreateUser(ctx context.Context, actor string, in NewUser) (*stor
 		Email:        email,
 		Name:         strings.TrimSpace(in.Name),
 		PasswordHash: hash,
+		Type:         typ,
+		Groups:       gs,
 		CreatedAt:    now,
 		UpdatedAt:    now,
-	}
-	if err := a.Store.CreateUser(ctx, u); err != nil {
-		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserCreate, Result: audit.ResultFailure},
-			fmt.Sprintf("email=%s err=%v", email, err))
-		if errors.Is(err, storage.ErrAlreadyExists) {
-			return nil, existsError{fmt.Sprintf("a user with e-mail %s already exists", email)}
-		}
-		return nil, fmt.Errorf("create user: %w", err)
 	}
 	detail := "email=" + email
 	if in.NoPassword {
 		detail += " passkey_only=true"
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserCreate, UserID: u.ID, Result: audit.ResultSuccess}, detail)
+	if err := a.writeAhead(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserCreate, UserID: u.ID, Result: audit.ResultSuccess}, detail); err != nil {
+		return nil, fmt.Errorf("create user: %w", err)
+	}
+	typed := typ != "" || len(gs) > 0
+	if typed {
+		if err := a.writeAhead(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserUpdate, UserID: u.ID, Result: audit.ResultSuccess},
+			fmt.Sprintf("type=%q groups=%q", typ, strings.Join(gs, ","))); err != nil {
+			failed(u.ID, err)
+			return nil, fmt.Errorf("create user: %w", err)
+		}
+	}
+	if err := a.Store.CreateUser(ctx, u); err != nil {
+		failed(u.ID, err)
+		if typed {
+			a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserUpdate, UserID: u.ID, Result: audit.ResultFailure},
+				fmt.Sprintf("not created: err=%v", err))
+		}
+		if errors.Is(err, storage.ErrAlreadyExists) {
+			return nil, taken
+		}
+		return nil, fmt.Errorf("create user: %w", err)
+	}
 	return u, nil
 }
 
@@ -98,13 +134,20 @@ func (a *Admin) EnrolmentLink(ctx context.Context, actor, user, issuer string) (
 	if u.Disabled {
 		return nil, invalidf("user %s is disabled", u.Email)
 	}
-	link, c, err := a.newLink(ctx, base, "/enrol", ChallengeEnrolment, u.ID, a.now())
-	if err != nil {
-		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminEnrolLink, UserID: u.ID, Result: audit.ResultFailure}, fmt.Sprintf("err=%v", err))
-		return nil, fmt.Errorf("issue an enrolment link: %w", err)
-	}
+	link, c := newLink(base, "/enrol", ChallengeEnrolment, u.ID, a.now())
 	res := &EnrolmentResult{UserID: u.ID, Email: u.Email, Link: link, ExpiresAt: c.ExpiresAt}
 	detail := "link=" + c.ID
+	if a.Mail != nil {
+		detail += " mailed=true"
+	}
+	if err := a.writeAhead(ctx, actor, storage.AuditEvent{Type: audit.EventAdminEnrolLink, UserID: u.ID, Result: audit.ResultSuccess}, detail); err != nil {
+		return nil, fmt.Errorf("issue an enrolment link: %w", err)
+	}
+	if err := a.Store.CreateChallenge(ctx, c); err != nil {
+		a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminEnrolLink, UserID: u.ID, Result: audit.ResultFailure},
+			fmt.Sprintf("link=%s err=%v", c.ID, err))
+		return nil, fmt.Errorf("issue an enrolment link: %w", err)
+	}
 	if a.Mail != nil {
 		subject := "Set up your passkey"
 		body := fmt.Sprintf("An account was prepared for you (%s).\n\nOpen this link to set up a passkey, with which you sign in:\n%s\n\n"+
@@ -112,13 +155,11 @@ func (a *Admin) EnrolmentLink(ctx context.Context, actor, user, issuer string) (
 			u.Email, link, c.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"))
 		if err := a.Mail(ctx, u.Email, subject, body); err != nil {
 			a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminEnrolLink, UserID: u.ID, Result: audit.ResultFailure},
-				detail+fmt.Sprintf(" not e-mailed: err=%v", err))
+				fmt.Sprintf("link=%s not e-mailed: err=%v", c.ID, err))
 			return nil, fmt.Errorf("e-mail the enrolment link: %w", err)
 		}
 		res.Mailed = true
-		detail += " mailed=true"
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminEnrolLink, UserID: u.ID, Result: audit.ResultSuccess}, detail)
 	return res, nil
 }
 
@@ -168,7 +209,8 @@ func (a *Admin) FindUser(ctx context.Context, idOrEmail string) (*storage.User, 
 }
 
 // DisableUser disables the user with that id or e-mail, signs them out everywhere
-// (deletes all their sessions) and revokes all their tokens.
+// (deletes all their sessions) and revokes all their tokens. It only takes access away,
+// so it goes ahead when its audit event cannot be written (recordProtective).
 func (a *Admin) DisableUser(ctx context.Context, actor, idOrEmail string) error {
 	u, err := a.FindUser(ctx, idOrEmail)
 	if err != nil {
@@ -193,7 +235,7 @@ func (a *Admin) DisableUser(ctx context.Context, actor, idOrEmail string) error 
 			fmt.Sprintf("disabled, %d sessions deleted, tokens not revoked: err=%v", sessions, err))
 		return fmt.Errorf("revoke tokens of user %s: %w", u.ID, err)
 	}
-	a.record(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserDisable, UserID: u.ID, Result: audit.ResultSuccess},
+	a.recordProtective(ctx, actor, storage.AuditEvent{Type: audit.EventAdminUserDisable, UserID: u.ID, Result: audit.ResultSuccess},
 		fmt.Sprintf("email=%s sessions_deleted=%d tokens_revoked=true", u.Email, sessions))
 	return nil
 }

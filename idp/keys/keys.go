@@ -150,8 +150,37 @@ func (k *Manager) newSigningKey(alg string, now, activates time.Time) (*storage.
 // Rotate adds a new key for every supported algorithm. The new keys are published at
 // once and sign after PublishDelay; the keys they replace sign until then and stay in
 // the JWKS for Retention after that. A key with no active key to replace (a database
-// without keys) signs at once.
+// without keys) signs at once. It is PrepareRotation then StoreRotation.
 func (k *Manager) Rotate(ctx context.Context) ([]string, error) {
+	r, err := k.PrepareRotation(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.StoreRotation(ctx, r); err != nil {
+		return nil, err
+	}
+	return r.IDs(), nil
+}
+
+// Rotation is the new keys of a rotation, made by PrepareRotation and not stored yet,
+// so that their ids can be recorded before any of them is published.
+type Rotation struct {
+	keys          []*storage.SigningKey
+	retiredExpiry []time.Time // when the key each replaces leaves the JWKS
+}
+
+// IDs returns the ids of the new keys, one per supported algorithm.
+func (r *Rotation) IDs() []string {
+	ids := make([]string, len(r.keys))
+	for i, sk := range r.keys {
+		ids[i] = sk.ID
+	}
+	return ids
+}
+
+// PrepareRotation makes the keys Rotate adds, from the keys stored now, and stores
+// nothing.
+func (k *Manager) PrepareRotation(ctx context.Context) (*Rotation, error) {
 	stored, err := k.Store.ListSigningKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list signing keys: %w", err)
@@ -163,7 +192,7 @@ func (k *Manager) Rotate(ctx context.Context) ([]string, error) {
 			signing[sk.Algorithm] = true
 		}
 	}
-	var ids []string
+	r := &Rotation{}
 	for _, alg := range SupportedAlgs {
 		activates := now
 		if signing[alg] {
@@ -173,12 +202,21 @@ func (k *Manager) Rotate(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := k.Store.AddSigningKey(ctx, sk, activates.Add(k.Retention)); err != nil {
-			return nil, fmt.Errorf("store %s key: %w", alg, err)
-		}
-		ids = append(ids, sk.ID)
+		r.keys = append(r.keys, sk)
+		r.retiredExpiry = append(r.retiredExpiry, activates.Add(k.Retention))
 	}
-	return ids, nil
+	return r, nil
+}
+
+// StoreRotation stores the keys of r, each retiring the key of its algorithm it
+// replaces (storage.KeyStore.AddSigningKey). When one fails, those before it stay.
+func (k *Manager) StoreRotation(ctx context.Context, r *Rotation) error {
+	for i, sk := range r.keys {
+		if err := k.Store.AddSigningKey(ctx, sk, r.retiredExpiry[i]); err != nil {
+			return fmt.Errorf("store %s key (%d of %d stored): %w", sk.Algorithm, i, len(r.keys), err)
+		}
+	}
+	return nil
 }
 
 // Ensure creates a key for every supported algorithm that has no key signing now or
