@@ -136,6 +136,10 @@ func (s *Server) handleEnrolLinkConfirm(w http.ResponseWriter, r *http.Request) 
 	ctx := r.Context()
 	factorID := r.PostFormValue("factor")
 	if err := s.confirmEnroll(ctx, u, factorID, r.PostFormValue("challenge"), r.PostFormValue("response")); err != nil {
+		if errors.Is(err, audit.ErrNotRecorded) {
+			s.internalError(w, r, err)
+			return
+		}
 		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAEnrolLink, UserID: u.ID, Result: audit.ResultFailure, Reason: "registration failed: " + errReason(err)})
 		msg := mfaMessage(err)
 		if c.Attempts >= enrolLinkMaxAttempts {

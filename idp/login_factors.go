@@ -195,22 +195,42 @@ func (s *Server) confirmEnroll(ctx context.Context, u *storage.User, id, challen
 	if err != nil {
 		return err
 	}
-	if err := impl.Confirm(ctx, u, f, challengeID, response); err != nil {
+	written := false // set by confirmingFactor once the event is written ahead
+	if err := impl.Confirm(context.WithValue(ctx, enrolWrittenKey{}, &written), u, f, challengeID, response); err != nil {
 		s.logger.InfoContext(ctx, "mfa enrolment failed", "user", u.ID, "kind", f.Kind, "err", err)
-		s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAEnroll, UserID: u.ID, Result: audit.ResultFailure, Reason: kindReason(f.Kind, errReason(err))})
+		switch {
+		case written: // passed its check, but was not stored as confirmed
+			s.notDone(ctx, enrolEvent(f), err)
+		case !errors.Is(err, audit.ErrNotRecorded):
+			s.audit.Record(ctx, storage.AuditEvent{Type: audit.EventMFAEnroll, UserID: u.ID, Result: audit.ResultFailure, Reason: kindReason(f.Kind, errReason(err))})
+		}
 		return s.settleMFA(ctx, att, u, f.Kind, err)
 	}
 	_ = s.settleMFA(ctx, att, u, f.Kind, nil)
-	// The factor is confirmed by Confirm, with its check: an enrolment whose event
-	// cannot be written is taken back, and the person starts it again.
-	if err := s.audit.Write(ctx, storage.AuditEvent{Type: audit.EventMFAEnroll, UserID: u.ID, Result: audit.ResultSuccess,
-		FactorID: f.ID, Reason: kindReason(f.Kind, "factor="+f.ID)}); err != nil {
-		if derr := s.store.DeleteFactor(ctx, u.ID, f.ID); derr != nil && !errors.Is(derr, storage.ErrNotFound) {
-			s.logger.ErrorContext(ctx, "unaudited enrolment not taken back", "user", u.ID, "factor", f.ID, "err", derr)
-		}
+	s.announceFactorChange(ctx, u, f, true)
+	return nil
+}
+
+// enrolWrittenKey keys the flag confirmEnroll passes to confirmingFactor in ctx.
+type enrolWrittenKey struct{}
+
+// enrolEvent is the mfa.enroll success event of factor f.
+func enrolEvent(f *storage.Factor) storage.AuditEvent {
+	return storage.AuditEvent{Type: audit.EventMFAEnroll, UserID: f.UserID, Result: audit.ResultSuccess,
+		FactorID: f.ID, Reason: kindReason(f.Kind, "factor="+f.ID)}
+}
+
+// confirmingFactor is mfa.Env.Confirming: it writes the mfa.enroll event of factor f,
+// which has passed its enrolment check, before f is stored as confirmed. A factor whose
+// event cannot be written stays unconfirmed (the error is Confirm's), and the person
+// confirms it again with a new code.
+func (s *Server) confirmingFactor(ctx context.Context, f *storage.Factor) error {
+	if err := s.audit.Write(ctx, enrolEvent(f)); err != nil {
 		return err
 	}
-	s.announceFactorChange(ctx, u, f, true)
+	if w, ok := ctx.Value(enrolWrittenKey{}).(*bool); ok {
+		*w = true
+	}
 	return nil
 }
 

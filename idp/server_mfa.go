@@ -20,7 +20,8 @@ func (s *Server) setupMFA(ctx context.Context, hashKey [32]byte) error {
 	s.mfaEnv = &mfa.Env{
 		Store: s.store, Sealer: s.cfg.Sealer, HashKey: hashKey, Now: s.now, Logger: s.logger,
 		Issuer: s.cfg.Issuer, DisplayName: s.cfg.DisplayName,
-		Audit: func(ctx context.Context, e storage.AuditEvent) { s.countCodeEvent(e); s.audit.Record(ctx, e) },
+		Audit:      func(ctx context.Context, e storage.AuditEvent) { s.countCodeEvent(e); s.audit.Record(ctx, e) },
+		Confirming: s.confirmingFactor,
 	}
 	s.mfaEnv.SendGate = s.sendGate
 	cfg.Limits.defaults()

@@ -94,6 +94,9 @@ func (c *codeFactor) confirm(ctx context.Context, u *storage.User, f *storage.Fa
 	if err := c.check(ctx, u, f, challengeID, code); err != nil {
 		return err
 	}
+	if err := c.env.confirming(ctx, f); err != nil {
+		return err
+	}
 	f.Confirmed = true
 	if err := c.env.Store.UpdateFactor(ctx, f); err != nil {
 		return fmt.Errorf("confirm %s factor: %w", c.kind, err)

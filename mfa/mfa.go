@@ -90,6 +90,19 @@ type Env struct {
 	// for limits per destination and per source address; the per-account limit lives
 	// in this package.
 	SendGate func(ctx context.Context, kind storage.FactorKind, userID, target string) error
+	// Confirming, when set, is called by Confirm once f has passed its enrolment check,
+	// just before f is stored as confirmed. A non-nil error leaves f unconfirmed and is
+	// returned by Confirm: the provider writes the enrolment's audit event there, so that
+	// a factor whose event cannot be written never counts.
+	Confirming func(ctx context.Context, f *storage.Factor) error
+}
+
+// confirming calls Confirming, when set, for f.
+func (e *Env) confirming(ctx context.Context, f *storage.Factor) error {
+	if e.Confirming == nil {
+		return nil
+	}
+	return e.Confirming(ctx, f)
 }
 
 func (e *Env) now() time.Time {

@@ -163,6 +163,9 @@ func (t *TOTP) Confirm(ctx context.Context, u *storage.User, f *storage.Factor, 
 	if err := t.check(ctx, f, response); err != nil {
 		return err
 	}
+	if err := t.Env.confirming(ctx, f); err != nil {
+		return err
+	}
 	f.Confirmed = true
 	if err := t.Env.Store.UpdateFactor(ctx, f); err != nil {
 		f.Confirmed = false

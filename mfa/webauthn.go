@@ -178,6 +178,9 @@ func (w *WebAuthn) Confirm(ctx context.Context, u *storage.User, f *storage.Fact
 	if f.Name == "" {
 		f.Name = credentialName(cred.Authenticator.AAGUID, props, extras.Device)
 	}
+	if err := w.env.confirming(ctx, f); err != nil {
+		return err
+	}
 	f.Confirmed = true
 	if err := w.env.Store.UpdateFactor(ctx, f); err != nil {
 		return fmt.Errorf("save webauthn credential: %w", err)
