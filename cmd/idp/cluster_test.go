@@ -175,21 +175,9 @@ func TestClusterOnPostgres(t *testing.T) {
 	activatesAt := rotatedKeys.Keys[0].ActivatesAt
 	var etags []string
 	for _, p := range []*proc{a, b} {
-		resp, err := http.Get("http://" + p.addr + "/keys")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var set jose.JSONWebKeySet
-		err = json.NewDecoder(resp.Body).Decode(&set)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, id := range rotatedKeys.KeyIDs {
-			if len(set.Key(id)) == 0 {
-				t.Fatalf("process at %s does not publish rotated key %s", p.addr, id)
-			}
-		}
+		// The other processes learn of the rotation through the change feed
+		// (LISTEN/NOTIFY), which arrives a moment after the CLI's commit: wait for it.
+		set, resp := waitPublished(t, p.addr, rotatedKeys.KeyIDs)
 		if len(set.Keys) != 4 {
 			t.Fatalf("process at %s publishes %d keys, want 4 (2 signing + 2 pending)", p.addr, len(set.Keys))
 		}
@@ -265,4 +253,33 @@ func waitReady(t *testing.T, addr string, stderr *syncBuffer) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s not ready; stderr:\n%s", addr, stderr.String())
+}
+
+// waitPublished polls the JSON Web Key Set at addr until it publishes every key in ids,
+// and returns it with its response (body read). It fails the test when the keys have
+// not appeared after 10 s: the change feed that tells a process of a key rotation
+// committed elsewhere normally arrives within milliseconds.
+func waitPublished(t *testing.T, addr string, ids []string) (jose.JSONWebKeySet, *http.Response) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/keys")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var set jose.JSONWebKeySet
+		err = json.NewDecoder(resp.Body).Decode(&set)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		missing := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return len(set.Key(id)) > 0 })
+		if len(missing) == 0 {
+			return set, resp
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process at %s does not publish rotated keys %v", addr, missing)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
