@@ -235,14 +235,10 @@ func (s *Server) removePassword(ctx context.Context, u *storage.User) error {
 	}
 	// Written ahead: a removal whose event cannot be written does not happen.
 	ev := storage.AuditEvent{Type: audit.EventPasswordRemove, UserID: u.ID, Result: audit.ResultSuccess}
-	if err := s.audit.Write(ctx, ev); err != nil {
-		return fmt.Errorf("remove password: %w", err)
-	}
-	hash := u.PasswordHash
-	u.PasswordHash, u.UpdatedAt = "", s.now()
-	if err := s.store.UpdateUser(ctx, u); err != nil {
-		u.PasswordHash = hash
-		s.notDone(ctx, ev, err)
+	if err := s.audited(ctx, ev, func() error {
+		u.PasswordHash, u.UpdatedAt = "", s.now()
+		return s.store.UpdateUser(ctx, u)
+	}); err != nil {
 		return fmt.Errorf("remove password: %w", err)
 	}
 	return nil

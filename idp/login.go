@@ -417,12 +417,7 @@ func (s *Server) handleConsentPost(w http.ResponseWriter, r *http.Request) {
 		// Written ahead: a grant whose event cannot be written is not stored.
 		ev := storage.AuditEvent{Type: audit.EventConsentGrant, UserID: c.UserID, ClientID: c.ClientID, Result: audit.ResultSuccess,
 			Reason: "scopes " + strings.Join(f.ar.Scopes, " ")}
-		if err := s.audit.Write(ctx, ev); err != nil {
-			s.internalError(w, r, err)
-			return
-		}
-		if err := s.store.SaveConsent(ctx, c); err != nil {
-			s.notDone(ctx, ev, err)
+		if err := s.audited(ctx, ev, func() error { return s.store.SaveConsent(ctx, c) }); err != nil {
 			s.internalError(w, r, err)
 			return
 		}

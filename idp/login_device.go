@@ -111,17 +111,16 @@ func (s *Server) finishDevice(w http.ResponseWriter, r *http.Request, f *flowFac
 	// device's polls stay pending until the code expires.
 	ev := storage.AuditEvent{Type: audit.EventDeviceApprove, UserID: l.UserID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess,
 		SessionID: l.SessionID, Reason: "device authorization " + f.ar.State + ", scopes " + strings.Join(f.ar.Scopes, " ")}
-	if err := s.audit.Write(ctx, ev); err != nil {
+	err := s.audited(ctx, ev, func() error {
+		return s.store.ApproveDeviceAuthorization(ctx, f.ar.State, storage.AuthLogin{UserID: l.UserID, SessionID: l.SessionID,
+			AuthTime: l.AuthTime, AMR: l.AMR, ACR: l.ACR, Done: true}, s.now())
+	})
+	if errors.Is(err, audit.ErrNotRecorded) { // nothing happened: the sign-in may be finished again
 		s.internalError(w, r, err)
 		return
 	}
-	err := s.store.ApproveDeviceAuthorization(ctx, f.ar.State, storage.AuthLogin{UserID: l.UserID, SessionID: l.SessionID,
-		AuthTime: l.AuthTime, AMR: l.AMR, ACR: l.ACR, Done: true}, s.now())
 	_ = s.store.DeleteAuthRequest(ctx, f.ar.ID)
 	s.clearCookie(w, continueCookie)
-	if err != nil {
-		s.notDone(ctx, ev, err)
-	}
 	if errors.Is(err, storage.ErrNotFound) {
 		s.renderError(w, r, http.StatusBadRequest, "Code expired",
 			"This device code has expired or was already used. Start again on your device.")

@@ -42,11 +42,7 @@ func (s *Server) rememberDevice(w http.ResponseWriter, r *http.Request, userID s
 	// Written ahead: a device whose event cannot be written is not remembered.
 	ev := storage.AuditEvent{Type: audit.EventDeviceRemember, UserID: userID, Result: audit.ResultSuccess,
 		Reason: fmt.Sprintf("device=%s name=%q until %s", d.ID, d.Name, d.ExpiresAt.UTC().Format(time.RFC3339))}
-	if err := s.audit.Write(ctx, ev); err != nil {
-		return fmt.Errorf("remember device: %w", err)
-	}
-	if err := s.store.CreateDevice(ctx, d); err != nil {
-		s.notDone(ctx, ev, err)
+	if err := s.audited(ctx, ev, func() error { return s.store.CreateDevice(ctx, d) }); err != nil {
 		return fmt.Errorf("remember device: %w", err)
 	}
 	http.SetCookie(w, &http.Cookie{

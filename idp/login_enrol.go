@@ -38,12 +38,7 @@ func (s *Server) countGrace(w http.ResponseWriter, r *http.Request, f *flowFacts
 	// Written ahead: a grace sign-in whose event cannot be written does not go on.
 	ev := storage.AuditEvent{Type: audit.EventMFAGrace, UserID: u.ID, ClientID: f.ar.ClientID, Result: audit.ResultSuccess,
 		Reason: fmt.Sprintf("second factor required but not enrolled; grace login %d (started %s)", u.MFAGraceLogins, u.MFAGraceStarted.UTC().Format(time.RFC3339))}
-	if err := s.audit.Write(r.Context(), ev); err != nil {
-		s.internalError(w, r, err)
-		return false
-	}
-	if err := s.store.UpdateUser(r.Context(), u); err != nil {
-		s.notDone(r.Context(), ev, err)
+	if err := s.audited(r.Context(), ev, func() error { return s.store.UpdateUser(r.Context(), u) }); err != nil {
 		s.internalError(w, r, err)
 		return false
 	}

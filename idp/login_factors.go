@@ -159,12 +159,8 @@ func (s *Server) startEnroll(ctx context.Context, u *storage.User, kind storage.
 		// New backup codes work at once: written ahead, a set whose event cannot be
 		// written is not made (the old codes stay).
 		ev := storage.AuditEvent{Type: audit.EventMFARegenerate, UserID: u.ID, Result: audit.ResultSuccess, Reason: kindReason(kind, "")}
-		if err := s.audit.Write(ctx, ev); err != nil {
-			return nil, err
-		}
-		enr, err := impl.Enroll(ctx, u, req)
-		if err != nil {
-			s.notDone(ctx, ev, err)
+		var enr *mfa.Enrollment
+		if err := s.audited(ctx, ev, func() (err error) { enr, err = impl.Enroll(ctx, u, req); return err }); err != nil {
 			return nil, err
 		}
 		s.announceFactorChange(ctx, u, enr.Factor, true)
@@ -325,11 +321,7 @@ func (s *Server) removeFactor(ctx context.Context, u *storage.User, id string) e
 	}
 	// Written ahead: a removal whose event cannot be written does not happen.
 	ev := storage.AuditEvent{Type: audit.EventMFARemove, UserID: u.ID, Result: audit.ResultSuccess, FactorID: id, Reason: kindReason(f.Kind, "factor="+id)}
-	if err := s.audit.Write(ctx, ev); err != nil {
-		return err
-	}
-	if err := s.store.DeleteFactor(ctx, u.ID, id); err != nil {
-		s.notDone(ctx, ev, err)
+	if err := s.audited(ctx, ev, func() error { return s.store.DeleteFactor(ctx, u.ID, id) }); err != nil {
 		return fmt.Errorf("delete factor: %w", err)
 	}
 	if f.Confirmed {

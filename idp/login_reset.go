@@ -258,13 +258,8 @@ func (s *Server) sendResetLink(ctx context.Context, email, authRequestID string)
 	// Written ahead: a link whose event cannot be written is neither stored nor sent.
 	ev := storage.AuditEvent{Type: audit.EventPasswordResetRequest, UserID: u.ID, Result: audit.ResultSuccess,
 		Reason: fmt.Sprintf("link=%s addresses=%d", link.ID, len(to))}
-	if err := s.audit.Write(ctx, ev); err != nil {
-		s.logger.ErrorContext(ctx, "password reset: no link, its event was not written", "user", u.ID, "err", err)
-		return
-	}
-	if err := s.store.CreatePasswordReset(ctx, link); err != nil {
-		s.notDone(ctx, ev, err)
-		s.logger.ErrorContext(ctx, "password reset: store link", "user", u.ID, "err", err)
+	if err := s.audited(ctx, ev, func() error { return s.store.CreatePasswordReset(ctx, link) }); err != nil {
+		s.logger.ErrorContext(ctx, "password reset: link not stored", "user", u.ID, "err", err)
 		return
 	}
 	name := s.displayName()
