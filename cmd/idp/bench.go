@@ -62,10 +62,13 @@ openidp allows 60 authorization requests a minute per address: start the server 
 address of 198.18.0.0/15 (the range RFC 2544 sets aside for benchmarks).
 
 When the server's /metrics has openidp_store_commits_total, the store commits per 1,000
-operations are reported; otherwise n/a.
+operations are reported, and when it has process_cpu_seconds_total, the server's CPU
+time per operation; otherwise n/a. On a shared machine the CPU per operation is the
+steadier figure to compare two builds by.
 
 --rounds N runs the scenarios N times over (each in order, then again) and reports each
-scenario's median round, with every round's operations per second below the table.
+scenario's median round, with every round's operations per second (and CPU per
+operation) below the table.
 docs/performance.md gives the method.`,
 		Example: `  idp bench --database sqlite:./idp-data/idp.db --issuer http://127.0.0.1:8080 --forwarded-for
   idp bench --issuer http://localhost:9998 --no-seed --scenarios client_credentials \
@@ -166,7 +169,7 @@ docs/performance.md gives the method.`,
 	f.BoolVar(&seed, "seed", true, "seed people and clients in the database first")
 	f.BoolVar(&noSeed, "no-seed", false, "seed nothing: use the credentials given")
 	f.BoolVar(&forwardedFor, "forwarded-for", false, "send each sign-in from its own X-Forwarded-For address in 198.18.0.0/15")
-	f.StringVar(&metricsURL, "metrics-url", "", `where to read openidp_store_commits_total (default <issuer>/metrics; "-" for nowhere)`)
+	f.StringVar(&metricsURL, "metrics-url", "", `where to read openidp_store_commits_total and process_cpu_seconds_total (default <issuer>/metrics; "-" for nowhere)`)
 	f.StringVar(&label, "label", "", `a line printed above the table, e.g. "SQLite, loaded machine"`)
 	f.StringVar(&credentialsFile, "credentials", "", "read the credentials from this JSON file (see --save-credentials)")
 	f.StringVar(&saveCredentials, "save-credentials", "", "write the credentials used (seeded or given) to this JSON file, mode 0600")

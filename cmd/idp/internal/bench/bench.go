@@ -83,6 +83,13 @@ type Result struct {
 	// CommitsPer1000 is the store commits per 1,000 operations, from the server's
 	// openidp_store_commits_total; nil when the server does not expose it.
 	CommitsPer1000 *float64 `json:"store_commits_per_1000,omitempty"`
+	// ServerCPUPerOp is the server process's CPU time (user and system) per successful
+	// operation, from its process_cpu_seconds_total; nil when the server does not
+	// expose it. Unlike the operations per second it does not depend on how busy the
+	// machine's other work keeps the server's core, so it is the figure to compare two
+	// builds by on a shared machine. It is one process's: behind a load balancer, bench
+	// one process.
+	ServerCPUPerOp *time.Duration `json:"server_cpu_per_op_ns,omitempty"`
 	// Note says something the figures need to be read with (e.g. a provider without SSO
 	// sessions, where "sso" is a full sign-in each time).
 	Note string `json:"note,omitempty"`
@@ -90,6 +97,9 @@ type Result struct {
 	// ran, when there was more than one (Options.Rounds). The other figures are then
 	// the median round's, but for Errors and FirstError, which are every round's.
 	RoundsPerSecond []float64 `json:"rounds_per_second,omitempty"`
+	// RoundsServerCPUPerOp is every round's ServerCPUPerOp, in the order they ran, when
+	// there was more than one round and the server exposed its CPU time in each.
+	RoundsServerCPUPerOp []time.Duration `json:"rounds_server_cpu_per_op_ns,omitempty"`
 }
 
 // Run discovers the issuer's endpoints and runs each scenario in turn.
@@ -140,10 +150,16 @@ func medians(rounds [][]Result) []Result {
 		m.Errors, m.FirstError = 0, ""
 		for _, r := range rs {
 			m.RoundsPerSecond = append(m.RoundsPerSecond, r.PerSecond)
+			if r.ServerCPUPerOp != nil {
+				m.RoundsServerCPUPerOp = append(m.RoundsServerCPUPerOp, *r.ServerCPUPerOp)
+			}
 			m.Errors += r.Errors
 			if m.FirstError == "" {
 				m.FirstError = r.FirstError
 			}
+		}
+		if len(m.RoundsServerCPUPerOp) != len(rs) {
+			m.RoundsServerCPUPerOp = nil
 		}
 		out = append(out, m)
 	}
@@ -242,7 +258,7 @@ func (r *runner) run(ctx context.Context, name string) (Result, error) {
 			return Result{}, fmt.Errorf("worker %d set-up: %w", w, err)
 		}
 	}
-	commitsBefore, haveCommits := r.storeCommits(ctx)
+	before := r.readCounters(ctx)
 
 	var (
 		started  atomic.Int64 // operations handed out (Requests mode)
@@ -309,10 +325,15 @@ func (r *runner) run(ctx context.Context, name string) (Result, error) {
 			res.Note = strings.TrimPrefix(res.Note+"; "+n, "; ")
 		}
 	}
-	if haveCommits && res.Requests > 0 {
-		if after, ok := r.storeCommits(ctx); ok {
-			v := (after - commitsBefore) * 1000 / float64(res.Requests)
+	if (before.hasCommits || before.hasCPU) && res.Requests > 0 {
+		after := r.readCounters(ctx)
+		if before.hasCommits && after.hasCommits {
+			v := (after.commits - before.commits) * 1000 / float64(res.Requests)
 			res.CommitsPer1000 = &v
+		}
+		if before.hasCPU && after.hasCPU {
+			v := time.Duration((after.cpu - before.cpu) * float64(time.Second) / float64(res.Requests))
+			res.ServerCPUPerOp = &v
 		}
 	}
 	return res, nil

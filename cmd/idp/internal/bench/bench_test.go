@@ -144,6 +144,11 @@ func TestScenarios(t *testing.T) {
 		} else if r.Scenario == "client_credentials" && (*r.CommitsPer1000 <= 0 || *r.CommitsPer1000 > 1000) {
 			t.Errorf("%s: %f store commits per 1,000 tokens, want (0, 1000]", r.Scenario, *r.CommitsPer1000)
 		}
+		// So does metricProcessCPU (the Prometheus process collector). The test's
+		// process is the server's and the bench's, so only its presence is checked.
+		if r.ServerCPUPerOp == nil || *r.ServerCPUPerOp < 0 {
+			t.Errorf("%s: server CPU per operation %v from a server with %s", r.Scenario, deref(r.ServerCPUPerOp), metricProcessCPU)
+		}
 		if r.Note != "" {
 			t.Errorf("%s: note %q", r.Scenario, r.Note)
 		}
@@ -306,10 +311,11 @@ func TestNextAddr(t *testing.T) {
 	}
 }
 
-// TestStoreCommits checks the commits per 1,000 operations: read from the metrics before
-// and after a scenario when the server has the counter, and absent when the metrics
+// TestServerCounters checks the figures read off the server's metrics before and after
+// a scenario: the store commits per 1,000 operations and the server's CPU time per
+// operation, each when the server exposes its counter, and neither when the metrics
 // cannot be read.
-func TestStoreCommits(t *testing.T) {
+func TestServerCounters(t *testing.T) {
 	p := newProvider(t)
 	ctx := context.Background()
 	creds, err := p.seeder.Seed(ctx, 1, "https://bench.example.com/callback")
@@ -317,19 +323,31 @@ func TestStoreCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	var reads atomic.Int64
-	metricsSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		// 5 commits before the scenario, 25 after: 20 commits for 8 tokens.
-		n := 5 + 20*reads.Add(1) - 20
-		fmt.Fprintf(w, "# TYPE openidp_store_commits_total counter\nopenidp_store_commits_total{kind=\"batch\"} %d\n", n)
-	}))
-	defer metricsSrv.Close()
+	// metrics serves the counters named: 5 commits and 1.5 s of CPU before the
+	// scenario, 25 commits and 1.508 s after — 20 commits and 8 ms for 8 tokens.
+	metrics := func(commits, cpu bool) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			n := reads.Add(1) - 1
+			if commits {
+				fmt.Fprintf(w, "# TYPE openidp_store_commits_total counter\nopenidp_store_commits_total{kind=\"batch\"} %d\n", 5+20*n)
+			}
+			if cpu {
+				fmt.Fprintf(w, "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %g\n", 1.5+0.008*float64(n))
+			}
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
 	tests := []struct {
 		name, url string
-		want      *float64
+		commits   *float64
+		cpu       *time.Duration
 	}{
-		{"counted", metricsSrv.URL, ptr(2500.0)},
-		{"not served", p.issuer + "/no-metrics-here", nil},
-		{"off", "-", nil},
+		{"both", metrics(true, true), ptr(2500.0), ptr(time.Millisecond)},
+		{"commits only", metrics(true, false), ptr(2500.0), nil},
+		{"CPU only (another provider)", metrics(false, true), nil, ptr(time.Millisecond)},
+		{"not served", p.issuer + "/no-metrics-here", nil, nil},
+		{"off", "-", nil, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -339,9 +357,13 @@ func TestStoreCommits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := results[0].CommitsPer1000
-			if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
-				t.Errorf("commits per 1000 = %v, want %v", deref(got), deref(tc.want))
+			if got := results[0].CommitsPer1000; (got == nil) != (tc.commits == nil) || (got != nil && *got != *tc.commits) {
+				t.Errorf("commits per 1000 = %v, want %v", deref(got), deref(tc.commits))
+			}
+			// 8 ms over 8 operations, give or take the float rounding of the counter.
+			if got := results[0].ServerCPUPerOp; (got == nil) != (tc.cpu == nil) ||
+				(got != nil && (*got < *tc.cpu-time.Microsecond || *got > *tc.cpu+time.Microsecond)) {
+				t.Errorf("server CPU per operation = %v, want %v", deref(got), deref(tc.cpu))
 			}
 		})
 	}
@@ -349,7 +371,7 @@ func TestStoreCommits(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-func deref(p *float64) any {
+func deref[T any](p *T) any {
 	if p == nil {
 		return nil
 	}

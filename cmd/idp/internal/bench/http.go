@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -367,25 +368,43 @@ func pkce() (verifier, challenge string) {
 // exposes it.
 const metricStoreCommits = "openidp_store_commits_total"
 
-// storeCommits reads the server's metrics and returns the sum of metricStoreCommits
-// over its labels; false when the metrics cannot be read or lack it.
-func (r *runner) storeCommits(ctx context.Context) (float64, bool) {
+// metricProcessCPU is the CPU time the server process has used, user and system, in
+// seconds: the Prometheus client's process collector, which openidp's /metrics has (as
+// do many Go and Java servers).
+const metricProcessCPU = "process_cpu_seconds_total"
+
+// counters is one read of the server's metrics: the store commits and the process's CPU
+// time, each with whether the server exposes it.
+type counters struct {
+	commits, cpu       float64
+	hasCommits, hasCPU bool
+}
+
+// readCounters reads the server's metrics once; zero counters when they cannot be read.
+func (r *runner) readCounters(ctx context.Context) counters {
 	if r.o.MetricsURL == "-" {
-		return 0, false
+		return counters{}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.o.MetricsURL, nil)
 	if err != nil {
-		return 0, false
+		return counters{}
 	}
 	resp, err := r.o.Client.Do(req)
 	if err != nil {
-		return 0, false
+		return counters{}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, false
+		return counters{}
 	}
-	return sumMetric(io.LimitReader(resp.Body, 16<<20), metricStoreCommits)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return counters{}
+	}
+	var c counters
+	c.commits, c.hasCommits = sumMetric(bytes.NewReader(body), metricStoreCommits)
+	c.cpu, c.hasCPU = sumMetric(bytes.NewReader(body), metricProcessCPU)
+	return c
 }
 
 // sumMetric sums the samples of metric name in a Prometheus text exposition.

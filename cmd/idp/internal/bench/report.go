@@ -25,23 +25,26 @@ func WriteJSON(w io.Writer, rep Report) error {
 }
 
 // WriteText writes rep as a table: one row per scenario with req/s, p50, p99, max,
-// errors and store commits per 1,000 operations (n/a when the server does not count
-// them), then every round's req/s (when there were several), the notes and first
-// errors.
+// errors, store commits per 1,000 operations and the server's CPU time per operation
+// (n/a when the server does not expose them), then every round's req/s and CPU per
+// operation (when there were several), the notes and first errors.
 func WriteText(w io.Writer, rep Report) error {
 	if rep.Label != "" {
 		fmt.Fprintf(w, "%s\n", rep.Label)
 	}
 	fmt.Fprintf(w, "issuer %s, concurrency %d\n", rep.Issuer, rep.Concurrency)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tops\treq/s\tp50\tp99\tmax\terrors\tcommits/1000\t")
+	fmt.Fprintln(tw, "scenario\tops\treq/s\tp50\tp99\tmax\terrors\tcommits/1000\tserver cpu/op\t")
 	for _, r := range rep.Results {
-		commits := "n/a"
+		commits, cpu := "n/a", "n/a"
 		if r.CommitsPer1000 != nil {
 			commits = fmt.Sprintf("%.1f", *r.CommitsPer1000)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%s\t%d\t%s\t\n", r.Scenario, r.Requests, r.PerSecond,
-			ms(r.P50), ms(r.P99), ms(r.Max), r.Errors, commits)
+		if r.ServerCPUPerOp != nil {
+			cpu = us(*r.ServerCPUPerOp)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%s\t%d\t%s\t%s\t\n", r.Scenario, r.Requests, r.PerSecond,
+			ms(r.P50), ms(r.P99), ms(r.Max), r.Errors, commits, cpu)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -53,6 +56,13 @@ func WriteText(w io.Writer, rep Report) error {
 				rates[i] = fmt.Sprintf("%.1f", v)
 			}
 			fmt.Fprintf(w, "rounds %s: %s req/s; the row is the median round (errors: all rounds)\n", r.Scenario, strings.Join(rates, ", "))
+			if len(r.RoundsServerCPUPerOp) > 0 {
+				cpus := make([]string, len(r.RoundsServerCPUPerOp))
+				for i, v := range r.RoundsServerCPUPerOp {
+					cpus[i] = us(v)
+				}
+				fmt.Fprintf(w, "rounds %s: %s server CPU per operation\n", r.Scenario, strings.Join(cpus, ", "))
+			}
 		}
 		if r.Note != "" {
 			fmt.Fprintf(w, "note %s: %s\n", r.Scenario, r.Note)
@@ -63,6 +73,9 @@ func WriteText(w io.Writer, rep Report) error {
 	}
 	return nil
 }
+
+// us formats d in microseconds, whole.
+func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond)) }
 
 // ms formats d in milliseconds with two decimals.
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }

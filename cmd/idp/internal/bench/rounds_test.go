@@ -6,15 +6,22 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
 
 // TestMedians: several rounds of a scenario report the median round, every round's
-// rate in run order, and every round's errors.
+// rate (and server CPU per operation, when every round has one) in run order, and every
+// round's errors.
 func TestMedians(t *testing.T) {
 	round := func(rate float64, errs int, first string) Result {
 		return Result{Scenario: "client_credentials", PerSecond: rate, Requests: int(rate), Errors: errs, FirstError: first}
+	}
+	// withCPU is r with a server CPU per operation of micros microseconds.
+	withCPU := func(r Result, micros int) Result {
+		r.ServerCPUPerOp = ptr(time.Duration(micros) * time.Microsecond)
+		return r
 	}
 	tests := []struct {
 		name   string
@@ -27,6 +34,15 @@ func TestMedians(t *testing.T) {
 				RoundsPerSecond: []float64{30, 10, 20}}},
 		{"even: the lower middle one", []Result{round(40, 0, ""), round(10, 0, ""), round(30, 0, ""), round(20, 0, "")},
 			Result{Scenario: "client_credentials", PerSecond: 20, Requests: 20, RoundsPerSecond: []float64{40, 10, 30, 20}}},
+		{"CPU per operation: the median round's, and every round's",
+			[]Result{withCPU(round(30, 0, ""), 200), withCPU(round(10, 0, ""), 400), withCPU(round(20, 0, ""), 300)},
+			Result{Scenario: "client_credentials", PerSecond: 20, Requests: 20, RoundsPerSecond: []float64{30, 10, 20},
+				ServerCPUPerOp:       ptr(300 * time.Microsecond),
+				RoundsServerCPUPerOp: []time.Duration{200 * time.Microsecond, 400 * time.Microsecond, 300 * time.Microsecond}}},
+		{"CPU per operation missing in a round: no list",
+			[]Result{withCPU(round(30, 0, ""), 200), round(10, 0, ""), withCPU(round(20, 0, ""), 300)},
+			Result{Scenario: "client_credentials", PerSecond: 20, Requests: 20, RoundsPerSecond: []float64{30, 10, 20},
+				ServerCPUPerOp: ptr(300 * time.Microsecond)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,6 +65,18 @@ func TestMedians(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "rounds client_credentials: 30.0, 10.0, 20.0 req/s") {
 		t.Errorf("text report without the rounds line:\n%s", buf.String())
+	}
+	if strings.Contains(buf.String(), "server CPU per operation") || !strings.Contains(buf.String(), "n/a") {
+		t.Errorf("text report of rounds without CPU figures shows some:\n%s", buf.String())
+	}
+	buf.Reset()
+	if err := WriteText(&buf, Report{Issuer: "http://x", Concurrency: 1, Results: medians([][]Result{tests[3].rounds})}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"server cpu/op", "300µs", "rounds client_credentials: 200µs, 400µs, 300µs server CPU per operation"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("text report without %q:\n%s", want, buf.String())
+		}
 	}
 }
 
