@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openidp/idp/cmd/idp/internal/bench"
+	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/storage"
 )
 
@@ -31,6 +32,7 @@ func newBenchCmd(a *app) *cobra.Command {
 		credentialsFile, saveCredentials, jsonOut string
 		creds                                     bench.Credentials
 		username, password, introspectWith        string
+		accessTokenFormat                         string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench --issuer URL [flags]",
@@ -56,6 +58,11 @@ issuer, or to reuse a seed, give --no-seed and the credentials: --client-id and
 --app-client-secret, --redirect-uri, --username and --password (sign-ins, refresh), or
 --credentials FILE as written by --save-credentials. These are test credentials: they
 appear in the process list.
+
+--access-token-format sets the seeded clients' access tokens: jwt (the provider's
+default: a signed JWT, one signature per token) or opaque (an encrypted reference, no
+signature). The table's last column says which format each scenario was given, for any
+issuer; compare two providers at the same format.
 
 openidp allows 60 authorization requests a minute per address: start the server with
 --trusted-proxies 127.0.0.1 and give --forwarded-for, and each sign-in claims its own
@@ -89,8 +96,14 @@ docs/performance.md gives the method.`,
 			if introspectWith != bench.IntrospectService && introspectWith != bench.IntrospectApp {
 				return usageErrorf("--introspect-with must be %s or %s", bench.IntrospectService, bench.IntrospectApp)
 			}
+			if accessTokenFormat != admin.AccessTokenJWT && accessTokenFormat != admin.AccessTokenOpaque {
+				return usageErrorf("--access-token-format must be %s or %s", admin.AccessTokenJWT, admin.AccessTokenOpaque)
+			}
 			if noSeed {
 				seed = false
+			}
+			if !seed && cmd.Flags().Changed("access-token-format") {
+				return usageErrorf("--access-token-format sets the seeded clients' format: it needs seeding (no --no-seed)")
 			}
 			if credentialsFile != "" && seed {
 				return usageErrorf("--credentials reuses credentials: give --no-seed as well")
@@ -102,7 +115,7 @@ docs/performance.md gives the method.`,
 			switch {
 			case seed:
 				var err error
-				if c, err = seedBench(ctx, a, issuer, people, creds.RedirectURI); err != nil {
+				if c, err = seedBench(ctx, a, issuer, people, creds.RedirectURI, accessTokenFormat); err != nil {
 					return err
 				}
 			case credentialsFile != "":
@@ -183,21 +196,23 @@ docs/performance.md gives the method.`,
 	f.StringVar(&password, "password", "", "their password")
 	f.StringVar(&introspectWith, "introspect-with", bench.IntrospectService,
 		`who introspects, and so whose token: "service" (a client_credentials token) or "app" (a token from a sign-in)`)
+	f.StringVar(&accessTokenFormat, "access-token-format", admin.AccessTokenJWT, "access tokens of the seeded clients: jwt or opaque")
 	f.StringVar(&jsonOut, "json-out", "", "also write the report as JSON to this file")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
 }
 
 // seedBench seeds the people and clients of a bench run in the database, through the
-// operator actions as the other commands do, and returns their credentials.
-func seedBench(ctx context.Context, a *app, issuer string, people int, redirectURI string) (*bench.Credentials, error) {
+// operator actions as the other commands do, with clients of the access-token format
+// tokenFormat, and returns their credentials.
+func seedBench(ctx context.Context, a *app, issuer string, people int, redirectURI, tokenFormat string) (*bench.Credentials, error) {
 	sealer, err := a.sealer(false)
 	if err != nil {
 		return nil, err
 	}
 	var creds *bench.Credentials
 	err = a.withStore(ctx, migrated, func(ctx context.Context, store storage.Storage) error {
-		s := &bench.Seeder{Admin: a.newAdmin(store), Factors: store, Sealer: sealer, Issuer: issuer}
+		s := &bench.Seeder{Admin: a.newAdmin(store), Factors: store, Sealer: sealer, Issuer: issuer, AccessTokenFormat: tokenFormat}
 		start := time.Now()
 		var err error
 		if creds, err = s.Seed(ctx, people, redirectURI); err != nil {

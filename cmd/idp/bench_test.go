@@ -34,8 +34,9 @@ func TestBench(t *testing.T) {
 		t.Fatalf("%d results, want %d: %+v", len(rep.Results), len(bench.Scenarios), rep)
 	}
 	for _, r := range rep.Results {
-		if r.Requests != 4 || r.Errors != 0 {
-			t.Errorf("%s: %d done, %d errors (%s), want 4 and none", r.Scenario, r.Requests, r.Errors, r.FirstError)
+		if r.Requests != 4 || r.Errors != 0 || r.AccessTokens != "jwt" {
+			t.Errorf("%s: %d done, %d errors (%s), access tokens %q; want 4, none and jwt (the default)",
+				r.Scenario, r.Requests, r.Errors, r.FirstError, r.AccessTokens)
 		}
 	}
 	var saved bench.Credentials
@@ -68,6 +69,24 @@ func TestBench(t *testing.T) {
 	if len(users) != 12 {
 		t.Errorf("%d users after one seeded and one unseeded run, want 12", len(users))
 	}
+
+	// Seeded clients with opaque access tokens: the provider issues them, and the
+	// table's last column says so.
+	out = c.ok("", "bench", "--issuer", issuer, "--people", "1", "--requests", "2",
+		"--scenarios", "client_credentials", "--access-token-format", "opaque")
+	if row := tableRow(out, "client_credentials"); !strings.HasSuffix(row, " opaque") {
+		t.Errorf("client_credentials row %q does not end in the format opaque:\n%s", row, out)
+	}
+}
+
+// tableRow returns the row of the text report out that starts with scenario, trimmed.
+func tableRow(out, scenario string) string {
+	for line := range strings.Lines(out) {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, scenario+" ") {
+			return line
+		}
+	}
+	return ""
 }
 
 // TestBenchUsage checks that bad flags are usage errors, before anything is seeded.
@@ -83,6 +102,8 @@ func TestBenchUsage(t *testing.T) {
 		{"credentials with seed", []string{"bench", "--issuer", "http://127.0.0.1:1", "--credentials", "x.json"}, "--no-seed"},
 		{"no workers", []string{"bench", "--issuer", "http://127.0.0.1:1", "--concurrency", "0"}, "--concurrency"},
 		{"introspect-with", []string{"bench", "--issuer", "http://127.0.0.1:1", "--introspect-with", "who"}, "--introspect-with"},
+		{"access-token-format", []string{"bench", "--issuer", "http://127.0.0.1:1", "--access-token-format", "jws"}, "--access-token-format must be jwt or opaque"},
+		{"access-token-format without seeding", []string{"bench", "--issuer", "http://127.0.0.1:1", "--no-seed", "--access-token-format", "opaque"}, "needs seeding"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,6 +11,11 @@
 #   CONCURRENCY=8     bench workers
 #   ROUNDS=1          run the scenarios this many times over and report each one's median
 #                     round (with every round's req/s); 3 or 5 steady a noisy machine
+#   FORMATS="jwt opaque"
+#                     openidp runs once per access-token format of its seeded clients:
+#                     jwt (its default, one signature per token) and opaque (an encrypted
+#                     reference, as the example OP's clients have); compare with the
+#                     example at the same format
 #   PEOPLE=1000       people seeded (and as many with TOTP): enough that no TOTP code is
 #                     reused at the password + TOTP rate (about 1 person per sign-in per 30 s)
 #   SERVER_CPU=0      CPU the server is pinned to (taskset -c)
@@ -25,6 +30,7 @@ DURATION=${DURATION:-15s}
 CONCURRENCY=${CONCURRENCY:-8}
 ROUNDS=${ROUNDS:-1}
 PEOPLE=${PEOPLE:-1000}
+FORMATS=${FORMATS:-jwt opaque}
 SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
@@ -84,9 +90,10 @@ stop_server() {
 	server_pid=
 }
 
-# openidp DATABASE NAME: serves openidp on DATABASE pinned, seeds and benches it.
+# openidp DATABASE NAME FORMAT: serves openidp on DATABASE pinned, seeds clients with
+# access tokens of FORMAT and benches it.
 openidp() {
-	local db=$1 name=$2 issuer=http://127.0.0.1:$PORT_IDP
+	local db=$1 name=$2 format=$3 issuer=http://127.0.0.1:$PORT_IDP
 	export IDP_ENCRYPTION_KEY
 	IDP_ENCRYPTION_KEY=$(openssl rand -base64 32)
 	"$work/idp" --database "$db" --log-level warn migrate >/dev/null
@@ -96,21 +103,26 @@ openidp() {
 		--addr "127.0.0.1:$PORT_IDP" --issuer "$issuer" --trusted-proxies 127.0.0.1 >"$work/$name.log" 2>&1 &
 	server_pid=$!
 	wait_for "$issuer/.well-known/openid-configuration"
-	bench "$name" --database "$db" --log-level warn --issuer "$issuer" --people "$PEOPLE" --forwarded-for
+	bench "$name" --database "$db" --log-level warn --issuer "$issuer" --people "$PEOPLE" --forwarded-for \
+		--access-token-format "$format"
 	stop_server
 }
 
 for t in "${targets[@]}"; do
 	case $t in
 	sqlite)
-		openidp "sqlite:$work/idp.db" "openidp-sqlite"
+		for f in $FORMATS; do
+			openidp "sqlite:$work/idp-$f.db" "openidp-sqlite-$f" "$f"
+		done
 		;;
 	postgres)
-		pg_db=idp_bench_$$
-		psql -q "$PG_URL" -c "CREATE DATABASE $pg_db" >/dev/null
-		openidp "$(echo "$PG_URL" | sed -E "s#/[^/?]*(\?|$)#/$pg_db\1#")" "openidp-postgres"
-		psql -q "$PG_URL" -c "DROP DATABASE $pg_db" >/dev/null
-		pg_db=
+		for f in $FORMATS; do
+			pg_db=idp_bench_$$_$f
+			psql -q "$PG_URL" -c "CREATE DATABASE $pg_db" >/dev/null
+			openidp "$(echo "$PG_URL" | sed -E "s#/[^/?]*(\?|$)#/$pg_db\1#")" "openidp-postgres-$f" "$f"
+			psql -q "$PG_URL" -c "DROP DATABASE $pg_db" >/dev/null
+			pg_db=
+		done
 		;;
 	example)
 		# The example OP: in memory, no audit, plain-text passwords, no SSO session (its

@@ -90,6 +90,12 @@ type Result struct {
 	// builds by on a shared machine. It is one process's: behind a load balancer, bench
 	// one process.
 	ServerCPUPerOp *time.Duration `json:"server_cpu_per_op_ns,omitempty"`
+	// AccessTokens is the format of the access tokens the scenario was given, set-up
+	// included (for introspection: the token it introspects): "jwt" (a signed JWT),
+	// "opaque" (anything else, e.g. an encrypted reference), "jwt+opaque" when both came,
+	// or "" when none did. A JWT costs the provider a signature per token that an
+	// opaque token does not, so two providers compare only at the same format.
+	AccessTokens string `json:"access_tokens,omitempty"`
 	// Note says something the figures need to be read with (e.g. a provider without SSO
 	// sessions, where "sso" is a full sign-in each time).
 	Note string `json:"note,omitempty"`
@@ -222,6 +228,9 @@ type runner struct {
 	ep   *endpoints
 	xff  atomic.Uint32 // next X-Forwarded-For offset in 198.18.0.0/15
 	totp *totpPool     // the people with TOTP, shared by every round of password_totp
+	// tokens records the formats of the access tokens the running scenario was given
+	// (tokenJWT | tokenOpaque).
+	tokens atomic.Uint32
 }
 
 // nextAddr returns the next address of 198.18.0.0/15 for X-Forwarded-For, or "" when
@@ -252,6 +261,7 @@ func (r *runner) run(ctx context.Context, name string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	r.tokens.Store(0)
 	workers := make([]op, r.o.Concurrency)
 	for w := range workers {
 		if workers[w], err = sc.setup(ctx, w); err != nil {
@@ -319,6 +329,7 @@ func (r *runner) run(ctx context.Context, name string) (Result, error) {
 	}
 	res := summarize(name, samples, errCount, elapsed)
 	res.FirstError = firstErr
+	res.AccessTokens = tokenFormats(r.tokens.Load())
 	res.Note = sc.note
 	if sc.after != nil {
 		if n := sc.after(); n != "" {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -62,7 +63,6 @@ func newProvider(t *testing.T) *provider {
 	}}
 }
 
-// auditCount counts the successful audit events of type typ.
 // usedTOTPPeople counts the people of creds with TOTP whose factor has a time step the
 // provider accepted: those who signed in with a code.
 func (p *provider) usedTOTPPeople(t *testing.T, creds *Credentials) int {
@@ -85,6 +85,7 @@ func (p *provider) usedTOTPPeople(t *testing.T, creds *Credentials) int {
 	return used
 }
 
+// auditCount counts the successful audit events of type typ.
 func (p *provider) auditCount(t *testing.T, typ string) int {
 	t.Helper()
 	evs, err := p.store.ListAudit(context.Background(), storage.AuditFilter{Type: typ})
@@ -152,6 +153,11 @@ func TestScenarios(t *testing.T) {
 		if r.Note != "" {
 			t.Errorf("%s: note %q", r.Scenario, r.Note)
 		}
+		// The seeded clients have the provider's default format: every scenario was
+		// given JWT access tokens (introspection: the token it introspected).
+		if r.AccessTokens != "jwt" {
+			t.Errorf("%s: access tokens %q, want jwt", r.Scenario, r.AccessTokens)
+		}
 	}
 	// What the provider recorded is at least what the bench did (set-up sign-ins add
 	// more: each refresh chain, introspected token and SSO session starts with one).
@@ -171,6 +177,69 @@ func TestScenarios(t *testing.T) {
 	// step for each.
 	if used := p.usedTOTPPeople(t, creds); used != requests {
 		t.Errorf("%d TOTP people have a used time step, want %d (one per sign-in, none reused)", used, requests)
+	}
+}
+
+// TestAccessTokenFormats seeds clients of each access-token format into a real provider
+// and checks that the token scenarios report the format the provider issued.
+func TestAccessTokenFormats(t *testing.T) {
+	p := newProvider(t)
+	ctx := context.Background()
+	for _, format := range []string{admin.AccessTokenOpaque, admin.AccessTokenJWT} {
+		t.Run(format, func(t *testing.T) {
+			seeder := *p.seeder
+			seeder.AccessTokenFormat = format
+			creds, err := seeder.Seed(ctx, 2, "https://bench.example.com/callback")
+			if err != nil {
+				t.Fatal(err)
+			}
+			results, err := Run(ctx, Options{Issuer: p.issuer, Concurrency: 2, Requests: 2, Credentials: creds, ForwardedFor: true,
+				Scenarios: []string{ScenarioClientCredentials, ScenarioIntrospection, ScenarioRefresh}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range results {
+				if r.Errors != 0 || r.AccessTokens != format {
+					t.Errorf("%s: %d errors (%s), access tokens %q; want none and %q", r.Scenario, r.Errors, r.FirstError, r.AccessTokens, format)
+				}
+			}
+		})
+	}
+}
+
+// TestAccessTokenFormat checks the shape test that tells a JWT from an opaque token, and
+// the names of what a scenario saw.
+func TestAccessTokenFormat(t *testing.T) {
+	tests := []struct {
+		token string
+		want  uint32
+	}{
+		{"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", tokenJWT},
+		// a JWE in compact serialization (op's encrypted opaque tokens): five parts
+		{"eyJhbGciOiJBMjU2R0NNS1cifQ.a2V5.aXY.Y2lwaGVy.dGFn", tokenOpaque},
+		{"2YotnFZFEjr1zCsicMWpAA", tokenOpaque}, // RFC 6749's example bearer token
+		{"abc.def.ghi", tokenOpaque},            // three parts, but no JSON header
+		{"", tokenOpaque},
+	}
+	for _, tt := range tests {
+		if got := accessTokenFormat(tt.token); got != tt.want {
+			t.Errorf("accessTokenFormat(%q) = %d, want %d", tt.token, got, tt.want)
+		}
+	}
+	for seen, want := range map[uint32]string{0: "", tokenJWT: "jwt", tokenOpaque: "opaque", tokenJWT | tokenOpaque: "jwt+opaque"} {
+		if got := tokenFormats(seen); got != want {
+			t.Errorf("tokenFormats(%d) = %q, want %q", seen, got, want)
+		}
+	}
+	var buf bytes.Buffer
+	if err := WriteText(&buf, Report{Issuer: "http://x", Concurrency: 1, Results: []Result{
+		{Scenario: ScenarioClientCredentials, AccessTokens: "opaque"}, {Scenario: ScenarioPassword}}}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(buf.String(), "\n")
+	if len(lines) < 4 || !strings.HasSuffix(strings.TrimSpace(lines[1]), "access tokens") ||
+		!strings.HasSuffix(strings.TrimSpace(lines[2]), "opaque") || !strings.HasSuffix(strings.TrimSpace(lines[3]), "-") {
+		t.Errorf("text report without the access tokens column (opaque, then - for none):\n%s", buf.String())
 	}
 }
 

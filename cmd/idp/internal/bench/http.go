@@ -99,7 +99,38 @@ func (r *runner) token(ctx context.Context, c ClientCredentials, form url.Values
 	if tr.AccessToken == "" {
 		return nil, fmt.Errorf("token endpoint: no access token (%s %s)", tr.Error, tr.ErrorDesc)
 	}
+	r.tokens.Or(accessTokenFormat(tr.AccessToken))
 	return &tr, nil
+}
+
+// Access-token formats (runner.tokens, Result.AccessTokens).
+const (
+	tokenJWT uint32 = 1 << iota
+	tokenOpaque
+)
+
+// accessTokenFormat tells a JWT from an opaque token by its shape: a JWS in compact
+// serialization is three dot-separated base64url parts, the first a JSON object (so it
+// begins "eyJ", the encoding of `{"`). An encrypted JWE has five parts and is opaque to
+// its holder, as is a random string.
+func accessTokenFormat(token string) uint32 {
+	if strings.Count(token, ".") == 2 && strings.HasPrefix(token, "eyJ") {
+		return tokenJWT
+	}
+	return tokenOpaque
+}
+
+// tokenFormats names the formats seen (Result.AccessTokens).
+func tokenFormats(seen uint32) string {
+	switch seen {
+	case tokenJWT:
+		return "jwt"
+	case tokenOpaque:
+		return "opaque"
+	case tokenJWT | tokenOpaque:
+		return "jwt+opaque"
+	}
+	return ""
 }
 
 // browser is one browser: its own cookie jar, the shared transport, and the address it

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,7 +27,7 @@ func WriteJSON(w io.Writer, rep Report) error {
 
 // WriteText writes rep as a table: one row per scenario with req/s, p50, p99, max,
 // errors, store commits per 1,000 operations and the server's CPU time per operation
-// (n/a when the server does not expose them), then every round's req/s and CPU per
+// (n/a when the server does not expose them) and the access tokens' format, then every round's req/s and CPU per
 // operation (when there were several), the notes and first errors.
 func WriteText(w io.Writer, rep Report) error {
 	if rep.Label != "" {
@@ -34,17 +35,17 @@ func WriteText(w io.Writer, rep Report) error {
 	}
 	fmt.Fprintf(w, "issuer %s, concurrency %d\n", rep.Issuer, rep.Concurrency)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tops\treq/s\tp50\tp99\tmax\terrors\tcommits/1000\tserver cpu/op\t")
+	fmt.Fprintln(tw, "scenario\tops\treq/s\tp50\tp99\tmax\terrors\tcommits/1000\tserver cpu/op\taccess tokens\t")
 	for _, r := range rep.Results {
-		commits, cpu := "n/a", "n/a"
+		commits, cpu, tokens := "n/a", "n/a", cmp.Or(r.AccessTokens, "-")
 		if r.CommitsPer1000 != nil {
 			commits = fmt.Sprintf("%.1f", *r.CommitsPer1000)
 		}
 		if r.ServerCPUPerOp != nil {
 			cpu = us(*r.ServerCPUPerOp)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%s\t%d\t%s\t%s\t\n", r.Scenario, r.Requests, r.PerSecond,
-			ms(r.P50), ms(r.P99), ms(r.Max), r.Errors, commits, cpu)
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", r.Scenario, r.Requests, r.PerSecond,
+			ms(r.P50), ms(r.P99), ms(r.Max), r.Errors, commits, cpu, tokens)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -24,6 +24,10 @@ type Seeder struct {
 	Sealer  *seal.Sealer
 	// Issuer names the provider in the TOTP factor (as its enrolment would).
 	Issuer string
+	// AccessTokenFormat is the access-token format of both seeded clients:
+	// admin.AccessTokenJWT (signed JWTs, RFC 9068) or admin.AccessTokenOpaque
+	// (encrypted references); "" leaves the provider's default (JWT).
+	AccessTokenFormat string
 }
 
 // seedActor is the actor of the audit events seeding writes.
@@ -32,8 +36,9 @@ const seedActor = "bench-seed"
 // Seed creates people people with a password, people more with a password and a
 // confirmed TOTP factor, a confidential client for client_credentials (scope "api") and
 // a first-party confidential web client (code and refresh grants, redirecting to
-// redirectURI). Every name carries a run id, so seeding again never clashes. All people
-// share one random password, hashed once (the bench measures sign-ins, not seeding).
+// redirectURI), both with AccessTokenFormat. Every name carries a run id, so seeding
+// again never clashes. All people share one random password, hashed once (the bench
+// measures sign-ins, not seeding).
 func (s *Seeder) Seed(ctx context.Context, people int, redirectURI string) (*Credentials, error) {
 	if s.Admin == nil || s.Factors == nil || s.Sealer == nil {
 		return nil, errors.New("seed: Admin, Factors and Sealer are required")
@@ -53,6 +58,7 @@ func (s *Seeder) Seed(ctx context.Context, people int, redirectURI string) (*Cre
 	creds := &Credentials{Scope: "api", IntrospectWith: IntrospectService}
 	svc, svcSecret, err := adm.CreateClient(ctx, seedActor, admin.NewClient{
 		Name: "bench service " + run, GrantTypes: []string{admin.GrantClientCredentials}, Scopes: []string{"api"},
+		AccessTokenFormat: s.AccessTokenFormat,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("seed service client: %w", err)
@@ -60,8 +66,9 @@ func (s *Seeder) Seed(ctx context.Context, people int, redirectURI string) (*Cre
 	creds.Service = ClientCredentials{ID: svc.ID, Secret: svcSecret}
 	app, appSecret, err := adm.CreateClient(ctx, seedActor, admin.NewClient{
 		Name: "bench app " + run, RedirectURIs: []string{redirectURI}, SkipConsent: true,
-		GrantTypes: []string{admin.GrantAuthorizationCode, admin.GrantRefreshToken},
-		Scopes:     []string{"openid", "profile", "email", "offline_access"},
+		GrantTypes:        []string{admin.GrantAuthorizationCode, admin.GrantRefreshToken},
+		Scopes:            []string{"openid", "profile", "email", "offline_access"},
+		AccessTokenFormat: s.AccessTokenFormat,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("seed app client: %w", err)
