@@ -76,6 +76,7 @@ var envFlags = []struct{ flag, env string }{
 	{"trusted-proxies", "IDP_TRUSTED_PROXIES"},
 	{"proxy-header", "IDP_PROXY_HEADER"},
 	{"password-hash-memory", "IDP_PASSWORD_HASH_MEMORY"},
+	{"timer-slack", "IDP_TIMER_SLACK"},
 	{"login-attempts", "IDP_LOGIN_ATTEMPTS"},
 	{"login-attempts-per-ip", "IDP_LOGIN_ATTEMPTS_PER_IP"},
 	{"mfa-attempts", "IDP_MFA_ATTEMPTS"},

@@ -65,7 +65,14 @@ type serveOptions struct {
 	proxyHeader     string
 	hashMemory      byteSize // memory budget of concurrent password hashes
 	limits          guessLimits
+	// timerSlack is the most timer slack serve's threads sleep with (Linux; 0 leaves it
+	// as inherited). See timerslack_linux.go.
+	timerSlack time.Duration
 }
+
+// reexecAllowed lets serve execute the program again to set its timer slack: true only
+// in main, never when a test runs the commands in its own process.
+var reexecAllowed bool
 
 // guessLimits are the guessing and message limits an operator may tune
 // (docs/security.md explains each and its default).
@@ -146,6 +153,8 @@ seeded with a demo user and a demo client, whose credentials are printed at star
 	f.IntVar(&o.maxSessions, "max-sessions", 5, "most SSO sessions a person may have at once; the oldest ends (env IDP_MAX_SESSIONS)")
 	f.IntVar(&o.graceLogins, "mfa-grace-logins", 0, "logins allowed without a second factor that policy requires, before enrolment is forced; 0 = none (env IDP_MFA_GRACE_LOGINS)")
 	f.DurationVar(&o.gracePeriod, "mfa-grace-period", 0, "time allowed without a required second factor, from the first such login; 0 = none (env IDP_MFA_GRACE_PERIOD)")
+	f.DurationVar(&o.timerSlack, "timer-slack", time.Microsecond,
+		"Linux: the most a sleeping thread of the server may wake late (its timer slack; the kernel's default is 50µs); 0 leaves it as inherited (env IDP_TIMER_SLACK)")
 	f.Var(&o.hashMemory, "password-hash-memory",
 		"memory for password hashes running at once (19MiB each; more wait briefly, then get 503); also sets the Go memory limit to this plus 64MiB unless GOMEMLIMIT is set (env IDP_PASSWORD_HASH_MEMORY)")
 	f.Var(&o.trustedProxies, "trusted-proxies",
@@ -191,6 +200,15 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	if o.checkpointEvery < 0 {
 		return usageErrorf("--audit-checkpoint-interval must not be negative")
+	}
+	if o.timerSlack < 0 {
+		return usageErrorf("--timer-slack must not be negative")
+	}
+	if o.timerSlack > 0 && reexecAllowed {
+		// Before anything is opened: on success this executes the program again.
+		if err := reexecWithTimerSlack(o.timerSlack); err != nil {
+			a.logger.WarnContext(ctx, "timer slack not set: the core may idle while the database flushes", "err", err)
+		}
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
