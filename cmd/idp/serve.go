@@ -207,7 +207,9 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if o.timerSlack > 0 && reexecAllowed {
 		// Before anything is opened: on success this executes the program again.
 		if err := reexecWithTimerSlack(o.timerSlack); err != nil {
-			a.logger.WarnContext(ctx, "timer slack not set: the core may idle while the database flushes", "err", err)
+			a.logger.WarnContext(ctx, "timer slack not set: the runtime may hand the processor around on every database flush", "err", err)
+		} else {
+			a.logger.DebugContext(ctx, "timer slack", "max", o.timerSlack)
 		}
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)

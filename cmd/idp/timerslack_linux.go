@@ -13,20 +13,24 @@ import (
 
 // Timer slack (Linux).
 //
-// When a goroutine blocks in a system call, the Go runtime's monitor thread (sysmon)
-// hands its processor (P) to the other goroutines once it has seen the same call on two
-// of its ticks, 20 µs apart at the quickest. Linux lets a sleeping thread wake up late by
-// its timer slack, 50 µs unless set otherwise, so a P stays with a blocked call about
-// 200 µs. The SQLite store's flush (fdatasync of the write-ahead log, about 0.4 ms)
-// blocks that way up to a thousand times a second under load: with the server on one
-// core, the handlers that could run meanwhile wait and the core idles (a quarter of the
-// time in a runtime trace of client_credentials at 8 clients; docs/performance.md).
+// The Go runtime's monitor thread (sysmon) wakes every 20 µs or so while the program is
+// busy, and hands the processor (P) of a goroutine blocked in a system call to other
+// goroutines once it has seen the same call on two of its ticks. Linux lets a sleeping
+// thread wake up late by its timer slack, 50 µs unless set otherwise. Under load the
+// SQLite store's flush (fdatasync of the write-ahead log, about a thousand a second)
+// then lost its P a median 0.2 ms into the call, nearly every time, and the flushing
+// thread, its disk write done, had to wait for the core and then for a P before it
+// could answer the requests it had made durable. With a 1 µs slack on the monitor thread
+// alone that stopped (no flush of a 2 s runtime trace lost its P), and client_credentials
+// on one core went from about 3,900 to 5,000 tokens a second, with a quarter less CPU
+// per token (docs/performance.md has the measurements).
 //
 // A thread's timer slack is inherited by the threads it creates and kept across execve,
-// but sysmon is created before main runs, and a thread's slack can be set by no other
-// thread without CAP_SYS_NICE. So serve sets the slack on its own thread and executes
-// itself again, once, from main (reexecAllowed): same program, arguments, environment
-// and process id; every thread of the new image, sysmon first, has the slack from birth.
+// but the monitor thread is created before main runs, and no thread may set another's
+// slack without CAP_SYS_NICE. So serve sets the slack on its own thread and executes the
+// program again, once, from main only (reexecAllowed): same program, arguments,
+// environment and process id; every thread of the new image, the monitor first, has the
+// slack from birth.
 
 // timerSlackSetEnv marks the process image executed with the timer slack set, so that it
 // is never executed again, whatever the kernel did with the slack.
