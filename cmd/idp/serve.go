@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -208,7 +209,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		// Before anything is opened: on success this executes the program again.
 		if err := reexecWithTimerSlack(o.timerSlack); err != nil {
 			a.logger.WarnContext(ctx, "timer slack not set: the runtime may hand the processor around on every database flush", "err", err)
-		} else {
+		} else if runtime.GOOS == "linux" {
 			a.logger.DebugContext(ctx, "timer slack", "max", o.timerSlack)
 		}
 	}
