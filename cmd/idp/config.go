@@ -274,6 +274,11 @@ func (a *app) dsn() (string, error) {
 	return "sqlite:" + filepath.Join(a.dataDir, "idp.db"), nil
 }
 
+// onSQLite reports whether the database is SQLite (the default one is).
+func (a *app) onSQLite() bool {
+	return a.database == "" || strings.HasPrefix(a.database, "sqlite:")
+}
+
 // openStore opens the database and, unless mode is asFound, applies pending migrations.
 // In mode existing it creates neither the database nor the data directory.
 func (a *app) openStore(ctx context.Context, mode storeMode) (storage.Storage, error) {

@@ -67,8 +67,10 @@ type serveOptions struct {
 	hashMemory      byteSize // memory budget of concurrent password hashes
 	limits          guessLimits
 	// timerSlack is the most timer slack serve's threads sleep with (Linux; 0 leaves it
-	// as inherited). See timerslack_linux.go.
-	timerSlack time.Duration
+	// as inherited), on SQLite, or on any database when timerSlackGiven (the flag or its
+	// variable was set). See timerslack_linux.go.
+	timerSlack      time.Duration
+	timerSlackGiven bool
 }
 
 // reexecAllowed lets serve execute the program again to set its timer slack: true only
@@ -129,6 +131,7 @@ seeded with a demo user and a demo client, whose credentials are printed at star
 			if !cmd.Flags().Changed("issuer") && cmd.Flags().Changed("addr") {
 				o.issuer = issuerForAddr(o.addr, o.issuer)
 			}
+			o.timerSlackGiven = cmd.Flags().Changed("timer-slack")
 			return a.serve(cmd.Context(), o)
 		},
 	}
@@ -155,7 +158,7 @@ seeded with a demo user and a demo client, whose credentials are printed at star
 	f.IntVar(&o.graceLogins, "mfa-grace-logins", 0, "logins allowed without a second factor that policy requires, before enrolment is forced; 0 = none (env IDP_MFA_GRACE_LOGINS)")
 	f.DurationVar(&o.gracePeriod, "mfa-grace-period", 0, "time allowed without a required second factor, from the first such login; 0 = none (env IDP_MFA_GRACE_PERIOD)")
 	f.DurationVar(&o.timerSlack, "timer-slack", time.Microsecond,
-		"Linux: the most a sleeping thread of the server may wake late (its timer slack; the kernel's default is 50µs); 0 leaves it as inherited (env IDP_TIMER_SLACK)")
+		"Linux: the most a sleeping thread of the server may wake late (its timer slack; the kernel's default is 50µs); set on SQLite, and on PostgreSQL only when given; 0 leaves it as inherited (env IDP_TIMER_SLACK)")
 	f.Var(&o.hashMemory, "password-hash-memory",
 		"memory for password hashes running at once (19MiB each; more wait briefly, then get 503); also sets the Go memory limit to this plus 64MiB unless GOMEMLIMIT is set (env IDP_PASSWORD_HASH_MEMORY)")
 	f.Var(&o.trustedProxies, "trusted-proxies",
@@ -205,7 +208,10 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if o.timerSlack < 0 {
 		return usageErrorf("--timer-slack must not be negative")
 	}
-	if o.timerSlack > 0 && reexecAllowed {
+	// The slack pays on SQLite, whose flush blocks in this process; on PostgreSQL it only
+	// costs the monitor thread's wake-ups (docs/performance.md), so there it is set only
+	// when asked for.
+	if o.timerSlack > 0 && reexecAllowed && (o.timerSlackGiven || a.onSQLite()) {
 		// Before anything is opened: on success this executes the program again.
 		if err := reexecWithTimerSlack(o.timerSlack); err != nil {
 			a.logger.WarnContext(ctx, "timer slack not set: the runtime may hand the processor around on every database flush", "err", err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openidp/idp/storage/postgres/pgtest"
 	"github.com/openidp/idp/storage/seal"
 )
 
@@ -40,9 +41,10 @@ func threadSlacks(t *testing.T, pid int) []int {
 
 // TestServeTimerSlack runs the idp binary's serve and checks the timer slack of every
 // thread of the process it started (the same process id after serve executed itself
-// again): the default 1µs, a value given, the inherited one with --timer-slack=0, and
-// the inherited one again, without a second execution, when the environment says the
-// program was executed with the slack set already. Run in a test's own process (no
+// again): on SQLite the default 1µs, a value given, the inherited one with
+// --timer-slack=0, and the inherited one again, without a second execution, when the
+// environment says the program was executed with the slack set already; on PostgreSQL
+// the inherited one unless a value is given. Run in a test's own process (no
 // reexecAllowed), serve never executes anything: every other serve test does that.
 func TestServeTimerSlack(t *testing.T) {
 	if r := newCLI(t).run("", "serve", "--timer-slack", "-1us", "--database", "sqlite:/nonexistent/dir/x.db"); r.code != 2 ||
@@ -61,6 +63,7 @@ func TestServeTimerSlack(t *testing.T) {
 		"IDP_ENCRYPTION_KEY="+base64.StdEncoding.EncodeToString(seal.NewKey()),
 		"IDP_LOG_LEVEL=warn",
 	)
+	pg := "IDP_DATABASE=" + pgtest.NewDatabase(t)
 	tests := []struct {
 		name  string
 		args  []string
@@ -73,6 +76,10 @@ func TestServeTimerSlack(t *testing.T) {
 		{"from the environment", nil, []string{"IDP_TIMER_SLACK=5us"}, 5 * time.Microsecond, false},
 		{"off", []string{"--timer-slack", "0"}, nil, own, false},
 		{"executed once already", nil, []string{timerSlackSetEnv + "=1"}, own, true},
+		// On PostgreSQL the slack only costs: set only when given.
+		{"PostgreSQL", nil, []string{pg}, own, false},
+		{"PostgreSQL, given", []string{"--timer-slack", "1us"}, []string{pg}, time.Microsecond, false},
+		{"PostgreSQL, from the environment", nil, []string{pg, "IDP_TIMER_SLACK=2us"}, 2 * time.Microsecond, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
