@@ -13,8 +13,9 @@ import (
 // and its audit event) from 8 goroutines per P through the group-commit writer: the
 // store's share of the token endpoint's cost. Token ids are time-ordered, as the
 // provider's are (secret.NewSortableID): random ones would write to random pages of
-// the token table and the audit event's token index, which the provider never does. Run it pinned to one CPU
-// (taskset -c 0 go test -bench IssueTokens -cpu 1) to compare with idp bench.
+// the token table and the audit event's token index, which the provider never does.
+// Run it pinned to one CPU (taskset -c 0 go test -bench IssueTokens -cpu 1) to compare
+// with idp bench.
 func BenchmarkIssueTokensParallel(b *testing.B) {
 	s := newMigrated(b)
 	ctx := context.Background()
