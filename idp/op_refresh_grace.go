@@ -77,10 +77,11 @@ func (s *opStorage) reissueSuccessor(ctx context.Context, rr *refreshRequest) (s
 		return "", "", time.Time{}, err
 	}
 	at := s.newAccessToken(g, c, rr.rt.FamilyID, aud)
-	if err := s.mintAccessToken(ctx, c, rr.GetSubject(), at); err != nil {
+	sign, err := s.mintAccessToken(ctx, c, rr.GetSubject(), at)
+	if err != nil {
 		return "", "", time.Time{}, err
 	}
-	w := &storage.TokenIssue{RequireCurrent: rr.rt.ID, Access: at, Events: []*storage.AuditEvent{s.audit.Prepare(ctx, storage.AuditEvent{
+	w := &storage.TokenIssue{RequireCurrent: rr.rt.ID, Access: at, WhileWriting: sign, Events: []*storage.AuditEvent{s.audit.Prepare(ctx, storage.AuditEvent{
 		Type: audit.EventTokenRefresh, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
 		TokenID: at.ID, FamilyID: rr.rt.FamilyID, SessionID: g.sessionID,
 		Reason: "rotated refresh token presented again within the reuse grace window; same successor returned" + resourcesNote(aud, g.clientID)})}}

@@ -336,10 +336,11 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 		return "", time.Time{}, err
 	}
 	at := s.newAccessToken(g, c, "", aud)
-	if err := s.mintAccessToken(ctx, c, req.GetSubject(), at); err != nil {
+	sign, err := s.mintAccessToken(ctx, c, req.GetSubject(), at)
+	if err != nil {
 		return "", time.Time{}, err
 	}
-	w := &storage.TokenIssue{Access: at, Events: []*storage.AuditEvent{s.audit.Prepare(ctx, storage.AuditEvent{
+	w := &storage.TokenIssue{Access: at, WhileWriting: sign, Events: []*storage.AuditEvent{s.audit.Prepare(ctx, storage.AuditEvent{
 		Type: audit.EventTokenIssue, UserID: g.userID, ClientID: g.clientID, Result: audit.ResultSuccess,
 		TokenID: at.ID, SessionID: g.sessionID,
 		Reason: "access token, scopes " + strings.Join(g.scopes, " ") + resourcesNote(aud, g.clientID)})}}
@@ -387,10 +388,11 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		event.Type, event.Reason = audit.EventTokenRefresh, "refresh token rotated"+resourcesNote(aud, g.clientID)
 	}
 	at := s.newAccessToken(g, c, next.FamilyID, aud)
-	if err := s.mintAccessToken(ctx, c, req.GetSubject(), at); err != nil {
+	sign, err := s.mintAccessToken(ctx, c, req.GetSubject(), at)
+	if err != nil {
 		return "", "", time.Time{}, err
 	}
-	w.Access = at
+	w.Access, w.WhileWriting = at, sign
 	event.TokenID, event.FamilyID = at.ID, next.FamilyID
 	w.Events = []*storage.AuditEvent{s.audit.Prepare(ctx, event)}
 	if err := s.issue(ctx, req, w); err != nil {

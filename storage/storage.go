@@ -494,6 +494,14 @@ type TokenIssue struct {
 	// Events are appended to the audit chain in the same transaction, in order; each gets
 	// its ID, PrevHash and Hash as AppendAudit sets them.
 	Events []*AuditEvent
+	// WhileWriting, when set, is work the caller must finish before it answers but that
+	// the write does not depend on: signing the access token. The backend runs it where
+	// it overlaps the write rather than adding to it — SQLite once the transaction has
+	// committed, while the write-ahead log is flushed (not when the issue failed);
+	// PostgreSQL once the issue is queued, while its transaction is sent and committed
+	// (also when the issue then fails). IssueTokens returns once both are done: the
+	// issue's error, else WhileWriting's (the issue then stays written).
+	WhileWriting func() error
 }
 
 // TokenStore persists access and refresh tokens.

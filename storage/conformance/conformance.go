@@ -37,6 +37,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"ClearRefreshSuccessors", testClearRefreshSuccessors},
 		{"IssueTokens", testIssueTokens},
 		{"IssueTokensConcurrent", testIssueTokensConcurrent},
+		{"IssueTokensWhileWriting", testIssueTokensWhileWriting},
 		{"RevokeUserTokens", testRevokeUserTokens},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeyActivation", testSigningKeyActivation},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -424,6 +425,50 @@ func testIssueTokens(t *testing.T, s storage.Storage) {
 	for _, id := range []string{at1.ID, at2.ID, at3.ID} {
 		_, err := s.GetAccessToken(ctx, id)
 		wantErr(t, err, storage.ErrNotFound)
+	}
+	wantChain(t, s)
+}
+
+// testIssueTokensWhileWriting: an issue's WhileWriting runs once, an issue that fails
+// returns its own error whatever WhileWriting returned and stores nothing, and a
+// WhileWriting error is IssueTokens' error with the issue stored and audited.
+func testIssueTokensWhileWriting(t *testing.T, s storage.Storage) {
+	ctx := t.Context()
+	now := clock()
+	errSign := errors.New("sign failed")
+	tests := []struct {
+		name      string
+		current   string // RequireCurrent: "" or a missing token (the issue fails)
+		signErr   error
+		want      error
+		wantCalls int // -1: either (a backend may run it before the issue fails)
+		stored    bool
+	}{
+		{"issued", "", nil, nil, 1, true},
+		{"WhileWriting fails", "", errSign, errSign, 1, true},
+		{"the issue fails", "rt-missing", errSign, storage.ErrNotFound, -1, false},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			at := newAccessToken(fmt.Sprintf("at-while-%d", i), "user-a", "", now)
+			before := auditCount(t, s)
+			var calls atomic.Int32
+			err := s.IssueTokens(ctx, &storage.TokenIssue{RequireCurrent: tc.current, Access: at,
+				Events:       []*storage.AuditEvent{{Time: now, Type: "token.issue", Result: "success", TokenID: at.ID}},
+				WhileWriting: func() error { calls.Add(1); return tc.signErr }})
+			wantErr(t, err, tc.want)
+			if n := int(calls.Load()); tc.wantCalls >= 0 && n != tc.wantCalls || n > 1 {
+				t.Fatalf("WhileWriting ran %d times, want %d", n, tc.wantCalls)
+			}
+			_, err = s.GetAccessToken(ctx, at.ID)
+			events := auditCount(t, s) - before
+			if tc.stored && (err != nil || events != 1) {
+				t.Fatalf("issue not stored whole: token %v, %d events", err, events)
+			}
+			if !tc.stored && (!errors.Is(err, storage.ErrNotFound) || events != 0) {
+				t.Fatalf("failed issue stored something: token %v, %d events", err, events)
+			}
+		})
 	}
 	wantChain(t, s)
 }

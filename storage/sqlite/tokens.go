@@ -120,6 +120,9 @@ func (s *Store) ClearRefreshSuccessors(ctx context.Context, rotatedBefore time.T
 // IssueTokens stores w through the group-commit writer: its checks, tokens and audit
 // events in one savepoint of a shared transaction, committed before it returns.
 func (s *Store) IssueTokens(ctx context.Context, w *storage.TokenIssue) error {
+	if w.WhileWriting != nil {
+		return wrap("issue tokens", s.w.DoWhile(ctx, issueJob(w), w.WhileWriting))
+	}
 	return wrap("issue tokens", s.write(ctx, issueJob(w)))
 }
 

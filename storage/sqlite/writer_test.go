@@ -90,6 +90,52 @@ func TestBatchSyncedBeforeAnswer(t *testing.T) {
 	}
 }
 
+// An issue's WhileWriting runs once its transaction has committed (a reader sees the
+// token) and while the write-ahead log is flushed (the flush here waits for it: were it
+// run after the flush, the flush would time out and fail the issue), and IssueTokens
+// returns after both; a failing flush is the issue's error even when WhileWriting
+// succeeded.
+func TestIssueWhileWriting(t *testing.T) {
+	s := newMigrated(t)
+	ctx := t.Context()
+	ran := make(chan struct{}, 1)
+	var synced atomic.Bool
+	s.w.Close()
+	opt := writerOptions
+	opt.Sync = func(ctx context.Context) error {
+		select {
+		case <-ran:
+		case <-time.After(10 * time.Second):
+			return errors.New("WhileWriting did not run during the flush")
+		}
+		err := s.syncWAL(ctx)
+		synced.Store(true)
+		return err
+	}
+	s.w = groupcommit.New(s.runBatch, opt)
+	now := time.Now()
+	issue := func(id string) *storage.TokenIssue {
+		return &storage.TokenIssue{Access: &storage.AccessToken{ID: id, ClientID: "c", CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
+			WhileWriting: func() error { ran <- struct{}{}; return nil }}
+	}
+	var visible bool
+	w := issue("at-1")
+	w.WhileWriting = func() error {
+		_, err := s.GetAccessToken(ctx, "at-1")
+		visible = err == nil
+		ran <- struct{}{}
+		return nil
+	}
+	if err := s.IssueTokens(ctx, w); err != nil || !visible || !synced.Load() {
+		t.Fatalf("IssueTokens: %v; WhileWriting saw the token committed: %v; flushed on return: %v", err, visible, synced.Load())
+	}
+	s.walPath = filepath.Join(t.TempDir(), "missing-wal")
+	err := s.IssueTokens(ctx, issue("at-2"))
+	if err == nil || !strings.Contains(err.Error(), "flush the write-ahead log") {
+		t.Fatalf("IssueTokens with the log unflushable: %v, want the flush error", err)
+	}
+}
+
 // An event that does not link to the newest event — a fork, or a skip — is refused by
 // the database itself (migration 0019's trigger).
 func TestAuditForkRefused(t *testing.T) {

@@ -73,6 +73,9 @@ type request[J any] struct {
 	done chan error
 	// committed: answer once the batch has committed, without waiting for its Sync.
 	committed bool
+	// commit, when set, is told the job's result as soon as its batch has committed,
+	// before the Sync (DoWhile); done still gets it after the Sync.
+	commit chan error
 }
 
 // committed is a batch whose transaction has ended, with its jobs' results.
@@ -129,7 +132,41 @@ func (w *Writer[J]) DoCommitted(ctx context.Context, job J) error {
 	return w.do(ctx, &request[J]{job: job, done: make(chan error, 1), committed: true})
 }
 
+// DoWhile is Do that also runs fn, the caller's work that must be done before it
+// answers but that job does not depend on (signing what job writes), where it overlaps
+// the write instead of adding to it: with Options.Sync, once job's batch has committed,
+// while the Sync makes it durable (not at all when job failed); without, as soon as job
+// is queued, while its batch is formed and run (then also when job fails). It returns
+// once both are done: job's error (with Sync, also the Sync's), else fn's.
+func (w *Writer[J]) DoWhile(ctx context.Context, job J, fn func() error) error {
+	r := &request[J]{job: job, done: make(chan error, 1)}
+	if w.synced != nil {
+		r.commit = make(chan error, 1)
+	}
+	if err := w.enqueue(ctx, r); err != nil {
+		return err
+	}
+	if r.commit != nil {
+		if err := w.wait(ctx, r.commit); err != nil {
+			return err
+		}
+	}
+	ferr := fn()
+	if err := w.wait(ctx, r.done); err != nil {
+		return err
+	}
+	return ferr
+}
+
 func (w *Writer[J]) do(ctx context.Context, r *request[J]) error {
+	if err := w.enqueue(ctx, r); err != nil {
+		return err
+	}
+	return w.wait(ctx, r.done)
+}
+
+// enqueue queues r, unless the writer is closed or ctx ends first.
+func (w *Writer[J]) enqueue(ctx context.Context, r *request[J]) error {
 	select {
 	case <-w.stop:
 		return ErrClosed
@@ -142,15 +179,20 @@ func (w *Writer[J]) do(ctx context.Context, r *request[J]) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	return nil
+}
+
+// wait returns the result sent on ch (r.done or r.commit), unless ctx ends first.
+func (w *Writer[J]) wait(ctx context.Context, ch chan error) error {
 	select {
-	case err := <-r.done:
+	case err := <-ch:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-w.done:
 		// The writer stopped; the job ran only if it was queued before it drained.
 		select {
-		case err := <-r.done:
+		case err := <-ch:
 			return err
 		default:
 			return ErrClosed
@@ -264,14 +306,19 @@ func (w *Writer[J]) runBatch(batch []*request[J]) {
 		answer(batch, errs)
 		return
 	}
-	// Jobs that need no Sync are answered now; the others (copied: the loop reuses
-	// batch's array for the next batch) wait for the next Sync.
+	// Jobs that need no Sync are answered now, and DoWhile's callers told that their
+	// batch committed; the others (copied: the loop reuses batch's array for the next
+	// batch) wait for the next Sync. The batch is handed to syncLoop last, so that it is
+	// the goroutine the scheduler runs next.
 	var durable committed[J]
 	for i, r := range batch {
 		err := resultOf(errs, i)
 		if r.committed {
 			r.done <- err
 			continue
+		}
+		if r.commit != nil {
+			r.commit <- err
 		}
 		durable.batch = append(durable.batch, r)
 		durable.errs = append(durable.errs, err)

@@ -320,3 +320,82 @@ func TestDoCommitted(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// DoWhile runs its function once the job's batch has committed and while the Sync is
+// still running (the Sync here waits for the function: were it run after the Sync,
+// the test would fail on the Sync's timeout), and answers only after both; a failed job
+// never runs it; the job's error comes before the function's, the function's before
+// nil. Without Sync the function runs while the job is queued, also when it fails.
+func TestDoWhile(t *testing.T) {
+	errFn := errors.New("fn failed")
+	tests := []struct {
+		name    string
+		sync    bool
+		job     int // < 0 fails
+		fnErr   error
+		wantRun bool
+		want    error // nil, errFn, or errJob (any error naming the job)
+	}{
+		{"committed, synced", true, 1, nil, true, nil},
+		{"fn fails after the commit", true, 2, errFn, true, errFn},
+		{"failed job: fn not run", true, -3, errFn, false, errJob},
+		{"no Sync: fn runs", false, 4, nil, true, nil},
+		{"no Sync: fn fails", false, 5, errFn, true, errFn},
+		{"no Sync: failed job", false, -6, errFn, true, errJob},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var committed, synced atomic.Bool
+			fnRan := make(chan struct{})
+			run := func(_ context.Context, jobs []int) []error {
+				errs := make([]error, len(jobs))
+				for i, j := range jobs {
+					if j < 0 {
+						errs[i] = fmt.Errorf("job %d: %w", j, errJob)
+						continue
+					}
+					committed.Store(true)
+				}
+				return errs
+			}
+			opt := Options{}
+			if tc.sync {
+				opt.Sync = func(ctx context.Context) error {
+					if tc.wantRun {
+						select {
+						case <-fnRan:
+						case <-time.After(10 * time.Second):
+							return errors.New("the function did not run while the Sync did")
+						}
+					}
+					synced.Store(true)
+					return nil
+				}
+			}
+			w := New(run, opt)
+			defer w.Close()
+			ran := false
+			err := w.DoWhile(t.Context(), tc.job, func() error {
+				ran = true
+				if tc.sync && (!committed.Load() || synced.Load()) {
+					t.Errorf("fn ran with the batch committed %v, synced %v; want committed, not synced",
+						committed.Load(), synced.Load())
+				}
+				close(fnRan)
+				return tc.fnErr
+			})
+			if ran != tc.wantRun {
+				t.Fatalf("fn ran: %v, want %v", ran, tc.wantRun)
+			}
+			if tc.sync && tc.job > 0 && !synced.Load() {
+				t.Fatal("DoWhile returned before the Sync")
+			}
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("DoWhile: %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// errJob marks a job's own failure in TestDoWhile.
+var errJob = errors.New("job failed")
