@@ -1,13 +1,16 @@
 package idp_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +21,9 @@ import (
 	"github.com/openidp/idp/consent"
 	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
+	"github.com/openidp/idp/idp/audit"
 	"github.com/openidp/idp/idp/keys"
+	"github.com/openidp/idp/storage"
 )
 
 // TestAccessTokenRFC9068: JWT access tokens are typed at+jwt (RFC 9068 §2.1) and carry
@@ -356,4 +361,62 @@ func TestCachedJWKSThroughRotation(t *testing.T) {
 func jwtKid(t *testing.T, token string) string {
 	t.Helper()
 	return jwtHeader(t, token).KeyID
+}
+
+// A JWT access token whose signature fails after its write (the signature is made while
+// the store writes the token) gets the client server_error, while the token stays
+// stored with its token.issue event: the write succeeded, so it is not logged as a
+// failed audit write, but as a token stored and not signed.
+func TestAccessTokenSignFailsAfterWrite(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			logs := &lockedBuffer{}
+			e := newEnv(t, be.open(t), func(c *idp.Config) { c.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
+			svc := e.createClient(admin.NewClient{Name: "Service", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api:read"}})
+			form := url.Values{"grant_type": {"client_credentials"}, "scope": {"api:read"}}
+			ok := e.tokenRequest(svc, form)
+			if ok.Error != "" {
+				t.Fatalf("client_credentials: %+v", ok)
+			}
+			e.server.BreakAccessTokenSigningForTest(jwtKid(t, ok.AccessToken))
+
+			got := e.tokenRequest(svc, form)
+			if got.Error != "server_error" || got.AccessToken != "" {
+				t.Fatalf("with the signature failing: %+v, want server_error and no token", got)
+			}
+			events, err := e.store.ListAudit(t.Context(), storage.AuditFilter{ClientID: svc.ID, Type: audit.EventTokenIssue})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(events) != 2 {
+				t.Fatalf("%d token.issue events, want 2 (the token issued, the token stored but not signed)", len(events))
+			}
+			for _, ev := range events {
+				if _, err := e.store.GetAccessToken(t.Context(), ev.TokenID); err != nil {
+					t.Errorf("token %s of event %d: %v", ev.TokenID, ev.ID, err)
+				}
+			}
+			if s := logs.String(); !strings.Contains(s, "access token stored but not signed") || strings.Contains(s, "audit write failed") {
+				t.Fatalf("logs:\n%s\nwant the unsigned token logged, no failed audit write", s)
+			}
+		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the server's concurrent log writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -3,6 +3,7 @@ package idp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -157,16 +158,20 @@ func (s *opStorage) mintAccessToken(ctx context.Context, c *client, sub string, 
 	return func() error {
 		jws, err := signer.Sign(payload)
 		if err != nil {
-			return fmt.Errorf("sign access token: %w", err)
+			return fmt.Errorf("%w: %w", errAccessTokenSign, err)
 		}
 		token, err := jws.CompactSerialize()
 		if err != nil {
-			return fmt.Errorf("serialize access token: %w", err)
+			return fmt.Errorf("%w: serialize: %w", errAccessTokenSign, err)
 		}
 		s.minted.put(at.ID, token)
 		return nil
 	}, nil
 }
+
+// errAccessTokenSign marks a JWT access token that was written, with its audit event,
+// but could not be signed (mintAccessToken's function, run after the write).
+var errAccessTokenSign = errors.New("sign access token")
 
 // accessTokenSigner returns the signer of access tokens with k, built once per key: the
 // key set is still read for every token (which key signs is decided anew), only the

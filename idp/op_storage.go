@@ -407,6 +407,13 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 func (s *opStorage) issue(ctx context.Context, req op.TokenRequest, w *storage.TokenIssue) error {
 	start := time.Now()
 	err := s.store.IssueTokens(ctx, w)
+	if errors.Is(err, errAccessTokenSign) {
+		// The write and its events succeeded; only the signature, made after it, failed.
+		// The token is recorded as issued but reaches no one, and expires unused.
+		s.audit.Observed(ctx, time.Since(start), nil)
+		s.logger.ErrorContext(ctx, "access token stored but not signed", "token_id", w.Access.ID, "err", err)
+		return oidc.ErrServerError().WithDescription("the access token could not be signed").WithParent(err)
+	}
 	conflict, missing := errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrNotFound)
 	if conflict || missing {
 		// A decided outcome (the code was replayed, the token rotated by someone else),
