@@ -1,7 +1,6 @@
 package idp_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/openidp/idp/idp"
 	"github.com/openidp/idp/idp/admin"
 	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/idptest"
 	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/storage"
 )
@@ -370,7 +369,7 @@ func jwtKid(t *testing.T, token string) string {
 func TestAccessTokenSignFailsAfterWrite(t *testing.T) {
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
-			logs := &lockedBuffer{}
+			logs := &idptest.LockedBuffer{}
 			e := newEnv(t, be.open(t), func(c *idp.Config) { c.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
 			svc := e.createClient(admin.NewClient{Name: "Service", GrantTypes: []string{"client_credentials"}, Scopes: []string{"api:read"}})
 			form := url.Values{"grant_type": {"client_credentials"}, "scope": {"api:read"}}
@@ -401,22 +400,4 @@ func TestAccessTokenSignFailsAfterWrite(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the server's concurrent log writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -45,7 +45,7 @@ func NewChrome(t testing.TB) context.Context {
 	}
 	base, cancelBase := context.WithDeadline(context.Background(), deadline)
 
-	output := &lockedBuffer{}
+	output := &LockedBuffer{}
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
@@ -71,7 +71,7 @@ func NewChrome(t testing.TB) context.Context {
 	}
 	t.Logf("chromium ready in %v", time.Since(start).Round(time.Millisecond))
 
-	console := &lockedBuffer{}
+	console := &LockedBuffer{}
 	consoleCtx, stopConsole := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -192,19 +192,20 @@ func tail(s string, n int) string {
 	return "…" + s[len(s)-n:]
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer safe for concurrent writers and readers: a server's log
+// that a test reads while the server writes.
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
