@@ -545,6 +545,15 @@ type TokenStore interface {
 	IssueTokens(ctx context.Context, w *TokenIssue) error
 }
 
+// FlushCounter is implemented by backends that make their commits durable themselves
+// (SQLite flushes its write-ahead log after committing): how many flushes they have run
+// and the time spent in them, for the openidp_store_flushes_total and
+// openidp_store_flush_seconds_total metrics and the load tool. The disk's flush time
+// bounds how fast such a backend writes.
+type FlushCounter interface {
+	Flushes() (n int64, spent time.Duration)
+}
+
 // CommitCounter is implemented by backends that group writes into shared transactions:
 // Commits is how many write transactions the store's writer has committed, for the
 // openidp_store_commits_total metric and the load tool.

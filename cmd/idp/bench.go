@@ -71,7 +71,10 @@ address of 198.18.0.0/15 (the range RFC 2544 sets aside for benchmarks).
 When the server's /metrics has openidp_store_commits_total, the store commits per 1,000
 operations are reported, and when it has process_cpu_seconds_total, the server's CPU
 time per operation; otherwise n/a. On a shared machine the CPU per operation is the
-steadier figure to compare two builds by.
+steadier figure to compare two builds by. When it has openidp_store_flushes_total and
+openidp_store_flush_seconds_total (SQLite), the flush column is the mean time the disk
+took to flush a commit during the scenario (- when there were none): a slower disk,
+not a slower build, shows there.
 
 --rounds N runs the scenarios N times over (each in order, then again) and reports each
 scenario's median round, with every round's operations per second (and CPU per

@@ -38,6 +38,11 @@ func TestBench(t *testing.T) {
 			t.Errorf("%s: %d done, %d errors (%s), access tokens %q; want 4, none and jwt (the default)",
 				r.Scenario, r.Requests, r.Errors, r.FirstError, r.AccessTokens)
 		}
+		// Tokens are durable writes: SQLite flushed its log for them, and says how long
+		// that took (openidp_store_flushes_total, openidp_store_flush_seconds_total).
+		if r.Scenario == bench.ScenarioClientCredentials && (r.FlushMean == nil || *r.FlushMean <= 0) {
+			t.Errorf("client_credentials: mean flush %v, want the store's flush time", r.FlushMean)
+		}
 	}
 	var saved bench.Credentials
 	data, err := os.ReadFile(credsFile)
@@ -53,7 +58,7 @@ func TestBench(t *testing.T) {
 
 	out := c.ok("", "bench", "--issuer", issuer, "--no-seed", "--credentials", credsFile, "--requests", "3",
 		"--scenarios", "client_credentials,refresh", "--label", "test run")
-	for _, want := range []string{"test run", "client_credentials", "refresh", "commits/1000"} {
+	for _, want := range []string{"test run", "client_credentials", "refresh", "commits/1000", "flush"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}

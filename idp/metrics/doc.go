@@ -196,8 +196,9 @@ func (r *Registry) AuditWrite(d time.Duration, err error) {
 
 // WatchPool exports the connection pool of store, if the store reports one
 // (storage.PoolStatser), as gauges read at each scrape, and the transactions of its
-// group-commit writer, if it has one (storage.CommitCounter), as a counter. It is a
-// no-op otherwise, or when called a second time.
+// group-commit writer, if it has one (storage.CommitCounter), and its flushes with the
+// time spent in them, if it flushes (storage.FlushCounter), as counters. It is a no-op
+// otherwise, or when called a second time.
 func (r *Registry) WatchPool(store any) {
 	if r == nil {
 		return
@@ -210,6 +211,16 @@ func (r *Registry) WatchPool(store any) {
 			Name: "openidp_store_commits_total",
 			Help: "Write transactions committed by the store's group-commit writer (token issues and audit events share them).",
 		}, func() float64 { return float64(cc.Commits()) }))
+	}
+	if fc, ok := store.(storage.FlushCounter); ok {
+		_ = r.reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "openidp_store_flushes_total",
+			Help: "Flushes of the store's write-ahead log to the disk after its commits (SQLite; 0 on PostgreSQL, whose database server flushes).",
+		}, func() float64 { n, _ := fc.Flushes(); return float64(n) }))
+		_ = r.reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "openidp_store_flush_seconds_total",
+			Help: "Time spent in the flushes of openidp_store_flushes_total, in seconds.",
+		}, func() float64 { _, d := fc.Flushes(); return d.Seconds() }))
 	}
 }
 

@@ -21,6 +21,9 @@ func (fakePool) PoolStats() storage.PoolStats {
 // Commits makes fakePool a store with a group-commit writer.
 func (fakePool) Commits() int64 { return 42 }
 
+// Flushes makes fakePool a store that flushes its commits itself.
+func (fakePool) Flushes() (int64, time.Duration) { return 7, 1500 * time.Millisecond }
+
 // Label values outside their fixed sets fold into "other"; a nil registry records
 // nothing and does not panic.
 func TestBoundedLabels(t *testing.T) {
@@ -75,6 +78,7 @@ func TestPoolGaugesAndHandler(t *testing.T) {
 		"openidp_db_pool_connections 3", "openidp_db_pool_connections_in_use 1",
 		"openidp_db_pool_connections_idle 2", "openidp_db_pool_connections_max 10",
 		"go_goroutines", "openidp_audit_write_duration_seconds_bucket", "openidp_store_commits_total 42",
+		"openidp_store_flushes_total 7", "openidp_store_flush_seconds_total 1.5",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("scrape lacks %q", want)

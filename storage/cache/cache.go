@@ -132,6 +132,15 @@ func (s *Store) Commits() int64 {
 	return 0
 }
 
+// Flushes reports the flushes of the store beneath (storage.FlushCounter), or zeros
+// when it makes no flushes of its own (PostgreSQL's are the database server's).
+func (s *Store) Flushes() (int64, time.Duration) {
+	if fc, ok := s.Storage.(storage.FlushCounter); ok {
+		return fc.Flushes()
+	}
+	return 0, 0
+}
+
 // PoolStats reports the connection pool of the store beneath, or zeros when it cannot.
 func (s *Store) PoolStats() storage.PoolStats {
 	if ps, ok := s.Storage.(storage.PoolStatser); ok {

@@ -48,6 +48,9 @@ type Store struct {
 	w *groupcommit.Writer[writeJob]
 	// walPath is the database's write-ahead log, which syncWAL flushes to disk.
 	walPath string
+	// flushes and flushNanos count syncWAL's flushes and the time spent in them
+	// (storage.FlushCounter).
+	flushes, flushNanos atomic.Int64
 	// ckpt is the background checkpointer (checkpoint.go).
 	ckpt *checkpointer
 }

@@ -132,10 +132,22 @@ func (s *Store) batchHead(ctx context.Context, tx *sql.Tx) (chainHead, error) {
 // wrote it, so a descriptor of its own serves; the log is opened anew each time, so a
 // log SQLite recreated is the one flushed.
 func (s *Store) syncWAL(context.Context) error {
-	if err := datasyncPath(s.walPath); err != nil {
+	start := time.Now()
+	err := datasyncPath(s.walPath)
+	s.flushNanos.Add(int64(time.Since(start)))
+	s.flushes.Add(1)
+	if err != nil {
 		return fmt.Errorf("flush the write-ahead log: %w", err)
 	}
 	return nil
+}
+
+var _ storage.FlushCounter = (*Store)(nil)
+
+// Flushes returns how many times the write-ahead log was flushed (syncWAL), failed
+// flushes included, and the time spent in them.
+func (s *Store) Flushes() (int64, time.Duration) {
+	return s.flushes.Load(), time.Duration(s.flushNanos.Load())
 }
 
 // chainHead is where a batch's next audit event links to: the newest event's hash and

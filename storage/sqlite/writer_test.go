@@ -82,11 +82,17 @@ func TestBatchSyncedBeforeAnswer(t *testing.T) {
 	if syncs.Load() != 1 || !committedAtSync.Load() {
 		t.Fatalf("%d syncs, committed when synced: %v; want one, after the commit", syncs.Load(), committedAtSync.Load())
 	}
+	if n, spent := s.Flushes(); n != 1 || spent <= 0 {
+		t.Fatalf("Flushes() = %d, %v; want the one flush and its time", n, spent)
+	}
 	// The log cannot be flushed: the job fails.
 	s.walPath = filepath.Join(t.TempDir(), "missing-wal")
 	err := s.IssueTokens(ctx, issue("at-2"))
 	if err == nil || !strings.Contains(err.Error(), "flush the write-ahead log") {
 		t.Fatalf("IssueTokens with the log unflushable: %v, want the flush error", err)
+	}
+	if n, _ := s.Flushes(); n != 2 {
+		t.Fatalf("Flushes() = %d after a failed flush, want 2 (failed ones count)", n)
 	}
 }
 

@@ -90,6 +90,12 @@ type Result struct {
 	// builds by on a shared machine. It is one process's: behind a load balancer, bench
 	// one process.
 	ServerCPUPerOp *time.Duration `json:"server_cpu_per_op_ns,omitempty"`
+	// FlushMean is the mean time of the store's flushes to the disk during the scenario
+	// (SQLite's write-ahead log after its commits), from openidp_store_flushes_total and
+	// openidp_store_flush_seconds_total; nil when the server does not expose them or
+	// made no flush. It is the disk's speed, which bounds the durable writes: the figure
+	// to tell a slower disk from a slower build.
+	FlushMean *time.Duration `json:"store_flush_mean_ns,omitempty"`
 	// AccessTokens is the format of the access tokens the scenario was given, set-up
 	// included (for introspection: the token it introspects): "jwt" (a signed JWT),
 	// "opaque" (anything else, e.g. an encrypted reference), "jwt+opaque" when both came,
@@ -336,7 +342,7 @@ func (r *runner) run(ctx context.Context, name string) (Result, error) {
 			res.Note = strings.TrimPrefix(res.Note+"; "+n, "; ")
 		}
 	}
-	if (before.hasCommits || before.hasCPU) && res.Requests > 0 {
+	if (before.hasCommits || before.hasCPU || before.hasFlushes) && res.Requests > 0 {
 		after := r.readCounters(ctx)
 		if before.hasCommits && after.hasCommits {
 			v := (after.commits - before.commits) * 1000 / float64(res.Requests)
@@ -345,6 +351,10 @@ func (r *runner) run(ctx context.Context, name string) (Result, error) {
 		if before.hasCPU && after.hasCPU {
 			v := time.Duration((after.cpu - before.cpu) * float64(time.Second) / float64(res.Requests))
 			res.ServerCPUPerOp = &v
+		}
+		if n := after.flushes - before.flushes; before.hasFlushes && after.hasFlushes && n > 0 {
+			v := time.Duration((after.flushSeconds - before.flushSeconds) * float64(time.Second) / n)
+			res.FlushMean = &v
 		}
 	}
 	return res, nil

@@ -381,8 +381,9 @@ func TestNextAddr(t *testing.T) {
 }
 
 // TestServerCounters checks the figures read off the server's metrics before and after
-// a scenario: the store commits per 1,000 operations and the server's CPU time per
-// operation, each when the server exposes its counter, and neither when the metrics
+// a scenario: the store commits per 1,000 operations, the server's CPU time per
+// operation and the store's mean flush time, each when the server exposes its
+// counters (a mean flush only when there were flushes), and none when the metrics
 // cannot be read.
 func TestServerCounters(t *testing.T) {
 	p := newProvider(t)
@@ -392,9 +393,10 @@ func TestServerCounters(t *testing.T) {
 		t.Fatal(err)
 	}
 	var reads atomic.Int64
-	// metrics serves the counters named: 5 commits and 1.5 s of CPU before the
-	// scenario, 25 commits and 1.508 s after — 20 commits and 8 ms for 8 tokens.
-	metrics := func(commits, cpu bool) string {
+	// metrics serves the counters named: 5 commits, 1.5 s of CPU and 100 flushes in
+	// 0.02 s before the scenario, 25 commits, 1.508 s and flushesAfter flushes in 0.026 s
+	// after — 20 commits and 8 ms for 8 tokens, 20 flushes of 300 µs (or none).
+	metrics := func(commits, cpu, flushes bool, flushesAfter int) string {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			n := reads.Add(1) - 1
 			if commits {
@@ -402,6 +404,10 @@ func TestServerCounters(t *testing.T) {
 			}
 			if cpu {
 				fmt.Fprintf(w, "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %g\n", 1.5+0.008*float64(n))
+			}
+			if flushes {
+				fmt.Fprintf(w, "openidp_store_flushes_total %d\nopenidp_store_flush_seconds_total %g\n",
+					100+int64(flushesAfter-100)*n, 0.02+0.006*float64(n))
 			}
 		}))
 		t.Cleanup(srv.Close)
@@ -411,12 +417,15 @@ func TestServerCounters(t *testing.T) {
 		name, url string
 		commits   *float64
 		cpu       *time.Duration
+		flush     *time.Duration
 	}{
-		{"both", metrics(true, true), ptr(2500.0), ptr(time.Millisecond)},
-		{"commits only", metrics(true, false), ptr(2500.0), nil},
-		{"CPU only (another provider)", metrics(false, true), nil, ptr(time.Millisecond)},
-		{"not served", p.issuer + "/no-metrics-here", nil, nil},
-		{"off", "-", nil, nil},
+		{"all", metrics(true, true, true, 120), ptr(2500.0), ptr(time.Millisecond), ptr(300 * time.Microsecond)},
+		{"no flush in the scenario", metrics(true, true, true, 100), ptr(2500.0), ptr(time.Millisecond), nil},
+		{"commits only", metrics(true, false, false, 0), ptr(2500.0), nil, nil},
+		{"CPU only (another provider)", metrics(false, true, false, 0), nil, ptr(time.Millisecond), nil},
+		{"flushes only", metrics(false, false, true, 120), nil, nil, ptr(300 * time.Microsecond)},
+		{"not served", p.issuer + "/no-metrics-here", nil, nil, nil},
+		{"off", "-", nil, nil, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -433,6 +442,10 @@ func TestServerCounters(t *testing.T) {
 			if got := results[0].ServerCPUPerOp; (got == nil) != (tc.cpu == nil) ||
 				(got != nil && (*got < *tc.cpu-time.Microsecond || *got > *tc.cpu+time.Microsecond)) {
 				t.Errorf("server CPU per operation = %v, want %v", deref(got), deref(tc.cpu))
+			}
+			if got := results[0].FlushMean; (got == nil) != (tc.flush == nil) ||
+				(got != nil && (*got < *tc.flush-time.Microsecond || *got > *tc.flush+time.Microsecond)) {
+				t.Errorf("mean flush = %v, want %v", deref(got), deref(tc.flush))
 			}
 		})
 	}

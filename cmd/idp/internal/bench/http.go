@@ -404,11 +404,18 @@ const metricStoreCommits = "openidp_store_commits_total"
 // do many Go and Java servers).
 const metricProcessCPU = "process_cpu_seconds_total"
 
-// counters is one read of the server's metrics: the store commits and the process's CPU
-// time, each with whether the server exposes it.
+// metricStoreFlushes and metricStoreFlushSeconds count the store's flushes to the disk
+// and the time spent in them, if the server exposes them.
+const (
+	metricStoreFlushes      = "openidp_store_flushes_total"
+	metricStoreFlushSeconds = "openidp_store_flush_seconds_total"
+)
+
+// counters is one read of the server's metrics: the store commits, the process's CPU
+// time and the store's flushes, each with whether the server exposes it.
 type counters struct {
-	commits, cpu       float64
-	hasCommits, hasCPU bool
+	commits, cpu, flushes, flushSeconds float64
+	hasCommits, hasCPU, hasFlushes      bool
 }
 
 // readCounters reads the server's metrics once; zero counters when they cannot be read.
@@ -435,6 +442,10 @@ func (r *runner) readCounters(ctx context.Context) counters {
 	var c counters
 	c.commits, c.hasCommits = sumMetric(bytes.NewReader(body), metricStoreCommits)
 	c.cpu, c.hasCPU = sumMetric(bytes.NewReader(body), metricProcessCPU)
+	var hasSeconds bool
+	c.flushes, c.hasFlushes = sumMetric(bytes.NewReader(body), metricStoreFlushes)
+	c.flushSeconds, hasSeconds = sumMetric(bytes.NewReader(body), metricStoreFlushSeconds)
+	c.hasFlushes = c.hasFlushes && hasSeconds
 	return c
 }
 

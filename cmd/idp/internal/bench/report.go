@@ -27,7 +27,8 @@ func WriteJSON(w io.Writer, rep Report) error {
 
 // WriteText writes rep as a table: one row per scenario with req/s, p50, p99, max,
 // errors, store commits per 1,000 operations and the server's CPU time per operation
-// (n/a when the server does not expose them), and the access tokens' format; then
+// (n/a when the server does not expose them), the store's mean flush time (- when it
+// made none or does not say), and the access tokens' format; then
 // every round's req/s and CPU per operation (when there were several), the notes and
 // first errors.
 func WriteText(w io.Writer, rep Report) error {
@@ -36,17 +37,20 @@ func WriteText(w io.Writer, rep Report) error {
 	}
 	fmt.Fprintf(w, "issuer %s, concurrency %d\n", rep.Issuer, rep.Concurrency)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tops\treq/s\tp50\tp99\tmax\terrors\tcommits/1000\tserver cpu/op\taccess tokens\t")
+	fmt.Fprintln(tw, "scenario\tops\treq/s\tp50\tp99\tmax\terrors\tcommits/1000\tserver cpu/op\tflush\taccess tokens\t")
 	for _, r := range rep.Results {
-		commits, cpu, tokens := "n/a", "n/a", cmp.Or(r.AccessTokens, "-")
+		commits, cpu, flush, tokens := "n/a", "n/a", "-", cmp.Or(r.AccessTokens, "-")
 		if r.CommitsPer1000 != nil {
 			commits = fmt.Sprintf("%.1f", *r.CommitsPer1000)
 		}
 		if r.ServerCPUPerOp != nil {
 			cpu = us(*r.ServerCPUPerOp)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", r.Scenario, r.Requests, r.PerSecond,
-			ms(r.P50), ms(r.P99), ms(r.Max), r.Errors, commits, cpu, tokens)
+		if r.FlushMean != nil {
+			flush = us(*r.FlushMean)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t\n", r.Scenario, r.Requests, r.PerSecond,
+			ms(r.P50), ms(r.P99), ms(r.Max), r.Errors, commits, cpu, flush, tokens)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
