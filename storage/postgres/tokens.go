@@ -117,12 +117,10 @@ func (s *Store) ClearRefreshSuccessors(ctx context.Context, rotatedBefore time.T
 }
 
 // IssueTokens stores w through the group-commit writer: its checks, tokens and audit
-// events in one savepoint of a shared transaction, committed before it returns.
+// events in one savepoint of a shared transaction, committed before it returns, with
+// w.WhileWriting run beside the write (groupcommit.Writer.DoWhile).
 func (s *Store) IssueTokens(ctx context.Context, w *storage.TokenIssue) error {
-	if w.WhileWriting != nil {
-		return wrapErr("issue tokens", s.w.DoWhile(ctx, issueJob(w), w.WhileWriting))
-	}
-	return wrapErr("issue tokens", s.write(ctx, issueJob(w)))
+	return wrapErr("issue tokens", s.w.DoWhile(ctx, issueJob(w), w.WhileWriting))
 }
 
 // SQL of the statements of a token issue, shared by issueJob's two forms.

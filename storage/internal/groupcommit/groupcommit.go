@@ -137,8 +137,12 @@ func (w *Writer[J]) DoCommitted(ctx context.Context, job J) error {
 // the write instead of adding to it: with Options.Sync, once job's batch has committed,
 // while the Sync makes it durable (not at all when job failed); without, as soon as job
 // is queued, while its batch is formed and run (then also when job fails). It returns
-// once both are done: job's error (with Sync, also the Sync's), else fn's.
+// once both are done: job's error (with Sync, also the Sync's), else fn's. A nil fn
+// makes it Do.
 func (w *Writer[J]) DoWhile(ctx context.Context, job J, fn func() error) error {
+	if fn == nil {
+		return w.Do(ctx, job)
+	}
 	r := &request[J]{job: job, done: make(chan error, 1)}
 	if w.synced != nil {
 		r.commit = make(chan error, 1)

@@ -397,5 +397,30 @@ func TestDoWhile(t *testing.T) {
 	}
 }
 
+// DoWhile without a function is Do: the job runs, its error is returned.
+func TestDoWhileNil(t *testing.T) {
+	var ran atomic.Int64
+	w := New(func(_ context.Context, jobs []int) []error {
+		errs := make([]error, len(jobs))
+		for i, j := range jobs {
+			ran.Add(1)
+			if j < 0 {
+				errs[i] = errJob
+			}
+		}
+		return errs
+	}, Options{Sync: func(context.Context) error { return nil }})
+	defer w.Close()
+	if err := w.DoWhile(t.Context(), 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.DoWhile(t.Context(), -1, nil); !errors.Is(err, errJob) {
+		t.Fatalf("DoWhile of a failing job: %v, want its error", err)
+	}
+	if n := ran.Load(); n != 2 {
+		t.Fatalf("%d jobs ran, want 2", n)
+	}
+}
+
 // errJob marks a job's own failure in TestDoWhile.
 var errJob = errors.New("job failed")

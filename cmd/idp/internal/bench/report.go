@@ -28,9 +28,8 @@ func WriteJSON(w io.Writer, rep Report) error {
 // WriteText writes rep as a table: one row per scenario with req/s, p50, p99, max,
 // errors, store commits per 1,000 operations and the server's CPU time per operation
 // (n/a when the server does not expose them), the store's mean flush time (- when it
-// made none or does not say), and the access tokens' format; then
-// every round's req/s and CPU per operation (when there were several), the notes and
-// first errors.
+// made none or does not say), and the access tokens' format; then every round's req/s
+// and CPU per operation (when there were several), the notes and first errors.
 func WriteText(w io.Writer, rep Report) error {
 	if rep.Label != "" {
 		fmt.Fprintf(w, "%s\n", rep.Label)
