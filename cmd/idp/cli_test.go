@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/openidp/idp/idp/audit"
+	"github.com/openidp/idp/idp/idptest"
 	"github.com/openidp/idp/idp/keys"
 	"github.com/openidp/idp/storage/seal"
 )
@@ -614,24 +614,6 @@ func TestReadPassword(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe to write from the server goroutine while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // freeAddr returns a loopback address with a port that was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -645,9 +627,9 @@ func freeAddr(t *testing.T) string {
 
 // startServe runs `idp serve` until the returned stop function is called, waiting until
 // the discovery document is served. stop returns the exit code.
-func startServe(t *testing.T, dataDir string, args ...string) (stdout, stderr *syncBuffer, stop func() int) {
+func startServe(t *testing.T, dataDir string, args ...string) (stdout, stderr *idptest.LockedBuffer, stop func() int) {
 	t.Helper()
-	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	stdout, stderr = &idptest.LockedBuffer{}, &idptest.LockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
@@ -668,7 +650,7 @@ func startServe(t *testing.T, dataDir string, args ...string) (stdout, stderr *s
 }
 
 // waitDiscovery polls the discovery document of the server at addr until it answers.
-func waitDiscovery(t *testing.T, addr string, stderr *syncBuffer) map[string]any {
+func waitDiscovery(t *testing.T, addr string, stderr *idptest.LockedBuffer) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {

@@ -39,14 +39,14 @@ func buildBinary(t *testing.T) string {
 type proc struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *syncBuffer
+	stderr *idptest.LockedBuffer
 }
 
 // startServeProcess starts `idp serve` (binary bin, environment env) on addr answering for
 // issuer, waits until it is ready, and kills it at cleanup.
 func startServeProcess(t *testing.T, bin string, env []string, addr, issuer string) *proc {
 	t.Helper()
-	p := &proc{addr: addr, stderr: &syncBuffer{}}
+	p := &proc{addr: addr, stderr: &idptest.LockedBuffer{}}
 	p.cmd = exec.Command(bin, "serve", "--addr", addr, "--issuer", issuer)
 	p.cmd.Env = env
 	p.cmd.Stderr = p.stderr
@@ -238,7 +238,7 @@ func TestClusterOnPostgres(t *testing.T) {
 }
 
 // waitReady polls /readyz at addr until the process answers.
-func waitReady(t *testing.T, addr string, stderr *syncBuffer) {
+func waitReady(t *testing.T, addr string, stderr *idptest.LockedBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -117,7 +117,7 @@ func anonymousLoginBurst(t *testing.T, bin, database string, n int, serveArgs ..
 
 	addr := freeAddr(t)
 	issuer := "http://" + addr
-	stderr := &syncBuffer{}
+	stderr := &idptest.LockedBuffer{}
 	cmd := exec.Command(bin, append([]string{"serve", "--addr", addr, "--issuer", issuer}, serveArgs...)...)
 	cmd.Env = env
 	cmd.Stderr = stderr

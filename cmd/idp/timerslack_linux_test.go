@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openidp/idp/idp/idptest"
 	"github.com/openidp/idp/storage/postgres/pgtest"
 	"github.com/openidp/idp/storage/seal"
 )
@@ -84,7 +85,7 @@ func TestServeTimerSlack(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := freeAddr(t)
-			stderr := &syncBuffer{}
+			stderr := &idptest.LockedBuffer{}
 			cmd := exec.Command(bin, append([]string{"serve", "--addr", addr, "--issuer", "http://" + addr}, tc.args...)...)
 			cmd.Env = append(append(env, "IDP_DATA_DIR="+filepath.Join(t.TempDir(), "data")), tc.env...)
 			cmd.Stderr = stderr
