@@ -4,8 +4,16 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/openidp/idp/storage"
 )
+
+// OpenTraced is Open with tracer on the pool's connections (not the change listener's).
+func OpenTraced(ctx context.Context, url string, tracer pgx.QueryTracer) (*Store, error) {
+	return open(ctx, url, func(c *pgxpool.Config) { c.ConnConfig.Tracer = tracer })
+}
 
 // SetListenIdle changes how long WatchChanges waits before checking its connection,
 // and returns a function that restores it. Not for parallel tests.

@@ -53,12 +53,21 @@ var (
 // Open connects to the PostgreSQL database at url (a postgres:// URL or a key=value
 // connection string) and checks that it answers. It does not migrate: call Migrate.
 func Open(ctx context.Context, url string) (*Store, error) {
+	return open(ctx, url, nil)
+}
+
+// open is Open, with configure (when not nil) applied to the pool's configuration
+// (tests: a tracer), not to the change listener's connection.
+func open(ctx context.Context, url string, configure func(*pgxpool.Config)) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// The parse error may quote the URL, password included: keep it out.
 		return nil, errors.New("postgres: invalid connection URL")
 	}
 	listenConfig := cfg.ConnConfig.Copy()
+	if configure != nil {
+		configure(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: create pool: %w", err)

@@ -149,7 +149,8 @@ func sealedArg(w *storage.TokenIssue) []byte {
 // tells a conflict from a missing row); queue pipelines the same statements, each
 // conditional one failing the batch with errJobFailed when it matches nothing.
 func issueJob(w *storage.TokenIssue) writeJob {
-	return writeJob{run: issueRun(w), queue: issueQueue(w)}
+	return writeJob{run: issueRun(w), queue: issueQueue(w),
+		checked: w.RequireCurrent != "" || w.RotateID != "" || w.CodeHash != ""}
 }
 
 func issueRun(w *storage.TokenIssue) func(ctx context.Context, tx pgx.Tx, head *chainHead) error {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/internal/groupcommit"
@@ -19,6 +20,11 @@ import (
 type writeJob struct {
 	run   func(ctx context.Context, tx pgx.Tx, head *chainHead) error
 	queue queueFunc
+	// checked: queue's callbacks decide whether the job may commit (a conditional
+	// statement that must match a row), so its batch must read their results before it
+	// sends COMMIT (runPipelinedFrom). A batch of unchecked jobs sends its COMMIT with
+	// its statements (runOneTrip).
+	checked bool
 }
 
 // queueFunc queues a job's statements on b, its audit events linked after *head (which
@@ -50,13 +56,14 @@ func (s *Store) write(ctx context.Context, job writeJob) error {
 // and reads the chain head once for the whole batch — not once per request — so the
 // processes of a cluster serialise on it once per batch.
 //
-// The fast path (runPipelined) sends the whole batch in two or three round trips: BEGIN,
-// the lock and the head read; every statement of every job (in the same round trip when
-// the head can be foreseen); COMMIT. A failing job must not fail the others: if any
-// statement fails, or a conditional one matches nothing, that transaction is rolled
-// back and the batch runs again statement by statement with each job in a savepoint,
-// so the failing job is rolled back alone (with its precise error) and the others
-// commit. A failed COMMIT is not run again: its outcome is unknown.
+// The fast path (runPipelined) sends the whole batch in one round trip when the head can
+// be foreseen and no job checks a result before it may commit (runOneTrip); otherwise
+// in two or three: BEGIN, the lock and the head read; every statement of every job (in
+// the same round trip when the head can be foreseen); COMMIT. A failing job must not
+// fail the others: if any statement fails, or a conditional one matches nothing, that
+// transaction is rolled back and the batch runs again statement by statement with each
+// job in a savepoint, so the failing job is rolled back alone (with its precise error)
+// and the others commit. A failed COMMIT is not run again: its outcome is unknown.
 func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
 	pipelined := true
 	for _, j := range jobs {
@@ -114,14 +121,68 @@ var errHeadMoved = errors.New("the audit chain head moved")
 // trips. The head read under the lock is compared before anything commits; if another
 // process (or retention) moved it, the transaction is rolled back and the batch runs
 // again with the head it read first (three round trips).
+//
+// A speculating batch whose jobs are all unchecked goes in one round trip (runOneTrip).
 func (s *Store) runPipelined(ctx context.Context, jobs []writeJob) (retry bool, err error) {
 	if spec := s.lastHead.Swap(nil); spec != nil {
-		retry, err := s.runPipelinedFrom(ctx, jobs, spec)
+		run := s.runOneTrip
+		for _, j := range jobs {
+			if j.checked {
+				run = s.runPipelinedFrom
+				break
+			}
+		}
+		retry, err := run(ctx, jobs, spec)
 		if !errors.Is(err, errHeadMoved) {
 			return retry, err
 		}
 	}
 	return s.runPipelinedFrom(ctx, jobs, nil)
+}
+
+// headMovedCode is the SQLSTATE openidp_require_audit_head raises (migration 0022).
+const headMovedCode = "OI001"
+
+// runOneTrip runs jobs, none of them checked, linked to the chain head spec, in one
+// round trip: the lock, the server-side check that spec is still the head, and every
+// statement of every job, followed by one Sync, which PostgreSQL runs as one implicit
+// transaction and commits at the Sync. The server aborts it all on any error, so the
+// check needs no client-side callback and the append lock is held only while the
+// server runs the batch, not across a round trip.
+//
+// An error the server reported (severity ERROR) rolled the transaction back: the head
+// moved (errHeadMoved, the batch is run again from the real head) or a statement
+// failed (retry: the batch runs again job by job). Any other error (the connection
+// lost, a FATAL from the server, a callback failing on what the server returned) leaves
+// the outcome unknown, as a failed COMMIT does: the jobs must not run again.
+func (s *Store) runOneTrip(ctx context.Context, jobs []writeJob, spec *[2]string) (retry bool, err error) {
+	head := chainHead{key: s.auditKey.Load(), Hash: spec[0], Key: spec[1]}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, auditLockKey)
+	b.Queue(`SELECT openidp_require_audit_head($1, $2)`, spec[0], spec[1])
+	dones := make([]func(), 0, len(jobs))
+	for _, j := range jobs {
+		done, err := j.queue(b, &head)
+		if err != nil {
+			return true, err
+		}
+		dones = append(dones, done)
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.SeverityUnlocalized != "ERROR" {
+			return false, err
+		}
+		if pgErr.Code == headMovedCode {
+			return true, errHeadMoved
+		}
+		return true, err
+	}
+	s.lastHead.Store(&[2]string{head.Hash, head.Key})
+	for _, done := range dones {
+		done()
+	}
+	return false, nil
 }
 
 // runPipelinedFrom is runPipelined, speculating that the chain head is spec when spec is

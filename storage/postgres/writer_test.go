@@ -1,11 +1,16 @@
 package postgres_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/openidp/idp/storage"
 	"github.com/openidp/idp/storage/postgres"
@@ -247,5 +252,158 @@ func TestBatchSpeculationHolds(t *testing.T) {
 		if ids[i] != ids[i-1]+1 {
 			t.Fatalf("event ids %v: a batch was rolled back", ids)
 		}
+	}
+}
+
+// tripTracer records what a store's pool sends: each batch (its statements' SQL) and
+// each query sent on its own (a COMMIT, a ROLLBACK).
+type tripTracer struct {
+	mu      sync.Mutex
+	batches [][]string
+	queries []string
+}
+
+func (tr *tripTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.queries = append(tr.queries, d.SQL)
+	return ctx
+}
+
+func (tr *tripTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (tr *tripTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	var sqls []string
+	for _, q := range d.Batch.QueuedQueries {
+		sqls = append(sqls, q.SQL)
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.batches = append(tr.batches, sqls)
+	return ctx
+}
+
+func (tr *tripTracer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (tr *tripTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// take returns what was sent since the last call and forgets it.
+func (tr *tripTracer) take() (batches [][]string, queries []string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	batches, queries = tr.batches, tr.queries
+	tr.batches, tr.queries = nil, nil
+	return batches, queries
+}
+
+// newTracedStore returns a migrated store on a fresh database whose pool reports to the
+// returned tracer.
+func newTracedStore(t *testing.T) (*postgres.Store, *tripTracer) {
+	t.Helper()
+	tr := &tripTracer{}
+	s, err := postgres.OpenTraced(t.Context(), pgtest.NewDatabase(t), tr)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return s, tr
+}
+
+// A batch whose jobs check nothing before they may commit goes to the server with its
+// commit in one round trip (one batch, no COMMIT of its own, the head checked by the
+// server); a batch with a rotation, which must see that its UPDATE matched a row before
+// it commits, still sends COMMIT after reading the results.
+func TestBatchOneRoundTrip(t *testing.T) {
+	s, tr := newTracedStore(t)
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Microsecond)
+	// The first batch has no head to assume: it reads it.
+	if err := s.IssueTokens(ctx, &storage.TokenIssue{Refresh: pipelineRefresh("rt-1", "f1", now)}); err != nil {
+		t.Fatal(err)
+	}
+	tr.take()
+	if err := s.IssueTokens(ctx, pipelineIssue("at-1", 2, now)); err != nil {
+		t.Fatal(err)
+	}
+	batches, queries := tr.take()
+	if len(batches) != 1 || len(queries) != 0 {
+		t.Fatalf("an unchecked issue sent batches %q and queries %q, want one batch and nothing else", batches, queries)
+	}
+	if b := batches[0]; len(b) < 2 || !strings.Contains(b[0], "pg_advisory_xact_lock") ||
+		!strings.Contains(b[1], "openidp_require_audit_head") || slices.ContainsFunc(b, isTxControl) {
+		t.Fatalf("batch %q: want the lock, the head check, the statements, and no BEGIN or COMMIT", b)
+	}
+	rot := pipelineIssue("at-2", 1, now)
+	rot.RotateID, rot.RotatedAt, rot.Refresh = "rt-1", now, pipelineRefresh("rt-1b", "f1", now)
+	if err := s.IssueTokens(ctx, rot); err != nil {
+		t.Fatal(err)
+	}
+	batches, queries = tr.take()
+	if len(batches) != 1 || !slices.ContainsFunc(queries, isCommit) {
+		t.Fatalf("a rotation sent batches %q and queries %q, want one batch, then COMMIT", batches, queries)
+	}
+	evs, err := s.ListAudit(ctx, storage.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range evs {
+		prev := ""
+		if i > 0 {
+			prev = evs[i-1].Hash
+		}
+		if e.PrevHash != prev || e.Hash != storage.ChainHash(prev, &evs[i]) {
+			t.Fatalf("event %d (%s) is not linked to the one before", i, e.TokenID)
+		}
+	}
+	if len(evs) != 3 {
+		t.Fatalf("%d events, want 3", len(evs))
+	}
+}
+
+func isTxControl(sql string) bool {
+	s := strings.ToLower(strings.TrimSpace(sql))
+	return strings.HasPrefix(s, "begin") || strings.HasPrefix(s, "commit") || strings.HasPrefix(s, "rollback")
+}
+
+func isCommit(sql string) bool { return strings.EqualFold(strings.TrimSpace(sql), "commit") }
+
+// A batch sent in one round trip is one transaction: when one of its jobs fails on the
+// server (an access token id already taken), nothing of the batch commits, and the
+// batch runs again job by job, so the failing job fails alone and each other one
+// commits exactly once, its events chained.
+func TestBatchOneTripJobFailsAlone(t *testing.T) {
+	s, tr := newTracedStore(t)
+	ctx := t.Context()
+	now := time.Now().Truncate(time.Microsecond)
+	if err := s.IssueTokens(ctx, pipelineIssue("at-taken", 1, now)); err != nil {
+		t.Fatal(err)
+	}
+	tr.take()
+	a, dup, c := pipelineIssue("at-a", 1, now), pipelineIssue("at-taken", 1, now), pipelineIssue("at-c", 1, now)
+	errs := s.RunIssueBatch(ctx, []*storage.TokenIssue{a, dup, c})
+	if errs[0] != nil || errs[1] == nil || errs[2] != nil {
+		t.Fatalf("errors %v, want [nil error nil]", errs)
+	}
+	if batches, _ := tr.take(); len(batches) == 0 || !strings.Contains(strings.Join(batches[0], " "), "openidp_require_audit_head") {
+		t.Fatalf("first batch sent %q, want the one-round-trip batch", batches)
+	}
+	evs, err := s.ListAudit(ctx, storage.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for i, e := range evs {
+		order = append(order, e.TokenID)
+		if i > 0 && (e.PrevHash != evs[i-1].Hash || e.Hash != storage.ChainHash(e.PrevHash, &evs[i])) {
+			t.Fatalf("event %d (%s) is not linked to the one before", i, e.TokenID)
+		}
+	}
+	if want := []string{"at-taken", "at-a", "at-c"}; !slices.Equal(order, want) {
+		t.Fatalf("events %v, want %v", order, want)
+	}
+	if a.Events[0].ID != evs[1].ID || c.Events[0].ID != evs[2].ID {
+		t.Fatalf("jobs were handed event ids %d and %d, stored %d and %d", a.Events[0].ID, c.Events[0].ID, evs[1].ID, evs[2].ID)
 	}
 }
