@@ -55,7 +55,7 @@ const finishSessionClientSQL = `INSERT INTO session_clients (session_id, client_
 
 // FinishAuthRequest stores f through the writer, in one transaction with the batch's
 // other jobs: its statements are pipelined with theirs, so the request, the session's
-// client and the events cost the batch's two round trips together, where they took four
+// client and the events cost the batch's one round trip together, where they took four
 // on their own.
 func (s *Store) FinishAuthRequest(ctx context.Context, f *storage.AuthRequestFinish) error {
 	for _, e := range f.Events {

@@ -147,10 +147,9 @@ func sealedArg(w *storage.TokenIssue) []byte {
 
 // issueJob is the writer job of w: run checks and writes statement by statement (and
 // tells a conflict from a missing row); queue pipelines the same statements, each
-// conditional one failing the batch with errJobFailed when it matches nothing.
+// conditional one failing the batch on the server when it matches nothing (required).
 func issueJob(w *storage.TokenIssue) writeJob {
-	return writeJob{run: issueRun(w), queue: issueQueue(w),
-		checked: w.RequireCurrent != "" || w.RotateID != "" || w.CodeHash != ""}
+	return writeJob{run: issueRun(w), queue: issueQueue(w)}
 }
 
 func issueRun(w *storage.TokenIssue) func(ctx context.Context, tx pgx.Tx, head *chainHead) error {
@@ -220,39 +219,35 @@ func issueRun(w *storage.TokenIssue) func(ctx context.Context, tx pgx.Tx, head *
 	}
 }
 
-// matched fails a queued conditional statement that matched no row.
-func matched(ct pgconn.CommandTag) error {
-	if ct.RowsAffected() == 0 {
-		return errJobFailed
-	}
-	return nil
+// required wraps update, an UPDATE that must change a row, so that the server fails the
+// transaction (openidp_require, SQLSTATE OI002; migration 0022) when it changed none.
+func required(update string) string {
+	return `WITH changed AS (` + update + ` RETURNING 1) SELECT openidp_require(count(*) > 0) FROM changed`
 }
+
+// Queued forms of the conditional statements: checked by the server.
+var (
+	requireCurrentQueuedSQL = `SELECT openidp_require((` + requireCurrentSQL + `))`
+	rotateQueuedSQL         = required(rotateSQL)
+	claimCodeGrantQueuedSQL = required(claimCodeGrantSQL)
+)
 
 func issueQueue(w *storage.TokenIssue) queueFunc {
 	return func(b *pgx.Batch, head *chainHead) (func(), error) {
 		if w.RequireCurrent != "" {
-			b.Queue(requireCurrentSQL, w.RequireCurrent).QueryRow(func(row pgx.Row) error {
-				var current bool
-				if err := row.Scan(&current); err != nil {
-					return err
-				}
-				if !current {
-					return errJobFailed
-				}
-				return nil
-			})
+			b.Queue(requireCurrentQueuedSQL, w.RequireCurrent)
 		}
 		if w.RotateID != "" {
 			if w.Refresh == nil {
 				return nil, errors.New("rotation without a successor")
 			}
-			b.Queue(rotateSQL, w.RotateID, ts(w.RotatedAt), w.Refresh.ID, sealedArg(w)).Exec(matched)
+			b.Queue(rotateQueuedSQL, w.RotateID, ts(w.RotatedAt), w.Refresh.ID, sealedArg(w))
 		}
 		if w.CodeHash != "" {
 			if w.Access == nil {
 				return nil, errors.New("code grant without an access token")
 			}
-			b.Queue(claimCodeGrantSQL, claimCodeGrantArgs(w.CodeHash, w.Access, w.Refresh)...).Exec(matched)
+			b.Queue(claimCodeGrantQueuedSQL, claimCodeGrantArgs(w.CodeHash, w.Access, w.Refresh)...)
 		}
 		if w.Refresh != nil {
 			b.Queue(insertRefreshSQL, refreshArgs(w.Refresh)...)

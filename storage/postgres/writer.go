@@ -20,26 +20,23 @@ import (
 type writeJob struct {
 	run   func(ctx context.Context, tx pgx.Tx, head *chainHead) error
 	queue queueFunc
-	// checked: queue's callbacks decide whether the job may commit (a conditional
-	// statement that must match a row), so its batch must read their results before it
-	// sends COMMIT (runPipelinedFrom). A batch of unchecked jobs sends its COMMIT with
-	// its statements (runOneTrip).
-	checked bool
 }
 
 // queueFunc queues a job's statements on b, its audit events linked after *head (which
-// it advances). The callbacks it sets on the statements return an error (errJobFailed
-// when a conditional statement matched nothing) when the job cannot succeed as queued;
-// the batch is then run again statement by statement, which tells why. done, called
-// only once the batch has committed, copies what the statements returned (audit ids,
-// counts) into the job's values.
+// it advances). A conditional statement that must match a row is checked by the server
+// (required: SQLSTATE OI002 when it matched nothing), which fails the whole
+// transaction; the batch is then run again statement by statement, which tells why.
+// Callbacks only read what the statements return: done, called only once the batch has
+// committed, copies it (audit ids, counts) into the job's values.
 type queueFunc func(b *pgx.Batch, head *chainHead) (done func(), err error)
 
 // writerOptions bound a batch: at most 256 jobs, and a batch that already holds several
-// jobs waits at most 250µs for more. A pipelined batch costs two round trips, so a
-// longer linger (1ms before) mostly kept the waiting requests waiting: with 8 clients it
-// gave ~2,450 client_credentials tokens/s against ~3,200–3,500/s, at ~130 instead of
-// ~220 commits per 1,000 tokens.
+// jobs waits at most 250µs for more. A longer linger (1ms before) mostly kept the
+// waiting requests waiting: with 8 clients it gave ~2,450 client_credentials tokens/s
+// against ~3,200–3,500/s, at ~130 instead of ~220 commits per 1,000 tokens. (Go rounds
+// a timer wait under a millisecond up to one when the processor idles, so the 250µs
+// linger lasts 400–500µs on average; 100µs or the yielding linger measured better with
+// opaque access tokens and worse with JWTs: docs/performance.md.)
 var writerOptions = groupcommit.Options{MaxBatch: 256, MaxWait: 250 * time.Microsecond}
 
 var _ storage.CommitCounter = (*Store)(nil)
@@ -56,14 +53,14 @@ func (s *Store) write(ctx context.Context, job writeJob) error {
 // and reads the chain head once for the whole batch — not once per request — so the
 // processes of a cluster serialise on it once per batch.
 //
-// The fast path (runPipelined) sends the whole batch in one round trip when the head can
-// be foreseen and no job checks a result before it may commit (runOneTrip); otherwise
-// in two or three: BEGIN, the lock and the head read; every statement of every job (in
-// the same round trip when the head can be foreseen); COMMIT. A failing job must not
-// fail the others: if any statement fails, or a conditional one matches nothing, that
-// transaction is rolled back and the batch runs again statement by statement with each
-// job in a savepoint, so the failing job is rolled back alone (with its precise error)
-// and the others commit. A failed COMMIT is not run again: its outcome is unknown.
+// The fast path (runPipelined) sends the whole batch and its commit in one round trip
+// when the head can be foreseen (runOneTrip), in three when it must be read first
+// (runFromHead). A failing job must not fail the others: if any statement fails, or a
+// conditional one matches nothing, that transaction is rolled back and the batch runs
+// again statement by statement with each job in a savepoint, so the failing job is
+// rolled back alone (with its precise error) and the others commit. A batch whose
+// outcome is unknown (a failed COMMIT, a connection lost after the batch was sent) is
+// not run again.
 func (s *Store) runBatch(ctx context.Context, jobs []writeJob) []error {
 	pipelined := true
 	for _, j := range jobs {
@@ -111,44 +108,33 @@ func scanHead(row pgx.Row, head *chainHead) error {
 var errHeadMoved = errors.New("the audit chain head moved")
 
 // runPipelined runs jobs in one transaction with every job's statements pipelined. It
-// returns nil once the transaction has committed. On an error before COMMIT was sent,
-// nothing was stored and retry is true; an error of the COMMIT itself leaves the outcome
-// unknown, so the jobs must not be run again (retry false).
+// returns nil once the transaction has committed. retry is true when nothing was
+// stored (the batch may run again, job by job), false when the outcome is unknown (the
+// jobs must not run again).
 //
 // When the store knows the head its previous batch left (s.lastHead), it speculates
-// that no one appended since: the jobs' events are linked to that head and sent in the
-// same round trip as BEGIN, the lock and the head read, so the batch takes two round
-// trips. The head read under the lock is compared before anything commits; if another
-// process (or retention) moved it, the transaction is rolled back and the batch runs
-// again with the head it read first (three round trips).
-//
-// A speculating batch whose jobs are all unchecked goes in one round trip (runOneTrip).
+// that no one appended since and sends the batch with its commit in one round trip
+// (runOneTrip). When it does not, or another process (or retention) moved the head
+// meanwhile, it reads the head under the lock first (runFromHead).
 func (s *Store) runPipelined(ctx context.Context, jobs []writeJob) (retry bool, err error) {
 	if spec := s.lastHead.Swap(nil); spec != nil {
-		run := s.runOneTrip
-		for _, j := range jobs {
-			if j.checked {
-				run = s.runPipelinedFrom
-				break
-			}
-		}
-		retry, err := run(ctx, jobs, spec)
+		retry, err := s.runOneTrip(ctx, jobs, spec)
 		if !errors.Is(err, errHeadMoved) {
 			return retry, err
 		}
 	}
-	return s.runPipelinedFrom(ctx, jobs, nil)
+	return s.runFromHead(ctx, jobs)
 }
 
 // headMovedCode is the SQLSTATE openidp_require_audit_head raises (migration 0022).
 const headMovedCode = "OI001"
 
-// runOneTrip runs jobs, none of them checked, linked to the chain head spec, in one
-// round trip: the lock, the server-side check that spec is still the head, and every
-// statement of every job, followed by one Sync, which PostgreSQL runs as one implicit
-// transaction and commits at the Sync. The server aborts it all on any error, so the
-// check needs no client-side callback and the append lock is held only while the
-// server runs the batch, not across a round trip.
+// runOneTrip runs jobs linked to the chain head spec in one round trip: the lock, the
+// server-side check that spec is still the head, and every statement of every job,
+// followed by one Sync, which PostgreSQL runs as one implicit transaction and commits
+// at the Sync. The server aborts it all on any error (a moved head, a failed or
+// unmatched statement), so nothing needs checking before the commit, and the append
+// lock is held only while the server runs the batch, not across a round trip.
 //
 // An error the server reported (severity ERROR) rolled the transaction back: the head
 // moved (errHeadMoved, the batch is run again from the real head) or a statement
@@ -185,52 +171,16 @@ func (s *Store) runOneTrip(ctx context.Context, jobs []writeJob, spec *[2]string
 	return false, nil
 }
 
-// runPipelinedFrom is runPipelined, speculating that the chain head is spec when spec is
-// not nil.
-func (s *Store) runPipelinedFrom(ctx context.Context, jobs []writeJob, spec *[2]string) (retry bool, err error) {
+// runFromHead runs jobs in a transaction that reads the chain head under the lock
+// before the jobs are linked to it: BEGIN, the lock and the head read; every statement
+// of every job; COMMIT (three round trips). On an error before COMMIT was sent nothing
+// was stored (retry); a failed COMMIT leaves the outcome unknown.
+func (s *Store) runFromHead(ctx context.Context, jobs []writeJob) (retry bool, err error) {
 	head := chainHead{key: s.auditKey.Load()}
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	b.Queue(`SELECT pg_advisory_xact_lock($1)`, auditLockKey)
-	b.Queue(headSQL).QueryRow(func(row pgx.Row) error {
-		var read chainHead
-		if err := scanHead(row, &read); err != nil {
-			return err
-		}
-		if spec == nil {
-			head.Hash, head.Key = read.Hash, read.Key
-			return nil
-		}
-		// The jobs are already linked (and head advanced) from spec.
-		if read.Hash != spec[0] || read.Key != spec[1] {
-			return errHeadMoved
-		}
-		return nil
-	})
-	jb := b
-	if spec != nil {
-		head.Hash, head.Key = spec[0], spec[1]
-	} else {
-		jb = &pgx.Batch{}
-	}
-	// queueJobs is called once the head is known: before sending when speculating,
-	// otherwise after the first round trip.
-	var dones []func()
-	queueJobs := func() error {
-		for _, j := range jobs {
-			done, err := j.queue(jb, &head)
-			if err != nil {
-				return err
-			}
-			dones = append(dones, done)
-		}
-		return nil
-	}
-	if spec != nil {
-		if err := queueJobs(); err != nil {
-			return true, err
-		}
-	}
+	b.Queue(headSQL).QueryRow(func(row pgx.Row) error { return scanHead(row, &head) })
 	br := s.pool.SendBatch(ctx, b)
 	tx := br.Tx()
 	defer func() {
@@ -241,13 +191,17 @@ func (s *Store) runPipelinedFrom(ctx context.Context, jobs []writeJob, spec *[2]
 	if err := br.Close(); err != nil {
 		return true, err
 	}
-	if spec == nil {
-		if err := queueJobs(); err != nil {
+	jb := &pgx.Batch{}
+	dones := make([]func(), 0, len(jobs))
+	for _, j := range jobs {
+		done, err := j.queue(jb, &head)
+		if err != nil {
 			return true, err
 		}
-		if err := tx.SendBatch(ctx, jb).Close(); err != nil {
-			return true, err
-		}
+		dones = append(dones, done)
+	}
+	if err := tx.SendBatch(ctx, jb).Close(); err != nil {
+		return true, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return false, err
