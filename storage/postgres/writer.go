@@ -146,13 +146,9 @@ func (s *Store) runOneTrip(ctx context.Context, jobs []writeJob, spec *[2]string
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_advisory_xact_lock($1)`, auditLockKey)
 	b.Queue(`SELECT openidp_require_audit_head($1, $2)`, spec[0], spec[1])
-	dones := make([]func(), 0, len(jobs))
-	for _, j := range jobs {
-		done, err := j.queue(b, &head)
-		if err != nil {
-			return true, err
-		}
-		dones = append(dones, done)
+	dones, err := queueJobs(b, jobs, &head)
+	if err != nil {
+		return true, err
 	}
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		var pgErr *pgconn.PgError
@@ -164,11 +160,31 @@ func (s *Store) runOneTrip(ctx context.Context, jobs []writeJob, spec *[2]string
 		}
 		return true, err
 	}
+	s.committed(head, dones)
+	return false, nil
+}
+
+// queueJobs queues every job of jobs on b, linked from *head, and returns what each
+// must do once the batch has committed.
+func queueJobs(b *pgx.Batch, jobs []writeJob, head *chainHead) ([]func(), error) {
+	dones := make([]func(), 0, len(jobs))
+	for _, j := range jobs {
+		done, err := j.queue(b, head)
+		if err != nil {
+			return nil, err
+		}
+		dones = append(dones, done)
+	}
+	return dones, nil
+}
+
+// committed records head as the one the next batch may assume and hands the committed
+// jobs what their statements returned.
+func (s *Store) committed(head chainHead, dones []func()) {
 	s.lastHead.Store(&[2]string{head.Hash, head.Key})
 	for _, done := range dones {
 		done()
 	}
-	return false, nil
 }
 
 // runFromHead runs jobs in a transaction that reads the chain head under the lock
@@ -192,13 +208,9 @@ func (s *Store) runFromHead(ctx context.Context, jobs []writeJob) (retry bool, e
 		return true, err
 	}
 	jb := &pgx.Batch{}
-	dones := make([]func(), 0, len(jobs))
-	for _, j := range jobs {
-		done, err := j.queue(jb, &head)
-		if err != nil {
-			return true, err
-		}
-		dones = append(dones, done)
+	dones, err := queueJobs(jb, jobs, &head)
+	if err != nil {
+		return true, err
 	}
 	if err := tx.SendBatch(ctx, jb).Close(); err != nil {
 		return true, err
@@ -206,10 +218,7 @@ func (s *Store) runFromHead(ctx context.Context, jobs []writeJob) (retry bool, e
 	if err := tx.Commit(ctx); err != nil {
 		return false, err
 	}
-	s.lastHead.Store(&[2]string{head.Hash, head.Key})
-	for _, done := range dones {
-		done()
-	}
+	s.committed(head, dones)
 	return false, nil
 }
 
