@@ -293,9 +293,10 @@ func auditCount(t *testing.T, s storage.Storage) int {
 	return len(evs)
 }
 
-// wantChain checks that the stored events form one unbroken chain: each links to the
-// one before and its hash covers it.
-func wantChain(t *testing.T, s storage.Storage) []storage.AuditEvent {
+// WantChain checks that the stored events form one unbroken chain from its start: each
+// links to the one before and its hash covers it. It returns them in chain order. For
+// the suite and for a backend's own tests.
+func WantChain(t *testing.T, s storage.Storage) []storage.AuditEvent {
 	t.Helper()
 	evs, err := s.ListAudit(t.Context(), storage.AuditFilter{})
 	must(t, err)
@@ -426,7 +427,7 @@ func testIssueTokens(t *testing.T, s storage.Storage) {
 		_, err := s.GetAccessToken(ctx, id)
 		wantErr(t, err, storage.ErrNotFound)
 	}
-	wantChain(t, s)
+	WantChain(t, s)
 }
 
 // testIssueTokensWhileWriting: an issue's WhileWriting runs once, an issue that fails
@@ -470,7 +471,7 @@ func testIssueTokensWhileWriting(t *testing.T, s storage.Storage) {
 			}
 		})
 	}
-	wantChain(t, s)
+	WantChain(t, s)
 }
 
 // testIssueTokensConcurrent issues from many goroutines at once, so that a backend that
@@ -525,7 +526,7 @@ func testIssueTokensConcurrent(t *testing.T, s storage.Storage) {
 			t.Fatalf("issue %d (err %v): token lookup %v, %d events", i, err, getErr, len(evs))
 		}
 	}
-	if evs := wantChain(t, s); len(evs) != n/2+1 {
+	if evs := WantChain(t, s); len(evs) != n/2+1 {
 		t.Fatalf("%d events, want %d", len(evs), n/2+1)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openidp/idp/storage"
+	"github.com/openidp/idp/storage/conformance"
 	"github.com/openidp/idp/storage/postgres"
 	"github.com/openidp/idp/storage/postgres/pgtest"
 )
@@ -242,24 +243,14 @@ func TestBatchSpeculationHolds(t *testing.T) {
 }
 
 // chainedEvents lists the store's audit events, fails the test unless they form one
-// chain from its start (each linked to the one before, its hash covering it), and
-// returns them with the token id each names.
+// chain from its start (conformance.WantChain), and returns them with the token id each
+// names.
 func chainedEvents(t *testing.T, s *postgres.Store) ([]storage.AuditEvent, []string) {
 	t.Helper()
-	evs, err := s.ListAudit(t.Context(), storage.AuditFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var order []string
+	evs := conformance.WantChain(t, s)
+	order := make([]string, len(evs))
 	for i, e := range evs {
-		order = append(order, e.TokenID)
-		prev := ""
-		if i > 0 {
-			prev = evs[i-1].Hash
-		}
-		if e.PrevHash != prev || e.Hash != storage.ChainHash(prev, &evs[i]) {
-			t.Fatalf("event %d (%s) is not linked to the one before", i, e.TokenID)
-		}
+		order[i] = e.TokenID
 	}
 	return evs, order
 }
