@@ -614,17 +614,6 @@ func TestReadPassword(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startServe runs `idp serve` until the returned stop function is called, waiting until
 // the discovery document is served. stop returns the exit code.
 func startServe(t *testing.T, dataDir string, args ...string) (stdout, stderr *idptest.LockedBuffer, stop func() int) {

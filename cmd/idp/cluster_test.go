@@ -50,10 +50,15 @@ func startServeProcess(t *testing.T, bin string, env []string, addr, issuer stri
 	p.cmd = exec.Command(bin, "serve", "--addr", addr, "--issuer", issuer)
 	p.cmd.Env = env
 	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
+	startActivated(t, p.cmd, addr)
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+		if t.Failed() {
+			// What the process logged says why a request it answered failed.
+			t.Logf("stderr of the process at %s:\n%s", addr, p.stderr.String())
+		}
+	})
 	waitReady(t, addr, p.stderr)
 	return p
 }

@@ -121,9 +121,7 @@ func anonymousLoginBurst(t *testing.T, bin, database string, n int, serveArgs ..
 	cmd := exec.Command(bin, append([]string{"serve", "--addr", addr, "--issuer", issuer}, serveArgs...)...)
 	cmd.Env = env
 	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	startActivated(t, cmd, addr)
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	waitReady(t, addr, stderr)
 

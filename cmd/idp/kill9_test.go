@@ -291,6 +291,7 @@ func TestKill9UnderLoad(t *testing.T) {
 	proxy.hold.Store(false)
 	close(proxy.gate)
 	waitIssued(0, 100)
+	reserveAddr(t, addrs[1]) // free since B died
 	start(addrs[1])
 	waitIssued(1, 100)
 	close(stop)

@@ -316,9 +316,12 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return fmt.Errorf("start provider: %w", err)
 	}
 
-	ln, err := net.Listen("tcp", o.addr)
+	ln, activated, err := listen(o.addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.addr, err)
+		return err
+	}
+	if activated {
+		a.logger.InfoContext(ctx, "serving on the socket passed by socket activation; --addr is not used", "addr", ln.Addr().String())
 	}
 	hs := &http.Server{
 		Handler:           srv,
@@ -331,7 +334,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 
 	if o.metricsAddr != "" && o.metricsAddr != "off" {
-		mln, err := net.Listen("tcp", o.metricsAddr)
+		mln, err := listenTCP(o.metricsAddr)
 		if err != nil {
 			_ = ln.Close()
 			return fmt.Errorf("listen on %s (metrics): %w", o.metricsAddr, err)

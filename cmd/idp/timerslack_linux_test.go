@@ -89,9 +89,7 @@ func TestServeTimerSlack(t *testing.T) {
 			cmd := exec.Command(bin, append([]string{"serve", "--addr", addr, "--issuer", "http://" + addr}, tc.args...)...)
 			cmd.Env = append(append(env, "IDP_DATA_DIR="+filepath.Join(t.TempDir(), "data")), tc.env...)
 			cmd.Stderr = stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			startActivated(t, cmd, addr)
 			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 			waitReady(t, addr, stderr)
 			for i, got := range threadSlacks(t, cmd.Process.Pid) {

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"encoding/base64"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openidp/idp/idp/idptest"
+	"github.com/openidp/idp/storage/seal"
+)
+
+// TestServeSocketActivation: `idp serve` serves on the socket passed by socket activation
+// instead of binding --addr, ignores activation variables meant for another process, and
+// refuses more than one socket.
+func TestServeSocketActivation(t *testing.T) {
+	bin := buildBinary(t)
+	env := append(os.Environ(),
+		"IDP_ENCRYPTION_KEY="+base64.StdEncoding.EncodeToString(seal.NewKey()),
+		"IDP_DATA_DIR="+filepath.Join(t.TempDir(), "data"),
+		"IDP_LOG_LEVEL=info",
+	)
+	// serve returns an `idp serve` command for addr and issuer, killed at the end of the
+	// test unless it was waited for (waited).
+	serve := func(t *testing.T, addr, issuer string, env []string) (cmd *exec.Cmd, stderr *idptest.LockedBuffer, waited *bool) {
+		t.Helper()
+		stderr, waited = &idptest.LockedBuffer{}, new(bool)
+		cmd = exec.Command(bin, "serve", "--addr", addr, "--issuer", issuer)
+		cmd.Env, cmd.Stderr = env, stderr
+		t.Cleanup(func() {
+			if cmd.Process != nil && !*waited {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+			}
+		})
+		return cmd, stderr, waited
+	}
+
+	t.Run("passed socket", func(t *testing.T) {
+		// --addr names a port the test keeps bound: binding it would fail.
+		activated, held := freeAddr(t), freeAddr(t)
+		cmd, stderr, _ := serve(t, held, "http://"+activated, env)
+		startActivated(t, cmd, activated)
+		waitReady(t, activated, stderr)
+		if log := stderr.String(); !strings.Contains(log, "serving on the socket passed by socket activation") || !strings.Contains(log, activated) {
+			t.Errorf("no log line naming the activated socket %s:\n%s", activated, log)
+		}
+	})
+
+	t.Run("variables of another process", func(t *testing.T) {
+		addr := freeAddr(t)
+		takeReserved(addr).Close() // the process binds it itself
+		cmd, stderr, _ := serve(t, addr, "http://"+addr, append(env, "LISTEN_PID=1", "LISTEN_FDS=1"))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitReady(t, addr, stderr)
+		if strings.Contains(stderr.String(), "socket activation") {
+			t.Errorf("activation variables of another process were taken:\n%s", stderr.String())
+		}
+	})
+
+	t.Run("two sockets", func(t *testing.T) {
+		addr := freeAddr(t)
+		cmd, stderr, waited := serve(t, addr, "http://"+addr, env)
+		ln := takeReserved(addr)
+		defer ln.Close()
+		f, err := ln.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cmd.ExtraFiles = []*os.File{f, f}
+		cmd.Args = append([]string{"sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`, cmd.Path}, cmd.Args[1:]...)
+		if cmd.Path, err = exec.LookPath("sh"); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			*waited = true
+			if err == nil || !strings.Contains(stderr.String(), "LISTEN_FDS=\"2\"") {
+				t.Errorf("exit %v, want a failure naming LISTEN_FDS; stderr:\n%s", err, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("serve with two activated sockets still running; stderr:\n%s", stderr.String())
+		}
+	})
+}
