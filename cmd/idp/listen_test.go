@@ -73,11 +73,7 @@ func TestServeSocketActivation(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		cmd.ExtraFiles = []*os.File{f, f}
-		cmd.Args = append([]string{"sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`, cmd.Path}, cmd.Args[1:]...)
-		if cmd.Path, err = exec.LookPath("sh"); err != nil {
-			t.Fatal(err)
-		}
+		activate(t, cmd, f, f)
 		done := make(chan error, 1)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -85,16 +86,25 @@ func startActivated(t *testing.T, cmd *exec.Cmd, addr string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	activate(t, cmd, f)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// activate makes cmd run its program with files passed as socket activation passes
+// them: from file descriptor 3 on, LISTEN_FDS their number and LISTEN_PID the process's
+// id, which a shell sets before it executes the program in its own process.
+func activate(t *testing.T, cmd *exec.Cmd, files ...*os.File) {
+	t.Helper()
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.ExtraFiles = []*os.File{f}
-	cmd.Args = append([]string{"sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`, cmd.Path}, cmd.Args[1:]...)
+	cmd.ExtraFiles = files
+	script := fmt.Sprintf(`LISTEN_PID=$$ LISTEN_FDS=%d exec "$0" "$@"`, len(files))
+	cmd.Args = append([]string{"sh", "-c", script, cmd.Path}, cmd.Args[1:]...)
 	cmd.Path = sh
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestFreeAddrStaysBound: no other socket can bind a port freeAddr picked while the
