@@ -42,12 +42,13 @@ type proc struct {
 	stderr *idptest.LockedBuffer
 }
 
-// startServeProcess starts `idp serve` (binary bin, environment env) on addr answering for
-// issuer, waits until it is ready, and kills it at cleanup.
-func startServeProcess(t *testing.T, bin string, env []string, addr, issuer string) *proc {
+// startServeProcess starts `idp serve` (binary bin, environment env, more flags args) on
+// addr, a freeAddr address, answering for issuer, waits until it is ready, and kills it
+// at cleanup.
+func startServeProcess(t *testing.T, bin string, env []string, addr, issuer string, args ...string) *proc {
 	t.Helper()
 	p := &proc{addr: addr, stderr: &idptest.LockedBuffer{}}
-	p.cmd = exec.Command(bin, "serve", "--addr", addr, "--issuer", issuer)
+	p.cmd = exec.Command(bin, append([]string{"serve", "--addr", addr, "--issuer", issuer}, args...)...)
 	p.cmd.Env = env
 	p.cmd.Stderr = p.stderr
 	startActivated(t, p.cmd, addr)

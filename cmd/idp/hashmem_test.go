@@ -117,13 +117,7 @@ func anonymousLoginBurst(t *testing.T, bin, database string, n int, serveArgs ..
 
 	addr := freeAddr(t)
 	issuer := "http://" + addr
-	stderr := &idptest.LockedBuffer{}
-	cmd := exec.Command(bin, append([]string{"serve", "--addr", addr, "--issuer", issuer}, serveArgs...)...)
-	cmd.Env = env
-	cmd.Stderr = stderr
-	startActivated(t, cmd, addr)
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitReady(t, addr, stderr)
+	cmd := startServeProcess(t, bin, env, addr, issuer, serveArgs...).cmd
 
 	br := idptest.NewBrowser(t, issuer)
 	pg := br.Get(idptest.AuthURL(issuer, client, nil))

@@ -43,7 +43,7 @@ func activatedListener() (net.Listener, error) {
 	for _, k := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
 		_ = os.Unsetenv(k)
 	}
-	if pid == "" || pid != strconv.Itoa(os.Getpid()) {
+	if pid != strconv.Itoa(os.Getpid()) {
 		return nil, nil
 	}
 	if n, err := strconv.Atoi(fds); err != nil || n != 1 {

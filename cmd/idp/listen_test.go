@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,9 @@ func TestServeSocketActivation(t *testing.T) {
 				_ = cmd.Process.Kill()
 				_ = cmd.Wait()
 			}
+			if t.Failed() {
+				t.Logf("stderr of serve:\n%s", stderr.String())
+			}
 		})
 		return cmd, stderr, waited
 	}
@@ -45,18 +49,19 @@ func TestServeSocketActivation(t *testing.T) {
 		cmd, stderr, _ := serve(t, held, "http://"+activated, env)
 		startActivated(t, cmd, activated)
 		waitReady(t, activated, stderr)
-		if log := stderr.String(); !strings.Contains(log, "serving on the socket passed by socket activation") || !strings.Contains(log, activated) {
-			t.Errorf("no log line naming the activated socket %s:\n%s", activated, log)
-		}
+		waitOutput(t, stderr, regexp.MustCompile(`serving on the socket passed by socket activation.* addr=`+regexp.QuoteMeta(activated)+`\b`),
+			"a log line naming the activated socket "+activated)
 	})
 
 	t.Run("variables of another process", func(t *testing.T) {
-		addr := freeAddr(t)
-		takeReserved(addr).Close() // the process binds it itself
-		cmd, stderr, _ := serve(t, addr, "http://"+addr, append(env, "LISTEN_PID=1", "LISTEN_FDS=1"))
+		// The process binds --addr itself: port 0, the one it got is on its banner.
+		cmd, stderr, _ := serve(t, "127.0.0.1:0", "http://127.0.0.1", append(env, "LISTEN_PID=1", "LISTEN_FDS=1"))
+		stdout := &idptest.LockedBuffer{}
+		cmd.Stdout = stdout
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		addr := waitOutput(t, stdout, regexp.MustCompile(`Listening: +(\S+)`), "the address serve bound on its banner")[1]
 		waitReady(t, addr, stderr)
 		if strings.Contains(stderr.String(), "socket activation") {
 			t.Errorf("activation variables of another process were taken:\n%s", stderr.String())
@@ -89,4 +94,20 @@ func TestServeSocketActivation(t *testing.T) {
 			t.Fatalf("serve with two activated sockets still running; stderr:\n%s", stderr.String())
 		}
 	})
+}
+
+// waitOutput waits until re matches what a process wrote to out (copied there from a
+// pipe, so a line the process wrote before it answered a request may arrive after the
+// answer) and returns the match with its groups; it fails the test, naming what, after
+// 30 s.
+func waitOutput(t *testing.T, out *idptest.LockedBuffer, re *regexp.Regexp, what string) []string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 30s; output:\n%s", what, out.String())
+		}
+	}
 }

@@ -70,15 +70,13 @@ func takeReserved(addr string) *net.TCPListener {
 // reserved for addr: as socket activation passes it (file descriptor 3, LISTEN_FDS=1,
 // LISTEN_PID set by a shell that then executes the program in its own process). The
 // test's copy of the socket is closed once the process has it, so that the port is
-// refused when the process dies. Without a reservation cmd binds addr itself.
+// refused when the process dies. addr must be reserved (freeAddr, reserveAddr): a
+// process left to bind it itself would bring back the race described above.
 func startActivated(t *testing.T, cmd *exec.Cmd, addr string) {
 	t.Helper()
 	ln := takeReserved(addr)
 	if ln == nil {
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return
+		t.Fatalf("no socket reserved for %s: get the address from freeAddr or reserveAddr", addr)
 	}
 	defer ln.Close()
 	f, err := ln.File()

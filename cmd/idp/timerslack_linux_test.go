@@ -5,14 +5,13 @@ package main
 import (
 	"encoding/base64"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/openidp/idp/idp/idptest"
 	"github.com/openidp/idp/storage/postgres/pgtest"
 	"github.com/openidp/idp/storage/seal"
 )
@@ -85,20 +84,18 @@ func TestServeTimerSlack(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := freeAddr(t)
-			stderr := &idptest.LockedBuffer{}
-			cmd := exec.Command(bin, append([]string{"serve", "--addr", addr, "--issuer", "http://" + addr}, tc.args...)...)
-			cmd.Env = append(append(env, "IDP_DATA_DIR="+filepath.Join(t.TempDir(), "data")), tc.env...)
-			cmd.Stderr = stderr
-			startActivated(t, cmd, addr)
-			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-			waitReady(t, addr, stderr)
+			p := startServeProcess(t, bin, append(append(env, "IDP_DATA_DIR="+filepath.Join(t.TempDir(), "data")), tc.env...),
+				addr, "http://"+addr, tc.args...)
+			cmd, stderr := p.cmd, p.stderr
 			for i, got := range threadSlacks(t, cmd.Process.Pid) {
 				if time.Duration(got) != tc.want {
 					t.Errorf("thread %d of %d: timer slack %s, want %s", i, cmd.Process.Pid, time.Duration(got), tc.want)
 				}
 			}
-			if warned := strings.Contains(stderr.String(), "timer slack not set"); warned != tc.warns {
-				t.Errorf("warning logged %t, want %t; stderr:\n%s", warned, tc.warns, stderr.String())
+			if tc.warns {
+				waitOutput(t, stderr, regexp.MustCompile(`timer slack not set`), "warning that the timer slack is not set")
+			} else if strings.Contains(stderr.String(), "timer slack not set") {
+				t.Errorf("warning logged, want none; stderr:\n%s", stderr.String())
 			}
 		})
 	}
