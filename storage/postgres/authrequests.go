@@ -133,6 +133,23 @@ func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt
 	return nil
 }
 
+// consumeAuthCodeSQL redeems a code and records its grant. The code's index holds only
+// requests with a code (code_hash not empty). The pool's statements are prepared, and
+// after five runs PostgreSQL may plan one for every value of $1, a generic plan, which
+// can use a partial index only when the query states its condition: without the
+// not-empty code_hash term, every code exchange then read every pending request, live and
+// dead, and anyone can add those (TestPartialIndexesUsed).
+const consumeAuthCodeSQL = `WITH r AS (
+		UPDATE auth_requests SET code_redeemed = true
+		WHERE code_hash = $1 AND code_hash <> '' AND NOT code_redeemed AND code_expires_at > $2
+			AND NOT EXISTS (SELECT 1 FROM code_grants WHERE code_hash = $1)
+		RETURNING ` + authRequestCols + `
+	), g AS (
+		INSERT INTO code_grants (code_hash, client_id, user_id, redeemed_at, expires_at)
+		SELECT code_hash, client_id, login_user_id, $2, code_expires_at FROM r
+	)
+	SELECT ` + authRequestCols + ` FROM r`
+
 // ConsumeAuthCode redeems a code with one statement: a conditional UPDATE marks the
 // request (only the caller whose update flips code_redeemed gets it) and the same
 // statement inserts the code's grant. Everyone else, any caller with an unknown or
@@ -141,17 +158,7 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, codeHash string, now time.T
 	if codeHash == "" {
 		return nil, notFound("consume auth code")
 	}
-	r, err := scanAuthRequest(s.pool.QueryRow(ctx, `WITH r AS (
-			UPDATE auth_requests SET code_redeemed = true
-			WHERE code_hash = $1 AND NOT code_redeemed AND code_expires_at > $2
-				AND NOT EXISTS (SELECT 1 FROM code_grants WHERE code_hash = $1)
-			RETURNING `+authRequestCols+`
-		), g AS (
-			INSERT INTO code_grants (code_hash, client_id, user_id, redeemed_at, expires_at)
-			SELECT code_hash, client_id, login_user_id, $2, code_expires_at FROM r
-		)
-		SELECT `+authRequestCols+` FROM r`,
-		codeHash, ts(now)))
+	r, err := scanAuthRequest(s.pool.QueryRow(ctx, consumeAuthCodeSQL, codeHash, ts(now)))
 	if err != nil {
 		return nil, wrapErr("consume auth code", err)
 	}

@@ -86,7 +86,7 @@ func (s *Store) RevokeCodeGrant(ctx context.Context, codeHash string, now time.T
 				WHERE family_id = $1 AND revoked_at IS NULL`, g.FamilyID, ts(now)); err != nil {
 				return wrapErr("revoke code grant: revoke refresh family", err)
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE family_id = $1`, g.FamilyID); err != nil {
+			if _, err := tx.Exec(ctx, deleteFamilyAccessSQL, g.FamilyID); err != nil {
 				return wrapErr("revoke code grant: delete access tokens", err)
 			}
 		}

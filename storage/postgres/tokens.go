@@ -131,7 +131,8 @@ const (
 		WHERE id = $1 AND rotated_at IS NULL AND revoked_at IS NULL`
 	revokeFamilySQL = `UPDATE refresh_tokens SET revoked_at = $2
 		WHERE family_id = $1 AND revoked_at IS NULL`
-	deleteFamilyAccessSQL = `DELETE FROM access_tokens WHERE family_id = $1`
+	// The family index holds only tokens of a family: see deleteUserAccessSQL.
+	deleteFamilyAccessSQL = `DELETE FROM access_tokens WHERE family_id = $1 AND family_id <> ''`
 	deleteAccessSQL       = `DELETE FROM access_tokens WHERE id = $1`
 	deleteAuthRequestSQL  = `DELETE FROM auth_requests WHERE id = $1`
 	refreshExistsSQL      = `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = $1)`
@@ -315,7 +316,7 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 			return wrapErr("revoke refresh family", err)
 		}
 		n = tag.RowsAffected()
-		if _, err := tx.Exec(ctx, `DELETE FROM access_tokens WHERE family_id = $1`, familyID); err != nil {
+		if _, err := tx.Exec(ctx, deleteFamilyAccessSQL, familyID); err != nil {
 			return wrapErr("revoke refresh family: delete access tokens", err)
 		}
 		return nil
@@ -325,6 +326,19 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 	}
 	return n, nil
 }
+
+// deleteUserAccessSQL deletes the access tokens of a person, deleteUserFamilyAccessSQL
+// those of the person's refresh families. The two indexes of access tokens hold only
+// tokens with a person or a family (user_id or family_id not empty). The pool's
+// statements are prepared, and a generic plan (PostgreSQL's choice after five runs) can
+// use a partial index only when the query states its condition: without the not-empty
+// terms they may read the whole table. Two statements, because PostgreSQL reads the
+// whole table for one that ORs the two conditions (TestPartialIndexesUsed).
+const (
+	deleteUserAccessSQL       = `DELETE FROM access_tokens WHERE user_id = $1 AND user_id <> ''`
+	deleteUserFamilyAccessSQL = `DELETE FROM access_tokens
+		WHERE family_id <> '' AND family_id IN (SELECT family_id FROM refresh_tokens WHERE user_id = $1)`
+)
 
 // RevokeUserTokens revokes every refresh family of a user and deletes every access
 // token of the user or of those families, in one transaction.
@@ -339,10 +353,11 @@ func (s *Store) RevokeUserTokens(ctx context.Context, userID string, now time.Ti
 				SELECT family_id FROM refresh_tokens WHERE user_id = $1)`, userID, ts(now)); err != nil {
 			return wrapErr("revoke user tokens", err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM access_tokens
-			WHERE user_id = $1 OR family_id IN (
-				SELECT family_id FROM refresh_tokens WHERE user_id = $1)`, userID); err != nil {
+		if _, err := tx.Exec(ctx, deleteUserAccessSQL, userID); err != nil {
 			return wrapErr("revoke user tokens: delete access tokens", err)
+		}
+		if _, err := tx.Exec(ctx, deleteUserFamilyAccessSQL, userID); err != nil {
+			return wrapErr("revoke user tokens: delete access tokens of its families", err)
 		}
 		return nil
 	})

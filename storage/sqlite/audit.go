@@ -53,12 +53,41 @@ func (s *Store) DeleteAuditBefore(ctx context.Context, t time.Time) (int64, erro
 // ListAudit returns matching events in chain (id) order, oldest first; when f.Limit > 0,
 // the newest f.Limit of them, still oldest first.
 func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error) {
+	q, args := auditQuery(f)
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, wrap("list audit", err)
+	}
+	defer rows.Close()
+	var out []storage.AuditEvent
+	for rows.Next() {
+		var e storage.AuditEvent
+		if err := rows.Scan(&e.ID, timeCol{&e.Time}, &e.Type, &e.UserID, &e.ClientID, &e.IP,
+			&e.UserAgent, &e.Result, &e.Reason, &e.PrevHash, &e.Hash, &e.ChainKey,
+			&e.TokenID, &e.FamilyID, &e.SessionID, &e.FactorID); err != nil {
+			return nil, wrap("list audit", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list audit", err)
+	}
+	if f.Limit > 0 { // newest first
+		slices.Reverse(out)
+	}
+	return out, nil
+}
+
+// auditQuery is ListAudit's query for f and its arguments. The person index holds only
+// events of a person (user_id not empty), and SQLite uses a partial index only for a query
+// that states its condition (TestPartialIndexesUsed).
+func auditQuery(f storage.AuditFilter) (string, []any) {
 	var (
 		where []string
 		args  []any
 	)
 	if f.UserID != "" {
-		where, args = append(where, "user_id = ? AND user_id <> ''"), append(args, f.UserID) // the index holds only user_id <> ''
+		where, args = append(where, "user_id = ? AND user_id <> ''"), append(args, f.UserID)
 	}
 	if f.ClientID != "" {
 		where, args = append(where, "client_id = ?"), append(args, f.ClientID)
@@ -84,33 +113,11 @@ func (s *Store) ListAudit(ctx context.Context, f storage.AuditFilter) ([]storage
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	newestFirst := f.Limit > 0
-	if newestFirst {
+	if f.Limit > 0 {
 		q += " ORDER BY id DESC LIMIT ?"
 		args = append(args, f.Limit)
 	} else {
 		q += " ORDER BY id"
 	}
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, wrap("list audit", err)
-	}
-	defer rows.Close()
-	var out []storage.AuditEvent
-	for rows.Next() {
-		var e storage.AuditEvent
-		if err := rows.Scan(&e.ID, timeCol{&e.Time}, &e.Type, &e.UserID, &e.ClientID, &e.IP,
-			&e.UserAgent, &e.Result, &e.Reason, &e.PrevHash, &e.Hash, &e.ChainKey,
-			&e.TokenID, &e.FamilyID, &e.SessionID, &e.FactorID); err != nil {
-			return nil, wrap("list audit", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap("list audit", err)
-	}
-	if newestFirst {
-		slices.Reverse(out)
-	}
-	return out, nil
+	return q, args
 }

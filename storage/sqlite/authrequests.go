@@ -116,6 +116,15 @@ func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt
 	return wrap("save auth code", mustAffect(res))
 }
 
+// consumeAuthCodeSQL marks the request of a code redeemed. The code's index holds only
+// requests with a code (code_hash not empty), and SQLite uses a partial index only for a
+// query that states its condition: without it, every code exchange would read every
+// pending request, and anyone can add those (TestPartialIndexesUsed).
+const consumeAuthCodeSQL = `UPDATE auth_requests SET code_redeemed = 1
+	WHERE code_hash = ?1 AND code_hash <> '' AND code_redeemed = 0 AND code_expires_at > ?2
+		AND NOT EXISTS (SELECT 1 FROM code_grants WHERE code_hash = ?1)
+	RETURNING ` + authRequestCols
+
 // ConsumeAuthCode atomically redeems a code: in one write transaction a conditional
 // UPDATE marks the request whose code hash matches, is unexpired at now, was not
 // redeemed before and has no CodeGrant, and the grant is inserted. It returns the
@@ -127,10 +136,7 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, codeHash string, now time.T
 	var r *storage.AuthRequest
 	err := s.writeCommitted(ctx, func(ctx context.Context, tx *sql.Tx, _ *chainHead) error {
 		var err error
-		r, err = scanAuthRequest(tx.QueryRowContext(ctx, `UPDATE auth_requests SET code_redeemed = 1
-			WHERE code_hash = ?1 AND code_redeemed = 0 AND code_expires_at > ?2
-				AND NOT EXISTS (SELECT 1 FROM code_grants WHERE code_hash = ?1)
-			RETURNING `+authRequestCols, codeHash, now.UnixNano()))
+		r, err = scanAuthRequest(tx.QueryRowContext(ctx, consumeAuthCodeSQL, codeHash, now.UnixNano()))
 		if err != nil {
 			return err
 		}

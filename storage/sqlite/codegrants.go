@@ -86,7 +86,7 @@ func (s *Store) RevokeCodeGrant(ctx context.Context, codeHash string, now time.T
 				WHERE family_id = ? AND revoked_at IS NULL`, ts(now), g.FamilyID); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE family_id = ? AND family_id <> ''`, g.FamilyID); err != nil {
+			if _, err := tx.ExecContext(ctx, deleteFamilyAccessSQL, g.FamilyID); err != nil {
 				return err
 			}
 		}
