@@ -154,7 +154,8 @@ docs/performance.md gives the method.`,
 			if err != nil {
 				return err
 			}
-			rep := bench.Report{Issuer: issuer, Concurrency: concurrency, Label: label, Results: results}
+			rep := bench.Report{Issuer: issuer, Concurrency: concurrency, Label: label, Results: results,
+				Ratios: bench.Ratios(results)}
 			if jsonOut != "" {
 				f, err := os.Create(jsonOut)
 				if err != nil {

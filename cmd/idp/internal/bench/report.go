@@ -16,6 +16,8 @@ type Report struct {
 	Concurrency int      `json:"concurrency"`
 	Label       string   `json:"label,omitempty"`
 	Results     []Result `json:"results"`
+	// Ratios compare scenarios round by round (see Ratios); empty when no pair ran.
+	Ratios []Ratio `json:"ratios,omitempty"`
 }
 
 // WriteJSON writes rep as indented JSON.
@@ -29,7 +31,8 @@ func WriteJSON(w io.Writer, rep Report) error {
 // errors, store commits per 1,000 operations and the server's CPU time per operation
 // (n/a when the server does not expose them), the store's mean flush time (- when it
 // made none or does not say), and the access tokens' format; then every round's req/s
-// and CPU per operation (when there were several), the notes and first errors.
+// and CPU per operation (when there were several), the notes and first errors, and the
+// ratios of scenarios.
 func WriteText(w io.Writer, rep Report) error {
 	if rep.Label != "" {
 		fmt.Fprintf(w, "%s\n", rep.Label)
@@ -75,6 +78,17 @@ func WriteText(w io.Writer, rep Report) error {
 		if r.FirstError != "" {
 			fmt.Fprintf(w, "first error %s: %s\n", r.Scenario, strings.TrimSpace(r.FirstError))
 		}
+	}
+	for _, r := range rep.Ratios {
+		fmt.Fprintf(w, "ratio %s / %s: %.2f", r.Of, r.To, r.Median)
+		if len(r.Rounds) > 1 {
+			rs := make([]string, len(r.Rounds))
+			for i, v := range r.Rounds {
+				rs[i] = fmt.Sprintf("%.2f", v)
+			}
+			fmt.Fprintf(w, " (the median of the rounds' ratios: %s)", strings.Join(rs, ", "))
+		}
+		fmt.Fprintln(w)
 	}
 	return nil
 }
