@@ -337,7 +337,9 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 const (
 	deleteUserAccessSQL       = `DELETE FROM access_tokens WHERE user_id = $1 AND user_id <> ''`
 	deleteUserFamilyAccessSQL = `DELETE FROM access_tokens
-		WHERE family_id <> '' AND family_id IN (SELECT family_id FROM refresh_tokens WHERE user_id = $1)`
+		WHERE family_id <> '' AND family_id IN (` + userFamiliesSQL + `)`
+	// userFamiliesSQL selects the refresh families of the person $1.
+	userFamiliesSQL = `SELECT family_id FROM refresh_tokens WHERE user_id = $1`
 )
 
 // RevokeUserTokens revokes every refresh family of a user and deletes every access
@@ -349,8 +351,7 @@ func (s *Store) RevokeUserTokens(ctx context.Context, userID string, now time.Ti
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $2
-			WHERE revoked_at IS NULL AND family_id IN (
-				SELECT family_id FROM refresh_tokens WHERE user_id = $1)`, userID, ts(now)); err != nil {
+			WHERE revoked_at IS NULL AND family_id IN (`+userFamiliesSQL+`)`, userID, ts(now)); err != nil {
 			return wrapErr("revoke user tokens", err)
 		}
 		if _, err := tx.Exec(ctx, deleteUserAccessSQL, userID); err != nil {

@@ -261,8 +261,9 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 const (
 	deleteFamilyAccessSQL = `DELETE FROM access_tokens WHERE family_id = ? AND family_id <> ''`
 	deleteUserAccessSQL   = `DELETE FROM access_tokens
-		WHERE (user_id = ? AND user_id <> '') OR
-			(family_id <> '' AND family_id IN (SELECT family_id FROM refresh_tokens WHERE user_id = ?))`
+		WHERE (user_id = ? AND user_id <> '') OR (family_id <> '' AND family_id IN (` + userFamiliesSQL + `))`
+	// userFamiliesSQL selects the refresh families of a person.
+	userFamiliesSQL = `SELECT family_id FROM refresh_tokens WHERE user_id = ?`
 )
 
 // RevokeUserTokens revokes every refresh family and deletes every access token of a
@@ -272,9 +273,8 @@ func (s *Store) RevokeUserTokens(ctx context.Context, userID string, now time.Ti
 		return nil
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		const families = `SELECT family_id FROM refresh_tokens WHERE user_id = ?`
 		if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = ?
-			WHERE revoked_at IS NULL AND (user_id = ? OR family_id IN (`+families+`))`,
+			WHERE revoked_at IS NULL AND (user_id = ? OR family_id IN (`+userFamiliesSQL+`))`,
 			ts(now), userID, userID); err != nil {
 			return err
 		}
